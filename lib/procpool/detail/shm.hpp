@@ -1,0 +1,119 @@
+#pragma once
+/// @file detail/shm.hpp
+/// Shared memory that never leaks: every segment is a memfd (no /dev/shm name), mapped
+/// MAP_SHARED. Forked children inherit the mapping; a spawned child attaches through the
+/// creator's /proc/<pid>/fd/<fd>. The memory is gone when the last mapping and fd close.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include <sys/types.h>
+
+namespace procpool::detail {
+
+/// What a spawned child needs to attach to a segment created by another process.
+struct SegmentHandle {
+  pid_t creator_pid = 0;
+  int fd = -1;
+  std::size_t size = 0;
+};
+
+/// A memfd-backed MAP_SHARED mapping. Move-only; unmaps (and closes its fd) on destruction.
+/// Not thread-safe to move or destroy concurrently with use; the memory itself is shared.
+class SharedSegment {
+public:
+  SharedSegment() = default;
+  /// Creates a zero-filled segment of `size` bytes. `name` appears in /proc/<pid>/maps only.
+  static SharedSegment create(std::size_t size, const char* name = "procpool");
+  /// Maps the segment described by `handle` (created by another, live process).
+  static SharedSegment attach(const SegmentHandle& handle);
+
+  SharedSegment(SharedSegment&& other) noexcept { swap(other); }
+  SharedSegment& operator=(SharedSegment&& other) noexcept {
+    SharedSegment tmp(std::move(other));
+    swap(tmp);
+    return *this;
+  }
+  SharedSegment(const SharedSegment&) = delete;
+  SharedSegment& operator=(const SharedSegment&) = delete;
+  ~SharedSegment();
+
+  [[nodiscard]] void* data() const noexcept { return data_; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  /// A handle valid while this process keeps the segment open.
+  [[nodiscard]] SegmentHandle handle() const noexcept;
+
+private:
+  void swap(SharedSegment& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+    std::swap(fd_, other.fd_);
+  }
+  void* data_ = nullptr;
+  std::size_t size_ = 0;
+  int fd_ = -1;
+};
+
+/// The process backend's storage: a T built in place in its own shared segment (pinned: it
+/// never moves). T must be trivially destructible: a forked child that exits must not run a
+/// destructor on state its parent still uses.
+template <class T>
+class SharedObject {
+  static_assert(std::is_trivially_destructible_v<T>,
+                "state kept in shared memory must be trivially destructible");
+
+public:
+  template <class... Args>
+  explicit SharedObject(Args&&... args)
+      : segment_(SharedSegment::create(sizeof(T), "procpool-object")),
+        object_(new (segment_.data()) T(std::forward<Args>(args)...)) {}
+  /// Attaches to an object created by another process (spawn).
+  explicit SharedObject(const SegmentHandle& handle)
+      : segment_(SharedSegment::attach(handle)), object_(std::launder(static_cast<T*>(segment_.data()))) {}
+
+  SharedObject(const SharedObject&) = delete;
+  SharedObject& operator=(const SharedObject&) = delete;
+
+  [[nodiscard]] T* get() const noexcept { return object_; }
+  T* operator->() const noexcept { return object_; }
+  T& operator*() const noexcept { return *object_; }
+  [[nodiscard]] SegmentHandle handle() const noexcept { return segment_.handle(); }
+
+private:
+  SharedSegment segment_;
+  T* object_;
+};
+
+/// The thread backend's storage: the same T on the heap.
+template <class T>
+class LocalObject {
+public:
+  template <class... Args>
+  explicit LocalObject(Args&&... args) : object_(std::make_unique<T>(std::forward<Args>(args)...)) {}
+  [[nodiscard]] T* get() const noexcept { return object_.get(); }
+  T* operator->() const noexcept { return object_.get(); }
+  T& operator*() const noexcept { return *object_; }
+
+private:
+  std::unique_ptr<T> object_;
+};
+
+/// Backend policy for processes: state in shared memory, cross-process futexes.
+struct ProcessBackend {
+  static constexpr bool interprocess = true;
+  template <class T>
+  using Storage = SharedObject<T>;
+};
+
+/// Backend policy for threads: state on the heap, private futexes.
+struct ThreadBackend {
+  static constexpr bool interprocess = false;
+  template <class T>
+  using Storage = LocalObject<T>;
+};
+
+} // namespace procpool::detail

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything procpool needs to build, test and benchmark, from Debian 12 packages.
+# Idempotent: skips apt-get entirely when every package is already present.
+set -euo pipefail
+
+packages=(
+  # build
+  g++ meson ninja-build pkg-config cmake
+  # libraries
+  libboost-dev libboost-filesystem-dev libspdlog-dev libfmt-dev doctest-dev libcereal-dev libcli11-dev
+  # tests and benchmarks: peers, a terminal for the progress bar, process tools
+  python3 parallel tmux procps findutils coreutils
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  echo "install-deps: installing ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
