@@ -39,12 +39,13 @@ concept TriviallySendable = std::is_trivially_copyable_v<T> && !std::is_pointer_
 
 /// Sent through cereal's binary archive.
 template <class T>
-concept CerealSendable = !TriviallySendable<T> &&
+concept CerealSendable = !TriviallySendable<T> && !std::is_pointer_v<T> &&
                          cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
                          cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value &&
                          std::is_default_constructible_v<T>;
 
-/// A type that can be sent to another process.
+/// A type that can be sent to another process. (Pointers nested inside a container or
+/// struct cannot be detected: they arrive as meaningless addresses.)
 template <class T>
 concept Sendable = TriviallySendable<std::remove_cvref_t<T>> || CerealSendable<std::remove_cvref_t<T>>;
 
@@ -90,6 +91,7 @@ template <class T>
 /// Throws SerializationError on truncated or undecodable bytes.
 template <class T>
 [[nodiscard]] T decode_from(std::string_view& in) {
+  static_assert(!std::is_const_v<T> && !std::is_reference_v<T>, "decode a plain (non-const, non-reference) type");
   require_sendable<T>();
   if constexpr (TriviallySendable<T>) {
     if (in.size() < sizeof(T))

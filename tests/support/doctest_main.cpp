@@ -6,7 +6,6 @@
 #include <procpool/procpool.hpp>
 
 int main(int argc, char** argv) {
-  procpool::init(argc, argv);
   doctest::Context context(argc, argv);
   return context.run();
 }

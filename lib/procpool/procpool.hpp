@@ -1,0 +1,6 @@
+#pragma once
+/// @file procpool.hpp
+/// The umbrella header: Python's multiprocessing and threading for C++.
+#include "procpool/codec.hpp"
+#include "procpool/errors.hpp"
+#include "procpool/log.hpp"
