@@ -4,3 +4,5 @@
 #include "procpool/codec.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/log.hpp"
+#include "procpool/process.hpp"
+#include "procpool/start_method.hpp"
