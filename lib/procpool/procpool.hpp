@@ -4,5 +4,7 @@
 #include "procpool/codec.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/log.hpp"
+#include "procpool/pipe.hpp"
 #include "procpool/process.hpp"
+#include "procpool/queue.hpp"
 #include "procpool/start_method.hpp"
