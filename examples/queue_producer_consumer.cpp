@@ -1,0 +1,54 @@
+// Twin of the seed's Producer/Consumer threads over a thread queue (queue.Queue, here
+// procpool::dummy::Queue): the producer puts 0..4, the consumer gets five values, each
+// sleeping a random time up to max_sleep seconds (1.0 in the seed) between steps.
+// Usage: queue_producer_consumer [max_sleep_seconds]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <thread>
+
+#include <procpool/procpool.hpp>
+
+namespace {
+double max_sleep = 1.0;
+
+void random_sleep(std::mt19937& rng) {
+  std::uniform_real_distribution<double> dist(0.0, max_sleep);
+  std::this_thread::sleep_for(std::chrono::duration<double>(dist(rng)));
+}
+
+// The seed subclasses threading.Thread; std::thread with a named function plays that role
+// (threads here need nothing more than a name and a body).
+void producer(const std::string& name, procpool::dummy::Queue<int>& data) {
+  std::mt19937 rng(std::random_device{}());
+  for (int i = 0; i < 5; ++i) {
+    std::printf("%s, %d\n", name.c_str(), i);
+    std::fflush(stdout);
+    data.put(i);
+    random_sleep(rng);
+  }
+}
+
+void consumer(const std::string& name, procpool::dummy::Queue<int>& data) {
+  std::mt19937 rng(std::random_device{}());
+  for (int i = 0; i < 5; ++i) {
+    const int val = data.get();
+    std::printf("%s, %d\n", name.c_str(), val);
+    std::fflush(stdout);
+    random_sleep(rng);
+  }
+}
+} // namespace
+
+int main(int argc, char** argv) {
+  procpool::init(argc, argv);
+  if (argc > 1) max_sleep = std::atof(argv[1]);
+  procpool::dummy::Queue<int> queue;
+  std::thread p(producer, "Producer", std::ref(queue));
+  std::thread c(consumer, "Consumer", std::ref(queue));
+  p.join();
+  c.join();
+  return 0;
+}
