@@ -30,8 +30,8 @@ constexpr std::size_t kPage = 4096;
 constexpr std::size_t kMinCapacity = kPage;
 constexpr std::uint32_t kMaxSpin = 4096;
 constexpr std::uint32_t kMinSpin = 8;
-// A lock waiter re-checks the owner's liveness this often.
-constexpr auto kOwnerCheckPeriod = std::chrono::milliseconds(10);
+// A lock waiter wakes up this often to re-check the lock and (processes) the owner's liveness.
+constexpr auto kLockSlice = std::chrono::milliseconds(5);
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -83,22 +83,24 @@ bool process_dead(std::uint32_t pid) noexcept {
 
 } // namespace
 
-/// One side (producers or consumers) of the ring; written only by the holder of `lock`.
+/// One side (producers or consumers) of the ring. The first line is touched only by the lock
+/// holder (and lock waiters); the second is what the other side reads. Keeping them apart
+/// stops a spinning reader from stealing the line the holder is writing.
 struct alignas(64) RingSide {
   std::atomic<std::uint32_t> lock{0};          ///< 0 or owner pid, | kWaitBit when contended
   std::atomic<std::uint32_t> intent_valid{0};  ///< 1 while pos/count are being published
-  std::atomic<std::uint64_t> pos{0};           ///< head (producers) or tail (consumers), bytes
-  std::atomic<std::uint64_t> count{0};         ///< records pushed / popped
+  std::atomic<std::uint32_t> sleepers{0};      ///< the other side has parties asleep (see wait_until)
   std::atomic<std::uint64_t> intent_pos{0};    ///< the values being published, for roll-forward
   std::atomic<std::uint64_t> intent_count{0};
   std::atomic<std::uint64_t> seen_pos{0};      ///< cached copy of the other side's pos
   std::atomic<std::uint64_t> seen_count{0};    ///< cached copy of the other side's count
+  alignas(64) std::atomic<std::uint64_t> pos{0};  ///< head (producers) or tail (consumers), bytes
+  std::atomic<std::uint64_t> count{0};            ///< records pushed / popped
 };
 
-/// A futex word that sleepers wait on, and a flag telling wakers that someone may sleep.
+/// A futex word that sleepers wait on; bumped by whoever must wake them.
 struct alignas(64) RingWaitPoint {
   std::atomic<std::uint32_t> seq{0};
-  std::atomic<std::uint32_t> sleepers{0};
 };
 
 struct RingControl {
@@ -107,36 +109,65 @@ struct RingControl {
   std::uint64_t max_records = 0;
   RingSide prod;
   RingSide cons;
-  RingWaitPoint data;   ///< consumers wait here for records
-  RingWaitPoint space;  ///< producers wait here for room
+  RingWaitPoint data;   ///< consumers wait here for records (registered in prod.sleepers)
+  RingWaitPoint space;  ///< producers wait here for room (registered in cons.sleepers)
   alignas(64) std::atomic<std::uint32_t> closed{0};
   alignas(64) std::atomic<std::uint32_t> aux[Ring::kAuxWords]{};
 };
 static_assert(sizeof(RingControl) <= kPage, "the control block must fit its page");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
-/// The ring's internals, kept out of the header.
-struct RingAccess {
-  static bool lock(Ring& r, RingSide& side, const RingDeadline& deadline);
-  static void unlock(Ring& r, RingSide& side) noexcept;
-  static void recover(Ring& r, RingSide& side) noexcept;
-  static void wake(Ring& r, RingWaitPoint& wp, bool force) noexcept;
-  template <class Pred>
-  static bool wait_until(Ring& r, RingWaitPoint& wp, const RingDeadline& deadline, Pred pred);
-};
-
 namespace {
 bool no_wait(const RingDeadline& d) noexcept { return d && *d == futex::Clock::time_point::min(); }
-// A lock is held only for a copy, so even a non-blocking call waits for it (and for a dead
-// owner to be replaced); only waits for records or room are subject to "no wait".
 RingDeadline lock_deadline(const RingDeadline& d) noexcept { return no_wait(d) ? std::nullopt : d; }
 } // namespace
 
-bool RingAccess::lock(Ring& r, RingSide& side, const RingDeadline& deadline) {
-  const std::uint32_t me = self_pid();
-  std::uint32_t expected = 0;
-  if (side.lock.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
+/// The ring's internals, kept out of the header (hidden: no PLT indirection on the hot path).
+struct __attribute__((visibility("hidden"))) RingAccess {
+  static bool lock(Ring& r, RingSide& side, const RingDeadline& deadline) {
+    std::uint32_t expected = 0;
+    const std::uint32_t me = self_pid();
+    if (side.lock.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
+      return true;
+    return lock_slow(r, side, me, deadline);
+  }
+  /// lock() for a push or pop: a non-blocking call still waits for the lock itself (it is
+  /// held only for a copy, or until a dead owner is replaced); only waits for records or room
+  /// are subject to "no wait". The deadline is not copied on the fast path.
+  static bool lock_for_op(Ring& r, RingSide& side, const RingDeadline& deadline) {
+    std::uint32_t expected = 0;
+    const std::uint32_t me = self_pid();
+    if (side.lock.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
+      return true;
+    return lock_slow(r, side, me, lock_deadline(deadline));
+  }
+  static bool lock_slow(Ring& r, RingSide& side, std::uint32_t me, const RingDeadline& deadline);
+  /// A plain store (no locked instruction): the hot path pays one atomic RMW per operation.
+  /// A waiter that sets the wait bit just as the owner reads the word may miss this wake-up;
+  /// waiters sleep at most kLockSlice at a time, so that costs a delay, never a hang.
+  static void unlock(Ring& r, RingSide& side) noexcept {
+    const std::uint32_t v = side.lock.load(std::memory_order_relaxed);
+    side.lock.store(0, std::memory_order_release);
+    if ((v & kWaitBit) != 0) futex::wake(side.lock, r.interprocess_, 1);
+  }
+  /// Under `side`'s lock, after publishing: claims the other side's sleepers, if any.
+  static bool take_sleepers(RingSide& side, RingWaitPoint& wp) noexcept {
+    if (side.sleepers.load(std::memory_order_relaxed) == 0) return false;
+    side.sleepers.store(0, std::memory_order_relaxed);
+    wp.seq.fetch_add(1, std::memory_order_acq_rel);
     return true;
+  }
+  static void wake_all(Ring& r, RingWaitPoint& wp) noexcept {
+    wp.seq.fetch_add(1, std::memory_order_acq_rel);
+    futex::wake(wp.seq, r.interprocess_);
+  }
+  static void recover(Ring& r, RingSide& side) noexcept;
+  template <class Pred>
+  static bool wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, const RingDeadline& deadline, Pred pred);
+};
+
+bool RingAccess::lock_slow(Ring& r, RingSide& side, std::uint32_t me, const RingDeadline& deadline) {
+  std::uint32_t expected = 0;
   for (int i = 0; i < 64; ++i) {
     cpu_relax();
     expected = 0;
@@ -156,11 +187,8 @@ bool RingAccess::lock(Ring& r, RingSide& side, const RingDeadline& deadline) {
       if (!side.lock.compare_exchange_strong(v, v | kWaitBit, std::memory_order_relaxed)) continue;
       v |= kWaitBit;
     }
-    RingDeadline slice = deadline;
-    if (r.interprocess_) {
-      const auto check_at = futex::Clock::now() + kOwnerCheckPeriod;
-      if (!slice || check_at < *slice) slice = check_at;
-    }
+    RingDeadline slice = futex::Clock::now() + kLockSlice;
+    if (deadline && *deadline < *slice) slice = deadline;
     if (futex::wait(side.lock, v, r.interprocess_, slice)) continue;
     if (deadline && futex::Clock::now() >= *deadline) return false;
     const std::uint32_t owner = v & ~kWaitBit;
@@ -175,34 +203,24 @@ bool RingAccess::lock(Ring& r, RingSide& side, const RingDeadline& deadline) {
   }
 }
 
-void RingAccess::unlock(Ring& r, RingSide& side) noexcept {
-  if ((side.lock.exchange(0, std::memory_order_release) & kWaitBit) != 0) futex::wake(side.lock, r.interprocess_, 1);
-}
-
 void RingAccess::recover(Ring& r, RingSide& side) noexcept {
   // Roll forward a publication the dead owner had begun (idempotent); anything it had not
   // begun to publish is simply not there.
   if (side.intent_valid.load(std::memory_order_acquire) != 0) {
     side.count.store(side.intent_count.load(std::memory_order_relaxed), std::memory_order_release);
-    side.pos.store(side.intent_pos.load(std::memory_order_relaxed), std::memory_order_seq_cst);
+    side.pos.store(side.intent_pos.load(std::memory_order_relaxed), std::memory_order_release);
     side.intent_valid.store(0, std::memory_order_release);
   }
   // The cached view of the other side may predate the death; refresh it on next use.
   side.seen_pos.store(0, std::memory_order_relaxed);
   side.seen_count.store(0, std::memory_order_relaxed);
-  wake(r, r.ctl_->data, true);
-  wake(r, r.ctl_->space, true);
-}
-
-void RingAccess::wake(Ring& r, RingWaitPoint& wp, bool force) noexcept {
-  if (force || (wp.sleepers.load(std::memory_order_seq_cst) != 0 && wp.sleepers.exchange(0, std::memory_order_seq_cst) != 0)) {
-    wp.seq.fetch_add(1, std::memory_order_seq_cst);
-    futex::wake(wp.seq, r.interprocess_);
-  }
+  side.sleepers.store(0, std::memory_order_relaxed);
+  wake_all(r, r.ctl_->data);
+  wake_all(r, r.ctl_->space);
 }
 
 template <class Pred>
-bool RingAccess::wait_until(Ring& r, RingWaitPoint& wp, const RingDeadline& deadline, Pred pred) {
+bool RingAccess::wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, const RingDeadline& deadline, Pred pred) {
   if (pred()) return true;
   if (no_wait(deadline)) return false;
   const std::uint32_t budget = r.spin_budget_.load(std::memory_order_relaxed);
@@ -215,11 +233,17 @@ bool RingAccess::wait_until(Ring& r, RingWaitPoint& wp, const RingDeadline& dead
   }
   if (budget > kMinSpin) r.spin_budget_.store(budget / 2, std::memory_order_relaxed);
   for (;;) {
-    // Announce the sleep before the last check: a waker publishes, then reads `sleepers`
-    // (both seq_cst), so either it sees us or we see its publication.
-    wp.sleepers.store(1, std::memory_order_seq_cst);
-    const std::uint32_t seq = wp.seq.load(std::memory_order_seq_cst);
-    if (pred()) return true;
+    // Register under the waker side's lock: the waker checks `sleepers` inside its own critical
+    // section, after publishing, so either it sees us or we see its publication. The futex
+    // value is read first: a bump after that read makes the wait return at once.
+    if (!lock(r, waker, deadline)) return pred();
+    const std::uint32_t seq = wp.seq.load(std::memory_order_acquire);
+    if (pred()) {
+      unlock(r, waker);
+      return true;
+    }
+    waker.sleepers.store(1, std::memory_order_relaxed);
+    unlock(r, waker);
     if (!futex::wait(wp.seq, seq, r.interprocess_, deadline)) return pred();
     if (pred()) return true;
   }
@@ -342,8 +366,17 @@ RingStatus Ring::begin_push(std::size_t size, const RingDeadline& deadline, std:
   RingControl& c = *ctl_;
   RingSide& p = c.prod;
   const std::uint64_t max = c.max_records;
+  // Is there room, judging from the consumers' published indices? Read count before tail:
+  // consumers publish tail before count.
+  const auto room_now = [&] {
+    const std::uint64_t popped = c.cons.count.load(std::memory_order_acquire);
+    const std::uint64_t tail = c.cons.pos.load(std::memory_order_acquire);
+    const std::uint64_t head = p.pos.load(std::memory_order_acquire);
+    const std::uint64_t pushed = p.count.load(std::memory_order_acquire);
+    return head - tail + need <= capacity_ && (max == 0 || pushed - popped < max);
+  };
   for (;;) {
-    if (!RingAccess::lock(*this, p, lock_deadline(deadline))) return RingStatus::timeout;
+    if (!RingAccess::lock_for_op(*this, p, deadline)) return RingStatus::timeout;
     if (c.closed.load(std::memory_order_relaxed) != 0) {
       RingAccess::unlock(*this, p);
       return RingStatus::closed;
@@ -353,21 +386,16 @@ RingStatus Ring::begin_push(std::size_t size, const RingDeadline& deadline, std:
     const auto fits = [&](std::uint64_t tail, std::uint64_t popped) {
       return head - tail + need <= capacity_ && (max == 0 || pushed - popped < max);
     };
+    // The cached consumer indices avoid reading the consumers' cache line on every push.
     if (!fits(p.seen_pos.load(std::memory_order_relaxed), p.seen_count.load(std::memory_order_relaxed))) {
-      // Count first, then tail: the consumer publishes tail before count.
-      const std::uint64_t popped = c.cons.count.load(std::memory_order_seq_cst);
+      const std::uint64_t popped = c.cons.count.load(std::memory_order_acquire);
       const std::uint64_t tail = c.cons.pos.load(std::memory_order_acquire);
       p.seen_pos.store(tail, std::memory_order_relaxed);
       p.seen_count.store(popped, std::memory_order_relaxed);
       if (!fits(tail, popped)) {
         RingAccess::unlock(*this, p);
-        const bool ready = RingAccess::wait_until(*this, c.space, deadline, [&] {
-          if (c.closed.load(std::memory_order_acquire) != 0) return true;
-          const std::uint64_t popped2 = c.cons.count.load(std::memory_order_seq_cst);
-          const std::uint64_t tail2 = c.cons.pos.load(std::memory_order_acquire);
-          const std::uint64_t head2 = p.pos.load(std::memory_order_relaxed);
-          const std::uint64_t pushed2 = p.count.load(std::memory_order_relaxed);
-          return head2 - tail2 + need <= capacity_ && (max == 0 || pushed2 - popped2 < max);
+        const bool ready = RingAccess::wait_until(*this, c.cons, c.space, deadline, [&] {
+          return c.closed.load(std::memory_order_acquire) != 0 || room_now();
         });
         if (!ready) return RingStatus::timeout;
         continue;
@@ -391,10 +419,11 @@ void Ring::commit_push(std::size_t size) noexcept {
   p.intent_count.store(pushed, std::memory_order_relaxed);
   p.intent_valid.store(1, std::memory_order_release);
   p.count.store(pushed, std::memory_order_release);
-  p.pos.store(head, std::memory_order_seq_cst);  // publishes the record
+  p.pos.store(head, std::memory_order_release);  // publishes the record
   p.intent_valid.store(0, std::memory_order_release);
+  const bool wake = RingAccess::take_sleepers(p, c.data);
   RingAccess::unlock(*this, p);
-  RingAccess::wake(*this, c.data, false);
+  if (wake) futex::wake(c.data.seq, interprocess_);
 }
 
 void Ring::abort_push() noexcept { RingAccess::unlock(*this, ctl_->prod); }
@@ -402,33 +431,31 @@ void Ring::abort_push() noexcept { RingAccess::unlock(*this, ctl_->prod); }
 RingStatus Ring::begin_pop(const RingDeadline& deadline, const std::byte*& src, std::size_t& size) {
   RingControl& c = *ctl_;
   RingSide& s = c.cons;
+  const auto has_record = [&] {
+    return c.prod.pos.load(std::memory_order_acquire) != s.pos.load(std::memory_order_acquire);
+  };
   for (;;) {
-    if (!RingAccess::lock(*this, s, lock_deadline(deadline))) return RingStatus::timeout;
+    // Wait for a record before taking the lock: an empty ring costs no lock traffic.
+    if (!has_record()) {
+      // closed is set under the producer lock after the last push published: seeing it, then
+      // head == tail, means drained.
+      if (c.closed.load(std::memory_order_acquire) != 0 && !has_record()) return RingStatus::closed;
+      const bool ready = RingAccess::wait_until(*this, c.prod, c.data, deadline, [&] {
+        return has_record() || c.closed.load(std::memory_order_acquire) != 0;
+      });
+      if (!ready) return RingStatus::timeout;
+      if (!has_record()) continue;  // closed: re-check for drained above
+    }
+    if (!RingAccess::lock_for_op(*this, s, deadline)) return RingStatus::timeout;
     const std::uint64_t tail = s.pos.load(std::memory_order_relaxed);
     std::uint64_t head = s.seen_pos.load(std::memory_order_relaxed);
     if (head <= tail) {
       head = c.prod.pos.load(std::memory_order_acquire);
       s.seen_pos.store(head, std::memory_order_relaxed);
     }
-    if (head == tail) {
-      // closed is set under the producer lock after the last push published, so seeing it
-      // and then an unchanged head means drained.
-      if (c.closed.load(std::memory_order_acquire) != 0) {
-        head = c.prod.pos.load(std::memory_order_acquire);
-        s.seen_pos.store(head, std::memory_order_relaxed);
-        if (head == tail) {
-          RingAccess::unlock(*this, s);
-          return RingStatus::closed;
-        }
-      } else {
-        RingAccess::unlock(*this, s);
-        const bool ready = RingAccess::wait_until(*this, c.data, deadline, [&] {
-          return c.prod.pos.load(std::memory_order_seq_cst) != s.pos.load(std::memory_order_relaxed) ||
-                 c.closed.load(std::memory_order_acquire) != 0;
-        });
-        if (!ready) return RingStatus::timeout;
-        continue;
-      }
+    if (head == tail) {  // another consumer took it
+      RingAccess::unlock(*this, s);
+      continue;
     }
     const std::byte* at = data_ + (tail & (capacity_ - 1));
     std::uint64_t header = 0;
@@ -455,10 +482,11 @@ void Ring::commit_pop(std::size_t size) noexcept {
   s.intent_count.store(popped, std::memory_order_relaxed);
   s.intent_valid.store(1, std::memory_order_release);
   s.pos.store(tail, std::memory_order_release);
-  s.count.store(popped, std::memory_order_seq_cst);  // producers read count, then tail
+  s.count.store(popped, std::memory_order_release);  // producers read count, then tail
   s.intent_valid.store(0, std::memory_order_release);
+  const bool wake = RingAccess::take_sleepers(s, c.space);
   RingAccess::unlock(*this, s);
-  RingAccess::wake(*this, c.space, false);
+  if (wake) futex::wake(c.space.seq, interprocess_);
 }
 
 RingStatus Ring::wait_readable(const RingDeadline& deadline) {
@@ -466,7 +494,7 @@ RingStatus Ring::wait_readable(const RingDeadline& deadline) {
   const auto has_data = [&] {
     return c.prod.pos.load(std::memory_order_seq_cst) != c.cons.pos.load(std::memory_order_seq_cst);
   };
-  const bool ready = RingAccess::wait_until(*this, c.data, deadline, [&] {
+  const bool ready = RingAccess::wait_until(*this, c.prod, c.data, deadline, [&] {
     return has_data() || c.closed.load(std::memory_order_acquire) != 0;
   });
   if (!ready) return RingStatus::timeout;
@@ -477,10 +505,10 @@ void Ring::close() {
   RingControl& c = *ctl_;
   // Under the producer lock, so that no push publishes after a consumer has seen "closed".
   RingAccess::lock(*this, c.prod, std::nullopt);
-  c.closed.store(1, std::memory_order_seq_cst);
+  c.closed.store(1, std::memory_order_release);
   RingAccess::unlock(*this, c.prod);
-  RingAccess::wake(*this, c.data, true);
-  RingAccess::wake(*this, c.space, true);
+  RingAccess::wake_all(*this, c.data);
+  RingAccess::wake_all(*this, c.space);
 }
 
 } // namespace procpool::detail
