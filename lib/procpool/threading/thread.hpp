@@ -26,9 +26,9 @@ namespace procpool::threading {
 /// `Thread(ThreadOptions{.name = "worker", .daemon = true}, target, args...)`.
 struct ThreadOptions {
   /// Empty: a fresh default name "Thread-N" (one process-wide counter, as Python).
-  std::string name;
+  std::string name{};
   /// Unset: inherit the creating thread's daemon flag (the main thread is not a daemon).
-  std::optional<bool> daemon;
+  std::optional<bool> daemon{};
 };
 
 namespace detail {
