@@ -290,10 +290,11 @@ bool join_until(const std::shared_ptr<ThreadState>& st, const futex::Deadline& d
 
 bool TimerState::wait_interval() {
   if (interval_ >= std::chrono::hours(24 * 365 * 100)) {  // "never": only cancel() ends it
-    while (cancelled_.load(std::memory_order_acquire) == 0) futex::wait(cancelled_, 0, false);
+    const futex::Deadline never;
+    while (cancelled_.load(std::memory_order_acquire) == 0) futex::wait(cancelled_, 0, false, never);
     return false;
   }
-  const auto deadline = futex::Clock::now() + interval_;
+  const futex::Deadline deadline = futex::Clock::now() + interval_;
   while (cancelled_.load(std::memory_order_acquire) == 0) {
     if (!futex::wait(cancelled_, 0, false, deadline)) return cancelled_.load(std::memory_order_acquire) == 0;
   }
@@ -381,8 +382,9 @@ void Thread::start() {
     throw;
   }
   // As Python's start(): return only once the thread runs, so is_alive() and ident() hold.
+  const detail::futex::Deadline no_deadline;  // named: a temporary trips GCC 12's -Wmaybe-uninitialized
   while (state_->status.load(std::memory_order_acquire) == detail::kStarting)
-    detail::futex::wait(state_->status, detail::kStarting, false);
+    detail::futex::wait(state_->status, detail::kStarting, false, no_deadline);
 }
 
 void Thread::set_daemon(bool daemonic) {
