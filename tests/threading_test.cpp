@@ -489,13 +489,17 @@ TEST_CASE("Threading.Helper.NonDaemonJoinedAtExit" * doctest::skip()) {
 }
 
 TEST_CASE("Threading.Helper.DaemonAbandonedAtExit" * doctest::skip()) {
+  static std::atomic<bool> started{false};  // static: the daemon outlives this scope
   threading::Thread d({.daemon = true}, [] {
     std::fputs("daemon started\n", stdout);
     std::fflush(stdout);
+    started = true;
+    started.notify_all();
     std::this_thread::sleep_for(30s);
     std::fputs("daemon finished\n", stdout);
   });
   d.start();
+  started.wait(false);  // exit while the daemon sleeps, not before it printed
   std::fputs("main returns\n", stdout);
 }
 
