@@ -470,6 +470,29 @@ TEST_CASE("Threading.Module.ForkedChildSeesOnlyItself") {
   CHECK(WEXITSTATUS(status) == 0);
 }
 
+TEST_CASE("Threading.Module.ForkProcessChildFromAThread") {
+  // A fork Process started from a procpool Thread while another Thread runs: the child's
+  // threading module lists only its own (main) thread, and its exit does not wait for others.
+  Gate gate;
+  threading::Thread busy([&gate] { gate.wait(); });
+  busy.start();
+  std::optional<int> code;
+  threading::Thread starter([&code] {
+    procpool::Process p(procpool::ProcessOptions{.start_method = procpool::StartMethod::Fork}, [] {
+      if (threading::active_count() != 1 || threading::current_thread() != threading::main_thread())
+        throw std::runtime_error("the child sees threads it does not have");
+    });
+    p.start();
+    p.join();
+    code = p.exitcode();
+  });
+  starter.start();
+  CHECK(starter.join(60s));
+  gate.open();
+  busy.join();
+  CHECK(code == std::optional<int>(0));
+}
+
 // ---------------------------------------------------------------- exit and errors (helpers)
 
 // Helpers: run in a child copy of this binary by the tests below, never on their own.
