@@ -94,6 +94,7 @@ void remove_alive(const ThreadState* st) {
 
 // Destroyed at thread exit after every thread_local created later (threading::local values
 // included), so is_alive() turns false, and joiners wake, only once the thread is truly done.
+// Also unregisters Dummy threads (foreign threads that called current_thread()).
 struct ExitGuard {
   std::shared_ptr<ThreadState> state;
   ~ExitGuard() {
@@ -240,16 +241,6 @@ std::shared_ptr<ThreadState> new_state(ThreadOptions options, std::unique_ptr<Ta
   return st;
 }
 
-// A thread procpool did not start: unregistered, and finished, when it exits.
-struct DummyGuard {
-  std::shared_ptr<ThreadState> state;
-  ~DummyGuard() {
-    if (!state) return;
-    remove_alive(state.get());
-    tl_current = nullptr;
-    state->set_status(kFinished);
-  }
-};
 
 std::shared_ptr<ThreadState> current_state() {
   // tl_current is owned by the thread's guard (or the registry, for the main thread).
@@ -263,7 +254,7 @@ std::shared_ptr<ThreadState> current_state() {
     adopt_current(main);
     return main;
   }
-  thread_local DummyGuard dummy;
+  thread_local ExitGuard dummy;  // a thread procpool did not start: unregistered when it exits
   auto st = std::make_shared<ThreadState>();
   st->name = new_name("Dummy-");
   st->daemon.store(true, std::memory_order_relaxed);
