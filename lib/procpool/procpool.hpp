@@ -6,3 +6,4 @@
 #include "procpool/log.hpp"
 #include "procpool/process.hpp"
 #include "procpool/start_method.hpp"
+#include "procpool/threading.hpp"
