@@ -1,7 +1,7 @@
 // procpool Queue/Pipe benchmarks, process -> process (fork), 64-byte items.
 // Usage: queue_bench queue|pipe N        -> "msgs_per_s <value>"
 //        queue_bench pingpong N          -> "rtt_us p50 <v> p99 <v>" (two Queues, echo child)
-// bench/queue_bench.py runs it beside Boost.Interprocess and CPython and prints the table.
+// bench/queue.sh (bench/run.sh queue) runs it beside Boost.Interprocess and CPython and prints the table.
 #include <algorithm>
 #include <array>
 #include <chrono>

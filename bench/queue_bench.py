@@ -3,8 +3,8 @@
 message_queue, CPython multiprocessing.Queue and Pipe; 64-byte items process -> process,
 and a ping-pong round trip. Prints markdown tables with medians and ratios.
 
-Usage: python3 bench/queue_bench.py [BUILD_DIR] [--runs N]
-(BUILD_DIR defaults to ./build; configure with -Dbench=true, the default.)
+Usage: python3 bench/queue_bench.py [BUILD_DIR] [--runs N]   (or: bench/run.sh queue)
+(BUILD_DIR defaults to ./build-bench, the release build of bench/run.sh.)
 """
 import argparse
 import os
@@ -35,13 +35,13 @@ def fmt_rate(v):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("build", nargs="?", default="build")
+    ap.add_argument("build", nargs="?", default="build-bench")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--items", type=int, default=5_000_000, help="items for the C++ throughput runs")
     ap.add_argument("--py-items", type=int, default=300_000, help="items for the CPython throughput runs")
     args = ap.parse_args()
-    qb = os.path.join(args.build, "bench", "queue_bench")
-    bm = os.path.join(args.build, "bench", "boost_mq_bench")
+    qb = os.path.join(args.build, "bench", "bench-queue")
+    bm = os.path.join(args.build, "bench", "bench-boost-mq")
     py = [sys.executable, os.path.join(HERE, "mp_queue_bench.py")]
     n, pn = str(args.items), str(args.py_items)
 

@@ -8,3 +8,4 @@
 #include "procpool/process.hpp"
 #include "procpool/queue.hpp"
 #include "procpool/start_method.hpp"
+#include "procpool/threading.hpp"
