@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include <procpool/procpool.hpp>
 
@@ -19,36 +20,62 @@ void random_sleep(std::mt19937& rng) {
   std::this_thread::sleep_for(std::chrono::duration<double>(dist(rng)));
 }
 
-// The seed subclasses threading.Thread; std::thread with a named function plays that role
-// (threads here need nothing more than a name and a body).
-void producer(const std::string& name, procpool::dummy::Queue<int>& data) {
-  std::mt19937 rng(std::random_device{}());
-  for (int i = 0; i < 5; ++i) {
-    std::printf("%s, %d\n", name.c_str(), i);
-    std::fflush(stdout);
-    data.put(i);
-    random_sleep(rng);
+class Producer : public procpool::threading::Thread {
+public:
+  Producer(std::string name, procpool::dummy::Queue<int>& queue)
+      : Thread(procpool::threading::ThreadOptions{.name = std::move(name), .daemon = std::nullopt}), data_(queue) {}
+  ~Producer() override {
+    if (is_alive()) join();  // run() uses our members
   }
-}
 
-void consumer(const std::string& name, procpool::dummy::Queue<int>& data) {
-  std::mt19937 rng(std::random_device{}());
-  for (int i = 0; i < 5; ++i) {
-    const int val = data.get();
-    std::printf("%s, %d\n", name.c_str(), val);
-    std::fflush(stdout);
-    random_sleep(rng);
+protected:
+  void run() override {
+    std::mt19937 rng(std::random_device{}());
+    for (int i = 0; i < 5; ++i) {
+      std::printf("%s, %d\n", name().c_str(), i);
+      std::fflush(stdout);
+      data_.put(i);
+      random_sleep(rng);
+    }
   }
-}
+
+private:
+  procpool::dummy::Queue<int>& data_;
+};
+
+class Consumer : public procpool::threading::Thread {
+public:
+  Consumer(std::string name, procpool::dummy::Queue<int>& queue)
+      : Thread(procpool::threading::ThreadOptions{.name = std::move(name), .daemon = std::nullopt}), data_(queue) {}
+  ~Consumer() override {
+    if (is_alive()) join();
+  }
+
+protected:
+  void run() override {
+    std::mt19937 rng(std::random_device{}());
+    for (int i = 0; i < 5; ++i) {
+      const int val = data_.get();
+      std::printf("%s, %d\n", name().c_str(), val);
+      std::fflush(stdout);
+      random_sleep(rng);
+    }
+  }
+
+private:
+  procpool::dummy::Queue<int>& data_;
+};
 } // namespace
 
 int main(int argc, char** argv) {
   procpool::init(argc, argv);
   if (argc > 1) max_sleep = std::atof(argv[1]);
   procpool::dummy::Queue<int> queue;
-  std::thread p(producer, "Producer", std::ref(queue));
-  std::thread c(consumer, "Consumer", std::ref(queue));
-  p.join();
-  c.join();
+  Producer producer("Producer", queue);
+  Consumer consumer("Consumer", queue);
+  producer.start();
+  consumer.start();
+  producer.join();
+  consumer.join();
   return 0;
 }

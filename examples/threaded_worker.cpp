@@ -19,20 +19,18 @@
 namespace {
 using WorkItem = std::pair<int, std::string>;  // (index, work item)
 
-class ThreadedWorker {
+class ThreadedWorker : public procpool::threading::Thread {
 public:
   ThreadedWorker(procpool::dummy::JoinableQueue<WorkItem>& work_queue, procpool::dummy::Queue<WorkItem>& result_queue,
                  std::function<std::string(const std::string&)> work_func, std::chrono::milliseconds queue_timeout)
-      : work_queue_(work_queue), result_queue_(result_queue), work_func_(std::move(work_func)), queue_timeout_(queue_timeout) {}
+      : Thread(procpool::threading::ThreadOptions{.name = {}, .daemon = true}),  // t.setDaemon(True)
+        work_queue_(work_queue), result_queue_(result_queue), work_func_(std::move(work_func)), queue_timeout_(queue_timeout) {}
+  ~ThreadedWorker() override {
+    if (is_alive()) join();  // run() uses our members
+  }
 
-  void start() { thread_ = std::thread([this] { run(); }); }
-  void join() { thread_.join(); }
-
-private:
-  // stop_when_work_queue_empty, as the seed's default.
-  bool should_continue_running() const { return !work_queue_.empty(); }
-
-  void run() {
+protected:
+  void run() override {
     while (should_continue_running()) {
       WorkItem item;
       try {
@@ -49,11 +47,14 @@ private:
     }
   }
 
+private:
+  // stop_when_work_queue_empty, as the seed's default.
+  bool should_continue_running() const { return !work_queue_.empty(); }
+
   procpool::dummy::JoinableQueue<WorkItem>& work_queue_;
   procpool::dummy::Queue<WorkItem>& result_queue_;
   std::function<std::string(const std::string&)> work_func_;
   std::chrono::milliseconds queue_timeout_;
-  std::thread thread_;
 };
 
 std::vector<std::string> do_threaded_work(const std::vector<std::string>& work_items,
