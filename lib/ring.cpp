@@ -28,8 +28,11 @@ constexpr std::uint32_t kWaitBit = 0x8000'0000u;                // lock word: so
 constexpr std::uint32_t kRecordTag = 0x5245'4344u;              // header check: tag ^ length
 constexpr std::size_t kPage = 4096;
 constexpr std::size_t kMinCapacity = kPage;
+// Spin bounds in pause iterations (a pause is ~10-40 ns): a few µs at least, ~50-150 µs at most.
 constexpr std::uint32_t kMaxSpin = 4096;
-constexpr std::uint32_t kMinSpin = 8;
+constexpr std::uint32_t kMinSpin = 256;
+// A sleep that ended this soon would have been covered by spinning longer.
+constexpr auto kShortSleep = std::chrono::microseconds(200);
 // A lock waiter wakes up this often to re-check the lock and (processes) the owner's liveness.
 constexpr auto kLockSlice = std::chrono::milliseconds(5);
 
@@ -226,12 +229,19 @@ bool RingAccess::wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, const R
   const std::uint32_t budget = r.spin_budget_.load(std::memory_order_relaxed);
   for (std::uint32_t i = 0; i < budget; ++i) {
     cpu_relax();
-    if (pred()) {
-      if (budget < kMaxSpin) r.spin_budget_.store(budget * 2, std::memory_order_relaxed);
-      return true;
-    }
+    if (pred()) return true;
   }
-  if (budget > kMinSpin) r.spin_budget_.store(budget / 2, std::memory_order_relaxed);
+  // Spinning failed. Learn from how long the sleep lasts: a short one means a longer spin
+  // would have avoided the futex round trip (a wake-up of a sleeping CPU can cost 50 µs+ on
+  // an idle VM); a long one means spinning is wasted CPU here.
+  const auto slept_at = futex::Clock::now();
+  const auto adapt = [&] {
+    if (futex::Clock::now() - slept_at < kShortSleep) {
+      if (budget < kMaxSpin) r.spin_budget_.store(budget * 2, std::memory_order_relaxed);
+    } else if (budget > kMinSpin) {
+      r.spin_budget_.store(budget / 2, std::memory_order_relaxed);
+    }
+  };
   for (;;) {
     // Register under the waker side's lock: the waker checks `sleepers` inside its own critical
     // section, after publishing, so either it sees us or we see its publication. The futex
@@ -244,8 +254,14 @@ bool RingAccess::wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, const R
     }
     waker.sleepers.store(1, std::memory_order_relaxed);
     unlock(r, waker);
-    if (!futex::wait(wp.seq, seq, r.interprocess_, deadline)) return pred();
-    if (pred()) return true;
+    if (!futex::wait(wp.seq, seq, r.interprocess_, deadline)) {
+      adapt();
+      return pred();
+    }
+    if (pred()) {
+      adapt();
+      return true;
+    }
   }
 }
 

@@ -181,9 +181,10 @@ private:
   std::size_t capacity_ = 0;
   int fd_ = -1;
   bool interprocess_ = true;
-  // Adaptive spin budget (iterations) for this process's waits: grows when spinning found
-  // the condition, shrinks when it did not. Process-local on purpose: no shared traffic.
-  mutable std::atomic<std::uint32_t> spin_budget_{256};
+  // Adaptive spin budget (pause iterations) for this process's waits: grows when the sleep
+  // that followed a failed spin turned out short, shrinks when it was long. Process-local on
+  // purpose: no shared traffic.
+  mutable std::atomic<std::uint32_t> spin_budget_{1024};
 
   friend struct RingAccess;
 };
