@@ -18,10 +18,16 @@
 ///   partial record. A push that had not published leaves nothing behind.
 /// - inside a pop: the record is either consumed or still at the front, and then the next
 ///   consumer receives it (it is never lost because a consumer died while copying it out).
-/// - holding either lock: the locks record the owner's pid; a waiter that has waited 10 ms
+/// - holding either lock: the locks record the owner's pid; a waiter that has waited 5 ms
 ///   checks the owner with pidfd (a zombie counts as dead), takes the lock over and rolls the
 ///   owner's half-done index update forward (an intent record makes it idempotent). So the
-///   ring stays usable, typically within 10-20 ms of the death.
+///   ring stays usable, typically within 5-15 ms of the death.
+///
+/// Cost: a push or pop takes its side's lock with one atomic compare-and-swap and releases it
+/// with a plain store; sleepers of the other side register under this lock, so the publisher
+/// learns of them without a fence. (A lock waiter that sets its wait bit exactly as the owner
+/// releases may miss that wake-up; lock waits sleep in 5 ms slices, so that is a rare delay,
+/// never a hang.)
 /// Limits: an owner stopped (SIGSTOP) or hung inside a callback is alive, and is waited for;
 /// a dead owner whose pid was already reused by a new process is not detected until that one
 /// ends. The thread backend has no owner-death handling (threads do not die alone).
