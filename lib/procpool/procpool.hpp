@@ -4,3 +4,4 @@
 #include "procpool/codec.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/log.hpp"
+#include "procpool/sync.hpp"
