@@ -30,7 +30,7 @@ class BasicCondition;
 template <class Backend>
 class BasicRLock : public detail::SharedTypeMarker<Backend::interprocess> {
 public:
-  BasicRLock() : own_(std::in_place), st_(own_->get()) {}
+  BasicRLock() : own_(std::make_unique<Storage>()), st_(own_->get()) {}
   BasicRLock(const BasicRLock&) = delete;
   BasicRLock& operator=(const BasicRLock&) = delete;
 
@@ -88,11 +88,14 @@ private:
   template <class>
   friend class BasicCondition;
 
-  BasicRLock(detail::AttachTag, const detail::SegmentHandle& handle) : own_(std::in_place, handle), st_(own_->get()) {}
+  BasicRLock(detail::AttachTag, const detail::SegmentHandle& handle)
+      : own_(std::make_unique<Storage>(handle)), st_(own_->get()) {}
   /// A view of an RLock living inside another object's shared state.
   explicit BasicRLock(detail::RLockState* st) noexcept : st_(st) {}
 
-  std::optional<typename Backend::template Storage<detail::RLockState>> own_;
+  using Storage = typename Backend::template Storage<detail::RLockState>;
+  // Null for a view; a pointer (not std::optional) keeps GCC 12's -Wmaybe-uninitialized quiet.
+  std::unique_ptr<Storage> own_;
   detail::RLockState* st_;
 };
 
