@@ -4,4 +4,6 @@
 #include "procpool/codec.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/log.hpp"
+#include "procpool/process.hpp"
+#include "procpool/start_method.hpp"
 #include "procpool/sync.hpp"
