@@ -295,6 +295,7 @@ void run_child_body(const std::function<void()>& body) {
     std::fprintf(stderr, "Process %s:\nunknown exception\n", self().name.c_str());
     code = 1;
   }
+  threading::detail::join_threads_before_process_exit();
   join_children_at_exit();
   std::cout.flush();
   std::cerr.flush();
