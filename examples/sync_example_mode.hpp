@@ -9,60 +9,15 @@
 #include <cstring>
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <string>
 #include <string_view>
 #include <thread>
-#include <tuple>
-#include <utility>
 
 #include <unistd.h>
 
 #include <procpool/procpool.hpp>
 
 namespace sync_examples {
-
-/// Options of a worker thread: its name, like Python's Thread(name=...).
-struct ThreadOptions {
-  std::string name{};
-};
-
-inline thread_local std::string t_worker_name = "MainThread";
-
-/// A started-on-demand thread with Python's Thread surface (target + args, start, join, name).
-class ThreadWorker {
-public:
-  template <class F, class... Args>
-  explicit ThreadWorker(F&& f, Args&&... args) : ThreadWorker(ThreadOptions{}, std::forward<F>(f), std::forward<Args>(args)...) {}
-  template <class F, class... Args>
-  ThreadWorker(ThreadOptions options, F&& f, Args&&... args)
-      : name_(options.name.empty() ? "Thread-" + std::to_string(++counter()) : std::move(options.name)),
-        target_([f = std::forward<F>(f), tup = std::make_tuple(std::forward<Args>(args)...)]() mutable {
-          std::apply(f, tup);
-        }) {}
-  ThreadWorker(const ThreadWorker&) = delete;
-  ThreadWorker& operator=(const ThreadWorker&) = delete;
-  ~ThreadWorker() {
-    if (thread_.joinable()) thread_.join();
-  }
-  void start() {
-    thread_ = std::thread([this] {
-      t_worker_name = name_;
-      target_();
-    });
-  }
-  void join() { thread_.join(); }
-  [[nodiscard]] const std::string& name() const { return name_; }
-
-private:
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
-  std::string name_;
-  std::function<void()> target_;
-  std::thread thread_;
-};
 
 struct Processes {
   using Worker = procpool::Process;
@@ -84,8 +39,8 @@ struct Processes {
 };
 
 struct Threads {
-  using Worker = ThreadWorker;
-  using Options = ThreadOptions;
+  using Worker = procpool::threading::Thread;
+  using Options = procpool::threading::ThreadOptions;
   using Lock = procpool::dummy::Lock;
   using RLock = procpool::dummy::RLock;
   using Semaphore = procpool::dummy::Semaphore;
@@ -99,7 +54,7 @@ struct Threads {
   using Array = procpool::dummy::Array<T>;
   template <class T>
   using RawArray = procpool::dummy::RawArray<T>;
-  static std::string current_name() { return t_worker_name; }
+  static std::string current_name() { return procpool::threading::current_thread().name(); }
 };
 
 /// Prints one whole line with a single write(), so lines from concurrent processes or

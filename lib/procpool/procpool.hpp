@@ -7,3 +7,4 @@
 #include "procpool/process.hpp"
 #include "procpool/start_method.hpp"
 #include "procpool/sync.hpp"
+#include "procpool/threading.hpp"
