@@ -68,6 +68,12 @@ public:
   using Error::Error;
 };
 
+/// Connection::send to an end whose peer has closed (Python: BrokenPipeError).
+class BrokenPipeError : public Error {
+public:
+  using Error::Error;
+};
+
 /// A Barrier was aborted or broken while waiting (Python: threading.BrokenBarrierError).
 class BrokenBarrierError : public Error {
 public:

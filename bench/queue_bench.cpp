@@ -1,0 +1,120 @@
+// procpool Queue/Pipe benchmarks, process -> process (fork), 64-byte items.
+// Usage: queue_bench queue|pipe N        -> "msgs_per_s <value>"
+//        queue_bench pingpong N          -> "rtt_us p50 <v> p99 <v>" (two Queues, echo child)
+// bench/queue.sh (bench/run.sh queue) runs it beside Boost.Interprocess and CPython and prints the table.
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <procpool/procpool.hpp>
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+struct Msg {
+  std::array<char, 64> bytes;  // trivially copyable: one memcpy into and out of the ring
+};
+
+procpool::ProcessOptions fork_options() {
+  return procpool::ProcessOptions{.name = {}, .daemon = std::nullopt, .start_method = procpool::StartMethod::Fork};
+}
+
+// The first item starts the clock on the receiving side, so process start-up is not counted.
+int queue_throughput(long n) {
+  procpool::Queue<Msg> q;
+  procpool::Process producer(fork_options(), [&q, n] {
+    Msg m{};
+    for (long i = 0; i <= n; ++i) {
+      std::memcpy(m.bytes.data(), &i, sizeof i);
+      q.put(m);
+    }
+    ::_exit(0);
+  });
+  producer.start();
+  Msg m = q.get();
+  const auto t0 = Clock::now();
+  long bad = 0;
+  for (long i = 1; i <= n; ++i) {
+    m = q.get();
+    long v = 0;
+    std::memcpy(&v, m.bytes.data(), sizeof v);
+    bad += v != i;
+  }
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  producer.join();
+  if (bad != 0) {
+    std::fprintf(stderr, "%ld items out of order\n", bad);
+    return 1;
+  }
+  std::printf("msgs_per_s %.0f\n", static_cast<double>(n) / s);
+  return 0;
+}
+
+int pipe_throughput(long n) {
+  auto [rx, tx] = procpool::Pipe<Msg>(false);
+  procpool::Process producer(fork_options(), [&tx = tx, n] {
+    Msg m{};
+    for (long i = 0; i <= n; ++i) {
+      std::memcpy(m.bytes.data(), &i, sizeof i);
+      tx.send(m);
+    }
+    ::_exit(0);
+  });
+  producer.start();
+  (void)rx.recv();
+  const auto t0 = Clock::now();
+  for (long i = 1; i <= n; ++i) (void)rx.recv();
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  producer.join();
+  std::printf("msgs_per_s %.0f\n", static_cast<double>(n) / s);
+  return 0;
+}
+
+int pingpong(long n) {
+  procpool::Queue<Msg> ping, pong;
+  procpool::Process echo(fork_options(), [&ping, &pong, n] {
+    for (long i = 0; i < n + 1000; ++i) pong.put(ping.get());
+    ::_exit(0);
+  });
+  echo.start();
+  Msg m{};
+  for (int i = 0; i < 1000; ++i) {  // warm-up
+    ping.put(m);
+    m = pong.get();
+  }
+  std::vector<double> us(static_cast<std::size_t>(n));
+  for (auto& u : us) {
+    const auto t0 = Clock::now();
+    ping.put(m);
+    m = pong.get();
+    u = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+  }
+  echo.join();
+  std::sort(us.begin(), us.end());
+  std::printf("rtt_us p50 %.2f p99 %.2f\n", us[us.size() / 2], us[us.size() * 99 / 100]);
+  return 0;
+}
+} // namespace
+
+int main(int argc, char** argv) {
+  procpool::init(argc, argv);
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s queue|pipe|pingpong N\n", argv[0]);
+    return 2;
+  }
+  const std::string mode = argv[1];
+  const long n = std::atol(argv[2]);
+  if (mode == "queue") return queue_throughput(n);
+  if (mode == "pipe") return pipe_throughput(n);
+  if (mode == "pingpong") return pingpong(n);
+  std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
+  return 2;
+}

@@ -1,0 +1,191 @@
+#pragma once
+/// @file detail/ring.hpp
+/// The transport under Queue, Pipe and (next) the Pool: a multi-producer / multi-consumer ring
+/// of length-prefixed variable-size records in one shared memfd segment.
+///
+/// Layout: one control page (indices on separate cache lines) followed by the data area, which
+/// is mapped twice back to back, so a record that crosses the end of the ring is still one
+/// contiguous span (no padding records, no split copies).
+///
+/// Concurrency: producers serialise on a producer lock, consumers on a consumer lock; the two
+/// sides run in parallel and only meet through the head/tail indices. A producer copies its
+/// record in and *then* publishes the new head; a consumer copies the record out and *then*
+/// publishes the new tail. Empty/full waits spin briefly (adaptive, per Ring object) and then
+/// sleep on a futex word in the segment; every wait honours its deadline.
+///
+/// Crash guarantee (process backend). A process killed at any instruction (SIGKILL included):
+/// - inside a push: the record is either wholly published or not at all; consumers never see a
+///   partial record. A push that had not published leaves nothing behind.
+/// - inside a pop: the record is either consumed or still at the front, and then the next
+///   consumer receives it (it is never lost because a consumer died while copying it out).
+/// - holding either lock: the locks record the owner's pid; a waiter that has waited 10 ms
+///   checks the owner with pidfd (a zombie counts as dead), takes the lock over and rolls the
+///   owner's half-done index update forward (an intent record makes it idempotent). So the
+///   ring stays usable, typically within 10-20 ms of the death.
+/// Limits: an owner stopped (SIGSTOP) or hung inside a callback is alive, and is waited for;
+/// a dead owner whose pid was already reused by a new process is not detected until that one
+/// ends. The thread backend has no owner-death handling (threads do not die alone).
+///
+/// Record size: at most max_record_size() = capacity - 8 bytes. Larger records are refused
+/// with procpool::ValueError naming both sizes and RingOptions::capacity_bytes; nothing is
+/// truncated and nothing blocks.
+///
+/// Thread-safety: every member may be called concurrently from any thread of any process that
+/// shares the ring, except construction and destruction.
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "procpool/detail/futex.hpp"
+
+namespace procpool::detail {
+
+struct RingControl;
+
+/// Sizing of a ring.
+struct RingOptions {
+  /// Bytes of the data area, rounded up to a power of two and at least one page. Each record
+  /// takes 8 header bytes plus its payload, rounded up to 8. Memory is committed lazily.
+  std::size_t capacity_bytes = std::size_t{4} << 20;
+  /// At most this many records in the ring at once (Python's maxsize); 0: limited by bytes only.
+  std::uint64_t max_records = 0;
+};
+
+/// Outcome of a ring operation.
+enum class RingStatus : std::uint8_t {
+  ok,       ///< done
+  timeout,  ///< the deadline passed first (for a non-blocking call: it would have blocked)
+  closed,   ///< push: the ring is closed. pop: the ring is closed and drained.
+};
+
+/// std::nullopt: wait forever. A deadline in the past: do not wait (try once).
+using RingDeadline = futex::Deadline;
+/// The deadline of a non-blocking call.
+inline const RingDeadline kRingNoWait{futex::Clock::time_point::min()};
+
+class Ring {
+public:
+  static constexpr std::size_t kHeaderBytes = 8;
+  static constexpr std::size_t kAuxWords = 8;
+
+  /// Creates a ring in a fresh memfd segment. `interprocess` selects shared futexes and
+  /// owner-death detection (process backend) or private futexes (thread backend).
+  Ring(const RingOptions& options, bool interprocess);
+  /// Attaches to a ring created by another live process from a handle written by
+  /// encode_handle(); advances `in` past it. Throws ProcessError / SerializationError.
+  static std::unique_ptr<Ring> attach(std::string_view& in);
+  /// Appends a handle that a spawned process can attach() to while this process lives.
+  void encode_handle(std::string& out) const;
+
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+  ~Ring();
+
+  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+  [[nodiscard]] std::size_t max_record_size() const noexcept { return capacity_ - kHeaderBytes; }
+  [[nodiscard]] std::uint64_t max_records() const noexcept;
+  [[nodiscard]] bool interprocess() const noexcept { return interprocess_; }
+
+  /// Appends a record of `size` bytes, written in place by `fill(std::byte* dst)` while the
+  /// producer lock is held (so keep it short; it must not use this ring). If `fill` throws,
+  /// nothing is published and the exception propagates. Waits for space until `deadline`.
+  /// Throws ValueError if size > max_record_size().
+  template <class Fill>
+  RingStatus push_with(std::size_t size, const RingDeadline& deadline, Fill&& fill) {
+    std::byte* dst = nullptr;
+    const RingStatus status = begin_push(size, deadline, dst);
+    if (status != RingStatus::ok) return status;
+    try {
+      fill(dst);
+    } catch (...) {
+      abort_push();
+      throw;
+    }
+    commit_push(size);
+    return RingStatus::ok;
+  }
+  RingStatus push(std::span<const std::byte> record, const RingDeadline& deadline) {
+    return push_with(record.size(), deadline,
+                     [&](std::byte* dst) { if (!record.empty()) std::memcpy(dst, record.data(), record.size()); });
+  }
+  [[nodiscard]] RingStatus try_push(std::span<const std::byte> record) { return push(record, kRingNoWait); }
+
+  /// Removes the oldest record, handing it to `consume(std::span<const std::byte>)` while the
+  /// consumer lock is held (the span is valid only during the call). If `consume` throws, the
+  /// record counts as consumed (a poison record must not block the ring) and the exception
+  /// propagates. Waits for a record until `deadline`; returns closed once closed and drained.
+  template <class Consume>
+  RingStatus pop_with(const RingDeadline& deadline, Consume&& consume) {
+    const std::byte* src = nullptr;
+    std::size_t size = 0;
+    const RingStatus status = begin_pop(deadline, src, size);
+    if (status != RingStatus::ok) return status;
+    try {
+      consume(std::span<const std::byte>(src, size));
+    } catch (...) {
+      commit_pop(size);
+      throw;
+    }
+    commit_pop(size);
+    return RingStatus::ok;
+  }
+  /// Pops into `out` (resized; its capacity is reused across calls).
+  RingStatus pop(std::string& out, const RingDeadline& deadline) {
+    return pop_with(deadline, [&](std::span<const std::byte> rec) {
+      out.resize(rec.size());
+      if (!rec.empty()) std::memcpy(out.data(), rec.data(), rec.size());
+    });
+  }
+  [[nodiscard]] RingStatus try_pop(std::string& out) { return pop(out, kRingNoWait); }
+
+  /// Waits until a record is available (ok), the ring is closed and drained (closed), or the
+  /// deadline passes (timeout). Consumes nothing; another consumer may take the record first.
+  RingStatus wait_readable(const RingDeadline& deadline);
+
+  /// Closes the ring for everyone: pushes return closed from now on (a push that already
+  /// published is kept), pops drain what is left and then return closed. Wakes all waiters.
+  void close();
+  [[nodiscard]] bool closed() const noexcept;
+
+  /// Records in the ring: exact when no push or pop is in flight, else approximate.
+  [[nodiscard]] std::uint64_t size() const noexcept;
+  /// Bytes occupied by records (headers included): approximate like size().
+  [[nodiscard]] std::uint64_t used_bytes() const noexcept;
+
+  /// Spare 32-bit words in the shared control page for the ring's owner (e.g. JoinableQueue's
+  /// unfinished-task count); zero at creation. Futex waits on them use interprocess().
+  [[nodiscard]] std::atomic<std::uint32_t>& aux(std::size_t index) const noexcept;
+
+private:
+  struct Attach {};
+  Ring(Attach, int fd, std::size_t total_size);
+  void map(int fd, std::size_t capacity);
+
+  RingStatus begin_push(std::size_t size, const RingDeadline& deadline, std::byte*& dst);
+  void commit_push(std::size_t size) noexcept;
+  void abort_push() noexcept;
+  RingStatus begin_pop(const RingDeadline& deadline, const std::byte*& src, std::size_t& size);
+  void commit_pop(std::size_t size) noexcept;
+
+  RingControl* ctl_ = nullptr;
+  std::byte* data_ = nullptr;
+  void* mapping_ = nullptr;
+  std::size_t mapping_size_ = 0;
+  std::size_t capacity_ = 0;
+  int fd_ = -1;
+  bool interprocess_ = true;
+  // Adaptive spin budget (iterations) for this process's waits: grows when spinning found
+  // the condition, shrinks when it did not. Process-local on purpose: no shared traffic.
+  mutable std::atomic<std::uint32_t> spin_budget_{256};
+
+  friend struct RingAccess;
+};
+
+} // namespace procpool::detail

@@ -1,0 +1,103 @@
+#pragma once
+/// @file detail/ring_items.hpp
+/// Typed items over a Ring, shared by Queue, SimpleQueue and Connection: a trivially copyable
+/// item is one record of sizeof(T) bytes, memcpy'd straight into and out of the ring (no
+/// allocation, no cereal); any other Sendable item is encoded with the codec first.
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "procpool/codec.hpp"
+#include "procpool/detail/ring.hpp"
+#include "procpool/detail/shm.hpp"
+
+namespace procpool {
+
+/// Options of a Queue, SimpleQueue or Pipe.
+struct QueueOptions {
+  /// Bytes of shared ring memory (rounded up to a power of two). One item takes its encoded
+  /// size plus 8 bytes, rounded up to 8; an item larger than capacity_bytes - 8 is refused
+  /// with ValueError. Pages are committed as the ring is used.
+  std::size_t capacity_bytes = std::size_t{4} << 20;
+};
+
+namespace detail {
+
+/// Gives the process backend's objects the marker that makes Process pass them by reference
+/// (and as a handle to spawned children). Thread-backend objects lack it: they cannot cross
+/// a process boundary (their futexes are private).
+template <class Backend>
+struct SharedObjectTag {};
+template <>
+struct SharedObjectTag<ProcessBackend> {
+  using procpool_shared_type = void;
+};
+
+template <class T>
+constexpr bool check_item_type() {
+  static_assert(Sendable<T>,
+                "procpool: this type cannot travel through a Queue or Pipe. Use a trivially copyable type "
+                "(no pointers inside), a std::string / standard container / tuple / optional of such, "
+                "or give your type a cereal `template <class A> void serialize(A&)` member.");
+  static_assert(!std::is_reference_v<T> && !std::is_const_v<T>, "procpool: queue items are plain values");
+  return true;
+}
+
+/// Releases a per-thread encode/decode buffer after an unusually large item.
+inline void trim_buffer(std::string& buf) {
+  if (buf.capacity() > (std::size_t{1} << 20)) std::string().swap(buf);
+}
+
+template <class T>
+RingStatus push_item(Ring& ring, const T& item, const RingDeadline& deadline) {
+  if constexpr (TriviallySendable<T>) {
+    return ring.push_with(sizeof(T), deadline, [&](std::byte* dst) { std::memcpy(dst, &item, sizeof(T)); });
+  } else {
+    thread_local std::string buf;
+    buf.clear();
+    codec::encode_to(buf, item);
+    const RingStatus status = ring.push(std::as_bytes(std::span<const char>(buf.data(), buf.size())), deadline);
+    trim_buffer(buf);
+    return status;
+  }
+}
+
+/// Pops one item into `out` (emplaced) or returns why not.
+template <class T>
+RingStatus pop_item(Ring& ring, std::optional<T>& out, const RingDeadline& deadline) {
+  if constexpr (TriviallySendable<T>) {
+    // Decoded under the consumer lock: it is one memcpy.
+    return ring.pop_with(deadline, [&](std::span<const std::byte> rec) {
+      out.emplace(codec::decode<T>(std::string_view(reinterpret_cast<const char*>(rec.data()), rec.size())));
+    });
+  } else {
+    // Copied out under the lock, decoded after it, so consumers decode in parallel.
+    thread_local std::string buf;
+    const RingStatus status = ring.pop(buf, deadline);
+    if (status == RingStatus::ok) {
+      struct Trim {
+        std::string& b;
+        ~Trim() { trim_buffer(b); }
+      } trim{buf};
+      out.emplace(codec::decode<T>(buf));
+    }
+    return status;
+  }
+}
+
+/// A deadline from Python's (block, timeout) pair; a negative timeout is a ValueError.
+template <class Rep, class Period>
+RingDeadline block_deadline(bool block, std::chrono::duration<Rep, Period> timeout) {
+  if (!block) return kRingNoWait;
+  if (timeout < std::chrono::duration<Rep, Period>::zero())
+    throw ValueError("procpool: 'timeout' must be a non-negative duration");
+  // Beyond a century is forever (and would overflow the clock).
+  if (timeout > std::chrono::hours(24 * 365 * 100)) return std::nullopt;
+  return futex::Clock::now() + std::chrono::ceil<futex::Clock::duration>(timeout);
+}
+
+} // namespace detail
+} // namespace procpool

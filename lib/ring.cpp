@@ -1,0 +1,514 @@
+#include "procpool/detail/ring.hpp"
+
+#include <bit>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <new>
+#include <string>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "procpool/codec.hpp"
+#include "procpool/errors.hpp"
+#include "procpool/log.hpp"
+
+namespace procpool::detail {
+
+namespace {
+
+constexpr std::uint64_t kMagic = 0x31'30'67'6e'69'72'70'70ULL;  // "ppring01"
+constexpr std::uint32_t kWaitBit = 0x8000'0000u;                // lock word: someone sleeps on it
+constexpr std::uint32_t kRecordTag = 0x5245'4344u;              // header check: tag ^ length
+constexpr std::size_t kPage = 4096;
+constexpr std::size_t kMinCapacity = kPage;
+constexpr std::uint32_t kMaxSpin = 4096;
+constexpr std::uint32_t kMinSpin = 8;
+// A lock waiter wakes up this often to re-check the lock and (processes) the owner's liveness.
+constexpr auto kLockSlice = std::chrono::milliseconds(5);
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+constexpr std::size_t round8(std::size_t n) noexcept { return (n + 7) & ~std::size_t{7}; }
+
+// getpid() is a real system call since glibc 2.25; the pid is cached and refreshed in a
+// forked child (the lock words hold it).
+std::atomic<std::uint32_t> g_pid{0};
+void refresh_pid() noexcept { g_pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed); }
+std::uint32_t self_pid() noexcept {
+  std::uint32_t pid = g_pid.load(std::memory_order_relaxed);
+  if (pid == 0) {
+    static const int registered = ::pthread_atfork(nullptr, nullptr, &refresh_pid);
+    (void)registered;
+    refresh_pid();
+    pid = g_pid.load(std::memory_order_relaxed);
+  }
+  return pid;
+}
+
+/// Has process `pid` ended (a zombie included)? False when unsure.
+bool process_dead(std::uint32_t pid) noexcept {
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
+  if (fd < 0) {
+    if (errno == ESRCH) return true;
+    // No pidfd (old kernel): fall back to /proc, where a zombie shows state Z.
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+    std::FILE* f = std::fopen(path, "re");
+    if (f == nullptr) return errno == ENOENT;
+    char buf[512];
+    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = '\0';
+    const char* close_paren = std::strrchr(buf, ')');
+    return close_paren != nullptr && close_paren[1] == ' ' && (close_paren[2] == 'Z' || close_paren[2] == 'X');
+  }
+  pollfd p{fd, POLLIN, 0};
+  const int r = ::poll(&p, 1, 0);  // a pidfd is readable once its process has exited
+  ::close(fd);
+  return r > 0;
+}
+
+} // namespace
+
+/// One side (producers or consumers) of the ring. The first line is touched only by the lock
+/// holder (and lock waiters); the second is what the other side reads. Keeping them apart
+/// stops a spinning reader from stealing the line the holder is writing.
+struct alignas(64) RingSide {
+  std::atomic<std::uint32_t> lock{0};          ///< 0 or owner pid, | kWaitBit when contended
+  std::atomic<std::uint32_t> intent_valid{0};  ///< 1 while pos/count are being published
+  std::atomic<std::uint32_t> sleepers{0};      ///< the other side has parties asleep (see wait_until)
+  std::atomic<std::uint64_t> intent_pos{0};    ///< the values being published, for roll-forward
+  std::atomic<std::uint64_t> intent_count{0};
+  std::atomic<std::uint64_t> seen_pos{0};      ///< cached copy of the other side's pos
+  std::atomic<std::uint64_t> seen_count{0};    ///< cached copy of the other side's count
+  alignas(64) std::atomic<std::uint64_t> pos{0};  ///< head (producers) or tail (consumers), bytes
+  std::atomic<std::uint64_t> count{0};            ///< records pushed / popped
+};
+
+/// A futex word that sleepers wait on; bumped by whoever must wake them.
+struct alignas(64) RingWaitPoint {
+  std::atomic<std::uint32_t> seq{0};
+};
+
+struct RingControl {
+  std::uint64_t magic = kMagic;
+  std::uint64_t capacity = 0;
+  std::uint64_t max_records = 0;
+  RingSide prod;
+  RingSide cons;
+  RingWaitPoint data;   ///< consumers wait here for records (registered in prod.sleepers)
+  RingWaitPoint space;  ///< producers wait here for room (registered in cons.sleepers)
+  alignas(64) std::atomic<std::uint32_t> closed{0};
+  alignas(64) std::atomic<std::uint32_t> aux[Ring::kAuxWords]{};
+};
+static_assert(sizeof(RingControl) <= kPage, "the control block must fit its page");
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+namespace {
+bool no_wait(const RingDeadline& d) noexcept { return d && *d == futex::Clock::time_point::min(); }
+RingDeadline lock_deadline(const RingDeadline& d) noexcept { return no_wait(d) ? std::nullopt : d; }
+} // namespace
+
+/// The ring's internals, kept out of the header (hidden: no PLT indirection on the hot path).
+struct __attribute__((visibility("hidden"))) RingAccess {
+  static bool lock(Ring& r, RingSide& side, const RingDeadline& deadline) {
+    std::uint32_t expected = 0;
+    const std::uint32_t me = self_pid();
+    if (side.lock.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
+      return true;
+    return lock_slow(r, side, me, deadline);
+  }
+  /// lock() for a push or pop: a non-blocking call still waits for the lock itself (it is
+  /// held only for a copy, or until a dead owner is replaced); only waits for records or room
+  /// are subject to "no wait". The deadline is not copied on the fast path.
+  static bool lock_for_op(Ring& r, RingSide& side, const RingDeadline& deadline) {
+    std::uint32_t expected = 0;
+    const std::uint32_t me = self_pid();
+    if (side.lock.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
+      return true;
+    return lock_slow(r, side, me, lock_deadline(deadline));
+  }
+  static bool lock_slow(Ring& r, RingSide& side, std::uint32_t me, const RingDeadline& deadline);
+  /// A plain store (no locked instruction): the hot path pays one atomic RMW per operation.
+  /// A waiter that sets the wait bit just as the owner reads the word may miss this wake-up;
+  /// waiters sleep at most kLockSlice at a time, so that costs a delay, never a hang.
+  static void unlock(Ring& r, RingSide& side) noexcept {
+    const std::uint32_t v = side.lock.load(std::memory_order_relaxed);
+    side.lock.store(0, std::memory_order_release);
+    if ((v & kWaitBit) != 0) futex::wake(side.lock, r.interprocess_, 1);
+  }
+  /// Under `side`'s lock, after publishing: claims the other side's sleepers, if any.
+  static bool take_sleepers(RingSide& side, RingWaitPoint& wp) noexcept {
+    if (side.sleepers.load(std::memory_order_relaxed) == 0) return false;
+    side.sleepers.store(0, std::memory_order_relaxed);
+    wp.seq.fetch_add(1, std::memory_order_acq_rel);
+    return true;
+  }
+  static void wake_all(Ring& r, RingWaitPoint& wp) noexcept {
+    wp.seq.fetch_add(1, std::memory_order_acq_rel);
+    futex::wake(wp.seq, r.interprocess_);
+  }
+  static void recover(Ring& r, RingSide& side) noexcept;
+  template <class Pred>
+  static bool wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, const RingDeadline& deadline, Pred pred);
+};
+
+bool RingAccess::lock_slow(Ring& r, RingSide& side, std::uint32_t me, const RingDeadline& deadline) {
+  std::uint32_t expected = 0;
+  for (int i = 0; i < 64; ++i) {
+    cpu_relax();
+    expected = 0;
+    if (side.lock.load(std::memory_order_relaxed) == 0 &&
+        side.lock.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
+      return true;
+  }
+  for (;;) {
+    std::uint32_t v = side.lock.load(std::memory_order_relaxed);
+    if (v == 0) {
+      // Taken with the wait bit: other sleepers may exist and must be woken at unlock.
+      if (side.lock.compare_exchange_strong(v, me | kWaitBit, std::memory_order_acquire, std::memory_order_relaxed))
+        return true;
+      continue;
+    }
+    if ((v & kWaitBit) == 0) {
+      if (!side.lock.compare_exchange_strong(v, v | kWaitBit, std::memory_order_relaxed)) continue;
+      v |= kWaitBit;
+    }
+    RingDeadline slice = futex::Clock::now() + kLockSlice;
+    if (deadline && *deadline < *slice) slice = deadline;
+    if (futex::wait(side.lock, v, r.interprocess_, slice)) continue;
+    if (deadline && futex::Clock::now() >= *deadline) return false;
+    const std::uint32_t owner = v & ~kWaitBit;
+    if (r.interprocess_ && owner != me && process_dead(owner)) {
+      if (side.lock.compare_exchange_strong(v, me | kWaitBit, std::memory_order_acquire, std::memory_order_relaxed)) {
+        logger().warn("ring: process {} died holding a {} lock; taking over", owner,
+                      &side == &r.ctl_->prod ? "producer" : "consumer");
+        recover(r, side);
+        return true;
+      }
+    }
+  }
+}
+
+void RingAccess::recover(Ring& r, RingSide& side) noexcept {
+  // Roll forward a publication the dead owner had begun (idempotent); anything it had not
+  // begun to publish is simply not there.
+  if (side.intent_valid.load(std::memory_order_acquire) != 0) {
+    side.count.store(side.intent_count.load(std::memory_order_relaxed), std::memory_order_release);
+    side.pos.store(side.intent_pos.load(std::memory_order_relaxed), std::memory_order_release);
+    side.intent_valid.store(0, std::memory_order_release);
+  }
+  // The cached view of the other side may predate the death; refresh it on next use.
+  side.seen_pos.store(0, std::memory_order_relaxed);
+  side.seen_count.store(0, std::memory_order_relaxed);
+  side.sleepers.store(0, std::memory_order_relaxed);
+  wake_all(r, r.ctl_->data);
+  wake_all(r, r.ctl_->space);
+}
+
+template <class Pred>
+bool RingAccess::wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, const RingDeadline& deadline, Pred pred) {
+  if (pred()) return true;
+  if (no_wait(deadline)) return false;
+  const std::uint32_t budget = r.spin_budget_.load(std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < budget; ++i) {
+    cpu_relax();
+    if (pred()) {
+      if (budget < kMaxSpin) r.spin_budget_.store(budget * 2, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  if (budget > kMinSpin) r.spin_budget_.store(budget / 2, std::memory_order_relaxed);
+  for (;;) {
+    // Register under the waker side's lock: the waker checks `sleepers` inside its own critical
+    // section, after publishing, so either it sees us or we see its publication. The futex
+    // value is read first: a bump after that read makes the wait return at once.
+    if (!lock(r, waker, deadline)) return pred();
+    const std::uint32_t seq = wp.seq.load(std::memory_order_acquire);
+    if (pred()) {
+      unlock(r, waker);
+      return true;
+    }
+    waker.sleepers.store(1, std::memory_order_relaxed);
+    unlock(r, waker);
+    if (!futex::wait(wp.seq, seq, r.interprocess_, deadline)) return pred();
+    if (pred()) return true;
+  }
+}
+
+Ring::Ring(const RingOptions& options, bool interprocess) : interprocess_(interprocess) {
+  std::size_t cap = std::max(options.capacity_bytes, kMinCapacity);
+  if (cap > (std::size_t{1} << 40))
+    throw ValueError("procpool: ring capacity of " + std::to_string(options.capacity_bytes) +
+                     " bytes is too large (at most 1 TiB)");
+  cap = std::bit_ceil(cap);
+  const int fd = ::memfd_create("procpool-ring", MFD_CLOEXEC);
+  if (fd < 0) throw_errno("procpool: memfd_create for a ring failed", errno);
+  if (::ftruncate(fd, static_cast<off_t>(kPage + cap)) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw_errno("procpool: ftruncate of a " + std::to_string(cap) + "-byte ring failed", err);
+  }
+  try {
+    map(fd, cap);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  auto* ctl = new (ctl_) RingControl();
+  ctl->capacity = cap;
+  ctl->max_records = options.max_records;
+}
+
+Ring::Ring(Attach, int fd, std::size_t total_size) {
+  try {
+    if (total_size < kPage + kMinCapacity) throw SerializationError("procpool: bad ring handle (size)");
+    map(fd, total_size - kPage);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+}
+
+void Ring::map(int fd, std::size_t capacity) {
+  // Reserve room for control + data + a second view of data, then map the data twice so a
+  // record crossing the end of the ring reads and writes as one contiguous span.
+  const std::size_t total = kPage + 2 * capacity;
+  void* base = ::mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) throw_errno("procpool: cannot reserve address space for a ring", errno);
+  auto* bytes = static_cast<std::byte*>(base);
+  void* first = ::mmap(bytes, kPage + capacity, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+  void* second = first == MAP_FAILED ? MAP_FAILED
+                                     : ::mmap(bytes + kPage + capacity, capacity, PROT_READ | PROT_WRITE,
+                                              MAP_SHARED | MAP_FIXED, fd, static_cast<off_t>(kPage));
+  if (second == MAP_FAILED) {
+    const int err = errno;
+    ::munmap(base, total);
+    throw_errno("procpool: cannot map a ring", err);
+  }
+  mapping_ = base;
+  mapping_size_ = total;
+  capacity_ = capacity;
+  fd_ = fd;
+  ctl_ = static_cast<RingControl*>(base);
+  data_ = bytes + kPage;
+}
+
+Ring::~Ring() {
+  if (mapping_ != nullptr) ::munmap(mapping_, mapping_size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+namespace {
+struct RingHandle {
+  std::int32_t pid;
+  std::int32_t fd;
+  std::uint64_t total_size;
+};
+} // namespace
+
+void Ring::encode_handle(std::string& out) const {
+  codec::encode_to(out, RingHandle{::getpid(), fd_, kPage + capacity_});
+}
+
+std::unique_ptr<Ring> Ring::attach(std::string_view& in) {
+  const auto h = codec::decode_from<RingHandle>(in);
+  const std::string path = "/proc/" + std::to_string(h.pid) + "/fd/" + std::to_string(h.fd);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    throw_errno("procpool: cannot attach to ring " + path + " (its creator must stay alive until the child has started)",
+                errno);
+  std::unique_ptr<Ring> ring(new Ring(Attach{}, fd, static_cast<std::size_t>(h.total_size)));
+  const RingControl* ctl = std::launder(ring->ctl_);
+  if (ctl->magic != kMagic || ctl->capacity != ring->capacity_)
+    throw SerializationError("procpool: the attached segment " + path + " is not a procpool ring");
+  return ring;
+}
+
+std::uint64_t Ring::max_records() const noexcept { return ctl_->max_records; }
+
+std::atomic<std::uint32_t>& Ring::aux(std::size_t index) const noexcept { return ctl_->aux[index % kAuxWords]; }
+
+bool Ring::closed() const noexcept { return ctl_->closed.load(std::memory_order_acquire) != 0; }
+
+std::uint64_t Ring::size() const noexcept {
+  // Popped first: both only grow, so the difference is never negative.
+  const std::uint64_t popped = ctl_->cons.count.load(std::memory_order_seq_cst);
+  const std::uint64_t pushed = ctl_->prod.count.load(std::memory_order_seq_cst);
+  return pushed >= popped ? pushed - popped : 0;
+}
+
+std::uint64_t Ring::used_bytes() const noexcept {
+  const std::uint64_t tail = ctl_->cons.pos.load(std::memory_order_seq_cst);
+  const std::uint64_t head = ctl_->prod.pos.load(std::memory_order_seq_cst);
+  return head >= tail ? head - tail : 0;
+}
+
+RingStatus Ring::begin_push(std::size_t size, const RingDeadline& deadline, std::byte*& dst) {
+  if (size > max_record_size())
+    throw ValueError("procpool: a record of " + std::to_string(size) + " bytes does not fit a ring of " +
+                     std::to_string(capacity_) + " bytes (at most " + std::to_string(max_record_size()) +
+                     " per record); raise capacity_bytes in the queue's options");
+  const std::uint64_t need = round8(kHeaderBytes + size);
+  RingControl& c = *ctl_;
+  RingSide& p = c.prod;
+  const std::uint64_t max = c.max_records;
+  // Is there room, judging from the consumers' published indices? Read count before tail:
+  // consumers publish tail before count.
+  const auto room_now = [&] {
+    const std::uint64_t popped = c.cons.count.load(std::memory_order_acquire);
+    const std::uint64_t tail = c.cons.pos.load(std::memory_order_acquire);
+    const std::uint64_t head = p.pos.load(std::memory_order_acquire);
+    const std::uint64_t pushed = p.count.load(std::memory_order_acquire);
+    return head - tail + need <= capacity_ && (max == 0 || pushed - popped < max);
+  };
+  for (;;) {
+    if (!RingAccess::lock_for_op(*this, p, deadline)) return RingStatus::timeout;
+    if (c.closed.load(std::memory_order_relaxed) != 0) {
+      RingAccess::unlock(*this, p);
+      return RingStatus::closed;
+    }
+    const std::uint64_t head = p.pos.load(std::memory_order_relaxed);
+    const std::uint64_t pushed = p.count.load(std::memory_order_relaxed);
+    const auto fits = [&](std::uint64_t tail, std::uint64_t popped) {
+      return head - tail + need <= capacity_ && (max == 0 || pushed - popped < max);
+    };
+    // The cached consumer indices avoid reading the consumers' cache line on every push.
+    if (!fits(p.seen_pos.load(std::memory_order_relaxed), p.seen_count.load(std::memory_order_relaxed))) {
+      const std::uint64_t popped = c.cons.count.load(std::memory_order_acquire);
+      const std::uint64_t tail = c.cons.pos.load(std::memory_order_acquire);
+      p.seen_pos.store(tail, std::memory_order_relaxed);
+      p.seen_count.store(popped, std::memory_order_relaxed);
+      if (!fits(tail, popped)) {
+        RingAccess::unlock(*this, p);
+        const bool ready = RingAccess::wait_until(*this, c.cons, c.space, deadline, [&] {
+          return c.closed.load(std::memory_order_acquire) != 0 || room_now();
+        });
+        if (!ready) return RingStatus::timeout;
+        continue;
+      }
+    }
+    std::byte* at = data_ + (head & (capacity_ - 1));
+    const std::uint64_t header =
+        static_cast<std::uint64_t>(size) | (static_cast<std::uint64_t>(kRecordTag ^ static_cast<std::uint32_t>(size)) << 32);
+    std::memcpy(at, &header, sizeof header);
+    dst = at + kHeaderBytes;
+    return RingStatus::ok;
+  }
+}
+
+void Ring::commit_push(std::size_t size) noexcept {
+  RingControl& c = *ctl_;
+  RingSide& p = c.prod;
+  const std::uint64_t head = p.pos.load(std::memory_order_relaxed) + round8(kHeaderBytes + size);
+  const std::uint64_t pushed = p.count.load(std::memory_order_relaxed) + 1;
+  p.intent_pos.store(head, std::memory_order_relaxed);
+  p.intent_count.store(pushed, std::memory_order_relaxed);
+  p.intent_valid.store(1, std::memory_order_release);
+  p.count.store(pushed, std::memory_order_release);
+  p.pos.store(head, std::memory_order_release);  // publishes the record
+  p.intent_valid.store(0, std::memory_order_release);
+  const bool wake = RingAccess::take_sleepers(p, c.data);
+  RingAccess::unlock(*this, p);
+  if (wake) futex::wake(c.data.seq, interprocess_);
+}
+
+void Ring::abort_push() noexcept { RingAccess::unlock(*this, ctl_->prod); }
+
+RingStatus Ring::begin_pop(const RingDeadline& deadline, const std::byte*& src, std::size_t& size) {
+  RingControl& c = *ctl_;
+  RingSide& s = c.cons;
+  const auto has_record = [&] {
+    return c.prod.pos.load(std::memory_order_acquire) != s.pos.load(std::memory_order_acquire);
+  };
+  for (;;) {
+    // Wait for a record before taking the lock: an empty ring costs no lock traffic.
+    if (!has_record()) {
+      // closed is set under the producer lock after the last push published: seeing it, then
+      // head == tail, means drained.
+      if (c.closed.load(std::memory_order_acquire) != 0 && !has_record()) return RingStatus::closed;
+      const bool ready = RingAccess::wait_until(*this, c.prod, c.data, deadline, [&] {
+        return has_record() || c.closed.load(std::memory_order_acquire) != 0;
+      });
+      if (!ready) return RingStatus::timeout;
+      if (!has_record()) continue;  // closed: re-check for drained above
+    }
+    if (!RingAccess::lock_for_op(*this, s, deadline)) return RingStatus::timeout;
+    const std::uint64_t tail = s.pos.load(std::memory_order_relaxed);
+    std::uint64_t head = s.seen_pos.load(std::memory_order_relaxed);
+    if (head <= tail) {
+      head = c.prod.pos.load(std::memory_order_acquire);
+      s.seen_pos.store(head, std::memory_order_relaxed);
+    }
+    if (head == tail) {  // another consumer took it
+      RingAccess::unlock(*this, s);
+      continue;
+    }
+    const std::byte* at = data_ + (tail & (capacity_ - 1));
+    std::uint64_t header = 0;
+    std::memcpy(&header, at, sizeof header);
+    const auto len = static_cast<std::uint32_t>(header);
+    const auto check = static_cast<std::uint32_t>(header >> 32);
+    if (check != (kRecordTag ^ len) || round8(kHeaderBytes + len) > head - tail) {
+      RingAccess::unlock(*this, s);
+      throw Error("procpool: ring corrupted: bad record header at position " + std::to_string(tail) +
+                  " (shared memory overwritten outside procpool?)");
+    }
+    src = at + kHeaderBytes;
+    size = len;
+    return RingStatus::ok;
+  }
+}
+
+void Ring::commit_pop(std::size_t size) noexcept {
+  RingControl& c = *ctl_;
+  RingSide& s = c.cons;
+  const std::uint64_t tail = s.pos.load(std::memory_order_relaxed) + round8(kHeaderBytes + size);
+  const std::uint64_t popped = s.count.load(std::memory_order_relaxed) + 1;
+  s.intent_pos.store(tail, std::memory_order_relaxed);
+  s.intent_count.store(popped, std::memory_order_relaxed);
+  s.intent_valid.store(1, std::memory_order_release);
+  s.pos.store(tail, std::memory_order_release);
+  s.count.store(popped, std::memory_order_release);  // producers read count, then tail
+  s.intent_valid.store(0, std::memory_order_release);
+  const bool wake = RingAccess::take_sleepers(s, c.space);
+  RingAccess::unlock(*this, s);
+  if (wake) futex::wake(c.space.seq, interprocess_);
+}
+
+RingStatus Ring::wait_readable(const RingDeadline& deadline) {
+  RingControl& c = *ctl_;
+  const auto has_data = [&] {
+    return c.prod.pos.load(std::memory_order_seq_cst) != c.cons.pos.load(std::memory_order_seq_cst);
+  };
+  const bool ready = RingAccess::wait_until(*this, c.prod, c.data, deadline, [&] {
+    return has_data() || c.closed.load(std::memory_order_acquire) != 0;
+  });
+  if (!ready) return RingStatus::timeout;
+  return has_data() ? RingStatus::ok : RingStatus::closed;
+}
+
+void Ring::close() {
+  RingControl& c = *ctl_;
+  // Under the producer lock, so that no push publishes after a consumer has seen "closed".
+  RingAccess::lock(*this, c.prod, std::nullopt);
+  c.closed.store(1, std::memory_order_release);
+  RingAccess::unlock(*this, c.prod);
+  RingAccess::wake_all(*this, c.data);
+  RingAccess::wake_all(*this, c.space);
+}
+
+} // namespace procpool::detail
