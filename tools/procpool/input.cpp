@@ -118,7 +118,7 @@ std::string shell_quote(const std::string& word) {
 }
 
 CommandTemplate::CommandTemplate(const std::string& text) {
-  bool any_argument = false;
+  bool any_replacement = false;  // GNU parallel appends the arguments only to a template without any
   std::size_t pos = 0;
   auto add_literal = [&](std::string_view s) {
     if (s.empty()) return;
@@ -157,14 +157,14 @@ CommandTemplate::CommandTemplate(const std::string& text) {
       pos = open + 1;
       continue;
     }
-    if (seg.kind == Kind::args) any_argument = true;
+    any_replacement = true;
     segments_.push_back(std::move(seg));
     pos = close + 1;
   }
   if (text.empty()) {
     // The arguments are the command itself: inserted unquoted.
     segments_.push_back({Kind::args, {}, 0, Modifier::none, true});
-  } else if (!any_argument) {
+  } else if (!any_replacement) {
     add_literal(" ");
     segments_.push_back({Kind::args, {}, 0, Modifier::none, false});
   }

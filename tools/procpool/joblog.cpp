@@ -40,7 +40,7 @@ void write_all(int fd, const std::string& data, const std::string& path) {
 } // namespace
 
 JobLogWriter::JobLogWriter(const std::string& path, bool append) : path_(path) {
-  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
+  const int flags = O_RDWR | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
   fd_ = ::open(path.c_str(), flags, 0644);
   if (fd_ < 0) throw UsageError(fmt::format("cannot open joblog '{}': {}", path, std::strerror(errno)));
   const off_t size = ::lseek(fd_, 0, SEEK_END);

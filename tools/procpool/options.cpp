@@ -100,7 +100,8 @@ void build_app(CLI::App& app, RawOptions& raw) {
                  "Split each argument line into columns {1} {2} ... at this separator (a regex)")
       ->type_name("REGEX");
   app.add_option("-a,--arg-file", raw.arg_files, "Read arguments from FILE (\"-\" is stdin); repeatable")
-      ->type_name("FILE");
+      ->type_name("FILE")
+      ->allow_extra_args(false);  // one file per -a: the template follows
   app.add_flag("--tty", raw.tty, "Give jobs the terminal as stdin (implies -j1 --ungroup); default /dev/null");
   app.add_flag("--shell", raw.shell_always, "Always run commands through /bin/sh -c, never exec them directly");
 }

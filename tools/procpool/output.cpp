@@ -43,7 +43,7 @@ void pwrite_all(int fd, std::string_view data, std::uint64_t offset) {
 } // namespace
 
 OutputBuffer::~OutputBuffer() {
-  if (file_ >= 0 && !adopted_) ::close(file_);
+  if (file_ >= 0) ::close(file_);
 }
 
 void OutputBuffer::append(std::string_view data) {
@@ -64,7 +64,6 @@ void OutputBuffer::append(std::string_view data) {
 void OutputBuffer::adopt_file(int fd) {
   clear();
   file_ = fd;
-  adopted_ = true;  // the caller owns and closes it
   const off_t size = ::lseek(fd, 0, SEEK_END);
   file_size_ = size > 0 ? static_cast<std::uint64_t>(size) : 0;
 }
@@ -85,10 +84,9 @@ void OutputBuffer::for_each_chunk(const std::function<void(std::string_view)>& s
 
 void OutputBuffer::clear() {
   std::string().swap(memory_);
-  if (file_ >= 0 && !adopted_) ::close(file_);
+  if (file_ >= 0) ::close(file_);
   file_ = -1;
   file_size_ = 0;
-  adopted_ = false;
 }
 
 void StdWriter::write_raw(int fd, std::string_view data) {

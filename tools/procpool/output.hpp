@@ -22,7 +22,7 @@ class OutputBuffer {
   OutputBuffer& operator=(const OutputBuffer&) = delete;
 
   void append(std::string_view data);
-  /// Takes over a file the job wrote itself (--results): its content is this buffer's content.
+  /// Takes ownership of a file the job wrote itself (--results): its content becomes this buffer's.
   void adopt_file(int fd);
   /// Calls `sink` with the content in order, in chunks.
   void for_each_chunk(const std::function<void(std::string_view)>& sink);
@@ -33,7 +33,6 @@ class OutputBuffer {
   std::string memory_;
   int file_ = -1;
   std::uint64_t file_size_ = 0;
-  bool adopted_ = false;
 };
 
 /// Writes to procpool's stdout/stderr: whole writes, the --tag prefix at each line start, and a

@@ -22,10 +22,12 @@
 #include <optional>
 #include <random>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -41,6 +43,8 @@ using Seconds = std::chrono::duration<double>;
 
 constexpr auto throttle_recheck = std::chrono::milliseconds(100);
 constexpr std::size_t read_chunk = 64 * 1024;
+// Linux limits one exec argument to 128 KiB (MAX_ARG_STRLEN); longer commands go to sh as a script.
+constexpr std::size_t max_inline_command = 100 * 1024;
 
 Clock::duration to_duration(double seconds) {
   return std::chrono::duration_cast<Clock::duration>(Seconds(seconds));
@@ -89,6 +93,7 @@ struct Slot {
   pid_t pid = -1;
   int out_fd = -1, err_fd = -1;          // our ends of the pipes
   int results_out = -1, results_err = -1; // --results files the job writes directly
+  int script_fd = -1;                     // a memfd holding a command too long for sh -c
   Clock::time_point started;
   double start_epoch = 0;
   std::uint64_t received = 0;
@@ -298,13 +303,30 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   }
   ++job->tries_done;
 
-  const ExecPlan plan = planner_.plan(job->command);
+  const bool long_command = job->command.size() > max_inline_command;
+  const ExecPlan plan = long_command ? ExecPlan{} : planner_.plan(job->command);
   std::vector<char*> argv;
   for (const auto& word : plan.argv) argv.push_back(const_cast<char*>(word.c_str()));
   argv.push_back(nullptr);
   char sh[] = "sh";
   char dash_c[] = "-c";
   char* shell_argv[] = {sh, dash_c, job->command.data(), nullptr};
+  std::string script_path;
+  if (long_command) {
+    // sh reads the command from a memfd that procpool holds open until the job ends; the job
+    // itself inherits no extra descriptor.
+    slot.script_fd = ::memfd_create("procpool-command", MFD_CLOEXEC);
+    if (slot.script_fd < 0) throw std::system_error(errno, std::generic_category(), "memfd_create");
+    const std::string script = job->command + "\n";
+    for (std::size_t done = 0; done < script.size();) {
+      const ssize_t n = ::write(slot.script_fd, script.data() + done, script.size() - done);
+      if (n < 0) throw std::system_error(errno, std::generic_category(), "write memfd");
+      done += static_cast<std::size_t>(n);
+    }
+    script_path = fmt::format("/proc/{}/fd/{}", ::getpid(), slot.script_fd);
+    shell_argv[1] = script_path.data();
+    shell_argv[2] = nullptr;
+  }
   const std::string seq_env = fmt::format("PARALLEL_SEQ={}", job->input.seq);
   const std::string slot_env = fmt::format("PARALLEL_JOBSLOT={}", slot_number);
   std::vector<char*> envp = base_env_;
@@ -464,6 +486,7 @@ void Runner::finish(Slot& slot, int status) {
   read_output(slot, slot.err_fd, STDERR_FILENO, true);
   close_fd(slot.out_fd);
   close_fd(slot.err_fd);
+  close_fd(slot.script_fd);
   // Whatever of a killed job's group is still alive (a grandchild ignoring TERM) goes now.
   if (slot.kill_reason != KillReason::none) ::kill(-slot.pid, SIGKILL);
   watchdog_->slot(static_cast<unsigned>(&slot - slots_.data())).store(0, std::memory_order_release);
@@ -481,17 +504,14 @@ void Runner::finish(Slot& slot, int status) {
   if (opt_.results_dir) {
     if (opt_.output != OutputMode::ungroup) {
       slot.received = static_cast<std::uint64_t>(std::max<off_t>(0, ::lseek(slot.results_out, 0, SEEK_END)));
-      job->output->out.adopt_file(slot.results_out);
-      job->output->err.adopt_file(slot.results_err);
+      job->output->out.adopt_file(std::exchange(slot.results_out, -1));
+      job->output->err.adopt_file(std::exchange(slot.results_err, -1));
     }
   }
+  // --ungroup keeps the files out of the output: they are only closed.
   auto close_results = [&] {
-    if (opt_.results_dir) {
-      job->output->out.clear();
-      job->output->err.clear();
-      close_fd(slot.results_out);
-      close_fd(slot.results_err);
-    }
+    close_fd(slot.results_out);
+    close_fd(slot.results_err);
   };
 
   if (slot.kill_reason == KillReason::interrupt || slot.kill_reason == KillReason::halt) {
