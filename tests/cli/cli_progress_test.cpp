@@ -52,3 +52,22 @@ TEST_CASE("Cli.Progress.NothingOnAPipeUnlessForced") {
   r = sh(dir, "$P run -j1 --bar --force-progress echo ::: a b");
   CHECK(r.err.find("100% 2/2") != std::string::npos);
 }
+
+TEST_CASE("Cli.Tty.JobReadsTheTerminal") {
+  TempDir dir;
+  const std::string tmux = "tmux -L procpool-test-tty-" + std::to_string(::getpid()) + " -f /dev/null ";
+  REQUIRE(sh(dir, tmux + "new-session -d -s tty -x 100 -y 10 \"$P run --tty 'read answer; echo got:\\$answer:{}' "
+                         "::: x; echo exit=\\$?; sleep 30\"").exit_code == 0);
+  std::this_thread::sleep_for(500ms);
+  sh(dir, tmux + "send-keys -t tty hello Enter");
+  std::string screen;
+  const bool done = eventually([&] {
+    screen = sh(dir, tmux + "capture-pane -p -t tty").out;
+    return screen.find("exit=") != std::string::npos;
+  }, 15000ms);
+  sh(dir, tmux + "kill-server");
+  INFO(screen);
+  CHECK(done);
+  CHECK(screen.find("got:hello:x") != std::string::npos);
+  CHECK(screen.find("exit=0") != std::string::npos);
+}

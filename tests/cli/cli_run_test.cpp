@@ -242,3 +242,34 @@ TEST_CASE("Cli.Run.JobsForms") {
   CHECK(max_concurrency("-100") == 1);     // never below 1
   CHECK(max_concurrency("50%") <= std::max(1, cpus / 2));
 }
+
+TEST_CASE("Cli.Run.StreamsInputBeforeItEnds") {
+  TempDir dir;
+  // The writer only sends the second line after the first job has run: procpool must start jobs
+  // while its stdin is still open (it would deadlock until the 20 s limit otherwise).
+  const auto r = sh(dir,
+                    "{ echo 'touch started'; i=0; while [ ! -e started ] && [ $i -lt 200 ]; do sleep 0.05; "
+                    "i=$((i+1)); done; echo 'echo second'; } | $P run -j1",
+                    "", std::chrono::seconds(20));
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "second\n");
+  CHECK(r.elapsed < std::chrono::seconds(9));
+}
+
+TEST_CASE("Cli.Run.MillionLineBatchInBoundedMemory") {
+  TempDir dir;
+  {
+    std::ofstream batch(dir / "million.txt");
+    for (int i = 0; i < 1000000; ++i) batch << "true\n";
+  }
+  Background bg(dir, {"run", "-j2", "--joblog", "log.tsv", "million.txt"});
+  REQUIRE(eventually([&] { return joblog_rows(dir / "log.tsv").size() >= 500; }, 20000ms));
+  long peak_kib = 0;
+  std::ifstream status("/proc/" + std::to_string(bg.pid) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) peak_kib = std::stol(line.substr(6));
+  ::kill(bg.pid, SIGTERM);
+  CHECK(bg.wait() == 255);
+  CHECK(peak_kib > 0);
+  CHECK(peak_kib <= 10 * 1024);  // the target: 10 MiB
+}

@@ -103,6 +103,9 @@ struct Slot {
   [[nodiscard]] bool busy() const { return job != nullptr; }
 };
 
+/// Signals the job's whole process group, or only its process for --tty jobs (no group of their own).
+void signal_job(pid_t pid, bool own_group, int sig) { ::kill(own_group ? -pid : pid, sig); }
+
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
   fd = -1;
@@ -341,7 +344,9 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   request.shell_argv = shell_argv;
   request.envp = envp.data();
   request.stdin_fd = job_stdin_;
-  request.group_slot = &watchdog_->slot(slot_index);
+  // --tty jobs stay in procpool's (foreground) process group, or reading the terminal would stop them.
+  request.new_group = !opt_.tty;
+  request.group_slot = opt_.tty ? nullptr : &watchdog_->slot(slot_index);
   request.parent = ::getpid();
 
   int child_out = -1, child_err = -1;
@@ -427,7 +432,7 @@ std::optional<Clock::duration> Runner::timeout_limit() const {
 void Runner::kill_job(Slot& slot, KillReason reason) {
   if (slot.kill_reason != KillReason::none) return;
   slot.kill_reason = reason;
-  ::kill(-slot.pid, SIGTERM);
+  signal_job(slot.pid, !opt_.tty, SIGTERM);
   slot.kill_deadline = Clock::now() + to_duration(opt_.kill_grace_seconds);
 }
 
@@ -444,7 +449,7 @@ void Runner::interrupt(int sig) {
   for (auto& slot : slots_)  // a second signal: no more grace
     if (slot.busy()) {
       if (slot.kill_reason == KillReason::none) slot.kill_reason = KillReason::interrupt;
-      ::kill(-slot.pid, SIGKILL);
+      signal_job(slot.pid, !opt_.tty, SIGKILL);
       slot.kill_sent = true;
     }
 }
@@ -456,7 +461,7 @@ void Runner::check_timeouts(Clock::time_point now) {
     if (slot.kill_reason == KillReason::none && limit && now - slot.started >= *limit)
       kill_job(slot, KillReason::timeout);
     if (slot.kill_reason != KillReason::none && !slot.kill_sent && now >= slot.kill_deadline) {
-      ::kill(-slot.pid, SIGKILL);
+      signal_job(slot.pid, !opt_.tty, SIGKILL);
       slot.kill_sent = true;
     }
   }
@@ -488,7 +493,7 @@ void Runner::finish(Slot& slot, int status) {
   close_fd(slot.err_fd);
   close_fd(slot.script_fd);
   // Whatever of a killed job's group is still alive (a grandchild ignoring TERM) goes now.
-  if (slot.kill_reason != KillReason::none) ::kill(-slot.pid, SIGKILL);
+  if (slot.kill_reason != KillReason::none) signal_job(slot.pid, !opt_.tty, SIGKILL);
   watchdog_->slot(static_cast<unsigned>(&slot - slots_.data())).store(0, std::memory_order_release);
 
   std::unique_ptr<Job> job = std::move(slot.job);

@@ -26,7 +26,7 @@ void write_message(const char* a, const char* b) {
 
 int child_main(void* arg) {
   const auto& r = *static_cast<const SpawnRequest*>(arg);
-  ::setpgid(0, 0);
+  if (r.new_group) ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != r.parent) ::_exit(128 + SIGKILL);  // procpool died before prctl took effect
   if (r.group_slot != nullptr) r.group_slot->store(::getpid(), std::memory_order_release);

@@ -13,6 +13,7 @@ struct SpawnRequest {
   char* const* shell_argv = nullptr;         ///< {"sh", "-c", line}: used when `path` is null or fails
   char* const* envp = nullptr;
   int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  bool new_group = true;                     ///< lead a new process group (not with --tty: it needs the terminal)
   std::atomic<pid_t>* group_slot = nullptr;  ///< the watchdog's slot: the child stores its pid there
   pid_t parent = 0;
 };
