@@ -2,6 +2,7 @@
 # Benchmarks `procpool run` side by side with its peers, in one run, on the same batch files:
 #   procpool run -j2            (default --group: output captured per job)
 #   procpool run -j2 -u         (--ungroup: jobs write straight to stdout)
+#   procpool run -j2 --shell    (every line through /bin/sh -c, like the raw loop: no direct exec)
 #   xargs -P2 -n1 sh -c         (one `sh -c LINE` per line)
 #   GNU parallel -j2
 #   cli_raw_spawn 2             (bench/cli_raw_spawn.cpp: posix_spawn `sh -c LINE`, nothing else; the limit)
@@ -29,10 +30,11 @@ for i in $(seq 2000); do echo "echo line $i of the echo batch"; done > "$work/ec
 declare -A cmd
 cmd[procpool]="$procpool run -j2 FILE"
 cmd[procpool-u]="$procpool run -j2 -u FILE"
+cmd[procpool-shell]="$procpool run -j2 --shell FILE"
 cmd[xargs]="xargs -P2 -d '\n' -n1 sh -c < FILE"
 cmd[parallel]="parallel --will-cite -j2 < FILE"
 cmd[raw]="$raw 2 FILE"
-tools=(raw procpool procpool-u xargs parallel)
+tools=(raw procpool procpool-u procpool-shell xargs parallel)
 
 # One timed run: prints "seconds maxrss_kib".
 measure() {

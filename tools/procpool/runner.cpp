@@ -172,6 +172,7 @@ class Runner {
   std::uint64_t done_ = 0, failed_ = 0, succeeded_ = 0, skipped_ = 0;
   RuntimeMedian median_;
   std::vector<char> read_buffer_ = std::vector<char>(read_chunk);
+  std::vector<pollfd> poll_fds_;
 };
 
 void Runner::setup() {
@@ -535,7 +536,7 @@ void Runner::finish(Slot& slot, int status) {
   if (failed) ++failed_;
   else {
     ++succeeded_;
-    median_.add(runtime);
+    if (opt_.timeout.percent > 0) median_.add(runtime);
   }
   if (joblog_)
     joblog_->write({job->input.seq, slot.start_epoch, runtime, 0, slot.received, exitval, signal, job->command});
@@ -563,7 +564,8 @@ void Runner::reap() {
 }
 
 void Runner::poll_once() {
-  std::vector<pollfd> fds;
+  std::vector<pollfd>& fds = poll_fds_;  // reused: no allocation per round
+  fds.clear();
   fds.push_back({signal_fd_, POLLIN, 0});
   if (input_waiting_ && !stopping_ && source_->wait_fd() >= 0) fds.push_back({source_->wait_fd(), POLLIN, 0});
   for (auto& slot : slots_) {
