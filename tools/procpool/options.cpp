@@ -75,7 +75,7 @@ void build_app(CLI::App& app, RawOptions& raw) {
                "Print a job's stdout then its stderr when it ends, never mixed with another job's (default)");
   app.add_flag("--line-buffer,--lb", raw.line_buffer,
                "Print whole lines as soon as they arrive; lines of different jobs may alternate");
-  app.add_flag("-u,--ungroup", raw.ungroup, "Jobs write straight to procpool's stdout and stderr (fastest)");
+  app.add_flag("-u,--ungroup", raw.ungroup, "Jobs write straight to procpool's stdout and stderr: no capture, lines may mix");
   app.add_flag("--tag", raw.tag, "Prefix each output line with the job's arguments and a TAB");
   app.add_option("--tagstring", raw.tagstring,
                  "Prefix each output line with STR (replacement strings allowed) and a TAB")->type_name("STR");

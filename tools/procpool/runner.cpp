@@ -508,8 +508,8 @@ void Runner::finish(Slot& slot, int status) {
   }
   const bool failed = exitval != 0 || signal != 0;
   if (opt_.results_dir) {
+    slot.received = static_cast<std::uint64_t>(std::max<off_t>(0, ::lseek(slot.results_out, 0, SEEK_END)));
     if (opt_.output != OutputMode::ungroup) {
-      slot.received = static_cast<std::uint64_t>(std::max<off_t>(0, ::lseek(slot.results_out, 0, SEEK_END)));
       job->output->out.adopt_file(std::exchange(slot.results_out, -1));
       job->output->err.adopt_file(std::exchange(slot.results_err, -1));
     }
