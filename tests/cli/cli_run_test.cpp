@@ -268,8 +268,12 @@ TEST_CASE("Cli.Run.MillionLineBatchInBoundedMemory") {
   std::ifstream status("/proc/" + std::to_string(bg.pid) + "/status");
   for (std::string line; std::getline(status, line);)
     if (line.rfind("VmHWM:", 0) == 0) peak_kib = std::stol(line.substr(6));
+  // A sanitizer build's shadow memory alone exceeds the bound: the bound holds for real builds.
+  const std::string maps = read_file("/proc/" + std::to_string(bg.pid) + "/maps");
+  const bool sanitized = maps.find("libasan") != std::string::npos || maps.find("libtsan") != std::string::npos;
   ::kill(bg.pid, SIGTERM);
   CHECK(bg.wait() == 255);
   CHECK(peak_kib > 0);
-  CHECK(peak_kib <= 10 * 1024);  // the target: 10 MiB
+  if (sanitized) MESSAGE("sanitizer build: peak RSS ", peak_kib, " KiB, 10 MiB bound not applied");
+  else CHECK(peak_kib <= 10 * 1024);  // the target: 10 MiB
 }
