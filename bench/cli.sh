@@ -5,17 +5,18 @@
 #   procpool run -j2 --shell    (every line through /bin/sh -c, like the raw loop: no direct exec)
 #   xargs -P2 -n1 sh -c         (one `sh -c LINE` per line)
 #   GNU parallel -j2
-#   cli_raw_spawn 2             (bench/cli_raw_spawn.cpp: posix_spawn `sh -c LINE`, nothing else; the limit)
+#   bench-cli-raw-spawn 2       (bench/cli_raw_spawn.cpp: posix_spawn `sh -c LINE`, nothing else; the limit)
 # Workloads: 5000 `true` lines, 2000 `echo` lines. Prints a markdown table: median wall time of
 # CLI_BENCH_RUNS runs (default 3, interleaved), jobs/s, ratios to the raw limit and to GNU parallel,
 # peak RSS (GNU time's %M: the largest of the runner and its jobs). Then procpool's and GNU
 # parallel's peak RSS on a 1M-line batch, sampled from /proc after CLI_BENCH_RSS_SECONDS (default 10).
-# Usage: bench/cli.sh [BUILD_DIR]     (default: build; needs parallel and /usr/bin/time)
+# Usage: bench/cli.sh [BUILD_DIR]  (default: build; bench/run.sh passes its release build-bench)
+# Needs GNU parallel and /usr/bin/time (scripts/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 procpool=$build/tools/procpool/procpool
-raw=$build/bench/cli_raw_spawn
+raw=$build/bench/bench-cli-raw-spawn
 runs=${CLI_BENCH_RUNS:-3}
 rss_seconds=${CLI_BENCH_RSS_SECONDS:-10}
 for tool in "$procpool" "$raw" /usr/bin/time parallel xargs; do

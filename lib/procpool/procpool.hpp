@@ -4,3 +4,7 @@
 #include "procpool/codec.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/log.hpp"
+#include "procpool/process.hpp"
+#include "procpool/start_method.hpp"
+#include "procpool/sync.hpp"
+#include "procpool/threading.hpp"

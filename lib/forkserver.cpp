@@ -1,0 +1,230 @@
+// The forkserver: a single-threaded, fresh image of the program (started through init()) that
+// forks children on request, so a parent that runs threads never forks itself.
+//
+// Protocol on the control socket (SOCK_STREAM): the client sends an 8-byte payload length with
+// the child's status socket attached (SCM_RIGHTS), then the payload. The server forks, writes
+// the child's pid (4 bytes) to the status socket, and later its raw wait status (4 bytes).
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <spawn.h>
+#include <string>
+#include <vector>
+
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "procpool/codec.hpp"
+#include "procpool/errors.hpp"
+#include "procpool/log.hpp"
+#include "process_internal.hpp"
+
+extern char** environ;
+
+namespace procpool::detail {
+namespace {
+
+bool write_all(int fd, const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool read_all(int fd, void* data, size_t size) {
+  char* p = static_cast<char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::read(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+struct Client {
+  std::mutex mutex;
+  int control_fd = -1;
+  pid_t server_pid = 0;
+};
+
+Client*& client_slot() {
+  static Client* client = nullptr;
+  return client;
+}
+std::mutex client_slot_mutex;
+
+void start_server(Client& client) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("procpool: forkserver socketpair failed", errno);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  env_strings.push_back("PROCPOOL_FORKSERVER_FD=" + std::to_string(sv[1]));
+  env_strings.push_back("PROCPOOL_PARENT_PID=" + std::to_string(::getpid()));
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::string argv0 = program_argv0().empty() ? "procpool-forkserver" : program_argv0();
+  char* argv[] = {argv0.data(), nullptr};
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, sv[1], sv[1]);  // same fd: clears FD_CLOEXEC (glibc >= 2.29)
+  pid_t pid = 0;
+  int rc = 0;
+  run_on_stable_thread([&] { rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv, envp.data()); });
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(sv[1]);
+  if (rc != 0) {
+    ::close(sv[0]);
+    throw_errno("procpool: cannot start the forkserver", rc);
+  }
+  client.control_fd = sv[0];
+  client.server_pid = pid;
+  logger().debug("forkserver started (pid {})", pid);
+}
+
+} // namespace
+
+pid_t forkserver_launch(const std::string& payload, int& status_fd) {
+  Client* client = nullptr;
+  {
+    std::lock_guard lock(client_slot_mutex);
+    if (client_slot() == nullptr) client_slot() = new Client();  // lives as long as the process
+    client = client_slot();
+  }
+  std::lock_guard lock(client->mutex);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (client->control_fd < 0) start_server(*client);
+    int sp[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) throw_errno("procpool: socketpair failed", errno);
+    const std::uint64_t size = payload.size();
+    iovec iov{const_cast<std::uint64_t*>(&size), sizeof size};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cmsg), &sp[1], sizeof(int));
+    bool sent = ::sendmsg(client->control_fd, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof size);
+    sent = sent && write_all(client->control_fd, payload.data(), payload.size());
+    ::close(sp[1]);
+    std::int32_t pid = 0;
+    if (sent && read_all(sp[0], &pid, sizeof pid)) {
+      status_fd = sp[0];
+      return pid;
+    }
+    // The server is gone (killed?): start a new one and try once more.
+    ::close(sp[0]);
+    ::close(client->control_fd);
+    client->control_fd = -1;
+    ::waitpid(client->server_pid, nullptr, WNOHANG);
+  }
+  throw ProcessError("procpool: the forkserver died and could not be restarted");
+}
+
+void forkserver_forget_after_fork() { client_slot() = nullptr; }
+
+void forkserver_main(int control_fd, pid_t expected_parent) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != expected_parent) ::_exit(0);
+  process_name_slot() = "ForkServer";
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &chld, nullptr);
+  const int sfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) ::_exit(1);
+  const pid_t server = ::getpid();
+  std::map<pid_t, int> status_fds;
+
+  auto reap = [&] {
+    int status = 0;
+    pid_t pid = 0;
+    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      auto it = status_fds.find(pid);
+      if (it == status_fds.end()) continue;
+      const std::int32_t raw = status;
+      write_all(it->second, &raw, sizeof raw);
+      ::close(it->second);
+      status_fds.erase(it);
+    }
+  };
+
+  for (;;) {
+    pollfd fds[2] = {{control_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents != 0) {
+      signalfd_siginfo info;
+      while (::read(sfd, &info, sizeof info) > 0) {}
+      reap();
+    }
+    if (fds[0].revents == 0) continue;
+
+    std::uint64_t size = 0;
+    iovec iov{&size, sizeof size};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(control_fd, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+    if (n != static_cast<ssize_t>(sizeof size)) break;  // the parent closed the socket: done
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    if (cmsg == nullptr || cmsg->cmsg_type != SCM_RIGHTS) break;
+    int status_fd = -1;
+    std::memcpy(&status_fd, CMSG_DATA(cmsg), sizeof(int));
+    std::string payload(size, '\0');
+    if (!read_all(control_fd, payload.data(), payload.size())) break;
+
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(control_fd);
+      ::close(sfd);
+      ::close(status_fd);
+      for (auto& [child, fd] : status_fds) ::close(fd);
+      ::sigprocmask(SIG_UNBLOCK, &chld, nullptr);
+      ChildPayload who;
+      try {
+        who = codec::decode<ChildPayload>(payload);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "procpool: forkserver child cannot read its task: %s\n", e.what());
+        ::_exit(1);
+      }
+      run_portable_child(who, server);
+    }
+    if (pid < 0) {
+      ::close(status_fd);  // the client sees EOF instead of a pid
+      continue;
+    }
+    const std::int32_t pid32 = pid;
+    write_all(status_fd, &pid32, sizeof pid32);
+    status_fds[pid] = status_fd;
+    reap();  // a very short child may already have ended
+  }
+  ::_exit(0);
+}
+
+} // namespace procpool::detail

@@ -1,0 +1,595 @@
+#include "procpool/process.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include <boost/process/args.hpp>
+#include <boost/process/child.hpp>
+#include <boost/process/exe.hpp>
+#include <poll.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "procpool/codec.hpp"
+#include "procpool/log.hpp"
+#include "process_internal.hpp"
+
+namespace procpool {
+namespace detail {
+
+// ---------------------------------------------------------------------------------------------
+// The calling process's identity.
+
+namespace {
+
+struct Identity {
+  std::string name = "MainProcess";
+  bool daemon = false;
+  std::string identity;  // "" in the main process
+  std::optional<ProcessInfo> parent;
+  std::atomic<int> children_started{0};
+};
+
+Identity& self() {
+  static auto* identity = new Identity();  // never destroyed: used from exit handlers
+  return *identity;
+}
+
+pid_t gettid_() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+int decode_wait_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return -1;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Child records: one per started child, kept in a registry until reaped.
+
+struct ChildRecord {
+  pid_t pid = 0;
+  std::string name;
+  bool daemon = false;
+  bool via_forkserver = false;
+  int wait_fd = -1;  // pidfd of our own child, or the forkserver's status socket
+  std::mutex mutex;
+  std::optional<int> exitcode;
+
+  ChildRecord() = default;
+  ChildRecord(const ChildRecord&) = delete;
+  ChildRecord& operator=(const ChildRecord&) = delete;
+  ~ChildRecord() {
+    if (wait_fd >= 0) ::close(wait_fd);
+  }
+
+  // Collects the exit status if the child has ended. Caller holds `mutex`.
+  void try_reap_locked() {
+    if (exitcode) return;
+    if (via_forkserver) {
+      pollfd p{wait_fd, POLLIN, 0};
+      if (::poll(&p, 1, 0) <= 0) return;
+      int status = 0;
+      const ssize_t n = ::read(wait_fd, &status, sizeof status);
+      // No status means the forkserver itself died, which kills its children (PDEATHSIG).
+      exitcode = n == static_cast<ssize_t>(sizeof status) ? decode_wait_status(status) : -SIGKILL;
+      return;
+    }
+    int status = 0;
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      exitcode = decode_wait_status(status);
+    } else if (r < 0 && errno == ECHILD) {
+      // Someone else reaped it (SIGCHLD ignored, or a waitpid(-1) elsewhere): status unknown.
+      logger().warn("child {} (pid {}) was reaped outside procpool; its exit status is unknown", name, pid);
+      exitcode = 255;
+    }
+  }
+
+  /// Waits until the child ends or `deadline` passes; true when it has ended.
+  bool wait_until(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
+    for (;;) {
+      {
+        std::lock_guard lock(mutex);
+        try_reap_locked();
+        if (exitcode) return true;
+      }
+      int timeout_ms = -1;
+      if (deadline) {
+        const auto left = *deadline - std::chrono::steady_clock::now();
+        if (left <= std::chrono::steady_clock::duration::zero()) return false;
+        timeout_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
+      }
+      pollfd p{wait_fd, POLLIN, 0};
+      const int rc = ::poll(&p, 1, timeout_ms);
+      if (rc < 0 && errno != EINTR) throw_errno("procpool: waiting for process " + name + " failed", errno);
+    }
+  }
+
+  void send_signal(int sig) {
+    std::lock_guard lock(mutex);
+    try_reap_locked();
+    if (exitcode) return;  // ended: the pid may belong to someone else now
+    if (!via_forkserver) {
+      if (::syscall(SYS_pidfd_send_signal, wait_fd, sig, nullptr, 0) == 0) return;
+    }
+    ::kill(pid, sig);
+  }
+};
+
+namespace {
+
+struct Registry {
+  std::mutex mutex;
+  std::vector<std::shared_ptr<ChildRecord>> children;
+  pid_t owner = ::getpid();
+  bool exit_handler_installed = false;
+};
+
+Registry& registry() {
+  static auto* r = new Registry();  // never destroyed: the exit handler uses it
+  return *r;
+}
+
+/// Drops the records of children that have ended; returns the rest.
+std::vector<std::shared_ptr<ChildRecord>> reap_finished() {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  std::vector<std::shared_ptr<ChildRecord>> live;
+  std::erase_if(r.children, [&](const std::shared_ptr<ChildRecord>& c) {
+    std::lock_guard child_lock(c->mutex);
+    c->try_reap_locked();
+    if (!c->exitcode) live.push_back(c);
+    return c->exitcode.has_value();
+  });
+  return live;
+}
+
+/// Python's multiprocessing exit function: terminate daemon children, join the others.
+void join_children_at_exit() noexcept {
+  try {
+    if (registry().owner != ::getpid()) return;
+    auto live = reap_finished();
+    for (auto& c : live) {
+      if (!c->daemon) continue;
+      c->send_signal(SIGTERM);
+      if (!c->wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(1))) {
+        c->send_signal(SIGKILL);
+        c->wait_until(std::nullopt);
+      }
+    }
+    for (auto& c : live) c->wait_until(std::nullopt);
+    reap_finished();
+  } catch (...) {
+    // Nothing sensible to do while exiting.
+  }
+}
+
+void register_child(const std::shared_ptr<ChildRecord>& record) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  if (!r.exit_handler_installed) {
+    std::atexit(join_children_at_exit);
+    r.exit_handler_installed = true;
+  }
+  r.children.push_back(record);
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The stable launcher thread.
+
+namespace {
+
+class Launcher {
+public:
+  Launcher() { std::thread([this] { loop(); }).detach(); }
+  void run(const std::function<void()>& fn) {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return job_ == nullptr; });
+    std::exception_ptr error;
+    bool done = false;
+    job_ = [&] {
+      try {
+        fn();
+      } catch (...) {
+        error = std::current_exception();
+      }
+    };
+    done_flag_ = &done;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return done; });
+    if (error) std::rethrow_exception(error);
+  }
+
+private:
+  void loop() {
+    thread_name_slot() = "procpool-launcher";
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      cv_.wait(lock, [&] { return job_ != nullptr; });
+      auto job = std::move(job_);
+      lock.unlock();
+      job();
+      lock.lock();
+      job_ = nullptr;
+      *done_flag_ = true;
+      cv_.notify_all();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::function<void()> job_;
+  bool* done_flag_ = nullptr;
+};
+
+Launcher*& launcher_slot() {
+  static Launcher* launcher = nullptr;
+  return launcher;
+}
+std::mutex launcher_mutex;
+
+} // namespace
+
+void run_on_stable_thread(const std::function<void()>& fn) {
+  if (gettid_() == ::getpid()) {
+    fn();
+    return;
+  }
+  Launcher* launcher = nullptr;
+  {
+    std::lock_guard lock(launcher_mutex);
+    if (launcher_slot() == nullptr) launcher_slot() = new Launcher();  // lives as long as the process
+    launcher = launcher_slot();
+  }
+  launcher->run(fn);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Becoming and running a child.
+
+void become_child(const ChildPayload& who, pid_t expected_parent) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != expected_parent) ::_exit(1);  // the parent died before PDEATHSIG was armed
+  // The parent's children, launcher thread and forkserver connection are not ours.
+  new (&registry()) Registry();  // the old one's mutex may be held by a vanished thread
+  launcher_slot() = nullptr;
+  forkserver_forget_after_fork();
+  Identity& me = self();
+  me.parent = ProcessInfo{who.parent_name, who.parent_pid, me.daemon};
+  me.name = who.name;
+  me.daemon = who.daemon;
+  me.identity = who.identity;
+  me.children_started = 0;
+  process_name_slot() = who.name;
+  thread_name_slot() = "MainThread";
+  rebuild_logger_after_fork();
+}
+
+void run_child_body(const std::function<void()>& body) {
+  int code = 0;
+  try {
+    body();
+  } catch (const std::exception& e) {
+    const std::string type = exception_type_name(e);
+    std::fprintf(stderr, "Process %s:\n%s: %s\n", self().name.c_str(), type.c_str(), e.what());
+    logger().error("process {} failed: {}: {}", self().name, type, e.what());
+    code = 1;
+  } catch (...) {
+    std::fprintf(stderr, "Process %s:\nunknown exception\n", self().name.c_str());
+    code = 1;
+  }
+  threading::detail::join_threads_before_process_exit();
+  join_children_at_exit();
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+
+void run_portable_child(const ChildPayload& payload, pid_t expected_parent) {
+  become_child(payload, expected_parent);
+  run_child_body([&] {
+    const auto invoker = reinterpret_cast<PortableInvoker>(const_cast<void*>(resolve_code_ref(payload.target.invoker)));
+    const void* function = payload.target.has_function ? resolve_code_ref(payload.target.function) : nullptr;
+    invoker(function, payload.target.args);
+  });
+}
+
+namespace {
+
+struct InitState {
+  bool initialized = false;
+  std::string argv0;
+};
+InitState& init_state() {
+  static InitState s;
+  return s;
+}
+
+std::atomic<int>& default_method() {
+  static std::atomic<int> method = [] {
+    const char* env = std::getenv("PROCPOOL_START_METHOD");
+    return static_cast<int>(env != nullptr && *env != '\0' ? start_method_from_string(env) : StartMethod::Fork);
+  }();
+  return method;
+}
+
+/// Reads a whole fd from offset 0.
+std::string read_all(int fd) {
+  std::string out;
+  char buf[65536];
+  off_t offset = 0;
+  for (;;) {
+    const ssize_t n = ::pread(fd, buf, sizeof buf, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    offset += n;
+  }
+  return out;
+}
+
+constexpr const char* spawn_flag = "--procpool-spawn";
+
+pid_t parse_pid(const char* text) { return text != nullptr ? static_cast<pid_t>(std::atol(text)) : 0; }
+
+} // namespace
+
+const std::string& program_argv0() { return init_state().argv0; }
+
+} // namespace detail
+
+// -------------------------------------------------------------------------------------------------
+// Start methods and init().
+
+std::string_view to_string(StartMethod method) noexcept {
+  switch (method) {
+    case StartMethod::Fork: return "fork";
+    case StartMethod::Spawn: return "spawn";
+    case StartMethod::Forkserver: return "forkserver";
+  }
+  return "fork";
+}
+
+StartMethod start_method_from_string(std::string_view name) {
+  if (name == "fork") return StartMethod::Fork;
+  if (name == "spawn") return StartMethod::Spawn;
+  if (name == "forkserver") return StartMethod::Forkserver;
+  throw ValueError("procpool: cannot find context for '" + std::string(name) +
+                   "': the start method must be \"fork\", \"spawn\" or \"forkserver\"");
+}
+
+void set_start_method(StartMethod method) { detail::default_method() = static_cast<int>(method); }
+void set_start_method(std::string_view name) { set_start_method(start_method_from_string(name)); }
+StartMethod get_start_method() { return static_cast<StartMethod>(detail::default_method().load()); }
+std::vector<std::string> get_all_start_methods() { return {"fork", "spawn", "forkserver"}; }
+
+void init(int argc, char** argv) {
+  auto& state = detail::init_state();
+  state.initialized = true;
+  state.argv0 = argc > 0 && argv != nullptr && argv[0] != nullptr ? argv[0] : "";
+  // A spawned child is started as `<exe> --procpool-spawn <payload fd> <parent pid>`.
+  if (argc == 4 && std::string_view(argv[1]) == detail::spawn_flag) {
+    const int fd = std::atoi(argv[2]);
+    const pid_t parent = detail::parse_pid(argv[3]);
+    const std::string bytes = detail::read_all(fd);
+    ::close(fd);
+    detail::ChildPayload payload;
+    try {
+      payload = codec::decode<detail::ChildPayload>(bytes);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "procpool: spawned child cannot read its task: %s\n", e.what());
+      ::_exit(1);
+    }
+    detail::run_portable_child(payload, parent);
+  }
+  const pid_t parent = detail::parse_pid(std::getenv("PROCPOOL_PARENT_PID"));
+  if (const char* fd_text = std::getenv("PROCPOOL_FORKSERVER_FD")) {
+    const int fd = std::atoi(fd_text);
+    ::unsetenv("PROCPOOL_FORKSERVER_FD");
+    ::unsetenv("PROCPOOL_PARENT_PID");
+    detail::forkserver_main(fd, parent);
+  }
+}
+
+bool initialized() noexcept { return detail::init_state().initialized; }
+
+// -------------------------------------------------------------------------------------------------
+// Process.
+
+Process::Process(ProcessOptions options)
+    : daemon_(options.daemon.value_or(detail::self().daemon)), start_method_(options.start_method) {
+  detail::Identity& me = detail::self();
+  const int n = ++me.children_started;
+  const std::string suffix = me.identity.empty() ? std::to_string(n) : me.identity + ":" + std::to_string(n);
+  name_ = options.name.empty() ? "Process-" + suffix : std::move(options.name);
+  identity_ = suffix;
+}
+
+Process::~Process() {
+  // A running child stays in the registry (reaped later); an ended one is dropped now.
+  if (record_) detail::reap_finished();
+}
+
+void Process::run() {
+  if (target_) target_();
+}
+
+StartMethod Process::start_method() const { return start_method_.value_or(get_start_method()); }
+
+void Process::set_daemon(bool daemon) {
+  if (record_) throw StateError("procpool: cannot set daemon status of active process " + name_);
+  daemon_ = daemon;
+}
+
+void Process::start() {
+  if (closed_) throw ValueError("procpool: process object " + name_ + " is closed");
+  if (record_) throw StateError("procpool: cannot start process " + name_ + " twice");
+  detail::reap_finished();  // like Python's _cleanup(): collect ended children
+  const StartMethod method = start_method();
+  const pid_t parent = ::getpid();
+
+  detail::ChildPayload payload;
+  payload.name = name_;
+  payload.daemon = daemon_;
+  payload.identity = identity_;
+  payload.parent_pid = parent;
+  payload.parent_name = detail::self().name;
+
+  auto record = std::make_shared<detail::ChildRecord>();
+  record->name = name_;
+  record->daemon = daemon_;
+
+  if (method == StartMethod::Fork) {
+    std::cout.flush();  // a copied, unflushed buffer would print twice
+    std::fflush(nullptr);
+    detail::run_on_stable_thread([&] {
+      const pid_t pid = ::fork();
+      if (pid < 0) detail::throw_errno("procpool: fork failed for process " + name_, errno);
+      if (pid == 0) {
+        detail::become_child(payload, parent);
+        detail::run_child_body([this] { run(); });
+      }
+      record->pid = pid;
+    });
+    record->wait_fd = static_cast<int>(::syscall(SYS_pidfd_open, record->pid, 0));
+    if (record->wait_fd < 0) detail::throw_errno("procpool: pidfd_open failed", errno);
+  } else {
+    if (!portable_) {
+      throw ProcessError("procpool: process " + name_ + " cannot use the '" + std::string(to_string(method)) +
+                         "' start method: its target must be a function or a captureless lambda with Sendable "
+                         "arguments (a Process subclass or a capturing lambda needs 'fork')");
+    }
+    if (!initialized()) {
+      throw ProcessError("procpool: the '" + std::string(to_string(method)) +
+                         "' start method needs procpool::init(argc, argv) as the first line of main()");
+    }
+    payload.target = *portable_;
+    const std::string bytes = codec::encode(payload);
+    if (method == StartMethod::Spawn) {
+      const int fd = ::memfd_create("procpool-spawn", 0);  // inherited by the child on purpose
+      if (fd < 0) detail::throw_errno("procpool: memfd_create failed", errno);
+      for (size_t done = 0; done < bytes.size();) {
+        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0) {
+          const int err = errno;
+          ::close(fd);
+          detail::throw_errno("procpool: cannot write spawn payload", err);
+        }
+        done += static_cast<size_t>(n);
+      }
+      try {
+        detail::run_on_stable_thread([&] {
+          namespace bp = boost::process;
+          // The payload fd and our pid go on the command line, not in the environment: Boost
+          // 1.74's environment lookup reads past the end of shorter variables (ASan finds it).
+          bp::child child(bp::exe = "/proc/self/exe",
+                          bp::args = std::vector<std::string>{detail::spawn_flag, std::to_string(fd), std::to_string(parent)});
+          record->pid = child.id();
+          child.detach();
+        });
+      } catch (const std::exception& e) {
+        ::close(fd);
+        throw ProcessError(std::string("procpool: cannot spawn process ") + name_ + ": " + e.what());
+      }
+      ::close(fd);
+      record->wait_fd = static_cast<int>(::syscall(SYS_pidfd_open, record->pid, 0));
+      if (record->wait_fd < 0) detail::throw_errno("procpool: pidfd_open failed", errno);
+    } else {
+      int status_fd = -1;
+      record->pid = detail::forkserver_launch(bytes, status_fd);
+      record->wait_fd = status_fd;
+      record->via_forkserver = true;
+    }
+  }
+  record_ = record;
+  detail::register_child(record);
+  logger().debug("started {} (pid {}, {})", name_, record->pid, to_string(method));
+}
+
+std::shared_ptr<detail::ChildRecord> Process::record_checked(const char* what) const {
+  if (closed_) throw ValueError("procpool: process object " + name_ + " is closed");
+  if (!record_) throw StateError(std::string("procpool: can only ") + what + " a started process (" + name_ + ")");
+  return record_;
+}
+
+void Process::join() { record_checked("join")->wait_until(std::nullopt); }
+
+bool Process::join_until(std::chrono::steady_clock::time_point deadline) {
+  return record_checked("join")->wait_until(deadline);
+}
+
+bool Process::is_alive() {
+  if (closed_) throw ValueError("procpool: process object " + name_ + " is closed");
+  if (!record_) return false;
+  return !record_->wait_until(std::chrono::steady_clock::now());
+}
+
+void Process::terminate() { record_checked("terminate")->send_signal(SIGTERM); }
+void Process::kill() { record_checked("kill")->send_signal(SIGKILL); }
+
+std::optional<pid_t> Process::pid() const noexcept {
+  if (!record_) return std::nullopt;
+  return record_->pid;
+}
+
+std::optional<int> Process::exitcode() {
+  if (closed_) throw ValueError("procpool: process object " + name_ + " is closed");
+  if (!record_) return std::nullopt;
+  std::lock_guard lock(record_->mutex);
+  record_->try_reap_locked();
+  return record_->exitcode;
+}
+
+void Process::close() {
+  if (closed_) return;
+  if (record_ && !record_->wait_until(std::chrono::steady_clock::now()))
+    throw ValueError("procpool: cannot close process " + name_ + " while it is still running; join() or terminate() it first");
+  record_.reset();
+  detail::reap_finished();
+  target_ = nullptr;
+  portable_.reset();
+  closed_ = true;
+}
+
+// -------------------------------------------------------------------------------------------------
+// Module-level functions.
+
+ProcessInfo current_process() {
+  const detail::Identity& me = detail::self();
+  return ProcessInfo{me.name, ::getpid(), me.daemon};
+}
+
+std::optional<ProcessInfo> parent_process() { return detail::self().parent; }
+
+std::vector<ProcessInfo> active_children() {
+  std::vector<ProcessInfo> out;
+  for (const auto& c : detail::reap_finished()) out.push_back(ProcessInfo{c->name, c->pid, c->daemon});
+  return out;
+}
+
+int cpu_count() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+} // namespace procpool
