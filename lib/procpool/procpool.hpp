@@ -8,3 +8,5 @@
 #include "procpool/process.hpp"
 #include "procpool/queue.hpp"
 #include "procpool/start_method.hpp"
+#include "procpool/async_result.hpp"
+#include "procpool/pool.hpp"
