@@ -503,7 +503,9 @@ private:
     auto submit = [this, invoker, function](std::string_view payload, std::shared_ptr<PendingTask> task) {
       core_.submit(invoker, function, payload, std::move(task));
     };
-    const std::size_t lookahead = static_cast<std::size_t>(std::max(4, core_.workers() * 4));
+    // Enough chunks in flight to keep every worker busy without a round trip per chunk, few
+    // enough that an endless input stays in bounded memory.
+    const std::size_t lookahead = static_cast<std::size_t>(std::max(256, core_.workers() * 64));
     return IMapResult<R>(std::move(chunk_source), std::move(submit), ordered, lookahead);
   }
 
