@@ -15,7 +15,6 @@
 
 #include <boost/process/args.hpp>
 #include <boost/process/child.hpp>
-#include <boost/process/env.hpp>
 #include <boost/process/exe.hpp>
 #include <poll.h>
 #include <sched.h>
@@ -346,6 +345,8 @@ std::string read_all(int fd) {
   return out;
 }
 
+constexpr const char* spawn_flag = "--procpool-spawn";
+
 pid_t parse_pid(const char* text) { return text != nullptr ? static_cast<pid_t>(std::atol(text)) : 0; }
 
 } // namespace
@@ -383,11 +384,10 @@ void init(int argc, char** argv) {
   auto& state = detail::init_state();
   state.initialized = true;
   state.argv0 = argc > 0 && argv != nullptr && argv[0] != nullptr ? argv[0] : "";
-  const pid_t parent = detail::parse_pid(std::getenv("PROCPOOL_PARENT_PID"));
-  if (const char* fd_text = std::getenv("PROCPOOL_SPAWN_FD")) {
-    const int fd = std::atoi(fd_text);
-    ::unsetenv("PROCPOOL_SPAWN_FD");
-    ::unsetenv("PROCPOOL_PARENT_PID");
+  // A spawned child is started as `<exe> --procpool-spawn <payload fd> <parent pid>`.
+  if (argc == 4 && std::string_view(argv[1]) == detail::spawn_flag) {
+    const int fd = std::atoi(argv[2]);
+    const pid_t parent = detail::parse_pid(argv[3]);
     const std::string bytes = detail::read_all(fd);
     ::close(fd);
     detail::ChildPayload payload;
@@ -399,6 +399,7 @@ void init(int argc, char** argv) {
     }
     detail::run_portable_child(payload, parent);
   }
+  const pid_t parent = detail::parse_pid(std::getenv("PROCPOOL_PARENT_PID"));
   if (const char* fd_text = std::getenv("PROCPOOL_FORKSERVER_FD")) {
     const int fd = std::atoi(fd_text);
     ::unsetenv("PROCPOOL_FORKSERVER_FD");
@@ -496,9 +497,10 @@ void Process::start() {
       try {
         detail::run_on_stable_thread([&] {
           namespace bp = boost::process;
-          bp::child child(bp::exe = "/proc/self/exe", bp::args = std::vector<std::string>{},
-                          bp::env["PROCPOOL_SPAWN_FD"] = std::to_string(fd),
-                          bp::env["PROCPOOL_PARENT_PID"] = std::to_string(parent));
+          // The payload fd and our pid go on the command line, not in the environment: Boost
+          // 1.74's environment lookup reads past the end of shorter variables (ASan finds it).
+          bp::child child(bp::exe = "/proc/self/exe",
+                          bp::args = std::vector<std::string>{detail::spawn_flag, std::to_string(fd), std::to_string(parent)});
           record->pid = child.id();
           child.detach();
         });

@@ -23,6 +23,7 @@ TEST_CASE("Examples.ProcessInfo.AllStartMethods") {
     CHECK(count_matching_lines(r.out, "^process id: [0-9]+$") == 2);
     // The child's parent pid is the main process's pid (fork, spawn) or the forkserver's.
     const auto main_pid_at = r.out.find("process id: ");
+    REQUIRE(main_pid_at != std::string::npos);
     const auto main_pid = r.out.substr(main_pid_at + 12, r.out.find('\n', main_pid_at) - main_pid_at - 12);
     const auto child_block = r.out.substr(r.out.find("function f"));
     if (method != "forkserver") CHECK(child_block.find("parent process: " + main_pid + "\n") != std::string::npos);
