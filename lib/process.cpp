@@ -545,6 +545,8 @@ bool Process::is_alive() {
 void Process::terminate() { record_checked("terminate")->send_signal(SIGTERM); }
 void Process::kill() { record_checked("kill")->send_signal(SIGKILL); }
 
+int Process::sentinel() const { return record_checked("get the sentinel of")->wait_fd; }
+
 std::optional<pid_t> Process::pid() const noexcept {
   if (!record_) return std::nullopt;
   return record_->pid;

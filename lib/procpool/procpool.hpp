@@ -10,3 +10,5 @@
 #include "procpool/start_method.hpp"
 #include "procpool/sync.hpp"
 #include "procpool/threading.hpp"
+#include "procpool/async_result.hpp"
+#include "procpool/pool.hpp"
