@@ -295,6 +295,7 @@ void run_child_body(const std::function<void()>& body) {
     std::fprintf(stderr, "Process %s:\nunknown exception\n", self().name.c_str());
     code = 1;
   }
+  threading::detail::join_threads_before_process_exit();
   join_children_at_exit();
   std::cout.flush();
   std::cerr.flush();
@@ -543,6 +544,8 @@ bool Process::is_alive() {
 
 void Process::terminate() { record_checked("terminate")->send_signal(SIGTERM); }
 void Process::kill() { record_checked("kill")->send_signal(SIGKILL); }
+
+int Process::sentinel() const { return record_checked("get the sentinel of")->wait_fd; }
 
 std::optional<pid_t> Process::pid() const noexcept {
   if (!record_) return std::nullopt;

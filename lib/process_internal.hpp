@@ -7,6 +7,11 @@
 
 #include "procpool/detail/arg_transfer.hpp"
 
+namespace procpool::threading::detail {
+/// Joins the non-daemon threads of the calling process (threading._shutdown).
+void join_threads_before_process_exit();
+} // namespace procpool::threading::detail
+
 namespace procpool::detail {
 
 /// Who a child is, and what it runs when it is a fresh image (spawn / forkserver).

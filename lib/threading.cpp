@@ -268,6 +268,11 @@ std::shared_ptr<ThreadState> current_state() {
 
 } // namespace
 
+// Python joins a child process's non-daemon threads before the process exits
+// (threading._shutdown in BaseProcess._bootstrap); procpool's children _exit() instead of
+// returning from main, so process.cpp calls this first.
+void join_threads_before_process_exit() { join_non_daemon_threads(); }
+
 bool join_until(const std::shared_ptr<ThreadState>& st, const futex::Deadline& deadline) {
   for (;;) {
     const std::uint32_t s = st->status.load(std::memory_order_acquire);

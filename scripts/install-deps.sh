@@ -9,7 +9,7 @@ packages=(
   # libraries
   libboost-dev libboost-filesystem-dev libspdlog-dev libfmt-dev doctest-dev libcereal-dev libcli11-dev
   # tests and benchmarks: peers, a terminal for the progress bar, process tools
-  python3 parallel tmux procps findutils coreutils
+  python3 parallel tmux procps findutils coreutils time
 )
 
 missing=()

@@ -326,3 +326,24 @@ TEST_CASE("Process.CpuCount.Positive") {
   CHECK(procpool::cpu_count() >= 1);
   CHECK(procpool::cpu_count() <= static_cast<int>(std::thread::hardware_concurrency()) + 64);
 }
+
+TEST_CASE("Process.Exit.JoinsNonDaemonThreads") {
+  // As Python's child (threading._shutdown): a non-daemon thread started by the target is
+  // joined before the child exits; the parent sees its effect.
+  auto* flag = static_cast<std::atomic<int>*>(
+      ::mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(flag != MAP_FAILED);
+  new (flag) std::atomic<int>(0);
+  Process p([flag] {
+    procpool::threading::Thread t([flag] {
+      std::this_thread::sleep_for(200ms);
+      flag->store(42);
+    });
+    t.start();
+  });  // the target returns at once
+  p.start();
+  p.join();
+  CHECK(p.exitcode() == 0);
+  CHECK(flag->load() == 42);
+  ::munmap(flag, sizeof(std::atomic<int>));
+}

@@ -31,6 +31,12 @@ public:
   using Error::Error;
 };
 
+/// An index out of range (Python: IndexError), e.g. Array::at past the end.
+class IndexError : public Error {
+public:
+  using Error::Error;
+};
+
 /// An operation on an object in the wrong state (Python: AssertionError / RuntimeError
 /// from multiprocessing), e.g. start() twice or join() before start().
 class StateError : public Error {

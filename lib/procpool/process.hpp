@@ -99,6 +99,9 @@ public:
   void kill();
   /// The child's pid once started.
   [[nodiscard]] std::optional<pid_t> pid() const noexcept;
+  /// Python's sentinel: a file descriptor that becomes readable when the child ends (for
+  /// poll/select over several processes). Valid while the object is neither closed nor destroyed.
+  [[nodiscard]] int sentinel() const;
   /// Python's ident: the pid.
   [[nodiscard]] std::optional<pid_t> ident() const noexcept { return pid(); }
   /// Exit status once ended: the exit code, or -N after death by signal N; empty while running.

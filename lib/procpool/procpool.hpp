@@ -8,4 +8,7 @@
 #include "procpool/process.hpp"
 #include "procpool/queue.hpp"
 #include "procpool/start_method.hpp"
+#include "procpool/sync.hpp"
 #include "procpool/threading.hpp"
+#include "procpool/async_result.hpp"
+#include "procpool/pool.hpp"

@@ -1,0 +1,586 @@
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <string>
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "procpool/detail/pool_core.hpp"
+#include "procpool/detail/pool_wire.hpp"
+#include "procpool/detail/ring.hpp"
+#include "procpool/detail/shm.hpp"
+#include "procpool/errors.hpp"
+#include "procpool/log.hpp"
+#include "procpool/process.hpp"
+
+namespace procpool::detail {
+
+// ---------------------------------------------------------------------------------------------
+// Shared worker control: one slot per worker says which task it holds, so that the parent can
+// fail exactly that task when the worker dies. A worker sets its slot while it still holds the
+// task ring's consumer lock, before the record leaves the ring: a record is never both gone
+// from the ring and unaccounted for.
+
+struct alignas(64) WorkerSlot {
+  std::atomic<std::uint64_t> task_id{0};
+  std::atomic<std::int32_t> pid{0};
+};
+
+struct alignas(64) WorkerControl {
+  std::atomic<std::uint32_t> terminating{0};
+  std::uint32_t count = 0;
+  WorkerSlot& slot(std::size_t i) noexcept { return reinterpret_cast<WorkerSlot*>(this + 1)[i]; }
+  static std::size_t bytes_for(std::size_t workers) { return sizeof(WorkerControl) + workers * sizeof(WorkerSlot); }
+};
+static_assert(std::is_trivially_destructible_v<WorkerSlot> && std::is_trivially_destructible_v<WorkerControl>);
+
+namespace {
+
+std::string describe_exit(int status) {
+  if (status < 0) {
+    const char* name = sigabbrev_np(-status);
+    return "killed by signal " + std::to_string(-status) + (name != nullptr ? std::string(" (SIG") + name + ")" : "");
+  }
+  return "exited with code " + std::to_string(status);
+}
+
+/// Resolves the code addresses of task records, caching each object's load bias.
+class CodeResolver {
+public:
+  explicit CodeResolver(bool raw) : raw_(raw) {}
+  const void* resolve(std::string_view object, std::uint64_t offset) {
+    if (raw_) return reinterpret_cast<const void*>(offset);
+    if (offset == 0) return nullptr;
+    auto it = bases_.find(std::string(object));
+    if (it == bases_.end()) {
+      const auto base = reinterpret_cast<std::uintptr_t>(resolve_code_ref(CodeRef{std::string(object), 0}));
+      it = bases_.emplace(std::string(object), base).first;
+    }
+    return reinterpret_cast<const void*>(it->second + offset);
+  }
+
+private:
+  bool raw_;
+  std::unordered_map<std::string, std::uintptr_t> bases_;
+};
+
+/// The worker's loop, the same for processes and threads.
+void worker_loop(Ring& tasks, Ring& results, WorkerControl& control, std::uint32_t index,
+                 std::optional<int> max_tasks, bool raw_addresses) {
+  WorkerSlot& slot = control.slot(index);
+  slot.pid.store(static_cast<std::int32_t>(::getpid()));
+  CodeResolver resolver(raw_addresses);
+  std::string task;
+  std::string out;
+  for (int done = 0; !max_tasks || done < *max_tasks; ++done) {
+    const RingStatus popped = tasks.pop_with(std::nullopt, [&](std::span<const std::byte> record) {
+      task.assign(reinterpret_cast<const char*>(record.data()), record.size());
+      TaskHeader header;
+      std::memcpy(&header, task.data(), sizeof header);
+      slot.task_id.store(header.task_id, std::memory_order_release);
+    });
+    if (popped != RingStatus::ok) break;                              // closed and drained
+    if (control.terminating.load(std::memory_order_acquire)) break;  // terminate(): run nothing more
+
+    TaskHeader header;
+    std::memcpy(&header, task.data(), sizeof header);
+    std::string_view rest(task);
+    rest.remove_prefix(sizeof header);
+    const std::string_view invoker_object = rest.substr(0, header.invoker_object_len);
+    rest.remove_prefix(header.invoker_object_len);
+    const std::string_view function_object = rest.substr(0, header.function_object_len);
+    rest.remove_prefix(header.function_object_len);
+
+    ResultHeader result{header.task_id, ResultKind::ok, static_cast<std::int32_t>(::getpid()), 0, index};
+    out.assign(sizeof result, '\0');
+    try {
+      const auto invoker = reinterpret_cast<TaskInvoker>(const_cast<void*>(resolver.resolve(invoker_object, header.invoker)));
+      const void* function = header.function == 0 ? nullptr : resolver.resolve(function_object, header.function);
+      invoker(function, rest, out);
+    } catch (const std::exception& e) {
+      result.kind = ResultKind::error;
+      out.resize(sizeof result);
+      out += encode_task_error(e);
+    } catch (...) {
+      result.kind = ResultKind::error;
+      out.resize(sizeof result);
+      out += encode_task_error(Error("unknown exception (not derived from std::exception)"));
+    }
+    if (out.size() > results.max_record_size()) {
+      result.kind = ResultKind::error;
+      const std::size_t size = out.size() - sizeof result;
+      out.resize(sizeof result);
+      out += encode_task_error(ValueError("procpool: the task's result takes " + std::to_string(size) +
+                                          " bytes, more than the pool's result ring holds (" +
+                                          std::to_string(results.max_record_size()) +
+                                          "); raise PoolOptions::ring_bytes or return less"));
+    }
+    std::memcpy(out.data(), &result, sizeof result);
+    const RingStatus pushed = results.push(std::span(reinterpret_cast<const std::byte*>(out.data()), out.size()), std::nullopt);
+    slot.task_id.store(0, std::memory_order_release);
+    if (pushed != RingStatus::ok) break;
+  }
+}
+
+/// What a worker process needs: both rings, the control block, its limits and initializer.
+struct WorkerConfig {
+  std::optional<int> max_tasks;
+  bool raw_addresses = true;
+  std::optional<PortableTarget> initializer;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(max_tasks, raw_addresses, initializer); }
+};
+
+void run_initializer(const PortableTarget& init) {
+  const auto invoker = reinterpret_cast<PortableInvoker>(const_cast<void*>(resolve_code_ref(init.invoker)));
+  const void* function = init.has_function ? resolve_code_ref(init.function) : nullptr;
+  invoker(function, init.args);
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Workers: processes or threads behind one interface.
+
+class WorkerHandle {
+public:
+  virtual ~WorkerHandle() = default;
+  /// An fd that becomes readable when the worker ends.
+  [[nodiscard]] virtual int sentinel() const = 0;
+  [[nodiscard]] virtual bool alive() = 0;
+  /// Exit code, or -N after signal N (threads: 0).
+  [[nodiscard]] virtual int exit_status() = 0;
+  [[nodiscard]] virtual int pid() const = 0;
+  virtual void signal(int sig) = 0;
+  virtual void join() = 0;
+};
+
+namespace {
+
+class ProcessWorker final : public WorkerHandle {
+public:
+  ProcessWorker(ProcessOptions options, const std::string& config, std::uint32_t index)
+      : process_(std::move(options), &pool_worker_process_main, config, index) {
+    process_.start();
+  }
+  ~ProcessWorker() override {
+    if (process_.is_alive()) {
+      process_.kill();
+      process_.join();
+    }
+  }
+  int sentinel() const override { return process_.sentinel(); }
+  bool alive() override { return process_.is_alive(); }
+  int exit_status() override { return process_.exitcode().value_or(0); }
+  int pid() const override { return static_cast<int>(process_.pid().value_or(0)); }
+  void signal(int sig) override {
+    if (sig == SIGKILL) process_.kill();
+    else process_.terminate();
+  }
+  void join() override { process_.join(); }
+
+private:
+  Process process_;
+};
+
+class ThreadWorker final : public WorkerHandle {
+public:
+  template <class Body>
+  explicit ThreadWorker(Body body) : done_fd_(::eventfd(0, EFD_CLOEXEC)) {
+    if (done_fd_ < 0) throw_errno("procpool: eventfd failed", errno);
+    thread_ = std::thread([this, body = std::move(body)] {
+      body();
+      done_.store(true);
+      const std::uint64_t one = 1;
+      (void)::write(done_fd_, &one, sizeof one);
+    });
+  }
+  ~ThreadWorker() override {
+    if (thread_.joinable()) thread_.join();
+    ::close(done_fd_);
+  }
+  int sentinel() const override { return done_fd_; }
+  bool alive() override { return !done_.load(); }
+  int exit_status() override { return 0; }
+  int pid() const override { return static_cast<int>(::getpid()); }
+  void signal(int) override {}  // threads cannot be killed; terminate() makes them stop between tasks
+  void join() override {
+    if (thread_.joinable()) thread_.join();
+  }
+
+private:
+  int done_fd_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+std::atomic<int> worker_counter{0};
+
+std::string worker_name_prefix(bool interprocess, StartMethod method) {
+  if (!interprocess) return "PoolThread-";
+  switch (method) {
+    case StartMethod::Fork: return "ForkPoolWorker-";
+    case StartMethod::Spawn: return "SpawnPoolWorker-";
+    case StartMethod::Forkserver: return "ForkServerPoolWorker-";
+  }
+  return "PoolWorker-";
+}
+
+} // namespace
+
+void pool_worker_process_main(std::string config, std::uint32_t index) {
+  std::string_view in = config;
+  auto tasks = Ring::attach(in);
+  auto results = Ring::attach(in);
+  const auto handle = codec::decode_from<SegmentHandle>(in);
+  SharedSegment control_segment = SharedSegment::attach(handle);
+  const auto worker = codec::decode<WorkerConfig>(in);
+  auto* control = static_cast<WorkerControl*>(control_segment.data());
+  if (worker.initializer) run_initializer(*worker.initializer);
+  worker_loop(*tasks, *results, *control, index, worker.max_tasks, worker.raw_addresses);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PoolCore.
+
+// Wakes the supervisor's poll() (close, terminate, join).
+struct Wakeup {
+  int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  ~Wakeup() { ::close(fd); }
+  void notify() const {
+    const std::uint64_t one = 1;
+    (void)::write(fd, &one, sizeof one);
+  }
+  void drain() const {
+    std::uint64_t v = 0;
+    (void)::read(fd, &v, sizeof v);
+  }
+};
+
+
+PoolCore::PoolCore(PoolCoreConfig config) : config_(std::move(config)) {
+  if (config_.workers < 1) throw ValueError("procpool: the number of processes must be at least 1");
+  if (config_.max_tasks_per_child && *config_.max_tasks_per_child < 1)
+    throw ValueError("procpool: maxtasksperchild must be at least 1");
+  raw_addresses_ = !config_.interprocess || config_.start_method == StartMethod::Fork;
+  if (config_.interprocess && config_.start_method != StartMethod::Fork && !initialized())
+    throw ProcessError("procpool: a pool with the '" + std::string(to_string(config_.start_method)) +
+                       "' start method needs procpool::init(argc, argv) as the first line of main()");
+  const RingOptions ring_options{config_.ring_bytes, 0};
+  tasks_ = std::make_unique<Ring>(ring_options, config_.interprocess);
+  results_ = std::make_unique<Ring>(ring_options, config_.interprocess);
+  control_segment_ = std::make_unique<SharedSegment>(
+      SharedSegment::create(WorkerControl::bytes_for(static_cast<std::size_t>(config_.workers)), "procpool-pool"));
+  control_ = new (control_segment_->data()) WorkerControl();
+  control_->count = static_cast<std::uint32_t>(config_.workers);
+  for (int i = 0; i < config_.workers; ++i) new (&control_->slot(static_cast<std::size_t>(i))) WorkerSlot();
+  wakeup_ = std::make_unique<Wakeup>();
+
+  workers_.resize(static_cast<std::size_t>(config_.workers));
+  try {
+    for (std::size_t i = 0; i < workers_.size(); ++i) start_worker(i);
+  } catch (...) {
+    state_ = State::terminate;
+    tasks_->close();
+    workers_.clear();
+    throw;
+  }
+  handler_ = std::thread([this] { handler_loop(); });
+  supervisor_ = std::thread([this] { supervisor_loop(); });
+  feeder_ = std::thread([this] { feeder_loop(); });
+}
+
+PoolCore::~PoolCore() {
+  try {
+    terminate();
+    join();
+  } catch (const std::exception& e) {
+    logger().error("procpool: error while shutting a pool down: {}", e.what());
+  }
+}
+
+void PoolCore::start_worker(std::size_t index) {
+  const auto i = static_cast<std::uint32_t>(index);
+  control_->slot(index).task_id.store(0);
+  if (config_.interprocess) {
+    if (worker_config_.empty()) {
+      tasks_->encode_handle(worker_config_);
+      results_->encode_handle(worker_config_);
+      codec::encode_to(worker_config_, control_segment_->handle());
+      codec::encode_to(worker_config_, WorkerConfig{config_.max_tasks_per_child, raw_addresses_, config_.initializer});
+    }
+    ProcessOptions options;
+    options.name = worker_name_prefix(true, config_.start_method) + std::to_string(++worker_counter);
+    options.daemon = true;
+    options.start_method = config_.start_method;
+    workers_[index] = std::make_unique<ProcessWorker>(std::move(options), worker_config_, i);
+  } else {
+    Ring* tasks = tasks_.get();
+    Ring* results = results_.get();
+    WorkerControl* control = control_;
+    const auto max_tasks = config_.max_tasks_per_child;
+    const auto initializer = config_.initializer;
+    workers_[index] = std::make_unique<ThreadWorker>([=] {
+      try {
+        if (initializer) run_initializer(*initializer);
+        worker_loop(*tasks, *results, *control, i, max_tasks, true);
+      } catch (const std::exception& e) {
+        logger().error("procpool: pool worker thread {} stopped: {}", i, e.what());
+      }
+    });
+  }
+}
+
+void PoolCore::encode_code(std::string& names, const void* address, std::uint64_t& field, std::uint32_t& name_len) {
+  if (address == nullptr) {
+    field = 0;
+    name_len = 0;
+    return;
+  }
+  if (raw_addresses_) {
+    field = reinterpret_cast<std::uint64_t>(address);
+    name_len = 0;
+    return;
+  }
+  CodeRef ref;
+  {
+    std::lock_guard lock(code_cache_mutex_);
+    auto it = code_cache_.find(address);
+    if (it == code_cache_.end()) it = code_cache_.emplace(address, code_ref_of(address)).first;
+    ref = it->second;
+  }
+  field = ref.offset;
+  name_len = static_cast<std::uint32_t>(ref.object.size());
+  names += ref.object;
+}
+
+void PoolCore::submit(const void* invoker, const void* function, std::string_view payload,
+                      std::shared_ptr<PendingTask> task) {
+  TaskHeader header{};
+  header.task_id = next_task_id_.fetch_add(1);
+  std::string names;
+  encode_code(names, invoker, header.invoker, header.invoker_object_len);
+  encode_code(names, function, header.function, header.function_object_len);
+  std::string record;
+  record.reserve(sizeof header + names.size() + payload.size());
+  record.append(reinterpret_cast<const char*>(&header), sizeof header);
+  record += names;
+  record += payload;
+  if (record.size() > tasks_->max_record_size())
+    throw ValueError("procpool: the task's arguments take " + std::to_string(record.size()) +
+                     " bytes, more than the pool's task ring holds (" + std::to_string(tasks_->max_record_size()) +
+                     "); raise PoolOptions::ring_bytes or use a smaller chunksize");
+
+  std::lock_guard feed_lock(feed_mutex_);
+  if (state_.load() != State::run) throw ValueError("procpool: Pool not running: no task can be submitted after close() or terminate()");
+  {
+    std::lock_guard lock(pending_mutex_);
+    pending_.emplace(header.task_id, std::move(task));
+  }
+  const auto bytes = std::span(reinterpret_cast<const std::byte*>(record.data()), record.size());
+  if (backlog_.empty() && tasks_->try_push(bytes) == RingStatus::ok) return;
+  backlog_.push_back(std::move(record));
+  feed_cv_.notify_one();
+}
+
+void PoolCore::feeder_loop() {
+  std::unique_lock lock(feed_mutex_);
+  for (;;) {
+    feed_cv_.wait(lock, [&] { return !backlog_.empty() || close_after_backlog_ || state_.load() == State::terminate; });
+    if (state_.load() == State::terminate) {
+      backlog_.clear();
+      break;
+    }
+    if (backlog_.empty()) {  // closed, and everything submitted is in the ring
+      tasks_->close();
+      break;
+    }
+    std::string record = std::move(backlog_.front());
+    backlog_.pop_front();
+    lock.unlock();
+    const RingStatus st =
+        tasks_->push(std::span(reinterpret_cast<const std::byte*>(record.data()), record.size()), std::nullopt);
+    lock.lock();
+    if (st != RingStatus::ok) {  // closed by terminate()
+      backlog_.clear();
+      break;
+    }
+  }
+}
+
+void PoolCore::handle_result(std::string_view record) {
+  ResultHeader header;
+  if (record.size() < sizeof header) return;
+  std::memcpy(&header, record.data(), sizeof header);
+  record.remove_prefix(sizeof header);
+  std::shared_ptr<PendingTask> task;
+  {
+    std::lock_guard lock(pending_mutex_);
+    auto it = pending_.find(header.task_id);
+    if (it == pending_.end()) return;  // already failed (terminate, or a lost worker's late twin)
+    task = std::move(it->second);
+    pending_.erase(it);
+  }
+  try {
+    switch (header.kind) {
+      case ResultKind::ok: task->complete(record); break;
+      case ResultKind::error: task->fail(std::make_exception_ptr(decode_task_error(record))); break;
+      case ResultKind::worker_lost:
+        task->fail(std::make_exception_ptr(WorkerLostError(
+            "procpool: pool worker " + std::to_string(header.worker_index) + " (pid " + std::to_string(header.worker_pid) +
+            ") " + describe_exit(header.exit_status) + " while running this task; the pool replaced it")));
+        break;
+    }
+  } catch (const std::exception& e) {
+    // complete() could not decode the result, or a user callback threw: the task fails.
+    try {
+      task->fail(std::current_exception());
+    } catch (...) {
+      logger().error("procpool: a pool callback threw: {}", e.what());
+    }
+  }
+}
+
+void PoolCore::handler_loop() {
+  thread_name_slot() = "PoolHandler";
+  std::string record;
+  for (;;) {
+    const RingStatus st = results_->pop(record, std::nullopt);
+    if (st != RingStatus::ok) break;  // closed by the supervisor once every worker ended
+    handle_result(record);
+  }
+  fail_all_pending("procpool: the pool was terminated before this task finished");
+}
+
+void PoolCore::fail_all_pending(const std::string& why) {
+  std::unordered_map<std::uint64_t, std::shared_ptr<PendingTask>> orphans;
+  {
+    std::lock_guard lock(pending_mutex_);
+    orphans.swap(pending_);
+  }
+  for (auto& [id, task] : orphans) {
+    try {
+      task->fail(std::make_exception_ptr(BrokenProcessPool(why)));
+    } catch (const std::exception& e) {
+      logger().error("procpool: a pool error callback threw: {}", e.what());
+    }
+  }
+}
+
+void PoolCore::supervisor_loop() {
+  thread_name_slot() = "PoolSupervisor";
+  for (;;) {
+    std::vector<pollfd> fds;
+    {
+      std::lock_guard lock(workers_mutex_);
+      for (const auto& w : workers_)
+        if (w) fds.push_back({w->sentinel(), POLLIN, 0});
+    }
+    fds.push_back({wakeup_->fd, POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) break;
+    wakeup_->drain();
+
+    bool any_alive = false;
+    std::lock_guard lock(workers_mutex_);
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      auto& w = workers_[i];
+      if (!w) continue;
+      if (w->alive()) {
+        any_alive = true;
+        continue;
+      }
+      const int status = w->exit_status();
+      const int pid = w->pid();
+      const std::uint64_t lost = control_->slot(i).task_id.exchange(0);
+      w->join();
+      w.reset();
+      if (lost != 0) {
+        logger().warn("pool worker {} (pid {}) {} while running task {}", i, pid, describe_exit(status), lost);
+        ResultHeader header{lost, ResultKind::worker_lost, pid, status, static_cast<std::uint32_t>(i)};
+        (void)results_->push(std::span(reinterpret_cast<const std::byte*>(&header), sizeof header), std::nullopt);
+      }
+      bool has_pending = false;
+      {
+        std::lock_guard pending_lock(pending_mutex_);
+        has_pending = !pending_.empty();
+      }
+      const State state = state_.load();
+      if (state == State::run || (state == State::close && has_pending)) {
+        try {
+          start_worker(i);
+          any_alive = true;
+        } catch (const std::exception& e) {
+          logger().error("procpool: cannot replace pool worker {}: {}", i, e.what());
+        }
+      }
+    }
+    if (!any_alive && state_.load() != State::run) break;
+  }
+  supervisor_done_ = true;
+  results_->close();  // the handler drains what is left, then stops
+}
+
+void PoolCore::close() {
+  std::lock_guard lock(feed_mutex_);
+  State expected = State::run;
+  if (!state_.compare_exchange_strong(expected, State::close)) return;
+  close_after_backlog_ = true;
+  feed_cv_.notify_all();
+  wakeup_->notify();
+}
+
+void PoolCore::terminate() {
+  {
+    std::lock_guard lock(feed_mutex_);
+    if (state_.exchange(State::terminate) == State::terminate) return;
+    backlog_.clear();
+    feed_cv_.notify_all();
+  }
+  control_->terminating.store(1);
+  tasks_->close();
+  fail_all_pending("procpool: the pool was terminated before this task finished");
+  {
+    std::lock_guard lock(workers_mutex_);
+    for (auto& w : workers_)
+      if (w) w->signal(SIGTERM);
+  }
+  // Give workers 200 ms to die of SIGTERM, then SIGKILL the rest.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  for (;;) {
+    bool alive = false;
+    {
+      std::lock_guard lock(workers_mutex_);
+      for (auto& w : workers_) alive = alive || (w && w->alive());
+    }
+    if (!alive || std::chrono::steady_clock::now() >= deadline || !config_.interprocess) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  {
+    std::lock_guard lock(workers_mutex_);
+    for (auto& w : workers_)
+      if (w && w->alive()) w->signal(SIGKILL);
+  }
+  wakeup_->notify();
+}
+
+void PoolCore::join() {
+  if (state_.load() == State::run) throw ValueError("procpool: join() needs close() or terminate() first, as Python's Pool");
+  if (joined_.exchange(true)) return;
+  if (feeder_.joinable()) feeder_.join();
+  wakeup_->notify();
+  if (supervisor_.joinable()) supervisor_.join();
+  if (handler_.joinable()) handler_.join();
+}
+
+std::vector<int> PoolCore::worker_pids() const {
+  std::vector<int> pids;
+  std::lock_guard lock(workers_mutex_);
+  for (const auto& w : workers_)
+    if (w) pids.push_back(w->pid());
+  return pids;
+}
+
+} // namespace procpool::detail

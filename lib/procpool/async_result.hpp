@@ -1,0 +1,153 @@
+#pragma once
+/// @file async_result.hpp
+/// procpool::AsyncResult<R>: Python's multiprocessing.pool.AsyncResult.
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "procpool/errors.hpp"
+
+namespace procpool {
+
+namespace detail {
+
+/// The shared state behind an AsyncResult. Set once (value or error) by the pool's handler.
+template <class R>
+class ResultState {
+public:
+  using Stored = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
+  using Callback = std::conditional_t<std::is_void_v<R>, std::function<void()>, std::function<void(const Stored&)>>;
+  using ErrorCallback = std::function<void(const std::exception&)>;
+
+  ResultState() = default;
+  ResultState(Callback callback, ErrorCallback error_callback)
+      : callback_(std::move(callback)), error_callback_(std::move(error_callback)) {}
+
+  /// Stores the value, wakes waiters, then runs the callback (on the caller's thread).
+  void set_value(Stored value) {
+    {
+      std::lock_guard lock(mutex_);
+      value_.emplace(std::move(value));
+      ready_ = true;
+    }
+    cv_.notify_all();
+    if (callback_) {
+      if constexpr (std::is_void_v<R>) callback_();
+      else callback_(*value_);
+    }
+  }
+
+  /// Stores the error, wakes waiters, then runs the error callback.
+  void set_error(std::exception_ptr error) {
+    {
+      std::lock_guard lock(mutex_);
+      error_ = error;
+      ready_ = true;
+    }
+    cv_.notify_all();
+    if (error_callback_) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        error_callback_(e);
+      } catch (...) {
+      }
+    }
+  }
+
+  bool wait_until(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
+    std::unique_lock lock(mutex_);
+    if (!deadline) {
+      cv_.wait(lock, [&] { return ready_; });
+      return true;
+    }
+    return cv_.wait_until(lock, *deadline, [&] { return ready_; });
+  }
+
+  [[nodiscard]] bool ready() const {
+    std::lock_guard lock(mutex_);
+    return ready_;
+  }
+
+  /// Throws the error, or returns the value (ready() must be true).
+  const Stored& value_or_throw() const {
+    std::lock_guard lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+    return *value_;
+  }
+  /// Moves the value out (map() uses it: the result is not read again).
+  Stored take_or_throw() {
+    std::lock_guard lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+    return std::move(*value_);
+  }
+  [[nodiscard]] bool has_error() const {
+    std::lock_guard lock(mutex_);
+    return error_ != nullptr;
+  }
+
+private:
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  bool ready_ = false;
+  std::optional<Stored> value_;
+  std::exception_ptr error_;
+  Callback callback_;
+  ErrorCallback error_callback_;
+};
+
+} // namespace detail
+
+/// The future result of apply_async / map_async / starmap_async.
+///
+/// Thread-safety: every member may be called from any thread, concurrently. Copies share the
+/// same result.
+template <class R>
+class [[nodiscard]] AsyncResult {
+public:
+  explicit AsyncResult(std::shared_ptr<detail::ResultState<R>> state) : state_(std::move(state)) {}
+
+  /// Waits for the result and returns it, or rethrows the task's error: RemoteError (with the
+  /// worker exception's type name and message), WorkerLostError, BrokenProcessPool.
+  R get() const {
+    state_->wait_until(std::nullopt);
+    return result();
+  }
+  /// Same, but throws TimeoutError if the result is not ready within `timeout`.
+  template <class Rep, class Period>
+  R get(std::chrono::duration<Rep, Period> timeout) const {
+    if (!wait(timeout)) throw TimeoutError("procpool: the result was not ready within the timeout");
+    return result();
+  }
+  /// Waits for the result (value or error).
+  void wait() const { state_->wait_until(std::nullopt); }
+  /// Waits at most `timeout`; true when the result is ready.
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) const {
+    return state_->wait_until(std::chrono::steady_clock::now() +
+                              std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+  }
+  /// Whether the task has finished (successfully or not).
+  [[nodiscard]] bool ready() const { return state_->ready(); }
+  /// Whether the task finished without error. Throws ValueError if not ready yet, as Python.
+  [[nodiscard]] bool successful() const {
+    if (!ready()) throw ValueError("procpool: the result is not ready; successful() needs a finished task");
+    return !state_->has_error();
+  }
+
+private:
+  R result() const {
+    if constexpr (std::is_void_v<R>) (void)state_->value_or_throw();
+    else return state_->value_or_throw();
+  }
+  std::shared_ptr<detail::ResultState<R>> state_;
+};
+
+} // namespace procpool

@@ -1,0 +1,128 @@
+#pragma once
+/// @file detail/pool_core.hpp
+/// The untyped engine under Pool and dummy::Pool: workers (processes or threads), the task and
+/// result rings, the handler thread that completes tasks, the supervisor that replaces workers
+/// and turns a dead worker's task into WorkerLostError, and the feeder that keeps submission
+/// non-blocking. The typed layer (pool.hpp) builds payloads and decodes results.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "procpool/detail/arg_transfer.hpp"
+#include "procpool/start_method.hpp"
+
+namespace procpool::detail {
+
+class Ring;
+class SharedSegment;
+
+/// The parent's record of a task in flight. complete() or fail() is called exactly once, on
+/// the pool's handler thread (or the thread running terminate()).
+class PendingTask {
+public:
+  virtual ~PendingTask() = default;
+  virtual void complete(std::string_view payload) = 0;
+  virtual void fail(std::exception_ptr error) = 0;
+};
+
+struct PoolCoreConfig {
+  int workers = 1;
+  std::optional<int> max_tasks_per_child;
+  bool interprocess = true;             ///< processes (true) or threads (false)
+  StartMethod start_method = StartMethod::Fork;
+  std::size_t ring_bytes = std::size_t{8} << 20;
+  std::optional<PortableTarget> initializer;
+};
+
+struct WorkerControl;
+class WorkerHandle;
+struct Wakeup;
+
+class PoolCore {
+public:
+  explicit PoolCore(PoolCoreConfig config);
+  PoolCore(const PoolCore&) = delete;
+  PoolCore& operator=(const PoolCore&) = delete;
+  /// Terminates and joins, like leaving Python's `with Pool() as p:` block.
+  ~PoolCore();
+
+  /// Queues a task: `invoker(function, payload, out)` runs in a worker; `task` gets the outcome.
+  /// Never blocks on a full ring (a feeder thread takes over). Thread-safe.
+  /// Throws ValueError once the pool is closed or terminated.
+  void submit(const void* invoker, const void* function, std::string_view payload, std::shared_ptr<PendingTask> task);
+
+  /// No more tasks; workers exit once the queued ones are done. Thread-safe.
+  void close();
+  /// Stops the workers now (SIGTERM, then SIGKILL after 200 ms for processes); queued and
+  /// running tasks fail with BrokenProcessPool. Thread-safe.
+  void terminate();
+  /// Waits for the workers and the handler to finish. Throws ValueError if the pool is still
+  /// running (call close() or terminate() first), like Python.
+  void join();
+
+  [[nodiscard]] int workers() const noexcept { return config_.workers; }
+  /// Pids of the current worker processes (the thread backend reports this process's pid).
+  [[nodiscard]] std::vector<int> worker_pids() const;
+  [[nodiscard]] bool running() const noexcept { return state_.load() == State::run; }
+
+private:
+  enum class State { run, close, terminate };
+
+  void start_worker(std::size_t index);
+  void handler_loop();
+  void supervisor_loop();
+  void feeder_loop();
+  void handle_result(std::string_view record);
+  void fail_all_pending(const std::string& why);
+  void encode_code(std::string& out, const void* address, std::uint64_t& field, std::uint32_t& name_len);
+
+  PoolCoreConfig config_;
+  std::atomic<State> state_{State::run};
+  std::unique_ptr<Ring> tasks_;
+  std::unique_ptr<Ring> results_;
+  std::unique_ptr<SharedSegment> control_segment_;
+  WorkerControl* control_ = nullptr;
+  bool raw_addresses_ = true;  ///< thread workers and fork workers share our addresses
+
+  mutable std::mutex workers_mutex_;
+  std::vector<std::unique_ptr<WorkerHandle>> workers_;
+
+  std::mutex pending_mutex_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<PendingTask>> pending_;
+  std::atomic<std::uint64_t> next_task_id_{1};
+
+  std::mutex feed_mutex_;
+  std::condition_variable feed_cv_;
+  std::deque<std::string> backlog_;
+  bool close_after_backlog_ = false;
+
+  std::mutex stop_mutex_;
+  std::condition_variable stop_cv_;
+  std::atomic<bool> supervisor_done_{false};
+  std::atomic<bool> joined_{false};
+
+  std::mutex code_cache_mutex_;
+  std::unordered_map<const void*, CodeRef> code_cache_;
+
+  std::unique_ptr<Wakeup> wakeup_;
+  std::string worker_config_;  ///< built once: ring and control handles, limits, initializer
+  std::thread handler_;
+  std::thread supervisor_;
+  std::thread feeder_;
+};
+
+/// The entry point of a pool worker process (a plain function, so every start method finds it).
+void pool_worker_process_main(std::string config, std::uint32_t index);
+
+} // namespace procpool::detail

@@ -1,0 +1,138 @@
+#pragma once
+/// @file detail/pool_wire.hpp
+/// What travels through a Pool's rings: task records (parent → workers) and result records
+/// (workers → parent), and the typed invokers a worker calls to run a task.
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "procpool/codec.hpp"
+#include "procpool/detail/arg_transfer.hpp"
+#include "procpool/errors.hpp"
+
+namespace procpool::detail {
+
+/// Runs a task: decodes `payload`, calls the function, appends the encoded result(s) to `out`.
+using TaskInvoker = void (*)(const void* function, std::string_view payload, std::string& out);
+
+/// Header of a task record; followed by the invoker's and the function's object names (when
+/// addresses are not raw) and the payload.
+struct TaskHeader {
+  std::uint64_t task_id;
+  std::uint64_t invoker;   ///< raw address, or offset inside object `invoker_object`
+  std::uint64_t function;  ///< same; 0 when the invoker builds the callable itself
+  std::uint32_t invoker_object_len;
+  std::uint32_t function_object_len;
+};
+
+enum class ResultKind : std::uint32_t { ok = 0, error = 1, worker_lost = 2 };
+
+/// Header of a result record; followed by the encoded result(s), or for an error the encoded
+/// (type name, message) pair.
+struct ResultHeader {
+  std::uint64_t task_id;
+  ResultKind kind;
+  std::int32_t worker_pid;
+  std::int32_t exit_status;  ///< worker_lost: exit code, or -N after signal N
+  std::uint32_t worker_index;
+};
+
+/// Whether `Fn` can run in a pool worker: a function or a captureless lambda.
+template <class Fn>
+constexpr void require_pool_callable() {
+  static_assert(is_portable_callable<Fn>(),
+                "procpool::Pool: the task must be a function or a captureless lambda, found again in every "
+                "worker (also under spawn). Pass state as arguments, or set it up once per worker with the "
+                "pool's initializer, instead of capturing it.");
+}
+
+/// Calls `fn` built from `function` (a function pointer) or default-constructed (a lambda).
+template <class Fn, class... A>
+decltype(auto) call_task_function(const void* function, A&&... args) {
+  using D = std::decay_t<Fn>;
+  if constexpr (std::is_pointer_v<D>) return std::invoke(reinterpret_cast<D>(const_cast<void*>(function)), std::forward<A>(args)...);
+  else return std::invoke(D{}, std::forward<A>(args)...);
+}
+
+/// apply / apply_async: the payload is the encoded arguments; the result is one encoded R.
+template <class Fn, class... Args>
+void invoke_apply(const void* function, std::string_view payload, std::string& out) {
+  std::tuple<Args...> args{codec::decode_from<Args>(payload)...};
+  (void)payload;  // unused when there are no arguments
+  using R = std::invoke_result_t<std::decay_t<Fn>&, Args&...>;
+  if constexpr (std::is_void_v<R>) {
+    std::apply([&](auto&... a) { call_task_function<Fn>(function, a...); }, args);
+  } else {
+    codec::encode_to(out, std::apply([&](auto&... a) -> R { return call_task_function<Fn>(function, a...); }, args));
+  }
+}
+
+/// A chunk's payload: the item count, then the items (one memcpy for trivially copyable items).
+template <class T>
+void encode_chunk_items(std::string& out, const T* items, std::uint32_t count) {
+  out.append(reinterpret_cast<const char*>(&count), sizeof count);
+  if constexpr (TriviallySendable<T>) {
+    out.append(reinterpret_cast<const char*>(items), sizeof(T) * count);
+  } else {
+    for (std::uint32_t i = 0; i < count; ++i) codec::encode_to(out, items[i]);
+  }
+}
+
+template <class T, class Each>
+void decode_chunk_items(std::string_view payload, Each&& each) {
+  std::uint32_t count = 0;
+  if (payload.size() < sizeof count) throw SerializationError("procpool: truncated task chunk");
+  std::memcpy(&count, payload.data(), sizeof count);
+  payload.remove_prefix(sizeof count);
+  for (std::uint32_t i = 0; i < count; ++i) each(codec::decode_from<T>(payload));
+}
+
+/// map / imap: applies Fn to each item; the results are encoded back to back.
+template <class Fn, class T>
+void invoke_map(const void* function, std::string_view payload, std::string& out) {
+  using R = std::invoke_result_t<std::decay_t<Fn>&, T&>;
+  if constexpr (TriviallySendable<T> && TriviallySendable<R>) {
+    std::uint32_t count = 0;
+    std::memcpy(&count, payload.data(), sizeof count);
+    payload.remove_prefix(sizeof count);
+    if (payload.size() != sizeof(T) * count) throw SerializationError("procpool: malformed task chunk");
+    const size_t base = out.size();
+    out.resize(base + sizeof(R) * count);
+    for (std::uint32_t i = 0; i < count; ++i) {
+      T item;
+      std::memcpy(&item, payload.data() + sizeof(T) * i, sizeof(T));
+      const R r = call_task_function<Fn>(function, item);
+      std::memcpy(out.data() + base + sizeof(R) * i, &r, sizeof(R));
+    }
+  } else {
+    decode_chunk_items<T>(payload, [&](T item) { codec::encode_to(out, call_task_function<Fn>(function, item)); });
+  }
+}
+
+/// starmap: each item is a tuple of arguments.
+template <class Fn, class Tuple>
+void invoke_starmap(const void* function, std::string_view payload, std::string& out) {
+  decode_chunk_items<Tuple>(payload, [&](Tuple item) {
+    codec::encode_to(out, std::apply([&](auto&... a) { return call_task_function<Fn>(function, a...); }, item));
+  });
+}
+
+/// The error a worker sends back for an exception: (type name, message).
+inline std::string encode_task_error(const std::exception& e) {
+  std::string out;
+  codec::encode_to(out, std::make_pair(exception_type_name(e), std::string(e.what())));
+  return out;
+}
+
+inline RemoteError decode_task_error(std::string_view payload) {
+  auto [type, message] = codec::decode<std::pair<std::string, std::string>>(payload);
+  return RemoteError(std::move(type), std::move(message));
+}
+
+} // namespace procpool::detail

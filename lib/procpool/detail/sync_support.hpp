@@ -1,0 +1,149 @@
+#pragma once
+/// @file detail/sync_support.hpp
+/// Shared plumbing of the synchronisation primitives: timeouts, cached process/thread ids,
+/// owner liveness, spinning, and the spawn hand-off protocol of shared objects.
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <sys/types.h>
+
+#include "procpool/detail/futex.hpp"
+#include "procpool/detail/shm.hpp"
+#include "procpool/errors.hpp"
+
+namespace procpool {
+
+/// A Python-style optional timeout: `std::nullopt` waits forever; any std::chrono duration
+/// converts implicitly (`lock.acquire(true, 250ms)`).
+using Timeout = std::optional<std::chrono::duration<double>>;
+
+namespace detail {
+
+// ---------------------------------------------------------------------------------------
+// Ids. getpid()/gettid() are real syscalls in glibc >= 2.25, too slow for an uncontended
+// lock, so both are cached; a pthread_atfork child handler resets the caches.
+inline std::atomic<pid_t> g_cached_pid{0};
+inline thread_local pid_t t_cached_tid = 0;
+
+/// Registers the atfork reset once and returns getpid(). Defined in sync.cpp.
+pid_t refresh_cached_pid() noexcept;
+/// Registers the atfork reset once and returns gettid(). Defined in sync.cpp.
+pid_t refresh_cached_tid() noexcept;
+
+/// The calling process's pid (cached). Thread-safe.
+inline pid_t current_pid() noexcept {
+  const pid_t pid = g_cached_pid.load(std::memory_order_relaxed);
+  return pid != 0 ? pid : refresh_cached_pid();
+}
+
+/// The calling thread's kernel tid (cached), unique across processes of one pid namespace.
+inline pid_t current_tid() noexcept {
+  const pid_t tid = t_cached_tid;
+  return tid != 0 ? tid : refresh_cached_tid();
+}
+
+/// Who owns a lock word and therefore how its death is detected.
+enum class OwnerScope : std::uint8_t {
+  None,     ///< never checked (thread-backend Lock: its owner is this very process)
+  Process,  ///< the id is a pid: dead once the process has exited (zombies count as dead)
+  Thread,   ///< the id is a tid: dead once that thread has exited
+};
+
+/// Whether the process or thread `id` still runs. Reads /proc/<id>/stat (a few µs), so it is
+/// only called when a waiter's sleep slice expires. Defined in sync.cpp. Thread-safe.
+bool owner_alive(pid_t id, OwnerScope scope) noexcept;
+
+/// Reports (at warn level) that `dead_id` died holding a lock now held by the caller.
+void log_owner_died(const char* what, pid_t dead_id) noexcept;
+
+// ---------------------------------------------------------------------------------------
+// Time.
+
+using Clock = futex::Clock;
+using Deadline = futex::Deadline;
+
+/// Longest timeout taken literally: beyond this (31 years) a timeout means "forever", which
+/// also keeps the nanosecond arithmetic from overflowing.
+inline constexpr double kForeverSeconds = 1e9;
+
+/// Deadline of an acquire-style call. Negative or NaN timeouts are a ValueError, as in Python.
+inline Deadline acquire_deadline(const Timeout& timeout) {
+  if (!timeout) return std::nullopt;
+  const double s = timeout->count();
+  if (std::isnan(s) || s < 0) throw ValueError("procpool: timeout value must be a non-negative duration");
+  if (s >= kForeverSeconds) return std::nullopt;
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(*timeout);
+}
+
+/// Deadline of a wait-style call (Event/Condition/Barrier): negative means "do not wait",
+/// as Python's Condition.wait treats it.
+inline Deadline wait_deadline(const Timeout& timeout) {
+  if (!timeout) return std::nullopt;
+  const double s = timeout->count();
+  if (std::isnan(s)) throw ValueError("procpool: timeout must not be NaN");
+  if (s >= kForeverSeconds) return std::nullopt;
+  if (s <= 0) return Clock::now();
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(*timeout);
+}
+
+/// Python's argument checks of acquire(): no timeout without blocking, no negative timeout.
+inline void check_acquire_args(bool blocking, const Timeout& timeout) {
+  if (!timeout) return;
+  if (!blocking) throw ValueError("procpool: can't specify a timeout for a non-blocking call");
+  if (std::isnan(timeout->count()) || timeout->count() < 0)
+    throw ValueError("procpool: timeout value must be a non-negative duration");
+}
+
+inline bool expired(const Deadline& deadline) noexcept { return deadline && Clock::now() >= *deadline; }
+
+/// One step of a bounded busy-wait: tells the core (and its hyper-thread sibling) we spin.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+/// Spin iterations before sleeping on a futex when nothing adaptive applies (semaphores, events).
+inline constexpr int kShortSpin = 64;
+
+// ---------------------------------------------------------------------------------------
+// Spawn hand-off: a shared object travels to a spawned child as its segment handle.
+
+/// Gives `procpool_shared_type` (the marker the process launcher looks for) to process-backend
+/// objects only; thread-backend objects cannot travel to another process.
+template <bool Interprocess>
+struct SharedTypeMarker {};
+template <>
+struct SharedTypeMarker<true> {
+  using procpool_shared_type = void;
+};
+
+/// Selects the private "attach to an existing segment" constructors.
+struct AttachTag {
+  explicit AttachTag() = default;
+};
+
+inline void encode_segment_handle(std::string& out, const SegmentHandle& handle) {
+  out.append(reinterpret_cast<const char*>(&handle), sizeof handle);
+}
+
+inline SegmentHandle decode_segment_handle(std::string_view& in) {
+  if (in.size() < sizeof(SegmentHandle))
+    throw SerializationError("procpool: truncated shared-object handle: need " + std::to_string(sizeof(SegmentHandle)) +
+                             " bytes, have " + std::to_string(in.size()));
+  SegmentHandle handle;
+  std::memcpy(&handle, in.data(), sizeof handle);
+  in.remove_prefix(sizeof handle);
+  return handle;
+}
+
+} // namespace detail
+} // namespace procpool

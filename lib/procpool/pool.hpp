@@ -1,0 +1,525 @@
+#pragma once
+/// @file pool.hpp
+/// procpool::Pool (worker processes) and procpool::dummy::Pool (worker threads): Python's
+/// multiprocessing.Pool, one implementation over two backends.
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "procpool/async_result.hpp"
+#include "procpool/codec.hpp"
+#include "procpool/detail/pool_core.hpp"
+#include "procpool/detail/pool_wire.hpp"
+#include "procpool/detail/shm.hpp"
+#include "procpool/process.hpp"
+
+namespace procpool {
+
+/// Options of a Pool, as Python's keyword arguments.
+struct PoolOptions {
+  int processes = 0;                        ///< 0: cpu_count()
+  std::optional<int> maxtasksperchild{};    ///< replace a worker after this many tasks
+  std::optional<StartMethod> start_method{};  ///< empty: the global default (process backend)
+  std::size_t ring_bytes = std::size_t{8} << 20;  ///< task and result ring size: bounds one chunk's bytes
+};
+
+/// Callbacks for apply_async / map_async / starmap_async, run on the pool's handler thread
+/// (keep them short and never wait on the same pool from them).
+template <class R>
+struct Callbacks {
+  typename detail::ResultState<R>::Callback callback{};
+  std::function<void(const std::exception&)> error_callback{};
+};
+
+namespace detail {
+
+template <class R>
+class SingleTask final : public PendingTask {
+public:
+  explicit SingleTask(std::shared_ptr<ResultState<R>> state) : state_(std::move(state)) {}
+  void complete(std::string_view payload) override {
+    if constexpr (std::is_void_v<R>) state_->set_value(std::monostate{});
+    else state_->set_value(codec::decode<R>(payload));
+  }
+  void fail(std::exception_ptr error) override { state_->set_error(error); }
+
+private:
+  std::shared_ptr<ResultState<R>> state_;
+};
+
+/// Decodes `count` results of a chunk into `out` (one memcpy for trivially copyable results).
+template <class R>
+void decode_chunk_results(std::string_view payload, R* out, std::size_t count) {
+  if constexpr (TriviallySendable<R>) {
+    if (payload.size() != sizeof(R) * count) throw SerializationError("procpool: malformed chunk result");
+    if (count != 0) std::memcpy(static_cast<void*>(out), payload.data(), sizeof(R) * count);
+  } else {
+    for (std::size_t i = 0; i < count; ++i) out[i] = codec::decode_from<R>(payload);
+    if (!payload.empty()) throw SerializationError("procpool: trailing bytes in chunk result");
+  }
+}
+
+/// map_async / starmap_async: the chunks of one call fill one vector; the call's result is
+/// ready when every chunk has finished. If chunks failed, get() throws the error of the first
+/// failed chunk (in input order), after all the others have finished.
+template <class R>
+struct MapCall {
+  std::shared_ptr<ResultState<std::vector<R>>> state;
+  std::vector<R> values;
+  std::size_t remaining = 0;
+  std::size_t first_error_chunk = SIZE_MAX;
+  std::exception_ptr first_error;
+
+  void chunk_done() {
+    if (--remaining != 0) return;
+    if (first_error) state->set_error(first_error);
+    else state->set_value(std::move(values));
+  }
+};
+
+template <class R>
+class MapChunkTask final : public PendingTask {
+public:
+  MapChunkTask(std::shared_ptr<MapCall<R>> call, std::size_t chunk, std::size_t offset, std::size_t count)
+      : call_(std::move(call)), chunk_(chunk), offset_(offset), count_(count) {}
+  void complete(std::string_view payload) override {
+    decode_chunk_results<R>(payload, call_->values.data() + offset_, count_);
+    call_->chunk_done();
+  }
+  void fail(std::exception_ptr error) override {
+    if (chunk_ < call_->first_error_chunk) {
+      call_->first_error_chunk = chunk_;
+      call_->first_error = error;
+    }
+    call_->chunk_done();
+  }
+
+private:
+  std::shared_ptr<MapCall<R>> call_;
+  std::size_t chunk_, offset_, count_;
+};
+
+/// imap / imap_unordered: finished chunks wait here until the consumer takes them.
+template <class R>
+struct IMapShared {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::map<std::size_t, std::pair<std::vector<R>, std::exception_ptr>> done;  // by chunk index
+  std::deque<std::size_t> completion_order;
+};
+
+template <class R>
+class IMapChunkTask final : public PendingTask {
+public:
+  IMapChunkTask(std::shared_ptr<IMapShared<R>> shared, std::size_t chunk, std::size_t count)
+      : shared_(std::move(shared)), chunk_(chunk), count_(count) {}
+  void complete(std::string_view payload) override {
+    std::vector<R> values(count_);
+    decode_chunk_results<R>(payload, values.data(), count_);
+    deliver(std::move(values), nullptr);
+  }
+  void fail(std::exception_ptr error) override { deliver({}, error); }
+
+private:
+  void deliver(std::vector<R> values, std::exception_ptr error) {
+    {
+      std::lock_guard lock(shared_->mutex);
+      shared_->done.emplace(chunk_, std::make_pair(std::move(values), error));
+      shared_->completion_order.push_back(chunk_);
+    }
+    shared_->cv.notify_all();
+  }
+  std::shared_ptr<IMapShared<R>> shared_;
+  std::size_t chunk_, count_;
+};
+
+/// Python's default chunksize for map: len / (4 × workers), rounded up.
+inline std::size_t default_chunksize(std::size_t items, int workers) {
+  if (items == 0) return 1;
+  const std::size_t per = static_cast<std::size_t>(workers) * 4;
+  return items / per + (items % per != 0 ? 1 : 0);
+}
+
+} // namespace detail
+
+/// The lazy result of imap / imap_unordered: an input range (iterate it once). At most a
+/// bounded number of chunks is in flight (look-ahead), so an endless input is fine; chunks are
+/// submitted as the caller consumes results. A failed task throws its error when its result is
+/// reached (imap) or when its chunk comes back (imap_unordered); iteration may continue after it.
+///
+/// Thread-safety: one consumer thread at a time. The input range must outlive the iteration
+/// unless it was passed as an rvalue (then it is owned).
+template <class R>
+class IMapResult {
+public:
+  using ChunkSource = std::function<bool(std::string& payload, std::size_t& count)>;
+  using Submit = std::function<void(std::string_view payload, std::shared_ptr<detail::PendingTask>)>;
+
+  IMapResult(ChunkSource source, Submit submit, bool ordered, std::size_t lookahead)
+      : source_(std::move(source)), submit_(std::move(submit)), ordered_(ordered), lookahead_(lookahead),
+        shared_(std::make_shared<detail::IMapShared<R>>()) {}
+
+  /// The next result; std::nullopt once exhausted. Throws the task's error for a failed one.
+  std::optional<R> next() { return next_until(std::nullopt); }
+  /// Same, waiting at most `timeout` (TimeoutError after it), like Python's next(timeout).
+  template <class Rep, class Period>
+  std::optional<R> next(std::chrono::duration<Rep, Period> timeout) {
+    return next_until(std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+  }
+
+  class iterator {
+  public:
+    using value_type = R;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(IMapResult* owner) : owner_(owner) { advance(); }
+    const R& operator*() const { return *current_; }
+    iterator& operator++() {
+      advance();
+      return *this;
+    }
+    void operator++(int) { advance(); }
+    bool operator==(std::default_sentinel_t) const { return !current_.has_value(); }
+
+  private:
+    void advance() { current_ = owner_->next(); }
+    IMapResult* owner_ = nullptr;
+    std::optional<R> current_;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() { return {}; }
+
+private:
+  std::optional<R> next_until(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
+    for (;;) {
+      if (position_ < current_.size()) return std::move(current_[position_++]);
+      top_up();
+      if (in_flight_ == 0) return std::nullopt;  // input exhausted, everything delivered
+      std::unique_lock lock(shared_->mutex);
+      auto ready = [&] {
+        return ordered_ ? shared_->done.count(next_chunk_) != 0 : !shared_->completion_order.empty();
+      };
+      if (!deadline) shared_->cv.wait(lock, ready);
+      else if (!shared_->cv.wait_until(lock, *deadline, ready))
+        throw TimeoutError("procpool: the next imap result was not ready within the timeout");
+      const std::size_t chunk = ordered_ ? next_chunk_ : shared_->completion_order.front();
+      if (ordered_) {
+        std::erase(shared_->completion_order, chunk);
+        ++next_chunk_;
+      } else {
+        shared_->completion_order.pop_front();
+      }
+      auto node = shared_->done.extract(chunk);
+      lock.unlock();
+      --in_flight_;
+      current_ = std::move(node.mapped().first);
+      position_ = 0;
+      if (node.mapped().second) std::rethrow_exception(node.mapped().second);
+    }
+  }
+
+  void top_up() {
+    while (!exhausted_ && in_flight_ < lookahead_) {
+      std::string payload;
+      std::size_t count = 0;
+      if (!source_(payload, count)) {
+        exhausted_ = true;
+        break;
+      }
+      submit_(payload, std::make_shared<detail::IMapChunkTask<R>>(shared_, submitted_++, count));
+      ++in_flight_;
+    }
+  }
+
+  ChunkSource source_;
+  Submit submit_;
+  bool ordered_;
+  std::size_t lookahead_;
+  std::shared_ptr<detail::IMapShared<R>> shared_;
+  std::vector<R> current_;
+  std::size_t position_ = 0;
+  std::size_t submitted_ = 0;
+  std::size_t next_chunk_ = 0;
+  std::size_t in_flight_ = 0;
+  bool exhausted_ = false;
+};
+
+namespace detail {
+
+/// The pool, over a backend policy: ProcessBackend (procpool::Pool) or ThreadBackend
+/// (procpool::dummy::Pool). See the README for the semantics.
+///
+/// Thread-safety: submitting (apply*, map*, imap*, starmap*) is safe from any thread; close(),
+/// terminate() and join() too. Non-copyable, non-movable.
+template <class Backend>
+class BasicPool {
+public:
+  /// A pool of `processes` workers (0: cpu_count()).
+  explicit BasicPool(int processes = 0) : BasicPool(PoolOptions{.processes = processes}) {}
+  explicit BasicPool(PoolOptions options) : core_(make_config(options, std::nullopt)) {}
+  /// With an initializer run once in each worker before its first task (a function or a
+  /// captureless lambda; its arguments must be Sendable).
+  template <class Init, class... InitArgs>
+  BasicPool(PoolOptions options, Init initializer, InitArgs&&... initargs)
+      : core_(make_config(options, make_initializer(initializer, std::forward<InitArgs>(initargs)...))) {}
+
+  BasicPool(const BasicPool&) = delete;
+  BasicPool& operator=(const BasicPool&) = delete;
+  /// Terminates the workers, like leaving Python's `with Pool() as pool:` block.
+  ~BasicPool() = default;
+
+  // -- apply ------------------------------------------------------------------------------------
+
+  /// Runs fn(args...) in a worker; the result arrives through the AsyncResult.
+  template <class Fn, class... Args>
+  auto apply_async(Fn fn, Args&&... args) {
+    return apply_async(Callbacks<result_of_apply<Fn, Args...>>{}, fn, std::forward<Args>(args)...);
+  }
+  /// Same, with a callback (value) and an error_callback (exception), run on the handler thread.
+  template <class R, class Fn, class... Args>
+  AsyncResult<R> apply_async(Callbacks<R> callbacks, Fn fn, Args&&... args) {
+    require_pool_callable<Fn>();
+    static_assert(std::is_same_v<R, result_of_apply<Fn, Args...>>, "procpool: the callbacks' type must match fn's result");
+    (codec::require_sendable<std::decay_t<Args>>(), ...);
+    auto state = std::make_shared<ResultState<R>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
+    std::string payload;
+    (codec::encode_to(payload, static_cast<const std::decay_t<Args>&>(args)), ...);
+    core_.submit(code_address(&invoke_apply<Fn, std::decay_t<Args>...>), function_address(fn), payload,
+                 std::make_shared<SingleTask<R>>(state));
+    return AsyncResult<R>(state);
+  }
+  /// apply_async(...).get().
+  template <class Fn, class... Args>
+  auto apply(Fn fn, Args&&... args) {
+    return apply_async(fn, std::forward<Args>(args)...).get();
+  }
+
+  // -- map --------------------------------------------------------------------------------------
+
+  /// fn over every item, results in input order. chunksize 0: Python's default.
+  template <class Fn, std::ranges::input_range Range>
+  auto map_async(Fn fn, Range&& items, std::size_t chunksize = 0) {
+    using T = std::ranges::range_value_t<Range>;
+    return map_impl(fn, std::forward<Range>(items), chunksize, Callbacks<std::vector<result_of_item<Fn, T>>>{},
+                    code_address(&invoke_map<Fn, T>));
+  }
+  template <class Fn, std::ranges::input_range Range, class R>
+  AsyncResult<std::vector<R>> map_async(Fn fn, Range&& items, std::size_t chunksize, Callbacks<std::vector<R>> callbacks) {
+    using T = std::ranges::range_value_t<Range>;
+    return map_impl(fn, std::forward<Range>(items), chunksize, std::move(callbacks), code_address(&invoke_map<Fn, T>));
+  }
+  template <class Fn, std::ranges::input_range Range>
+  auto map(Fn fn, Range&& items, std::size_t chunksize = 0) {
+    return map_async(fn, std::forward<Range>(items), chunksize).get();
+  }
+
+  /// Like map, but each item is a tuple of fn's arguments.
+  template <class Fn, std::ranges::input_range Range>
+  auto starmap_async(Fn fn, Range&& items, std::size_t chunksize = 0) {
+    using Tuple = std::ranges::range_value_t<Range>;
+    using R = decltype(std::apply(std::declval<std::decay_t<Fn>&>(), std::declval<Tuple&>()));
+    return map_impl(fn, std::forward<Range>(items), chunksize, Callbacks<std::vector<R>>{},
+                    code_address(&invoke_starmap<Fn, Tuple>));
+  }
+  template <class Fn, std::ranges::input_range Range>
+  auto starmap(Fn fn, Range&& items, std::size_t chunksize = 0) {
+    return starmap_async(fn, std::forward<Range>(items), chunksize).get();
+  }
+
+  // -- imap -------------------------------------------------------------------------------------
+
+  /// Lazy, ordered map: results come as they are ready, in input order.
+  template <class Fn, std::ranges::input_range Range>
+  auto imap(Fn fn, Range&& items, std::size_t chunksize = 1) {
+    return imap_impl(fn, std::forward<Range>(items), chunksize, true);
+  }
+  /// Lazy map in completion order.
+  template <class Fn, std::ranges::input_range Range>
+  auto imap_unordered(Fn fn, Range&& items, std::size_t chunksize = 1) {
+    return imap_impl(fn, std::forward<Range>(items), chunksize, false);
+  }
+
+  // -- lifecycle --------------------------------------------------------------------------------
+
+  /// No more tasks; workers exit when the queued ones are done.
+  void close() { core_.close(); }
+  /// Stops the workers now; unfinished tasks fail with BrokenProcessPool. A process worker is
+  /// killed (SIGTERM, SIGKILL after 200 ms); a thread worker finishes its current task first.
+  void terminate() { core_.terminate(); }
+  /// Waits for the workers to exit. Throws ValueError unless close() or terminate() came first.
+  void join() { core_.join(); }
+  /// Number of workers.
+  [[nodiscard]] int processes() const noexcept { return core_.workers(); }
+  /// Current workers' pids (the thread backend: this process's pid).
+  [[nodiscard]] std::vector<int> worker_pids() const { return core_.worker_pids(); }
+
+private:
+  template <class Fn, class... Args>
+  using result_of_apply = std::invoke_result_t<std::decay_t<Fn>&, std::decay_t<Args>&...>;
+  template <class Fn, class T>
+  using result_of_item = std::invoke_result_t<std::decay_t<Fn>&, T&>;
+
+  template <class Fn>
+  static const void* function_address(Fn fn) {
+    if constexpr (std::is_pointer_v<std::decay_t<Fn>>) return code_address(fn);
+    else return nullptr;  // a captureless lambda is rebuilt by the invoker
+  }
+
+  template <class Init, class... InitArgs>
+  static PortableTarget make_initializer(Init initializer, InitArgs&&... initargs) {
+    static_assert(is_portable_callable<Init>(),
+                  "procpool::Pool: the initializer must be a function or a captureless lambda");
+    PortableTarget target;
+    std::tuple<StoredArg<InitArgs>...> stored(std::forward<InitArgs>(initargs)...);
+    if (!make_portable_target(target, initializer, stored))
+      throw ValueError("procpool: the initializer's arguments must be Sendable");
+    return target;
+  }
+
+  static PoolCoreConfig make_config(const PoolOptions& options, std::optional<PortableTarget> initializer) {
+    PoolCoreConfig config;
+    config.workers = options.processes > 0 ? options.processes : cpu_count();
+    if (options.processes < 0) throw ValueError("procpool: Number of processes must be at least 1");
+    config.max_tasks_per_child = options.maxtasksperchild;
+    config.interprocess = Backend::interprocess;
+    config.start_method = options.start_method.value_or(get_start_method());
+    config.ring_bytes = options.ring_bytes;
+    config.initializer = std::move(initializer);
+    return config;
+  }
+
+  /// Cuts `items` into chunks of `chunksize` and appends each chunk's payload via `emit`.
+  template <class T, class Range, class Emit>
+  static void for_each_chunk(Range& items, std::size_t chunksize, Emit&& emit) {
+    std::vector<T> chunk;
+    chunk.reserve(chunksize);
+    std::string payload;
+    auto flush = [&] {
+      payload.clear();
+      encode_chunk_items(payload, chunk.data(), static_cast<std::uint32_t>(chunk.size()));
+      emit(payload, chunk.size());
+      chunk.clear();
+    };
+    for (auto&& item : items) {
+      chunk.push_back(static_cast<T>(item));
+      if (chunk.size() == chunksize) flush();
+    }
+    if (!chunk.empty()) flush();
+  }
+
+  template <class Fn, class Range, class R>
+  AsyncResult<std::vector<R>> map_impl(Fn fn, Range&& items, std::size_t chunksize, Callbacks<std::vector<R>> callbacks,
+                                       const void* invoker) {
+    using T = std::ranges::range_value_t<Range>;
+    require_pool_callable<Fn>();
+    codec::require_sendable<T>();
+    codec::require_sendable<R>();
+    static_assert(std::is_default_constructible_v<R>, "procpool::Pool::map: the result type must be default constructible");
+    auto state = std::make_shared<ResultState<std::vector<R>>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
+    // Materialise the input once: its size gives Python's default chunksize.
+    std::vector<T> materialised;
+    if constexpr (std::ranges::sized_range<Range> && std::ranges::contiguous_range<Range>) {
+      // already contiguous: no copy
+    } else {
+      for (auto&& item : items) materialised.push_back(static_cast<T>(item));
+    }
+    auto span = [&]() -> std::span<const T> {
+      if constexpr (std::ranges::sized_range<Range> && std::ranges::contiguous_range<Range>)
+        return std::span<const T>(std::ranges::data(items), std::ranges::size(items));
+      else return std::span<const T>(materialised);
+    }();
+    if (chunksize == 0) chunksize = default_chunksize(span.size(), core_.workers());
+    auto call = std::make_shared<MapCall<R>>();
+    call->state = state;
+    call->values.resize(span.size());
+    call->remaining = (span.size() + chunksize - 1) / chunksize;
+    if (call->remaining == 0) {
+      state->set_value({});
+      return AsyncResult<std::vector<R>>(state);
+    }
+    std::string payload;
+    std::size_t chunk = 0;
+    for (std::size_t offset = 0; offset < span.size(); offset += chunksize, ++chunk) {
+      const std::size_t count = std::min(chunksize, span.size() - offset);
+      payload.clear();
+      encode_chunk_items(payload, span.data() + offset, static_cast<std::uint32_t>(count));
+      core_.submit(invoker, function_address(fn), payload, std::make_shared<MapChunkTask<R>>(call, chunk, offset, count));
+    }
+    return AsyncResult<std::vector<R>>(state);
+  }
+
+  template <class Fn, class Range>
+  auto imap_impl(Fn fn, Range&& items, std::size_t chunksize, bool ordered) {
+    using T = std::ranges::range_value_t<Range>;
+    using R = result_of_item<Fn, T>;
+    require_pool_callable<Fn>();
+    codec::require_sendable<T>();
+    codec::require_sendable<R>();
+    if (chunksize == 0) throw ValueError("procpool: imap chunksize must be at least 1");
+    // Own an rvalue range; refer to an lvalue one.
+    using Holder = std::conditional_t<std::is_lvalue_reference_v<Range>, std::remove_reference_t<Range>*, std::remove_cvref_t<Range>>;
+    struct Source {
+      Holder holder;
+      std::optional<decltype(std::ranges::begin(std::declval<std::remove_reference_t<Range>&>()))> it;
+      auto& range() {
+        if constexpr (std::is_pointer_v<Holder>) return *holder;
+        else return holder;
+      }
+    };
+    std::shared_ptr<Source> source;
+    if constexpr (std::is_lvalue_reference_v<Range>) source = std::make_shared<Source>(Source{&items, std::nullopt});
+    else source = std::make_shared<Source>(Source{std::move(items), std::nullopt});
+    auto chunk_source = [source, chunksize](std::string& payload, std::size_t& count) {
+      if (!source->it) source->it = std::ranges::begin(source->range());
+      std::vector<T> chunk;
+      chunk.reserve(chunksize);
+      while (chunk.size() < chunksize && *source->it != std::ranges::end(source->range())) {
+        chunk.push_back(static_cast<T>(**source->it));
+        ++*source->it;
+      }
+      if (chunk.empty()) return false;
+      payload.clear();
+      encode_chunk_items(payload, chunk.data(), static_cast<std::uint32_t>(chunk.size()));
+      count = chunk.size();
+      return true;
+    };
+    const void* invoker = code_address(&invoke_map<Fn, T>);
+    const void* function = function_address(fn);
+    auto submit = [this, invoker, function](std::string_view payload, std::shared_ptr<PendingTask> task) {
+      core_.submit(invoker, function, payload, std::move(task));
+    };
+    // Enough chunks in flight to keep every worker busy without a round trip per chunk, few
+    // enough that an endless input stays in bounded memory.
+    const std::size_t lookahead = static_cast<std::size_t>(std::max(256, core_.workers() * 64));
+    return IMapResult<R>(std::move(chunk_source), std::move(submit), ordered, lookahead);
+  }
+
+  PoolCore core_;
+};
+
+} // namespace detail
+
+/// The process pool (multiprocessing.Pool).
+using Pool = detail::BasicPool<detail::ProcessBackend>;
+
+namespace dummy {
+/// The thread pool behind the same API (multiprocessing.dummy.Pool / ThreadPool).
+using Pool = detail::BasicPool<detail::ThreadBackend>;
+} // namespace dummy
+
+} // namespace procpool

@@ -1,0 +1,25 @@
+#pragma once
+/// @file sync.hpp
+/// Synchronisation and shared state, as Python's multiprocessing and threading have them:
+/// Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier (process backend in
+/// `procpool::`, thread backend in `procpool::dummy::` and `procpool::threading::`), and
+/// Value, Array, RawValue, RawArray. See docs/sync.md.
+#include "procpool/sync/array.hpp"
+#include "procpool/sync/barrier.hpp"
+#include "procpool/sync/condition.hpp"
+#include "procpool/sync/event.hpp"
+#include "procpool/sync/lock.hpp"
+#include "procpool/sync/rlock.hpp"
+#include "procpool/sync/semaphore.hpp"
+#include "procpool/sync/value.hpp"
+
+namespace procpool::threading {
+// The threading module's primitives are the thread-backend ones.
+using Lock = dummy::Lock;
+using RLock = dummy::RLock;
+using Semaphore = dummy::Semaphore;
+using BoundedSemaphore = dummy::BoundedSemaphore;
+using Condition = dummy::Condition;
+using Event = dummy::Event;
+using Barrier = dummy::Barrier;
+} // namespace procpool::threading

@@ -1,0 +1,244 @@
+#pragma once
+/// @file sync/array.hpp
+/// Array<T> and RawArray<T>: Python's multiprocessing.Array / RawArray, a fixed-size array
+/// of T in shared memory, with or without a lock.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <iterator>
+#include <memory>
+#include <new>
+#include <ranges>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "procpool/detail/robust_mutex.hpp"
+#include "procpool/detail/shm.hpp"
+#include "procpool/detail/sync_support.hpp"
+#include "procpool/errors.hpp"
+#include "procpool/sync/rlock.hpp"
+
+namespace procpool {
+namespace detail {
+
+/// A zero-filled block of bytes: a memfd segment for processes, aligned heap for threads.
+template <bool Interprocess>
+class Block;
+
+template <>
+class Block<true> {
+public:
+  explicit Block(std::size_t bytes) : segment_(SharedSegment::create(bytes, "procpool-array")) {}
+  explicit Block(const SegmentHandle& handle) : segment_(SharedSegment::attach(handle)) {}
+  [[nodiscard]] void* data() const noexcept { return segment_.data(); }
+  [[nodiscard]] SegmentHandle handle() const noexcept { return segment_.handle(); }
+
+private:
+  SharedSegment segment_;
+};
+
+template <>
+class Block<false> {
+public:
+  static constexpr std::align_val_t kAlign{64};
+  explicit Block(std::size_t bytes) : data_(static_cast<std::byte*>(::operator new(bytes == 0 ? 1 : bytes, kAlign))) {
+    std::fill_n(data_.get(), bytes, std::byte{0});
+  }
+  [[nodiscard]] void* data() const noexcept { return data_.get(); }
+
+private:
+  struct Free {
+    void operator()(std::byte* p) const noexcept { ::operator delete(p, kAlign); }
+  };
+  std::unique_ptr<std::byte, Free> data_;
+};
+
+struct ArrayHeader {
+  RLockState lock;     ///< used by Array, ignored by RawArray
+  std::uint64_t size;  ///< element count, read by a spawned child on attach
+};
+
+} // namespace detail
+
+/// A fixed-size array of T shared between processes (process backend) or threads (thread
+/// backend). `Locked` (Array): get()/set()/to_vector() take the array's RLock, and
+/// get_lock() exposes it for multi-step updates; indexing, iteration and span() are plain
+/// memory access, like a std::span, with no locking. Not locked (RawArray): no lock at all.
+/// Pinned. The size is fixed at construction.
+template <class T, class Backend, bool Locked>
+class BasicArray : public detail::SharedTypeMarker<Backend::interprocess> {
+  static_assert(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>,
+                "procpool::Array<T>/RawArray<T> need a trivially copyable, non-pointer T: the elements live in "
+                "memory shared between processes, where heap pointers (std::string, containers) mean nothing. "
+                "Send such values through a Queue or Pipe instead.");
+  static_assert(alignof(T) <= 64, "procpool::Array<T>: over-aligned element types are not supported");
+
+public:
+  using value_type = T;
+  using size_type = std::size_t;
+  using iterator = T*;
+  using const_iterator = const T*;
+
+  /// Python's Array(typecode, n): `n` value-initialised (zero) elements.
+  explicit BasicArray(std::size_t n)
+    requires std::is_default_constructible_v<T>
+      : BasicArray(n, Uninit{}) {
+    std::uninitialized_value_construct_n(data(), n);
+  }
+  /// Python's Array(typecode, [1, 2, 3]).
+  BasicArray(std::initializer_list<T> items) : BasicArray(items.size(), Uninit{}) {
+    std::uninitialized_copy(items.begin(), items.end(), data());
+  }
+  /// Python's Array(typecode, range(10)): the elements of any sized or multi-pass range
+  /// convertible to T (build a single-pass range into a std::vector first).
+  template <std::ranges::input_range R>
+    requires(std::ranges::sized_range<R> || std::ranges::forward_range<R>) &&
+            std::convertible_to<std::ranges::range_reference_t<R>, T>
+  explicit BasicArray(R&& items) : BasicArray(range_size(items), Uninit{}) {
+    std::size_t i = 0;
+    for (auto&& x : items) {
+      if (i == size_) break;
+      ::new (static_cast<void*>(data_ + i++)) T(static_cast<T>(x));
+    }
+  }
+
+  BasicArray(const BasicArray&) = delete;
+  BasicArray& operator=(const BasicArray&) = delete;
+
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  [[nodiscard]] T* data() const noexcept { return data_; }
+  [[nodiscard]] T* begin() const noexcept { return data_; }
+  [[nodiscard]] T* end() const noexcept { return data_ + size_; }
+  /// Unlocked, unchecked element access (std::span-like).
+  [[nodiscard]] T& operator[](std::size_t i) const noexcept { return data_[i]; }
+  /// Unlocked element access; IndexError when out of range.
+  [[nodiscard]] T& at(std::size_t i) const {
+    check_index(i);
+    return data_[i];
+  }
+  /// The elements as a std::span (unlocked).
+  [[nodiscard]] std::span<T> span() const noexcept { return {data_, size_}; }
+  /// Python's get_obj(): the raw elements.
+  [[nodiscard]] std::span<T> get_obj() const noexcept { return span(); }
+
+  /// Python's `a[i]` on a synchronised array: a copy, under the lock when Locked.
+  [[nodiscard]] T get(std::size_t i) const {
+    check_index(i);
+    Guard g(header());
+    return data_[i];
+  }
+  /// Python's `a[i] = v`, under the lock when Locked.
+  void set(std::size_t i, const T& v) {
+    check_index(i);
+    Guard g(header());
+    data_[i] = v;
+  }
+  /// Python's `a[:]`: a consistent snapshot (under the lock when Locked).
+  [[nodiscard]] std::vector<T> to_vector() const {
+    Guard g(header());
+    return std::vector<T>(begin(), end());
+  }
+  /// The lock guarding this array (an RLock, as in Python).
+  [[nodiscard]] BasicRLock<Backend>& get_lock() noexcept
+    requires Locked
+  {
+    return lock_;
+  }
+
+  void procpool_encode_handle(std::string& out) const
+    requires Backend::interprocess
+  {
+    detail::encode_segment_handle(out, block_.handle());
+  }
+  static std::unique_ptr<BasicArray> procpool_attach(std::string_view& in)
+    requires Backend::interprocess
+  {
+    const detail::SegmentHandle handle = detail::decode_segment_handle(in);
+    return std::unique_ptr<BasicArray>(new BasicArray(detail::AttachTag{}, handle));
+  }
+
+private:
+  struct Uninit {};
+  struct NoLock {
+    explicit NoLock(detail::RLockState*) noexcept {}
+  };
+  using LockMember = std::conditional_t<Locked, BasicRLock<Backend>, NoLock>;
+
+  static constexpr std::size_t kDataOffset =
+      (sizeof(detail::ArrayHeader) + alignof(T) - 1) / alignof(T) * alignof(T);
+
+  struct Guard {
+    explicit Guard(detail::ArrayHeader& h) : h_(h) {
+      if constexpr (Locked) detail::rlock_acquire(h_.lock, Backend::interprocess, true, std::nullopt);
+    }
+    ~Guard() {
+      if constexpr (Locked) detail::rlock_release(h_.lock, Backend::interprocess);
+    }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+    detail::ArrayHeader& h_;
+  };
+
+  static std::size_t bytes_for(std::size_t n) {
+    if (n > (SIZE_MAX - kDataOffset) / sizeof(T)) throw ValueError("procpool: Array size is too large");
+    return kDataOffset + n * sizeof(T);
+  }
+
+  BasicArray(std::size_t n, Uninit)
+      : block_(bytes_for(n)),
+        header_(::new (block_.data()) detail::ArrayHeader{}),
+        data_(reinterpret_cast<T*>(static_cast<unsigned char*>(block_.data()) + kDataOffset)),
+        size_(n),
+        lock_(&header_->lock) {
+    header_->size = n;
+  }
+
+  BasicArray(detail::AttachTag, const detail::SegmentHandle& handle)
+      : block_(handle),
+        header_(std::launder(static_cast<detail::ArrayHeader*>(block_.data()))),
+        data_(std::launder(reinterpret_cast<T*>(static_cast<unsigned char*>(block_.data()) + kDataOffset))),
+        size_(static_cast<std::size_t>(header_->size)),
+        lock_(&header_->lock) {
+    if (bytes_for(size_) > handle.size) throw SerializationError("procpool: attached Array segment is too small");
+  }
+
+  template <class R>
+  static std::size_t range_size(R& items) {
+    if constexpr (std::ranges::sized_range<R>)
+      return static_cast<std::size_t>(std::ranges::size(items));
+    else
+      return static_cast<std::size_t>(std::ranges::distance(items));
+  }
+
+  void check_index(std::size_t i) const {
+    if (i >= size_)
+      throw IndexError("procpool: array index " + std::to_string(i) + " out of range (size " + std::to_string(size_) +
+                       ")");
+  }
+  detail::ArrayHeader& header() const noexcept { return *header_; }
+
+  detail::Block<Backend::interprocess> block_;
+  detail::ArrayHeader* header_;
+  T* data_;
+  std::size_t size_;
+  LockMember lock_;
+};
+
+/// Process backend: Python's multiprocessing.Array (locked) and RawArray.
+template <class T>
+using Array = BasicArray<T, detail::ProcessBackend, true>;
+template <class T>
+using RawArray = BasicArray<T, detail::ProcessBackend, false>;
+namespace dummy {
+template <class T>
+using Array = BasicArray<T, detail::ThreadBackend, true>;
+template <class T>
+using RawArray = BasicArray<T, detail::ThreadBackend, false>;
+} // namespace dummy
+
+} // namespace procpool

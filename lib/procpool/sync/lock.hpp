@@ -1,0 +1,100 @@
+#pragma once
+/// @file sync/lock.hpp
+/// Lock: Python's threading.Lock / multiprocessing.Lock, robust against a dead owner.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "procpool/detail/robust_mutex.hpp"
+#include "procpool/detail/shm.hpp"
+#include "procpool/detail/sync_support.hpp"
+#include "procpool/errors.hpp"
+
+namespace procpool {
+
+/// A non-recursive lock. As in Python, any thread (or process) may release it, not only the
+/// one that acquired it. Process backend: it lives in shared memory; if the process holding
+/// it dies, the next acquirer gets it and `owner_died()` is true until that acquirer releases.
+/// Usable with std::lock_guard / std::unique_lock (timed) / std::scoped_lock.
+/// Pinned: neither copyable nor movable. All members are thread-safe and process-safe.
+template <class Backend>
+class BasicLock : public detail::SharedTypeMarker<Backend::interprocess> {
+public:
+  BasicLock() = default;
+  BasicLock(const BasicLock&) = delete;
+  BasicLock& operator=(const BasicLock&) = delete;
+
+  /// Python's acquire(blocking=True, timeout=-1): true once acquired; false when
+  /// non-blocking and taken, or when `timeout` ran out. ValueError on a timeout without
+  /// blocking or a negative timeout.
+  bool acquire(bool blocking = true, const Timeout& timeout = std::nullopt) {
+    detail::check_acquire_args(blocking, timeout);
+    const auto self = static_cast<std::uint32_t>(detail::current_pid());
+    std::uint32_t expected = 0;
+    if (state_->word.compare_exchange_strong(expected, self, std::memory_order_acquire, std::memory_order_relaxed))
+      return true;
+    return detail::robust_lock_slow(*state_, self, kScope, Backend::interprocess, blocking,
+                                    detail::acquire_deadline(timeout)) != detail::AcquireResult::Failed;
+  }
+
+  /// Releases the lock (from any thread or process). ValueError if it is not locked.
+  void release() {
+    if (detail::robust_unlock(*state_, Backend::interprocess) == 0)
+      throw ValueError("procpool: release unlocked lock");
+  }
+
+  /// Whether someone holds the lock (a snapshot).
+  [[nodiscard]] bool locked() const noexcept { return state_->word.load(std::memory_order_relaxed) != 0; }
+
+  /// True while the current holder got the lock from an owner that died holding it: the data
+  /// it guards may be half-updated. Cleared by release(). Meaningful to the holder only.
+  [[nodiscard]] bool owner_died() const noexcept { return state_->owner_died.load(std::memory_order_relaxed) != 0; }
+
+  // Lockable / TimedLockable, for the std lock guards.
+  void lock() { acquire(); }
+  void unlock() { release(); }
+  [[nodiscard]] bool try_lock() { return acquire(false); }
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
+    return acquire(true, std::chrono::duration<double>(d < d.zero() ? d.zero() : d));
+  }
+  template <class C, class D>
+  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<C, D>& t) {
+    return try_lock_for(t - C::now());
+  }
+
+  /// Spawn hand-off (see process.hpp): appends what a spawned child needs to attach.
+  void procpool_encode_handle(std::string& out) const
+    requires Backend::interprocess
+  {
+    detail::encode_segment_handle(out, state_.handle());
+  }
+  /// Spawn hand-off: a Lock attached to the shared memory described at the front of `in`.
+  static std::unique_ptr<BasicLock> procpool_attach(std::string_view& in)
+    requires Backend::interprocess
+  {
+    const detail::SegmentHandle handle = detail::decode_segment_handle(in);
+    return std::unique_ptr<BasicLock>(new BasicLock(detail::AttachTag{}, handle));
+  }
+
+private:
+  // Process backend: the owner is a pid (any thread of the owning process may release it).
+  // Thread backend: the owner is this process, which cannot die under its own threads.
+  static constexpr detail::OwnerScope kScope =
+      Backend::interprocess ? detail::OwnerScope::Process : detail::OwnerScope::None;
+
+  BasicLock(detail::AttachTag, const detail::SegmentHandle& handle) : state_(handle) {}
+
+  typename Backend::template Storage<detail::RobustMutexState> state_;
+};
+
+/// Process backend: a Lock shared with child processes.
+using Lock = BasicLock<detail::ProcessBackend>;
+namespace dummy {
+/// Thread backend: the same Lock for threads (multiprocessing.dummy).
+using Lock = BasicLock<detail::ThreadBackend>;
+} // namespace dummy
+
+} // namespace procpool

@@ -1,0 +1,107 @@
+#pragma once
+/// @file sync/rlock.hpp
+/// RLock: Python's re-entrant lock, owned by a thread, robust against a dead owner.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "procpool/detail/robust_mutex.hpp"
+#include "procpool/detail/shm.hpp"
+#include "procpool/detail/sync_support.hpp"
+#include "procpool/errors.hpp"
+
+namespace procpool {
+
+template <class T, class Backend, bool Locked>
+class BasicValue;
+template <class T, class Backend, bool Locked>
+class BasicArray;
+template <class Backend>
+class BasicCondition;
+
+/// A re-entrant lock: the owning thread may acquire it again and must release it as many
+/// times; release by another thread is a StateError (Python: RuntimeError). Ownership is per
+/// thread (by kernel tid), across processes too. If the owning thread or process dies, the
+/// next acquirer gets it and `owner_died()` is true until it fully releases.
+/// Usable with the std lock guards. Pinned. All members are thread-safe and process-safe.
+template <class Backend>
+class BasicRLock : public detail::SharedTypeMarker<Backend::interprocess> {
+public:
+  BasicRLock() : own_(std::make_unique<Storage>()), st_(own_->get()) {}
+  BasicRLock(const BasicRLock&) = delete;
+  BasicRLock& operator=(const BasicRLock&) = delete;
+
+  /// Python's acquire(blocking=True, timeout=-1); re-entrant for the owner.
+  bool acquire(bool blocking = true, const Timeout& timeout = std::nullopt) {
+    return detail::rlock_acquire(*st_, Backend::interprocess, blocking, timeout);
+  }
+  /// Releases one level. StateError when the calling thread does not own it.
+  void release() { detail::rlock_release(*st_, Backend::interprocess); }
+
+  /// Whether the calling thread owns it.
+  [[nodiscard]] bool is_owned() const noexcept { return detail::rlock_is_owned(*st_); }
+  /// Whether anyone owns it (a snapshot).
+  [[nodiscard]] bool locked() const noexcept { return detail::robust_owner(st_->mutex) != 0; }
+  /// The recursion depth, meaningful to the owner.
+  [[nodiscard]] std::uint32_t count() const noexcept { return is_owned() ? st_->count : 0; }
+  /// True while the owner got the lock from a thread or process that died holding it.
+  [[nodiscard]] bool owner_died() const noexcept {
+    return st_->mutex.owner_died.load(std::memory_order_relaxed) != 0;
+  }
+
+  void lock() { acquire(); }
+  void unlock() { release(); }
+  [[nodiscard]] bool try_lock() { return acquire(false); }
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
+    return acquire(true, std::chrono::duration<double>(d < d.zero() ? d.zero() : d));
+  }
+  template <class C, class D>
+  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<C, D>& t) {
+    return try_lock_for(t - C::now());
+  }
+
+  /// Spawn hand-off. A Value's or Array's lock cannot travel alone: pass the Value/Array.
+  void procpool_encode_handle(std::string& out) const
+    requires Backend::interprocess
+  {
+    if (!own_)
+      throw StateError("procpool: the lock of a Value, Array or Condition cannot be passed to a spawned process "
+                       "on its own; pass the object that owns it");
+    detail::encode_segment_handle(out, own_->handle());
+  }
+  static std::unique_ptr<BasicRLock> procpool_attach(std::string_view& in)
+    requires Backend::interprocess
+  {
+    const detail::SegmentHandle handle = detail::decode_segment_handle(in);
+    return std::unique_ptr<BasicRLock>(new BasicRLock(detail::AttachTag{}, handle));
+  }
+
+private:
+  template <class, class, bool>
+  friend class BasicValue;
+  template <class, class, bool>
+  friend class BasicArray;
+  template <class>
+  friend class BasicCondition;
+
+  BasicRLock(detail::AttachTag, const detail::SegmentHandle& handle)
+      : own_(std::make_unique<Storage>(handle)), st_(own_->get()) {}
+  /// A view of an RLock living inside another object's shared state.
+  explicit BasicRLock(detail::RLockState* st) noexcept : st_(st) {}
+
+  using Storage = typename Backend::template Storage<detail::RLockState>;
+  // Null for a view; a pointer (not std::optional) keeps GCC 12's -Wmaybe-uninitialized quiet.
+  std::unique_ptr<Storage> own_;
+  detail::RLockState* st_;
+};
+
+using RLock = BasicRLock<detail::ProcessBackend>;
+namespace dummy {
+using RLock = BasicRLock<detail::ThreadBackend>;
+} // namespace dummy
+
+} // namespace procpool

@@ -1,0 +1,137 @@
+#pragma once
+/// @file sync/value.hpp
+/// Value<T> and RawValue<T>: Python's multiprocessing.Value / RawValue, a single T in
+/// shared memory, with or without a lock.
+#include <memory>
+#include <new>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "procpool/detail/robust_mutex.hpp"
+#include "procpool/detail/shm.hpp"
+#include "procpool/detail/sync_support.hpp"
+#include "procpool/sync/rlock.hpp"
+
+namespace procpool {
+namespace detail {
+/// Raw storage, so that T need not be default-constructible; T is built in place once.
+template <class T>
+struct ValueSlot {
+  alignas(T) unsigned char bytes[sizeof(T)];
+};
+template <class T, bool Locked>
+struct ValueState {
+  ValueSlot<T> slot;
+};
+template <class T>
+struct ValueState<T, true> {
+  RLockState lock;
+  ValueSlot<T> slot;
+};
+} // namespace detail
+
+/// One T in shared memory (process backend) or on the heap (thread backend).
+/// `Locked` (Value): value()/set() take the object's RLock, get_lock() exposes it for
+/// read-modify-write sequences. Not locked (RawValue): plain shared memory.
+/// Pinned. value()/set() are thread-safe and process-safe when Locked; get_obj() never is.
+template <class T, class Backend, bool Locked>
+class BasicValue : public detail::SharedTypeMarker<Backend::interprocess> {
+  static_assert(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>,
+                "procpool::Value<T>/RawValue<T> need a trivially copyable, non-pointer T: the bytes live in "
+                "memory shared between processes, where heap pointers (std::string, containers) mean nothing. "
+                "Send such values through a Queue or Pipe instead.");
+
+public:
+  /// Python's Value(typecode) with no initial value: T{} (zero for arithmetic types).
+  BasicValue()
+    requires std::is_default_constructible_v<T>
+      : BasicValue(T{}) {}
+  /// Python's Value(typecode, initial).
+  explicit BasicValue(const T& initial) : state_() { ::new (static_cast<void*>(state_->slot.bytes)) T(initial); }
+  BasicValue(const BasicValue&) = delete;
+  BasicValue& operator=(const BasicValue&) = delete;
+
+  /// Python's `.value` read: a copy, taken under the lock when Locked.
+  [[nodiscard]] T value() const {
+    if constexpr (Locked) {
+      Guard g(*state_);
+      return obj();
+    } else {
+      return obj();
+    }
+  }
+  /// Python's `.value = x`, under the lock when Locked.
+  void set(const T& v) {
+    if constexpr (Locked) {
+      Guard g(*state_);
+      obj() = v;
+    } else {
+      obj() = v;
+    }
+  }
+  /// The lock guarding this value (an RLock, as in Python): hold it around read-modify-write
+  /// (`std::lock_guard g(v.get_lock()); v.set(v.value() + 1);`).
+  [[nodiscard]] BasicRLock<Backend>& get_lock() noexcept
+    requires Locked
+  {
+    return lock_;
+  }
+  /// The shared T itself, without locking (Python's get_obj()).
+  [[nodiscard]] T& get_obj() const noexcept { return obj(); }
+
+  void procpool_encode_handle(std::string& out) const
+    requires Backend::interprocess
+  {
+    detail::encode_segment_handle(out, state_.handle());
+  }
+  static std::unique_ptr<BasicValue> procpool_attach(std::string_view& in)
+    requires Backend::interprocess
+  {
+    const detail::SegmentHandle handle = detail::decode_segment_handle(in);
+    return std::unique_ptr<BasicValue>(new BasicValue(detail::AttachTag{}, handle));
+  }
+
+private:
+  using State = detail::ValueState<T, Locked>;
+  struct NoLock {
+    explicit NoLock(detail::RLockState*) noexcept {}
+  };
+  using LockMember = std::conditional_t<Locked, BasicRLock<Backend>, NoLock>;
+
+  // Scoped RLock hold for value()/set(); re-entrant, so it nests inside get_lock().
+  struct Guard {
+    explicit Guard(State& st) : st_(st) { detail::rlock_acquire(st_.lock, Backend::interprocess, true, std::nullopt); }
+    ~Guard() { detail::rlock_release(st_.lock, Backend::interprocess); }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+    State& st_;
+  };
+
+  BasicValue(detail::AttachTag, const detail::SegmentHandle& handle) : state_(handle) {}
+
+  static detail::RLockState* lock_state(State& st) noexcept {
+    if constexpr (Locked)
+      return &st.lock;
+    else
+      return nullptr;
+  }
+  T& obj() const noexcept { return *std::launder(reinterpret_cast<T*>(state_->slot.bytes)); }
+
+  typename Backend::template Storage<State> state_;
+  LockMember lock_{lock_state(*state_)};
+};
+
+/// Process backend: Python's multiprocessing.Value (locked) and RawValue.
+template <class T>
+using Value = BasicValue<T, detail::ProcessBackend, true>;
+template <class T>
+using RawValue = BasicValue<T, detail::ProcessBackend, false>;
+namespace dummy {
+template <class T>
+using Value = BasicValue<T, detail::ThreadBackend, true>;
+template <class T>
+using RawValue = BasicValue<T, detail::ThreadBackend, false>;
+} // namespace dummy
+
+} // namespace procpool

@@ -1,0 +1,418 @@
+#include "input.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace procpool::cli {
+namespace {
+
+constexpr std::size_t initial_buffer_size = 64 * 1024;
+
+bool is_blank_or_comment(const std::string& line) {
+  const auto first = line.find_first_not_of(" \t");
+  return first == std::string::npos || line[first] == '#';
+}
+
+} // namespace
+
+LineReader::LineReader(const std::string& path) : path_(path) {
+  if (path == "-") {
+    fd_ = STDIN_FILENO;
+  } else {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw UsageError(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+    owns_fd_ = true;
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) throw UsageError(fmt::format("cannot read '{}': {}", path, std::strerror(errno)));
+  if (S_ISDIR(st.st_mode)) {
+    if (owns_fd_) ::close(fd_);
+    throw UsageError(fmt::format("cannot read '{}': it is a directory", path));
+  }
+  may_block_ = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+  buffer_.resize(initial_buffer_size);
+}
+
+LineReader::~LineReader() {
+  if (owns_fd_) ::close(fd_);
+}
+
+bool LineReader::fill() {
+  if (begin_ > 0) {  // move the partial line to the front before reading more
+    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (end_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);  // a line longer than the buffer
+  if (may_block_) {
+    pollfd pfd{fd_, POLLIN, 0};
+    if (::poll(&pfd, 1, 0) == 0) return false;
+  }
+  for (;;) {
+    const ssize_t n = ::read(fd_, buffer_.data() + end_, buffer_.size() - end_);
+    if (n > 0) { end_ += static_cast<std::size_t>(n); return true; }
+    if (n == 0) { eof_ = true; return true; }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return false;
+    throw UsageError(fmt::format("cannot read '{}': {}", path_, std::strerror(errno)));
+  }
+}
+
+LineReader::Result LineReader::next(std::string& line) {
+  for (;;) {
+    const char* start = buffer_.data() + begin_;
+    if (const void* nl = std::memchr(start, '\n', end_ - begin_)) {
+      std::size_t length = static_cast<std::size_t>(static_cast<const char*>(nl) - start);
+      begin_ += length + 1;
+      if (length > 0 && start[length - 1] == '\r') --length;
+      line.assign(start, length);
+      return Result::line;
+    }
+    if (eof_) {
+      if (begin_ == end_) return Result::end;
+      std::size_t length = end_ - begin_;
+      if (start[length - 1] == '\r') --length;
+      line.assign(start, length);
+      begin_ = end_;
+      return Result::line;
+    }
+    if (!fill()) return Result::would_block;
+  }
+}
+
+std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blank_and_comments) {
+  if (path == "-") return std::nullopt;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  LineReader reader(path);
+  std::string line;
+  std::uint64_t count = 0;
+  while (reader.next(line) == LineReader::Result::line)
+    if (!skip_blank_and_comments || !is_blank_or_comment(line)) ++count;
+  return count;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replacement strings
+
+std::string shell_quote(const std::string& word) {
+  const bool plain = !word.empty() && std::all_of(word.begin(), word.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("_./:,+@%^=-", c) != nullptr;
+  });
+  if (plain) return word;
+  std::string quoted = "'";
+  for (const char c : word) {
+    if (c == '\'') quoted += "'\"'\"'";
+    else quoted += c;
+  }
+  quoted += '\'';
+  return quoted;
+}
+
+CommandTemplate::CommandTemplate(const std::string& text) {
+  bool any_replacement = false;  // GNU parallel appends the arguments only to a template without any
+  std::size_t pos = 0;
+  auto add_literal = [&](std::string_view s) {
+    if (s.empty()) return;
+    if (segments_.empty() || segments_.back().kind != Kind::literal) segments_.push_back({Kind::literal, {}, 0, {}, false});
+    segments_.back().text.append(s);
+  };
+  while (pos < text.size()) {
+    const auto open = text.find('{', pos);
+    if (open == std::string::npos) { add_literal(std::string_view(text).substr(pos)); break; }
+    add_literal(std::string_view(text).substr(pos, open - pos));
+    const auto close = text.find('}', open);
+    if (close == std::string::npos) { add_literal(std::string_view(text).substr(open)); break; }
+    std::string inner = text.substr(open + 1, close - open - 1);
+    Segment seg;
+    seg.kind = Kind::args;
+    std::size_t digits = 0;
+    while (digits < inner.size() && std::isdigit(static_cast<unsigned char>(inner[digits]))) ++digits;
+    bool ok = true;
+    if (inner == "#") seg.kind = Kind::seq;
+    else if (inner == "%") { seg.kind = Kind::slot; uses_slot_ = true; }
+    else {
+      if (digits > 0) {
+        seg.index = std::stoul(inner.substr(0, std::min<std::size_t>(digits, 9)));
+        ok = seg.index > 0;
+      }
+      const std::string modifier = inner.substr(digits);
+      if (modifier.empty()) seg.modifier = Modifier::none;
+      else if (modifier == ".") seg.modifier = Modifier::no_ext;
+      else if (modifier == "/") seg.modifier = Modifier::basename;
+      else if (modifier == "//") seg.modifier = Modifier::dirname;
+      else if (modifier == "/.") seg.modifier = Modifier::basename_no_ext;
+      else ok = false;
+    }
+    if (!ok) {  // not a replacement string: keep the brace literally, as GNU parallel does
+      add_literal("{");
+      pos = open + 1;
+      continue;
+    }
+    any_replacement = true;
+    segments_.push_back(std::move(seg));
+    pos = close + 1;
+  }
+  if (text.empty()) {
+    // The arguments are the command itself: inserted unquoted.
+    segments_.push_back({Kind::args, {}, 0, Modifier::none, true});
+  } else if (!any_replacement) {
+    add_literal(" ");
+    segments_.push_back({Kind::args, {}, 0, Modifier::none, false});
+  }
+}
+
+namespace {
+
+std::string apply_modifier(const std::string& arg, int modifier) {
+  // modifier values mirror CommandTemplate::Modifier: none, no_ext, basename, dirname, basename_no_ext
+  const auto slash = arg.rfind('/');
+  auto strip_ext = [](const std::string& s, std::size_t name_start) {
+    const auto dot = s.rfind('.');
+    return (dot == std::string::npos || dot < name_start || dot == name_start) ? s : s.substr(0, dot);
+  };
+  switch (modifier) {
+    case 1: return strip_ext(arg, slash == std::string::npos ? 0 : slash + 1);
+    case 2: return slash == std::string::npos ? arg : arg.substr(slash + 1);
+    case 3: return slash == std::string::npos ? "." : (slash == 0 ? "/" : arg.substr(0, slash));
+    case 4: {
+      const std::string base = slash == std::string::npos ? arg : arg.substr(slash + 1);
+      return strip_ext(base, 0);
+    }
+    default: return arg;
+  }
+}
+
+} // namespace
+
+std::string CommandTemplate::expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
+                                    bool quote) const {
+  std::string out;
+  for (const auto& seg : segments_) {
+    switch (seg.kind) {
+      case Kind::literal: out += seg.text; break;
+      case Kind::seq: out += std::to_string(seq); break;
+      case Kind::slot: out += std::to_string(slot); break;
+      case Kind::args: {
+        const bool raw = seg.unquoted;
+        const int modifier = static_cast<int>(seg.modifier);
+        if (seg.index == 0) {
+          for (std::size_t i = 0; i < args.size(); ++i) {
+            if (i > 0) out += ' ';
+            const std::string value = apply_modifier(args[i], modifier);
+            out += (quote && !raw) ? shell_quote(value) : value;
+          }
+        } else if (seg.index <= args.size()) {
+          const std::string value = apply_modifier(args[seg.index - 1], modifier);
+          out += quote ? shell_quote(value) : value;
+        }
+        break;  // {N} beyond the arguments expands to nothing, as in GNU parallel
+      }
+    }
+  }
+  return out;
+}
+
+std::string JobSource::tag_for(const JobInput& job) {
+  std::string tag;
+  for (std::size_t i = 0; i < job.args.size(); ++i) {
+    if (i > 0) tag += ' ';
+    tag += job.args[i];
+  }
+  return tag;
+}
+
+namespace {
+
+class BatchSource final : public JobSource {
+ public:
+  explicit BatchSource(const std::string& path) : reader_(path) {}
+
+  Result next(JobInput& job) override {
+    for (;;) {
+      switch (reader_.next(line_)) {
+        case LineReader::Result::would_block: return Result::would_block;
+        case LineReader::Result::end: return Result::end;
+        case LineReader::Result::line:
+          if (is_blank_or_comment(line_)) continue;
+          job.seq = ++seq_;
+          job.args.resize(1);
+          job.args[0] = line_;
+          return Result::job;
+      }
+    }
+  }
+  [[nodiscard]] int wait_fd() const override { return reader_.fd(); }
+  [[nodiscard]] std::optional<std::uint64_t> count_total() const override {
+    return count_lines(reader_.path(), true);
+  }
+  [[nodiscard]] std::string command_for(const JobInput& job, unsigned) const override { return job.args[0]; }
+
+ private:
+  LineReader reader_;
+  std::string line_;
+  std::uint64_t seq_ = 0;
+};
+
+// Splits one argument line into --colsep columns.
+class ColumnSplitter {
+ public:
+  explicit ColumnSplitter(const std::optional<std::string>& colsep) {
+    if (!colsep) return;
+    const bool literal = colsep->find_first_of("\\^$.|?*+()[]{}") == std::string::npos;
+    if (literal) literal_ = *colsep;
+    else {
+      try {
+        regex_.emplace(*colsep, std::regex::extended);
+      } catch (const std::regex_error& e) {
+        throw UsageError(fmt::format("--colsep: '{}' is not a valid regex: {}", *colsep, e.what()));
+      }
+    }
+    if (literal && literal_.empty()) throw UsageError("--colsep: empty separator");
+  }
+  void split(const std::string& line, std::vector<std::string>& out) const {
+    if (literal_.empty() && !regex_) { out.push_back(line); return; }
+    if (!literal_.empty()) {
+      std::size_t pos = 0;
+      for (;;) {
+        const auto at = line.find(literal_, pos);
+        if (at == std::string::npos) { out.push_back(line.substr(pos)); return; }
+        out.push_back(line.substr(pos, at - pos));
+        pos = at + literal_.size();
+      }
+    }
+    std::sregex_token_iterator it(line.begin(), line.end(), *regex_, -1), end;
+    std::size_t added = 0;
+    for (; it != end; ++it, ++added) out.push_back(*it);
+    if (added == 0) out.push_back({});
+  }
+
+ private:
+  std::string literal_;
+  std::optional<std::regex> regex_;
+};
+
+// Every combination of the sources' values, the last source varying fastest. The first source is
+// streamed (it may be endless); the others are read whole at the start.
+class TemplateSource final : public JobSource {
+ public:
+  explicit TemplateSource(const Options& options)
+      : template_(join(options.template_words)), splitter_(options.colsep) {
+    const auto& first = options.sources.front();
+    if (first.kind == ArgSource::Kind::file) {
+      first_reader_ = std::make_unique<LineReader>(first.path);
+      first_path_ = first.path;
+    } else {
+      first_inline_ = first.args;
+    }
+    for (std::size_t i = 1; i < options.sources.size(); ++i) {
+      const auto& source = options.sources[i];
+      std::vector<std::string> values;
+      if (source.kind == ArgSource::Kind::inline_args) {
+        values = source.args;
+      } else {
+        LineReader reader(source.path);
+        std::string line;
+        for (;;) {
+          const auto r = reader.next(line);
+          if (r == LineReader::Result::end) break;
+          if (r == LineReader::Result::would_block) {  // only the first source streams: wait for the rest
+            pollfd pfd{reader.fd(), POLLIN, 0};
+            ::poll(&pfd, 1, -1);
+            continue;
+          }
+          values.push_back(line);
+        }
+      }
+      if (values.empty()) any_empty_ = true;
+      others_.push_back(std::move(values));
+    }
+    odometer_.assign(others_.size(), 0);
+  }
+
+  Result next(JobInput& job) override {
+    if (any_empty_) return Result::end;
+    if (!have_first_ || odometer_done_) {
+      std::string value;
+      if (first_reader_) {
+        const auto r = first_reader_->next(value);
+        if (r == LineReader::Result::would_block) return Result::would_block;
+        if (r == LineReader::Result::end) return Result::end;
+      } else {
+        if (inline_pos_ == first_inline_.size()) return Result::end;
+        value = first_inline_[inline_pos_++];
+      }
+      first_columns_.clear();
+      splitter_.split(value, first_columns_);
+      have_first_ = true;
+      odometer_done_ = false;
+      std::fill(odometer_.begin(), odometer_.end(), 0);
+    }
+    job.seq = ++seq_;
+    job.args = first_columns_;
+    for (std::size_t i = 0; i < others_.size(); ++i) splitter_.split(others_[i][odometer_[i]], job.args);
+    // Advance the odometer: the last source fastest.
+    odometer_done_ = true;
+    for (std::size_t i = others_.size(); i-- > 0;) {
+      if (++odometer_[i] < others_[i].size()) { odometer_done_ = false; break; }
+      odometer_[i] = 0;
+    }
+    return Result::job;
+  }
+
+  [[nodiscard]] int wait_fd() const override { return first_reader_ ? first_reader_->fd() : -1; }
+
+  [[nodiscard]] std::optional<std::uint64_t> count_total() const override {
+    std::uint64_t product = 1;
+    for (const auto& values : others_) product *= values.size();
+    if (!first_reader_) return product * first_inline_.size();
+    const auto lines = count_lines(first_path_, false);
+    if (!lines) return std::nullopt;
+    return product * *lines;
+  }
+
+  [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
+    return template_.expand(job.args, job.seq, slot, true);
+  }
+
+ private:
+  static std::string join(const std::vector<std::string>& words) {
+    std::string text;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      if (i > 0) text += ' ';
+      text += words[i];
+    }
+    return text;
+  }
+
+  CommandTemplate template_;
+  ColumnSplitter splitter_;
+  std::unique_ptr<LineReader> first_reader_;
+  std::string first_path_;
+  std::vector<std::string> first_inline_;
+  std::size_t inline_pos_ = 0;
+  std::vector<std::vector<std::string>> others_;
+  std::vector<std::size_t> odometer_;
+  std::vector<std::string> first_columns_;
+  bool have_first_ = false;
+  bool odometer_done_ = false;
+  bool any_empty_ = false;
+  std::uint64_t seq_ = 0;
+};
+
+} // namespace
+
+std::unique_ptr<JobSource> make_job_source(const Options& options) {
+  if (options.template_mode) return std::make_unique<TemplateSource>(options);
+  return std::make_unique<BatchSource>(options.batch_file);
+}
+
+} // namespace procpool::cli

@@ -1,0 +1,95 @@
+#pragma once
+// Job input: a streamed line reader, batch-file and template job sources, and replacement strings.
+#include "options.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace procpool::cli {
+
+/// Reads lines from a file descriptor with a bounded buffer (it grows only to the longest line).
+/// Strips "\n" and a "\r" before it. Never blocks on a pipe or terminal: it polls first.
+class LineReader {
+ public:
+  enum class Result { line, would_block, end };
+  /// Opens `path` ("-" is stdin). Throws UsageError when it cannot be read.
+  explicit LineReader(const std::string& path);
+  ~LineReader();
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  Result next(std::string& line);
+  [[nodiscard]] int fd() const { return fd_; }
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  bool fill();  // false when nothing could be read without blocking
+
+  std::string path_;
+  int fd_ = -1;
+  bool owns_fd_ = false;
+  bool may_block_ = false;  // pipe, terminal, socket: poll before reading
+  bool eof_ = false;
+  std::vector<char> buffer_;
+  std::size_t begin_ = 0, end_ = 0;
+};
+
+/// Counts the lines a LineReader would return for a regular file; nullopt for stdin or a pipe.
+std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blank_and_comments);
+
+/// A parsed command template with GNU parallel replacement strings.
+class CommandTemplate {
+ public:
+  /// `text` empty means "the arguments are the command" (like `parallel ::: 'echo a'`).
+  explicit CommandTemplate(const std::string& text);
+  /// Expands for one job; arguments are shell-quoted when `quote` (commands) and raw otherwise (tags).
+  [[nodiscard]] std::string expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
+                                   bool quote) const;
+  [[nodiscard]] bool uses_slot() const { return uses_slot_; }
+
+ private:
+  enum class Kind { literal, args, seq, slot };
+  enum class Modifier { none, no_ext, basename, dirname, basename_no_ext };
+  struct Segment {
+    Kind kind = Kind::literal;
+    std::string text;      // literal text
+    std::size_t index = 0; // 0 = all arguments, N = the Nth
+    Modifier modifier = Modifier::none;
+    bool unquoted = false;  // the arguments are the command: inserted as typed
+  };
+  std::vector<Segment> segments_;
+  bool uses_slot_ = false;
+};
+
+/// Quotes `word` for /bin/sh when it holds anything but plain characters.
+std::string shell_quote(const std::string& word);
+
+/// One job as read from the input, before it is given a slot and expanded.
+struct JobInput {
+  std::uint64_t seq = 0;
+  std::vector<std::string> args;  ///< batch mode: the command line itself
+};
+
+/// Produces jobs in input order, streaming the batch file or the first argument source.
+class JobSource {
+ public:
+  enum class Result { job, would_block, end };
+  virtual ~JobSource() = default;
+  virtual Result next(JobInput& job) = 0;
+  /// The descriptor to poll after would_block.
+  [[nodiscard]] virtual int wait_fd() const = 0;
+  /// Total number of jobs when it can be known cheaply in advance (for --bar and --eta).
+  [[nodiscard]] virtual std::optional<std::uint64_t> count_total() const = 0;
+  /// The command for a job (template expanded and quoted, or the batch line).
+  [[nodiscard]] virtual std::string command_for(const JobInput& job, unsigned slot) const = 0;
+  /// The --tag text: the arguments joined by spaces.
+  [[nodiscard]] static std::string tag_for(const JobInput& job);
+};
+
+std::unique_ptr<JobSource> make_job_source(const Options& options);
+
+} // namespace procpool::cli

@@ -1,0 +1,57 @@
+#pragma once
+// GNU parallel's --joblog format: a header, then one TSV line per finished job:
+// Seq Host Starttime JobRuntime Send Receive Exitval Signal Command
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace procpool::cli {
+
+inline constexpr const char* joblog_header =
+    "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
+
+struct JobLogEntry {
+  std::uint64_t seq = 0;
+  double start_epoch = 0;  ///< seconds since the epoch
+  double runtime = 0;      ///< seconds
+  std::uint64_t send = 0;
+  std::uint64_t receive = 0;  ///< bytes of stdout
+  int exitval = 0;            ///< -1 when killed by --timeout, as GNU parallel writes
+  int signal = 0;
+  std::string command;
+};
+
+/// One line, newline included, formatted as GNU parallel does (`%.3f`, `%10.3f`).
+std::string format_joblog_entry(const JobLogEntry& entry);
+
+/// Appends entries, one write() per line so that a killed procpool leaves only whole lines.
+class JobLogWriter {
+ public:
+  /// Truncates and writes the header, or (resume) appends, first cutting off a torn last line.
+  JobLogWriter(const std::string& path, bool append);
+  ~JobLogWriter();
+  JobLogWriter(const JobLogWriter&) = delete;
+  JobLogWriter& operator=(const JobLogWriter&) = delete;
+  void write(const JobLogEntry& entry);
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+/// What a joblog says about each sequence number (the last line for a number wins).
+class ResumeState {
+ public:
+  /// Reads `path`; a missing file means nothing done. Throws UsageError on a malformed line.
+  static ResumeState load(const std::string& path);
+  /// --resume skips every logged job; --resume-failed only the successful ones.
+  [[nodiscard]] bool skip(std::uint64_t seq, bool resume_failed) const;
+  [[nodiscard]] std::uint64_t logged() const { return logged_; }
+
+ private:
+  std::vector<bool> logged_seq_;
+  std::vector<bool> succeeded_seq_;
+  std::uint64_t logged_ = 0;
+};
+
+} // namespace procpool::cli

@@ -1,0 +1,346 @@
+#include "options.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+
+#include <sched.h>
+#include <unistd.h>
+
+namespace procpool::cli {
+namespace {
+
+// Strict number parsing: the whole text must be a finite number.
+double parse_number(const std::string& text, const char* what) {
+  if (text.empty()) throw UsageError(fmt::format("{}: empty value", what));
+  char* end = nullptr;
+  errno = 0;
+  const double value = std::strtod(text.c_str(), &end);
+  if (errno != 0 || end != text.c_str() + text.size() || !std::isfinite(value))
+    throw UsageError(fmt::format("{}: '{}' is not a number", what, text));
+  return value;
+}
+
+long parse_integer(const std::string& text, const char* what) {
+  if (text.empty()) throw UsageError(fmt::format("{}: empty value", what));
+  char* end = nullptr;
+  errno = 0;
+  const long value = std::strtol(text.c_str(), &end, 10);
+  if (errno != 0 || end != text.c_str() + text.size())
+    throw UsageError(fmt::format("{}: '{}' is not an integer", what, text));
+  return value;
+}
+
+// Raw option strings as typed; converted and validated after CLI11 is done.
+struct RawOptions {
+  std::string jobs;
+  std::string joblog;
+  bool resume = false, resume_failed = false;
+  std::string retries, timeout, grace, halt, tagstring, results, delay, memfree, load, colsep;
+  bool keep_order = false, group = false, line_buffer = false, ungroup = false, tag = false, dry_run = false;
+  bool verbose = false, bar = false, eta = false, progress = false, force_progress = false, tty = false;
+  bool shell_always = false;
+  std::vector<std::string> arg_files;
+};
+
+void build_app(CLI::App& app, RawOptions& raw) {
+  app.prefix_command();  // the first word that is not an option starts the batch file or the template
+  app.set_help_flag("-h,--help", "Print this help and exit");
+  app.add_option("-j,--jobs", raw.jobs,
+                 "Run up to N jobs at once. N, N% of the CPUs, +N or -N CPUs, 0 = as many as possible "
+                 "(default: CPU count)")->type_name("N");
+  app.add_option("--joblog", raw.joblog,
+                 "Log every finished job to FILE in GNU parallel's TSV format, one line per job, "
+                 "written as soon as the job ends")->type_name("FILE");
+  app.add_flag("--resume", raw.resume, "Skip jobs whose sequence number is already in --joblog; append to it");
+  app.add_flag("--resume-failed", raw.resume_failed,
+               "Like --resume, but also run again the jobs the joblog records as failed");
+  app.add_option("--retries", raw.retries, "Try a failing job up to N times in all (0 = until it succeeds)")
+      ->type_name("N");
+  app.add_option("--timeout", raw.timeout,
+                 "Kill a job's whole process group (TERM, then KILL after --grace) once it has run D: "
+                 "30, 1.5s, 2m, 1h, 1d, or N% of the median runtime of the successful jobs so far")
+      ->type_name("D");
+  app.add_option("--grace", raw.grace, "Time between TERM and KILL when killing a job (default 1s)")
+      ->type_name("D");
+  app.add_option("--halt", raw.halt,
+                 "Stop early: now|soon,fail=N|fail=N%|success=N|success=N% (also never, 0, 1, 2). "
+                 "now kills the running jobs, soon lets them finish")->type_name("WHEN,COND");
+  app.add_flag("-k,--keep-order", raw.keep_order, "Print the jobs' output in input order");
+  app.add_flag("--group", raw.group,
+               "Print a job's stdout then its stderr when it ends, never mixed with another job's (default)");
+  app.add_flag("--line-buffer,--lb", raw.line_buffer,
+               "Print whole lines as soon as they arrive; lines of different jobs may alternate");
+  app.add_flag("-u,--ungroup", raw.ungroup, "Jobs write straight to procpool's stdout and stderr: no capture, lines may mix");
+  app.add_flag("--tag", raw.tag, "Prefix each output line with the job's arguments and a TAB");
+  app.add_option("--tagstring", raw.tagstring,
+                 "Prefix each output line with STR (replacement strings allowed) and a TAB")->type_name("STR");
+  app.add_option("--results", raw.results,
+                 "Also save each job's output to DIR/SEQ/stdout and DIR/SEQ/stderr (and its command to "
+                 "DIR/SEQ/cmd)")->type_name("DIR");
+  app.add_flag("--dry-run", raw.dry_run, "Print the commands that would run, run nothing");
+  app.add_option("--delay", raw.delay, "Wait at least D between two job starts")->type_name("D");
+  app.add_option("--memfree", raw.memfree,
+                 "Start a job only while MemAvailable is at least SIZE (k, M, G, T: powers of 1024)")
+      ->type_name("SIZE");
+  app.add_option("--load", raw.load,
+                 "Start a job only while fewer than N (or N% of the CPUs) processes are runnable")
+      ->type_name("N");
+  app.add_flag("-v,--verbose", raw.verbose, "Print each job's command on stdout before its output");
+  app.add_flag("--bar", raw.bar, "Show a progress bar on stderr when it is a terminal");
+  app.add_flag("--eta", raw.eta, "Show done/left counts and the estimated time left on stderr (terminal)");
+  app.add_flag("--progress", raw.progress, "Show done/failed/running counts on stderr (terminal)");
+  app.add_flag("--force-progress", raw.force_progress,
+               "Draw --bar/--eta/--progress even when stderr is not a terminal");
+  app.add_option("-C,--colsep", raw.colsep,
+                 "Split each argument line into columns {1} {2} ... at this separator (a regex)")
+      ->type_name("REGEX");
+  app.add_option("-a,--arg-file", raw.arg_files, "Read arguments from FILE (\"-\" is stdin); repeatable")
+      ->type_name("FILE")
+      ->allow_extra_args(false);  // one file per -a: the template follows
+  app.add_flag("--tty", raw.tty, "Give jobs the terminal as stdin (implies -j1 --ungroup); default /dev/null");
+  app.add_flag("--shell", raw.shell_always, "Always run commands through /bin/sh -c, never exec them directly");
+}
+
+} // namespace
+
+unsigned cpu_count() {
+  cpu_set_t set;
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return static_cast<unsigned>(n);
+  }
+  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<unsigned>(n) : 1U;
+}
+
+double parse_duration_seconds(const std::string& text, const char* what) {
+  if (text.empty()) throw UsageError(fmt::format("{}: empty duration", what));
+  double unit = 1;
+  std::string number = text;
+  switch (text.back()) {
+    case 's': unit = 1; number.pop_back(); break;
+    case 'm': unit = 60; number.pop_back(); break;
+    case 'h': unit = 3600; number.pop_back(); break;
+    case 'd': unit = 86400; number.pop_back(); break;
+    default: break;
+  }
+  const double value = parse_number(number, what) * unit;
+  if (value < 0) throw UsageError(fmt::format("{}: '{}' is negative", what, text));
+  return value;
+}
+
+TimeoutSpec parse_timeout(const std::string& text) {
+  TimeoutSpec spec;
+  if (!text.empty() && text.back() == '%') {
+    spec.percent = parse_number(text.substr(0, text.size() - 1), "--timeout");
+    if (spec.percent <= 0) throw UsageError(fmt::format("--timeout: '{}' must be above 0%", text));
+    return spec;
+  }
+  spec.seconds = parse_duration_seconds(text, "--timeout");
+  if (spec.seconds <= 0) throw UsageError(fmt::format("--timeout: '{}' must be above 0", text));
+  return spec;
+}
+
+unsigned parse_jobs(const std::string& text, unsigned cpus) {
+  if (text.empty()) throw UsageError("--jobs: empty value");
+  long n = 0;
+  if (text.back() == '%') {
+    const double percent = parse_number(text.substr(0, text.size() - 1), "--jobs");
+    if (percent <= 0) throw UsageError(fmt::format("--jobs: '{}' must be above 0%", text));
+    n = std::lround(std::floor(cpus * percent / 100.0));
+  } else if (text.front() == '+' || text.front() == '-') {
+    n = static_cast<long>(cpus) + parse_integer(text, "--jobs");
+  } else {
+    n = parse_integer(text, "--jobs");
+    if (n < 0) throw UsageError(fmt::format("--jobs: '{}' is negative", text));
+    if (n == 0) return 1024;  // "as many as possible": bounded so that fds and memory stay sane
+  }
+  if (n > 100000) throw UsageError(fmt::format("--jobs: '{}' is too many", text));
+  return n < 1 ? 1U : static_cast<unsigned>(n);
+}
+
+HaltPolicy parse_halt(const std::string& text) {
+  HaltPolicy policy;
+  if (text == "never" || text == "0") return policy;
+  if (text == "1") { policy.when = HaltPolicy::When::soon; policy.threshold = 1; return policy; }
+  if (text == "2") { policy.when = HaltPolicy::When::now; policy.threshold = 1; return policy; }
+  std::string condition = text;
+  policy.when = HaltPolicy::When::soon;
+  if (const auto comma = text.find(','); comma != std::string::npos) {
+    const std::string when = text.substr(0, comma);
+    if (when == "now") policy.when = HaltPolicy::When::now;
+    else if (when == "soon") policy.when = HaltPolicy::When::soon;
+    else throw UsageError(fmt::format("--halt: '{}': expected now or soon before the comma", text));
+    condition = text.substr(comma + 1);
+  }
+  std::string value;
+  if (condition.rfind("fail=", 0) == 0) value = condition.substr(5);
+  else if (condition.rfind("success=", 0) == 0) { policy.on_success = true; value = condition.substr(8); }
+  else throw UsageError(fmt::format("--halt: '{}': expected fail=N, fail=N%, success=N or success=N%", text));
+  if (!value.empty() && value.back() == '%') {
+    policy.percent = true;
+    value.pop_back();
+    policy.threshold = parse_number(value, "--halt");
+    if (policy.threshold <= 0 || policy.threshold > 100)
+      throw UsageError(fmt::format("--halt: '{}': the percentage must be in (0, 100]", text));
+  } else {
+    const long n = parse_integer(value, "--halt");
+    if (n < 1) throw UsageError(fmt::format("--halt: '{}': the count must be at least 1", text));
+    policy.threshold = static_cast<double>(n);
+  }
+  return policy;
+}
+
+std::uint64_t parse_size(const std::string& text) {
+  if (text.empty()) throw UsageError("--memfree: empty size");
+  std::string number = text;
+  double unit = 1;
+  switch (text.back()) {
+    case 'k': case 'K': unit = 1024.0; break;
+    case 'm': case 'M': unit = 1024.0 * 1024; break;
+    case 'g': case 'G': unit = 1024.0 * 1024 * 1024; break;
+    case 't': case 'T': unit = 1024.0 * 1024 * 1024 * 1024; break;
+    case 'p': case 'P': unit = 1024.0 * 1024 * 1024 * 1024 * 1024; break;
+    default: break;
+  }
+  if (unit != 1) number.pop_back();
+  const double value = parse_number(number, "--memfree") * unit;
+  if (value < 0) throw UsageError(fmt::format("--memfree: '{}' is negative", text));
+  return static_cast<std::uint64_t>(value);
+}
+
+std::string run_help_text() {
+  CLI::App app{"Run shell commands from a batch file, or a command template over arguments, on N workers.",
+               "procpool run"};
+  RawOptions raw;
+  build_app(app, raw);
+  app.footer(
+      "Usage:\n"
+      "  procpool run [OPTIONS] [BATCH_FILE|-]        one shell command per line (blank lines and # comments\n"
+      "                                               skipped); no file or - reads stdin\n"
+      "  procpool run [OPTIONS] TEMPLATE ::: ARG...   run TEMPLATE once per argument\n"
+      "  procpool run [OPTIONS] TEMPLATE :::: ARGFILE one argument per line of ARGFILE\n"
+      "  procpool run [OPTIONS] -a ARGFILE TEMPLATE   the same; TEMPLATE words after the options\n"
+      "  procpool run [OPTIONS] WORD WORD... < ARGS   a template of two or more words, arguments from stdin\n"
+      "Several ::: / :::: / -a sources combine: every combination, the last source varying fastest.\n"
+      "\n"
+      "Replacement strings in TEMPLATE and --tagstring (values are shell-quoted):\n"
+      "  {}  the argument(s)   {.}  without extension   {/}  basename   {//}  dirname\n"
+      "  {/.} basename without extension   {#}  job sequence number   {%}  job slot (1..jobs)\n"
+      "  {N} the Nth source or --colsep column, also {N.} {N/} {N//} {N/.}\n"
+      "A TEMPLATE without replacement strings gets the arguments appended.\n"
+      "\n"
+      "Exit status: 0 all jobs succeeded; 1-100 that many jobs failed; 101 more than 100 failed;\n"
+      "with --halt ...,fail=N the status of the job that triggered the halt; 255 bad usage, bad input,\n"
+      "or interrupted (SIGINT, SIGTERM, SIGHUP).\n"
+      "Jobs get /dev/null as stdin and these variables: PARALLEL_SEQ, PARALLEL_JOBSLOT, PARALLEL_PID.");
+  return app.help();
+}
+
+std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
+  // Everything from the first ::: or :::: on names argument sources; CLI11 parses what comes before.
+  std::size_t split = args.size();
+  for (std::size_t i = 0; i < args.size(); ++i)
+    if (args[i] == ":::" || args[i] == "::::") { split = i; break; }
+
+  CLI::App app{"procpool run", "procpool run"};
+  RawOptions raw;
+  build_app(app, raw);
+  std::vector<std::string> reversed(args.rbegin() + static_cast<std::ptrdiff_t>(args.size() - split), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << run_help_text();
+    return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(e.what());
+  }
+  std::vector<std::string> words = app.remaining();
+  if (!words.empty() && words.front().size() > 1 && words.front().front() == '-' && words.front() != "--")
+    throw UsageError(fmt::format("unknown option '{}' (see procpool run --help)", words.front()));
+  if (!words.empty() && words.front() == "--") words.erase(words.begin());
+
+  Options opt;
+  const unsigned cpus = cpu_count();
+  opt.jobs = raw.jobs.empty() ? cpus : parse_jobs(raw.jobs, cpus);
+  if (!raw.joblog.empty()) opt.joblog = raw.joblog;
+  opt.resume = raw.resume;
+  opt.resume_failed = raw.resume_failed;
+  if ((opt.resume || opt.resume_failed) && !opt.joblog)
+    throw UsageError("--resume and --resume-failed need --joblog FILE");
+  if (!raw.retries.empty()) {
+    const long n = parse_integer(raw.retries, "--retries");
+    if (n < 0) throw UsageError(fmt::format("--retries: '{}' is negative", raw.retries));
+    opt.tries = static_cast<unsigned>(n);
+  }
+  if (!raw.timeout.empty()) opt.timeout = parse_timeout(raw.timeout);
+  if (!raw.grace.empty()) opt.kill_grace_seconds = parse_duration_seconds(raw.grace, "--grace");
+  if (!raw.halt.empty()) opt.halt = parse_halt(raw.halt);
+  opt.keep_order = raw.keep_order;
+  if (static_cast<int>(raw.group) + static_cast<int>(raw.line_buffer) + static_cast<int>(raw.ungroup) > 1)
+    throw UsageError("--group, --line-buffer and --ungroup exclude each other");
+  if (raw.line_buffer) opt.output = OutputMode::line_buffer;
+  if (raw.ungroup) opt.output = OutputMode::ungroup;
+  opt.tag = raw.tag;
+  if (!raw.tagstring.empty()) opt.tagstring = raw.tagstring;
+  if (!raw.results.empty()) opt.results_dir = raw.results;
+  opt.dry_run = raw.dry_run;
+  if (!raw.delay.empty()) opt.delay_seconds = parse_duration_seconds(raw.delay, "--delay");
+  if (!raw.memfree.empty()) opt.memfree_bytes = parse_size(raw.memfree);
+  if (!raw.load.empty()) {
+    if (raw.load.back() == '%')
+      opt.load_limit = parse_number(raw.load.substr(0, raw.load.size() - 1), "--load") * cpus / 100.0;
+    else
+      opt.load_limit = parse_number(raw.load, "--load");
+    if (opt.load_limit <= 0) throw UsageError(fmt::format("--load: '{}' must be above 0", raw.load));
+  }
+  opt.verbose = raw.verbose;
+  if (raw.bar) opt.progress = ProgressStyle::bar;
+  else if (raw.eta) opt.progress = ProgressStyle::eta;
+  else if (raw.progress) opt.progress = ProgressStyle::progress;
+  opt.force_progress = raw.force_progress;
+  if (!raw.colsep.empty()) opt.colsep = raw.colsep;
+  opt.tty = raw.tty;
+  if (opt.tty) { opt.jobs = 1; opt.output = OutputMode::ungroup; }
+  opt.shell_always = raw.shell_always;
+
+  for (const auto& file : raw.arg_files) opt.sources.push_back({ArgSource::Kind::file, {}, file});
+  for (std::size_t i = split; i < args.size();) {
+    const bool is_file = args[i] == "::::";
+    std::size_t j = i + 1;
+    ArgSource source;
+    source.kind = ArgSource::Kind::inline_args;
+    while (j < args.size() && args[j] != ":::" && args[j] != "::::") {
+      if (is_file) opt.sources.push_back({ArgSource::Kind::file, {}, args[j]});
+      else source.args.push_back(args[j]);
+      ++j;
+    }
+    if (is_file && j == i + 1) throw UsageError(":::: needs at least one argument file");
+    if (!is_file) opt.sources.push_back(std::move(source));  // an empty ::: means no jobs, as in GNU parallel
+    i = j;
+  }
+
+  if (!opt.sources.empty()) {
+    opt.template_mode = true;
+    opt.template_words = std::move(words);
+  } else if (words.size() >= 2) {
+    opt.template_mode = true;
+    opt.template_words = std::move(words);
+    opt.sources.push_back({ArgSource::Kind::file, {}, "-"});
+  } else if (words.size() == 1) {
+    opt.batch_file = words.front();
+  }
+  if (!opt.template_mode && opt.colsep) throw UsageError("--colsep needs a template and arguments (::: or -a)");
+  int stdin_users = opt.template_mode ? 0 : (opt.batch_file == "-" ? 1 : 0);
+  for (const auto& s : opt.sources)
+    if (s.kind == ArgSource::Kind::file && s.path == "-") ++stdin_users;
+  if (stdin_users > 1) throw UsageError("stdin (-) can be read by one input source only");
+  return opt;
+}
+
+} // namespace procpool::cli

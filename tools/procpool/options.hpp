@@ -1,0 +1,86 @@
+#pragma once
+// Command-line options of `procpool run`, parsed with CLI11 into one plain struct.
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace procpool::cli {
+
+/// A bad command line or bad input: reported on stderr, exit status 255.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class OutputMode { group, line_buffer, ungroup };
+
+struct TimeoutSpec {
+  double seconds = 0;  ///< fixed timeout; 0 = none
+  double percent = 0;  ///< dynamic timeout, percent of the median successful runtime; 0 = none
+  [[nodiscard]] bool enabled() const { return seconds > 0 || percent > 0; }
+};
+
+struct HaltPolicy {
+  enum class When { never, soon, now } when = When::never;
+  bool on_success = false;  ///< success=N instead of fail=N
+  bool percent = false;     ///< threshold is a percentage of the jobs done so far
+  double threshold = 0;
+};
+
+/// One argument source of a template run, in command-line order.
+struct ArgSource {
+  enum class Kind { inline_args, file } kind = Kind::inline_args;
+  std::vector<std::string> args;  ///< for inline_args (`::: a b c`)
+  std::string path;               ///< for file (`:::: FILE`, `-a FILE`); "-" is stdin
+};
+
+enum class ProgressStyle { none, bar, eta, progress };
+
+struct Options {
+  unsigned jobs = 1;
+  std::optional<std::string> joblog;
+  bool resume = false;
+  bool resume_failed = false;
+  unsigned tries = 1;  ///< --retries N: tries in all; 0 = unlimited
+  TimeoutSpec timeout;
+  double kill_grace_seconds = 1.0;
+  HaltPolicy halt;
+  bool keep_order = false;
+  OutputMode output = OutputMode::group;
+  bool tag = false;
+  std::optional<std::string> tagstring;
+  std::optional<std::string> results_dir;
+  bool dry_run = false;
+  double delay_seconds = 0;
+  std::uint64_t memfree_bytes = 0;
+  double load_limit = 0;  ///< 0 = no limit
+  bool verbose = false;
+  ProgressStyle progress = ProgressStyle::none;
+  bool force_progress = false;  ///< draw progress even when stderr is not a terminal
+  std::optional<std::string> colsep;
+  bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
+  bool shell_always = false;  ///< never exec directly; always /bin/sh -c
+
+  bool template_mode = false;
+  std::vector<std::string> template_words;  ///< joined with spaces into the command template
+  std::vector<ArgSource> sources;
+  std::string batch_file = "-";  ///< batch mode: file of commands, "-" is stdin
+};
+
+/// The full `procpool run` help text (also shown by `procpool --help`).
+std::string run_help_text();
+
+/// Parses the arguments after `run`. Throws UsageError for anything invalid.
+/// Returns std::nullopt when help was requested and printed.
+std::optional<Options> parse_run_options(const std::vector<std::string>& args);
+
+// Value parsers, exposed for tests and reuse.
+double parse_duration_seconds(const std::string& text, const char* what);  ///< 30, 1.5s, 2m, 1h, 1d
+TimeoutSpec parse_timeout(const std::string& text);                         ///< a duration or N%
+unsigned parse_jobs(const std::string& text, unsigned cpu_count);           ///< N, N%, +N, -N, 0
+HaltPolicy parse_halt(const std::string& text);
+std::uint64_t parse_size(const std::string& text);  ///< 100, 10k, 2M, 1G, 1T (powers of 1024)
+unsigned cpu_count();
+
+} // namespace procpool::cli

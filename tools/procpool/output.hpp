@@ -1,0 +1,91 @@
+#pragma once
+// Job output: buffers that spill to an unlinked temp file, a writer that prefixes lines (--tag),
+// and the ordering policy (--group, --line-buffer, --keep-order).
+#include "options.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace procpool::cli {
+
+/// Bytes kept in memory up to a threshold, then in an unlinked temp file, so a job printing
+/// 100 MiB costs disk, not RAM.
+class OutputBuffer {
+ public:
+  OutputBuffer() = default;
+  ~OutputBuffer();
+  OutputBuffer(const OutputBuffer&) = delete;
+  OutputBuffer& operator=(const OutputBuffer&) = delete;
+
+  void append(std::string_view data);
+  /// Takes ownership of a file the job wrote itself (--results): its content becomes this buffer's.
+  void adopt_file(int fd);
+  /// Calls `sink` with the content in order, in chunks.
+  void for_each_chunk(const std::function<void(std::string_view)>& sink);
+  void clear();
+  [[nodiscard]] bool empty() const { return memory_.empty() && file_size_ == 0; }
+
+ private:
+  std::string memory_;
+  int file_ = -1;
+  std::uint64_t file_size_ = 0;
+};
+
+/// Writes to procpool's stdout/stderr: whole writes, the --tag prefix at each line start, and a
+/// hook that erases the progress line first. Remembers a closed stdout (EPIPE).
+class StdWriter {
+ public:
+  explicit StdWriter(std::function<void()> before_write) : before_write_(std::move(before_write)) {}
+  /// Writes `data` to `fd`, putting `prefix` at each line start; `at_line_start` carries over.
+  void write(int fd, std::string_view data, const std::string& prefix, bool& at_line_start);
+  [[nodiscard]] bool broken() const { return broken_; }
+
+ private:
+  void write_raw(int fd, std::string_view data);
+  std::function<void()> before_write_;
+  bool broken_ = false;
+};
+
+/// The output of one job (all its tries), owned by OutputOrder.
+struct JobOutput {
+  OutputBuffer out, err;
+  std::string prefix;              ///< "TAG\t" or empty
+  bool out_line_start = true, err_line_start = true;
+  std::string out_partial, err_partial;  ///< --line-buffer: the unfinished last line
+  bool finished = false;           ///< its last try ended; nothing more will come
+  bool discarded = false;          ///< killed by Ctrl-C or --halt now: print nothing
+};
+
+/// Decides when a job's output reaches stdout/stderr.
+///   group:        whole job (stdout, then stderr) when it ends
+///   line-buffer:  as it arrives (StdWriter writes whole chunks; the job's partial last line waits)
+///   keep-order:   in input order; only the oldest unfinished job may write while it runs
+class OutputOrder {
+ public:
+  OutputOrder(OutputMode mode, bool keep_order, StdWriter& writer);
+  JobOutput* open(std::string prefix);
+  /// Data read from the job's stdout (fd 1) or stderr (fd 2).
+  void data(JobOutput& job, int fd, std::string_view bytes);
+  /// A failed try will be retried: forget what it printed (not yet written).
+  void reset(JobOutput& job);
+  void finish(JobOutput& job);
+  void discard(JobOutput& job);
+  /// Writes every finished job still waiting (at exit, after an interruption).
+  void flush_all();
+
+ private:
+  bool may_stream(const JobOutput& job) const;
+  void write_job(JobOutput& job);
+  void drain_head();
+
+  OutputMode mode_;
+  bool keep_order_;
+  StdWriter& writer_;
+  std::deque<std::unique_ptr<JobOutput>> jobs_;  // open jobs, in start order
+};
+
+} // namespace procpool::cli

@@ -1,0 +1,44 @@
+#pragma once
+// Starting jobs: clone(CLONE_VM|CLONE_VFORK) + exec, each job leading its own process group, and a
+// watchdog process that kills the running jobs' groups if procpool itself is killed (even SIGKILL).
+#include <atomic>
+#include <sys/types.h>
+
+namespace procpool::cli {
+
+/// Everything the child needs, prepared by the parent: the child may only make system calls.
+struct SpawnRequest {
+  const char* path = nullptr;                ///< program to exec, or nullptr to go straight to the shell
+  char* const* argv = nullptr;               ///< argv for `path`
+  char* const* shell_argv = nullptr;         ///< {"sh", "-c", line}: used when `path` is null or fails
+  char* const* envp = nullptr;
+  int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  bool new_group = true;                     ///< lead a new process group (not with --tty: it needs the terminal)
+  std::atomic<pid_t>* group_slot = nullptr;  ///< the watchdog's slot: the child stores its pid there
+  pid_t parent = 0;
+};
+
+/// Starts a job; returns its pid (= its process group id). Throws std::system_error on failure.
+pid_t spawn_job(const SpawnRequest& request);
+
+/// A forked helper holding a shared table of running job process groups. When procpool's end of a
+/// pipe closes (procpool exited or was killed) it SIGKILLs every group still in the table.
+class Watchdog {
+ public:
+  explicit Watchdog(unsigned slots);
+  ~Watchdog();
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+  /// Slot `i` of the table (i < slots): 0 = free, otherwise a job's process group.
+  std::atomic<pid_t>& slot(unsigned i) { return table_[i]; }
+  [[nodiscard]] pid_t pid() const { return pid_; }
+
+ private:
+  std::atomic<pid_t>* table_ = nullptr;
+  unsigned slots_ = 0;
+  int pipe_write_ = -1;
+  pid_t pid_ = -1;
+};
+
+} // namespace procpool::cli
