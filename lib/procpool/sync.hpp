@@ -3,7 +3,7 @@
 /// Synchronisation and shared state, as Python's multiprocessing and threading have them:
 /// Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier (process backend in
 /// `procpool::`, thread backend in `procpool::dummy::` and `procpool::threading::`), and
-/// Value, Array, RawValue, RawArray. See docs/sync.md.
+/// Value, Array, RawValue, RawArray. See the README (Synchronisation and shared memory).
 #include "procpool/sync/array.hpp"
 #include "procpool/sync/barrier.hpp"
 #include "procpool/sync/condition.hpp"

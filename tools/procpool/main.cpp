@@ -1,4 +1,4 @@
-// procpool: run a batch of shell commands on N workers, GNU parallel style. See docs/cli.md.
+// procpool: run a batch of shell commands on N workers, GNU parallel style. See the README (The procpool command).
 #include "options.hpp"
 #include "runner.hpp"
 
