@@ -244,6 +244,29 @@ void pool_worker_process_main(std::string config, std::uint32_t index) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Batched wake-ups of imap consumers.
+
+namespace {
+
+constexpr int kHandlerBatch = 64;
+thread_local std::vector<std::shared_ptr<ResultWaiter>>* handler_wakeups = nullptr;
+
+void wake_deferred(std::vector<std::shared_ptr<ResultWaiter>>& waiters) {
+  for (const auto& waiter : waiters) waiter->wake();
+  waiters.clear();
+}
+
+} // namespace
+
+void wake_after_batch(const std::shared_ptr<ResultWaiter>& waiter) {
+  if (handler_wakeups == nullptr) {
+    waiter->wake();
+  } else if (std::find(handler_wakeups->begin(), handler_wakeups->end(), waiter) == handler_wakeups->end()) {
+    handler_wakeups->push_back(waiter);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // PoolCore.
 
 // Wakes the supervisor's poll() (close, terminate, join).
@@ -357,22 +380,29 @@ void PoolCore::encode_code(std::string& names, const void* address, std::uint64_
   names += ref.object;
 }
 
-void PoolCore::submit(const void* invoker, const void* function, std::string_view payload,
+void PoolCore::submit(const void* invoker, const void* function, std::span<const std::string_view> pieces,
                       std::shared_ptr<PendingTask> task) {
   TaskHeader header{};
   header.task_id = next_task_id_.fetch_add(1);
   std::string names;
   encode_code(names, invoker, header.invoker, header.invoker_object_len);
   encode_code(names, function, header.function, header.function_object_len);
-  std::string record;
-  record.reserve(sizeof header + names.size() + payload.size());
-  record.append(reinterpret_cast<const char*>(&header), sizeof header);
-  record += names;
-  record += payload;
-  if (record.size() > tasks_->max_record_size())
-    throw ValueError("procpool: the task's arguments take " + std::to_string(record.size()) +
+  std::size_t size = sizeof header + names.size();
+  for (const std::string_view piece : pieces) size += piece.size();
+  if (size > tasks_->max_record_size())
+    throw ValueError("procpool: the task's arguments take " + std::to_string(size) +
                      " bytes, more than the pool's task ring holds (" + std::to_string(tasks_->max_record_size()) +
                      "); raise PoolOptions::ring_bytes or use a smaller chunksize");
+  auto write_record = [&](std::byte* dst) {
+    std::memcpy(dst, &header, sizeof header);
+    dst += sizeof header;
+    std::memcpy(dst, names.data(), names.size());
+    dst += names.size();
+    for (const std::string_view piece : pieces) {
+      if (!piece.empty()) std::memcpy(dst, piece.data(), piece.size());
+      dst += piece.size();
+    }
+  };
 
   std::lock_guard feed_lock(feed_mutex_);
   if (state_.load() != State::run) throw ValueError("procpool: Pool not running: no task can be submitted after close() or terminate()");
@@ -380,8 +410,10 @@ void PoolCore::submit(const void* invoker, const void* function, std::string_vie
     std::lock_guard lock(pending_mutex_);
     pending_.emplace(header.task_id, std::move(task));
   }
-  const auto bytes = std::span(reinterpret_cast<const std::byte*>(record.data()), record.size());
-  if (backlog_.empty() && tasks_->try_push(bytes) == RingStatus::ok) return;
+  // Straight into the ring when it has room and nothing queued earlier is waiting (order).
+  if (backlog_.empty() && tasks_->push_with(size, kRingNoWait, write_record) == RingStatus::ok) return;
+  std::string record(size, '\0');
+  write_record(reinterpret_cast<std::byte*>(record.data()));
   backlog_.push_back(std::move(record));
   feed_cv_.notify_one();
 }
@@ -446,12 +478,22 @@ void PoolCore::handle_result(std::string_view record) {
 
 void PoolCore::handler_loop() {
   thread_name_slot() = "PoolHandler";
-  std::string record;
+  // Completed in place, without copying the record out: only this thread consumes results,
+  // so holding the consumer lock meanwhile delays nobody (workers push under the other lock).
+  const auto handle = [&](std::span<const std::byte> record) {
+    handle_result(std::string_view(reinterpret_cast<const char*>(record.data()), record.size()));
+  };
+  std::vector<std::shared_ptr<ResultWaiter>> deferred;
+  handler_wakeups = &deferred;
   for (;;) {
-    const RingStatus st = results_->pop(record, std::nullopt);
+    const RingStatus st = results_->pop_with(std::nullopt, handle);
     if (st != RingStatus::ok) break;  // closed by the supervisor once every worker ended
-    handle_result(record);
+    // Complete what is already waiting before waking imap consumers: one wake-up per batch.
+    for (int i = 1; i < kHandlerBatch && results_->pop_with(kRingNoWait, handle) == RingStatus::ok; ++i) {}
+    wake_deferred(deferred);
   }
+  wake_deferred(deferred);
+  handler_wakeups = nullptr;
   fail_all_pending("procpool: the pool was terminated before this task finished");
 }
 

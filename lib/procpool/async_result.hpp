@@ -18,6 +18,9 @@ namespace procpool {
 
 namespace detail {
 
+template <class Backend>
+class BasicPool;
+
 /// The shared state behind an AsyncResult. Set once (value or error) by the pool's handler.
 template <class R>
 class ResultState {
@@ -143,6 +146,18 @@ public:
   }
 
 private:
+  template <class Backend>
+  friend class detail::BasicPool;
+
+  /// get() that moves the value out instead of copying it: for the pool's blocking calls
+  /// (map, starmap, apply), whose AsyncResult nobody else holds and which have no callback
+  /// that could still be reading the value.
+  R take() {
+    state_->wait_until(std::nullopt);
+    if constexpr (std::is_void_v<R>) (void)state_->value_or_throw();
+    else return state_->take_or_throw();
+  }
+
   R result() const {
     if constexpr (std::is_void_v<R>) (void)state_->value_or_throw();
     else return state_->value_or_throw();

@@ -114,13 +114,19 @@ private:
   std::size_t chunk_, offset_, count_;
 };
 
-/// imap / imap_unordered: finished chunks wait here until the consumer takes them.
+/// imap / imap_unordered: finished chunks wait here until the consumer takes them. The
+/// handler wakes the consumer once per batch of results (see wake_after_batch).
 template <class R>
-struct IMapShared {
+struct IMapShared final : ResultWaiter {
+  struct Chunk {
+    std::size_t index = 0;
+    std::vector<R> values;
+    std::exception_ptr error;
+  };
   std::mutex mutex;
   std::condition_variable cv;
-  std::map<std::size_t, std::pair<std::vector<R>, std::exception_ptr>> done;  // by chunk index
-  std::deque<std::size_t> completion_order;
+  std::deque<Chunk> done;  // in completion order
+  void wake() override { cv.notify_all(); }
 };
 
 template <class R>
@@ -139,10 +145,9 @@ private:
   void deliver(std::vector<R> values, std::exception_ptr error) {
     {
       std::lock_guard lock(shared_->mutex);
-      shared_->done.emplace(chunk_, std::make_pair(std::move(values), error));
-      shared_->completion_order.push_back(chunk_);
+      shared_->done.push_back({chunk_, std::move(values), error});
     }
-    shared_->cv.notify_all();
+    wake_after_batch(shared_);
   }
   std::shared_ptr<IMapShared<R>> shared_;
   std::size_t chunk_, count_;
@@ -167,11 +172,11 @@ inline std::size_t default_chunksize(std::size_t items, int workers) {
 template <class R>
 class IMapResult {
 public:
-  using ChunkSource = std::function<bool(std::string& payload, std::size_t& count)>;
-  using Submit = std::function<void(std::string_view payload, std::shared_ptr<detail::PendingTask>)>;
+  /// Submits chunk `index` (its task reports to `shared`); false once the input is exhausted.
+  using SubmitNext = std::function<bool(std::size_t index, const std::shared_ptr<detail::IMapShared<R>>& shared)>;
 
-  IMapResult(ChunkSource source, Submit submit, bool ordered, std::size_t lookahead)
-      : source_(std::move(source)), submit_(std::move(submit)), ordered_(ordered), lookahead_(lookahead),
+  IMapResult(SubmitNext submit_next, bool ordered, std::size_t lookahead)
+      : submit_next_(std::move(submit_next)), ordered_(ordered), lookahead_(lookahead),
         shared_(std::make_shared<detail::IMapShared<R>>()) {}
 
   /// The next result; std::nullopt once exhausted. Throws the task's error for a failed one.
@@ -205,57 +210,74 @@ public:
   std::default_sentinel_t end() { return {}; }
 
 private:
+  using Chunk = typename detail::IMapShared<R>::Chunk;
+
   std::optional<R> next_until(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
     for (;;) {
       if (position_ < current_.size()) return std::move(current_[position_++]);
+      if (take_ready_chunk()) continue;
+      // Nothing on hand: refill the look-ahead in one go (fewer worker wake-ups than one
+      // chunk per result), then wait for the shared queue and take everything it holds.
       top_up();
       if (in_flight_ == 0) return std::nullopt;  // input exhausted, everything delivered
       std::unique_lock lock(shared_->mutex);
-      auto ready = [&] {
-        return ordered_ ? shared_->done.count(next_chunk_) != 0 : !shared_->completion_order.empty();
-      };
-      if (!deadline) shared_->cv.wait(lock, ready);
-      else if (!shared_->cv.wait_until(lock, *deadline, ready))
-        throw TimeoutError("procpool: the next imap result was not ready within the timeout");
-      const std::size_t chunk = ordered_ ? next_chunk_ : shared_->completion_order.front();
-      if (ordered_) {
-        std::erase(shared_->completion_order, chunk);
-        ++next_chunk_;
-      } else {
-        shared_->completion_order.pop_front();
+      auto arrived = [&] { return !shared_->done.empty(); };
+      for (;;) {
+        if (!deadline) shared_->cv.wait(lock, arrived);
+        else if (!shared_->cv.wait_until(lock, *deadline, arrived))
+          throw TimeoutError("procpool: the next imap result was not ready within the timeout");
+        in_flight_ -= shared_->done.size();
+        for (Chunk& chunk : shared_->done) {
+          if (ordered_) reorder_.emplace(chunk.index, std::move(chunk));
+          else ready_.push_back(std::move(chunk));
+        }
+        shared_->done.clear();
+        if (!ordered_ || reorder_.count(next_chunk_) != 0) break;
       }
-      auto node = shared_->done.extract(chunk);
-      lock.unlock();
-      --in_flight_;
-      current_ = std::move(node.mapped().first);
-      position_ = 0;
-      if (node.mapped().second) std::rethrow_exception(node.mapped().second);
     }
   }
 
+  /// Moves the next deliverable chunk (in input order for imap) into current_; rethrows its error.
+  bool take_ready_chunk() {
+    Chunk chunk;
+    if (ordered_) {
+      auto node = reorder_.extract(next_chunk_);
+      if (node.empty()) return false;
+      chunk = std::move(node.mapped());
+      ++next_chunk_;
+    } else {
+      if (ready_.empty()) return false;
+      chunk = std::move(ready_.front());
+      ready_.pop_front();
+    }
+    current_ = std::move(chunk.values);
+    position_ = 0;
+    if (chunk.error) std::rethrow_exception(chunk.error);
+    return true;
+  }
+
   void top_up() {
-    while (!exhausted_ && in_flight_ < lookahead_) {
-      std::string payload;
-      std::size_t count = 0;
-      if (!source_(payload, count)) {
+    while (!exhausted_ && in_flight_ + reorder_.size() < lookahead_) {
+      if (!submit_next_(submitted_, shared_)) {
         exhausted_ = true;
         break;
       }
-      submit_(payload, std::make_shared<detail::IMapChunkTask<R>>(shared_, submitted_++, count));
+      ++submitted_;
       ++in_flight_;
     }
   }
 
-  ChunkSource source_;
-  Submit submit_;
+  SubmitNext submit_next_;
   bool ordered_;
   std::size_t lookahead_;
   std::shared_ptr<detail::IMapShared<R>> shared_;
   std::vector<R> current_;
   std::size_t position_ = 0;
+  std::deque<Chunk> ready_;                 // imap_unordered: taken from shared_, in completion order
+  std::map<std::size_t, Chunk> reorder_;    // imap: taken from shared_, waiting for their turn
   std::size_t submitted_ = 0;
   std::size_t next_chunk_ = 0;
-  std::size_t in_flight_ = 0;
+  std::size_t in_flight_ = 0;  // submitted, not yet taken from shared_
   bool exhausted_ = false;
 };
 
@@ -306,7 +328,7 @@ public:
   /// apply_async(...).get().
   template <class Fn, class... Args>
   auto apply(Fn fn, Args&&... args) {
-    return apply_async(fn, std::forward<Args>(args)...).get();
+    return apply_async(fn, std::forward<Args>(args)...).take();
   }
 
   // -- map --------------------------------------------------------------------------------------
@@ -325,7 +347,7 @@ public:
   }
   template <class Fn, std::ranges::input_range Range>
   auto map(Fn fn, Range&& items, std::size_t chunksize = 0) {
-    return map_async(fn, std::forward<Range>(items), chunksize).get();
+    return map_async(fn, std::forward<Range>(items), chunksize).take();
   }
 
   /// Like map, but each item is a tuple of fn's arguments.
@@ -338,7 +360,7 @@ public:
   }
   template <class Fn, std::ranges::input_range Range>
   auto starmap(Fn fn, Range&& items, std::size_t chunksize = 0) {
-    return starmap_async(fn, std::forward<Range>(items), chunksize).get();
+    return starmap_async(fn, std::forward<Range>(items), chunksize).take();
   }
 
   // -- imap -------------------------------------------------------------------------------------
@@ -403,25 +425,6 @@ private:
     return config;
   }
 
-  /// Cuts `items` into chunks of `chunksize` and appends each chunk's payload via `emit`.
-  template <class T, class Range, class Emit>
-  static void for_each_chunk(Range& items, std::size_t chunksize, Emit&& emit) {
-    std::vector<T> chunk;
-    chunk.reserve(chunksize);
-    std::string payload;
-    auto flush = [&] {
-      payload.clear();
-      encode_chunk_items(payload, chunk.data(), static_cast<std::uint32_t>(chunk.size()));
-      emit(payload, chunk.size());
-      chunk.clear();
-    };
-    for (auto&& item : items) {
-      chunk.push_back(static_cast<T>(item));
-      if (chunk.size() == chunksize) flush();
-    }
-    if (!chunk.empty()) flush();
-  }
-
   template <class Fn, class Range, class R>
   AsyncResult<std::vector<R>> map_impl(Fn fn, Range&& items, std::size_t chunksize, Callbacks<std::vector<R>> callbacks,
                                        const void* invoker) {
@@ -452,13 +455,13 @@ private:
       state->set_value({});
       return AsyncResult<std::vector<R>>(state);
     }
-    std::string payload;
+    std::string scratch;
+    std::uint32_t count_storage = 0;
     std::size_t chunk = 0;
     for (std::size_t offset = 0; offset < span.size(); offset += chunksize, ++chunk) {
       const std::size_t count = std::min(chunksize, span.size() - offset);
-      payload.clear();
-      encode_chunk_items(payload, span.data() + offset, static_cast<std::uint32_t>(count));
-      core_.submit(invoker, function_address(fn), payload, std::make_shared<MapChunkTask<R>>(call, chunk, offset, count));
+      const auto pieces = chunk_pieces(span.data() + offset, static_cast<std::uint32_t>(count), count_storage, scratch);
+      core_.submit(invoker, function_address(fn), pieces, std::make_shared<MapChunkTask<R>>(call, chunk, offset, count));
     }
     return AsyncResult<std::vector<R>>(state);
   }
@@ -484,29 +487,26 @@ private:
     std::shared_ptr<Source> source;
     if constexpr (std::is_lvalue_reference_v<Range>) source = std::make_shared<Source>(Source{&items, std::nullopt});
     else source = std::make_shared<Source>(Source{std::move(items), std::nullopt});
-    auto chunk_source = [source, chunksize](std::string& payload, std::size_t& count) {
+    const void* invoker = code_address(&invoke_map<Fn, T>);
+    const void* function = function_address(fn);
+    auto submit_next = [this, source, chunksize, invoker, function, chunk = std::vector<T>(), scratch = std::string()](
+                           std::size_t index, const std::shared_ptr<IMapShared<R>>& shared) mutable {
       if (!source->it) source->it = std::ranges::begin(source->range());
-      std::vector<T> chunk;
-      chunk.reserve(chunksize);
+      chunk.clear();
       while (chunk.size() < chunksize && *source->it != std::ranges::end(source->range())) {
         chunk.push_back(static_cast<T>(**source->it));
         ++*source->it;
       }
       if (chunk.empty()) return false;
-      payload.clear();
-      encode_chunk_items(payload, chunk.data(), static_cast<std::uint32_t>(chunk.size()));
-      count = chunk.size();
+      std::uint32_t count_storage = 0;
+      const auto pieces = chunk_pieces(chunk.data(), static_cast<std::uint32_t>(chunk.size()), count_storage, scratch);
+      core_.submit(invoker, function, pieces, std::make_shared<IMapChunkTask<R>>(shared, index, chunk.size()));
       return true;
-    };
-    const void* invoker = code_address(&invoke_map<Fn, T>);
-    const void* function = function_address(fn);
-    auto submit = [this, invoker, function](std::string_view payload, std::shared_ptr<PendingTask> task) {
-      core_.submit(invoker, function, payload, std::move(task));
     };
     // Enough chunks in flight to keep every worker busy without a round trip per chunk, few
     // enough that an endless input stays in bounded memory.
     const std::size_t lookahead = static_cast<std::size_t>(std::max(256, core_.workers() * 64));
-    return IMapResult<R>(std::move(chunk_source), std::move(submit), ordered, lookahead);
+    return IMapResult<R>(std::move(submit_next), ordered, lookahead);
   }
 
   PoolCore core_;

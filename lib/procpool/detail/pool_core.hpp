@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -36,6 +37,19 @@ public:
   virtual void fail(std::exception_ptr error) = 0;
 };
 
+/// A consumer of several results (an imap iteration) that wants one wake-up per batch of
+/// results rather than one per result.
+class ResultWaiter {
+public:
+  virtual ~ResultWaiter() = default;
+  virtual void wake() = 0;
+};
+
+/// Wakes `waiter` now; on a pool's handler thread, once the handler has completed the results
+/// that are already waiting (at most a few dozen), so that a consumer faster than the workers
+/// is not woken for every single result.
+void wake_after_batch(const std::shared_ptr<ResultWaiter>& waiter);
+
 struct PoolCoreConfig {
   int workers = 1;
   std::optional<int> max_tasks_per_child;
@@ -58,9 +72,14 @@ public:
   ~PoolCore();
 
   /// Queues a task: `invoker(function, payload, out)` runs in a worker; `task` gets the outcome.
-  /// Never blocks on a full ring (a feeder thread takes over). Thread-safe.
-  /// Throws ValueError once the pool is closed or terminated.
-  void submit(const void* invoker, const void* function, std::string_view payload, std::shared_ptr<PendingTask> task);
+  /// The payload is the concatenation of `pieces`, copied straight into the task ring (no
+  /// intermediate record). Never blocks on a full ring (a feeder thread takes over).
+  /// Thread-safe. Throws ValueError once the pool is closed or terminated.
+  void submit(const void* invoker, const void* function, std::span<const std::string_view> pieces,
+              std::shared_ptr<PendingTask> task);
+  void submit(const void* invoker, const void* function, std::string_view payload, std::shared_ptr<PendingTask> task) {
+    submit(invoker, function, std::span<const std::string_view>(&payload, 1), std::move(task));
+  }
 
   /// No more tasks; workers exit once the queued ones are done. Thread-safe.
   void close();

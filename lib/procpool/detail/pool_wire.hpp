@@ -2,6 +2,7 @@
 /// @file detail/pool_wire.hpp
 /// What travels through a Pool's rings: task records (parent → workers) and result records
 /// (workers → parent), and the typed invokers a worker calls to run a task.
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -81,6 +82,23 @@ void encode_chunk_items(std::string& out, const T* items, std::uint32_t count) {
     out.append(reinterpret_cast<const char*>(items), sizeof(T) * count);
   } else {
     for (std::uint32_t i = 0; i < count; ++i) codec::encode_to(out, items[i]);
+  }
+}
+
+/// A chunk's payload as pieces for PoolCore::submit: for trivially copyable items, the count
+/// and the caller's items themselves (copied once, into the ring); otherwise the items encoded
+/// into `scratch`. The pieces refer to `count_storage`, `items` and `scratch`.
+template <class T>
+std::array<std::string_view, 2> chunk_pieces(const T* items, std::uint32_t count, std::uint32_t& count_storage,
+                                             std::string& scratch) {
+  if constexpr (TriviallySendable<T>) {
+    count_storage = count;
+    return {std::string_view(reinterpret_cast<const char*>(&count_storage), sizeof count_storage),
+            std::string_view(reinterpret_cast<const char*>(items), sizeof(T) * count)};
+  } else {
+    scratch.clear();
+    encode_chunk_items(scratch, items, count);
+    return {std::string_view(scratch), std::string_view()};
   }
 }
 
