@@ -26,7 +26,9 @@ if __name__ == "__main__":
     n_rtt = int(sys.argv[3]) if len(sys.argv) > 3 else 2_000
     with mp.get_context("fork").Pool(2) as pool:
         data = list(range(n_map))
+        t0 = time.perf_counter()
         pool.map(tiny, data)
+        row("map_first_call_tasks_per_s", n_map / (time.perf_counter() - t0), "tasks/s")
         t0 = time.perf_counter()
         pool.map(tiny, data)
         row("map_tasks_per_s", n_map / (time.perf_counter() - t0), "tasks/s")

@@ -76,8 +76,10 @@ int main(int argc, char** argv) {
     procpool::Pool pool(2);
     std::vector<int> in(static_cast<std::size_t>(n_map));
     std::iota(in.begin(), in.end(), 0);
-    (void)pool.map(&tiny, in);  // warm-up
     auto t0 = Clock::now();
+    (void)pool.map(&tiny, in);  // the first call also commits the rings' pages
+    row("map_first_call_tasks_per_s", n_map / seconds_since(t0), "tasks/s");
+    t0 = Clock::now();
     const auto out = pool.map(&tiny, in);
     row("map_tasks_per_s", n_map / seconds_since(t0), "tasks/s");
     if (out.back() != n_map) std::abort();

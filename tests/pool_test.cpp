@@ -1,15 +1,20 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <numeric>
+#include <optional>
 #include <ranges>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <procpool/procpool.hpp>
@@ -39,6 +44,22 @@ int die_on(int x) {
 int sleep_forever(int) {
   std::this_thread::sleep_for(60s);
   return 0;
+}
+
+// Ways for a worker to die mid-task, selected by the argument.
+int die_by(int how) {
+  switch (how) {
+    case 0: ::kill(::getpid(), SIGKILL); break;
+    case 1: std::abort();
+    case 2: ::_exit(3);
+    case 3: {
+      volatile int* volatile nowhere = nullptr;
+      *nowhere = 1;  // a real segfault (a sanitizer build may report it and abort instead)
+      break;
+    }
+    default: break;
+  }
+  return how;
 }
 
 // Initializer state, per worker: a process worker has its own copy, a thread worker its own
@@ -110,6 +131,76 @@ TEST_CASE_TEMPLATE("Pool.Imap.EndlessInputBoundedLookahead", P, BOTH_POOLS) {
   long long sum = 0;
   for (int i = 0; i < 1000; ++i) sum += *results.next();
   CHECK(sum == 332833500LL);
+}
+
+TEST_CASE_TEMPLATE("Pool.Imap.OrderHoldsWhenLaterChunksFinishFirst", P, BOTH_POOLS) {
+  P pool(2);
+  // The first item sleeps longest: with two workers, the later ones finish before it.
+  const std::vector<int> delays{300, 1, 2, 3, 4, 5, 6, 7};
+  std::vector<int> ordered;
+  for (int r : pool.imap(&slow_identity, delays)) ordered.push_back(r);
+  CHECK(ordered == delays);
+  std::vector<int> completion;
+  for (int r : pool.imap_unordered(&slow_identity, delays)) completion.push_back(r);
+  REQUIRE(completion.size() == delays.size());
+  CHECK(completion.back() == 300);  // the slow one comes back last, not first
+  CHECK(std::multiset<int>(completion.begin(), completion.end()) == std::multiset<int>(delays.begin(), delays.end()));
+}
+
+TEST_CASE_TEMPLATE("Pool.Imap.ErrorMidStreamThenContinues", P, BOTH_POOLS) {
+  P pool(2);
+  auto ordered = pool.imap(&fail_on_five, std::views::iota(0, 10));
+  for (int i = 0; i < 5; ++i) CHECK(ordered.next() == std::optional<int>(i));
+  try {
+    (void)ordered.next();
+    FAIL("imap should have thrown the task's error at item 5");
+  } catch (const procpool::RemoteError& e) {
+    CHECK(e.message() == "five is not allowed");
+  }
+  for (int i = 6; i < 10; ++i) CHECK(ordered.next() == std::optional<int>(i));
+  CHECK_FALSE(ordered.next().has_value());
+
+  auto unordered = pool.imap_unordered(&fail_on_five, std::views::iota(0, 10));
+  std::multiset<int> seen;
+  int errors = 0;
+  for (;;) {
+    try {
+      const auto r = unordered.next();
+      if (!r) break;
+      seen.insert(*r);
+    } catch (const procpool::RemoteError&) {
+      ++errors;
+    }
+  }
+  CHECK(errors == 1);
+  CHECK(seen == std::multiset<int>{0, 1, 2, 3, 4, 6, 7, 8, 9});
+}
+
+TEST_CASE_TEMPLATE("Pool.Imap.NextTimeout", P, BOTH_POOLS) {
+  P pool(1);
+  auto results = pool.imap(&slow_identity, std::vector<int>{300});
+  CHECK_THROWS_AS((void)results.next(20ms), procpool::TimeoutError);
+  CHECK(results.next(10s) == std::optional<int>(300));
+  CHECK_FALSE(results.next(10s).has_value());
+}
+
+TEST_CASE_TEMPLATE("Pool.Imap.ManyMoreItemsThanLookahead", P, BOTH_POOLS) {
+  P pool(2);
+  // 20000 single-item chunks: the look-ahead (256) is refilled many times, in batches.
+  long long sum = 0;
+  std::size_t count = 0;
+  for (int r : pool.imap_unordered(&square, std::views::iota(0, 20000))) {
+    sum += r;
+    ++count;
+  }
+  CHECK(count == 20000);
+  CHECK(sum == 2666466670000LL);
+  std::vector<int> ordered;
+  for (int r : pool.imap(&square, std::views::iota(0, 20000), 7)) ordered.push_back(r);
+  REQUIRE(ordered.size() == 20000);
+  bool in_order = true;
+  for (int i = 0; i < 20000; ++i) in_order = in_order && ordered[static_cast<std::size_t>(i)] == i * i;
+  CHECK(in_order);
 }
 
 TEST_CASE_TEMPLATE("Pool.Apply.ValueAndExceptions", P, BOTH_POOLS) {
@@ -212,6 +303,72 @@ TEST_CASE("Pool.WorkerLost.KilledWorkerFailsOnlyItsTask") {
   const auto out = pool.map(&square, in);
   for (std::size_t i = 0; i < in.size(); ++i) CHECK(out[i] == in[i] * in[i]);
   CHECK(pool.worker_pids().size() == 2);
+}
+
+TEST_CASE("Pool.WorkerLost.EveryWayToDie") {
+  procpool::Pool pool(2);
+  struct Case {
+    int how;
+    const char* expected;  // in the error's message
+  };
+  for (const Case c : {Case{0, "killed by signal 9 (SIGKILL)"}, Case{1, "killed by signal 6 (SIGABRT)"},
+                       Case{2, "exited with code 3"}, Case{3, ""}}) {
+    CAPTURE(c.how);
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      (void)pool.apply_async(&die_by, c.how).get(20s);
+      FAIL("the task of a dying worker must fail");
+    } catch (const procpool::WorkerLostError& e) {
+      const std::string what = e.what();
+      CAPTURE(what);
+      CHECK(what.find(c.expected) != std::string::npos);
+      CHECK(what.find("(pid ") != std::string::npos);
+    }
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);  // promise: within a second; slack for sanitizers
+    CHECK(pool.apply(&square, 7) == 49);                 // replaced: the pool goes on
+  }
+  CHECK(pool.worker_pids().size() == 2);
+}
+
+namespace {
+// Starts a pool, reports its workers' pids through `fd`, then waits for a task that never ends.
+void pool_owner(int fd) {
+  procpool::Pool pool(procpool::PoolOptions{.processes = 2, .start_method = procpool::StartMethod::Fork});
+  const auto pids = pool.worker_pids();
+  for (int pid : pids) (void)::write(fd, &pid, sizeof pid);
+  (void)pool.apply(&sleep_forever, 0);
+}
+} // namespace
+
+TEST_CASE("Pool.ParentDeath.WorkersExitWithinASecond") {
+  // Orphaned workers are re-parented to us, so we can see them die and reap them.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  procpool::Process owner(procpool::ProcessOptions{.start_method = procpool::StartMethod::Fork}, &pool_owner, fds[1]);
+  owner.start();
+  int workers[2] = {0, 0};
+  REQUIRE(::read(fds[0], workers, sizeof workers) == sizeof workers);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  for (int pid : workers) REQUIRE(::kill(pid, 0) == 0);
+  owner.kill();  // SIGKILL: no destructor, no terminate()
+  CHECK(owner.join(5s));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto all_gone = [&] {
+    const auto zombies = testing::zombie_children(::getpid());
+    for (int pid : workers)
+      if (::kill(pid, 0) == 0 && std::find(zombies.begin(), zombies.end(), pid) == zombies.end()) return false;
+    return true;
+  };
+  while (!all_gone() && std::chrono::steady_clock::now() - t0 < 5s) std::this_thread::sleep_for(10ms);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  CHECK(all_gone());
+  MESSAGE("workers gone after " << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count() << " ms");
+  CHECK(waited < 1500ms);  // promise: within a second (slack for a loaded machine)
+  for (int pid : workers) (void)::waitpid(pid, nullptr, 0);  // reap the re-parented workers
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+  CHECK(testing::zombie_children(::getpid()).empty());
 }
 
 TEST_CASE("Pool.WorkerLost.MapThrowsAfterTheRest") {
