@@ -37,14 +37,6 @@ constexpr auto kShortSleep = std::chrono::microseconds(200);
 // A lock waiter wakes up this often to re-check the lock and (processes) the owner's liveness.
 constexpr auto kLockSlice = std::chrono::milliseconds(5);
 
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
-
 constexpr std::size_t round8(std::size_t n) noexcept { return (n + 7) & ~std::size_t{7}; }
 
 // getpid() is a real system call since glibc 2.25; the pid is cached and refreshed in a

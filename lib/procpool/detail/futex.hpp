@@ -56,3 +56,15 @@ inline Deadline deadline_after(const std::optional<std::chrono::duration<Rep, Pe
 }
 
 } // namespace procpool::detail::futex
+
+namespace procpool::detail {
+/// One step of a bounded busy-wait before a futex wait: tells the core (and its hyper-thread
+/// sibling) that we spin.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+} // namespace procpool::detail

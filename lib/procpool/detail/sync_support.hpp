@@ -102,17 +102,30 @@ inline void check_acquire_args(bool blocking, const Timeout& timeout) {
 
 inline bool expired(const Deadline& deadline) noexcept { return deadline && Clock::now() >= *deadline; }
 
-/// One step of a bounded busy-wait: tells the core (and its hyper-thread sibling) we spin.
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
-
 /// Spin iterations before sleeping on a futex when nothing adaptive applies (semaphores, events).
 inline constexpr int kShortSpin = 64;
+
+/// The std Lockable / TimedLockable members (lock, unlock, try_lock, try_lock_for,
+/// try_lock_until), for std::lock_guard, std::unique_lock and std::scoped_lock, in terms of
+/// Derived's Python-style acquire(blocking, timeout) and release(). Thread-safe as those are.
+template <class Derived>
+class StdLockable {
+public:
+  void lock() { self().acquire(); }
+  void unlock() { self().release(); }
+  [[nodiscard]] bool try_lock() { return self().acquire(false); }
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
+    return self().acquire(true, std::chrono::duration<double>(d < d.zero() ? d.zero() : d));
+  }
+  template <class C, class D>
+  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<C, D>& t) {
+    return try_lock_for(t - C::now());
+  }
+
+private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+};
 
 // ---------------------------------------------------------------------------------------
 // Spawn hand-off: a shared object travels to a spawned child as its segment handle.

@@ -20,7 +20,8 @@ namespace procpool {
 /// Usable with std::lock_guard / std::unique_lock (timed) / std::scoped_lock.
 /// Pinned: neither copyable nor movable. All members are thread-safe and process-safe.
 template <class Backend>
-class BasicLock : public detail::SharedTypeMarker<Backend::interprocess> {
+class BasicLock : public detail::SharedTypeMarker<Backend::interprocess>,
+                  public detail::StdLockable<BasicLock<Backend>> {
 public:
   BasicLock() = default;
   BasicLock(const BasicLock&) = delete;
@@ -51,19 +52,6 @@ public:
   /// True while the current holder got the lock from an owner that died holding it: the data
   /// it guards may be half-updated. Cleared by release(). Meaningful to the holder only.
   [[nodiscard]] bool owner_died() const noexcept { return state_->owner_died.load(std::memory_order_relaxed) != 0; }
-
-  // Lockable / TimedLockable, for the std lock guards.
-  void lock() { acquire(); }
-  void unlock() { release(); }
-  [[nodiscard]] bool try_lock() { return acquire(false); }
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-    return acquire(true, std::chrono::duration<double>(d < d.zero() ? d.zero() : d));
-  }
-  template <class C, class D>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<C, D>& t) {
-    return try_lock_for(t - C::now());
-  }
 
   /// Spawn hand-off (see process.hpp): appends what a spawned child needs to attach.
   void procpool_encode_handle(std::string& out) const

@@ -28,7 +28,8 @@ class BasicCondition;
 /// next acquirer gets it and `owner_died()` is true until it fully releases.
 /// Usable with the std lock guards. Pinned. All members are thread-safe and process-safe.
 template <class Backend>
-class BasicRLock : public detail::SharedTypeMarker<Backend::interprocess> {
+class BasicRLock : public detail::SharedTypeMarker<Backend::interprocess>,
+                   public detail::StdLockable<BasicRLock<Backend>> {
 public:
   BasicRLock() : own_(std::make_unique<Storage>()), st_(own_->get()) {}
   BasicRLock(const BasicRLock&) = delete;
@@ -50,18 +51,6 @@ public:
   /// True while the owner got the lock from a thread or process that died holding it.
   [[nodiscard]] bool owner_died() const noexcept {
     return st_->mutex.owner_died.load(std::memory_order_relaxed) != 0;
-  }
-
-  void lock() { acquire(); }
-  void unlock() { release(); }
-  [[nodiscard]] bool try_lock() { return acquire(false); }
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-    return acquire(true, std::chrono::duration<double>(d < d.zero() ? d.zero() : d));
-  }
-  template <class C, class D>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<C, D>& t) {
-    return try_lock_for(t - C::now());
   }
 
   /// Spawn hand-off. A Value's or Array's lock cannot travel alone: pass the Value/Array.

@@ -34,7 +34,8 @@ static_assert(std::is_trivially_destructible_v<SemaphoreState>);
 /// (Python's BoundedSemaphore). Usable with the std lock guards (`with s:` in Python).
 /// Pinned. All members are thread-safe and process-safe.
 template <class Backend, bool Bounded>
-class BasicSemaphore : public detail::SharedTypeMarker<Backend::interprocess> {
+class BasicSemaphore : public detail::SharedTypeMarker<Backend::interprocess>,
+                       public detail::StdLockable<BasicSemaphore<Backend, Bounded>> {
 public:
   /// Python's Semaphore(value=1). ValueError for a negative value.
   explicit BasicSemaphore(long long value = 1) : state_() {
@@ -87,18 +88,6 @@ public:
 
   /// The current counter (multiprocessing's get_value()); a snapshot.
   [[nodiscard]] std::uint32_t get_value() const noexcept { return state_->value.load(std::memory_order_relaxed); }
-
-  void lock() { acquire(); }
-  void unlock() { release(); }
-  [[nodiscard]] bool try_lock() { return acquire(false); }
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-    return acquire(true, std::chrono::duration<double>(d < d.zero() ? d.zero() : d));
-  }
-  template <class C, class D>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<C, D>& t) {
-    return try_lock_for(t - C::now());
-  }
 
   void procpool_encode_handle(std::string& out) const
     requires Backend::interprocess
