@@ -20,6 +20,7 @@
 #include <procpool/procpool.hpp>
 
 #include "run_program.hpp"
+#include "sanitizers.hpp"
 
 using namespace std::chrono_literals;
 
@@ -340,13 +341,7 @@ void pool_owner(int fd) {
 }
 } // namespace
 
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kThreadSanitizer = true;  // TSan does not support threads started after a multithreaded fork
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
-
-TEST_CASE("Pool.ParentDeath.WorkersExitWithinASecond" * doctest::skip(kThreadSanitizer)) {
+TEST_CASE("Pool.ParentDeath.WorkersExitWithinASecond" * doctest::skip(testing::kThreadSanitizer)) {
   // Orphaned workers are re-parented to us, so we can see them die and reap them.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   int fds[2];

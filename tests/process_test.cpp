@@ -15,6 +15,7 @@
 #include <procpool/procpool.hpp>
 
 #include "run_program.hpp"
+#include "sanitizers.hpp"
 
 using namespace std::chrono_literals;
 using procpool::Process;
@@ -327,7 +328,7 @@ TEST_CASE("Process.CpuCount.Positive") {
   CHECK(procpool::cpu_count() <= static_cast<int>(std::thread::hardware_concurrency()) + 64);
 }
 
-TEST_CASE("Process.Exit.JoinsNonDaemonThreads") {
+TEST_CASE("Process.Exit.JoinsNonDaemonThreads" * doctest::skip(testing::kThreadSanitizer)) {
   // As Python's child (threading._shutdown): a non-daemon thread started by the target is
   // joined before the child exits; the parent sees its effect.
   auto* flag = static_cast<std::atomic<int>*>(
