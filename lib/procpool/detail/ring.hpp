@@ -10,8 +10,9 @@
 /// Concurrency: producers serialise on a producer lock, consumers on a consumer lock; the two
 /// sides run in parallel and only meet through the head/tail indices. A producer copies its
 /// record in and *then* publishes the new head; a consumer copies the record out and *then*
-/// publishes the new tail. Empty/full waits spin briefly (adaptive, per Ring object) and then
-/// sleep on a futex word in the segment; every wait honours its deadline.
+/// publishes the new tail. Empty/full waits spin briefly (adaptive, per Ring object; yielding
+/// the CPU every 64 pauses, so that a spinner never holds a core the thread it waits for needs)
+/// and then sleep on a futex word in the segment; every wait honours its deadline.
 ///
 /// Crash guarantee (process backend). A process killed at any instruction (SIGKILL included):
 /// - inside a push: the record is either wholly published or not at all; consumers never see a
