@@ -617,6 +617,8 @@ void PoolCore::join() {
   if (handler_.joinable()) handler_.join();
 }
 
+std::size_t PoolCore::chunk_byte_budget() const noexcept { return tasks_->capacity() / 4; }
+
 std::vector<int> PoolCore::worker_pids() const {
   std::vector<int> pids;
   std::lock_guard lock(workers_mutex_);

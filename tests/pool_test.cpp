@@ -94,6 +94,30 @@ TEST_CASE_TEMPLATE("Pool.Map.ChunksizeEdges", P, BOTH_POOLS) {
   CHECK(procpool::detail::default_chunksize(0, 2) == 1);
 }
 
+TEST_CASE_TEMPLATE("Pool.Map.ChunksLargerThanTheRingAreCut", P, BOTH_POOLS) {
+  // A 64 KiB ring takes chunks of at most 16 KiB: Python's default chunksize (and an explicit
+  // one) asks for more, and the pool cuts them smaller instead of refusing.
+  P pool(procpool::PoolOptions{.processes = 2, .ring_bytes = 64 * 1024});
+  std::vector<int> in(40000);
+  std::iota(in.begin(), in.end(), 0);
+  const auto out = pool.map(&square, in);  // default chunksize: 5000 ints = 20 KB
+  REQUIRE(out.size() == in.size());
+  bool all = true;
+  for (std::size_t i = 0; i < in.size(); ++i) all = all && out[i] == in[i] * in[i];
+  CHECK(all);
+  long long sum = 0;
+  for (int r : pool.imap_unordered(&square, std::views::iota(0, 30000), 30000)) sum += r;
+  CHECK(sum == 8999550005000LL);
+  const std::vector<std::string> words(200, std::string(1000, 'w'));  // 200 KB encoded
+  const auto shouted = pool.map(&shout, words, 100);
+  REQUIRE(shouted.size() == words.size());
+  CHECK(shouted.front() == words.front() + "!");
+  CHECK(shouted.back() == words.back() + "!");
+  // One item bigger than the ring cannot be cut: a clear error, nothing hangs.
+  CHECK_THROWS_AS((void)pool.map(&shout, std::vector<std::string>{std::string(100 * 1024, 'x')}), procpool::ValueError);
+  CHECK(pool.apply(&square, 3) == 9);
+}
+
 TEST_CASE_TEMPLATE("Pool.Map.NonTrivialTypes", P, BOTH_POOLS) {
   P pool(2);
   const auto out = pool.map(&shout, std::vector<std::string>{"a", "bb", std::string(100000, 'c')});

@@ -425,6 +425,46 @@ private:
     return config;
   }
 
+  /// One chunk of a map call: `count` items from `offset`; `encoded` holds the payload of
+  /// items that are not trivially copyable (those are encoded while the chunks are cut).
+  struct MapChunk {
+    std::size_t offset = 0;
+    std::size_t count = 0;
+    std::string encoded;
+  };
+
+  /// Cuts `items` into chunks of at most `chunksize` items, smaller where a chunk's arguments
+  /// (or trivially copyable results) would take more than a quarter of a ring: map over any
+  /// input size works with the default chunksize and ring size, and several chunks fit in a
+  /// ring at once, so workers can take one while the next is written.
+  template <class T, class R>
+  std::vector<MapChunk> cut_chunks(std::span<const T> items, std::size_t chunksize) const {
+    const std::size_t budget = core_.chunk_byte_budget();
+    std::vector<MapChunk> chunks;
+    if constexpr (TriviallySendable<T>) {
+      std::size_t per_item = sizeof(T);
+      if constexpr (TriviallySendable<R>) per_item = std::max(per_item, sizeof(R));
+      chunksize = std::max<std::size_t>(1, std::min(chunksize, budget / per_item));
+      chunks.reserve((items.size() + chunksize - 1) / chunksize);
+      for (std::size_t offset = 0; offset < items.size(); offset += chunksize)
+        chunks.push_back({offset, std::min(chunksize, items.size() - offset), {}});
+    } else {
+      for (std::size_t offset = 0; offset < items.size();) {
+        std::size_t count = std::min(chunksize, items.size() - offset);
+        std::string encoded;
+        for (;;) {  // halve a chunk whose encoding is over budget (down to one item)
+          encoded.clear();
+          encode_chunk_items(encoded, items.data() + offset, static_cast<std::uint32_t>(count));
+          if (encoded.size() <= budget || count == 1) break;
+          count = (count + 1) / 2;
+        }
+        chunks.push_back({offset, count, std::move(encoded)});
+        offset += count;
+      }
+    }
+    return chunks;
+  }
+
   template <class Fn, class Range, class R>
   AsyncResult<std::vector<R>> map_impl(Fn fn, Range&& items, std::size_t chunksize, Callbacks<std::vector<R>> callbacks,
                                        const void* invoker) {
@@ -447,21 +487,23 @@ private:
       else return std::span<const T>(materialised);
     }();
     if (chunksize == 0) chunksize = default_chunksize(span.size(), core_.workers());
+    const std::vector<MapChunk> chunks = cut_chunks<T, R>(span, chunksize);
     auto call = std::make_shared<MapCall<R>>();
     call->state = state;
     call->values.resize(span.size());
-    call->remaining = (span.size() + chunksize - 1) / chunksize;
-    if (call->remaining == 0) {
+    call->remaining = chunks.size();
+    if (chunks.empty()) {
       state->set_value({});
       return AsyncResult<std::vector<R>>(state);
     }
-    std::string scratch;
     std::uint32_t count_storage = 0;
-    std::size_t chunk = 0;
-    for (std::size_t offset = 0; offset < span.size(); offset += chunksize, ++chunk) {
-      const std::size_t count = std::min(chunksize, span.size() - offset);
-      const auto pieces = chunk_pieces(span.data() + offset, static_cast<std::uint32_t>(count), count_storage, scratch);
-      core_.submit(invoker, function_address(fn), pieces, std::make_shared<MapChunkTask<R>>(call, chunk, offset, count));
+    std::string scratch;
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+      const MapChunk& c = chunks[i];
+      const auto pieces = c.encoded.empty()
+                              ? chunk_pieces(span.data() + c.offset, static_cast<std::uint32_t>(c.count), count_storage, scratch)
+                              : std::array<std::string_view, 2>{c.encoded, std::string_view()};
+      core_.submit(invoker, function_address(fn), pieces, std::make_shared<MapChunkTask<R>>(call, i, c.offset, c.count));
     }
     return AsyncResult<std::vector<R>>(state);
   }
@@ -474,6 +516,11 @@ private:
     codec::require_sendable<T>();
     codec::require_sendable<R>();
     if (chunksize == 0) throw ValueError("procpool: imap chunksize must be at least 1");
+    if constexpr (TriviallySendable<T>) {  // as map: a chunk takes at most a quarter of a ring
+      std::size_t per_item = sizeof(T);
+      if constexpr (TriviallySendable<R>) per_item = std::max(per_item, sizeof(R));
+      chunksize = std::max<std::size_t>(1, std::min(chunksize, core_.chunk_byte_budget() / per_item));
+    }
     // Own an rvalue range; refer to an lvalue one.
     using Holder = std::conditional_t<std::is_lvalue_reference_v<Range>, std::remove_reference_t<Range>*, std::remove_cvref_t<Range>>;
     struct Source {

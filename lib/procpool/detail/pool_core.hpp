@@ -91,6 +91,9 @@ public:
   void join();
 
   [[nodiscard]] int workers() const noexcept { return config_.workers; }
+  /// The most bytes the typed layer puts in one chunk: a quarter of the task ring, so that
+  /// several chunks fit in it at once.
+  [[nodiscard]] std::size_t chunk_byte_budget() const noexcept;
   /// Pids of the current worker processes (the thread backend reports this process's pid).
   [[nodiscard]] std::vector<int> worker_pids() const;
   [[nodiscard]] bool running() const noexcept { return state_.load() == State::run; }
