@@ -433,22 +433,33 @@ private:
     std::string encoded;
   };
 
+  /// `chunksize`, capped so that a chunk of trivially copyable items (and of their results, when
+  /// those are trivially copyable too) takes at most the core's chunk byte budget.
+  template <class T, class R>
+  std::size_t capped_chunksize(std::size_t chunksize) const {
+    if constexpr (TriviallySendable<T>) {
+      std::size_t per_item = sizeof(T);
+      if constexpr (TriviallySendable<R>) per_item = std::max(per_item, sizeof(R));
+      return std::max<std::size_t>(1, std::min(chunksize, core_.chunk_byte_budget() / per_item));
+    } else {
+      return chunksize;
+    }
+  }
+
   /// Cuts `items` into chunks of at most `chunksize` items, smaller where a chunk's arguments
   /// (or trivially copyable results) would take more than a quarter of a ring: map over any
   /// input size works with the default chunksize and ring size, and several chunks fit in a
   /// ring at once, so workers can take one while the next is written.
   template <class T, class R>
   std::vector<MapChunk> cut_chunks(std::span<const T> items, std::size_t chunksize) const {
-    const std::size_t budget = core_.chunk_byte_budget();
     std::vector<MapChunk> chunks;
     if constexpr (TriviallySendable<T>) {
-      std::size_t per_item = sizeof(T);
-      if constexpr (TriviallySendable<R>) per_item = std::max(per_item, sizeof(R));
-      chunksize = std::max<std::size_t>(1, std::min(chunksize, budget / per_item));
+      chunksize = capped_chunksize<T, R>(chunksize);
       chunks.reserve((items.size() + chunksize - 1) / chunksize);
       for (std::size_t offset = 0; offset < items.size(); offset += chunksize)
         chunks.push_back({offset, std::min(chunksize, items.size() - offset), {}});
     } else {
+      const std::size_t budget = core_.chunk_byte_budget();
       for (std::size_t offset = 0; offset < items.size();) {
         std::size_t count = std::min(chunksize, items.size() - offset);
         std::string encoded;
@@ -516,11 +527,7 @@ private:
     codec::require_sendable<T>();
     codec::require_sendable<R>();
     if (chunksize == 0) throw ValueError("procpool: imap chunksize must be at least 1");
-    if constexpr (TriviallySendable<T>) {  // as map: a chunk takes at most a quarter of a ring
-      std::size_t per_item = sizeof(T);
-      if constexpr (TriviallySendable<R>) per_item = std::max(per_item, sizeof(R));
-      chunksize = std::max<std::size_t>(1, std::min(chunksize, core_.chunk_byte_budget() / per_item));
-    }
+    chunksize = capped_chunksize<T, R>(chunksize);  // as map: a chunk takes at most a quarter of a ring
     // Own an rvalue range; refer to an lvalue one.
     using Holder = std::conditional_t<std::is_lvalue_reference_v<Range>, std::remove_reference_t<Range>*, std::remove_cvref_t<Range>>;
     struct Source {
