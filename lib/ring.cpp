@@ -9,7 +9,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -221,9 +220,8 @@ bool RingAccess::wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, const R
   if (no_wait(deadline)) return false;
   const std::uint32_t budget = r.spin_budget_.load(std::memory_order_relaxed);
   for (std::uint32_t i = 1; i <= budget; ++i) {
-    cpu_relax();
+    spin_step(i);
     if (pred()) return true;
-    if (i % 64 == 0) ::sched_yield();
   }
   // Spinning failed. Learn from how long the sleep lasts: a short one means a longer spin
   // would have avoided the futex round trip (a wake-up of a sleeping CPU can cost 50 µs+ on

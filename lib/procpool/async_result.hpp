@@ -1,7 +1,9 @@
 #pragma once
 /// @file async_result.hpp
 /// procpool::AsyncResult<R>: Python's multiprocessing.pool.AsyncResult.
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <exception>
 #include <functional>
@@ -12,6 +14,7 @@
 #include <utility>
 #include <variant>
 
+#include "procpool/detail/futex.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool {
@@ -39,6 +42,7 @@ public:
       std::lock_guard lock(mutex_);
       value_.emplace(std::move(value));
       ready_ = true;
+      published_.store(true, std::memory_order_release);
     }
     cv_.notify_all();
     if (callback_) {
@@ -53,6 +57,7 @@ public:
       std::lock_guard lock(mutex_);
       error_ = error;
       ready_ = true;
+      published_.store(true, std::memory_order_release);
     }
     cv_.notify_all();
     if (error_callback_) {
@@ -66,6 +71,11 @@ public:
   }
 
   bool wait_until(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
+    // A short task's result usually arrives within microseconds: spin (yielding) for about as
+    // long as waking a sleeping thread can take on an idle VM, then sleep. Not for a deadline
+    // that the spin could overrun.
+    if (!deadline || *deadline - std::chrono::steady_clock::now() > std::chrono::milliseconds(1))
+      for (std::uint32_t i = 1; i <= kSpinSteps && !published_.load(std::memory_order_acquire); ++i) spin_step(i);
     std::unique_lock lock(mutex_);
     if (!deadline) {
       cv_.wait(lock, [&] { return ready_; });
@@ -97,9 +107,12 @@ public:
   }
 
 private:
+  static constexpr std::uint32_t kSpinSteps = 2048;
+
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   bool ready_ = false;
+  std::atomic<bool> published_{false};  ///< ready_, readable without the mutex (for spinning)
   std::optional<Stored> value_;
   std::exception_ptr error_;
   Callback callback_;

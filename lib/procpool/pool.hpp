@@ -3,6 +3,7 @@
 /// procpool::Pool (worker processes) and procpool::dummy::Pool (worker threads): Python's
 /// multiprocessing.Pool, one implementation over two backends.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -125,7 +126,8 @@ struct IMapShared final : ResultWaiter {
   };
   std::mutex mutex;
   std::condition_variable cv;
-  std::deque<Chunk> done;  // in completion order
+  std::deque<Chunk> done;              // in completion order
+  std::atomic<bool> any_done{false};   // !done.empty(), readable without the mutex (for spinning)
   void wake() override { cv.notify_all(); }
 };
 
@@ -146,6 +148,7 @@ private:
     {
       std::lock_guard lock(shared_->mutex);
       shared_->done.push_back({chunk_, std::move(values), error});
+      shared_->any_done.store(true, std::memory_order_release);
     }
     wake_after_batch(shared_);
   }
@@ -220,6 +223,10 @@ private:
       // chunk per result), then wait for the shared queue and take everything it holds.
       top_up();
       if (in_flight_ == 0) return std::nullopt;  // input exhausted, everything delivered
+      // As AsyncResult::get(): spin (yielding) a little before sleeping on the condition.
+      if (!deadline || *deadline - std::chrono::steady_clock::now() > std::chrono::milliseconds(1))
+        for (std::uint32_t i = 1; i <= kSpinSteps && !shared_->any_done.load(std::memory_order_acquire); ++i)
+          detail::spin_step(i);
       std::unique_lock lock(shared_->mutex);
       auto arrived = [&] { return !shared_->done.empty(); };
       for (;;) {
@@ -232,6 +239,7 @@ private:
           else ready_.push_back(std::move(chunk));
         }
         shared_->done.clear();
+        shared_->any_done.store(false, std::memory_order_relaxed);
         if (!ordered_ || reorder_.count(next_chunk_) != 0) break;
       }
     }
@@ -266,6 +274,8 @@ private:
       ++in_flight_;
     }
   }
+
+  static constexpr std::uint32_t kSpinSteps = 2048;
 
   SubmitNext submit_next_;
   bool ordered_;

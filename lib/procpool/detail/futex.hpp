@@ -11,6 +11,7 @@
 #include <optional>
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -66,5 +67,13 @@ inline void cpu_relax() noexcept {
 #elif defined(__aarch64__)
   asm volatile("yield" ::: "memory");
 #endif
+}
+
+/// Step `i` (counting from 1) of a spin before a futex wait: a pause, and every 64 steps a
+/// sched_yield(), so that with more runnable threads than cores a spinner never keeps the
+/// thread it waits for off the CPU.
+inline void spin_step(std::uint32_t i) noexcept {
+  cpu_relax();
+  if (i % 64 == 0) ::sched_yield();
 }
 } // namespace procpool::detail
