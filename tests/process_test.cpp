@@ -15,6 +15,7 @@
 #include <procpool/procpool.hpp>
 
 #include "run_program.hpp"
+#include "start_methods.hpp"
 #include "sanitizers.hpp"
 
 using namespace std::chrono_literals;
@@ -23,22 +24,6 @@ using procpool::ProcessOptions;
 using procpool::StartMethod;
 
 namespace {
-
-struct Fork {
-  static constexpr StartMethod method = StartMethod::Fork;
-};
-struct Spawn {
-  static constexpr StartMethod method = StartMethod::Spawn;
-};
-struct Forkserver {
-  static constexpr StartMethod method = StartMethod::Forkserver;
-};
-#define ALL_METHODS Fork, Spawn, Forkserver
-
-template <class M>
-ProcessOptions opts(std::string name = {}) {
-  return ProcessOptions{.name = std::move(name), .daemon = std::nullopt, .start_method = M::method};
-}
 
 // Targets: plain functions, so that every start method can run them.
 void exit_with(int code) { ::_exit(code); }
@@ -62,8 +47,8 @@ void check_no_zombies() { CHECK(testing::zombie_children(::getpid()).empty()); }
 
 } // namespace
 
-TEST_CASE_TEMPLATE("Process.ExitCode.Zero", M, ALL_METHODS) {
-  Process p(opts<M>(), &do_nothing);
+TEST_CASE_TEMPLATE("Process.ExitCode.Zero", M, ALL_START_METHODS) {
+  Process p(testing::options<M>(), &do_nothing);
   CHECK_FALSE(p.is_alive());
   CHECK_FALSE(p.exitcode().has_value());
   CHECK_FALSE(p.pid().has_value());
@@ -75,28 +60,28 @@ TEST_CASE_TEMPLATE("Process.ExitCode.Zero", M, ALL_METHODS) {
   check_no_zombies();
 }
 
-TEST_CASE_TEMPLATE("Process.ExitCode.ExplicitExit", M, ALL_METHODS) {
-  Process p(opts<M>(), &exit_with, 7);
+TEST_CASE_TEMPLATE("Process.ExitCode.ExplicitExit", M, ALL_START_METHODS) {
+  Process p(testing::options<M>(), &exit_with, 7);
   p.start();
   p.join();
   CHECK(p.exitcode() == 7);
 }
 
-TEST_CASE_TEMPLATE("Process.ExitCode.ExceptionGivesOne", M, ALL_METHODS) {
-  Process p(opts<M>(), &throw_runtime);
+TEST_CASE_TEMPLATE("Process.ExitCode.ExceptionGivesOne", M, ALL_START_METHODS) {
+  Process p(testing::options<M>(), &throw_runtime);
   p.start();
   p.join();
   CHECK(p.exitcode() == 1);
 }
 
-TEST_CASE_TEMPLATE("Process.ExitCode.KilledIsMinusSignal", M, ALL_METHODS) {
-  Process p(opts<M>(), &sleep_ms, 30000);
+TEST_CASE_TEMPLATE("Process.ExitCode.KilledIsMinusSignal", M, ALL_START_METHODS) {
+  Process p(testing::options<M>(), &sleep_ms, 30000);
   p.start();
   CHECK(p.is_alive());
   p.kill();
   CHECK(p.join(10s));
   CHECK(p.exitcode() == -SIGKILL);
-  Process q(opts<M>(), &sleep_ms, 30000);
+  Process q(testing::options<M>(), &sleep_ms, 30000);
   q.start();
   q.terminate();
   CHECK(q.join(10s));
@@ -104,8 +89,8 @@ TEST_CASE_TEMPLATE("Process.ExitCode.KilledIsMinusSignal", M, ALL_METHODS) {
   check_no_zombies();
 }
 
-TEST_CASE_TEMPLATE("Process.Join.Timeout", M, ALL_METHODS) {
-  Process p(opts<M>(), &sleep_ms, 600);
+TEST_CASE_TEMPLATE("Process.Join.Timeout", M, ALL_START_METHODS) {
+  Process p(testing::options<M>(), &sleep_ms, 600);
   p.start();
   const auto t0 = std::chrono::steady_clock::now();
   CHECK_FALSE(p.join(100ms));
@@ -116,22 +101,22 @@ TEST_CASE_TEMPLATE("Process.Join.Timeout", M, ALL_METHODS) {
   CHECK(p.exitcode() == 0);
 }
 
-TEST_CASE_TEMPLATE("Process.Args.Serialised", M, ALL_METHODS) {
-  Process p(opts<M>(), &check_args, std::string("bob"), std::vector<int>{1, 2, 3}, 2.5);
+TEST_CASE_TEMPLATE("Process.Args.Serialised", M, ALL_START_METHODS) {
+  Process p(testing::options<M>(), &check_args, std::string("bob"), std::vector<int>{1, 2, 3}, 2.5);
   p.start();
   p.join();
   CHECK(p.exitcode() == 42);
 }
 
-TEST_CASE_TEMPLATE("Process.Args.CaptureLessLambda", M, ALL_METHODS) {
-  Process p(opts<M>(), [](int a, int b) { ::_exit(a + b); }, 20, 22);
+TEST_CASE_TEMPLATE("Process.Args.CaptureLessLambda", M, ALL_START_METHODS) {
+  Process p(testing::options<M>(), [](int a, int b) { ::_exit(a + b); }, 20, 22);
   p.start();
   p.join();
   CHECK(p.exitcode() == 42);
 }
 
-TEST_CASE_TEMPLATE("Process.Identity.CurrentAndParent", M, ALL_METHODS) {
-  Process p(opts<M>("worker-x"), &check_identity, std::string("worker-x"), static_cast<int>(::getpid()));
+TEST_CASE_TEMPLATE("Process.Identity.CurrentAndParent", M, ALL_START_METHODS) {
+  Process p(testing::options<M>("worker-x"), &check_identity, std::string("worker-x"), static_cast<int>(::getpid()));
   p.start();
   p.join();
   CHECK(p.exitcode() == 0);
@@ -228,9 +213,9 @@ TEST_CASE("Process.StartMethod.Strings") {
   CHECK(procpool::get_all_start_methods().size() == 3);
 }
 
-TEST_CASE_TEMPLATE("Process.ActiveChildren.ListsAndReaps", M, ALL_METHODS) {
+TEST_CASE_TEMPLATE("Process.ActiveChildren.ListsAndReaps", M, ALL_START_METHODS) {
   {
-    Process p(opts<M>("short-lived"), &sleep_ms, 300);
+    Process p(testing::options<M>("short-lived"), &sleep_ms, 300);
     p.start();
     bool listed = false;
     for (const auto& c : procpool::active_children()) listed = listed || (c.name == "short-lived" && c.pid == *p.pid());
@@ -252,7 +237,7 @@ TEST_CASE("Process.Forkserver.FromThreadedParent") {
     });
   std::vector<std::unique_ptr<Process>> children;
   for (int i = 0; i < 4; ++i) {
-    children.push_back(std::make_unique<Process>(opts<Forkserver>(), &exit_with, 10 + i));
+    children.push_back(std::make_unique<Process>(testing::options<testing::Forkserver>(), &exit_with, 10 + i));
     children.back()->start();
   }
   for (int i = 0; i < 4; ++i) {

@@ -12,6 +12,7 @@
 #include <procpool/procpool.hpp>
 
 #include "run_program.hpp"
+#include "start_methods.hpp"
 
 using namespace std::chrono_literals;
 using procpool::Process;
@@ -19,21 +20,6 @@ using procpool::ProcessOptions;
 using procpool::StartMethod;
 
 namespace {
-
-struct Fork {
-  static constexpr StartMethod method = StartMethod::Fork;
-};
-struct Spawn {
-  static constexpr StartMethod method = StartMethod::Spawn;
-};
-struct Forkserver {
-  static constexpr StartMethod method = StartMethod::Forkserver;
-};
-
-template <class M>
-ProcessOptions opts() {
-  return ProcessOptions{.name = {}, .daemon = std::nullopt, .start_method = M::method};
-}
 
 int exit_code_of(Process& p) {
   p.join();
@@ -86,11 +72,11 @@ void die_holding(procpool::Lock& lock, procpool::RLock& rlock) {
 
 } // namespace
 
-TEST_CASE_TEMPLATE("Sync.Process.LockCounter", M, Fork, Spawn, Forkserver) {
+TEST_CASE_TEMPLATE("Sync.Process.LockCounter", M, ALL_START_METHODS) {
   procpool::Lock lock;
   procpool::RawValue<long> counter(0);
-  Process a(opts<M>(), &add_under_lock, lock, counter, 5000);
-  Process b(opts<M>(), &add_under_lock, std::ref(lock), std::ref(counter), 5000);
+  Process a(testing::options<M>(), &add_under_lock, lock, counter, 5000);
+  Process b(testing::options<M>(), &add_under_lock, std::ref(lock), std::ref(counter), 5000);
   a.start();
   b.start();
   add_under_lock(lock, counter, 5000);
@@ -99,21 +85,21 @@ TEST_CASE_TEMPLATE("Sync.Process.LockCounter", M, Fork, Spawn, Forkserver) {
   CHECK(counter.value() == 15000);
 }
 
-TEST_CASE_TEMPLATE("Sync.Process.RLockValue", M, Fork, Spawn, Forkserver) {
+TEST_CASE_TEMPLATE("Sync.Process.RLockValue", M, ALL_START_METHODS) {
   procpool::RLock lock;
   procpool::Value<long> v(0);
-  Process a(opts<M>(), &add_under_rlock, lock, v, 3000);
+  Process a(testing::options<M>(), &add_under_rlock, lock, v, 3000);
   a.start();
   add_under_rlock(lock, v, 3000);
   CHECK(exit_code_of(a) == 0);
   CHECK(v.value() == 6000);
 }
 
-TEST_CASE_TEMPLATE("Sync.Process.ValueAndArray", M, Fork, Spawn, Forkserver) {
+TEST_CASE_TEMPLATE("Sync.Process.ValueAndArray", M, ALL_START_METHODS) {
   procpool::Value<double> num(0.0);
   procpool::Array<int> arr(std::views::iota(0, 10));
   procpool::RawArray<int> raw{1, 2, 3};
-  Process p(opts<M>(), &negate, num, arr, raw);
+  Process p(testing::options<M>(), &negate, num, arr, raw);
   p.start();
   CHECK(exit_code_of(p) == 0);
   CHECK(num.value() == 3.1415927);
@@ -121,7 +107,7 @@ TEST_CASE_TEMPLATE("Sync.Process.ValueAndArray", M, Fork, Spawn, Forkserver) {
   CHECK(raw.to_vector() == std::vector<int>{2, 4, 6});
 }
 
-TEST_CASE_TEMPLATE("Sync.Process.EventBarrierSemaphoreCondition", M, Fork, Spawn, Forkserver) {
+TEST_CASE_TEMPLATE("Sync.Process.EventBarrierSemaphoreCondition", M, ALL_START_METHODS) {
   procpool::Event go;
   procpool::Barrier barrier(2);
   procpool::Semaphore sem(0);
@@ -129,7 +115,7 @@ TEST_CASE_TEMPLATE("Sync.Process.EventBarrierSemaphoreCondition", M, Fork, Spawn
   procpool::Condition cond;
   procpool::RawValue<int> flag(0);
   bounded.acquire();
-  Process p(opts<M>(), &rendezvous, go, barrier, sem, bounded, cond, flag);
+  Process p(testing::options<M>(), &rendezvous, go, barrier, sem, bounded, cond, flag);
   p.start();
   go.set();
   CHECK(barrier.wait(20s) <= 1);
@@ -143,10 +129,10 @@ TEST_CASE_TEMPLATE("Sync.Process.EventBarrierSemaphoreCondition", M, Fork, Spawn
   CHECK(exit_code_of(p) == 0);
 }
 
-TEST_CASE_TEMPLATE("Sync.Process.KilledHolderReported", M, Fork, Spawn, Forkserver) {
+TEST_CASE_TEMPLATE("Sync.Process.KilledHolderReported", M, ALL_START_METHODS) {
   procpool::Lock lock;
   procpool::RLock rlock;
-  Process p(opts<M>(), &die_holding, lock, rlock);
+  Process p(testing::options<M>(), &die_holding, lock, rlock);
   p.start();
   CHECK(exit_code_of(p) == -SIGKILL);
   CHECK(lock.acquire(true, 10s));
