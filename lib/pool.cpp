@@ -492,8 +492,7 @@ void PoolCore::handler_loop() {
     for (int i = 1; i < kHandlerBatch && results_->pop_with(kRingNoWait, handle) == RingStatus::ok; ++i) {}
     wake_deferred(deferred);
   }
-  wake_deferred(deferred);
-  handler_wakeups = nullptr;
+  handler_wakeups = nullptr;  // from here on (terminate's failures), wake at once
   fail_all_pending("procpool: the pool was terminated before this task finished");
 }
 
