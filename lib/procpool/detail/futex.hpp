@@ -10,6 +10,8 @@
 #include <ctime>
 #include <optional>
 
+#include "procpool/detail/deadline.hpp"
+
 #include <linux/futex.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -49,11 +51,10 @@ inline int wake(std::atomic<std::uint32_t>& word, bool shared, int count = INT_M
   return static_cast<int>(::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), op, count, nullptr, nullptr, 0));
 }
 
-/// Converts an optional relative timeout into an absolute deadline.
+/// Converts an optional relative timeout into an absolute deadline (saturating, see deadline.hpp).
 template <class Rep, class Period>
 inline Deadline deadline_after(const std::optional<std::chrono::duration<Rep, Period>>& timeout) {
-  if (!timeout) return std::nullopt;
-  return Clock::now() + std::chrono::duration_cast<Clock::duration>(*timeout);
+  return detail::deadline_after(timeout);
 }
 
 } // namespace procpool::detail::futex
