@@ -7,8 +7,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <iostream>
+#include <string>
+#include <system_error>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -39,10 +40,49 @@ void write_all(int fd, const std::string& data, const std::string& path) {
 
 } // namespace
 
+namespace {
+
+/// Opens an existing file again through its O_PATH descriptor: the same inode, whatever the path
+/// names by now.
+int reopen(int path_fd, int flags) {
+  return ::open(fmt::format("/proc/self/fd/{}", path_fd).c_str(), flags | O_CLOEXEC | O_NOCTTY);
+}
+
+} // namespace
+
 JobLogWriter::JobLogWriter(const std::string& path, bool append) : path_(path) {
-  const int flags = O_RDWR | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
-  fd_ = ::open(path.c_str(), flags, 0644);
-  if (fd_ < 0) throw UsageError(fmt::format("cannot open joblog '{}': {}", path, std::strerror(errno)));
+  auto cannot_open = [&] { return UsageError(fmt::format("cannot open joblog '{}': {}", path, std::strerror(errno))); };
+  // The type is checked before the file is really opened (O_PATH opens nothing): opening a device
+  // can have effects, a FIFO open blocks, and nothing may be truncated before the check.
+  const int path_fd = ::open(path.c_str(), O_PATH | O_CLOEXEC);
+  if (path_fd < 0 && errno != ENOENT) throw cannot_open();
+  if (path_fd < 0) {
+    // A new file. O_NONBLOCK: should a FIFO appear at the path meanwhile, the open must not hang.
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
+    if (fd_ < 0) throw cannot_open();
+  }
+  struct stat st {};
+  if (::fstat(path_fd >= 0 ? path_fd : fd_, &st) != 0) throw cannot_open();
+  const bool stream = S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode);
+  if (!S_ISREG(st.st_mode) && !stream)
+    throw UsageError(fmt::format("joblog '{}' is not a regular file, a pipe or a terminal: refusing to use it", path));
+  if (stream && append)
+    throw UsageError(fmt::format("joblog '{}' is not a regular file: --resume needs one to read", path));
+  if (path_fd >= 0) {
+    // A pipe or a terminal is written only; a FIFO's open waits for its reader, as with any writer.
+    fd_ = reopen(path_fd, stream ? O_WRONLY : O_RDWR);
+    ::close(path_fd);
+    if (fd_ < 0) throw cannot_open();
+  }
+  if (stream) {
+    if (::isatty(fd_) != 1 && !S_ISFIFO(st.st_mode))  // /dev/zero, /dev/null, a tape...
+      throw UsageError(fmt::format("joblog '{}' is not a regular file, a pipe or a terminal: refusing to use it", path));
+    write_all(fd_, joblog_header, path_);
+    return;
+  }
+  ::fcntl(fd_, F_SETFL, append ? O_APPEND : 0);
+  if (!append && ::ftruncate(fd_, 0) != 0)
+    throw UsageError(fmt::format("cannot truncate joblog '{}': {}", path, std::strerror(errno)));
   const off_t size = ::lseek(fd_, 0, SEEK_END);
   if (size > 0) {
     // A writer killed in mid-line (possible for GNU parallel; for procpool only if the kernel split
@@ -90,19 +130,66 @@ bool parse_real(const std::string& field, double& out) {
 
 } // namespace
 
-ResumeState ResumeState::load(const std::string& path) {
-  ResumeState state;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (errno == ENOENT) return state;
-    throw UsageError(fmt::format("cannot read joblog '{}': {}", path, std::strerror(errno)));
+namespace {
+
+/// Reads a file line by line with pread from offset 0, so the shared file offset is left alone.
+class LineReader {
+ public:
+  explicit LineReader(int fd) : fd_(fd) {}
+  /// The next line without its '\n'; `complete` is false for a last line with no '\n'.
+  bool next(std::string& line, bool& complete) {
+    line.clear();
+    for (;;) {
+      const auto nl = buffer_.find('\n', pos_);
+      if (nl != std::string::npos) {
+        line.assign(buffer_, pos_, nl - pos_);
+        pos_ = nl + 1;
+        complete = true;
+        return true;
+      }
+      if (eof_) {
+        if (pos_ >= buffer_.size()) return false;
+        line.assign(buffer_, pos_);
+        pos_ = buffer_.size();
+        complete = false;
+        return true;
+      }
+      buffer_.erase(0, pos_);
+      pos_ = 0;
+      char chunk[64 * 1024];
+      const ssize_t n = ::pread(fd_, chunk, sizeof chunk, offset_);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::system_error(errno, std::generic_category());
+      if (n == 0) eof_ = true;
+      buffer_.append(chunk, static_cast<std::size_t>(n));
+      offset_ += n;
+    }
   }
+
+ private:
+  int fd_;
+  std::string buffer_;
+  std::size_t pos_ = 0;
+  off_t offset_ = 0;
+  bool eof_ = false;
+};
+
+} // namespace
+
+ResumeState ResumeState::load(int fd, const std::string& path) {
+  ResumeState state;
+  LineReader in(fd);
   std::string line;
   std::uint64_t line_no = 0;
   std::vector<std::string> fields;
-  while (std::getline(in, line)) {
+  bool complete = true;
+  for (;;) {
+    try {
+      if (!in.next(line, complete)) break;
+    } catch (const std::system_error& e) {
+      throw UsageError(fmt::format("cannot read joblog '{}': {}", path, e.code().message()));
+    }
     ++line_no;
-    const bool complete = !in.eof();
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line_no == 1 && line.rfind("Seq\t", 0) == 0) continue;
     if (line.empty() && complete) continue;
@@ -133,7 +220,6 @@ ResumeState ResumeState::load(const std::string& path) {
     state.logged_seq_[index] = true;
     state.succeeded_seq_[index] = exitval == 0 && signal == 0;
   }
-  if (in.bad()) throw UsageError(fmt::format("cannot read joblog '{}': {}", path, std::strerror(errno)));
   return state;
 }
 

@@ -25,6 +25,11 @@ struct JobLogEntry {
 std::string format_joblog_entry(const JobLogEntry& entry);
 
 /// Appends entries, one write() per line so that a killed procpool leaves only whole lines.
+///
+/// The joblog must be a regular file, or, without --resume, a pipe or a terminal (`/dev/stdout`,
+/// `>(cmd)`), which get the header and the lines as a stream. Anything else (`/dev/zero`, a disk,
+/// a directory) is refused before anything is written or truncated: the file is opened first and
+/// its type checked on the open descriptor, so no check-then-open race.
 class JobLogWriter {
  public:
   /// Truncates and writes the header, or (resume) appends, first cutting off a torn last line.
@@ -33,6 +38,8 @@ class JobLogWriter {
   JobLogWriter(const JobLogWriter&) = delete;
   JobLogWriter& operator=(const JobLogWriter&) = delete;
   void write(const JobLogEntry& entry);
+  /// The open joblog (a regular file when resuming), for ResumeState::load.
+  [[nodiscard]] int fd() const { return fd_; }
 
  private:
   std::string path_;
@@ -42,8 +49,9 @@ class JobLogWriter {
 /// What a joblog says about each sequence number (the last line for a number wins).
 class ResumeState {
  public:
-  /// Reads `path`; a missing file means nothing done. Throws UsageError on a malformed line.
-  static ResumeState load(const std::string& path);
+  /// Reads the joblog open on `fd` (a regular file; `path` names it in messages) from its start.
+  /// Throws UsageError on a malformed line.
+  static ResumeState load(int fd, const std::string& path);
   /// --resume skips every logged job; --resume-failed only the successful ones.
   [[nodiscard]] bool skip(std::uint64_t seq, bool resume_failed) const;
   [[nodiscard]] std::uint64_t logged() const { return logged_; }

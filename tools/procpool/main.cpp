@@ -4,10 +4,14 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace {
 
@@ -23,9 +27,25 @@ void print_top_help() {
             << procpool::cli::run_help_text();
 }
 
+/// Puts /dev/null on whichever of stdin, stdout and stderr is closed (`>&-`). Otherwise the next
+/// file procpool opens (the joblog, a pipe) would take that number, and the jobs' output or procpool's
+/// messages would be written into it. Must run before anything opens a file.
+void occupy_standard_descriptors() {
+  for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    const int null_fd = ::open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY);
+    if (null_fd < 0) ::_exit(255);  // nowhere safe to say so
+    if (null_fd != fd) {            // lower numbers are open by now, so this does not happen; be sure
+      ::dup2(null_fd, fd);
+      ::close(null_fd);
+    }
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
+  occupy_standard_descriptors();
   const std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     print_top_help();

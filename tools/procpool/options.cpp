@@ -4,9 +4,12 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
+#include <utility>
 
 #include <sched.h>
 #include <unistd.h>
@@ -14,15 +17,17 @@
 namespace procpool::cli {
 namespace {
 
-// Strict number parsing: the whole text must be a finite number.
+// Strict number parsing: the whole text must be a finite number. NaN and infinities are refused, and so
+// is a value beyond a double's range, which strtod would silently turn into infinity.
 double parse_number(const std::string& text, const char* what) {
   if (text.empty()) throw UsageError(fmt::format("{}: empty value", what));
   char* end = nullptr;
   errno = 0;
   const double value = std::strtod(text.c_str(), &end);
-  if (errno != 0 || end != text.c_str() + text.size() || !std::isfinite(value))
+  if (end != text.c_str() + text.size() || std::isnan(value))
     throw UsageError(fmt::format("{}: '{}' is not a number", what, text));
-  return value;
+  if (std::isinf(value)) throw UsageError(fmt::format("{}: '{}' is out of range", what, text));
+  return value;  // ERANGE with a finite value is an underflow: the tiny value is fine
 }
 
 long parse_integer(const std::string& text, const char* what) {
@@ -30,8 +35,8 @@ long parse_integer(const std::string& text, const char* what) {
   char* end = nullptr;
   errno = 0;
   const long value = std::strtol(text.c_str(), &end, 10);
-  if (errno != 0 || end != text.c_str() + text.size())
-    throw UsageError(fmt::format("{}: '{}' is not an integer", what, text));
+  if (end != text.c_str() + text.size()) throw UsageError(fmt::format("{}: '{}' is not an integer", what, text));
+  if (errno == ERANGE) throw UsageError(fmt::format("{}: '{}' is out of range", what, text));
   return value;
 }
 
@@ -129,9 +134,11 @@ double parse_duration_seconds(const std::string& text, const char* what) {
     case 'd': unit = 86400; number.pop_back(); break;
     default: break;
   }
-  const double value = parse_number(number, what) * unit;
-  if (value < 0) throw UsageError(fmt::format("{}: '{}' is negative", what, text));
-  return value;
+  const double number_value = parse_number(number, what);
+  if (number_value < 0) throw UsageError(fmt::format("{}: '{}' is negative", what, text));
+  // Saturates: 1e308d is the largest duration, not infinity; the runner turns anything beyond
+  // steady_clock's range into "never" (detail::deadline_after).
+  return std::min(number_value * unit, std::numeric_limits<double>::max());
 }
 
 TimeoutSpec parse_timeout(const std::string& text) {
@@ -148,19 +155,24 @@ TimeoutSpec parse_timeout(const std::string& text) {
 
 unsigned parse_jobs(const std::string& text, unsigned cpus) {
   if (text.empty()) throw UsageError("--jobs: empty value");
+  constexpr long max_jobs = 100000;
   long n = 0;
   if (text.back() == '%') {
     const double percent = parse_number(text.substr(0, text.size() - 1), "--jobs");
     if (percent <= 0) throw UsageError(fmt::format("--jobs: '{}' must be above 0%", text));
-    n = std::lround(std::floor(cpus * percent / 100.0));
+    const double wanted = std::floor(cpus * percent / 100.0);
+    if (wanted > max_jobs) throw UsageError(fmt::format("--jobs: '{}' is too many", text));
+    n = static_cast<long>(wanted);
   } else if (text.front() == '+' || text.front() == '-') {
-    n = static_cast<long>(cpus) + parse_integer(text, "--jobs");
+    const long delta = parse_integer(text, "--jobs");
+    if (delta > max_jobs) throw UsageError(fmt::format("--jobs: '{}' is too many", text));
+    n = delta < -max_jobs ? 0 : static_cast<long>(cpus) + delta;  // no overflow: both are bounded
   } else {
     n = parse_integer(text, "--jobs");
     if (n < 0) throw UsageError(fmt::format("--jobs: '{}' is negative", text));
-    if (n == 0) return 1024;  // "as many as possible": bounded so that fds and memory stay sane
+    if (n == 0) return 1024;  // "as many as possible": bounded, and capped by the descriptor limit at run time
   }
-  if (n > 100000) throw UsageError(fmt::format("--jobs: '{}' is too many", text));
+  if (n > max_jobs) throw UsageError(fmt::format("--jobs: '{}' is too many", text));
   return n < 1 ? 1U : static_cast<unsigned>(n);
 }
 
@@ -211,6 +223,10 @@ std::uint64_t parse_size(const std::string& text) {
   if (unit != 1) number.pop_back();
   const double value = parse_number(number, "--memfree") * unit;
   if (value < 0) throw UsageError(fmt::format("--memfree: '{}' is negative", text));
+  // 2^64 exactly: converting it or anything above to uint64_t is undefined (it wrapped to small values).
+  constexpr double two_to_64 = 18446744073709551616.0;
+  if (!(value < two_to_64))
+    throw UsageError(fmt::format("--memfree: '{}' is too large (the limit is 16 EiB)", text));
   return static_cast<std::uint64_t>(value);
 }
 
@@ -265,6 +281,15 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     throw UsageError(fmt::format("unknown option '{}' (see procpool run --help)", words.front()));
   if (!words.empty() && words.front() == "--") words.erase(words.begin());
 
+  // An option given an empty value (`-j ''`, often an unset shell variable) is an error, not the default.
+  const std::pair<const char*, const std::string*> valued_options[] = {
+      {"--jobs", &raw.jobs},       {"--joblog", &raw.joblog}, {"--retries", &raw.retries},
+      {"--timeout", &raw.timeout}, {"--grace", &raw.grace},   {"--halt", &raw.halt},
+      {"--results", &raw.results}, {"--delay", &raw.delay},   {"--memfree", &raw.memfree},
+      {"--load", &raw.load},       {"--colsep", &raw.colsep}};
+  for (const auto& [name, value] : valued_options)
+    if (app.count(name) > 0 && value->empty()) throw UsageError(fmt::format("{}: empty value", name));
+
   Options opt;
   const unsigned cpus = cpu_count();
   opt.jobs = raw.jobs.empty() ? cpus : parse_jobs(raw.jobs, cpus);
@@ -276,7 +301,8 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   if (!raw.retries.empty()) {
     const long n = parse_integer(raw.retries, "--retries");
     if (n < 0) throw UsageError(fmt::format("--retries: '{}' is negative", raw.retries));
-    opt.tries = static_cast<unsigned>(n);
+    // Saturates rather than wrapping (4294967296 wrapped to 0, "until it succeeds").
+    opt.tries = static_cast<unsigned>(std::min<long>(n, std::numeric_limits<unsigned>::max()));
   }
   if (!raw.timeout.empty()) opt.timeout = parse_timeout(raw.timeout);
   if (!raw.grace.empty()) opt.kill_grace_seconds = parse_duration_seconds(raw.grace, "--grace");

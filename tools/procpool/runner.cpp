@@ -5,7 +5,10 @@
 #include "joblog.hpp"
 #include "output.hpp"
 #include "progress.hpp"
+#include "results.hpp"
 #include "spawn.hpp"
+
+#include <procpool/detail/deadline.hpp>
 
 #include <fmt/format.h>
 
@@ -15,12 +18,12 @@
 #include <csignal>
 #include <cstring>
 #include <deque>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <random>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -28,9 +31,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 extern char** environ;
@@ -46,8 +51,10 @@ constexpr std::size_t read_chunk = 64 * 1024;
 // Linux limits one exec argument to 128 KiB (MAX_ARG_STRLEN); longer commands go to sh as a script.
 constexpr std::size_t max_inline_command = 100 * 1024;
 
-Clock::duration to_duration(double seconds) {
-  return std::chrono::duration_cast<Clock::duration>(Seconds(seconds));
+/// `from + seconds`, saturated: a duration beyond the clock's range (`--timeout 1e12`) is "never",
+/// time_point::max(), not an overflow into the past.
+Clock::time_point after(Clock::time_point from, double seconds) {
+  return procpool::detail::deadline_after(Seconds(seconds), from);
 }
 
 /// Median of the successful jobs' runtimes, for --timeout N%. Exact for the first samples, then a
@@ -111,6 +118,33 @@ void close_fd(int& fd) {
   fd = -1;
 }
 
+/// A /proc/meminfo field ("MemAvailable:", "MemTotal:") in bytes.
+std::optional<std::uint64_t> meminfo_bytes(std::string_view field) {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key, unit;
+  std::uint64_t kib = 0;
+  while (meminfo >> key >> kib >> unit)
+    if (key == field) return kib * 1024;
+  return std::nullopt;
+}
+
+/// Descriptors open in this process right now.
+unsigned open_descriptor_count() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return 0;
+  unsigned count = 0;
+  while (const dirent* e = ::readdir(dir))
+    if (e->d_name[0] != '.') ++count;
+  ::closedir(dir);
+  return count > 0 ? count - 1 : 0;  // not the directory's own descriptor
+}
+
+// Descriptors one running job may hold: its two pipes' read ends, two spill files (output over
+// 256 KiB), and a memfd for a command too long for sh -c. --results uses fewer, --ungroup far fewer.
+constexpr unsigned descriptors_per_job = 5;
+// Held only for a moment: a spawn's two pipe write ends, a /proc read, a spill file being made.
+constexpr unsigned descriptors_in_passing = 16;
+
 double epoch_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -128,6 +162,8 @@ class Runner {
 
  private:
   void setup();
+  unsigned slots_within_descriptor_limit();
+  void stop_for_results(const std::string& message);
   int dry_run();
   void start_jobs();
   bool throttled(Clock::time_point now);
@@ -141,7 +177,7 @@ class Runner {
   void kill_job(Slot& slot, KillReason reason);
   void interrupt(int sig);
   void check_timeouts(Clock::time_point now);
-  [[nodiscard]] std::optional<Clock::duration> timeout_limit() const;
+  [[nodiscard]] std::optional<double> timeout_seconds() const;
   [[nodiscard]] unsigned busy_count() const;
   [[nodiscard]] ProgressCounts counts() const;
   [[nodiscard]] int exit_status() const;
@@ -154,6 +190,9 @@ class Runner {
   std::unique_ptr<JobSource> source_;
   std::optional<ResumeState> resume_;
   std::unique_ptr<JobLogWriter> joblog_;
+  std::unique_ptr<ResultsDir> results_;
+  rlimit job_nofile_{};          // RLIMIT_NOFILE as procpool got it: what the jobs get
+  bool restore_nofile_ = false;  // procpool raised its own soft limit
   std::unique_ptr<Watchdog> watchdog_;
   std::vector<Slot> slots_;
   std::deque<std::unique_ptr<Job>> retry_queue_;
@@ -166,6 +205,7 @@ class Runner {
   bool input_waiting_ = false;  // the source would block: poll its fd
   bool stopping_ = false;       // start nothing new
   bool interrupted_ = false;
+  bool results_failed_ = false;  // a --results file could not be made: exit 255
   int halt_status_ = -1;        // set when --halt triggered
   Clock::time_point next_start_allowed_{};
   std::optional<Clock::time_point> throttle_until_;
@@ -176,14 +216,19 @@ class Runner {
 };
 
 void Runner::setup() {
+  ::signal(SIGPIPE, SIG_IGN);  // a closed stdout, or a joblog pipe's reader gone, shows up as EPIPE
   source_ = make_job_source(opt_);
   if (opt_.dry_run) return;
-  if (opt_.resume || opt_.resume_failed) resume_ = ResumeState::load(*opt_.joblog);
   if (opt_.joblog) joblog_ = std::make_unique<JobLogWriter>(*opt_.joblog, opt_.resume || opt_.resume_failed);
-  if (opt_.results_dir) {
-    std::error_code ec;
-    std::filesystem::create_directories(*opt_.results_dir, ec);
-    if (ec) throw UsageError(fmt::format("--results: cannot create '{}': {}", *opt_.results_dir, ec.message()));
+  if (opt_.resume || opt_.resume_failed) resume_ = ResumeState::load(joblog_->fd(), *opt_.joblog);
+  if (opt_.results_dir) results_ = std::make_unique<ResultsDir>(*opt_.results_dir);
+  if (opt_.memfree_bytes > 0) {
+    // MemAvailable never exceeds MemTotal: say once that the run will wait, rather than hang silently.
+    if (const auto total = meminfo_bytes("MemTotal:"); total && opt_.memfree_bytes > *total)
+      std::cerr << fmt::format(
+          "procpool: warning: --memfree asks for {:.1f} GiB free, more than this machine's {:.1f} GiB of "
+          "memory: no job will start\n",
+          static_cast<double>(opt_.memfree_bytes) / (1 << 30), static_cast<double>(*total) / (1 << 30));
   }
   job_stdin_ = ::open(opt_.tty ? "/dev/tty" : "/dev/null", O_RDONLY | O_CLOEXEC);
   if (job_stdin_ < 0)
@@ -196,10 +241,10 @@ void Runner::setup() {
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
   signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   if (signal_fd_ < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
-  ::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows up as EPIPE
 
-  slots_.resize(opt_.jobs);
-  watchdog_ = std::make_unique<Watchdog>(opt_.jobs);
+  const unsigned slot_count = slots_within_descriptor_limit();
+  slots_.resize(slot_count);
+  watchdog_ = std::make_unique<Watchdog>(slot_count);
 
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view var(*e);
@@ -211,6 +256,37 @@ void Runner::setup() {
   parallel_pid_env_ = fmt::format("PARALLEL_PID={}", ::getpid());
 
   if (progress_.active()) progress_.set_total(source_->count_total());
+}
+
+/// Raises procpool's soft RLIMIT_NOFILE to the hard limit (the jobs get the original back) and caps
+/// the slots to what the descriptors allow, with a warning, as GNU parallel does: one pipe2 failing
+/// with EMFILE mid-run would otherwise end the whole run. Called once everything else is open.
+unsigned Runner::slots_within_descriptor_limit() {
+  if (::getrlimit(RLIMIT_NOFILE, &job_nofile_) != 0 || job_nofile_.rlim_cur == RLIM_INFINITY) return opt_.jobs;
+  rlim_t limit = job_nofile_.rlim_cur;
+  if (job_nofile_.rlim_max != RLIM_INFINITY && job_nofile_.rlim_max > limit) {
+    rlimit raised = job_nofile_;
+    raised.rlim_cur = raised.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+      limit = raised.rlim_cur;
+      restore_nofile_ = true;
+    }
+  }
+  const rlim_t needed_now = open_descriptor_count() + descriptors_in_passing;
+  const rlim_t room = limit > needed_now ? (limit - needed_now) / descriptors_per_job : 0;
+  const auto allowed = static_cast<unsigned>(std::clamp<rlim_t>(room, 1, opt_.jobs));
+  if (allowed < opt_.jobs)
+    std::cerr << fmt::format(
+        "procpool: warning: only enough file descriptors to run {} jobs at once (ulimit -n is {}): running {} "
+        "at a time instead of {}; raise the hard limit to run more\n",
+        allowed, limit, allowed, opt_.jobs);
+  return allowed;
+}
+
+void Runner::stop_for_results(const std::string& message) {
+  std::cerr << fmt::format("procpool: {}: starting no more jobs\n", message);
+  results_failed_ = true;
+  stopping_ = true;
 }
 
 int Runner::dry_run() {
@@ -244,15 +320,9 @@ bool Runner::throttled(Clock::time_point now) {
   if (throttle_until_ && now < *throttle_until_) return true;
   throttle_until_.reset();
   if (opt_.memfree_bytes > 0) {
-    std::ifstream meminfo("/proc/meminfo");
-    std::string key;
-    std::uint64_t kib = 0;
-    std::string unit;
-    while (meminfo >> key >> kib >> unit) {
-      if (key == "MemAvailable:") {
-        if (kib * 1024 < opt_.memfree_bytes) { throttle_until_ = now + throttle_recheck; return true; }
-        break;
-      }
+    if (const auto available = meminfo_bytes("MemAvailable:"); available && *available < opt_.memfree_bytes) {
+      throttle_until_ = now + throttle_recheck;
+      return true;
     }
   }
   if (opt_.load_limit > 0) {
@@ -299,6 +369,17 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   Slot& slot = slots_[slot_index];
   const unsigned slot_number = slot_index + 1;
   job->command = source_->command_for(job->input, slot_number);
+  // --results first: a job whose files cannot be made (a planted symlink, a full disk) does not run.
+  ResultsDir::JobFiles result_files;
+  if (results_) {
+    try {
+      result_files = results_->create(job->input.seq, job->command);
+    } catch (const ResultsError& e) {
+      if (job->output != nullptr) order_.discard(*job->output);  // a retry: its earlier tries printed nothing
+      stop_for_results(e.what());
+      return;
+    }
+  }
   if (job->output == nullptr) {
     std::string prefix;
     if (opt_.tagstring) prefix = CommandTemplate(*opt_.tagstring).expand(job->input.args, job->input.seq, slot_number, false) + "\t";
@@ -349,6 +430,7 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   request.new_group = !opt_.tty;
   request.group_slot = opt_.tty ? nullptr : &watchdog_->slot(slot_index);
   request.parent = ::getpid();
+  request.nofile = restore_nofile_ ? &job_nofile_ : nullptr;
 
   int child_out = -1, child_err = -1;
   if (opt_.verbose) {
@@ -360,14 +442,9 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
       order_.data(*job->output, STDOUT_FILENO, line);
     }
   }
-  if (opt_.results_dir) {
-    const std::string dir = fmt::format("{}/{}", *opt_.results_dir, job->input.seq);
-    ::mkdir(dir.c_str(), 0755);
-    std::ofstream(dir + "/cmd") << job->command << '\n';
-    slot.results_out = ::open((dir + "/stdout").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    slot.results_err = ::open((dir + "/stderr").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (slot.results_out < 0 || slot.results_err < 0)
-      throw UsageError(fmt::format("--results: cannot create files in '{}': {}", dir, std::strerror(errno)));
+  if (results_) {
+    slot.results_out = result_files.out;
+    slot.results_err = result_files.err;
     child_out = slot.results_out;
     child_err = slot.results_err;
   } else if (opt_.output == OutputMode::ungroup) {
@@ -404,7 +481,7 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   slot.kill_reason = KillReason::none;
   slot.kill_sent = false;
   slot.job = std::move(job);
-  if (opt_.delay_seconds > 0) next_start_allowed_ = slot.started + to_duration(opt_.delay_seconds);
+  if (opt_.delay_seconds > 0) next_start_allowed_ = after(slot.started, opt_.delay_seconds);
 }
 
 void Runner::read_output(Slot& slot, int& fd, int which, bool until_empty) {
@@ -422,10 +499,10 @@ void Runner::read_output(Slot& slot, int& fd, int which, bool until_empty) {
   }
 }
 
-std::optional<Clock::duration> Runner::timeout_limit() const {
-  if (opt_.timeout.seconds > 0) return to_duration(opt_.timeout.seconds);
+std::optional<double> Runner::timeout_seconds() const {
+  if (opt_.timeout.seconds > 0) return opt_.timeout.seconds;
   if (opt_.timeout.percent > 0) {
-    if (const auto median = median_.median()) return to_duration(*median * opt_.timeout.percent / 100.0);
+    if (const auto median = median_.median()) return *median * opt_.timeout.percent / 100.0;
   }
   return std::nullopt;
 }
@@ -434,7 +511,7 @@ void Runner::kill_job(Slot& slot, KillReason reason) {
   if (slot.kill_reason != KillReason::none) return;
   slot.kill_reason = reason;
   signal_job(slot.pid, !opt_.tty, SIGTERM);
-  slot.kill_deadline = Clock::now() + to_duration(opt_.kill_grace_seconds);
+  slot.kill_deadline = after(Clock::now(), opt_.kill_grace_seconds);
 }
 
 void Runner::interrupt(int sig) {
@@ -456,10 +533,10 @@ void Runner::interrupt(int sig) {
 }
 
 void Runner::check_timeouts(Clock::time_point now) {
-  const auto limit = timeout_limit();
+  const auto limit = timeout_seconds();
   for (auto& slot : slots_) {
     if (!slot.busy()) continue;
-    if (slot.kill_reason == KillReason::none && limit && now - slot.started >= *limit)
+    if (slot.kill_reason == KillReason::none && limit && now >= after(slot.started, *limit))
       kill_job(slot, KillReason::timeout);
     if (slot.kill_reason != KillReason::none && !slot.kill_sent && now >= slot.kill_deadline) {
       signal_job(slot.pid, !opt_.tty, SIGKILL);
@@ -576,10 +653,10 @@ void Runner::poll_once() {
   const auto now = Clock::now();
   std::optional<Clock::time_point> wake;
   auto consider = [&](Clock::time_point t) { if (!wake || t < *wake) wake = t; };
-  const auto limit = timeout_limit();
+  const auto limit = timeout_seconds();
   for (const auto& slot : slots_) {
     if (!slot.busy()) continue;
-    if (slot.kill_reason == KillReason::none && limit) consider(slot.started + *limit);
+    if (slot.kill_reason == KillReason::none && limit) consider(after(slot.started, *limit));
     if (slot.kill_reason != KillReason::none && !slot.kill_sent) consider(slot.kill_deadline);
   }
   const bool want_start = !stopping_ && busy_count() < slots_.size() && (!input_done_ || !retry_queue_.empty());
@@ -613,7 +690,7 @@ void Runner::poll_once() {
 }
 
 int Runner::exit_status() const {
-  if (interrupted_) return 255;
+  if (interrupted_ || results_failed_) return 255;
   if (halt_status_ >= 0) return halt_status_;
   return static_cast<int>(std::min<std::uint64_t>(failed_, 101));
 }

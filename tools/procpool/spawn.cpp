@@ -30,6 +30,8 @@ int child_main(void* arg) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != r.parent) ::_exit(128 + SIGKILL);  // procpool died before prctl took effect
   if (r.group_slot != nullptr) r.group_slot->store(::getpid(), std::memory_order_release);
+  // A program using select() breaks on descriptors above 1023: jobs get the limit procpool was given.
+  if (r.nofile != nullptr) ::setrlimit(RLIMIT_NOFILE, r.nofile);
   // procpool ignores SIGPIPE and blocks the signals it reads through signalfd: undo both for the job.
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;

@@ -2,6 +2,7 @@
 // Starting jobs: clone(CLONE_VM|CLONE_VFORK) + exec, each job leading its own process group, and a
 // watchdog process that kills the running jobs' groups if procpool itself is killed (even SIGKILL).
 #include <atomic>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 namespace procpool::cli {
@@ -15,6 +16,7 @@ struct SpawnRequest {
   int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
   bool new_group = true;                     ///< lead a new process group (not with --tty: it needs the terminal)
   std::atomic<pid_t>* group_slot = nullptr;  ///< the watchdog's slot: the child stores its pid there
+  const struct rlimit* nofile = nullptr;     ///< RLIMIT_NOFILE to give the job (procpool raised its own)
   pid_t parent = 0;
 };
 
