@@ -61,13 +61,6 @@ void OutputBuffer::append(std::string_view data) {
   file_size_ += data.size();
 }
 
-void OutputBuffer::adopt_file(int fd) {
-  clear();
-  file_ = fd;
-  const off_t size = ::lseek(fd, 0, SEEK_END);
-  file_size_ = size > 0 ? static_cast<std::uint64_t>(size) : 0;
-}
-
 void OutputBuffer::for_each_chunk(const std::function<void(std::string_view)>& sink) {
   if (!memory_.empty()) sink(memory_);
   if (file_ < 0) return;

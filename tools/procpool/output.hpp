@@ -22,8 +22,6 @@ class OutputBuffer {
   OutputBuffer& operator=(const OutputBuffer&) = delete;
 
   void append(std::string_view data);
-  /// Takes ownership of a file the job wrote itself (--results): its content becomes this buffer's.
-  void adopt_file(int fd);
   /// Calls `sink` with the content in order, in chunks.
   void for_each_chunk(const std::function<void(std::string_view)>& sink);
   void clear();

@@ -88,6 +88,10 @@ ResultsDir::~ResultsDir() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+std::string ResultsDir::file_path(std::uint64_t seq, const char* name) const {
+  return fmt::format("{}/{}/{}", path_, seq, name);
+}
+
 ResultsDir::JobFiles ResultsDir::create(std::uint64_t seq, const std::string& command) const {
   const std::string name = std::to_string(seq);
   const std::string dir = fmt::format("{}/{}", path_, name);

@@ -31,6 +31,8 @@ class ResultsDir {
   /// Existing regular files are overwritten, as GNU parallel does; a symlink, a file with other hard
   /// links, or anything not a regular file is refused. Throws ResultsError; nothing stays open then.
   [[nodiscard]] JobFiles create(std::uint64_t seq, const std::string& command) const;
+  /// DIR/SEQ/name, for messages.
+  [[nodiscard]] std::string file_path(std::uint64_t seq, const char* name) const;
 
  private:
   std::string path_;

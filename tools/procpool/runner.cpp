@@ -99,7 +99,8 @@ struct Slot {
   std::unique_ptr<Job> job;
   pid_t pid = -1;
   int out_fd = -1, err_fd = -1;          // our ends of the pipes
-  int results_out = -1, results_err = -1; // --results files the job writes directly
+  int results_out = -1, results_err = -1; // --results files: what the pipes bring is also written there
+  std::string results_error;              // the first failed --results write, reported when the job ends
   int script_fd = -1;                     // a memfd holding a command too long for sh -c
   Clock::time_point started;
   double start_epoch = 0;
@@ -140,8 +141,8 @@ unsigned open_descriptor_count() {
 }
 
 // Descriptors one running job may hold: its two pipes' read ends, two spill files (output over
-// 256 KiB), and a memfd for a command too long for sh -c. --results uses fewer, --ungroup far fewer.
-constexpr unsigned descriptors_per_job = 5;
+// 256 KiB), a memfd for a command too long for sh -c, and two --results files. --ungroup needs fewer.
+constexpr unsigned descriptors_per_job = 7;
 // Held only for a moment: a spawn's two pipe write ends, a /proc read, a spill file being made.
 constexpr unsigned descriptors_in_passing = 16;
 
@@ -171,6 +172,7 @@ class Runner {
   void start(std::unique_ptr<Job> job, unsigned slot_index);
   void poll_once();
   void read_output(Slot& slot, int& fd, int which, bool until_empty);
+  void save_result(Slot& slot, int which, std::string_view bytes);
   void reap();
   void finish(Slot& slot, int status);
   void check_halt(const Slot& slot, int exitval, int signal, bool failed);
@@ -445,9 +447,10 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   if (results_) {
     slot.results_out = result_files.out;
     slot.results_err = result_files.err;
-    child_out = slot.results_out;
-    child_err = slot.results_err;
-  } else if (opt_.output == OutputMode::ungroup) {
+    slot.results_error.clear();
+  }
+  // --results goes through the pipes too: procpool writes the files, so it sees a full disk.
+  if (opt_.output == OutputMode::ungroup && !results_) {
     child_out = STDOUT_FILENO;
     child_err = STDERR_FILENO;
   } else {
@@ -488,14 +491,38 @@ void Runner::read_output(Slot& slot, int& fd, int which, bool until_empty) {
   while (fd >= 0) {
     const ssize_t n = ::read(fd, read_buffer_.data(), read_buffer_.size());
     if (n > 0) {
+      const std::string_view bytes(read_buffer_.data(), static_cast<std::size_t>(n));
       if (which == STDOUT_FILENO) slot.received += static_cast<std::uint64_t>(n);
-      order_.data(*slot.job->output, which, std::string_view(read_buffer_.data(), static_cast<std::size_t>(n)));
+      if (results_) save_result(slot, which, bytes);
+      if (opt_.output == OutputMode::ungroup) {  // only with --results: otherwise the job has our stdout
+        bool line_start = true;
+        writer_.write(which, bytes, {}, line_start);
+      } else {
+        order_.data(*slot.job->output, which, bytes);
+      }
       if (!until_empty) return;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return;
     close_fd(fd);  // EOF: the job (and anything it started) closed its end
+  }
+}
+
+void Runner::save_result(Slot& slot, int which, std::string_view bytes) {
+  int& fd = which == STDOUT_FILENO ? slot.results_out : slot.results_err;
+  while (fd >= 0 && !bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n >= 0) {
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (slot.results_error.empty())
+      slot.results_error = fmt::format(
+          "--results: cannot write '{}': {}",
+          results_->file_path(slot.job->input.seq, which == STDOUT_FILENO ? "stdout" : "stderr"), std::strerror(errno));
+    close_fd(fd);  // the rest of this stream is not saved; the job runs on
   }
 }
 
@@ -584,28 +611,22 @@ void Runner::finish(Slot& slot, int status) {
     if (signal == 0) signal = SIGTERM;
   }
   const bool failed = exitval != 0 || signal != 0;
-  if (opt_.results_dir) {
-    slot.received = static_cast<std::uint64_t>(std::max<off_t>(0, ::lseek(slot.results_out, 0, SEEK_END)));
-    if (opt_.output != OutputMode::ungroup) {
-      job->output->out.adopt_file(std::exchange(slot.results_out, -1));
-      job->output->err.adopt_file(std::exchange(slot.results_err, -1));
-    }
-  }
-  // --ungroup keeps the files out of the output: they are only closed.
-  auto close_results = [&] {
-    close_fd(slot.results_out);
-    close_fd(slot.results_err);
-  };
+  close_fd(slot.results_out);
+  close_fd(slot.results_err);
 
   if (slot.kill_reason == KillReason::interrupt || slot.kill_reason == KillReason::halt) {
     // Not finished: not logged, so --resume runs it again.
     order_.discard(*job->output);
-    close_results();
+    return;
+  }
+  if (!slot.results_error.empty()) {
+    // Its output is printed, but with its results incomplete it is not logged: --resume runs it again.
+    order_.finish(*job->output);
+    stop_for_results(fmt::format("job {}: {}", job->input.seq, slot.results_error));
     return;
   }
   if (failed && !stopping_ && (opt_.tries == 0 || job->tries_done < opt_.tries)) {
     order_.reset(*job->output);
-    close_results();
     retry_queue_.push_front(std::move(job));
     return;
   }
@@ -620,7 +641,6 @@ void Runner::finish(Slot& slot, int status) {
   if (slot.kill_reason == KillReason::timeout)
     std::cerr << fmt::format("procpool: job {} timed out and was killed: {}\n", job->input.seq, job->command);
   order_.finish(*job->output);
-  close_results();
   slot.job = std::move(job);  // check_halt reports it; freed below
   check_halt(slot, exitval, signal, failed);
   slot.job.reset();
