@@ -52,7 +52,7 @@ class Fd {
 /// link emptied. Checks are made on the open descriptor, so nothing can be swapped in between.
 Fd open_result_file(int seq_fd, const char* name, const std::string& path) {
   // O_NONBLOCK: a FIFO planted there must not hang procpool; cleared below for the regular file.
-  Fd fd(::openat(seq_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0644));
+  Fd fd(::openat(seq_fd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0644));
   if (fd.get() < 0) fail_open(seq_fd, name, path, errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) fail(path, "cannot stat", errno);

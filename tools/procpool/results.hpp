@@ -25,7 +25,7 @@ class ResultsDir {
   ResultsDir& operator=(const ResultsDir&) = delete;
 
   struct JobFiles {
-    int out = -1, err = -1;  ///< DIR/SEQ/stdout and DIR/SEQ/stderr, open read-write, empty, close-on-exec
+    int out = -1, err = -1;  ///< DIR/SEQ/stdout and DIR/SEQ/stderr, open for writing, empty, close-on-exec
   };
   /// Creates DIR/SEQ (an existing directory is reused), writes DIR/SEQ/cmd, and opens stdout and stderr.
   /// Existing regular files are overwritten, as GNU parallel does; a symlink, a file with other hard
