@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <typeinfo>
 #include <utility>
 #include <vector>
@@ -236,12 +237,17 @@ public:
   template <class Body>
   explicit ThreadWorker(Body body) : done_fd_(::eventfd(0, EFD_CLOEXEC)) {
     if (done_fd_ < 0) throw_errno("procpool: eventfd failed", errno);
-    thread_ = std::thread([this, body = std::move(body)] {
-      body();
-      done_.store(true);
-      const std::uint64_t one = 1;
-      (void)::write(done_fd_, &one, sizeof one);
-    });
+    try {
+      thread_ = std::thread([this, body = std::move(body)] {
+        body();
+        done_.store(true);
+        const std::uint64_t one = 1;
+        (void)::write(done_fd_, &one, sizeof one);
+      });
+    } catch (const std::system_error& e) {  // out of threads: a procpool error, as a failed fork
+      ::close(done_fd_);
+      throw ProcessError(std::string("procpool: cannot start a pool worker thread: ") + e.what());
+    }
   }
   ~ThreadWorker() override {
     if (thread_.joinable()) thread_.join();

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <sys/resource.h>
@@ -277,30 +278,37 @@ int use_parents_pool(P& pool, const procpool::AsyncResult<int>& pending) {
 } // namespace
 
 TEST_CASE_TEMPLATE("Pool.Fork.ChildCannotUseTheParentsPool", P, BOTH_POOLS) {
-  auto pool = std::make_unique<P>(2);
-  CHECK(pool->apply(&square, 3) == 9);
-  const auto pids_before = pool->worker_pids();
-  auto pending = pool->apply_async(&slow_identity, 1500);
-  procpool::Process child(procpool::ProcessOptions{.start_method = procpool::StartMethod::Fork}, [&] {
-    const int failed = use_parents_pool(*pool, pending);
-    pool.reset();  // the destructor of the child's copy: must leave the parent's workers alone
-    ::_exit(failed);
-  });
-  child.start();
-  REQUIRE(child.join(60s));
-  CHECK(child.exitcode() == std::optional<int>(0));  // otherwise: the ChildCheck bits that failed
-  // The parent's pool is intact: same workers, right results, the pending task completes.
-  CHECK(pool->worker_pids() == pids_before);
-  CHECK(pending.get(20s) == 1500);
-  std::vector<int> in(200);
-  for (int i = 0; i < 200; ++i) in[static_cast<std::size_t>(i)] = i;
-  CHECK(pool->map(&square, in, 1) == squares(200));
-  auto it = pool->imap_unordered(&square, in);
-  long long sum = 0;
-  for (int r : it) sum += r;
-  CHECK(sum == 2646700LL);
-  pool->close();
-  pool->join();
+  // The child is forked; the pool's own workers are started by each start method.
+  std::vector<std::optional<procpool::StartMethod>> methods{std::nullopt};
+  if constexpr (std::is_same_v<P, procpool::Pool>)
+    methods = {procpool::StartMethod::Fork, procpool::StartMethod::Spawn, procpool::StartMethod::Forkserver};
+  for (const auto method : methods) {
+    CAPTURE(method ? procpool::to_string(*method) : "threads");
+    auto pool = std::make_unique<P>(procpool::PoolOptions{.processes = 2, .start_method = method});
+    CHECK(pool->apply(&square, 3) == 9);
+    const auto pids_before = pool->worker_pids();
+    auto pending = pool->apply_async(&slow_identity, 1000);
+    procpool::Process child(procpool::ProcessOptions{.start_method = procpool::StartMethod::Fork}, [&] {
+      const int failed = use_parents_pool(*pool, pending);
+      pool.reset();  // the destructor of the child's copy: must leave the parent's workers alone
+      ::_exit(failed);
+    });
+    child.start();
+    REQUIRE(child.join(60s));
+    CHECK(child.exitcode() == std::optional<int>(0));  // otherwise: the ChildCheck bits that failed
+    // The parent's pool is intact: same workers, right results, the pending task completes.
+    CHECK(pool->worker_pids() == pids_before);
+    CHECK(pending.get(20s) == 1000);
+    std::vector<int> in(200);
+    for (int i = 0; i < 200; ++i) in[static_cast<std::size_t>(i)] = i;
+    CHECK(pool->map(&square, in, 1) == squares(200));
+    auto it = pool->imap_unordered(&square, in);
+    long long sum = 0;
+    for (int r : it) sum += r;
+    CHECK(sum == 2646700LL);
+    pool->close();
+    pool->join();
+  }
 }
 
 // -- 15: an imap iteration that outlives its pool ----------------------------------------------
@@ -344,6 +352,29 @@ TEST_CASE_TEMPLATE("Pool.Imap.AfterTerminateIsBroken", P, BOTH_POOLS) {
   }
   CHECK(broken == 2);
   CHECK_THROWS_AS((void)pool.imap(&square, std::vector<int>{1}), procpool::ValueError);
+}
+
+TEST_CASE_TEMPLATE("Pool.Imap.AfterCloseDeliversWhatWasSubmitted", P, BOTH_POOLS) {
+  P pool(2);
+  auto it = pool.imap(&square, std::views::iota(0, 100000));
+  CHECK(it.next(20s) == std::optional<int>(0));
+  pool.close();
+  // The chunks submitted before close() arrive in order; then ValueError on every call.
+  int expected = 1;
+  int refused = 0;
+  for (int i = 0; i < 200000 && refused < 2; ++i) {
+    try {
+      const auto r = it.next(20s);
+      REQUIRE(r.has_value());
+      REQUIRE(*r == expected * expected);
+      ++expected;
+    } catch (const procpool::ValueError&) {
+      ++refused;
+    }
+  }
+  CHECK(refused == 2);
+  CHECK(expected > 1);
+  pool.join();
 }
 
 // -- 18 and 25: sizes ---------------------------------------------------------------------------
