@@ -615,9 +615,11 @@ private:
                         chunk = std::vector<T>(), scratch = std::string()](
                            std::size_t index, const std::shared_ptr<IMapShared<R>>& shared) mutable -> Submission {
       const std::shared_ptr<PoolCore> core = weak_core.lock();
-      if (!core || core->terminated())
-        throw BrokenProcessPool("procpool: the pool of this imap iteration was terminated or destroyed; the rest of "
-                                "its input cannot run");
+      auto broken = [] {
+        return BrokenProcessPool("procpool: the pool of this imap iteration was terminated or destroyed; the rest of "
+                                 "its input cannot run");
+      };
+      if (!core || core->terminated()) throw broken();
       Submission submission;
       chunk.clear();
       try {
@@ -636,6 +638,7 @@ private:
         core->submit(invoker, function, pieces, std::make_shared<IMapChunkTask<R>>(shared, index, chunk.size()));
         submission.kind = Submission::Kind::submitted;
       } catch (...) {
+        if (core->terminated()) throw broken();              // terminated meanwhile
         if (!core->running() || !core->owned_here()) throw;  // the pool takes nothing more
         submission.kind = Submission::Kind::refused;           // this chunk cannot run (too big)
         submission.chunk_error = std::current_exception();
