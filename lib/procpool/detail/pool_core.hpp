@@ -96,14 +96,16 @@ public:
   /// Queues a task: `invoker(function, payload, out)` runs in a worker; `task` gets the outcome.
   /// The payload is the concatenation of `pieces`, copied straight into the task ring (no
   /// intermediate record). Never blocks on a full ring (a feeder thread takes over).
-  /// Thread-safe. Throws ValueError once the pool is closed or terminated.
+  /// Thread-safe. Throws ValueError once the pool is closed or terminated, ProcessError in a
+  /// process that does not own the pool (check_owner).
   void submit(const void* invoker, const void* function, std::span<const std::string_view> pieces,
               std::shared_ptr<PendingTask> task);
   void submit(const void* invoker, const void* function, std::string_view payload, std::shared_ptr<PendingTask> task) {
     submit(invoker, function, std::span<const std::string_view>(&payload, 1), std::move(task));
   }
 
-  /// No more tasks; workers exit once the queued ones are done. Thread-safe.
+  /// No more tasks; workers exit once the queued ones are done. Thread-safe. close(),
+  /// terminate(), join() and worker_pids() also check_owner().
   void close();
   /// Stops the workers now (SIGTERM, then SIGKILL after 200 ms for processes); queued and
   /// running tasks fail with BrokenProcessPool. Thread-safe.
