@@ -2,10 +2,20 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <optional>
 #include <string>
+#include <system_error>
+#include <typeinfo>
+#include <utility>
+#include <vector>
 
+#include <cxxabi.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "procpool/detail/pool_core.hpp"
@@ -45,6 +55,42 @@ std::string describe_exit(int status) {
     return "killed by signal " + std::to_string(-status) + (name != nullptr ? std::string(" (SIG") + name + ")" : "");
   }
   return "exited with code " + std::to_string(status);
+}
+
+std::string demangle(const char* mangled) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> demangled(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+  return status == 0 && demangled ? std::string(demangled.get()) : std::string(mangled);
+}
+
+/// The error record of the exception being handled when it is not a std::exception (`throw 42`,
+/// `throw "text"`): its demangled type name and, for strings and integers, its value.
+std::string encode_foreign_exception() {
+  const std::type_info* type = abi::__cxa_current_exception_type();
+  std::string name = type != nullptr ? demangle(type->name()) : std::string("unknown type");
+  std::string message;
+  try {
+    throw;
+  } catch (const char* text) {
+    message = text != nullptr ? text : "(null)";
+  } catch (const std::string& text) {
+    message = text;
+  } catch (long long v) {
+    message = std::to_string(v);
+  } catch (long v) {
+    message = std::to_string(v);
+  } catch (int v) {
+    message = std::to_string(v);
+  } catch (unsigned long long v) {
+    message = std::to_string(v);
+  } catch (unsigned long v) {
+    message = std::to_string(v);
+  } catch (unsigned v) {
+    message = std::to_string(v);
+  } catch (...) {
+    message = "an exception of type " + name + " (not derived from std::exception)";
+  }
+  return encode_task_error(std::move(name), std::move(message));
 }
 
 /// Resolves the code addresses of task records, caching each object's load bias.
@@ -107,7 +153,7 @@ void worker_loop(Ring& tasks, Ring& results, WorkerControl& control, std::uint32
     } catch (...) {
       result.kind = ResultKind::error;
       out.resize(sizeof result);
-      out += encode_task_error(Error("unknown exception (not derived from std::exception)"));
+      out += encode_foreign_exception();
     }
     if (out.size() > results.max_record_size()) {
       result.kind = ResultKind::error;
@@ -191,12 +237,17 @@ public:
   template <class Body>
   explicit ThreadWorker(Body body) : done_fd_(::eventfd(0, EFD_CLOEXEC)) {
     if (done_fd_ < 0) throw_errno("procpool: eventfd failed", errno);
-    thread_ = std::thread([this, body = std::move(body)] {
-      body();
-      done_.store(true);
-      const std::uint64_t one = 1;
-      (void)::write(done_fd_, &one, sizeof one);
-    });
+    try {
+      thread_ = std::thread([this, body = std::move(body)] {
+        body();
+        done_.store(true);
+        const std::uint64_t one = 1;
+        (void)::write(done_fd_, &one, sizeof one);
+      });
+    } catch (const std::system_error& e) {  // out of threads: a procpool error, as a failed fork
+      ::close(done_fd_);
+      throw ProcessError(std::string("procpool: cannot start a pool worker thread: ") + e.what());
+    }
   }
   ~ThreadWorker() override {
     if (thread_.joinable()) thread_.join();
@@ -267,6 +318,139 @@ void wake_after_batch(const std::shared_ptr<ResultWaiter>& waiter) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Pool sizes that cannot fit.
+
+namespace {
+
+/// Pools up to this size skip the limit checks: reading them costs more than starting such a
+/// pool, and a fork or thread start that fails still ends in a clear ProcessError.
+constexpr int kAlwaysFits = 64;
+/// What a process worker costs at least (kernel stack and task, page tables, the pages it
+/// dirties after fork), rounded up from measurements of idle fork workers.
+constexpr std::uint64_t kProcessWorkerBytes = std::uint64_t{1} << 20;
+
+std::optional<std::uint64_t> read_number(const std::string& path) {
+  std::ifstream in(path);
+  std::string word;
+  if (!(in >> word) || word.empty() || word.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  try {
+    return std::stoull(word);
+  } catch (...) {
+    return std::nullopt;  // out of range: no usable limit
+  }
+}
+
+/// The files of this process's cgroup controller `controller` (v1), or of its v2 cgroup:
+/// candidate directories, the process's own cgroup first, then the mount's root (what a
+/// container sees of its own cgroup).
+std::vector<std::string> cgroup_dirs(const std::string& controller) {
+  std::vector<std::string> dirs;
+  std::ifstream in("/proc/self/cgroup");
+  for (std::string line; std::getline(in, line);) {
+    const auto a = line.find(':');
+    const auto b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1);
+    const std::string path = line.substr(b + 1);
+    if (controllers.empty()) {
+      dirs.push_back("/sys/fs/cgroup" + path);
+      dirs.emplace_back("/sys/fs/cgroup");
+    } else if (("," + controllers + ",").find("," + controller + ",") != std::string::npos) {
+      dirs.push_back("/sys/fs/cgroup/" + controller + path);
+      dirs.push_back("/sys/fs/cgroup/" + controller);
+    }
+  }
+  return dirs;
+}
+
+/// limit - usage from the first cgroup directory that has both files.
+std::optional<std::uint64_t> cgroup_room(const std::string& controller, const char* limit_file, const char* usage_file) {
+  for (const std::string& dir : cgroup_dirs(controller)) {
+    const auto limit = read_number(dir + "/" + limit_file);  // "max" (v2): no limit
+    const auto usage = read_number(dir + "/" + usage_file);
+    if (limit && usage) return *limit > *usage ? *limit - *usage : 0;
+    if (usage) return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> mem_available_bytes() {
+  std::ifstream in("/proc/meminfo");
+  for (std::string key; in >> key;) {
+    std::uint64_t kib = 0;
+    if (!(in >> kib)) break;
+    if (key == "MemAvailable:") return kib * 1024;
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return std::nullopt;
+}
+
+/// Refuses, before starting anything, a pool that cannot fit: more workers than the process
+/// (or thread) limits allow, or, for processes, than the available memory holds at their
+/// minimal cost. Pool(100000) would otherwise fork until the OOM killer fires.
+void check_pool_size(int workers, bool interprocess) {
+  if (workers <= kAlwaysFits) return;
+  const auto n = static_cast<std::uint64_t>(workers);
+  const std::string what = "procpool: a pool of " + std::to_string(workers) + (interprocess ? " worker processes" : " worker threads");
+  auto refuse_over = [&](std::optional<std::uint64_t> limit, const std::string& name) {
+    if (limit && n > *limit)
+      throw ValueError(what + " cannot fit: the limit is " + std::to_string(*limit) + " (" + name + ")");
+  };
+  rlimit nproc{};
+  if (::getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY)
+    refuse_over(static_cast<std::uint64_t>(nproc.rlim_cur), "RLIMIT_NPROC, ulimit -u: processes and threads of this user");
+  refuse_over(read_number("/proc/sys/kernel/threads-max"), "/proc/sys/kernel/threads-max");
+  refuse_over(read_number("/proc/sys/kernel/pid_max"), "/proc/sys/kernel/pid_max");
+  refuse_over(cgroup_room("pids", "pids.max", "pids.current"), "the cgroup's pids.max less the tasks it runs");
+  if (!interprocess) {
+    // Each thread's stack is a mapping plus its guard page: two map entries.
+    if (const auto maps = read_number("/proc/sys/vm/max_map_count")) refuse_over(*maps / 2, "/proc/sys/vm/max_map_count / 2");
+    return;
+  }
+  std::optional<std::uint64_t> room = mem_available_bytes();
+  std::string room_name = "MemAvailable";
+  for (const auto& [file, usage] : {std::pair{"memory.max", "memory.current"}, std::pair{"memory.limit_in_bytes", "memory.usage_in_bytes"}}) {
+    const auto cg = cgroup_room("memory", file, usage);
+    if (cg && (!room || *cg < *room)) {
+      room = cg;
+      room_name = std::string("the cgroup's ") + file + " less its usage";
+    }
+  }
+  if (room && n * kProcessWorkerBytes > *room)
+    throw ValueError(what + " cannot fit: at about " + std::to_string(kProcessWorkerBytes >> 10) + " KiB each they need " +
+                     std::to_string((n * kProcessWorkerBytes) >> 20) + " MiB, and " + std::to_string(*room >> 20) +
+                     " MiB are available (" + room_name + ")");
+}
+
+/// Forked children's copies of pools, kept reachable (and never destroyed) until exit.
+struct AbandonedCore {
+  std::shared_ptr<PoolCore> core;
+  AbandonedCore* next;
+};
+std::atomic<AbandonedCore*> g_abandoned{nullptr};
+
+} // namespace
+
+void report_callback_exception(const char* which) noexcept {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    logger().error("procpool: a pool {} threw {}: {} (ignored: the task's result stands)", which,
+                   exception_type_name(e), e.what());
+  } catch (...) {
+    logger().error("procpool: a pool {} threw an exception not derived from std::exception (ignored: the task's "
+                   "result stands)",
+                   which);
+  }
+}
+
+void throw_foreign_result(pid_t owner) {
+  throw ProcessError("procpool: this result belongs to a pool of process " + std::to_string(owner) +
+                     "; process " + std::to_string(current_pid()) +
+                     " (a forked child) cannot wait for it: only the pool's process receives results");
+}
+
+// ---------------------------------------------------------------------------------------------
 // PoolCore.
 
 // Wakes the supervisor's poll() (close, terminate, join).
@@ -285,7 +469,8 @@ struct Wakeup {
 
 
 PoolCore::PoolCore(PoolCoreConfig config) : config_(std::move(config)) {
-  if (config_.workers < 1) throw ValueError("procpool: the number of processes must be at least 1");
+  if (config_.workers < 1) throw ValueError("procpool: Number of processes must be at least 1");
+  check_pool_size(config_.workers, config_.interprocess);
   if (config_.max_tasks_per_child && *config_.max_tasks_per_child < 1)
     throw ValueError("procpool: maxtasksperchild must be at least 1");
   raw_addresses_ = !config_.interprocess || config_.start_method == StartMethod::Fork;
@@ -317,12 +502,30 @@ PoolCore::PoolCore(PoolCoreConfig config) : config_(std::move(config)) {
 }
 
 PoolCore::~PoolCore() {
+  // Only the owner destroys a core (BasicPool abandons a forked child's copy).
+  shutdown();
+}
+
+void PoolCore::shutdown() noexcept {
   try {
     terminate();
     join();
   } catch (const std::exception& e) {
     logger().error("procpool: error while shutting a pool down: {}", e.what());
   }
+}
+
+void PoolCore::abandon(std::shared_ptr<PoolCore> core) noexcept {
+  // Destroying the copy would terminate the owner's workers and close its shared rings, and
+  // joining threads that exist only in the owner is undefined: keep it, reachable, instead.
+  auto* node = new AbandonedCore{std::move(core), g_abandoned.load()};
+  while (!g_abandoned.compare_exchange_weak(node->next, node)) {}
+}
+
+void PoolCore::throw_not_owner() const {
+  throw ProcessError("procpool: this pool belongs to process " + std::to_string(owner_pid_) + "; process " +
+                     std::to_string(current_pid()) +
+                     " (a forked child) cannot use it: create a Pool in the child instead");
 }
 
 void PoolCore::start_worker(std::size_t index) {
@@ -382,6 +585,7 @@ void PoolCore::encode_code(std::string& names, const void* address, std::uint64_
 
 void PoolCore::submit(const void* invoker, const void* function, std::span<const std::string_view> pieces,
                       std::shared_ptr<PendingTask> task) {
+  check_owner();
   TaskHeader header{};
   header.task_id = next_task_id_.fetch_add(1);
   std::string names;
@@ -467,7 +671,8 @@ void PoolCore::handle_result(std::string_view record) {
         break;
     }
   } catch (const std::exception& e) {
-    // complete() could not decode the result, or a user callback threw: the task fails.
+    // complete() could not decode the result: the task fails. (A callback's exception never
+    // gets here: ResultState reports it and keeps the task's result.)
     try {
       task->fail(std::current_exception());
     } catch (...) {
@@ -565,6 +770,7 @@ void PoolCore::supervisor_loop() {
 }
 
 void PoolCore::close() {
+  check_owner();
   std::lock_guard lock(feed_mutex_);
   State expected = State::run;
   if (!state_.compare_exchange_strong(expected, State::close)) return;
@@ -574,6 +780,7 @@ void PoolCore::close() {
 }
 
 void PoolCore::terminate() {
+  check_owner();
   {
     std::lock_guard lock(feed_mutex_);
     if (state_.exchange(State::terminate) == State::terminate) return;
@@ -608,6 +815,7 @@ void PoolCore::terminate() {
 }
 
 void PoolCore::join() {
+  check_owner();
   if (state_.load() == State::run) throw ValueError("procpool: join() needs close() or terminate() first, as Python's Pool");
   if (joined_.exchange(true)) return;
   if (feeder_.joinable()) feeder_.join();
@@ -619,6 +827,7 @@ void PoolCore::join() {
 std::size_t PoolCore::chunk_byte_budget() const noexcept { return tasks_->capacity() / 4; }
 
 std::vector<int> PoolCore::worker_pids() const {
+  check_owner();
   std::vector<int> pids;
   std::lock_guard lock(workers_mutex_);
   for (const auto& w : workers_)

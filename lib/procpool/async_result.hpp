@@ -14,7 +14,9 @@
 #include <utility>
 #include <variant>
 
+#include "procpool/detail/deadline.hpp"
 #include "procpool/detail/futex.hpp"
+#include "procpool/detail/sync_support.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool {
@@ -23,6 +25,27 @@ namespace detail {
 
 template <class Backend>
 class BasicPool;
+
+/// Reports an exception thrown by a pool callback (`which`: "callback" or "error_callback"), which
+/// must not change the task's result: logged at error level. Called inside the catch block.
+/// Defined in pool.cpp.
+void report_callback_exception(const char* which) noexcept;
+
+/// Throws ProcessError: a result of process `owner`'s pool waited for in another process (a
+/// forked child's copy, which nothing will ever complete). Defined in pool.cpp.
+[[noreturn]] void throw_foreign_result(pid_t owner);
+
+/// Blocks on `cv` until `ready()` or `deadline`; a saturated deadline (time_point::max(), from a
+/// timeout like hours::max()) waits without a timeout. Returns ready().
+template <class Lock, class Ready>
+bool wait_on(std::condition_variable& cv, Lock& lock, const std::optional<SteadyClock::time_point>& deadline,
+             Ready ready) {
+  if (!deadline || is_never(*deadline)) {
+    cv.wait(lock, ready);
+    return true;
+  }
+  return cv.wait_until(lock, *deadline, ready);
+}
 
 /// The shared state behind an AsyncResult. Set once (value or error) by the pool's handler.
 template <class R>
@@ -36,38 +59,40 @@ public:
   ResultState(Callback callback, ErrorCallback error_callback)
       : callback_(std::move(callback)), error_callback_(std::move(error_callback)) {}
 
-  /// Stores the value, wakes waiters, then runs the callback (on the caller's thread).
+  /// Stores the value, runs the callback (on the caller's thread), then marks the result ready
+  /// and wakes waiters: as in Python, get() returns only after the callback has run, so what
+  /// the callback wrote is visible to get()'s caller. A callback's exception is reported, never
+  /// stored: the result stays the task's.
   void set_value(Stored value) {
-    {
-      std::lock_guard lock(mutex_);
-      value_.emplace(std::move(value));
-      ready_ = true;
-      published_.store(true, std::memory_order_release);
-    }
-    cv_.notify_all();
+    value_.emplace(std::move(value));  // nobody reads it before publish()
     if (callback_) {
-      if constexpr (std::is_void_v<R>) callback_();
-      else callback_(*value_);
+      try {
+        if constexpr (std::is_void_v<R>) callback_();
+        else callback_(*value_);
+      } catch (...) {
+        report_callback_exception("callback");
+      }
     }
+    publish();
   }
 
-  /// Stores the error, wakes waiters, then runs the error callback.
+  /// Stores the error, runs the error callback, then marks the result ready (as set_value).
   void set_error(std::exception_ptr error) {
-    {
-      std::lock_guard lock(mutex_);
-      error_ = error;
-      ready_ = true;
-      published_.store(true, std::memory_order_release);
-    }
-    cv_.notify_all();
+    error_ = error;
     if (error_callback_) {
       try {
         std::rethrow_exception(error);
       } catch (const std::exception& e) {
-        error_callback_(e);
+        try {
+          error_callback_(e);
+        } catch (...) {
+          report_callback_exception("error_callback");
+        }
       } catch (...) {
+        // Not a std::exception: error_callback cannot take it; get() still rethrows it.
       }
     }
+    publish();
   }
 
   bool wait_until(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
@@ -77,11 +102,8 @@ public:
     if (!deadline || *deadline - std::chrono::steady_clock::now() > std::chrono::milliseconds(1))
       for (std::uint32_t i = 1; i <= kSpinSteps && !published_.load(std::memory_order_acquire); ++i) spin_step(i);
     std::unique_lock lock(mutex_);
-    if (!deadline) {
-      cv_.wait(lock, [&] { return ready_; });
-      return true;
-    }
-    return cv_.wait_until(lock, *deadline, [&] { return ready_; });
+    if (!ready_ && current_pid() != owner_) throw_foreign_result(owner_);
+    return wait_on(cv_, lock, deadline, [&] { return ready_; });
   }
 
   [[nodiscard]] bool ready() const {
@@ -109,6 +131,15 @@ public:
 private:
   static constexpr std::uint32_t kSpinSteps = 2048;
 
+  void publish() {
+    {
+      std::lock_guard lock(mutex_);
+      ready_ = true;
+      published_.store(true, std::memory_order_release);
+    }
+    cv_.notify_all();
+  }
+
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   bool ready_ = false;
@@ -117,14 +148,20 @@ private:
   std::exception_ptr error_;
   Callback callback_;
   ErrorCallback error_callback_;
+  pid_t owner_ = current_pid();  ///< the process whose pool completes this result
 };
 
 } // namespace detail
 
 /// The future result of apply_async / map_async / starmap_async.
 ///
+/// The result becomes ready only after its callback or error_callback has returned (Python's
+/// order), so get() and wait() also wait for the callback. A callback that throws does not
+/// change the result; its exception is logged (error level).
+///
 /// Thread-safety: every member may be called from any thread, concurrently. Copies share the
-/// same result.
+/// same result. Waiting in a forked child for a result that was not ready at fork() throws
+/// ProcessError (only the pool's own process can complete it).
 template <class R>
 class [[nodiscard]] AsyncResult {
 public:
@@ -136,7 +173,8 @@ public:
     state_->wait_until(std::nullopt);
     return result();
   }
-  /// Same, but throws TimeoutError if the result is not ready within `timeout`.
+  /// Same, but throws TimeoutError if the result is not ready within `timeout` (a timeout too
+  /// long to represent, e.g. hours::max(), waits forever).
   template <class Rep, class Period>
   R get(std::chrono::duration<Rep, Period> timeout) const {
     if (!wait(timeout)) throw TimeoutError("procpool: the result was not ready within the timeout");
@@ -147,8 +185,7 @@ public:
   /// Waits at most `timeout`; true when the result is ready.
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) const {
-    return state_->wait_until(std::chrono::steady_clock::now() +
-                              std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+    return state_->wait_until(detail::deadline_after(timeout));  // saturates: hours::max() waits forever
   }
   /// Whether the task has finished (successfully or not).
   [[nodiscard]] bool ready() const { return state_->ready(); }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <iterator>
 #include <map>
@@ -24,6 +25,7 @@
 
 #include "procpool/async_result.hpp"
 #include "procpool/codec.hpp"
+#include "procpool/detail/deadline.hpp"
 #include "procpool/detail/pool_core.hpp"
 #include "procpool/detail/pool_wire.hpp"
 #include "procpool/detail/shm.hpp"
@@ -33,7 +35,7 @@ namespace procpool {
 
 /// Options of a Pool, as Python's keyword arguments.
 struct PoolOptions {
-  int processes = 0;                        ///< 0: cpu_count()
+  std::optional<int> processes{};           ///< empty: cpu_count(); at least 1, as Python
   std::optional<int> maxtasksperchild{};    ///< replace a worker after this many tasks
   std::optional<StartMethod> start_method{};  ///< empty: the global default (process backend)
   std::size_t ring_bytes = std::size_t{8} << 20;  ///< task and result ring size: bounds one chunk's bytes
@@ -169,14 +171,26 @@ inline std::size_t default_chunksize(std::size_t items, int workers) {
 /// bounded number of chunks is in flight (look-ahead), so an endless input is fine; chunks are
 /// submitted as the caller consumes results. A failed task throws its error when its result is
 /// reached (imap) or when its chunk comes back (imap_unordered); iteration may continue after it.
+/// An exception thrown by the input range itself comes once, after the results of every item
+/// read before it (in order for imap, last for imap_unordered); the iteration then ends. When
+/// the pool can take no more chunks (closed, terminated or destroyed), the results in flight
+/// come first, then every next() throws that error (ValueError, BrokenProcessPool): the output
+/// is incomplete, so it never ends normally.
 ///
 /// Thread-safety: one consumer thread at a time. The input range must outlive the iteration
-/// unless it was passed as an rvalue (then it is owned).
+/// unless it was passed as an rvalue (then it is owned). The iteration may outlive its pool.
 template <class R>
 class IMapResult {
 public:
-  /// Submits chunk `index` (its task reports to `shared`); false once the input is exhausted.
-  using SubmitNext = std::function<bool(std::size_t index, const std::shared_ptr<detail::IMapShared<R>>& shared)>;
+  /// What an attempt to submit the next chunk did.
+  struct Submission {
+    enum class Kind { none, submitted, refused } kind = Kind::none;  ///< none: input exhausted
+    std::exception_ptr chunk_error;  ///< refused: why this chunk cannot run (e.g. too big)
+    std::exception_ptr input_error;  ///< the input range threw (after the items of this chunk)
+  };
+  /// Submits chunk `index` (its task reports to `shared`). Throws when the pool cannot take
+  /// any more chunks.
+  using SubmitNext = std::function<Submission(std::size_t index, const std::shared_ptr<detail::IMapShared<R>>& shared)>;
 
   IMapResult(SubmitNext submit_next, bool ordered, std::size_t lookahead)
       : submit_next_(std::move(submit_next)), ordered_(ordered), lookahead_(lookahead),
@@ -184,10 +198,11 @@ public:
 
   /// The next result; std::nullopt once exhausted. Throws the task's error for a failed one.
   std::optional<R> next() { return next_until(std::nullopt); }
-  /// Same, waiting at most `timeout` (TimeoutError after it), like Python's next(timeout).
+  /// Same, waiting at most `timeout` (TimeoutError after it), like Python's next(timeout). A
+  /// timeout too long to represent (hours::max()) waits forever.
   template <class Rep, class Period>
   std::optional<R> next(std::chrono::duration<Rep, Period> timeout) {
-    return next_until(std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+    return next_until(detail::deadline_after(timeout));
   }
 
   class iterator {
@@ -222,7 +237,12 @@ private:
       // Nothing on hand: refill the look-ahead in one go (fewer worker wake-ups than one
       // chunk per result), then wait for the shared queue and take everything it holds.
       top_up();
-      if (in_flight_ == 0) return std::nullopt;  // input exhausted, everything delivered
+      if (take_ready_chunk()) continue;  // a chunk refused at submission
+      if (in_flight_ == 0) {  // everything submitted has been delivered
+        if (pool_error_) std::rethrow_exception(pool_error_);  // every time: results are missing
+        if (input_error_) std::rethrow_exception(std::exchange(input_error_, nullptr));  // once
+        return std::nullopt;
+      }
       // As AsyncResult::get(): spin (yielding) a little before sleeping on the condition.
       if (!deadline || *deadline - std::chrono::steady_clock::now() > std::chrono::milliseconds(1))
         for (std::uint32_t i = 1; i <= kSpinSteps && !shared_->any_done.load(std::memory_order_acquire); ++i)
@@ -230,19 +250,22 @@ private:
       std::unique_lock lock(shared_->mutex);
       auto arrived = [&] { return !shared_->done.empty(); };
       for (;;) {
-        if (!deadline) shared_->cv.wait(lock, arrived);
-        else if (!shared_->cv.wait_until(lock, *deadline, arrived))
+        // Only the pool's process receives results: a forked child's copy would wait forever.
+        if (!arrived() && detail::current_pid() != owner_) detail::throw_foreign_result(owner_);
+        if (!detail::wait_on(shared_->cv, lock, deadline, arrived))
           throw TimeoutError("procpool: the next imap result was not ready within the timeout");
         in_flight_ -= shared_->done.size();
-        for (Chunk& chunk : shared_->done) {
-          if (ordered_) reorder_.emplace(chunk.index, std::move(chunk));
-          else ready_.push_back(std::move(chunk));
-        }
+        for (Chunk& chunk : shared_->done) accept(std::move(chunk));
         shared_->done.clear();
         shared_->any_done.store(false, std::memory_order_relaxed);
         if (!ordered_ || reorder_.count(next_chunk_) != 0) break;
       }
     }
+  }
+
+  void accept(Chunk&& chunk) {
+    if (ordered_) reorder_.emplace(chunk.index, std::move(chunk));
+    else ready_.push_back(std::move(chunk));
   }
 
   /// Moves the next deliverable chunk (in input order for imap) into current_; rethrows its error.
@@ -266,12 +289,27 @@ private:
 
   void top_up() {
     while (!exhausted_ && in_flight_ + reorder_.size() < lookahead_) {
-      if (!submit_next_(submitted_, shared_)) {
+      Submission submission;
+      try {
+        submission = submit_next_(submitted_, shared_);
+      } catch (...) {
+        // The pool takes no more chunks: deliver what is in flight, then this error.
+        pool_error_ = std::current_exception();
         exhausted_ = true;
         break;
       }
-      ++submitted_;
-      ++in_flight_;
+      if (submission.kind == Submission::Kind::submitted) {
+        ++in_flight_;
+        ++submitted_;
+      } else if (submission.kind == Submission::Kind::refused) {
+        accept(Chunk{submitted_, {}, submission.chunk_error});
+        ++submitted_;
+      }
+      if (submission.input_error) input_error_ = submission.input_error;
+      if (submission.kind == Submission::Kind::none || submission.input_error) {
+        exhausted_ = true;
+        break;
+      }
     }
   }
 
@@ -288,7 +326,10 @@ private:
   std::size_t submitted_ = 0;
   std::size_t next_chunk_ = 0;
   std::size_t in_flight_ = 0;  // submitted, not yet taken from shared_
-  bool exhausted_ = false;
+  bool exhausted_ = false;     // nothing more will be submitted
+  std::exception_ptr input_error_;  // the input range threw: raised once, after the rest
+  std::exception_ptr pool_error_;   // the pool refused more chunks: raised on every later next()
+  pid_t owner_ = detail::current_pid();
 };
 
 namespace detail {
@@ -297,23 +338,33 @@ namespace detail {
 /// (procpool::dummy::Pool). See the README for the semantics.
 ///
 /// Thread-safety: submitting (apply*, map*, imap*, starmap*) is safe from any thread; close(),
-/// terminate() and join() too. Non-copyable, non-movable.
+/// terminate() and join() too. Only the process that created the pool may use it: in a forked
+/// child every member (but processes()) throws ProcessError. Non-copyable, non-movable.
 template <class Backend>
 class BasicPool {
 public:
-  /// A pool of `processes` workers (0: cpu_count()).
-  explicit BasicPool(int processes = 0) : BasicPool(PoolOptions{.processes = processes}) {}
-  explicit BasicPool(PoolOptions options) : core_(make_config(options, std::nullopt)) {}
+  /// A pool of cpu_count() workers.
+  BasicPool() : BasicPool(PoolOptions{}) {}
+  /// A pool of `processes` workers; ValueError unless 1 <= processes and they can fit (the
+  /// process and thread limits, and memory for worker processes).
+  explicit BasicPool(int processes) : BasicPool(PoolOptions{.processes = processes}) {}
+  explicit BasicPool(PoolOptions options) : core_(std::make_shared<PoolCore>(make_config(options, std::nullopt))) {}
   /// With an initializer run once in each worker before its first task (a function or a
   /// captureless lambda; its arguments must be Sendable).
   template <class Init, class... InitArgs>
   BasicPool(PoolOptions options, Init initializer, InitArgs&&... initargs)
-      : core_(make_config(options, make_initializer(initializer, std::forward<InitArgs>(initargs)...))) {}
+      : core_(std::make_shared<PoolCore>(
+            make_config(options, make_initializer(initializer, std::forward<InitArgs>(initargs)...)))) {}
 
   BasicPool(const BasicPool&) = delete;
   BasicPool& operator=(const BasicPool&) = delete;
-  /// Terminates the workers, like leaving Python's `with Pool() as pool:` block.
-  ~BasicPool() = default;
+  /// Terminates the workers, like leaving Python's `with Pool() as pool:` block. In a forked
+  /// child (a copy of the owner's pool) it does nothing to the owner's workers: the copy is
+  /// abandoned, see PoolCore::abandon.
+  ~BasicPool() {
+    if (!core_->owned_here()) PoolCore::abandon(std::move(core_));
+    else core_->shutdown();  // now, even while an imap iteration briefly holds the core
+  }
 
   // -- apply ------------------------------------------------------------------------------------
 
@@ -331,7 +382,7 @@ public:
     auto state = std::make_shared<ResultState<R>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
     std::string payload;
     (codec::encode_to(payload, static_cast<const std::decay_t<Args>&>(args)), ...);
-    core_.submit(code_address(&invoke_apply<Fn, std::decay_t<Args>...>), function_address(fn), payload,
+    core_->submit(code_address(&invoke_apply<Fn, std::decay_t<Args>...>), function_address(fn), payload,
                  std::make_shared<SingleTask<R>>(state));
     return AsyncResult<R>(state);
   }
@@ -389,16 +440,16 @@ public:
   // -- lifecycle --------------------------------------------------------------------------------
 
   /// No more tasks; workers exit when the queued ones are done.
-  void close() { core_.close(); }
+  void close() { core_->close(); }
   /// Stops the workers now; unfinished tasks fail with BrokenProcessPool. A process worker is
   /// killed (SIGTERM, SIGKILL after 200 ms); a thread worker finishes its current task first.
-  void terminate() { core_.terminate(); }
+  void terminate() { core_->terminate(); }
   /// Waits for the workers to exit. Throws ValueError unless close() or terminate() came first.
-  void join() { core_.join(); }
+  void join() { core_->join(); }
   /// Number of workers.
-  [[nodiscard]] int processes() const noexcept { return core_.workers(); }
+  [[nodiscard]] int processes() const noexcept { return core_->workers(); }
   /// Current workers' pids (the thread backend: this process's pid).
-  [[nodiscard]] std::vector<int> worker_pids() const { return core_.worker_pids(); }
+  [[nodiscard]] std::vector<int> worker_pids() const { return core_->worker_pids(); }
 
 private:
   template <class Fn, class... Args>
@@ -425,8 +476,8 @@ private:
 
   static PoolCoreConfig make_config(const PoolOptions& options, std::optional<PortableTarget> initializer) {
     PoolCoreConfig config;
-    config.workers = options.processes > 0 ? options.processes : cpu_count();
-    if (options.processes < 0) throw ValueError("procpool: Number of processes must be at least 1");
+    config.workers = options.processes.value_or(cpu_count());
+    if (config.workers < 1) throw ValueError("procpool: Number of processes must be at least 1");
     config.max_tasks_per_child = options.maxtasksperchild;
     config.interprocess = Backend::interprocess;
     config.start_method = options.start_method.value_or(get_start_method());
@@ -450,7 +501,7 @@ private:
     if constexpr (TriviallySendable<T>) {
       std::size_t per_item = sizeof(T);
       if constexpr (TriviallySendable<R>) per_item = std::max(per_item, sizeof(R));
-      return std::max<std::size_t>(1, std::min(chunksize, core_.chunk_byte_budget() / per_item));
+      return std::max<std::size_t>(1, std::min(chunksize, core_->chunk_byte_budget() / per_item));
     } else {
       return chunksize;
     }
@@ -469,7 +520,7 @@ private:
       for (std::size_t offset = 0; offset < items.size(); offset += chunksize)
         chunks.push_back({offset, std::min(chunksize, items.size() - offset), {}});
     } else {
-      const std::size_t budget = core_.chunk_byte_budget();
+      const std::size_t budget = core_->chunk_byte_budget();
       for (std::size_t offset = 0; offset < items.size();) {
         std::size_t count = std::min(chunksize, items.size() - offset);
         std::string encoded;
@@ -494,6 +545,7 @@ private:
     codec::require_sendable<T>();
     codec::require_sendable<R>();
     static_assert(std::is_default_constructible_v<R>, "procpool::Pool::map: the result type must be default constructible");
+    core_->check_owner();
     auto state = std::make_shared<ResultState<std::vector<R>>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
     // Materialise the input once: its size gives Python's default chunksize.
     std::vector<T> materialised;
@@ -507,7 +559,7 @@ private:
         return std::span<const T>(std::ranges::data(items), std::ranges::size(items));
       else return std::span<const T>(materialised);
     }();
-    if (chunksize == 0) chunksize = default_chunksize(span.size(), core_.workers());
+    if (chunksize == 0) chunksize = default_chunksize(span.size(), core_->workers());
     const std::vector<MapChunk> chunks = cut_chunks<T, R>(span, chunksize);
     auto call = std::make_shared<MapCall<R>>();
     call->state = state;
@@ -524,7 +576,7 @@ private:
       const auto pieces = c.encoded.empty()
                               ? chunk_pieces(span.data() + c.offset, static_cast<std::uint32_t>(c.count), count_storage, scratch)
                               : std::array<std::string_view, 2>{c.encoded, std::string_view()};
-      core_.submit(invoker, function_address(fn), pieces, std::make_shared<MapChunkTask<R>>(call, i, c.offset, c.count));
+      core_->submit(invoker, function_address(fn), pieces, std::make_shared<MapChunkTask<R>>(call, i, c.offset, c.count));
     }
     return AsyncResult<std::vector<R>>(state);
   }
@@ -537,6 +589,8 @@ private:
     codec::require_sendable<T>();
     codec::require_sendable<R>();
     if (chunksize == 0) throw ValueError("procpool: imap chunksize must be at least 1");
+    core_->check_owner();
+    if (!core_->running()) throw ValueError("procpool: Pool not running: imap needs a pool before close() or terminate()");
     chunksize = capped_chunksize<T, R>(chunksize);  // as map: a chunk takes at most a quarter of a ring
     // Own an rvalue range; refer to an lvalue one.
     using Holder = std::conditional_t<std::is_lvalue_reference_v<Range>, std::remove_reference_t<Range>*, std::remove_cvref_t<Range>>;
@@ -553,27 +607,51 @@ private:
     else source = std::make_shared<Source>(Source{std::move(items), std::nullopt});
     const void* invoker = code_address(&invoke_map<Fn, T>);
     const void* function = function_address(fn);
-    auto submit_next = [this, source, chunksize, invoker, function, chunk = std::vector<T>(), scratch = std::string()](
-                           std::size_t index, const std::shared_ptr<IMapShared<R>>& shared) mutable {
-      if (!source->it) source->it = std::ranges::begin(source->range());
+    using Submission = typename IMapResult<R>::Submission;
+    // A weak reference: the iteration may outlive the pool (BrokenProcessPool, not a dangling
+    // pointer). Input exceptions are kept apart from submission errors: the former end the
+    // input after the items read before them, the latter say the pool takes nothing more.
+    auto submit_next = [weak_core = std::weak_ptr<PoolCore>(core_), source, chunksize, invoker, function,
+                        chunk = std::vector<T>(), scratch = std::string()](
+                           std::size_t index, const std::shared_ptr<IMapShared<R>>& shared) mutable -> Submission {
+      const std::shared_ptr<PoolCore> core = weak_core.lock();
+      auto broken = [] {
+        return BrokenProcessPool("procpool: the pool of this imap iteration was terminated or destroyed; the rest of "
+                                 "its input cannot run");
+      };
+      if (!core || core->terminated()) throw broken();
+      Submission submission;
       chunk.clear();
-      while (chunk.size() < chunksize && *source->it != std::ranges::end(source->range())) {
-        chunk.push_back(static_cast<T>(**source->it));
-        ++*source->it;
+      try {
+        if (!source->it) source->it = std::ranges::begin(source->range());
+        while (chunk.size() < chunksize && *source->it != std::ranges::end(source->range())) {
+          chunk.push_back(static_cast<T>(**source->it));
+          ++*source->it;
+        }
+      } catch (...) {
+        submission.input_error = std::current_exception();
       }
-      if (chunk.empty()) return false;
+      if (chunk.empty()) return submission;
       std::uint32_t count_storage = 0;
-      const auto pieces = chunk_pieces(chunk.data(), static_cast<std::uint32_t>(chunk.size()), count_storage, scratch);
-      core_.submit(invoker, function, pieces, std::make_shared<IMapChunkTask<R>>(shared, index, chunk.size()));
-      return true;
+      try {
+        const auto pieces = chunk_pieces(chunk.data(), static_cast<std::uint32_t>(chunk.size()), count_storage, scratch);
+        core->submit(invoker, function, pieces, std::make_shared<IMapChunkTask<R>>(shared, index, chunk.size()));
+        submission.kind = Submission::Kind::submitted;
+      } catch (...) {
+        if (core->terminated()) throw broken();              // terminated meanwhile
+        if (!core->running() || !core->owned_here()) throw;  // the pool takes nothing more
+        submission.kind = Submission::Kind::refused;           // this chunk cannot run (too big)
+        submission.chunk_error = std::current_exception();
+      }
+      return submission;
     };
     // Enough chunks in flight to keep every worker busy without a round trip per chunk, few
     // enough that an endless input stays in bounded memory.
-    const std::size_t lookahead = static_cast<std::size_t>(std::max(256, core_.workers() * 64));
+    const std::size_t lookahead = static_cast<std::size_t>(std::max(256, core_->workers() * 64));
     return IMapResult<R>(std::move(submit_next), ordered, lookahead);
   }
 
-  PoolCore core_;
+  std::shared_ptr<PoolCore> core_;  // shared with nothing but imap iterations' weak references
 };
 
 } // namespace detail

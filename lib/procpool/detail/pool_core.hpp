@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "procpool/detail/arg_transfer.hpp"
+#include "procpool/detail/sync_support.hpp"
 #include "procpool/start_method.hpp"
 
 namespace procpool::detail {
@@ -63,25 +64,48 @@ struct WorkerControl;
 class WorkerHandle;
 struct Wakeup;
 
+/// Owned through a shared_ptr: an imap iteration holds a weak_ptr, so that it can outlive the
+/// pool safely (BrokenProcessPool instead of a dangling pointer).
 class PoolCore {
 public:
+  /// Throws ValueError for a size that cannot fit (see check_pool_size in pool.cpp).
   explicit PoolCore(PoolCoreConfig config);
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
-  /// Terminates and joins, like leaving Python's `with Pool() as p:` block.
+  /// shutdown().
   ~PoolCore();
+
+  /// Terminates and joins, like leaving Python's `with Pool() as p:` block; errors are logged.
+  /// Idempotent. Owner process only.
+  void shutdown() noexcept;
+  /// What a pool's destructor does with its core in a process that does not own it (a forked
+  /// child's copy): nothing that touches the owner's pool. Its workers, threads and rings are
+  /// the owner's (the threads do not even exist here), so the copy is neither terminated nor
+  /// joined nor destroyed: it is kept, unused, until this process exits.
+  static void abandon(std::shared_ptr<PoolCore> core) noexcept;
+
+  /// Whether the calling process created this pool (a forked child has a copy, not the pool).
+  /// A cached-pid comparison: cheap enough for every submission. Thread-safe.
+  [[nodiscard]] bool owned_here() const noexcept { return current_pid() == owner_pid_; }
+  /// Throws ProcessError unless owned_here(): a child's task ids would collide with the
+  /// owner's, and its results would reach the owner's handler. Thread-safe.
+  void check_owner() const {
+    if (!owned_here()) [[unlikely]] throw_not_owner();
+  }
 
   /// Queues a task: `invoker(function, payload, out)` runs in a worker; `task` gets the outcome.
   /// The payload is the concatenation of `pieces`, copied straight into the task ring (no
   /// intermediate record). Never blocks on a full ring (a feeder thread takes over).
-  /// Thread-safe. Throws ValueError once the pool is closed or terminated.
+  /// Thread-safe. Throws ValueError once the pool is closed or terminated, ProcessError in a
+  /// process that does not own the pool (check_owner).
   void submit(const void* invoker, const void* function, std::span<const std::string_view> pieces,
               std::shared_ptr<PendingTask> task);
   void submit(const void* invoker, const void* function, std::string_view payload, std::shared_ptr<PendingTask> task) {
     submit(invoker, function, std::span<const std::string_view>(&payload, 1), std::move(task));
   }
 
-  /// No more tasks; workers exit once the queued ones are done. Thread-safe.
+  /// No more tasks; workers exit once the queued ones are done. Thread-safe. close(),
+  /// terminate(), join() and worker_pids() also check_owner().
   void close();
   /// Stops the workers now (SIGTERM, then SIGKILL after 200 ms for processes); queued and
   /// running tasks fail with BrokenProcessPool. Thread-safe.
@@ -97,6 +121,8 @@ public:
   /// Pids of the current worker processes (the thread backend reports this process's pid).
   [[nodiscard]] std::vector<int> worker_pids() const;
   [[nodiscard]] bool running() const noexcept { return state_.load() == State::run; }
+  /// True once terminate() has begun (explicitly or by the destructor). Thread-safe.
+  [[nodiscard]] bool terminated() const noexcept { return state_.load() == State::terminate; }
 
 private:
   enum class State { run, close, terminate };
@@ -108,8 +134,10 @@ private:
   void handle_result(std::string_view record);
   void fail_all_pending(const std::string& why);
   void encode_code(std::string& out, const void* address, std::uint64_t& field, std::uint32_t& name_len);
+  [[noreturn]] void throw_not_owner() const;
 
   PoolCoreConfig config_;
+  pid_t owner_pid_ = current_pid();
   std::atomic<State> state_{State::run};
   std::unique_ptr<Ring> tasks_;
   std::unique_ptr<Ring> results_;

@@ -142,11 +142,12 @@ void invoke_starmap(const void* function, std::string_view payload, std::string&
 }
 
 /// The error a worker sends back for an exception: (type name, message).
-inline std::string encode_task_error(const std::exception& e) {
+inline std::string encode_task_error(std::string type_name, std::string message) {
   std::string out;
-  codec::encode_to(out, std::make_pair(exception_type_name(e), std::string(e.what())));
+  codec::encode_to(out, std::make_pair(std::move(type_name), std::move(message)));
   return out;
 }
+inline std::string encode_task_error(const std::exception& e) { return encode_task_error(exception_type_name(e), e.what()); }
 
 inline RemoteError decode_task_error(std::string_view payload) {
   auto [type, message] = codec::decode<std::pair<std::string, std::string>>(payload);
