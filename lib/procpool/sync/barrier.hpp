@@ -36,6 +36,7 @@ static_assert(std::is_trivially_destructible_v<BarrierState>);
 /// A barrier for a fixed number of parties. Pinned. Thread-safe and process-safe.
 /// The optional `action` runs in the last party to arrive, before the others are released;
 /// it is a callable of this process: a forked child has its copy, a spawned child has none.
+/// The constructor's default timeout travels with the barrier to children of every start method.
 template <class Backend>
 class BasicBarrier : public detail::SharedTypeMarker<Backend::interprocess> {
 public:
