@@ -94,6 +94,17 @@ int find_named(dl_phdr_info* info, size_t, void* data) {
 std::string shown(const std::string& object) { return object.empty() ? std::string("<main program>") : object; }
 std::string shown_id(const std::string& id) { return id.empty() ? std::string("<none>") : id; }
 
+ProcessError mismatch(const std::string& object, const std::string& parents, const std::string& ours) {
+  return ProcessError("procpool: '" + shown(object) + "' in the child has build-id " + shown_id(ours) +
+                      " but the parent's has build-id " + shown_id(parents) +
+                      " (replaced on disk since the parent loaded it?); refusing to run its code");
+}
+
+int collect(dl_phdr_info* info, size_t, void* data) {
+  static_cast<std::vector<LoadedObject>*>(data)->push_back(LoadedObject{name_of(info), build_id_of(info)});
+  return 0;
+}
+
 } // namespace
 
 CodeRef code_ref_of(const void* address) {
@@ -112,6 +123,23 @@ std::string loaded_build_id(const std::string& object) {
   return s.build_id;
 }
 
+std::vector<LoadedObject> loaded_objects() {
+  std::vector<LoadedObject> out;
+  dl_iterate_phdr(collect, &out);
+  return out;
+}
+
+void check_same_objects(const std::vector<LoadedObject>& parents) {
+  const std::vector<LoadedObject> ours = loaded_objects();
+  for (const LoadedObject& p : parents) {
+    for (const LoadedObject& o : ours) {
+      if (o.name != p.name) continue;
+      if (o.build_id != p.build_id) throw mismatch(p.name, p.build_id, o.build_id);
+      break;  // the first of a name, as resolve_code_ref uses
+    }
+  }
+}
+
 const void* resolve_code_ref(const CodeRef& ref) {
   Search s;
   s.wanted = &ref.object;
@@ -122,11 +150,8 @@ const void* resolve_code_ref(const CodeRef& ref) {
                        "', which holds the target function; spawn and forkserver need the same binary and libraries");
   // Another build at the same path (a library or program upgraded on disk while the parent
   // ran) has other code at that offset: calling it would run something else.
-  if (s.build_id != ref.build_id)
-    throw ProcessError("procpool: '" + shown(ref.object) + "' in the child has build-id " + shown_id(s.build_id) +
-                       " but the parent's has build-id " + shown_id(ref.build_id) +
-                       " (replaced on disk since the parent loaded it?); refusing to call the target");
-  if (!s.executable)
+  if (!ref.build_id.empty() && s.build_id != ref.build_id) throw mismatch(ref.object, ref.build_id, s.build_id);
+  if (ref.offset != 0 && !s.executable)
     throw ProcessError("procpool: offset " + std::to_string(ref.offset) + " is not in an executable segment of '" +
                        shown(ref.object) + "'; refusing to call it");
   return reinterpret_cast<const void*>(s.base + ref.offset);

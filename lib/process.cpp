@@ -332,6 +332,7 @@ void run_portable_child(const ChildPayload& payload, pid_t expected_parent) {
   set_default_start_method_in_child(payload.start_method);
   set_log_level(static_cast<spdlog::level::level_enum>(payload.log_level));
   run_child_body([&] {
+    check_same_objects(payload.objects);  // code found by offset (target, pool tasks) must be the parent's
     const auto invoker = reinterpret_cast<PortableInvoker>(const_cast<void*>(resolve_code_ref(payload.target.invoker)));
     const void* function = payload.target.has_function ? resolve_code_ref(payload.target.function) : nullptr;
     invoker(function, payload.target.args);
@@ -589,6 +590,7 @@ void Process::start() {
                          "' start method needs procpool::init(argc, argv) as the first line of main()");
     }
     payload.target = *portable_;
+    payload.objects = detail::loaded_objects();
     const std::string bytes = codec::encode(payload);
     if (method == StartMethod::Spawn) {
       record->payload_fd = detail::write_spawn_payload(bytes);

@@ -2,6 +2,7 @@
 // Internals shared by process.cpp and forkserver.cpp (not installed).
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -23,10 +24,13 @@ struct ChildPayload {
   std::string parent_name;
   int start_method = 0;  ///< StartMethod the child was started with: its get_start_method()
   int log_level = 6;     ///< the parent's spdlog level (6 = off), inherited like Python's logger
+  std::vector<LoadedObject> objects;  ///< the parent's objects: the child refuses other builds
   PortableTarget target;
 
   template <class Archive>
-  void serialize(Archive& ar) { ar(name, daemon, identity, parent_pid, parent_name, start_method, log_level, target); }
+  void serialize(Archive& ar) {
+    ar(name, daemon, identity, parent_pid, parent_name, start_method, log_level, objects, target);
+  }
 };
 
 /// The memfd name of a spawn payload, and how /proc/<pid>/fd/<fd> shows it.

@@ -36,6 +36,8 @@ void join_or_kill(Process& p) {
   }
 }
 
+int a_variable = 1;
+
 void sleep_then_exit(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
 void fd_must_be_closed(int fd) {
@@ -180,10 +182,21 @@ TEST_CASE("ChildState.CodeRef.BuildIdMismatchIsRefused") {
     CHECK(what.find(replaced.build_id) != std::string::npos);
     CHECK(what.find("<main program>") != std::string::npos);
   }
-  // An offset outside the object's code (its ELF header) is no function entry.
-  auto data = ref;
-  data.offset = 0;
-  CHECK_THROWS_AS((void)procpool::detail::resolve_code_ref(data), procpool::ProcessError);
+  // An offset outside the object's code (here: a variable) is no function entry.
+  const auto data = procpool::detail::code_ref_of(&a_variable);
+  CHECK(data.object == ref.object);
+  CHECK_THROWS_WITH_AS((void)procpool::detail::resolve_code_ref(data), doctest::Contains("not in an executable segment"),
+                       procpool::ProcessError);
+  // A fresh child checks every object its parent had (pool tasks are found by offset too).
+  auto objects = procpool::detail::loaded_objects();
+  REQUIRE_FALSE(objects.empty());
+  CHECK_NOTHROW(procpool::detail::check_same_objects(objects));
+  const std::string real = objects.front().build_id;
+  objects.front().build_id = "00112233445566778899aabbccddeeff00112233";
+  CHECK_THROWS_WITH_AS(procpool::detail::check_same_objects(objects),
+                       doctest::Contains(doctest::String(
+                           ("build-id " + real + " but the parent's has build-id " + objects.front().build_id).c_str())),
+                       procpool::ProcessError);
 }
 
 // Item 7: the Barrier's default timeout reaches every child.
