@@ -119,8 +119,9 @@ void rebuild_logger_after_fork() {
   if (!state().logger) return;  // never used: nothing to rebuild
   // The parent's sink mutex may have been held by another thread at fork time: abandon the
   // old logger without destroying it and build a fresh one.
+  const auto level = state().logger->level();  // set_log_level() is inherited, as in Python
   new std::shared_ptr<spdlog::logger>(std::move(state().logger));  // NOLINT: deliberate leak
-  state().logger = make_logger(level_from_env());
+  state().logger = make_logger(level);
 }
 
 } // namespace detail

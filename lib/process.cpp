@@ -13,20 +13,23 @@
 #include <mutex>
 #include <thread>
 
-#include <boost/process/args.hpp>
-#include <boost/process/child.hpp>
-#include <boost/process/exe.hpp>
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "procpool/atexit.hpp"
 #include "procpool/codec.hpp"
+#include "procpool/detail/deadline.hpp"
 #include "procpool/log.hpp"
 #include "process_internal.hpp"
+
+extern char** environ;
 
 namespace procpool {
 namespace detail {
@@ -68,6 +71,9 @@ struct ChildRecord {
   bool daemon = false;
   bool via_forkserver = false;
   int wait_fd = -1;  // pidfd of our own child, or the forkserver's status socket
+  // A spawned child reads its payload from this memfd through /proc/<our pid>/fd, so it stays
+  // open until the child has ended (the child may start reading late).
+  int payload_fd = -1;
   std::mutex mutex;
   std::optional<int> exitcode;
 
@@ -76,6 +82,12 @@ struct ChildRecord {
   ChildRecord& operator=(const ChildRecord&) = delete;
   ~ChildRecord() {
     if (wait_fd >= 0) ::close(wait_fd);
+    if (payload_fd >= 0) ::close(payload_fd);
+  }
+
+  void release_payload_locked() {
+    if (payload_fd >= 0) ::close(payload_fd);
+    payload_fd = -1;
   }
 
   // Collects the exit status if the child has ended. Caller holds `mutex`.
@@ -94,15 +106,20 @@ struct ChildRecord {
     const pid_t r = ::waitpid(pid, &status, WNOHANG);
     if (r == pid) {
       exitcode = decode_wait_status(status);
+      release_payload_locked();
     } else if (r < 0 && errno == ECHILD) {
       // Someone else reaped it (SIGCHLD ignored, or a waitpid(-1) elsewhere): status unknown.
       logger().warn("child {} (pid {}) was reaped outside procpool; its exit status is unknown", name, pid);
       exitcode = 255;
+      release_payload_locked();
     }
   }
 
-  /// Waits until the child ends or `deadline` passes; true when it has ended.
+  /// Waits until the child ends or `deadline` passes (time_point::max(): never); true when it
+  /// has ended.
   bool wait_until(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
+    const bool forever = !deadline || is_never(*deadline);
+    const auto until = forever ? std::chrono::steady_clock::time_point::max() : *deadline;
     for (;;) {
       {
         std::lock_guard lock(mutex);
@@ -110,10 +127,12 @@ struct ChildRecord {
         if (exitcode) return true;
       }
       int timeout_ms = -1;
-      if (deadline) {
-        const auto left = *deadline - std::chrono::steady_clock::now();
+      if (!forever) {
+        const auto left = until - std::chrono::steady_clock::now();
         if (left <= std::chrono::steady_clock::duration::zero()) return false;
-        timeout_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
+        // poll() takes an int: wait at most a day at a time, then look again.
+        const auto capped = std::min<std::chrono::steady_clock::duration>(left, std::chrono::hours(24));
+        timeout_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(capped).count());
       }
       pollfd p{wait_fd, POLLIN, 0};
       const int rc = ::poll(&p, 1, timeout_ms);
@@ -282,7 +301,7 @@ void become_child(const ChildPayload& who, pid_t expected_parent) {
   rebuild_logger_after_fork();
 }
 
-void run_child_body(const std::function<void()>& body) {
+void run_child_body(const std::function<void()>& body, bool fresh_image) {
   int code = 0;
   try {
     body();
@@ -296,20 +315,28 @@ void run_child_body(const std::function<void()>& body) {
     code = 1;
   }
   threading::detail::join_threads_before_process_exit();
+  run_atexit_handlers();  // the child's own procpool::atexit_register handlers, as Python does
   join_children_at_exit();
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);
+  // A fresh image (spawn, forkserver) owns every exit handler and static it has, so it ends
+  // like a program: its own std::atexit handlers run. A forked child shares them with the
+  // parent and must not run them a second time.
+  if (fresh_image) std::exit(code);
   ::_exit(code);
 }
 
 void run_portable_child(const ChildPayload& payload, pid_t expected_parent) {
   become_child(payload, expected_parent);
+  set_default_start_method_in_child(payload.start_method);
+  set_log_level(static_cast<spdlog::level::level_enum>(payload.log_level));
   run_child_body([&] {
+    check_same_objects(payload.objects);  // code found by offset (target, pool tasks) must be the parent's
     const auto invoker = reinterpret_cast<PortableInvoker>(const_cast<void*>(resolve_code_ref(payload.target.invoker)));
     const void* function = payload.target.has_function ? resolve_code_ref(payload.target.function) : nullptr;
     invoker(function, payload.target.args);
-  });
+  }, true);
 }
 
 namespace {
@@ -323,12 +350,29 @@ InitState& init_state() {
   return s;
 }
 
+constexpr int method_unset = -1;
+
+/// The default start method; method_unset until $PROCPOOL_START_METHOD has been read.
 std::atomic<int>& default_method() {
-  static std::atomic<int> method = [] {
-    const char* env = std::getenv("PROCPOOL_START_METHOD");
-    return static_cast<int>(env != nullptr && *env != '\0' ? start_method_from_string(env) : StartMethod::Fork);
-  }();
+  static std::atomic<int> method{method_unset};  // constant-initialised: safe after fork
   return method;
+}
+
+StartMethod read_default_method() {
+  int m = default_method().load();
+  if (m != method_unset) return static_cast<StartMethod>(m);
+  const char* env = std::getenv("PROCPOOL_START_METHOD");
+  StartMethod parsed = StartMethod::Fork;
+  if (env != nullptr && *env != '\0') {
+    try {
+      parsed = start_method_from_string(env);
+    } catch (const ValueError& e) {
+      // Left unset: every call reports it until set_start_method() chooses one.
+      throw ValueError(std::string("procpool: $PROCPOOL_START_METHOD: ") + e.what());
+    }
+  }
+  default_method().compare_exchange_strong(m, static_cast<int>(parsed));
+  return static_cast<StartMethod>(default_method().load());
 }
 
 /// Reads a whole fd from offset 0.
@@ -350,9 +394,54 @@ constexpr const char* spawn_flag = "--procpool-spawn";
 
 pid_t parse_pid(const char* text) { return text != nullptr ? static_cast<pid_t>(std::atol(text)) : 0; }
 
+/// A sealed, close-on-exec memfd holding a spawn payload. The child opens it through
+/// /proc/<parent>/fd (launch_check.cpp): it is never inherited, so no other child (started by
+/// another thread meanwhile) sees it, and the seals and the flag tell the child it is ours.
+int write_spawn_payload(const std::string& bytes) {
+  const int fd = ::memfd_create(spawn_payload_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) throw_errno("procpool: memfd_create failed", errno);
+  for (size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      throw_errno("procpool: cannot write spawn payload", err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw_errno("procpool: cannot seal spawn payload", err);
+  }
+  return fd;
+}
+
+/// Starts `/proc/self/exe --procpool-spawn <payload_fd> <parent>` with descriptors 0-2 only
+/// (Python's close_fds): the child attaches to everything else through /proc.
+pid_t spawn_child(int payload_fd, pid_t parent, const std::string& name) {
+  std::string exe = "/proc/self/exe";
+  std::string flag = spawn_flag;
+  std::string fd_text = std::to_string(payload_fd);
+  std::string parent_text = std::to_string(parent);
+  char* argv[] = {exe.data(), flag.data(), fd_text.data(), parent_text.data(), nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  pid_t pid = 0;
+  int rc = 0;
+  run_on_stable_thread([&] { rc = ::posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv, environ); });
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw ProcessError("procpool: cannot spawn process " + name + ": " + std::strerror(rc));
+  return pid;
+}
+
 } // namespace
 
 const std::string& program_argv0() { return init_state().argv0; }
+
+void set_default_start_method_in_child(int method) { default_method() = method; }
 
 } // namespace detail
 
@@ -378,17 +467,30 @@ StartMethod start_method_from_string(std::string_view name) {
 
 void set_start_method(StartMethod method) { detail::default_method() = static_cast<int>(method); }
 void set_start_method(std::string_view name) { set_start_method(start_method_from_string(name)); }
-StartMethod get_start_method() { return static_cast<StartMethod>(detail::default_method().load()); }
+StartMethod get_start_method() { return detail::read_default_method(); }
 std::vector<std::string> get_all_start_methods() { return {"fork", "spawn", "forkserver"}; }
 
 void init(int argc, char** argv) {
   auto& state = detail::init_state();
   state.initialized = true;
   state.argv0 = argc > 0 && argv != nullptr && argv[0] != nullptr ? argv[0] : "";
-  // A spawned child is started as `<exe> --procpool-spawn <payload fd> <parent pid>`.
-  if (argc == 4 && std::string_view(argv[1]) == detail::spawn_flag) {
-    const int fd = std::atoi(argv[2]);
-    const pid_t parent = detail::parse_pid(argv[3]);
+  // A spawned child is started as `<exe> --procpool-spawn <payload fd> <parent pid>`, the fd
+  // being the parent's. Whoever launches a program controls its argv, so child mode is only
+  // entered once the parent is verified to be this program running procpool (launch_check.cpp);
+  // otherwise the program stops here: it must never run code named by its arguments.
+  if (argc >= 2 && argv[1] != nullptr && std::string_view(argv[1]) == detail::spawn_flag) {
+    const pid_t parent = argc == 4 ? detail::parse_pid(argv[3]) : 0;
+    std::string why;
+    int fd = -1;
+    if (argc != 4) why = "expected " + std::string(detail::spawn_flag) + " FD PID";
+    else if (detail::verify_launcher(parent, why)) fd = detail::open_spawn_payload(parent, std::atoi(argv[2]), why);
+    if (fd < 0) {
+      std::fprintf(stderr,
+                   "procpool: refusing to run as a spawned child: %s. '%s' is only for children that procpool "
+                   "starts itself.\n",
+                   why.c_str(), detail::spawn_flag);
+      ::_exit(2);
+    }
     const std::string bytes = detail::read_all(fd);
     ::close(fd);
     detail::ChildPayload payload;
@@ -400,12 +502,16 @@ void init(int argc, char** argv) {
     }
     detail::run_portable_child(payload, parent);
   }
-  const pid_t parent = detail::parse_pid(std::getenv("PROCPOOL_PARENT_PID"));
   if (const char* fd_text = std::getenv("PROCPOOL_FORKSERVER_FD")) {
     const int fd = std::atoi(fd_text);
-    ::unsetenv("PROCPOOL_FORKSERVER_FD");
+    const pid_t parent = detail::parse_pid(std::getenv("PROCPOOL_PARENT_PID"));
+    ::unsetenv("PROCPOOL_FORKSERVER_FD");  // not for this program's own children either way
     ::unsetenv("PROCPOOL_PARENT_PID");
-    detail::forkserver_main(fd, parent);
+    std::string why;
+    if (detail::verify_launcher(parent, why) && detail::verify_forkserver_socket(fd, parent, why))
+      detail::forkserver_main(fd, parent);
+    // A stray variable (inherited from a shell, say) must not change what the program does.
+    std::fprintf(stderr, "procpool: ignoring PROCPOOL_FORKSERVER_FD: %s\n", why.c_str());
   }
 }
 
@@ -452,6 +558,8 @@ void Process::start() {
   payload.identity = identity_;
   payload.parent_pid = parent;
   payload.parent_name = detail::self().name;
+  payload.start_method = static_cast<int>(method);
+  payload.log_level = static_cast<int>(logger().level());
 
   auto record = std::make_shared<detail::ChildRecord>();
   record->name = name_;
@@ -482,34 +590,11 @@ void Process::start() {
                          "' start method needs procpool::init(argc, argv) as the first line of main()");
     }
     payload.target = *portable_;
+    payload.objects = detail::loaded_objects();
     const std::string bytes = codec::encode(payload);
     if (method == StartMethod::Spawn) {
-      const int fd = ::memfd_create("procpool-spawn", 0);  // inherited by the child on purpose
-      if (fd < 0) detail::throw_errno("procpool: memfd_create failed", errno);
-      for (size_t done = 0; done < bytes.size();) {
-        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (n < 0) {
-          const int err = errno;
-          ::close(fd);
-          detail::throw_errno("procpool: cannot write spawn payload", err);
-        }
-        done += static_cast<size_t>(n);
-      }
-      try {
-        detail::run_on_stable_thread([&] {
-          namespace bp = boost::process;
-          // The payload fd and our pid go on the command line, not in the environment: Boost
-          // 1.74's environment lookup reads past the end of shorter variables (ASan finds it).
-          bp::child child(bp::exe = "/proc/self/exe",
-                          bp::args = std::vector<std::string>{detail::spawn_flag, std::to_string(fd), std::to_string(parent)});
-          record->pid = child.id();
-          child.detach();
-        });
-      } catch (const std::exception& e) {
-        ::close(fd);
-        throw ProcessError(std::string("procpool: cannot spawn process ") + name_ + ": " + e.what());
-      }
-      ::close(fd);
+      record->payload_fd = detail::write_spawn_payload(bytes);
+      record->pid = detail::spawn_child(record->payload_fd, parent, name_);
       record->wait_fd = static_cast<int>(::syscall(SYS_pidfd_open, record->pid, 0));
       if (record->wait_fd < 0) detail::throw_errno("procpool: pidfd_open failed", errno);
     } else {

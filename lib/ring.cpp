@@ -12,11 +12,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "procpool/codec.hpp"
 #include "procpool/errors.hpp"
+#include "procpool/detail/shm.hpp"
 #include "procpool/log.hpp"
 
 namespace procpool::detail {
@@ -325,24 +327,25 @@ struct RingHandle {
   std::int32_t pid;
   std::int32_t fd;
   std::uint64_t total_size;
+  std::uint64_t dev;  // identity of the memfd: the fd number may be reused by then
+  std::uint64_t ino;
 };
 } // namespace
 
 void Ring::encode_handle(std::string& out) const {
-  codec::encode_to(out, RingHandle{::getpid(), fd_, kPage + capacity_});
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) throw_errno("procpool: fstat of a ring failed", errno);
+  codec::encode_to(out, RingHandle{::getpid(), fd_, kPage + capacity_, static_cast<std::uint64_t>(st.st_dev),
+                                   static_cast<std::uint64_t>(st.st_ino)});
 }
 
 std::unique_ptr<Ring> Ring::attach(std::string_view& in) {
   const auto h = codec::decode_from<RingHandle>(in);
-  const std::string path = "/proc/" + std::to_string(h.pid) + "/fd/" + std::to_string(h.fd);
-  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0)
-    throw_errno("procpool: cannot attach to ring " + path + " (its creator must stay alive until the child has started)",
-                errno);
+  const int fd = open_creator_fd(h.pid, h.fd, h.dev, h.ino, "ring");
   std::unique_ptr<Ring> ring(new Ring(Attach{}, fd, static_cast<std::size_t>(h.total_size)));
   const RingControl* ctl = std::launder(ring->ctl_);
   if (ctl->magic != kMagic || ctl->capacity != ring->capacity_)
-    throw SerializationError("procpool: the attached segment " + path + " is not a procpool ring");
+    throw SerializationError("procpool: the attached segment of process " + std::to_string(h.pid) + " is not a procpool ring");
   return ring;
 }
 

@@ -1,15 +1,38 @@
 #include "procpool/detail/shm.hpp"
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {
+
+int open_creator_fd(pid_t creator_pid, int fd, std::uint64_t dev, std::uint64_t ino, const char* what) {
+  const std::string path = "/proc/" + std::to_string(creator_pid) + "/fd/" + std::to_string(fd);
+  const int opened = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (opened < 0) {
+    const int err = errno;
+    throw ProcessError("procpool: cannot attach to " + std::string(what) + " " + path + ": " + std::strerror(err) +
+                       " (its creator must keep it alive until the child has started)");
+  }
+  struct stat st {};
+  if (::fstat(opened, &st) != 0 || static_cast<std::uint64_t>(st.st_dev) != dev ||
+      static_cast<std::uint64_t>(st.st_ino) != ino) {
+    ::close(opened);
+    // The creator closed the object and the number now names another file: writing there
+    // would corrupt it.
+    throw ProcessError("procpool: cannot attach to " + std::string(what) + ": " + path +
+                       " no longer holds it (its creator dropped it before the child attached; keep the object "
+                       "alive until the child has started)");
+  }
+  return opened;
+}
 
 SharedSegment SharedSegment::create(std::size_t size, const char* name) {
   if (size == 0) size = 1;
@@ -17,6 +40,10 @@ SharedSegment SharedSegment::create(std::size_t size, const char* name) {
   seg.fd_ = ::memfd_create(name, MFD_CLOEXEC);
   if (seg.fd_ < 0) throw_errno("procpool: memfd_create failed", errno);
   if (::ftruncate(seg.fd_, static_cast<off_t>(size)) != 0) throw_errno("procpool: ftruncate of shared segment failed", errno);
+  struct stat st {};
+  if (::fstat(seg.fd_, &st) != 0) throw_errno("procpool: fstat of shared segment failed", errno);
+  seg.dev_ = static_cast<std::uint64_t>(st.st_dev);
+  seg.ino_ = static_cast<std::uint64_t>(st.st_ino);
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, seg.fd_, 0);
   if (p == MAP_FAILED)
     throw_errno("procpool: mmap of " + std::to_string(size) + "-byte shared segment failed", errno);
@@ -26,15 +53,15 @@ SharedSegment SharedSegment::create(std::size_t size, const char* name) {
 }
 
 SharedSegment SharedSegment::attach(const SegmentHandle& handle) {
-  const std::string path = "/proc/" + std::to_string(handle.creator_pid) + "/fd/" + std::to_string(handle.fd);
   SharedSegment seg;
-  seg.fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (seg.fd_ < 0)
-    throw_errno("procpool: cannot attach to shared segment " + path +
-                    " (its creator must stay alive until the child has started)",
-                errno);
+  seg.fd_ = open_creator_fd(handle.creator_pid, handle.fd, handle.dev, handle.ino, "shared segment");
+  seg.dev_ = handle.dev;
+  seg.ino_ = handle.ino;
+  struct stat st {};
+  if (::fstat(seg.fd_, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < handle.size)
+    throw ProcessError("procpool: the attached shared segment is smaller than its handle says");
   void* p = ::mmap(nullptr, handle.size, PROT_READ | PROT_WRITE, MAP_SHARED, seg.fd_, 0);
-  if (p == MAP_FAILED) throw_errno("procpool: mmap of attached segment " + path + " failed", errno);
+  if (p == MAP_FAILED) throw_errno("procpool: mmap of an attached shared segment failed", errno);
   seg.data_ = p;
   seg.size_ = handle.size;
   return seg;
@@ -45,6 +72,6 @@ SharedSegment::~SharedSegment() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-SegmentHandle SharedSegment::handle() const noexcept { return {::getpid(), fd_, size_}; }
+SegmentHandle SharedSegment::handle() const noexcept { return {::getpid(), fd_, size_, dev_, ino_}; }
 
 } // namespace procpool::detail

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "procpool/detail/arg_transfer.hpp"
+#include "procpool/detail/deadline.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/start_method.hpp"
 
@@ -84,11 +85,13 @@ public:
 
   /// Waits for the child to end. Throws StateError if not started.
   void join();
-  /// Waits at most `timeout`; returns true when the child has ended.
+  /// Waits at most `timeout`; returns true when the child has ended. A timeout too long to
+  /// represent (`std::chrono::hours::max()`) waits forever; a negative one only polls.
   template <class Rep, class Period>
   bool join(std::chrono::duration<Rep, Period> timeout) {
-    return join_until(std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+    return join_until(detail::deadline_after(timeout));
   }
+  /// Waits until `deadline`; `time_point::max()` waits forever. True when the child has ended.
   bool join_until(std::chrono::steady_clock::time_point deadline);
 
   /// Whether the child has started and not yet ended.

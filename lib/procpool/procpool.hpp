@@ -11,4 +11,5 @@
 #include "procpool/sync.hpp"
 #include "procpool/threading.hpp"
 #include "procpool/async_result.hpp"
+#include "procpool/atexit.hpp"
 #include "procpool/pool.hpp"

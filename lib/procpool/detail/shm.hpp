@@ -15,12 +15,21 @@
 
 namespace procpool::detail {
 
-/// What a spawned child needs to attach to a segment created by another process.
+/// What a spawned child needs to attach to a segment created by another process. The device
+/// and inode identify the memfd itself: the fd number alone may name another file by the time
+/// the child looks (the creator closed the segment and reused the number).
 struct SegmentHandle {
   pid_t creator_pid = 0;
   int fd = -1;
   std::size_t size = 0;
+  std::uint64_t dev = 0;
+  std::uint64_t ino = 0;
 };
+
+/// Opens the creator's fd `fd` through /proc/<creator_pid>/fd/<fd> (read-write, close-on-exec)
+/// and checks that it is still the file identified by `dev`/`ino`. Throws ProcessError naming
+/// `what` when the creator is gone or the descriptor now holds something else.
+int open_creator_fd(pid_t creator_pid, int fd, std::uint64_t dev, std::uint64_t ino, const char* what);
 
 /// A memfd-backed MAP_SHARED mapping. Move-only; unmaps (and closes its fd) on destruction.
 /// Not thread-safe to move or destroy concurrently with use; the memory itself is shared.
@@ -52,10 +61,14 @@ private:
     std::swap(data_, other.data_);
     std::swap(size_, other.size_);
     std::swap(fd_, other.fd_);
+    std::swap(dev_, other.dev_);
+    std::swap(ino_, other.ino_);
   }
   void* data_ = nullptr;
   std::size_t size_ = 0;
   int fd_ = -1;
+  std::uint64_t dev_ = 0;
+  std::uint64_t ino_ = 0;
 };
 
 /// The process backend's storage: a T built in place in its own shared segment (pinned: it

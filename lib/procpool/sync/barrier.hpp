@@ -11,6 +11,7 @@
 #include <string_view>
 #include <utility>
 
+#include "procpool/codec.hpp"
 #include "procpool/detail/futex.hpp"
 #include "procpool/detail/robust_mutex.hpp"
 #include "procpool/detail/shm.hpp"
@@ -35,6 +36,7 @@ static_assert(std::is_trivially_destructible_v<BarrierState>);
 /// A barrier for a fixed number of parties. Pinned. Thread-safe and process-safe.
 /// The optional `action` runs in the last party to arrive, before the others are released;
 /// it is a callable of this process: a forked child has its copy, a spawned child has none.
+/// The constructor's default timeout travels with the barrier to children of every start method.
 template <class Backend>
 class BasicBarrier : public detail::SharedTypeMarker<Backend::interprocess> {
 public:
@@ -126,12 +128,19 @@ public:
     requires Backend::interprocess
   {
     detail::encode_segment_handle(out, state_.handle());
+    // The default timeout is per object, not in shared memory: it travels with the handle.
+    codec::encode_to(out, timeout_.has_value());
+    codec::encode_to(out, timeout_ ? timeout_->count() : 0.0);
   }
   static std::unique_ptr<BasicBarrier> procpool_attach(std::string_view& in)
     requires Backend::interprocess
   {
     const detail::SegmentHandle handle = detail::decode_segment_handle(in);
-    return std::unique_ptr<BasicBarrier>(new BasicBarrier(detail::AttachTag{}, handle));
+    const bool has_timeout = codec::decode_from<bool>(in);
+    const double seconds = codec::decode_from<double>(in);
+    auto barrier = std::unique_ptr<BasicBarrier>(new BasicBarrier(detail::AttachTag{}, handle));
+    if (has_timeout) barrier->timeout_ = std::chrono::duration<double>(seconds);
+    return barrier;
   }
 
 private:
