@@ -91,6 +91,67 @@ TEST_CASE_TEMPLATE("Sync.Condition.NotifyAllWakesEveryone", B, Processes, Thread
   CHECK(failures == 0);
 }
 
+TEST_CASE_TEMPLATE("Sync.Condition.NotifyWakesAtMostN", B, Processes, Threads) {
+  // Python's notify(n) wakes at most n waiters. Waiters churn (short timeouts) so that some
+  // are always between releasing the lock and sleeping, where a notify used to wake them on
+  // top of the n it woke from their sleep. Every wait() that returns true must be paid for
+  // by a notify that found a waiter.
+  typename B::Condition cond;
+  typename B::template RawArray<long> counts(3);  // [0] woken, [1] wake-ups granted, [2] stop
+  constexpr int kWaiters = 4;
+  constexpr int kNotifies = 3000;
+  const int failures = synctest::run_workers<B>(kWaiters + 1, [&](int w) {
+    if (w < kWaiters) {
+      for (;;) {
+        std::lock_guard g(cond);
+        if (counts[2] != 0) return true;
+        if (cond.wait(std::chrono::microseconds(200 + 100 * w))) ++counts[0];
+      }
+    }
+    for (int i = 0; i < kNotifies; ++i) {
+      std::lock_guard g(cond);
+      // notify(1) grants one wake-up when someone waits; count it as Python would.
+      cond.notify(i % 3 == 0 ? 2 : 1);
+      ++counts[1];
+      if (i % 3 == 0) ++counts[1];
+    }
+    std::lock_guard g(cond);
+    counts[2] = 1;
+    cond.notify_all();
+    return true;
+  });
+  CHECK(failures == 0);
+  CHECK(counts[0] <= counts[1]);
+}
+
+TEST_CASE_TEMPLATE("Sync.Condition.NotifyOneWakesExactlyOneSleeper", B, Processes, Threads) {
+  typename B::Condition cond;
+  typename B::template RawArray<int> state(3);  // [0] waiting, [1] woken, [2] notified
+  constexpr int kWaiters = 3;
+  const int failures = synctest::run_workers<B>(kWaiters + 1, [&](int w) {
+    if (w < kWaiters) {
+      std::lock_guard g(cond);
+      ++state[0];
+      // Woken by notify(1) or by the final notify_all(); false only on the 20 s timeout.
+      const bool ok = cond.wait_for([&] { return state[2] != 0; }, 20s);
+      ++state[1];
+      return ok;
+    }
+    {
+      std::unique_lock g(cond);
+      if (!cond.wait_for([&] { return state[0] == kWaiters; }, 20s)) return false;
+      state[2] = 1;
+      cond.notify(1);
+    }
+    std::this_thread::sleep_for(200ms);  // time for extra, wrong wake-ups to show
+    std::lock_guard g(cond);
+    const bool one = state[1] <= 1;
+    cond.notify_all();
+    return one;
+  });
+  CHECK(failures == 0);
+}
+
 TEST_CASE_TEMPLATE("Sync.Event.WakeAll", B, Processes, Threads) {
   typename B::Event event;
   typename B::Semaphore started(0);
@@ -189,6 +250,21 @@ TEST_CASE_TEMPLATE("Sync.Semaphore.TimeoutAndRelease", B, Processes, Threads) {
   // An unbounded semaphore may grow past its initial value.
   sem.release(5);
   CHECK(sem.get_value() == 5);
+}
+
+TEST_CASE_TEMPLATE("Sync.Semaphore.NonBlockingWithTimeoutAsPython", B, Processes, Threads) {
+  // multiprocessing's Semaphore and Lock ignore a timeout when not blocking; threading's raise.
+  typename B::Semaphore sem(1);
+  typename B::Lock lock;
+  if constexpr (B::interprocess) {
+    CHECK(sem.acquire(false, 1s));
+    CHECK_FALSE(sem.acquire(false, 1s));
+    CHECK(lock.acquire(false, 1s));
+    CHECK_FALSE(lock.acquire(false, 1s));
+  } else {
+    CHECK_THROWS_AS(sem.acquire(false, 1s), procpool::ValueError);
+    CHECK_THROWS_AS(lock.acquire(false, 1s), procpool::ValueError);
+  }
 }
 
 TEST_CASE_TEMPLATE("Sync.Semaphore.BoundedOverRelease", B, Processes, Threads) {
