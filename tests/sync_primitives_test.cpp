@@ -1,6 +1,7 @@
 // Condition, Event, Semaphore, BoundedSemaphore and Barrier on both backends.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -92,36 +93,49 @@ TEST_CASE_TEMPLATE("Sync.Condition.NotifyAllWakesEveryone", B, Processes, Thread
 }
 
 TEST_CASE_TEMPLATE("Sync.Condition.NotifyWakesAtMostN", B, Processes, Threads) {
-  // Python's notify(n) wakes at most n waiters. Waiters churn (short timeouts) so that some
-  // are always between releasing the lock and sleeping, where a notify used to wake them on
-  // top of the n it woke from their sleep. Every wait() that returns true must be paid for
-  // by a notify that found a waiter.
+  // Python's notify(n) wakes at most n waiters. Rounds: once every waiter waits and every
+  // earlier wake-up has been taken, notify(n) with n = 1 or 2. The waiters use short timeouts,
+  // so they keep timing out and re-entering wait() (where a notify used to make each of them
+  // return true, not only the n it woke). The books are kept under the condition's lock.
   typename B::Condition cond;
-  typename B::template RawArray<long> counts(3);  // [0] woken, [1] wake-ups granted, [2] stop
+  // [0] wait() calls that returned true, [1] wake-ups granted, [2] stop, [3] waiting now
+  typename B::template RawArray<long> books(4);
   constexpr int kWaiters = 4;
-  constexpr int kNotifies = 3000;
+  constexpr int kRounds = 150;
   const int failures = synctest::run_workers<B>(kWaiters + 1, [&](int w) {
     if (w < kWaiters) {
       for (;;) {
         std::lock_guard g(cond);
-        if (counts[2] != 0) return true;
-        if (cond.wait(std::chrono::microseconds(200 + 100 * w))) ++counts[0];
+        if (books[2] != 0) return true;
+        ++books[3];
+        const bool notified = cond.wait(std::chrono::microseconds(500 + 300 * w));
+        --books[3];
+        if (notified) ++books[0];
       }
     }
-    for (int i = 0; i < kNotifies; ++i) {
-      std::lock_guard g(cond);
-      // notify(1) grants one wake-up when someone waits; count it as Python would.
-      cond.notify(i % 3 == 0 ? 2 : 1);
-      ++counts[1];
-      if (i % 3 == 0) ++counts[1];
+    bool ok = true;
+    for (int round = 0; round < kRounds && ok;) {
+      {
+        std::lock_guard g(cond);
+        if (books[0] > books[1]) ok = false;  // woken more than granted
+        else if (books[3] == kWaiters && books[0] == books[1]) {
+          const int n = 1 + round % 2;
+          books[1] += n;
+          cond.notify(n);
+          ++round;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
+    std::this_thread::sleep_for(20ms);  // late, wrong wake-ups of the last round
     std::lock_guard g(cond);
-    counts[2] = 1;
+    if (books[0] > books[1]) ok = false;
+    books[2] = 1;
     cond.notify_all();
-    return true;
+    return ok;
   });
   CHECK(failures == 0);
-  CHECK(counts[0] <= counts[1]);
+  CHECK(books[0] <= books[1] + kWaiters);  // + the final notify_all
 }
 
 TEST_CASE_TEMPLATE("Sync.Condition.NotifyOneWakesExactlyOneSleeper", B, Processes, Threads) {
@@ -137,11 +151,20 @@ TEST_CASE_TEMPLATE("Sync.Condition.NotifyOneWakesExactlyOneSleeper", B, Processe
       ++state[1];
       return ok;
     }
-    {
-      std::unique_lock g(cond);
-      if (!cond.wait_for([&] { return state[0] == kWaiters; }, 20s)) return false;
-      state[2] = 1;
-      cond.notify(1);
+    // No notify before everyone sleeps (a notify_all to say "I wait" would hand out wake-ups
+    // that are still due when notify(1) runs): poll. A waiter counted under the lock has
+    // released it only inside wait().
+    for (int i = 0;; ++i) {
+      {
+        std::lock_guard g(cond);
+        if (state[0] == kWaiters) {
+          state[2] = 1;
+          cond.notify(1);
+          break;
+        }
+      }
+      if (i == 20000) return false;
+      std::this_thread::sleep_for(1ms);
     }
     std::this_thread::sleep_for(200ms);  // time for extra, wrong wake-ups to show
     std::lock_guard g(cond);
