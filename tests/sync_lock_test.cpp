@@ -118,6 +118,21 @@ TEST_CASE_TEMPLATE("Sync.Lock.Errors", B, Processes, Threads) {
   CHECK_FALSE(lock.locked());
 }
 
+TEST_CASE_TEMPLATE("Sync.Lock.ExtremeTimeoutsSaturate", B, Processes, Threads) {
+  // Timeouts and deadlines at the ends of their types mean "forever" or "now", without
+  // overflowing (UBSan) into the opposite.
+  typename B::Lock lock;
+  CHECK(lock.acquire(true, std::chrono::hours::max()));
+  CHECK_FALSE(lock.try_lock_until(std::chrono::steady_clock::time_point::min()));
+  lock.release();
+  CHECK(lock.try_lock_until(std::chrono::steady_clock::time_point::min()));
+  lock.release();
+  CHECK(lock.try_lock_for(std::chrono::hours::max()));
+  lock.release();
+  typename B::Semaphore sem(1);
+  CHECK(sem.acquire(true, std::chrono::duration<double>(1e300)));
+}
+
 TEST_CASE_TEMPLATE("Sync.Lock.ReleasedByAnotherWorker", B, Processes, Threads) {
   // Python's Lock is not owned: any thread or process may release it.
   typename B::Lock lock;

@@ -131,7 +131,10 @@ public:
   }
   template <class C, class D>
   [[nodiscard]] bool try_lock_until(const std::chrono::time_point<C, D>& t) {
-    return try_lock_for(t - C::now());
+    const auto now = C::now();
+    // Compared first: t - now overflows for a time_point far in the past.
+    if (t <= now) return try_lock_for(std::chrono::duration<double>::zero());
+    return try_lock_for(t - now);
   }
 
 private:

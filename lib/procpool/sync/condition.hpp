@@ -41,8 +41,8 @@ static_assert(std::is_trivially_destructible_v<ConditionState>);
 /// Acquire it (lock_guard, unique_lock or acquire()) before wait/notify. The lock is robust
 /// like RLock: a waiter re-acquiring it after its holder died gets it, and owner_died() says
 /// so. notify(n) wakes at most n waiters, as in Python. Pinned. Thread-safe and process-safe.
-/// A process killed inside wait() stays counted as a waiter, so a later notify(n) may spend
-/// one of its n wake-ups on it.
+/// A process killed inside wait() stays counted as a waiter: a notify may grant it a wake-up,
+/// which a later waiter may then take on top of a later notify's n.
 template <class Backend>
 class BasicCondition : public detail::SharedTypeMarker<Backend::interprocess> {
 public:
