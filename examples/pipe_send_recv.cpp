@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   auto [parent_conn, child_conn] = procpool::Pipe<Message>();
   procpool::Process p(&f, child_conn);
   p.start();
+  child_conn.close();  // as in CPython: the parent's copy; the child holds its own
   std::printf("%s\n", repr(parent_conn.recv()).c_str());  // prints "[42, None, 'hello']"
   try {
     (void)parent_conn.recv();

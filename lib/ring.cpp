@@ -44,11 +44,20 @@ constexpr std::size_t round8(std::size_t n) noexcept { return (n + 7) & ~std::si
 // forked child (the lock words hold it).
 std::atomic<std::uint32_t> g_pid{0};
 void refresh_pid() noexcept { g_pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed); }
+// The atfork handler is registered at load time, not from a function-local static: a fork
+// while another thread ran the static's guarded initialisation would leave the guard "in
+// progress" in the child, whose first ring operation would wait for it forever. The flag
+// covers a ring used from another object's static initialiser that runs first.
+std::atomic<bool> g_atfork_registered{false};
+void register_atfork() noexcept {
+  if (!g_atfork_registered.exchange(true, std::memory_order_acq_rel))
+    ::pthread_atfork(nullptr, nullptr, &refresh_pid);
+}
+[[gnu::constructor]] void register_atfork_at_load() noexcept { register_atfork(); }
 std::uint32_t self_pid() noexcept {
   std::uint32_t pid = g_pid.load(std::memory_order_relaxed);
   if (pid == 0) {
-    static const int registered = ::pthread_atfork(nullptr, nullptr, &refresh_pid);
-    (void)registered;
+    if (!g_atfork_registered.load(std::memory_order_acquire)) register_atfork();
     refresh_pid();
     pid = g_pid.load(std::memory_order_relaxed);
   }

@@ -275,4 +275,28 @@ TEST_CASE("Queue.Crash.ConsumerKilledMidStreamLosesOnlyWhatItTook") {
   CHECK(q.get(true, 10s) == "after");
 }
 
+TEST_CASE_TEMPLATE("Queue.Crash.JoinReturnsAfterBlockedProducerIsKilled", B, qtest::ProcessBackend) {
+  // A producer blocked in put() on a full JoinableQueue has not put anything: killing it must
+  // leave the unfinished-task count as it was, so join() returns once the rest is done.
+  procpool::BasicJoinableQueue<int, B> q(1);
+  procpool::Event blocking;
+  q.put(1);
+  qtest::Workers<B> w;
+  w.spawn([&q, &blocking] {
+    blocking.set();
+    q.put(2);  // blocks: the queue is full
+    return 3;
+  });
+  REQUIRE(blocking.wait(std::chrono::seconds(20)));
+  std::this_thread::sleep_for(50ms);  // let it block (if not yet, it is killed before putting)
+  w.processes().front()->kill();
+  const auto codes = w.join();
+  CHECK(codes.front() == -SIGKILL);
+  if (q.qsize() == 1) {  // the item the producer could not put is not there
+    CHECK(q.get() == 1);
+    q.task_done();
+  }
+  CHECK(q.join(20s));
+}
+
 TEST_CASE("Queue.Crash.NoShmLeftovers") { CHECK(testing::procpool_shm_entries().empty()); }

@@ -3,15 +3,19 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <csignal>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
+#include <unistd.h>
+
 #include <procpool/procpool.hpp>
 
 #include "queue_support.hpp"
 #include "run_program.hpp"
+#include "start_methods.hpp"
 
 using namespace std::chrono_literals;
 using qtest::ProcessBackend;
@@ -24,7 +28,8 @@ auto make_pipe(bool duplex = true, procpool::QueueOptions options = {}) {
   return procpool::detail::make_pipe<T, B>(duplex, options);
 }
 
-void child_doubles(procpool::Connection<int>& conn) {
+void child_doubles(procpool::Connection<int>& parent_end, procpool::Connection<int>& conn) {
+  parent_end.close();  // a forked child inherited it: close it, or the parent's close gives no EOF
   for (;;) {
     int v = 0;
     try {
@@ -36,6 +41,32 @@ void child_doubles(procpool::Connection<int>& conn) {
   }
 }
 
+// Targets of the hold/close tests (functions, so that spawn and forkserver can run them).
+// Each first closes its copy of the parent's end (a forked child inherited it), as CPython
+// programs do.
+void send_three_and_return(procpool::Connection<int>& parent_end, procpool::Connection<int>& conn) {
+  parent_end.close();
+  for (int i = 0; i < 3; ++i) conn.send(i);
+  // No close(): the process's exit drops its hold on the end.
+}
+
+void send_seven_then_sleep(procpool::Connection<int>& parent_end, procpool::Connection<int>& conn) {
+  parent_end.close();
+  conn.send(7);
+  for (;;) ::pause();  // killed by the test
+}
+
+/// The message of the StateError that `f` throws ("" if it throws none).
+template <class F>
+std::string state_error_of(F f) {
+  try {
+    f();
+  } catch (const procpool::StateError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 } // namespace
 
 TEST_CASE_TEMPLATE("Queue.Pipe.DuplexBothWays", B, ProcessBackend, ThreadBackend) {
@@ -43,7 +74,8 @@ TEST_CASE_TEMPLATE("Queue.Pipe.DuplexBothWays", B, ProcessBackend, ThreadBackend
   CHECK(a.readable());
   CHECK(a.writable());
   qtest::Workers<B> w;
-  w.spawn([&b] {
+  w.spawn([&a, &b] {
+    if constexpr (B::interprocess) a.close();  // the forked copy of the parent's end
     for (;;) {
       std::string s;
       try {
@@ -157,7 +189,7 @@ TEST_CASE("Queue.Pipe.EndsPassedToChildren") {
     CAPTURE(static_cast<int>(m));
     auto [parent, child] = procpool::Pipe<int>();
     procpool::Process p(procpool::ProcessOptions{.name = {}, .daemon = std::nullopt, .start_method = m}, &child_doubles,
-                        std::ref(child));
+                        std::ref(parent), std::ref(child));
     p.start();
     for (int i = 0; i < 50; ++i) {
       parent.send(i);
@@ -167,6 +199,100 @@ TEST_CASE("Queue.Pipe.EndsPassedToChildren") {
     p.join();
     CHECK(p.exitcode() == 0);
   }
+}
+
+TEST_CASE_TEMPLATE("Queue.Pipe.CloseIsLocalToTheProcess", M, ALL_START_METHODS) {
+  // CPython's idiom: the parent closes its copy of the child's end right after start(); the
+  // child still uses its own, and the parent sees end of file once the child is gone.
+  auto [parent, child] = procpool::Pipe<int>();
+  procpool::Process p(testing::options<M>(), &send_three_and_return, std::ref(parent), std::ref(child));
+  p.start();
+  child.close();
+  for (int i = 0; i < 3; ++i) CHECK(parent.recv() == i);
+  CHECK_THROWS_AS((void)parent.recv(), procpool::EOFError);
+  p.join();
+  CHECK(p.exitcode() == 0);
+}
+
+TEST_CASE_TEMPLATE("Queue.Pipe.RecvSeesEofWhenThePeerProcessIsKilled", M, ALL_START_METHODS) {
+  auto [parent, child] = procpool::Pipe<int>();
+  procpool::Process p(testing::options<M>(), &send_seven_then_sleep, std::ref(parent), std::ref(child));
+  p.start();
+  child.close();
+  REQUIRE(parent.recv() == 7);
+  p.kill();
+  CHECK_THROWS_AS((void)parent.recv(), procpool::EOFError);  // blocked first, then notices
+  CHECK(parent.poll(std::nullopt));                          // end of file is readable
+  p.join();
+  CHECK(p.exitcode() == -SIGKILL);
+}
+
+TEST_CASE_TEMPLATE("Queue.Pipe.SendSeesBrokenPipeWhenThePeerProcessIsKilled", M, ALL_START_METHODS) {
+  auto [parent, child] = procpool::Pipe<int>(true, procpool::QueueOptions{4096});
+  procpool::Process p(testing::options<M>(), &send_seven_then_sleep, std::ref(parent), std::ref(child));
+  p.start();
+  child.close();
+  REQUIRE(parent.recv() == 7);
+  p.kill();
+  p.join();
+  // Sends fill the ring (nobody reads), then the blocked send notices the dead peer.
+  CHECK_THROWS_AS(
+      [&] {
+        for (;;) parent.send(1);
+      }(),
+      procpool::BrokenPipeError);
+}
+
+TEST_CASE("Queue.Pipe.ForkedHolderKeepsTheEndOpen") {
+  // A forked child inherits both ends, as with CPython's fork: the parent's close() of an end
+  // does not end it while the child still holds a copy; the child's exit does.
+  auto [a, b] = procpool::Pipe<int>();
+  procpool::Event closed_in_parent;
+  qtest::Workers<ProcessBackend> w;
+  w.spawn([&a, &b, &closed_in_parent] {
+    a.close();
+    if (!closed_in_parent.wait(std::chrono::seconds(20))) return 1;
+    b.send(5);  // our copy of b still works, and a's holders (only the parent) read it
+    return 0;
+  });
+  b.close();
+  closed_in_parent.set();
+  CHECK(a.recv() == 5);
+  CHECK(qtest::all_zero(w.join()));
+  CHECK_THROWS_AS((void)a.recv(), procpool::EOFError);
+}
+
+TEST_CASE_TEMPLATE("Queue.Pipe.DestroyedEndIsClosed", B, ProcessBackend, ThreadBackend) {
+  auto [a, b] = make_pipe<int, B>();
+  {
+    auto gone = std::move(b);
+    gone.send(1);
+  }  // destroyed without close(), as CPython's collected Connection
+  CHECK(a.recv() == 1);
+  CHECK_THROWS_AS((void)a.recv(), procpool::EOFError);
+  CHECK_THROWS_AS(a.send(2), procpool::BrokenPipeError);
+}
+
+TEST_CASE_TEMPLATE("Queue.Pipe.MovedFromEndSaysSo", B, ProcessBackend, ThreadBackend) {
+  auto [a, b] = make_pipe<int, B>();
+  auto c = std::move(a);
+  CHECK(state_error_of([&] { a.send(1); }).find("moved-from") != std::string::npos);
+  CHECK(state_error_of([&] { (void)a.recv(); }).find("moved-from") != std::string::npos);
+  CHECK(state_error_of([&] { (void)a.poll(); }).find("moved-from") != std::string::npos);
+  c.send(1);
+  CHECK(b.recv() == 1);
+  c.close();
+  CHECK(state_error_of([&] { c.send(1); }).find("closed") != std::string::npos);
+}
+
+TEST_CASE_TEMPLATE("Queue.Pipe.NegativePollTimeoutDoesNotWait", B, ProcessBackend, ThreadBackend) {
+  // CPython's poll(-1) returns at once, as poll(0).
+  auto [a, b] = make_pipe<int, B>();
+  CHECK_FALSE(a.poll(-1s));
+  CHECK_FALSE(a.poll(std::chrono::hours::min()));
+  b.send(1);
+  CHECK(a.poll(-1s));
+  CHECK(a.poll(std::chrono::hours::max()));
 }
 
 TEST_CASE("Queue.Pipe.NoShmLeftovers") { CHECK(testing::procpool_shm_entries().empty()); }

@@ -110,6 +110,28 @@ TEST_CASE_TEMPLATE("Queue.Api.CloseIsLocalToTheObject", B, ProcessBackend, Threa
   CHECK(q.qsize() == 1);  // the item stays for other processes
 }
 
+TEST_CASE_TEMPLATE("Queue.Api.EmptyOnAClosedQueueRaises", B, ProcessBackend, ThreadBackend) {
+  // CPython's Queue.empty() and SimpleQueue.empty() raise once the queue is closed.
+  BasicQueue<int, B> q;
+  CHECK(q.empty());
+  q.close();
+  CHECK_THROWS_AS((void)q.empty(), procpool::ValueError);
+  BasicSimpleQueue<int, B> s;
+  CHECK(s.empty());
+  s.close();
+  CHECK_THROWS_AS((void)s.empty(), procpool::ValueError);
+}
+
+TEST_CASE_TEMPLATE("Queue.Api.HugeTimeoutsWaitInsteadOfExpiring", B, ProcessBackend, ThreadBackend) {
+  // hours::max() and the like saturate to "forever" instead of overflowing into the past.
+  BasicJoinableQueue<int, B> q(1);
+  q.put(1, true, std::chrono::hours::max());
+  CHECK(q.get(true, std::chrono::hours::max()) == 1);
+  q.task_done();
+  CHECK(q.join(std::chrono::hours::max()));
+  CHECK(q.join(std::chrono::duration<double>(1e300)));
+}
+
 TEST_CASE_TEMPLATE("Queue.Api.TooLargeItemIsRefusedAndNothingIsLost", B, ProcessBackend, ThreadBackend) {
   BasicQueue<std::string, B> q(0, procpool::QueueOptions{.capacity_bytes = 64 * 1024});
   q.put("small");

@@ -111,10 +111,26 @@ TEST_CASE_TEMPLATE("Sync.Lock.Timeout", B, Processes, Threads) {
 
 TEST_CASE_TEMPLATE("Sync.Lock.Errors", B, Processes, Threads) {
   typename B::Lock lock;
-  CHECK_THROWS_AS(lock.release(), procpool::ValueError);
-  CHECK_THROWS_AS(lock.acquire(false, 1s), procpool::ValueError);
+  // As Python: multiprocessing.Lock raises ValueError, threading.Lock RuntimeError.
+  if constexpr (B::interprocess) CHECK_THROWS_AS(lock.release(), procpool::ValueError);
+  else CHECK_THROWS_AS(lock.release(), procpool::StateError);
   CHECK_THROWS_AS(lock.acquire(true, -1s), procpool::ValueError);
   CHECK_FALSE(lock.locked());
+}
+
+TEST_CASE_TEMPLATE("Sync.Lock.ExtremeTimeoutsSaturate", B, Processes, Threads) {
+  // Timeouts and deadlines at the ends of their types mean "forever" or "now", without
+  // overflowing (UBSan) into the opposite.
+  typename B::Lock lock;
+  CHECK(lock.acquire(true, std::chrono::hours::max()));
+  CHECK_FALSE(lock.try_lock_until(std::chrono::steady_clock::time_point::min()));
+  lock.release();
+  CHECK(lock.try_lock_until(std::chrono::steady_clock::time_point::min()));
+  lock.release();
+  CHECK(lock.try_lock_for(std::chrono::hours::max()));
+  lock.release();
+  typename B::Semaphore sem(1);
+  CHECK(sem.acquire(true, std::chrono::duration<double>(1e300)));
 }
 
 TEST_CASE_TEMPLATE("Sync.Lock.ReleasedByAnotherWorker", B, Processes, Threads) {

@@ -1,6 +1,7 @@
 // Condition, Event, Semaphore, BoundedSemaphore and Barrier on both backends.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -87,6 +88,89 @@ TEST_CASE_TEMPLATE("Sync.Condition.NotifyAllWakesEveryone", B, Processes, Thread
     go.get_obj() = 1;
     cond.notify_all();
     return true;
+  });
+  CHECK(failures == 0);
+}
+
+TEST_CASE_TEMPLATE("Sync.Condition.NotifyWakesAtMostN", B, Processes, Threads) {
+  // Python's notify(n) wakes at most n waiters. Rounds: once every waiter waits and every
+  // earlier wake-up has been taken, notify(n) with n = 1 or 2. The waiters use short timeouts,
+  // so they keep timing out and re-entering wait() (where a notify used to make each of them
+  // return true, not only the n it woke). The books are kept under the condition's lock.
+  typename B::Condition cond;
+  // [0] wait() calls that returned true, [1] wake-ups granted, [2] stop, [3] waiting now
+  typename B::template RawArray<long> books(4);
+  constexpr int kWaiters = 4;
+  constexpr int kRounds = 150;
+  const int failures = synctest::run_workers<B>(kWaiters + 1, [&](int w) {
+    if (w < kWaiters) {
+      for (;;) {
+        std::lock_guard g(cond);
+        if (books[2] != 0) return true;
+        ++books[3];
+        const bool notified = cond.wait(std::chrono::microseconds(500 + 300 * w));
+        --books[3];
+        if (notified) ++books[0];
+      }
+    }
+    bool ok = true;
+    for (int round = 0; round < kRounds && ok;) {
+      {
+        std::lock_guard g(cond);
+        if (books[0] > books[1]) ok = false;  // woken more than granted
+        else if (books[3] == kWaiters && books[0] == books[1]) {
+          const int n = 1 + round % 2;
+          books[1] += n;
+          cond.notify(n);
+          ++round;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    std::this_thread::sleep_for(20ms);  // late, wrong wake-ups of the last round
+    std::lock_guard g(cond);
+    if (books[0] > books[1]) ok = false;
+    books[2] = 1;
+    cond.notify_all();
+    return ok;
+  });
+  CHECK(failures == 0);
+  CHECK(books[0] <= books[1] + kWaiters);  // + the final notify_all
+}
+
+TEST_CASE_TEMPLATE("Sync.Condition.NotifyOneWakesExactlyOneSleeper", B, Processes, Threads) {
+  typename B::Condition cond;
+  typename B::template RawArray<int> state(3);  // [0] waiting, [1] woken, [2] notified
+  constexpr int kWaiters = 3;
+  const int failures = synctest::run_workers<B>(kWaiters + 1, [&](int w) {
+    if (w < kWaiters) {
+      std::lock_guard g(cond);
+      ++state[0];
+      // Woken by notify(1) or by the final notify_all(); false only on the 20 s timeout.
+      const bool ok = cond.wait_for([&] { return state[2] != 0; }, 20s);
+      ++state[1];
+      return ok;
+    }
+    // No notify before everyone sleeps (a notify_all to say "I wait" would hand out wake-ups
+    // that are still due when notify(1) runs): poll. A waiter counted under the lock has
+    // released it only inside wait().
+    for (int i = 0;; ++i) {
+      {
+        std::lock_guard g(cond);
+        if (state[0] == kWaiters) {
+          state[2] = 1;
+          cond.notify(1);
+          break;
+        }
+      }
+      if (i == 20000) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+    std::this_thread::sleep_for(200ms);  // time for extra, wrong wake-ups to show
+    std::lock_guard g(cond);
+    const bool one = state[1] <= 1;
+    cond.notify_all();
+    return one;
   });
   CHECK(failures == 0);
 }
@@ -189,6 +273,21 @@ TEST_CASE_TEMPLATE("Sync.Semaphore.TimeoutAndRelease", B, Processes, Threads) {
   // An unbounded semaphore may grow past its initial value.
   sem.release(5);
   CHECK(sem.get_value() == 5);
+}
+
+TEST_CASE_TEMPLATE("Sync.Semaphore.NonBlockingWithTimeoutAsPython", B, Processes, Threads) {
+  // multiprocessing's Semaphore and Lock ignore a timeout when not blocking; threading's raise.
+  typename B::Semaphore sem(1);
+  typename B::Lock lock;
+  if constexpr (B::interprocess) {
+    CHECK(sem.acquire(false, 1s));
+    CHECK_FALSE(sem.acquire(false, 1s));
+    CHECK(lock.acquire(false, 1s));
+    CHECK_FALSE(lock.acquire(false, 1s));
+  } else {
+    CHECK_THROWS_AS(sem.acquire(false, 1s), procpool::ValueError);
+    CHECK_THROWS_AS(lock.acquire(false, 1s), procpool::ValueError);
+  }
 }
 
 TEST_CASE_TEMPLATE("Sync.Semaphore.BoundedOverRelease", B, Processes, Threads) {

@@ -6,6 +6,7 @@
 #include <numeric>
 #include <ranges>
 #include <span>
+#include <string>
 #include <vector>
 
 #include <procpool/sync.hpp>
@@ -74,6 +75,24 @@ TEST_CASE_TEMPLATE("Sync.Array.Construction", B, Processes, Threads) {
   typename B::template Array<char> empty(0);
   CHECK(empty.empty());
   CHECK(empty.to_vector().empty());
+}
+
+TEST_CASE_TEMPLATE("Sync.Array.SizeThatCannotFitIsValueError", B, Processes, Threads) {
+  // Array('i', 1 << 40) would commit 4 TiB page by page until the OOM killer fired.
+  volatile std::size_t shift = 40;  // opaque: no compile-time "huge memset" warning
+  const std::size_t n = std::size_t{1} << shift;
+  std::string message;
+  try {
+    typename B::template Array<int> huge(n);
+  } catch (const procpool::ValueError& e) {
+    message = e.what();
+  }
+  CHECK(message.find(std::to_string(n) + " elements") != std::string::npos);
+  CHECK(message.find("available") != std::string::npos);
+  shift = 62;
+  CHECK_THROWS_AS(typename B::template RawArray<double>(std::size_t{1} << shift), procpool::ValueError);
+  typename B::template Array<int> fine(1 << 20);  // a reasonable size still works
+  CHECK(fine.size() == (1u << 20));
 }
 
 TEST_CASE_TEMPLATE("Sync.Array.AccessAndErrors", B, Processes, Threads) {

@@ -64,7 +64,8 @@ public:
     auto stored = std::make_shared<std::tuple<detail::StoredArg<Args>...>>(std::forward<Args>(args)...);
     auto fn = std::make_shared<Fn>(std::forward<F>(target));
     portable_ = std::make_unique<detail::PortableTarget>();
-    if (!detail::make_portable_target(*portable_, *fn, *stored)) portable_.reset();
+    // Arguments are encoded at start(), for a spawn or forkserver child only (see encode_args).
+    if (!detail::make_portable_target(*portable_, *fn, *stored, /*lazy_args=*/true)) portable_.reset();
     target_ = [fn, stored] {
       std::apply([&](auto&... a) { std::invoke(*fn, detail::as_target_arg(a)...); }, *stored);
     };

@@ -76,8 +76,12 @@ public:
   /// Items in the queue. Exact when no put/get is in flight; otherwise a value between the
   /// counts before and after the operations in flight (Python: "approximate").
   [[nodiscard]] std::size_t qsize() const noexcept { return static_cast<std::size_t>(ring_->size()); }
-  /// qsize() == 0, with the same caveat.
-  [[nodiscard]] bool empty() const noexcept { return ring_->size() == 0; }
+  /// qsize() == 0, with the same caveat. ValueError after close(), as CPython's empty()
+  /// raises on a closed queue (its reader is closed).
+  [[nodiscard]] bool empty() const {
+    check_open("empty");
+    return ring_->size() == 0;
+  }
   /// qsize() >= maxsize (always false with no maxsize), with the same caveat.
   [[nodiscard]] bool full() const noexcept {
     const std::uint64_t max = ring_->max_records();
@@ -115,18 +119,9 @@ private:
 
   detail::RingStatus put_status(const T& item, const detail::RingDeadline& deadline) {
     check_open("put");
-    if (!counts_tasks_) return detail::push_item(*ring_, item, deadline);
-    // Counted before the item is visible, so a consumer's task_done() never runs ahead.
-    unfinished().fetch_add(1, std::memory_order_seq_cst);
-    detail::RingStatus status;
-    try {
-      status = detail::push_item(*ring_, item, deadline);
-    } catch (...) {
-      finish_tasks(unfinished().fetch_sub(1, std::memory_order_seq_cst));
-      throw;
-    }
-    if (status != detail::RingStatus::ok) finish_tasks(unfinished().fetch_sub(1, std::memory_order_seq_cst));
-    return status;
+    // JoinableQueue: the task is counted once the item is in (see push_item), never while
+    // waiting for room, so a producer killed while blocked leaves the count as it was.
+    return detail::push_item(*ring_, item, deadline, counts_tasks_ ? &unfinished() : nullptr);
   }
 
   void put_until(const T& item, const detail::RingDeadline& deadline) {
@@ -160,8 +155,9 @@ private:
 
 /// A Queue that counts unfinished tasks: every put() adds one, task_done() removes one, and
 /// join() waits until none is left (Python's JoinableQueue). The count is shared by all
-/// processes. A producer killed between counting and publishing its item leaves the count one
-/// too high (as in CPython); join() then waits forever.
+/// processes. An item is counted only once it is in the queue, so a producer killed while it
+/// waits for room leaves nothing behind; only one killed inside the few instructions between
+/// copying its item in and publishing it leaves the count one too high (join() then waits).
 template <class T, class Backend>
 class BasicJoinableQueue : public BasicQueue<T, Backend> {
   using Base = BasicQueue<T, Backend>;
@@ -234,7 +230,11 @@ public:
       throw ValueError("procpool: SimpleQueue.get: the queue's ring is closed");
     return std::move(*out);
   }
-  [[nodiscard]] bool empty() const noexcept { return ring_->size() == 0; }
+  /// Whether no item is there (a snapshot). ValueError after close(), as CPython.
+  [[nodiscard]] bool empty() const {
+    check_open("empty");
+    return ring_->size() == 0;
+  }
   /// Local to this object, as BasicQueue::close().
   void close() noexcept { closed_.store(true, std::memory_order_release); }
 

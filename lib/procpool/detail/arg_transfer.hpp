@@ -109,14 +109,29 @@ struct PortableTarget {
   CodeRef function;  ///< empty offset for captureless lambdas (the invoker builds one)
   bool has_function = false;
   std::string args;
+  /// Set by Process: encodes `args` when the target is serialised for a child, that is only
+  /// when a spawn or forkserver child starts. A shared object's handle may issue a hand-off
+  /// that the child must acknowledge (a Connection's, see detail/end_tokens.hpp), which must
+  /// not happen for a forked child or a Process that never starts.
+  std::function<void(std::string&)> encode_args;
 
   template <class Archive>
-  void serialize(Archive& ar) { ar(invoker, function, has_function, args); }
+  void serialize(Archive& ar) {
+    if constexpr (Archive::is_saving::value) {
+      if (encode_args) {
+        args.clear();
+        encode_args(args);
+      }
+    }
+    ar(invoker, function, has_function, args);
+  }
 };
 
 /// Builds a PortableTarget when `Fn` and every stored argument allow it; else returns false.
+/// `lazy_args`: the arguments are encoded when the target is serialised (see encode_args);
+/// `args` must then outlive every serialisation.
 template <class Fn, class... S>
-bool make_portable_target(PortableTarget& out, const Fn& fn, const std::tuple<S...>& args) {
+bool make_portable_target(PortableTarget& out, const Fn& fn, const std::tuple<S...>& args, bool lazy_args = false) {
   if constexpr (is_portable_callable<Fn>() && (is_portable_arg<S>() && ...)) {
     out.invoker = code_ref_of(code_address(&invoke_portable<Fn, S...>));
     if constexpr (std::is_pointer_v<std::decay_t<Fn>>) {
@@ -124,12 +139,19 @@ bool make_portable_target(PortableTarget& out, const Fn& fn, const std::tuple<S.
       out.has_function = true;
     }
     out.args.clear();
-    std::apply([&](const auto&... a) { (encode_portable_arg(out.args, a), ...); }, args);
+    if (lazy_args) {
+      out.encode_args = [&args](std::string& to) {
+        std::apply([&](const auto&... a) { (encode_portable_arg(to, a), ...); }, args);
+      };
+    } else {
+      std::apply([&](const auto&... a) { (encode_portable_arg(out.args, a), ...); }, args);
+    }
     return true;
   } else {
     (void)out;
     (void)fn;
     (void)args;
+    (void)lazy_args;
     return false;
   }
 }

@@ -76,6 +76,10 @@ enum class RingStatus : std::uint8_t {
 using RingDeadline = futex::Deadline;
 /// The deadline of a non-blocking call.
 inline const RingDeadline kRingNoWait{futex::Clock::time_point::min()};
+/// Whether `deadline` is kRingNoWait.
+inline bool is_no_wait(const RingDeadline& deadline) noexcept {
+  return deadline && *deadline == futex::Clock::time_point::min();
+}
 
 class Ring {
 public:

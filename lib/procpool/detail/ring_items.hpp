@@ -3,6 +3,10 @@
 /// Typed items over a Ring, shared by Queue, SimpleQueue and Connection: a trivially copyable
 /// item is one record of sizeof(T) bytes, memcpy'd straight into and out of the ring (no
 /// allocation, no cereal); any other Sendable item is encoded with the codec first.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -11,6 +15,7 @@
 #include <type_traits>
 
 #include "procpool/codec.hpp"
+#include "procpool/detail/deadline.hpp"
 #include "procpool/detail/ring.hpp"
 #include "procpool/detail/shm.hpp"
 
@@ -51,15 +56,26 @@ inline void trim_buffer(std::string& buf) {
   if (buf.capacity() > (std::size_t{1} << 20)) std::string().swap(buf);
 }
 
+/// Pushes one item. `count_in`, if given, is incremented once the item is in the ring,
+/// still under the producer lock, so a consumer can pop the item only after the count
+/// includes it, and a producer that never gets room (blocked, timed out, killed) never
+/// counted it (JoinableQueue's unfinished tasks).
 template <class T>
-RingStatus push_item(Ring& ring, const T& item, const RingDeadline& deadline) {
+RingStatus push_item(Ring& ring, const T& item, const RingDeadline& deadline,
+                     std::atomic<std::uint32_t>* count_in = nullptr) {
   if constexpr (TriviallySendable<T>) {
-    return ring.push_with(sizeof(T), deadline, [&](std::byte* dst) { std::memcpy(dst, &item, sizeof(T)); });
+    return ring.push_with(sizeof(T), deadline, [&](std::byte* dst) {
+      std::memcpy(dst, &item, sizeof(T));
+      if (count_in != nullptr) count_in->fetch_add(1, std::memory_order_seq_cst);
+    });
   } else {
     thread_local std::string buf;
     buf.clear();
     codec::encode_to(buf, item);
-    const RingStatus status = ring.push(std::as_bytes(std::span<const char>(buf.data(), buf.size())), deadline);
+    const RingStatus status = ring.push_with(buf.size(), deadline, [&](std::byte* dst) {
+      if (!buf.empty()) std::memcpy(dst, buf.data(), buf.size());
+      if (count_in != nullptr) count_in->fetch_add(1, std::memory_order_seq_cst);
+    });
     trim_buffer(buf);
     return status;
   }
@@ -89,14 +105,15 @@ RingStatus pop_item(Ring& ring, std::optional<T>& out, const RingDeadline& deadl
 }
 
 /// A deadline from Python's (block, timeout) pair; a negative timeout is a ValueError.
+/// Saturating: a timeout too long to represent waits forever.
 template <class Rep, class Period>
 RingDeadline block_deadline(bool block, std::chrono::duration<Rep, Period> timeout) {
   if (!block) return kRingNoWait;
   if (timeout < std::chrono::duration<Rep, Period>::zero())
     throw ValueError("procpool: 'timeout' must be a non-negative duration");
-  // Beyond a century is forever (and would overflow the clock).
-  if (timeout > std::chrono::hours(24 * 365 * 100)) return std::nullopt;
-  return futex::Clock::now() + std::chrono::ceil<futex::Clock::duration>(timeout);
+  const auto deadline = detail::deadline_after(timeout);
+  if (is_never(deadline)) return std::nullopt;
+  return deadline;
 }
 
 } // namespace detail

@@ -76,7 +76,7 @@ static_assert(std::is_trivially_destructible_v<RLockState>);
 /// Acquires `st` for the calling thread, re-entrantly. Returns false only on timeout or a
 /// failed non-blocking attempt. Thread-safe and process-safe.
 inline bool rlock_acquire(RLockState& st, bool shared, bool blocking, const Timeout& timeout) {
-  check_acquire_args(blocking, timeout);
+  check_acquire_args(blocking, timeout, shared);
   const auto self = static_cast<std::uint32_t>(current_tid());
   if (robust_owner(st.mutex) == self) {
     ++st.count;
@@ -84,7 +84,8 @@ inline bool rlock_acquire(RLockState& st, bool shared, bool blocking, const Time
   }
   std::uint32_t expected = 0;
   if (!st.mutex.word.compare_exchange_strong(expected, self, std::memory_order_acquire, std::memory_order_relaxed)) {
-    if (robust_lock_slow(st.mutex, self, OwnerScope::Thread, shared, blocking, acquire_deadline(timeout)) ==
+    if (robust_lock_slow(st.mutex, self, OwnerScope::Thread, shared, blocking,
+                         blocking ? acquire_deadline(timeout) : std::nullopt) ==
         AcquireResult::Failed)
       return false;
   }

@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include "procpool/detail/deadline.hpp"
 #include "procpool/detail/futex.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/errors.hpp"
@@ -59,6 +60,11 @@ enum class OwnerScope : std::uint8_t {
 /// only called when a waiter's sleep slice expires. Defined in sync.cpp. Thread-safe.
 bool owner_alive(pid_t id, OwnerScope scope) noexcept;
 
+/// Throws ValueError, naming `what`, `bytes` and the memory available, when `bytes` of shared
+/// or heap memory cannot fit in this machine's (or this cgroup's) available RAM plus swap:
+/// committing them would only end with the OOM killer. Defined in sync.cpp. Thread-safe.
+void check_memory_fits(std::size_t bytes, const char* what);
+
 /// Reports (at warn level) that `dead_id` died holding a lock now held by the caller.
 void log_owner_died(const char* what, pid_t dead_id) noexcept;
 
@@ -78,7 +84,7 @@ inline Deadline acquire_deadline(const Timeout& timeout) {
   const double s = timeout->count();
   if (std::isnan(s) || s < 0) throw ValueError("procpool: timeout value must be a non-negative duration");
   if (s >= kForeverSeconds) return std::nullopt;
-  return Clock::now() + std::chrono::duration_cast<Clock::duration>(*timeout);
+  return detail::deadline_after(*timeout);
 }
 
 /// Deadline of a wait-style call (Event/Condition/Barrier): negative means "do not wait",
@@ -89,13 +95,18 @@ inline Deadline wait_deadline(const Timeout& timeout) {
   if (std::isnan(s)) throw ValueError("procpool: timeout must not be NaN");
   if (s >= kForeverSeconds) return std::nullopt;
   if (s <= 0) return Clock::now();
-  return Clock::now() + std::chrono::duration_cast<Clock::duration>(*timeout);
+  return detail::deadline_after(*timeout);
 }
 
-/// Python's argument checks of acquire(): no timeout without blocking, no negative timeout.
-inline void check_acquire_args(bool blocking, const Timeout& timeout) {
+/// Python's argument checks of acquire(). A timeout without blocking: threading's locks and
+/// semaphores (the thread backend) raise ValueError; multiprocessing's (the process backend)
+/// ignore the timeout. A negative timeout is a ValueError on both.
+inline void check_acquire_args(bool blocking, const Timeout& timeout, bool interprocess) {
   if (!timeout) return;
-  if (!blocking) throw ValueError("procpool: can't specify a timeout for a non-blocking call");
+  if (!blocking) {
+    if (interprocess) return;
+    throw ValueError("procpool: can't specify a timeout for a non-blocking call");
+  }
   if (std::isnan(timeout->count()) || timeout->count() < 0)
     throw ValueError("procpool: timeout value must be a non-negative duration");
 }
@@ -120,7 +131,10 @@ public:
   }
   template <class C, class D>
   [[nodiscard]] bool try_lock_until(const std::chrono::time_point<C, D>& t) {
-    return try_lock_for(t - C::now());
+    const auto now = C::now();
+    // Compared first: t - now overflows for a time_point far in the past.
+    if (t <= now) return try_lock_for(std::chrono::duration<double>::zero());
+    return try_lock_for(t - now);
   }
 
 private:

@@ -185,12 +185,21 @@ private:
   };
 
   static std::size_t bytes_for(std::size_t n) {
-    if (n > (SIZE_MAX - kDataOffset) / sizeof(T)) throw ValueError("procpool: Array size is too large");
+    if (n > (SIZE_MAX - kDataOffset) / sizeof(T))
+      throw ValueError("procpool: Array of " + std::to_string(n) + " elements is too large to address");
     return kDataOffset + n * sizeof(T);
   }
 
+  /// The bytes of a new array, refused (ValueError) when they cannot fit in memory: the
+  /// zero-filling would otherwise commit pages until the OOM killer ends the process.
+  static std::size_t checked_bytes_for(std::size_t n) {
+    const std::size_t bytes = bytes_for(n);
+    detail::check_memory_fits(bytes, ("Array of " + std::to_string(n) + " elements").c_str());
+    return bytes;
+  }
+
   BasicArray(std::size_t n, Uninit)
-      : block_(bytes_for(n)),
+      : block_(checked_bytes_for(n)),
         header_(::new (block_.data()) detail::ArrayHeader{}),
         data_(reinterpret_cast<T*>(static_cast<unsigned char*>(block_.data()) + kDataOffset)),
         size_(n),

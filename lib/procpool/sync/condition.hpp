@@ -1,6 +1,7 @@
 #pragma once
 /// @file sync/condition.hpp
 /// Condition: Python's threading.Condition / multiprocessing.Condition over its own RLock.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -19,10 +20,19 @@
 
 namespace procpool {
 namespace detail {
+/// Python's Condition wakes at most n waiters per notify(n), and only waiters that were
+/// waiting when it was called. The state says how: waiter i gets ticket i; notify(n) hands
+/// out min(n, waiting) wake-up tokens that only tickets issued before it (below `horizon`)
+/// may take. A waiter returns true only by taking a token, so never more than n return true,
+/// however the futex wakes them (spuriously, or before they slept). All fields but `seq` are
+/// changed only under `lock`.
 struct ConditionState {
   RLockState lock;
   std::atomic<std::uint32_t> seq{0};      ///< bumped by every notify; the waiters' futex word
-  std::atomic<std::uint32_t> waiters{0};  ///< waiting threads (a dead one only costs a spare wake)
+  std::atomic<std::uint32_t> tickets{0};  ///< next waiter's ticket
+  std::atomic<std::uint32_t> horizon{0};  ///< tickets below this may take a token
+  std::atomic<std::uint32_t> waiting{0};  ///< waiters not yet given a token
+  std::atomic<std::uint32_t> tokens{0};   ///< wake-ups handed out and not yet taken
 };
 static_assert(std::is_trivially_destructible_v<ConditionState>);
 } // namespace detail
@@ -30,8 +40,9 @@ static_assert(std::is_trivially_destructible_v<ConditionState>);
 /// A condition variable bundled with its re-entrant lock (Python's default Condition()).
 /// Acquire it (lock_guard, unique_lock or acquire()) before wait/notify. The lock is robust
 /// like RLock: a waiter re-acquiring it after its holder died gets it, and owner_died() says
-/// so. As with std::condition_variable, wait() may return without a matching notify;
-/// wait_for(predicate) loops for you. Pinned. Thread-safe and process-safe.
+/// so. notify(n) wakes at most n waiters, as in Python. Pinned. Thread-safe and process-safe.
+/// A process killed inside wait() stays counted as a waiter: a notify may grant it a wake-up,
+/// which a later waiter may then take on top of a later notify's n.
 template <class Backend>
 class BasicCondition : public detail::SharedTypeMarker<Backend::interprocess> {
 public:
@@ -57,26 +68,30 @@ public:
     auto& st = *state_;
     if (!detail::rlock_is_owned(st.lock)) throw StateError("procpool: cannot wait on un-acquired lock");
     const detail::Deadline deadline = detail::wait_deadline(timeout);
-    const std::uint32_t start = st.seq.load(std::memory_order_relaxed);
-    st.waiters.fetch_add(1, std::memory_order_relaxed);
+    constexpr auto relaxed = std::memory_order_relaxed;
+    const std::uint32_t ticket = st.tickets.fetch_add(1, relaxed);
+    st.waiting.fetch_add(1, relaxed);
     const std::uint32_t depth = st.lock.count;
-    st.lock.count = 0;
-    detail::robust_unlock(st.lock.mutex, Backend::interprocess);
-    // A notify after the unlock bumps seq, so the futex refuses to sleep: no lost wake-up.
-    bool notified = false;
     for (;;) {
-      if (st.seq.load(std::memory_order_acquire) != start) {
-        notified = true;
-        break;
+      // Read under the lock: a notify after the unlock bumps seq, so the futex refuses to
+      // sleep and no wake-up is lost.
+      const std::uint32_t seen = st.seq.load(std::memory_order_acquire);
+      st.lock.count = 0;
+      detail::robust_unlock(st.lock.mutex, Backend::interprocess);
+      const bool timed_out = !detail::futex::wait(st.seq, seen, Backend::interprocess, deadline);
+      reacquire(st, depth);
+      // Signed distance: tickets wrap around.
+      const bool eligible = static_cast<std::int32_t>(ticket - st.horizon.load(relaxed)) < 0;
+      if (eligible && st.tokens.load(relaxed) > 0) {
+        st.tokens.fetch_sub(1, relaxed);
+        return true;
       }
-      if (!detail::futex::wait(st.seq, start, Backend::interprocess, deadline)) {
-        notified = st.seq.load(std::memory_order_acquire) != start;
-        break;
+      if (timed_out || detail::expired(deadline)) {
+        st.waiting.fetch_sub(1, relaxed);
+        return false;
       }
+      // Woken for someone else (a token another waiter took) or spuriously: sleep again.
     }
-    st.waiters.fetch_sub(1, std::memory_order_relaxed);
-    reacquire(st, depth);
-    return notified;
   }
 
   /// Python's wait_for(predicate, timeout=None): waits until `pred()` is true or `timeout`
@@ -98,13 +113,20 @@ public:
     return result;
   }
 
-  /// Wakes up to `n` waiters. StateError if the calling thread does not hold the lock.
+  /// Wakes up to `n` of the threads waiting now (later waiters are not woken by this call).
+  /// StateError if the calling thread does not hold the lock.
   void notify(int n = 1) {
     auto& st = *state_;
     if (!detail::rlock_is_owned(st.lock)) throw StateError("procpool: cannot notify on un-acquired lock");
-    if (n <= 0 || st.waiters.load(std::memory_order_relaxed) == 0) return;
+    constexpr auto relaxed = std::memory_order_relaxed;
+    const std::uint32_t waiting = st.waiting.load(relaxed);
+    if (n <= 0 || waiting == 0) return;
+    const std::uint32_t k = std::min(waiting, static_cast<std::uint32_t>(n));
+    st.waiting.store(waiting - k, relaxed);
+    st.tokens.fetch_add(k, relaxed);
+    st.horizon.store(st.tickets.load(relaxed), relaxed);
     st.seq.fetch_add(1, std::memory_order_release);
-    detail::futex::wake(st.seq, Backend::interprocess, n);
+    detail::futex::wake(st.seq, Backend::interprocess, static_cast<int>(std::min<std::uint32_t>(k, INT_MAX)));
   }
   /// Wakes every waiter.
   void notify_all() { notify(INT_MAX); }

@@ -28,22 +28,28 @@ public:
   BasicLock& operator=(const BasicLock&) = delete;
 
   /// Python's acquire(blocking=True, timeout=-1): true once acquired; false when
-  /// non-blocking and taken, or when `timeout` ran out. ValueError on a timeout without
-  /// blocking or a negative timeout.
+  /// non-blocking and taken, or when `timeout` ran out. ValueError on a negative timeout,
+  /// and (thread backend, as threading.Lock) on a timeout without blocking; the process
+  /// backend ignores such a timeout, as multiprocessing.Lock.
   bool acquire(bool blocking = true, const Timeout& timeout = std::nullopt) {
-    detail::check_acquire_args(blocking, timeout);
+    detail::check_acquire_args(blocking, timeout, Backend::interprocess);
     const auto self = static_cast<std::uint32_t>(detail::current_pid());
     std::uint32_t expected = 0;
     if (state_->word.compare_exchange_strong(expected, self, std::memory_order_acquire, std::memory_order_relaxed))
       return true;
     return detail::robust_lock_slow(*state_, self, kScope, Backend::interprocess, blocking,
-                                    detail::acquire_deadline(timeout)) != detail::AcquireResult::Failed;
+                                    blocking ? detail::acquire_deadline(timeout) : std::nullopt) !=
+           detail::AcquireResult::Failed;
   }
 
-  /// Releases the lock (from any thread or process). ValueError if it is not locked.
+  /// Releases the lock (from any thread or process). If it is not locked: ValueError on the
+  /// process backend (multiprocessing.Lock), StateError on the thread backend (Python's
+  /// RuntimeError from threading.Lock).
   void release() {
-    if (detail::robust_unlock(*state_, Backend::interprocess) == 0)
-      throw ValueError("procpool: release unlocked lock");
+    if (detail::robust_unlock(*state_, Backend::interprocess) == 0) {
+      if constexpr (Backend::interprocess) throw ValueError("procpool: semaphore or lock released too many times");
+      else throw StateError("procpool: release unlocked lock");
+    }
   }
 
   /// Whether someone holds the lock (a snapshot).

@@ -48,9 +48,11 @@ public:
   BasicSemaphore& operator=(const BasicSemaphore&) = delete;
 
   /// Python's acquire(blocking=True, timeout=None): decrements the counter, waiting while it
-  /// is zero. False when non-blocking and zero, or on timeout.
+  /// is zero. False when non-blocking and zero, or on timeout. A timeout without blocking is
+  /// ignored on the process backend (multiprocessing.Semaphore) and a ValueError on the
+  /// thread backend (threading.Semaphore).
   bool acquire(bool blocking = true, const Timeout& timeout = std::nullopt) {
-    detail::check_acquire_args(blocking, timeout);
+    detail::check_acquire_args(blocking, timeout, Backend::interprocess);
     auto& st = *state_;
     if (try_decrement(st)) return true;
     if (!blocking) return false;
