@@ -630,7 +630,11 @@ bool Process::is_alive() {
 void Process::terminate() { record_checked("terminate")->send_signal(SIGTERM); }
 void Process::kill() { record_checked("kill")->send_signal(SIGKILL); }
 
-int Process::sentinel() const { return record_checked("get the sentinel of")->wait_fd; }
+int Process::sentinel() const {
+  // Python raises ValueError("process not started") here, not the AssertionError of join().
+  if (!closed_ && !record_) throw ValueError("procpool: process " + name_ + " not started: it has no sentinel yet");
+  return record_checked("get the sentinel of")->wait_fd;
+}
 
 std::optional<pid_t> Process::pid() const noexcept {
   if (!record_) return std::nullopt;

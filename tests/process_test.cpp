@@ -184,6 +184,7 @@ TEST_CASE("Process.Subclass.SpawnIsAClearError") {
 TEST_CASE("Process.State.Errors") {
   Process p(&do_nothing);
   CHECK_THROWS_AS(p.join(), procpool::StateError);
+  CHECK_THROWS_WITH_AS((void)p.sentinel(), doctest::Contains("not started"), procpool::ValueError);  // as Python
   p.start();
   CHECK_THROWS_AS(p.start(), procpool::StateError);
   CHECK_THROWS_AS(p.set_daemon(true), procpool::StateError);

@@ -105,6 +105,7 @@ public:
   [[nodiscard]] std::optional<pid_t> pid() const noexcept;
   /// Python's sentinel: a file descriptor that becomes readable when the child ends (for
   /// poll/select over several processes). Valid while the object is neither closed nor destroyed.
+  /// Before start(): ValueError, as Python.
   [[nodiscard]] int sentinel() const;
   /// Python's ident: the pid.
   [[nodiscard]] std::optional<pid_t> ident() const noexcept { return pid(); }
