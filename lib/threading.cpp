@@ -259,7 +259,9 @@ std::shared_ptr<ThreadState> current_state() {
     adopt_current(main);
     return main;
   }
-  thread_local ExitGuard dummy;  // a thread procpool did not start: unregistered when it exits
+  // A thread procpool did not start: unregistered when it exits. A per-thread guard: a fork by
+  // another thread cannot leave it half-done in the child.
+  thread_local ExitGuard dummy;
   auto st = std::make_shared<ThreadState>();
   st->name = new_name("Dummy-");
   st->daemon.store(true, std::memory_order_relaxed);
