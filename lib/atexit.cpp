@@ -7,8 +7,10 @@
 #include <utility>
 #include <vector>
 
+#include <pthread.h>
 #include <unistd.h>
 
+#include "load_time.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool {
@@ -26,9 +28,18 @@ struct Handlers {
   pid_t hooked_pid = 0;  // the process whose std::atexit hook is installed
 };
 
-Handlers& handlers() {
-  static auto* h = new Handlers();  // never destroyed: used while exiting
-  return *h;
+// Never destroyed: used while exiting. Built at load, not a guarded function-local static
+// (a forked child runs these handlers: see load_time.hpp).
+constinit LoadTimeObject<Handlers> g_handlers;
+Handlers& handlers() { return g_handlers.get(); }
+
+// The list's mutex is held across fork() so that a child never inherits it locked by a thread
+// that does not exist there (a child that registers a handler would wait forever).
+void lock_for_fork() noexcept { g_handlers.get().mutex.lock(); }
+void unlock_after_fork() noexcept { g_handlers.get().mutex.unlock(); }
+[[gnu::constructor]] void build_handlers_at_load() noexcept {
+  (void)g_handlers.get();
+  ::pthread_atfork(&lock_for_fork, &unlock_after_fork, &unlock_after_fork);
 }
 
 void run_from_exit_hook() { run_atexit_handlers(); }

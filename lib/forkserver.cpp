@@ -61,10 +61,9 @@ struct Client {
   pid_t server_pid = 0;
 };
 
-Client*& client_slot() {
-  static Client* client = nullptr;
-  return client;
-}
+// Constant-initialised (no guard); a child forgets it (forkserver_forget_after_fork).
+constinit Client* g_client = nullptr;
+Client*& client_slot() { return g_client; }
 std::mutex client_slot_mutex;
 
 void start_server(Client& client) {
@@ -144,7 +143,11 @@ pid_t forkserver_launch(const std::string& payload, int& status_fd) {
   throw ProcessError("procpool: the forkserver died and could not be restarted");
 }
 
-void forkserver_forget_after_fork() { client_slot() = nullptr; }
+void forkserver_forget_after_fork() {
+  client_slot() = nullptr;
+  // Another thread of the parent may have held it at fork time (it starts the server under it).
+  new (&client_slot_mutex) std::mutex();
+}
 
 void forkserver_main(int control_fd, pid_t expected_parent) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);

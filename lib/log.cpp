@@ -6,10 +6,13 @@
 #include <string>
 #include <string_view>
 
+#include <spdlog/details/os.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "load_time.hpp"
 
 namespace procpool {
 namespace {
@@ -64,11 +67,11 @@ struct LoggerState {
   std::string pattern = default_pattern;
 };
 
-LoggerState& state() {
-  // Never destroyed: threads may still log while static destructors run.
-  static auto* s = new LoggerState();
-  return *s;
-}
+// Never destroyed: threads may still log while static destructors run. Built at load (below),
+// not a guarded function-local static: state() runs inside call_once and in a forked child
+// (rebuild_logger_after_fork), where a guard copied "in progress" would never be released.
+constinit detail::LoadTimeObject<LoggerState> g_state;
+LoggerState& state() { return g_state.get(); }
 
 std::shared_ptr<spdlog::logger> make_logger(spdlog::level::level_enum level) {
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
@@ -79,6 +82,9 @@ std::shared_ptr<spdlog::logger> make_logger(spdlog::level::level_enum level) {
   return lg;
 }
 
+// std::call_once is pthread_once in libstdc++; glibc's pthread_once is fork-safe (a child
+// forked while another thread ran the initialiser runs it again: "fork generation"), and
+// what it runs, state() and make_logger(), takes no guard of procpool's.
 std::once_flag logger_once;
 
 } // namespace
@@ -97,12 +103,20 @@ void set_log_pattern(std::string_view pattern) {
 
 namespace detail {
 
-std::string& process_name_slot() {
-  static auto* name = new std::string("MainProcess");
-  return *name;
-}
+namespace {
+struct ProcessName {
+  std::string value = "MainProcess";
+};
+// Never destroyed (log lines may be formatted while static destructors run), built at load
+// rather than in a guarded function-local static (see load_time.hpp).
+constinit LoadTimeObject<ProcessName> g_process_name;
+} // namespace
+
+std::string& process_name_slot() { return g_process_name.get().value; }
 
 std::string& thread_name_slot() {
+  // thread_local: its guard is per thread, and a forked child's thread is a copy of the
+  // forking thread, which cannot be in the middle of its own first call here.
   thread_local std::string name;
   return name;
 }
@@ -113,6 +127,16 @@ std::string current_thread_display_name() {
   const auto tid = static_cast<pid_t>(::syscall(SYS_gettid));
   if (tid == ::getpid()) return "MainThread";
   return "Dummy-" + std::to_string(tid);
+}
+
+// Built while the library loads, before any thread can fork.
+// Also runs spdlog's own guarded first-use static of the colour sink (is_color_terminal(),
+// reached from make_logger(), which a forked child calls): a fork while another thread made
+// the first log call would otherwise copy that guard "in progress" into the child.
+[[gnu::constructor]] void build_log_state_at_load() noexcept {
+  (void)g_state.get();
+  (void)g_process_name.get();
+  (void)spdlog::details::os::is_color_terminal();
 }
 
 void rebuild_logger_after_fork() {

@@ -27,6 +27,7 @@
 #include "procpool/codec.hpp"
 #include "procpool/detail/deadline.hpp"
 #include "procpool/log.hpp"
+#include "load_time.hpp"
 #include "process_internal.hpp"
 
 extern char** environ;
@@ -47,10 +48,10 @@ struct Identity {
   std::atomic<int> children_started{0};
 };
 
-Identity& self() {
-  static auto* identity = new Identity();  // never destroyed: used from exit handlers
-  return *identity;
-}
+// Never destroyed: used from exit handlers. Not a function-local static (see load_time.hpp):
+// a child forked while another thread made the first call would wait on its guard forever.
+constinit LoadTimeObject<Identity> g_identity;
+Identity& self() { return g_identity.get(); }
 
 pid_t gettid_() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
@@ -160,10 +161,10 @@ struct Registry {
   bool exit_handler_installed = false;
 };
 
-Registry& registry() {
-  static auto* r = new Registry();  // never destroyed: the exit handler uses it
-  return *r;
-}
+// Never destroyed: the exit handler uses it. Built at load (below), not a guarded
+// function-local static: see load_time.hpp.
+constinit LoadTimeObject<Registry> g_registry;
+Registry& registry() { return g_registry.get(); }
 
 /// Drops the records of children that have ended; returns the rest.
 std::vector<std::shared_ptr<ChildRecord>> reap_finished() {
@@ -258,10 +259,9 @@ private:
   bool* done_flag_ = nullptr;
 };
 
-Launcher*& launcher_slot() {
-  static Launcher* launcher = nullptr;
-  return launcher;
-}
+// Constant-initialised (no guard): a plain pointer, reset in a child by become_child().
+constinit Launcher* g_launcher = nullptr;
+Launcher*& launcher_slot() { return g_launcher; }
 std::mutex launcher_mutex;
 
 } // namespace
@@ -289,6 +289,7 @@ void become_child(const ChildPayload& who, pid_t expected_parent) {
   // The parent's children, launcher thread and forkserver connection are not ours.
   new (&registry()) Registry();  // the old one's mutex may be held by a vanished thread
   launcher_slot() = nullptr;
+  new (&launcher_mutex) std::mutex();  // may have been held by another thread (it starts the launcher)
   forkserver_forget_after_fork();
   Identity& me = self();
   me.parent = ProcessInfo{who.parent_name, who.parent_pid, me.daemon};
@@ -345,17 +346,24 @@ struct InitState {
   bool initialized = false;
   std::string argv0;
 };
-InitState& init_state() {
-  static InitState s;
-  return s;
-}
+// Never destroyed, built at load (below): a guarded function-local static could be copied
+// mid-initialisation into a forked child (load_time.hpp).
+constinit LoadTimeObject<InitState> g_init_state;
+InitState& init_state() { return g_init_state.get(); }
 
 constexpr int method_unset = -1;
 
 /// The default start method; method_unset until $PROCPOOL_START_METHOD has been read.
-std::atomic<int>& default_method() {
-  static std::atomic<int> method{method_unset};  // constant-initialised: safe after fork
-  return method;
+/// Constant-initialised at namespace scope: no guard, nothing to copy half-done into a child.
+constinit std::atomic<int> g_default_method{method_unset};
+std::atomic<int>& default_method() { return g_default_method; }
+
+// Builds the process-wide objects of this file while the library loads, before any thread
+// can fork (the LoadTimeObjects also build themselves if another static initialiser runs first).
+[[gnu::constructor]] void build_process_state_at_load() noexcept {
+  (void)g_identity.get();
+  (void)g_registry.get();
+  (void)g_init_state.get();
 }
 
 StartMethod read_default_method() {

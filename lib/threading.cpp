@@ -20,6 +20,7 @@
 
 #include "procpool/errors.hpp"
 #include "procpool/log.hpp"
+#include "load_time.hpp"
 
 namespace procpool::threading {
 namespace detail {
@@ -69,10 +70,10 @@ struct Registry {
   std::vector<std::shared_ptr<ThreadState>> alive;  // start order, as Python's enumerate()
   std::shared_ptr<ThreadState> main;
 };
-Registry& registry() {
-  static auto* r = new Registry();
-  return *r;
-}
+// Not a guarded function-local static (load_time.hpp): the atfork handlers and a forked
+// child use it. Built at load by main_registered below.
+constinit ::procpool::detail::LoadTimeObject<Registry> g_registry;
+Registry& registry() { return g_registry.get(); }
 
 std::atomic<std::uint64_t> name_counter{0};  // Python's _counter: Thread-N and Dummy-N share it
 std::atomic<bool> exiting{false};            // set by the at-exit join
@@ -177,6 +178,9 @@ void join_non_daemon_threads() {
   }
 }
 
+// std::call_once is glibc's pthread_once, which a forked child reruns when the fork came in
+// the middle of it: the child may then register the at-exit join twice, which is harmless
+// (the second call finds nothing left to join).
 std::once_flag atexit_once;
 
 std::string demangle(const char* mangled) {
@@ -207,7 +211,8 @@ void report_exception(const ThreadState& st) noexcept {
 }
 
 void thread_entry(std::shared_ptr<ThreadState> st) {
-  // First thread_local of this thread, hence destroyed last: see ExitGuard.
+  // First thread_local of this thread, hence destroyed last: see ExitGuard. Its guard is per
+  // thread, so a fork by another thread cannot leave it half-done in the child.
   thread_local ExitGuard guard;
   guard.state = st;
   adopt_current(st);
@@ -254,7 +259,9 @@ std::shared_ptr<ThreadState> current_state() {
     adopt_current(main);
     return main;
   }
-  thread_local ExitGuard dummy;  // a thread procpool did not start: unregistered when it exits
+  // A thread procpool did not start: unregistered when it exits. A per-thread guard: a fork by
+  // another thread cannot leave it half-done in the child.
+  thread_local ExitGuard dummy;
   auto st = std::make_shared<ThreadState>();
   st->name = new_name("Dummy-");
   st->daemon.store(true, std::memory_order_relaxed);

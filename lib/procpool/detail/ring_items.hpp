@@ -69,7 +69,7 @@ RingStatus push_item(Ring& ring, const T& item, const RingDeadline& deadline,
       if (count_in != nullptr) count_in->fetch_add(1, std::memory_order_seq_cst);
     });
   } else {
-    thread_local std::string buf;
+    thread_local std::string buf;  // per-thread guard: fork-safe (the child's thread is the forker)
     buf.clear();
     codec::encode_to(buf, item);
     const RingStatus status = ring.push_with(buf.size(), deadline, [&](std::byte* dst) {
@@ -91,7 +91,7 @@ RingStatus pop_item(Ring& ring, std::optional<T>& out, const RingDeadline& deadl
     });
   } else {
     // Copied out under the lock, decoded after it, so consumers decode in parallel.
-    thread_local std::string buf;
+    thread_local std::string buf;  // per-thread guard: fork-safe, as above
     const RingStatus status = ring.pop(buf, deadline);
     if (status == RingStatus::ok) {
       struct Trim {
