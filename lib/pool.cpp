@@ -584,7 +584,7 @@ void PoolCore::encode_code(std::string& names, const void* address, std::uint64_
 }
 
 void PoolCore::submit(const void* invoker, const void* function, std::span<const std::string_view> pieces,
-                      std::shared_ptr<PendingTask> task) {
+                      std::shared_ptr<PendingTask> task, std::uint64_t stream) {
   check_owner();
   TaskHeader header{};
   header.task_id = next_task_id_.fetch_add(1);
@@ -609,7 +609,11 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
   };
 
   std::lock_guard feed_lock(feed_mutex_);
-  if (state_.load() != State::run) throw ValueError("procpool: Pool not running: no task can be submitted after close() or terminate()");
+  if (state_.load() != State::run) [[unlikely]] {
+    // After close(), only the open streams (imap iterations started before it) go on.
+    if (stream == 0 || state_.load() != State::close || !streams_.contains(stream))
+      throw ValueError("procpool: Pool not running: no task can be submitted after close() or terminate()");
+  }
   {
     std::lock_guard lock(pending_mutex_);
     pending_.emplace(header.task_id, std::move(task));
@@ -625,12 +629,14 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
 void PoolCore::feeder_loop() {
   std::unique_lock lock(feed_mutex_);
   for (;;) {
-    feed_cv_.wait(lock, [&] { return !backlog_.empty() || close_after_backlog_ || state_.load() == State::terminate; });
+    feed_cv_.wait(lock, [&] {
+      return !backlog_.empty() || (close_after_backlog_ && streams_.empty()) || state_.load() == State::terminate;
+    });
     if (state_.load() == State::terminate) {
       backlog_.clear();
       break;
     }
-    if (backlog_.empty()) {  // closed, and everything submitted is in the ring
+    if (backlog_.empty()) {  // closed, every stream too, and everything submitted is in the ring
       tasks_->close();
       break;
     }
@@ -748,13 +754,16 @@ void PoolCore::supervisor_loop() {
         ResultHeader header{lost, ResultKind::worker_lost, pid, status, static_cast<std::uint32_t>(i)};
         (void)results_->push(std::span(reinterpret_cast<const std::byte*>(&header), sizeof header), std::nullopt);
       }
+      // Streams first: a stream closes only after its last submission, so reading no open
+      // stream and then no pending task means that nothing more will come.
+      const bool has_streams = open_streams_.load() != 0;
       bool has_pending = false;
       {
         std::lock_guard pending_lock(pending_mutex_);
         has_pending = !pending_.empty();
       }
       const State state = state_.load();
-      if (state == State::run || (state == State::close && has_pending)) {
+      if (state == State::run || (state == State::close && (has_pending || has_streams))) {
         try {
           start_worker(i);
           any_alive = true;
@@ -767,6 +776,34 @@ void PoolCore::supervisor_loop() {
   }
   supervisor_done_ = true;
   results_->close();  // the handler drains what is left, then stops
+}
+
+std::uint64_t PoolCore::open_stream(std::weak_ptr<PoolStream> stream) {
+  check_owner();
+  std::lock_guard lock(feed_mutex_);
+  if (state_.load() != State::run)
+    throw ValueError("procpool: Pool not running: imap needs a pool before close() or terminate()");
+  const std::uint64_t id = next_stream_id_++;
+  streams_.emplace(id, std::move(stream));
+  open_streams_.store(streams_.size());
+  return id;
+}
+
+void PoolCore::close_stream(std::uint64_t id) noexcept {
+  if (!owned_here()) return;  // a forked child's copy: the owner's state is not ours
+  std::lock_guard lock(feed_mutex_);
+  if (streams_.erase(id) == 0) return;
+  open_streams_.store(streams_.size());
+  if (streams_.empty() && close_after_backlog_) {
+    feed_cv_.notify_all();  // the feeder may close the task ring now
+    wakeup_->notify();      // the supervisor may let exiting workers go
+  }
+}
+
+bool PoolCore::accepts(std::uint64_t stream) {
+  std::lock_guard lock(feed_mutex_);
+  const State state = state_.load();
+  return state == State::run || (state == State::close && stream != 0 && streams_.contains(stream));
 }
 
 void PoolCore::close() {
@@ -818,6 +855,18 @@ void PoolCore::join() {
   check_owner();
   if (state_.load() == State::run) throw ValueError("procpool: join() needs close() or terminate() first, as Python's Pool");
   if (joined_.exchange(true)) return;
+  // Python's task handler reads the whole input of an imap started before close(); ours reads
+  // lazily, so the streams still open submit the rest of their input now (their results wait
+  // for their consumers). One pass: no stream opens after close().
+  std::vector<std::shared_ptr<PoolStream>> open;
+  {
+    std::lock_guard lock(feed_mutex_);
+    if (state_.load() == State::close)
+      for (const auto& [id, weak] : streams_)
+        if (auto stream = weak.lock()) open.push_back(std::move(stream));
+  }
+  for (const auto& stream : open) stream->drain();
+  open.clear();  // may destroy a stream whose consumer let it go meanwhile (it closes itself)
   if (feeder_.joinable()) feeder_.join();
   wakeup_->notify();
   if (supervisor_.joinable()) supervisor_.join();

@@ -546,7 +546,7 @@ void Process::run() {
   if (target_) target_();
 }
 
-StartMethod Process::start_method() const { return start_method_.value_or(get_start_method()); }
+StartMethod Process::start_method() const { return start_method_ ? *start_method_ : get_start_method(); }
 
 void Process::set_daemon(bool daemon) {
   if (record_) throw StateError("procpool: cannot set daemon status of active process " + name_);

@@ -3,8 +3,12 @@
 // sizes that cannot fit, non-std exceptions, Pool(0)). Every case runs on both backends.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <ranges>
 #include <set>
@@ -18,6 +22,8 @@
 #include <unistd.h>
 
 #include <procpool/procpool.hpp>
+
+#include "run_program.hpp"
 
 using namespace std::chrono_literals;
 
@@ -354,27 +360,158 @@ TEST_CASE_TEMPLATE("Pool.Imap.AfterTerminateIsBroken", P, BOTH_POOLS) {
   CHECK_THROWS_AS((void)pool.imap(&square, std::vector<int>{1}), procpool::ValueError);
 }
 
-TEST_CASE_TEMPLATE("Pool.Imap.AfterCloseDeliversWhatWasSubmitted", P, BOTH_POOLS) {
+// -- follow-up of 10: an imap started before close() runs its whole input, as Python's ----------
+
+namespace {
+
+/// Several times the look-ahead (max(256, 64 × workers) chunks) at chunksize 1.
+constexpr int kPastLookahead = 2000;
+
+/// Every remaining result of `it`, then checks that it has ended (and stays ended).
+template <class IMap>
+std::vector<int> drain_all(IMap& it) {
+  std::vector<int> out;
+  for (;;) {
+    const auto r = it.next(60s);
+    if (!r) break;
+    out.push_back(*r);
+  }
+  CHECK_FALSE(it.next(60s).has_value());
+  return out;
+}
+
+std::vector<int> sorted(std::vector<int> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+int start_method_child_ran = 0;
+
+} // namespace
+
+TEST_CASE_TEMPLATE("Pool.Imap.AfterCloseDeliversTheWholeInput", P, BOTH_POOLS) {
+  P pool(2);
+  auto ordered = pool.imap(&square, std::views::iota(0, kPastLookahead));
+  auto unordered = pool.imap_unordered(&square, std::views::iota(0, kPastLookahead));
+  auto chunked = pool.imap(&square, std::views::iota(0, kPastLookahead), 3);
+  CHECK(ordered.next(20s) == std::optional<int>(0));
+  CHECK(unordered.next(20s).has_value());
+  pool.close();
+  // close() refuses new work only: every result of the inputs comes, then the iterations end.
+  std::vector<int> got{0};
+  for (int x : drain_all(ordered)) got.push_back(x);
+  CHECK(got == squares(kPastLookahead));
+  CHECK(drain_all(unordered).size() == static_cast<std::size_t>(kPastLookahead - 1));
+  CHECK(drain_all(chunked) == squares(kPastLookahead));
+  pool.join();
+}
+
+TEST_CASE_TEMPLATE("Pool.Imap.JoinAfterCloseRunsTheRestOfOpenIterations", P, BOTH_POOLS) {
+  // maxtasksperchild: workers that exit after close() are replaced while an iteration is open.
+  P pool(procpool::PoolOptions{.processes = 2, .maxtasksperchild = 50});
+  auto ordered = pool.imap(&square, std::views::iota(0, kPastLookahead));
+  auto unordered = pool.imap_unordered(&square, std::views::iota(0, kPastLookahead));
+  std::vector<int> first = take(ordered, kPastLookahead / 2);
+  std::vector<int> first_unordered = take(unordered, kPastLookahead / 2);
+  std::optional<procpool::IMapResult<int>> dropped(pool.imap(&square, std::views::iota(0, kPastLookahead)));
+  CHECK(dropped->next(20s) == std::optional<int>(0));
+  auto never_read = pool.imap(&square, std::views::iota(0, kPastLookahead));  // not one next() before join
+  pool.close();
+  dropped.reset();  // abandons the rest of its input: join() does not wait for it
+  // join() submits the rest of every open iteration's input and waits for the workers to run
+  // it; it never waits for a consumer. The results wait in the iterations.
+  pool.join();
+  for (int x : drain_all(ordered)) first.push_back(x);
+  CHECK(first == squares(kPastLookahead));
+  for (int x : drain_all(unordered)) first_unordered.push_back(x);
+  CHECK(sorted(first_unordered) == squares(kPastLookahead));
+  CHECK(drain_all(never_read) == squares(kPastLookahead));
+  CHECK(pool.worker_pids().empty());  // every worker has exited
+}
+
+TEST_CASE_TEMPLATE("Pool.Imap.JoinWhileAnotherThreadConsumes", P, BOTH_POOLS) {
+  P pool(2);
+  auto it = pool.imap(&square, std::views::iota(0, kPastLookahead));
+  CHECK(it.next(20s) == std::optional<int>(0));
+  std::vector<int> got{0};
+  std::thread consumer([&] {
+    for (int x : drain_all(it)) got.push_back(x);
+  });
+  pool.close();
+  pool.join();  // drains the input while the consumer reads: one of them submits each chunk
+  consumer.join();
+  CHECK(got == squares(kPastLookahead));
+}
+
+TEST_CASE_TEMPLATE("Pool.Closed.NewSubmissionsRaiseValueError", P, BOTH_POOLS) {
+  P pool(2);
+  auto open = pool.imap_unordered(&square, std::views::iota(0, kPastLookahead));
+  pool.close();
+  const std::vector<int> items{1, 2, 3};
+  CHECK_THROWS_AS((void)pool.apply_async(&square, 3), procpool::ValueError);
+  CHECK_THROWS_AS((void)pool.apply(&square, 3), procpool::ValueError);
+  CHECK_THROWS_AS((void)pool.map(&square, items), procpool::ValueError);
+  CHECK_THROWS_AS((void)pool.map_async(&square, items), procpool::ValueError);
+  CHECK_THROWS_AS((void)pool.imap(&square, items), procpool::ValueError);
+  CHECK_THROWS_AS((void)pool.imap_unordered(&square, items), procpool::ValueError);
+  // The iteration opened before close() is unaffected.
+  CHECK(sorted(drain_all(open)) == squares(kPastLookahead));
+  CHECK_THROWS_AS((void)pool.apply_async(&square, 3), procpool::ValueError);
+  pool.join();
+  CHECK_THROWS_AS((void)pool.map(&square, items), procpool::ValueError);
+}
+
+TEST_CASE_TEMPLATE("Pool.Imap.TerminateAfterCloseBreaksOpenIterations", P, BOTH_POOLS) {
   P pool(2);
   auto it = pool.imap(&square, std::views::iota(0, 100000));
   CHECK(it.next(20s) == std::optional<int>(0));
   pool.close();
-  // The chunks submitted before close() arrive in order; then ValueError on every call.
-  int expected = 1;
-  int refused = 0;
-  for (int i = 0; i < 200000 && refused < 2; ++i) {
+  pool.terminate();
+  pool.join();
+  int broken = 0;
+  bool ended = false;
+  for (int i = 0; i < 200000 && broken < 2; ++i) {
     try {
-      const auto r = it.next(20s);
-      REQUIRE(r.has_value());
-      REQUIRE(*r == expected * expected);
-      ++expected;
-    } catch (const procpool::ValueError&) {
-      ++refused;
+      if (!it.next(20s)) {
+        ended = true;
+        break;
+      }
+    } catch (const procpool::BrokenProcessPool&) {
+      ++broken;
     }
   }
-  CHECK(refused == 2);
-  CHECK(expected > 1);
-  pool.join();
+  CHECK_FALSE(ended);
+  CHECK(broken == 2);
+}
+
+// -- dummy::Pool never reads the start method --------------------------------------------------
+
+// Run by Pool.StartMethod.ThreadPoolIgnoresAnInvalidDefault in a fresh process whose
+// $PROCPOOL_START_METHOD is invalid (the default is read once per process, so a fork would not do).
+TEST_CASE("Pool.StartMethod.InvalidDefaultChild") {
+  if (std::getenv("PROCPOOL_TEST_INVALID_START_METHOD_CHILD") == nullptr) return;  // only as that child
+  ++start_method_child_ran;
+  procpool::dummy::Pool threads(2);
+  CHECK(threads.apply(&square, 7) == 49);
+  CHECK(threads.map(&square, std::vector<int>{1, 2, 3}) == std::vector<int>{1, 4, 9});
+  // A process pool with an explicit method does not read the default either.
+  procpool::Pool explicit_fork(procpool::PoolOptions{.processes = 1, .start_method = procpool::StartMethod::Fork});
+  CHECK(explicit_fork.apply(&square, 8) == 64);
+  // One that needs the default reports it.
+  CHECK_THROWS_AS(procpool::Pool(1), procpool::ValueError);
+  std::printf("start-method child ran %d\n", start_method_child_ran);
+}
+
+TEST_CASE("Pool.StartMethod.ThreadPoolIgnoresAnInvalidDefault") {
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const auto r = testing::run_program({"/usr/bin/env", "PROCPOOL_START_METHOD=bogus",
+                                       "PROCPOOL_TEST_INVALID_START_METHOD_CHILD=1", self,
+                                       "--test-case=Pool.StartMethod.InvalidDefaultChild", "--no-version"},
+                                      "", 120s);
+  CAPTURE(r.out);
+  CAPTURE(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("start-method child ran 1") != std::string::npos);
 }
 
 // -- 18 and 25: sizes ---------------------------------------------------------------------------

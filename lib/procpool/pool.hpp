@@ -165,22 +165,14 @@ inline std::size_t default_chunksize(std::size_t items, int workers) {
   return items / per + (items % per != 0 ? 1 : 0);
 }
 
-} // namespace detail
-
-/// The lazy result of imap / imap_unordered: an input range (iterate it once). At most a
-/// bounded number of chunks is in flight (look-ahead), so an endless input is fine; chunks are
-/// submitted as the caller consumes results. A failed task throws its error when its result is
-/// reached (imap) or when its chunk comes back (imap_unordered); iteration may continue after it.
-/// An exception thrown by the input range itself comes once, after the results of every item
-/// read before it (in order for imap, last for imap_unordered); the iteration then ends. When
-/// the pool can take no more chunks (closed, terminated or destroyed), the results in flight
-/// come first, then every next() throws that error (ValueError, BrokenProcessPool): the output
-/// is incomplete, so it never ends normally.
-///
-/// Thread-safety: one consumer thread at a time. The input range must outlive the iteration
-/// unless it was passed as an rvalue (then it is owned). The iteration may outlive its pool.
+/// The submitting side of an imap iteration: the input and what has been submitted of it,
+/// shared by the consumer (which keeps a bounded look-ahead) and the pool's join() (which, after
+/// close(), drains the rest of the input: PoolStream::drain), serialised by `mutex_`. Every
+/// chunk it submits or refuses reaches `shared->done` exactly once. Registered with the pool as
+/// an open stream until its input ends, the pool refuses it, or it is destroyed; the consumer's
+/// IMapResult is its only owner (the pool holds a weak reference).
 template <class R>
-class IMapResult {
+class IMapFeed final : public PoolStream {
 public:
   /// What an attempt to submit the next chunk did.
   struct Submission {
@@ -188,13 +180,133 @@ public:
     std::exception_ptr chunk_error;  ///< refused: why this chunk cannot run (e.g. too big)
     std::exception_ptr input_error;  ///< the input range threw (after the items of this chunk)
   };
-  /// Submits chunk `index` (its task reports to `shared`). Throws when the pool cannot take
-  /// any more chunks.
-  using SubmitNext = std::function<Submission(std::size_t index, const std::shared_ptr<detail::IMapShared<R>>& shared)>;
+  /// Submits chunk `index` as open stream `stream` (its task reports to `shared`). Throws when
+  /// the pool cannot take any more chunks.
+  using SubmitNext =
+      std::function<Submission(std::size_t index, std::uint64_t stream, const std::shared_ptr<IMapShared<R>>& shared)>;
 
-  IMapResult(SubmitNext submit_next, bool ordered, std::size_t lookahead)
-      : submit_next_(std::move(submit_next)), ordered_(ordered), lookahead_(lookahead),
-        shared_(std::make_shared<detail::IMapShared<R>>()) {}
+  /// What the consumer needs to know after a top-up.
+  struct Progress {
+    std::size_t submitted = 0;  ///< chunks submitted or refused so far
+    bool exhausted = false;     ///< nothing more will be submitted
+  };
+
+  IMapFeed(SubmitNext submit_next, std::shared_ptr<IMapShared<R>> shared, std::weak_ptr<PoolCore> core)
+      : submit_next_(std::move(submit_next)), shared_(std::move(shared)), core_(std::move(core)) {}
+  IMapFeed(const IMapFeed&) = delete;
+  IMapFeed& operator=(const IMapFeed&) = delete;
+  /// No owner left (nor a drain in progress, which holds a reference): the stream closes and
+  /// the rest of the input is never submitted.
+  ~IMapFeed() override {
+    if (!exhausted_) close_stream();
+  }
+
+  /// Registers with the pool (once, right after construction). Throws ValueError unless the
+  /// pool is running.
+  void open(PoolCore& core, const std::shared_ptr<IMapFeed>& self) {
+    std::lock_guard lock(mutex_);  // a join() on another thread may drain it once registered
+    stream_ = core.open_stream(self);
+  }
+
+  /// Consumer: submits chunks until `limit` have been submitted in all, or the input ends.
+  Progress top_up(std::size_t limit) {
+    std::lock_guard lock(mutex_);
+    while (!exhausted_ && submitted_ < limit) submit_one();
+    return {submitted_, exhausted_};
+  }
+  /// join() after close(): submits the whole rest of the input, unbounded (results wait in
+  /// `shared` for the consumer, as in CPython's IMapIterator cache).
+  void drain() noexcept override {
+    std::lock_guard lock(mutex_);
+    while (!exhausted_) submit_one();
+  }
+  /// Why the pool took no more chunks (every time: results are missing), else null.
+  std::exception_ptr pool_error() {
+    std::lock_guard lock(mutex_);
+    return pool_error_;
+  }
+  /// The input range's exception, once.
+  std::exception_ptr take_input_error() {
+    std::lock_guard lock(mutex_);
+    return std::exchange(input_error_, nullptr);
+  }
+
+private:
+  void submit_one() {  // mutex_ held, !exhausted_
+    Submission submission;
+    try {
+      submission = submit_next_(submitted_, stream_, shared_);
+    } catch (...) {
+      // The pool takes no more chunks: what is in flight arrives, then this error.
+      pool_error_ = std::current_exception();
+      finish();
+      return;
+    }
+    if (submission.kind == Submission::Kind::submitted) {
+      ++submitted_;
+    } else if (submission.kind == Submission::Kind::refused) {
+      {
+        std::lock_guard lock(shared_->mutex);
+        shared_->done.push_back({submitted_, {}, submission.chunk_error});
+        shared_->any_done.store(true, std::memory_order_release);
+      }
+      shared_->wake();  // the consumer may wait on another thread while join() drains
+      ++submitted_;
+    }
+    if (submission.input_error) input_error_ = submission.input_error;
+    if (submission.kind == Submission::Kind::none || submission.input_error) finish();
+  }
+  void finish() {
+    exhausted_ = true;
+    close_stream();
+  }
+  void close_stream() noexcept {
+    if (stream_ == 0) return;
+    if (const std::shared_ptr<PoolCore> core = core_.lock()) core->close_stream(stream_);
+  }
+
+  std::mutex mutex_;
+  SubmitNext submit_next_;
+  std::shared_ptr<IMapShared<R>> shared_;
+  std::weak_ptr<PoolCore> core_;
+  std::uint64_t stream_ = 0;
+  std::size_t submitted_ = 0;
+  bool exhausted_ = false;
+  std::exception_ptr input_error_;  // the input range threw: raised once, after the rest
+  std::exception_ptr pool_error_;   // the pool refused more chunks: raised on every later next()
+};
+
+} // namespace detail
+
+/// The lazy result of imap / imap_unordered: an input range (iterate it once). At most a
+/// bounded number of chunks is in flight (look-ahead), so an endless input is fine; chunks are
+/// submitted as the caller consumes results. A failed task throws its error when its result is
+/// reached (imap) or when its chunk comes back (imap_unordered); iteration may continue after it.
+/// An exception thrown by the input range itself comes once, after the results of every item
+/// read before it (in order for imap, last for imap_unordered); the iteration then ends.
+///
+/// After the pool's close(), the iteration goes on over its whole input, as Python's: close()
+/// refuses only new submissions. join() submits the rest of the input of every iteration still
+/// open at once (their results wait here for the consumer, unbounded, as in Python), so join()
+/// never waits for a consumer. Destroying the iteration abandons the rest of its input. When
+/// the pool can take no more chunks (terminated or destroyed), the results in flight come
+/// first, then every next() throws BrokenProcessPool: the output is incomplete, so it never
+/// ends normally.
+///
+/// Thread-safety: one consumer thread at a time (the pool's join() may run on another). The
+/// input range must outlive the iteration unless it was passed as an rvalue (then it is owned);
+/// after close() it is read by the thread that calls join(), under the iteration's lock. The
+/// iteration may outlive its pool.
+template <class R>
+class IMapResult {
+public:
+  using Submission = typename detail::IMapFeed<R>::Submission;
+  using SubmitNext = typename detail::IMapFeed<R>::SubmitNext;
+
+  /// `feed` is open (registered with its pool) and reports to `shared`.
+  IMapResult(std::shared_ptr<detail::IMapFeed<R>> feed, std::shared_ptr<detail::IMapShared<R>> shared, bool ordered,
+             std::size_t lookahead)
+      : feed_(std::move(feed)), ordered_(ordered), lookahead_(lookahead), shared_(std::move(shared)) {}
 
   /// The next result; std::nullopt once exhausted. Throws the task's error for a failed one.
   std::optional<R> next() { return next_until(std::nullopt); }
@@ -237,10 +349,9 @@ private:
       // Nothing on hand: refill the look-ahead in one go (fewer worker wake-ups than one
       // chunk per result), then wait for the shared queue and take everything it holds.
       top_up();
-      if (take_ready_chunk()) continue;  // a chunk refused at submission
-      if (in_flight_ == 0) {  // everything submitted has been delivered
-        if (pool_error_) std::rethrow_exception(pool_error_);  // every time: results are missing
-        if (input_error_) std::rethrow_exception(std::exchange(input_error_, nullptr));  // once
+      if (fed_.submitted == taken_) {  // everything submitted has been delivered (input ended)
+        if (auto error = feed_->pool_error()) std::rethrow_exception(error);  // every time
+        if (auto error = feed_->take_input_error()) std::rethrow_exception(error);  // once
         return std::nullopt;
       }
       // As AsyncResult::get(): spin (yielding) a little before sleeping on the condition.
@@ -254,7 +365,7 @@ private:
         if (!arrived() && detail::current_pid() != owner_) detail::throw_foreign_result(owner_);
         if (!detail::wait_on(shared_->cv, lock, deadline, arrived))
           throw TimeoutError("procpool: the next imap result was not ready within the timeout");
-        in_flight_ -= shared_->done.size();
+        taken_ += shared_->done.size();
         for (Chunk& chunk : shared_->done) accept(std::move(chunk));
         shared_->done.clear();
         shared_->any_done.store(false, std::memory_order_relaxed);
@@ -287,35 +398,16 @@ private:
     return true;
   }
 
+  /// Keeps at most lookahead_ chunks submitted and not yet consumed (in flight, or taken and
+  /// waiting for their turn). Once the feed is exhausted its count is final: no lock.
   void top_up() {
-    while (!exhausted_ && in_flight_ + reorder_.size() < lookahead_) {
-      Submission submission;
-      try {
-        submission = submit_next_(submitted_, shared_);
-      } catch (...) {
-        // The pool takes no more chunks: deliver what is in flight, then this error.
-        pool_error_ = std::current_exception();
-        exhausted_ = true;
-        break;
-      }
-      if (submission.kind == Submission::Kind::submitted) {
-        ++in_flight_;
-        ++submitted_;
-      } else if (submission.kind == Submission::Kind::refused) {
-        accept(Chunk{submitted_, {}, submission.chunk_error});
-        ++submitted_;
-      }
-      if (submission.input_error) input_error_ = submission.input_error;
-      if (submission.kind == Submission::Kind::none || submission.input_error) {
-        exhausted_ = true;
-        break;
-      }
-    }
+    if (fed_.exhausted) return;
+    fed_ = feed_->top_up(taken_ - reorder_.size() + lookahead_);
   }
 
   static constexpr std::uint32_t kSpinSteps = 2048;
 
-  SubmitNext submit_next_;
+  std::shared_ptr<detail::IMapFeed<R>> feed_;
   bool ordered_;
   std::size_t lookahead_;
   std::shared_ptr<detail::IMapShared<R>> shared_;
@@ -323,12 +415,9 @@ private:
   std::size_t position_ = 0;
   std::deque<Chunk> ready_;                 // imap_unordered: taken from shared_, in completion order
   std::map<std::size_t, Chunk> reorder_;    // imap: taken from shared_, waiting for their turn
-  std::size_t submitted_ = 0;
   std::size_t next_chunk_ = 0;
-  std::size_t in_flight_ = 0;  // submitted, not yet taken from shared_
-  bool exhausted_ = false;     // nothing more will be submitted
-  std::exception_ptr input_error_;  // the input range threw: raised once, after the rest
-  std::exception_ptr pool_error_;   // the pool refused more chunks: raised on every later next()
+  std::size_t taken_ = 0;                   // chunks taken from shared_
+  typename detail::IMapFeed<R>::Progress fed_;  // the feed's counts after the last top-up
   pid_t owner_ = detail::current_pid();
 };
 
@@ -480,7 +569,10 @@ private:
     if (config.workers < 1) throw ValueError("procpool: Number of processes must be at least 1");
     config.max_tasks_per_child = options.maxtasksperchild;
     config.interprocess = Backend::interprocess;
-    config.start_method = options.start_method.value_or(get_start_method());
+    // Only a process backend reads the start method (and the environment's default, which
+    // may be invalid): a thread pool never needs it.
+    if constexpr (Backend::interprocess)
+      config.start_method = options.start_method ? *options.start_method : get_start_method();
     config.ring_bytes = options.ring_bytes;
     config.initializer = std::move(initializer);
     return config;
@@ -607,13 +699,15 @@ private:
     else source = std::make_shared<Source>(Source{std::move(items), std::nullopt});
     const void* invoker = code_address(&invoke_map<Fn, T>);
     const void* function = function_address(fn);
-    using Submission = typename IMapResult<R>::Submission;
+    using Feed = IMapFeed<R>;
+    using Submission = typename Feed::Submission;
     // A weak reference: the iteration may outlive the pool (BrokenProcessPool, not a dangling
     // pointer). Input exceptions are kept apart from submission errors: the former end the
     // input after the items read before them, the latter say the pool takes nothing more.
     auto submit_next = [weak_core = std::weak_ptr<PoolCore>(core_), source, chunksize, invoker, function,
                         chunk = std::vector<T>(), scratch = std::string()](
-                           std::size_t index, const std::shared_ptr<IMapShared<R>>& shared) mutable -> Submission {
+                           std::size_t index, std::uint64_t stream,
+                           const std::shared_ptr<IMapShared<R>>& shared) mutable -> Submission {
       const std::shared_ptr<PoolCore> core = weak_core.lock();
       auto broken = [] {
         return BrokenProcessPool("procpool: the pool of this imap iteration was terminated or destroyed; the rest of "
@@ -635,11 +729,11 @@ private:
       std::uint32_t count_storage = 0;
       try {
         const auto pieces = chunk_pieces(chunk.data(), static_cast<std::uint32_t>(chunk.size()), count_storage, scratch);
-        core->submit(invoker, function, pieces, std::make_shared<IMapChunkTask<R>>(shared, index, chunk.size()));
+        core->submit(invoker, function, pieces, std::make_shared<IMapChunkTask<R>>(shared, index, chunk.size()), stream);
         submission.kind = Submission::Kind::submitted;
       } catch (...) {
         if (core->terminated()) throw broken();              // terminated meanwhile
-        if (!core->running() || !core->owned_here()) throw;  // the pool takes nothing more
+        if (!core->owned_here() || !core->accepts(stream)) throw;  // the pool takes nothing more
         submission.kind = Submission::Kind::refused;           // this chunk cannot run (too big)
         submission.chunk_error = std::current_exception();
       }
@@ -648,7 +742,10 @@ private:
     // Enough chunks in flight to keep every worker busy without a round trip per chunk, few
     // enough that an endless input stays in bounded memory.
     const std::size_t lookahead = static_cast<std::size_t>(std::max(256, core_->workers() * 64));
-    return IMapResult<R>(std::move(submit_next), ordered, lookahead);
+    auto shared = std::make_shared<IMapShared<R>>();
+    auto feed = std::make_shared<Feed>(std::move(submit_next), shared, std::weak_ptr<PoolCore>(core_));
+    feed->open(*core_, feed);  // ValueError if close() or terminate() came meanwhile
+    return IMapResult<R>(std::move(feed), std::move(shared), ordered, lookahead);
   }
 
   std::shared_ptr<PoolCore> core_;  // shared with nothing but imap iterations' weak references

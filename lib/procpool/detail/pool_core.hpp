@@ -51,6 +51,19 @@ public:
 /// is not woken for every single result.
 void wake_after_batch(const std::shared_ptr<ResultWaiter>& waiter);
 
+/// An iteration that submits its input lazily (imap / imap_unordered), registered with the pool
+/// while it may still submit: after close(), an open stream may go on submitting (Python feeds
+/// the whole input of an imap started before close()), and the task ring stays open until every
+/// stream has finished or been destroyed. join() after close() drains every open stream: it
+/// submits the rest of its input at once (no look-ahead bound), as CPython's task handler does.
+class PoolStream {
+public:
+  virtual ~PoolStream() = default;
+  /// Submits everything left of the input, then closes the stream (close_stream). Never throws:
+  /// errors are kept for the stream's consumer. Called without any lock of the pool held.
+  virtual void drain() noexcept = 0;
+};
+
 struct PoolCoreConfig {
   int workers = 1;
   std::optional<int> max_tasks_per_child;
@@ -98,20 +111,34 @@ public:
   /// intermediate record). Never blocks on a full ring (a feeder thread takes over).
   /// Thread-safe. Throws ValueError once the pool is closed or terminated, ProcessError in a
   /// process that does not own the pool (check_owner).
+  /// `stream`: the id of the open stream submitting (open_stream), which may still submit
+  /// after close(); 0 for any other submission.
   void submit(const void* invoker, const void* function, std::span<const std::string_view> pieces,
-              std::shared_ptr<PendingTask> task);
+              std::shared_ptr<PendingTask> task, std::uint64_t stream = 0);
   void submit(const void* invoker, const void* function, std::string_view payload, std::shared_ptr<PendingTask> task) {
     submit(invoker, function, std::span<const std::string_view>(&payload, 1), std::move(task));
   }
 
-  /// No more tasks; workers exit once the queued ones are done. Thread-safe. close(),
+  /// Registers a lazy iteration (see PoolStream); returns its id (never 0). Throws ValueError
+  /// unless the pool is running, ProcessError outside the owner. Thread-safe.
+  std::uint64_t open_stream(std::weak_ptr<PoolStream> stream);
+  /// The stream submits nothing more (its input ended, the pool refused it, or it is being
+  /// destroyed). Idempotent. Thread-safe; a no-op outside the owner.
+  void close_stream(std::uint64_t id) noexcept;
+  /// Whether submit() takes tasks from `stream` (0: any other submitter): the pool runs, or it
+  /// is closed and the stream is still open. Thread-safe.
+  [[nodiscard]] bool accepts(std::uint64_t stream);
+
+  /// No new submissions; open streams may still submit the rest of their input. Workers exit
+  /// once the queued tasks are done and every stream is closed. Thread-safe. close(),
   /// terminate(), join() and worker_pids() also check_owner().
   void close();
   /// Stops the workers now (SIGTERM, then SIGKILL after 200 ms for processes); queued and
   /// running tasks fail with BrokenProcessPool. Thread-safe.
   void terminate();
-  /// Waits for the workers and the handler to finish. Throws ValueError if the pool is still
-  /// running (call close() or terminate() first), like Python.
+  /// Waits for the workers and the handler to finish; after close(), first drains every open
+  /// stream (PoolStream::drain), so that it never waits on a consumer. Throws ValueError if the
+  /// pool is still running (call close() or terminate() first), like Python.
   void join();
 
   [[nodiscard]] int workers() const noexcept { return config_.workers; }
@@ -156,6 +183,9 @@ private:
   std::condition_variable feed_cv_;
   std::deque<std::string> backlog_;
   bool close_after_backlog_ = false;
+  std::unordered_map<std::uint64_t, std::weak_ptr<PoolStream>> streams_;  ///< open streams (feed_mutex_)
+  std::uint64_t next_stream_id_ = 1;                                      ///< feed_mutex_
+  std::atomic<std::size_t> open_streams_{0};  ///< streams_.size(), readable without feed_mutex_
 
   std::mutex stop_mutex_;
   std::condition_variable stop_cv_;
