@@ -7,7 +7,7 @@ packages=(
   # build
   g++ meson ninja-build pkg-config cmake
   # libraries
-  libboost-dev libboost-filesystem-dev libspdlog-dev libfmt-dev doctest-dev libcereal-dev libcli11-dev
+  libboost-dev libspdlog-dev libfmt-dev doctest-dev libcereal-dev libcli11-dev
   # tests and benchmarks: peers, a terminal for the progress bar, process tools
   python3 parallel tmux procps findutils coreutils time
 )
