@@ -5,6 +5,8 @@
 // in each of its modes (see tests/helpers/fork_during_first_use.cpp).
 #include <doctest/doctest.h>
 
+#include "sanitizers.hpp"
+
 #include <cstdlib>
 #include <string>
 
@@ -44,27 +46,30 @@ Outcome run_helper(const char* mode, const char* order, int runs) {
 
 } // namespace
 
+// Skipped under TSan: forking while another thread runs is the very pattern TSan does not support
+// (its runtime can stop the child; a child that starts threads exits with 66). ASan and plain builds
+// run it.
 // Before the fixes, per 1,000 runs: about 4 hung here in sync.cpp's atfork registration, and
 // in the other cases about 3 to 19 in process.cpp's self() guard or atexit.cpp's list mutex.
-TEST_CASE("Sync.ForkInit.ForkDuringFirstLockCall") {
+TEST_CASE("Sync.ForkInit.ForkDuringFirstLockCall" * doctest::skip(testing::kThreadSanitizer)) {
   const Outcome out = run_helper("raw", "sync-first", 800);
   CHECK(out.hung == 0);
   CHECK(out.failed == 0);
 }
 
-TEST_CASE("Sync.ForkInit.ForkDuringFirstProcessAndLogCall") {
+TEST_CASE("Sync.ForkInit.ForkDuringFirstProcessAndLogCall" * doctest::skip(testing::kThreadSanitizer)) {
   const Outcome out = run_helper("raw", "process-first", 400);
   CHECK(out.hung == 0);
   CHECK(out.failed == 0);
 }
 
-TEST_CASE("Sync.ForkInit.ProcessStartDuringFirstLockCall") {
+TEST_CASE("Sync.ForkInit.ProcessStartDuringFirstLockCall" * doctest::skip(testing::kThreadSanitizer)) {
   const Outcome out = run_helper("process", "sync-first", 400);
   CHECK(out.hung == 0);
   CHECK(out.failed == 0);
 }
 
-TEST_CASE("Sync.ForkInit.ProcessStartDuringFirstProcessAndLogCall") {
+TEST_CASE("Sync.ForkInit.ProcessStartDuringFirstProcessAndLogCall" * doctest::skip(testing::kThreadSanitizer)) {
   const Outcome out = run_helper("process", "process-first", 400);
   CHECK(out.hung == 0);
   CHECK(out.failed == 0);
