@@ -3,6 +3,8 @@
 // sizes that cannot fit, non-std exceptions, Pool(0)). Every case runs on both backends.
 #include <doctest/doctest.h>
 
+#include "sanitizers.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -406,7 +408,11 @@ TEST_CASE_TEMPLATE("Pool.Imap.AfterCloseDeliversTheWholeInput", P, BOTH_POOLS) {
   pool.join();
 }
 
-TEST_CASE_TEMPLATE("Pool.Imap.JoinAfterCloseRunsTheRestOfOpenIterations", P, BOTH_POOLS) {
+// Skipped under TSan: with maxtasksperchild the pool forks replacement workers while its other
+// threads allocate, and a child can inherit TSan's own allocator lock held (seen: a worker stuck in
+// __sanitizer::Mutex::Lock inside the TSan allocator). The plain and ASan builds run it.
+TEST_CASE_TEMPLATE("Pool.Imap.JoinAfterCloseRunsTheRestOfOpenIterations" * doctest::skip(testing::kThreadSanitizer), P,
+                   BOTH_POOLS) {
   // maxtasksperchild: workers that exit after close() are replaced while an iteration is open.
   P pool(procpool::PoolOptions{.processes = 2, .maxtasksperchild = 50});
   auto ordered = pool.imap(&square, std::views::iota(0, kPastLookahead));
