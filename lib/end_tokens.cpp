@@ -1,4 +1,5 @@
 #include "procpool/detail/end_tokens.hpp"
+#include "procpool/detail/shm.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -141,21 +142,9 @@ FdRef describe(int fd) {
   return FdRef{fd, static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
 }
 
-/// Opens the parent's descriptor `ref` through /proc and checks it is the same pipe.
+/// Opens the parent's descriptor `ref` through /proc, checking it is the same pipe.
 int open_parent_fd(std::int32_t pid, const FdRef& ref, int flags) {
-  const std::string path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(ref.fd);
-  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0)
-    throw_errno("procpool: cannot attach to a Connection end through " + path +
-                    " (its creator must stay alive until the child has started)",
-                errno);
-  struct stat st{};
-  if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_dev) != ref.dev ||
-      static_cast<std::uint64_t>(st.st_ino) != ref.ino) {
-    ::close(fd);
-    throw ProcessError("procpool: " + path + " is not the Connection's pipe any more");
-  }
-  return fd;
+  return open_creator_fd(pid, ref.fd, ref.dev, ref.ino, "a Connection end's pipe", flags);
 }
 
 /// A read side opened through /proc is a FIFO open, and some kernels report hang-up to such a

@@ -13,9 +13,10 @@
 
 namespace procpool::detail {
 
-int open_creator_fd(pid_t creator_pid, int fd, std::uint64_t dev, std::uint64_t ino, const char* what) {
+int open_creator_fd(pid_t creator_pid, int fd, std::uint64_t dev, std::uint64_t ino, const char* what,
+                    int open_flags) {
   const std::string path = "/proc/" + std::to_string(creator_pid) + "/fd/" + std::to_string(fd);
-  const int opened = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  const int opened = ::open(path.c_str(), open_flags | O_CLOEXEC | O_NOCTTY);
   if (opened < 0) {
     const int err = errno;
     throw ProcessError("procpool: cannot attach to " + std::string(what) + " " + path + ": " + std::strerror(err) +

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <fcntl.h>
 #include <sys/types.h>
 
 namespace procpool::detail {
@@ -26,10 +27,12 @@ struct SegmentHandle {
   std::uint64_t ino = 0;
 };
 
-/// Opens the creator's fd `fd` through /proc/<creator_pid>/fd/<fd> (read-write, close-on-exec)
-/// and checks that it is still the file identified by `dev`/`ino`. Throws ProcessError naming
-/// `what` when the creator is gone or the descriptor now holds something else.
-int open_creator_fd(pid_t creator_pid, int fd, std::uint64_t dev, std::uint64_t ino, const char* what);
+/// Opens the creator's fd `fd` through /proc/<creator_pid>/fd/<fd> with `open_flags` (plus
+/// close-on-exec) and checks that it is still the file identified by `dev`/`ino`. Throws
+/// ProcessError naming `what` when the creator is gone or the descriptor now holds something else.
+/// The one way every shared object (segment, ring, Connection end) reaches a spawned child.
+int open_creator_fd(pid_t creator_pid, int fd, std::uint64_t dev, std::uint64_t ino, const char* what,
+                    int open_flags = O_RDWR | O_NONBLOCK);
 
 /// A memfd-backed MAP_SHARED mapping. Move-only; unmaps (and closes its fd) on destruction.
 /// Not thread-safe to move or destroy concurrently with use; the memory itself is shared.
