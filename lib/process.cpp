@@ -26,6 +26,7 @@
 #include "procpool/atexit.hpp"
 #include "procpool/codec.hpp"
 #include "procpool/detail/deadline.hpp"
+#include "os/cpu.hpp"
 #include "procpool/log.hpp"
 #include "load_time.hpp"
 #include "process_internal.hpp"
@@ -684,11 +685,6 @@ std::vector<ProcessInfo> active_children() {
   return out;
 }
 
-int cpu_count() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
-}
+int cpu_count() { return os::cpu_count(); }
 
 } // namespace procpool

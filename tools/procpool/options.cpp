@@ -11,8 +11,7 @@
 #include <limits>
 #include <utility>
 
-#include <sched.h>
-#include <unistd.h>
+#include "os/cpu.hpp"
 
 namespace procpool::cli {
 namespace {
@@ -112,16 +111,6 @@ void build_app(CLI::App& app, RawOptions& raw) {
 }
 
 } // namespace
-
-unsigned cpu_count() {
-  cpu_set_t set;
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) {
-    const int n = CPU_COUNT(&set);
-    if (n > 0) return static_cast<unsigned>(n);
-  }
-  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<unsigned>(n) : 1U;
-}
 
 double parse_duration_seconds(const std::string& text, const char* what) {
   if (text.empty()) throw UsageError(fmt::format("{}: empty duration", what));
@@ -291,7 +280,7 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     if (app.count(name) > 0 && value->empty()) throw UsageError(fmt::format("{}: empty value", name));
 
   Options opt;
-  const unsigned cpus = cpu_count();
+  const auto cpus = static_cast<unsigned>(os::cpu_count());
   opt.jobs = raw.jobs.empty() ? cpus : parse_jobs(raw.jobs, cpus);
   if (!raw.joblog.empty()) opt.joblog = raw.joblog;
   opt.resume = raw.resume;

@@ -81,6 +81,5 @@ TimeoutSpec parse_timeout(const std::string& text);                         ///<
 unsigned parse_jobs(const std::string& text, unsigned cpu_count);           ///< N, N%, +N, -N, 0
 HaltPolicy parse_halt(const std::string& text);
 std::uint64_t parse_size(const std::string& text);  ///< 100, 10k, 2M, 1G, 1T (powers of 1024)
-unsigned cpu_count();
 
 } // namespace procpool::cli
