@@ -1,6 +1,13 @@
 #pragma once
-// Internals shared by process.cpp and forkserver.cpp (not installed).
+// Internals shared by the sources of lib/process/ (not installed): the child registry
+// (child_registry.cpp), the launcher thread (launcher.cpp), the start methods and init()
+// (start_methods.cpp), the forkserver (forkserver.cpp), the launch checks (launch_check.cpp)
+// and the Process API with the child's life (process.cpp).
+#include <chrono>
 #include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +39,68 @@ struct ChildPayload {
     ar(name, daemon, identity, parent_pid, parent_name, start_method, log_level, objects, target);
   }
 };
+
+// ---------------------------------------------------------------------------------------------
+// Child records (child_registry.cpp): one per started child, kept in a registry until reaped.
+
+struct ChildRecord {
+  pid_t pid = 0;
+  std::string name;
+  bool daemon = false;
+  bool via_forkserver = false;
+  int wait_fd = -1;  ///< pidfd of our own child, or the forkserver's status socket
+  /// A spawned child reads its payload from this memfd through /proc/<our pid>/fd, so it stays
+  /// open until the child has ended (the child may start reading late).
+  int payload_fd = -1;
+  std::mutex mutex;
+  std::optional<int> exitcode;
+
+  ChildRecord() = default;
+  ChildRecord(const ChildRecord&) = delete;
+  ChildRecord& operator=(const ChildRecord&) = delete;
+  ~ChildRecord();
+
+  /// Collects the exit status if the child has ended. Caller holds `mutex`.
+  void try_reap_locked();
+  /// Waits until the child ends or `deadline` passes (nullopt or time_point::max(): never); true
+  /// when it has ended. Thread-safe.
+  bool wait_until(const std::optional<std::chrono::steady_clock::time_point>& deadline);
+  /// Signals the child unless it has ended (its pid may be someone else's by then). Thread-safe.
+  void send_signal(int sig);
+
+private:
+  void release_payload_locked();
+};
+
+/// Drops the records of children that have ended; returns the rest. Thread-safe.
+std::vector<std::shared_ptr<ChildRecord>> reap_finished();
+/// Adds a started child (and, the first time, the exit handler that joins them). Thread-safe.
+void register_child(const std::shared_ptr<ChildRecord>& record);
+/// Python's multiprocessing exit function: terminate daemon children, join the others.
+void join_children_at_exit() noexcept;
+/// In a new child: forget the parent's children (their registry's mutex may be held by a
+/// thread that does not exist here).
+void registry_forget_after_fork();
+
+/// In a new child: forget the parent's launcher thread (launcher.cpp).
+void launcher_forget_after_fork();
+
+// ---------------------------------------------------------------------------------------------
+// Start methods (start_methods.cpp).
+
+/// Forks the child on the stable thread; the child runs `body` and never returns. Sets
+/// record.pid and record.wait_fd.
+void start_fork_child(ChildRecord& record, const ChildPayload& payload, pid_t parent, const std::function<void()>& body);
+/// Starts a fresh image running `payload_bytes` (an encoded ChildPayload) by spawn. Sets
+/// record.pid, record.wait_fd and record.payload_fd.
+void start_spawn_child(ChildRecord& record, const std::string& payload_bytes, pid_t parent);
+/// Has the forkserver fork a child running `payload_bytes`. Sets record.pid and record.wait_fd.
+void start_forkserver_child(ChildRecord& record, const std::string& payload_bytes);
+/// The calling process's default start method ($PROCPOOL_START_METHOD until set). Throws
+/// ValueError for a bad variable.
+int default_start_method();
+
+// ---------------------------------------------------------------------------------------------
 
 /// The memfd name of a spawn payload, and how /proc/<pid>/fd/<fd> shows it.
 inline constexpr const char* spawn_payload_name = "procpool-spawn";
