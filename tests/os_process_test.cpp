@@ -346,6 +346,40 @@ TEST_CASE("Core.Os.Spawn.RunsTheHookInTheChildOnSharedMemory") {
   CHECK(exit_code(wait_status(child.pid)) == 0);
 }
 
+namespace {
+void on_usr2(int) {}
+std::atomic<int> g_child_usr2_default{-1};
+void record_usr2_disposition(void*) noexcept {
+  struct sigaction now {};
+  ::sigaction(SIGUSR2, nullptr, &now);
+  g_child_usr2_default.store(now.sa_handler == SIG_DFL ? 1 : 0);
+}
+} // namespace
+
+TEST_CASE("Core.Os.Spawn.HandlersGoBackToDefaultInTheChildOnly") {
+  struct sigaction handler {}, old {};
+  handler.sa_handler = on_usr2;
+  ::sigaction(SIGUSR2, &handler, &old);
+  char script[] = "exit 0";
+  char* argv[] = {sh, dash_c, script, nullptr};
+  for (const bool reset : {false, true}) {
+    CAPTURE(reset);
+    os::SpawnRequest request;
+    request.path = sh;
+    request.argv = argv;
+    request.setup.default_caught_signals = reset;
+    request.in_child = record_usr2_disposition;  // runs after setup, on our memory
+    const os::Spawned child = os::spawn(request);
+    CHECK(exit_code(wait_status(child.pid)) == 0);
+    CHECK(g_child_usr2_default.load() == (reset ? 1 : 0));
+  }
+  struct sigaction now {};
+  ::sigaction(SIGUSR2, nullptr, &now);
+  const bool kept = now.sa_handler == on_usr2;
+  CHECK(kept);  // the parent's own handler stays
+  ::sigaction(SIGUSR2, &old, nullptr);
+}
+
 TEST_CASE("Core.Os.Spawn.ManyThreadsAtOnce") {
   constexpr int kThreads = 4, kEach = 25;
   std::atomic<int> ok{0};

@@ -1,5 +1,7 @@
 #include "os/spawn.hpp"
 
+#include "os/child_syscalls.hpp"
+
 #include <cerrno>
 #include <csignal>
 #include <system_error>
@@ -7,15 +9,13 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 extern char** environ;
 
 namespace procpool::os {
 namespace {
 
-// Enough for the child's few system calls (the glibc wrappers, sigaction's structures); it
+// Enough for the child's few raw system calls and the caller's in_child hook; it
 // lives in the caller's frame, which the caller does not touch while CLONE_VFORK suspends it.
 constexpr std::size_t kChildStackBytes = 64 * 1024;
 
@@ -26,37 +26,39 @@ struct ChildArgs {
   int error = 0;         // written by the child (same memory), read once clone() returns
 };
 
-void close_from(int first) noexcept {
-  if (::syscall(SYS_close_range, static_cast<unsigned>(first), ~0U, 0) == 0) return;
+PROCPOOL_OS_CHILD_CODE void close_from(int first) noexcept {
+  if (child::call(SYS_close_range, first, ~0U, 0) == 0) return;
   rlimit limit{};  // kernels before 5.9: close them one by one
-  const long last = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+  const long last = child::call(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, reinterpret_cast<long>(&limit)) == 0 &&
+                            limit.rlim_cur != RLIM_INFINITY
                         ? static_cast<long>(limit.rlim_cur)
                         : 65536;
-  for (long fd = first; fd < last; ++fd) ::close(static_cast<int>(fd));
+  for (long fd = first; fd < last; ++fd) child::call(SYS_close, fd);
 }
 
-[[noreturn]] void fail(ChildArgs& args) noexcept {
+[[noreturn]] PROCPOOL_OS_CHILD_CODE void fail(ChildArgs& args) noexcept {
   args.error = errno;
-  ::_exit(127);
+  child::exit_now(127);
 }
 
-int child_main(void* arg) noexcept {
+PROCPOOL_OS_CHILD_CODE int child_main(void* arg) noexcept {
   auto& args = *static_cast<ChildArgs*>(arg);
   const SpawnRequest& r = *args.request;
   r.setup.apply();
   if (r.in_child != nullptr) r.in_child(r.in_child_arg);
   for (const FdMap& m : r.fds) {
-    if (m.from == m.to) {
-      if (::fcntl(m.from, F_SETFD, 0) != 0) fail(args);
-    } else if (::dup2(m.from, m.to) < 0) {
-      fail(args);
-    }
+    // dup3, not dup2 (which AArch64 lacks): it fails on from == to, where only the flag changes.
+    const long rc = m.from == m.to ? child::call(SYS_fcntl, m.from, F_SETFD, 0) : child::call(SYS_dup3, m.from, m.to, 0);
+    if (rc < 0) fail(args);
   }
   if (r.close_from >= 0) close_from(r.close_from);
-  if (r.working_dir != nullptr && ::chdir(r.working_dir) != 0) fail(args);
-  ::sigprocmask(SIG_SETMASK, r.signal_mask != nullptr ? r.signal_mask : &args.parent_mask, nullptr);
-  ::execve(r.path, r.argv, args.envp);
-  if (r.fallback_path != nullptr) ::execve(r.fallback_path, r.fallback_argv, args.envp);
+  if (r.working_dir != nullptr && child::call(SYS_chdir, reinterpret_cast<long>(r.working_dir)) != 0) fail(args);
+  const sigset_t* mask = r.signal_mask != nullptr ? r.signal_mask : &args.parent_mask;
+  child::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(mask), 0, child::kKernelSigsetBytes);
+  child::call(SYS_execve, reinterpret_cast<long>(r.path), reinterpret_cast<long>(r.argv), reinterpret_cast<long>(args.envp));
+  if (r.fallback_path != nullptr)
+    child::call(SYS_execve, reinterpret_cast<long>(r.fallback_path), reinterpret_cast<long>(r.fallback_argv),
+                reinterpret_cast<long>(args.envp));
   fail(args);
 }
 
