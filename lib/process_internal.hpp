@@ -3,16 +3,13 @@
 // (child_registry.cpp), the launcher thread (launcher.cpp), the start methods and init()
 // (start_methods.cpp), the forkserver (forkserver.cpp), the launch checks (launch_check.cpp)
 // and the Process API with the child's life (process.cpp).
-#include <chrono>
 #include <functional>
-#include <memory>
-#include <mutex>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include <sys/types.h>
 
+#include "process/children.hpp"
 #include "procpool/detail/arg_transfer.hpp"
 
 namespace procpool::threading::detail {
@@ -39,51 +36,6 @@ struct ChildPayload {
     ar(name, daemon, identity, parent_pid, parent_name, start_method, log_level, objects, target);
   }
 };
-
-// ---------------------------------------------------------------------------------------------
-// Child records (child_registry.cpp): one per started child, kept in a registry until reaped.
-
-struct ChildRecord {
-  pid_t pid = 0;
-  std::string name;
-  bool daemon = false;
-  bool via_forkserver = false;
-  int wait_fd = -1;  ///< pidfd of our own child, or the forkserver's status socket
-  /// A spawned child reads its payload from this memfd through /proc/<our pid>/fd, so it stays
-  /// open until the child has ended (the child may start reading late).
-  int payload_fd = -1;
-  std::mutex mutex;
-  std::optional<int> exitcode;
-
-  ChildRecord() = default;
-  ChildRecord(const ChildRecord&) = delete;
-  ChildRecord& operator=(const ChildRecord&) = delete;
-  ~ChildRecord();
-
-  /// Collects the exit status if the child has ended. Caller holds `mutex`.
-  void try_reap_locked();
-  /// Waits until the child ends or `deadline` passes (nullopt or time_point::max(): never); true
-  /// when it has ended. Thread-safe.
-  bool wait_until(const std::optional<std::chrono::steady_clock::time_point>& deadline);
-  /// Signals the child unless it has ended (its pid may be someone else's by then). Thread-safe.
-  void send_signal(int sig);
-
-private:
-  void release_payload_locked();
-};
-
-/// Drops the records of children that have ended; returns the rest. Thread-safe.
-std::vector<std::shared_ptr<ChildRecord>> reap_finished();
-/// Adds a started child (and, the first time, the exit handler that joins them). Thread-safe.
-void register_child(const std::shared_ptr<ChildRecord>& record);
-/// Python's multiprocessing exit function: terminate daemon children, join the others.
-void join_children_at_exit() noexcept;
-/// In a new child: forget the parent's children (their registry's mutex may be held by a
-/// thread that does not exist here).
-void registry_forget_after_fork();
-
-/// In a new child: forget the parent's launcher thread (launcher.cpp).
-void launcher_forget_after_fork();
 
 // ---------------------------------------------------------------------------------------------
 // Start methods (start_methods.cpp).
@@ -131,11 +83,6 @@ void become_child(const ChildPayload& who, pid_t expected_parent);
 
 /// Runs a fresh image's payload: become_child + resolve the target + run_child_body.
 [[noreturn]] void run_portable_child(const ChildPayload& payload, pid_t expected_parent);
-
-/// Runs `fn` on a thread that lives as long as the process (the main thread when called from
-/// it): PR_SET_PDEATHSIG fires when the *thread* that forked a child exits, so children must
-/// never be forked from a short-lived thread.
-void run_on_stable_thread(const std::function<void()>& fn);
 
 /// Forkserver client: starts the server on first use; returns the child's pid and a socket
 /// that delivers its raw wait status when it ends.

@@ -121,6 +121,14 @@ std::atomic<AbandonedCore*> g_abandoned{nullptr};
 
 } // namespace
 
+void log_worker_thread_stopped(std::size_t index, const char* what) noexcept {
+  try {
+    logger().error("procpool: pool worker thread {} stopped: {}", index, what);
+  } catch (...) {
+    // A log that cannot be written must not end the worker thread's caller.
+  }
+}
+
 void report_callback_exception(const char* which) noexcept {
   try {
     throw;

@@ -21,7 +21,6 @@
 #include "procpool/detail/ring.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/errors.hpp"
-#include "procpool/log.hpp"
 #include "procpool/process.hpp"
 
 namespace procpool::detail {
@@ -247,7 +246,7 @@ std::unique_ptr<WorkerHandle> start_thread_worker(Ring& tasks, Ring& results, Wo
       if (initializer) run_initializer(*initializer);
       worker_loop(*task_ring, *result_ring, *control_block, index, max_tasks, true);
     } catch (const std::exception& e) {
-      logger().error("procpool: pool worker thread {} stopped: {}", index, e.what());
+      log_worker_thread_stopped(index, e.what());
     }
   });
 }

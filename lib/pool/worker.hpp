@@ -65,6 +65,10 @@ std::unique_ptr<WorkerHandle> start_thread_worker(Ring& tasks, Ring& results, Wo
                                                   std::uint32_t index, std::optional<int> max_tasks,
                                                   std::optional<PortableTarget> initializer);
 
+/// Logs why worker thread `index` stopped (defined in pool_core.cpp, with the pool's other log
+/// calls: each TU that formats a log message pays seconds of compile time).
+void log_worker_thread_stopped(std::size_t index, const char* what) noexcept;
+
 /// The next worker's name: ForkPoolWorker-N, SpawnPoolWorker-N, ... or PoolThread-N.
 std::string next_worker_name(bool interprocess, StartMethod method);
 

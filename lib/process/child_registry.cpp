@@ -13,10 +13,9 @@
 
 #include "load_time.hpp"
 #include "os/fd.hpp"
-#include "process_internal.hpp"
+#include "process/children.hpp"
 #include "procpool/detail/deadline.hpp"
 #include "procpool/errors.hpp"
-#include "procpool/log.hpp"
 
 namespace procpool::detail {
 namespace {
@@ -70,7 +69,7 @@ void ChildRecord::try_reap_locked() {
     release_payload_locked();
   } else if (r < 0 && errno == ECHILD) {
     // Someone else reaped it (SIGCHLD ignored, or a waitpid(-1) elsewhere): status unknown.
-    logger().warn("child {} (pid {}) was reaped outside procpool; its exit status is unknown", name, pid);
+    warn_reaped_elsewhere(name, pid);
     exitcode = 255;
     release_payload_locked();
   }

@@ -9,7 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "process_internal.hpp"
+#include "process/children.hpp"
 #include "procpool/log.hpp"
 
 namespace procpool::detail {

@@ -63,6 +63,10 @@ void become_child(const ChildPayload& who, pid_t expected_parent) {
   rebuild_logger_after_fork();
 }
 
+void warn_reaped_elsewhere(const std::string& name, pid_t pid) {
+  logger().warn("child {} (pid {}) was reaped outside procpool; its exit status is unknown", name, pid);
+}
+
 void run_child_body(const std::function<void()>& body, bool fresh_image) {
   int code = 0;
   try {
