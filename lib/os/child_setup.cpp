@@ -17,7 +17,7 @@ PROCPOOL_OS_CHILD_CODE void ChildSetup::apply() const noexcept {
   const child::KernelSigaction dfl{};
   for (int sig = 1; sig <= 64; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
-    bool reset = (default_signals & signal_bit(sig)) != 0;
+    bool reset = ((default_signals >> (sig - 1)) & 1U) != 0;  // signal_bit(sig), without a call
     if (!reset && default_caught_signals) {
       child::KernelSigaction old{};
       reset = child::call(SYS_rt_sigaction, sig, 0, reinterpret_cast<long>(&old), child::kKernelSigsetBytes) == 0 &&

@@ -22,6 +22,9 @@ constexpr std::size_t kChildStackBytes = 64 * 1024;
 struct ChildArgs {
   const SpawnRequest* request;
   char* const* envp;
+  // The fd maps as a plain array: the child calls no (possibly instrumented) std::span member.
+  const FdMap* fds;
+  std::size_t fd_count;
   sigset_t parent_mask;  // the caller's mask, the child's own just before exec unless asked otherwise
   int error = 0;         // written by the child (same memory), read once clone() returns
 };
@@ -46,7 +49,8 @@ PROCPOOL_OS_CHILD_CODE int child_main(void* arg) noexcept {
   const SpawnRequest& r = *args.request;
   r.setup.apply();
   if (r.in_child != nullptr) r.in_child(r.in_child_arg);
-  for (const FdMap& m : r.fds) {
+  for (std::size_t i = 0; i < args.fd_count; ++i) {
+    const FdMap& m = args.fds[i];
     // dup3, not dup2 (which AArch64 lacks): it fails on from == to, where only the flag changes.
     const long rc = m.from == m.to ? child::call(SYS_fcntl, m.from, F_SETFD, 0) : child::call(SYS_dup3, m.from, m.to, 0);
     if (rc < 0) fail(args);
@@ -66,7 +70,7 @@ PROCPOOL_OS_CHILD_CODE int child_main(void* arg) noexcept {
 
 Spawned spawn(const SpawnRequest& request) {
   alignas(64) char stack[kChildStackBytes];
-  ChildArgs args{&request, request.envp != nullptr ? request.envp : environ, {}, 0};
+  ChildArgs args{&request, request.envp != nullptr ? request.envp : environ, request.fds.data(), request.fds.size(), {}, 0};
   // Every signal blocked around the clone: no handler may run in the child while it shares our
   // memory (it unblocks only once setup has reset the handlers it was asked to, right before exec).
   sigset_t all;
