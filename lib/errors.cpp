@@ -1,9 +1,9 @@
 #include "procpool/errors.hpp"
 
 #include <cstring>
-#include <cxxabi.h>
-#include <memory>
 #include <typeinfo>
+
+#include "os/demangle.hpp"
 
 namespace procpool {
 
@@ -17,10 +17,7 @@ void throw_errno(const std::string& what, int err) {
 }
 
 std::string exception_type_name(const std::exception& e) {
-  const char* mangled = typeid(e).name();
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> demangled(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
-  return status == 0 && demangled ? std::string(demangled.get()) : std::string(mangled);
+  return os::demangle(typeid(e).name());
 }
 
 } // namespace detail

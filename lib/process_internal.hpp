@@ -1,11 +1,15 @@
 #pragma once
-// Internals shared by process.cpp and forkserver.cpp (not installed).
+// Internals shared by the sources of lib/process/ (not installed): the child registry
+// (child_registry.cpp), the launcher thread (launcher.cpp), the start methods and init()
+// (start_methods.cpp), the forkserver (forkserver.cpp), the launch checks (launch_check.cpp)
+// and the Process API with the child's life (process.cpp).
 #include <functional>
 #include <string>
 #include <vector>
 
 #include <sys/types.h>
 
+#include "process/children.hpp"
 #include "procpool/detail/arg_transfer.hpp"
 
 namespace procpool::threading::detail {
@@ -32,6 +36,23 @@ struct ChildPayload {
     ar(name, daemon, identity, parent_pid, parent_name, start_method, log_level, objects, target);
   }
 };
+
+// ---------------------------------------------------------------------------------------------
+// Start methods (start_methods.cpp).
+
+/// Forks the child on the stable thread; the child runs `body` and never returns. Sets
+/// record.pid and record.wait_fd.
+void start_fork_child(ChildRecord& record, const ChildPayload& payload, pid_t parent, const std::function<void()>& body);
+/// Starts a fresh image running `payload_bytes` (an encoded ChildPayload) by spawn. Sets
+/// record.pid, record.wait_fd and record.payload_fd.
+void start_spawn_child(ChildRecord& record, const std::string& payload_bytes, pid_t parent);
+/// Has the forkserver fork a child running `payload_bytes`. Sets record.pid and record.wait_fd.
+void start_forkserver_child(ChildRecord& record, const std::string& payload_bytes);
+/// The calling process's default start method ($PROCPOOL_START_METHOD until set). Throws
+/// ValueError for a bad variable.
+int default_start_method();
+
+// ---------------------------------------------------------------------------------------------
 
 /// The memfd name of a spawn payload, and how /proc/<pid>/fd/<fd> shows it.
 inline constexpr const char* spawn_payload_name = "procpool-spawn";
@@ -62,11 +83,6 @@ void become_child(const ChildPayload& who, pid_t expected_parent);
 
 /// Runs a fresh image's payload: become_child + resolve the target + run_child_body.
 [[noreturn]] void run_portable_child(const ChildPayload& payload, pid_t expected_parent);
-
-/// Runs `fn` on a thread that lives as long as the process (the main thread when called from
-/// it): PR_SET_PDEATHSIG fires when the *thread* that forked a child exits, so children must
-/// never be forked from a short-lived thread.
-void run_on_stable_thread(const std::function<void()>& fn);
 
 /// Forkserver client: starts the server on first use; returns the child's pid and a socket
 /// that delivers its raw wait status when it ends.

@@ -21,6 +21,7 @@
 #include "procpool/errors.hpp"
 #include "procpool/log.hpp"
 #include "load_time.hpp"
+#include "os/demangle.hpp"
 
 namespace procpool::threading {
 namespace detail {
@@ -183,14 +184,6 @@ void join_non_daemon_threads() {
 // (the second call finds nothing left to join).
 std::once_flag atexit_once;
 
-std::string demangle(const char* mangled) {
-  int status = 0;
-  char* out = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  std::string name = (status == 0 && out != nullptr) ? out : mangled;
-  std::free(out);
-  return name;
-}
-
 // Python's default excepthook prints "Exception in thread NAME:" and the traceback to stderr.
 void report_exception(const ThreadState& st) noexcept {
   try {
@@ -198,10 +191,10 @@ void report_exception(const ThreadState& st) noexcept {
     try {
       throw;
     } catch (const std::exception& e) {
-      text += demangle(typeid(e).name()) + ": " + e.what() + "\n";
+      text += os::demangle(typeid(e).name()) + ": " + e.what() + "\n";
     } catch (...) {
       const std::type_info* type = abi::__cxa_current_exception_type();
-      text += (type != nullptr ? demangle(type->name()) : std::string("unknown exception")) + "\n";
+      text += (type != nullptr ? os::demangle(type->name()) : std::string("unknown exception")) + "\n";
     }
     std::fwrite(text.data(), 1, text.size(), stderr);  // one write: no interleaving
     std::fflush(stderr);

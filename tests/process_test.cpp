@@ -14,6 +14,8 @@
 
 #include <procpool/procpool.hpp>
 
+#include "os/child_setup.hpp"
+
 #include "run_program.hpp"
 #include "start_methods.hpp"
 #include "sanitizers.hpp"
@@ -299,12 +301,12 @@ TEST_CASE("Process.ParentDeath.ChildExitsWithinASecond") {
   CHECK(process_gone_or_zombie(grandchild));
   MESSAGE("grandchild gone after " << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count() << " ms");
   CHECK(waited < 1500ms);  // promise: within a second (slack for a loaded machine)
-  // Reap it (it was re-parented to us). It died by SIGKILL, or exited 1 if the parent was
-  // already gone before it armed PR_SET_PDEATHSIG.
+  // Reap it (it was re-parented to us). It died by SIGKILL, or exited with kParentGoneExitCode
+  // if the parent was already gone before it armed PR_SET_PDEATHSIG.
   int status = 0;
   if (::waitpid(grandchild, &status, 0) == grandchild) {
     CAPTURE(status);
-    CHECK((WIFSIGNALED(status) || WEXITSTATUS(status) == 1));
+    CHECK((WIFSIGNALED(status) || WEXITSTATUS(status) == procpool::os::kParentGoneExitCode));
   }
   ::prctl(PR_SET_CHILD_SUBREAPER, 0);
 }

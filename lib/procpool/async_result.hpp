@@ -28,11 +28,11 @@ class BasicPool;
 
 /// Reports an exception thrown by a pool callback (`which`: "callback" or "error_callback"), which
 /// must not change the task's result: logged at error level. Called inside the catch block.
-/// Defined in pool.cpp.
+/// Defined in pool/pool_core.cpp.
 void report_callback_exception(const char* which) noexcept;
 
 /// Throws ProcessError: a result of process `owner`'s pool waited for in another process (a
-/// forked child's copy, which nothing will ever complete). Defined in pool.cpp.
+/// forked child's copy, which nothing will ever complete). Defined in pool/pool_core.cpp.
 [[noreturn]] void throw_foreign_result(pid_t owner);
 
 /// Blocks on `cv` until `ready()` or `deadline`; a saturated deadline (time_point::max(), from a

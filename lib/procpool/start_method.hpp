@@ -9,7 +9,7 @@ namespace procpool {
 
 /// Python's start methods.
 /// - Fork: the child is a copy of the parent; any callable works, captures included.
-/// - Spawn: the child is a fresh run of the same binary (posix_spawn of /proc/self/exe, descriptors 0-2 only); needs
+/// - Spawn: the child is a fresh run of the same binary (os::spawn, clone + exec, of /proc/self/exe, descriptors 0-2 only); needs
 ///   procpool::init(argc, argv) first in main, a function or captureless lambda, Sendable args.
 /// - Forkserver: a clean single-threaded server, started once, forks the children; same rules as
 ///   Spawn, but a parent that already runs threads never forks itself.

@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "os/spawn.hpp"
+
 namespace testing {
 
 ProgramResult run_program(const std::vector<std::string>& argv, const std::string& stdin_text,
@@ -22,18 +24,18 @@ ProgramResult run_program(const std::vector<std::string>& argv, const std::strin
   if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe failed");
   const auto start = std::chrono::steady_clock::now();
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    ::dup2(in_pipe[0], 0);
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const procpool::os::FdMap child_fds[] = {{in_pipe[0], 0}, {out_pipe[1], 1}, {err_pipe[1], 2}};
+  procpool::os::SpawnRequest request;
+  request.path = args[0];
+  request.argv = args.data();
+  request.fds = child_fds;
+  request.close_from = 3;
+  request.setup.default_caught_signals = true;  // doctest's crash handlers must not run in the child
+  // A program that cannot be exec'd ends with 127, as a shell reports it: exec_error needs no check.
+  const pid_t pid = procpool::os::spawn(request).pid;
   ::close(in_pipe[0]);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);

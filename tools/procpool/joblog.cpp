@@ -2,6 +2,8 @@
 
 #include "options.hpp"
 
+#include "os/fd.hpp"
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -29,13 +31,8 @@ std::string format_joblog_entry(const JobLogEntry& e) {
 namespace {
 
 void write_all(int fd, const std::string& data, const std::string& path) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw UsageError(fmt::format("cannot write joblog '{}': {}", path, std::strerror(errno)));
-    done += static_cast<std::size_t>(n);
-  }
+  if (const int err = os::write_all(fd, data); err != 0)
+    throw UsageError(fmt::format("cannot write joblog '{}': {}", path, std::strerror(err)));
 }
 
 } // namespace

@@ -1,5 +1,7 @@
 #include "output.hpp"
 
+#include "os/fd.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -31,13 +33,8 @@ int open_temp_file() {
 }
 
 void pwrite_all(int fd, std::string_view data, std::uint64_t offset) {
-  while (!data.empty()) {
-    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw std::system_error(errno, std::generic_category(), "cannot write a temp file");
-    data.remove_prefix(static_cast<std::size_t>(n));
-    offset += static_cast<std::uint64_t>(n);
-  }
+  if (const int err = os::pwrite_all(fd, data, offset); err != 0)
+    throw std::system_error(err, std::generic_category(), "cannot write a temp file");
 }
 
 } // namespace
@@ -83,17 +80,9 @@ void OutputBuffer::clear() {
 }
 
 void StdWriter::write_raw(int fd, std::string_view data) {
-  while (!data.empty() && !broken_) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n >= 0) { data.remove_prefix(static_cast<std::size_t>(n)); continue; }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN) {  // an inherited non-blocking stdout: wait until it drains
-      pollfd pfd{fd, POLLOUT, 0};
-      ::poll(&pfd, 1, 1000);
-      continue;
-    }
-    broken_ = true;  // EPIPE or another hard error: the reader is gone
-  }
+  // An inherited non-blocking stdout is waited on until it drains; EPIPE or another hard error
+  // means the reader is gone.
+  if (!data.empty() && !broken_ && os::write_all(fd, data, os::WhenFull::Wait) != 0) broken_ = true;
 }
 
 void StdWriter::write(int fd, std::string_view data, const std::string& prefix, bool& at_line_start) {

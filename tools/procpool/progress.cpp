@@ -1,5 +1,7 @@
 #include "progress.hpp"
 
+#include "os/fd.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -25,12 +27,7 @@ std::string format_duration(double seconds) {
 }
 
 void write_stderr(const std::string& s) {
-  std::size_t done = 0;
-  while (done < s.size()) {
-    const ssize_t n = ::write(STDERR_FILENO, s.data() + done, s.size() - done);
-    if (n <= 0) return;  // a progress line is not worth blocking or failing for
-    done += static_cast<std::size_t>(n);
-  }
+  (void)os::write_all(STDERR_FILENO, s, os::WhenFull::Stop);  // a progress line is not worth blocking or failing for
 }
 
 } // namespace

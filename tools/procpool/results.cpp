@@ -2,6 +2,8 @@
 
 #include "options.hpp"
 
+#include "os/fd.hpp"
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -9,7 +11,6 @@
 #include <filesystem>
 #include <string>
 #include <system_error>
-#include <utility>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -18,22 +19,7 @@
 namespace procpool::cli {
 namespace {
 
-/// Closes on scope exit unless released: every error path leaves nothing open.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& other) noexcept : fd_(other.release()) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  [[nodiscard]] int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
+using Fd = os::UniqueFd;  // closes on scope exit unless released: every error path leaves nothing open
 
 [[noreturn]] void fail(const std::string& path, const std::string& what, int error) {
   throw ResultsError(fmt::format("--results: {} '{}': {}", what, path, std::strerror(error)));
@@ -66,12 +52,7 @@ Fd open_result_file(int seq_fd, const char* name, const std::string& path) {
 }
 
 void write_all(int fd, const std::string& data, const std::string& path) {
-  for (std::size_t done = 0; done < data.size();) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail(path, "cannot write", errno);
-    done += static_cast<std::size_t>(n);
-  }
+  if (const int err = os::write_all(fd, data); err != 0) fail(path, "cannot write", err);
 }
 
 } // namespace

@@ -10,6 +10,9 @@
 
 #include <procpool/detail/deadline.hpp>
 
+#include "os/fd.hpp"
+#include "os/proc.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -18,7 +21,6 @@
 #include <csignal>
 #include <cstring>
 #include <deque>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -119,16 +121,6 @@ void close_fd(int& fd) {
   fd = -1;
 }
 
-/// A /proc/meminfo field ("MemAvailable:", "MemTotal:") in bytes.
-std::optional<std::uint64_t> meminfo_bytes(std::string_view field) {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key, unit;
-  std::uint64_t kib = 0;
-  while (meminfo >> key >> kib >> unit)
-    if (key == field) return kib * 1024;
-  return std::nullopt;
-}
-
 /// Descriptors open in this process right now.
 unsigned open_descriptor_count() {
   DIR* dir = ::opendir("/proc/self/fd");
@@ -226,7 +218,7 @@ void Runner::setup() {
   if (opt_.results_dir) results_ = std::make_unique<ResultsDir>(*opt_.results_dir);
   if (opt_.memfree_bytes > 0) {
     // MemAvailable never exceeds MemTotal: say once that the run will wait, rather than hang silently.
-    if (const auto total = meminfo_bytes("MemTotal:"); total && opt_.memfree_bytes > *total)
+    if (const auto total = os::read_meminfo().total; total && opt_.memfree_bytes > *total)
       std::cerr << fmt::format(
           "procpool: warning: --memfree asks for {:.1f} GiB free, more than this machine's {:.1f} GiB of "
           "memory: no job will start\n",
@@ -322,17 +314,14 @@ bool Runner::throttled(Clock::time_point now) {
   if (throttle_until_ && now < *throttle_until_) return true;
   throttle_until_.reset();
   if (opt_.memfree_bytes > 0) {
-    if (const auto available = meminfo_bytes("MemAvailable:"); available && *available < opt_.memfree_bytes) {
+    if (const auto available = os::read_meminfo().available; available && *available < opt_.memfree_bytes) {
       throttle_until_ = now + throttle_recheck;
       return true;
     }
   }
   if (opt_.load_limit > 0) {
-    // The 4th field of /proc/loadavg is "runnable/total" right now; procpool itself is one of them.
-    std::ifstream loadavg("/proc/loadavg");
-    std::string a, b, c, running;
-    loadavg >> a >> b >> c >> running;
-    const double runnable = std::atof(running.substr(0, running.find('/')).c_str()) - 1;
+    // Runnable right now, procpool itself among them.
+    const double runnable = os::runnable_tasks().value_or(0) - 1;
     if (runnable >= opt_.load_limit) { throttle_until_ = now + throttle_recheck; return true; }
   }
   return false;
@@ -404,12 +393,8 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
     // itself inherits no extra descriptor.
     slot.script_fd = ::memfd_create("procpool-command", MFD_CLOEXEC);
     if (slot.script_fd < 0) throw std::system_error(errno, std::generic_category(), "memfd_create");
-    const std::string script = job->command + "\n";
-    for (std::size_t done = 0; done < script.size();) {
-      const ssize_t n = ::write(slot.script_fd, script.data() + done, script.size() - done);
-      if (n < 0) throw std::system_error(errno, std::generic_category(), "write memfd");
-      done += static_cast<std::size_t>(n);
-    }
+    if (const int err = os::write_all(slot.script_fd, job->command + "\n"); err != 0)
+      throw std::system_error(err, std::generic_category(), "write memfd");
     script_path = fmt::format("/proc/{}/fd/{}", ::getpid(), slot.script_fd);
     shell_argv[1] = script_path.data();
     shell_argv[2] = nullptr;
@@ -463,8 +448,8 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
     }
     // Only our ends are non-blocking: a job that exits leaves what it wrote; a daemonised
     // grandchild holding the pipe must not hang us.
-    ::fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
-    ::fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
+    (void)os::set_nonblocking(out_pipe[0]);
+    (void)os::set_nonblocking(err_pipe[0]);
     slot.out_fd = out_pipe[0];
     slot.err_fd = err_pipe[0];
     child_out = out_pipe[1];
@@ -511,17 +496,12 @@ void Runner::read_output(Slot& slot, int& fd, int which, bool until_empty) {
 
 void Runner::save_result(Slot& slot, int which, std::string_view bytes) {
   int& fd = which == STDOUT_FILENO ? slot.results_out : slot.results_err;
-  while (fd >= 0 && !bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n >= 0) {
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-      continue;
-    }
-    if (errno == EINTR) continue;
+  if (fd < 0 || bytes.empty()) return;
+  if (const int err = os::write_all(fd, bytes); err != 0) {
     if (slot.results_error.empty())
       slot.results_error = fmt::format(
           "--results: cannot write '{}': {}",
-          results_->file_path(slot.job->input.seq, which == STDOUT_FILENO ? "stdout" : "stderr"), std::strerror(errno));
+          results_->file_path(slot.job->input.seq, which == STDOUT_FILENO ? "stdout" : "stderr"), std::strerror(err));
     close_fd(fd);  // the rest of this stream is not saved; the job runs on
   }
 }

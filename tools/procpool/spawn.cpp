@@ -3,59 +3,61 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <string>
 #include <system_error>
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "os/fd.hpp"
+#include "os/spawn.hpp"
+
 namespace procpool::cli {
 namespace {
 
-// CLONE_VFORK suspends the parent until the child execs or exits, so one stack serves every spawn.
-alignas(64) char child_stack[64 * 1024];
-
-void write_message(const char* a, const char* b) {
-  (void)!::write(STDERR_FILENO, a, std::strlen(a));
-  (void)!::write(STDERR_FILENO, b, std::strlen(b));
-  (void)!::write(STDERR_FILENO, "\n", 1);
-}
-
-int child_main(void* arg) {
+// In the child, before exec: what os::spawn does not know about.
+void job_child_steps(void* arg) noexcept {
   const auto& r = *static_cast<const SpawnRequest*>(arg);
-  if (r.new_group) ::setpgid(0, 0);
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != r.parent) ::_exit(128 + SIGKILL);  // procpool died before prctl took effect
+  // Before exec, so that a procpool killed meanwhile (even by SIGKILL) leaves the watchdog the group.
   if (r.group_slot != nullptr) r.group_slot->store(::getpid(), std::memory_order_release);
   // A program using select() breaks on descriptors above 1023: jobs get the limit procpool was given.
   if (r.nofile != nullptr) ::setrlimit(RLIMIT_NOFILE, r.nofile);
-  // procpool ignores SIGPIPE and blocks the signals it reads through signalfd: undo both for the job.
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  ::sigaction(SIGPIPE, &dfl, nullptr);
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  if (r.stdin_fd != STDIN_FILENO) ::dup2(r.stdin_fd, STDIN_FILENO);
-  if (r.stdout_fd != STDOUT_FILENO) ::dup2(r.stdout_fd, STDOUT_FILENO);
-  if (r.stderr_fd != STDERR_FILENO) ::dup2(r.stderr_fd, STDERR_FILENO);
-  if (r.path != nullptr) ::execve(r.path, r.argv, r.envp);
-  // Not found, not executable, or a script without #!: /bin/sh does exactly what it would have done.
-  ::execve("/bin/sh", r.shell_argv, r.envp);
-  write_message("procpool: cannot execute /bin/sh: ", std::strerror(errno));
-  ::_exit(127);
 }
 
 } // namespace
 
 pid_t spawn_job(const SpawnRequest& request) {
-  const int pid = ::clone(child_main, child_stack + sizeof child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
-                          const_cast<SpawnRequest*>(&request));
-  if (pid < 0) throw std::system_error(errno, std::generic_category(), "clone");
-  return pid;
+  char sh[] = "/bin/sh";
+  const os::FdMap fds[] = {
+      {request.stdin_fd, STDIN_FILENO}, {request.stdout_fd, STDOUT_FILENO}, {request.stderr_fd, STDERR_FILENO}};
+  sigset_t none;
+  sigemptyset(&none);
+  os::SpawnRequest spawn;
+  // Not found, not executable, or a script without #!: /bin/sh does exactly what it would have done.
+  spawn.path = request.path != nullptr ? request.path : sh;
+  spawn.argv = request.path != nullptr ? request.argv : request.shell_argv;
+  spawn.fallback_path = request.path != nullptr ? sh : nullptr;
+  spawn.fallback_argv = request.shell_argv;
+  spawn.envp = request.envp;
+  spawn.fds = fds;
+  spawn.setup.parent = request.parent;
+  spawn.setup.new_process_group = request.new_group;
+  // procpool ignores SIGPIPE and blocks the signals it reads through signalfd: undo both for the
+  // job. It installs no handler, so none needs resetting before the mask is cleared.
+  spawn.setup.default_signals = os::signal_bit(SIGPIPE);
+  spawn.signal_mask = &none;
+  spawn.in_child = job_child_steps;
+  spawn.in_child_arg = const_cast<SpawnRequest*>(&request);
+  const os::Spawned child = os::spawn(spawn);
+  if (child.exec_error != 0) {
+    // The child has exited with 127; its stderr tells why, as /bin/sh's own message would.
+    const std::string message = std::string("procpool: cannot execute /bin/sh: ") + std::strerror(child.exec_error) + "\n";
+    (void)os::write_all(request.stderr_fd, message);
+  }
+  return child.pid;
 }
 
 Watchdog::Watchdog(unsigned slots) : slots_(slots) {

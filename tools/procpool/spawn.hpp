@@ -1,5 +1,5 @@
 #pragma once
-// Starting jobs: clone(CLONE_VM|CLONE_VFORK) + exec, each job leading its own process group, and a
+// Starting jobs: os::spawn (clone(CLONE_VM|CLONE_VFORK) + exec), each job leading its own process group, and a
 // watchdog process that kills the running jobs' groups if procpool itself is killed (even SIGKILL).
 #include <atomic>
 #include <sys/resource.h>

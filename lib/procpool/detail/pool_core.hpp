@@ -81,7 +81,7 @@ struct Wakeup;
 /// pool safely (BrokenProcessPool instead of a dangling pointer).
 class PoolCore {
 public:
-  /// Throws ValueError for a size that cannot fit (see check_pool_size in pool.cpp).
+  /// Throws ValueError for a size that cannot fit (see check_pool_size in pool/pool_core.cpp).
   explicit PoolCore(PoolCoreConfig config);
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;

@@ -10,17 +10,19 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <spawn.h>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <poll.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "os/child_setup.hpp"
+#include "os/fd.hpp"
+#include "os/spawn.hpp"
 #include "procpool/codec.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/log.hpp"
@@ -30,30 +32,6 @@ extern char** environ;
 
 namespace procpool::detail {
 namespace {
-
-bool write_all(int fd, const void* data, size_t size) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool read_all(int fd, void* data, size_t size) {
-  char* p = static_cast<char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::read(fd, p, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
 
 struct Client {
   std::mutex mutex;
@@ -81,19 +59,30 @@ void start_server(Client& client) {
   std::string argv0 = program_argv0().empty() ? "procpool-forkserver" : program_argv0();
   char* argv[] = {argv0.data(), nullptr};
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, sv[1], server_fd);  // same fd: clears FD_CLOEXEC (glibc >= 2.29)
-  posix_spawn_file_actions_addclosefrom_np(&actions, server_fd + 1);
-  pid_t pid = 0;
-  int rc = 0;
-  run_on_stable_thread([&] { rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv, envp.data()); });
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(sv[1]);
-  if (rc != 0) {
+  const os::FdMap fds[] = {{sv[1], server_fd}};
+  os::SpawnRequest request;
+  request.path = "/proc/self/exe";
+  request.argv = argv;
+  request.envp = envp.data();
+  request.fds = fds;
+  request.close_from = server_fd + 1;
+  request.setup.parent = ::getpid();
+  request.setup.default_caught_signals = true;  // the program's handlers must not run on our memory
+  os::Spawned server;
+  try {
+    run_on_stable_thread([&] { server = os::spawn(request); });
+  } catch (const std::system_error& e) {
     ::close(sv[0]);
-    throw_errno("procpool: cannot start the forkserver", rc);
+    ::close(sv[1]);
+    throw_errno("procpool: cannot start the forkserver", e.code().value());
   }
+  ::close(sv[1]);
+  if (server.exec_error != 0) {
+    ::close(sv[0]);
+    ::waitpid(server.pid, nullptr, 0);
+    throw_errno("procpool: cannot start the forkserver", server.exec_error);
+  }
+  const pid_t pid = server.pid;
   client.control_fd = sv[0];
   client.server_pid = pid;
   logger().debug("forkserver started (pid {})", pid);
@@ -127,10 +116,10 @@ pid_t forkserver_launch(const std::string& payload, int& status_fd) {
     cmsg->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(cmsg), &sp[1], sizeof(int));
     bool sent = ::sendmsg(client->control_fd, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof size);
-    sent = sent && write_all(client->control_fd, payload.data(), payload.size());
+    sent = sent && os::write_all(client->control_fd, payload) == 0;
     ::close(sp[1]);
     std::int32_t pid = 0;
-    if (sent && read_all(sp[0], &pid, sizeof pid)) {
+    if (sent && os::read_exact(sp[0], &pid, sizeof pid)) {
       status_fd = sp[0];
       return pid;
     }
@@ -150,8 +139,7 @@ void forkserver_forget_after_fork() {
 }
 
 void forkserver_main(int control_fd, pid_t expected_parent) {
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != expected_parent) ::_exit(0);
+  os::ChildSetup{.parent = expected_parent}.apply();
   process_name_slot() = "ForkServer";
   sigset_t chld;
   sigemptyset(&chld);
@@ -169,7 +157,7 @@ void forkserver_main(int control_fd, pid_t expected_parent) {
       auto it = status_fds.find(pid);
       if (it == status_fds.end()) continue;
       const std::int32_t raw = status;
-      write_all(it->second, &raw, sizeof raw);
+      (void)os::write_all(it->second, &raw, sizeof raw);
       ::close(it->second);
       status_fds.erase(it);
     }
@@ -203,7 +191,7 @@ void forkserver_main(int control_fd, pid_t expected_parent) {
     int status_fd = -1;
     std::memcpy(&status_fd, CMSG_DATA(cmsg), sizeof(int));
     std::string payload(size, '\0');
-    if (!read_all(control_fd, payload.data(), payload.size())) break;
+    if (!os::read_exact(control_fd, payload.data(), payload.size())) break;
 
     const pid_t pid = ::fork();
     if (pid == 0) {
@@ -226,7 +214,7 @@ void forkserver_main(int control_fd, pid_t expected_parent) {
       continue;
     }
     const std::int32_t pid32 = pid;
-    write_all(status_fd, &pid32, sizeof pid32);
+    (void)os::write_all(status_fd, &pid32, sizeof pid32);
     status_fds[pid] = status_fd;
     reap();  // a very short child may already have ended
   }

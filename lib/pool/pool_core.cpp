@@ -1,23 +1,22 @@
+// The pool core: feeding tasks to the workers, completing results, supervising and replacing
+// workers, refusing pools that cannot fit.
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <fstream>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
-#include <system_error>
-#include <typeinfo>
 #include <utility>
 #include <vector>
 
-#include <cxxabi.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "os/proc.hpp"
+#include "pool/worker.hpp"
 #include "procpool/detail/pool_core.hpp"
 #include "procpool/detail/pool_wire.hpp"
 #include "procpool/detail/ring.hpp"
@@ -27,25 +26,6 @@
 #include "procpool/process.hpp"
 
 namespace procpool::detail {
-
-// ---------------------------------------------------------------------------------------------
-// Shared worker control: one slot per worker says which task it holds, so that the parent can
-// fail exactly that task when the worker dies. A worker sets its slot while it still holds the
-// task ring's consumer lock, before the record leaves the ring: a record is never both gone
-// from the ring and unaccounted for.
-
-struct alignas(64) WorkerSlot {
-  std::atomic<std::uint64_t> task_id{0};
-  std::atomic<std::int32_t> pid{0};
-};
-
-struct alignas(64) WorkerControl {
-  std::atomic<std::uint32_t> terminating{0};
-  std::uint32_t count = 0;
-  WorkerSlot& slot(std::size_t i) noexcept { return reinterpret_cast<WorkerSlot*>(this + 1)[i]; }
-  static std::size_t bytes_for(std::size_t workers) { return sizeof(WorkerControl) + workers * sizeof(WorkerSlot); }
-};
-static_assert(std::is_trivially_destructible_v<WorkerSlot> && std::is_trivially_destructible_v<WorkerControl>);
 
 namespace {
 
@@ -57,242 +37,7 @@ std::string describe_exit(int status) {
   return "exited with code " + std::to_string(status);
 }
 
-std::string demangle(const char* mangled) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> demangled(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
-  return status == 0 && demangled ? std::string(demangled.get()) : std::string(mangled);
-}
-
-/// The error record of the exception being handled when it is not a std::exception (`throw 42`,
-/// `throw "text"`): its demangled type name and, for strings and integers, its value.
-std::string encode_foreign_exception() {
-  const std::type_info* type = abi::__cxa_current_exception_type();
-  std::string name = type != nullptr ? demangle(type->name()) : std::string("unknown type");
-  std::string message;
-  try {
-    throw;
-  } catch (const char* text) {
-    message = text != nullptr ? text : "(null)";
-  } catch (const std::string& text) {
-    message = text;
-  } catch (long long v) {
-    message = std::to_string(v);
-  } catch (long v) {
-    message = std::to_string(v);
-  } catch (int v) {
-    message = std::to_string(v);
-  } catch (unsigned long long v) {
-    message = std::to_string(v);
-  } catch (unsigned long v) {
-    message = std::to_string(v);
-  } catch (unsigned v) {
-    message = std::to_string(v);
-  } catch (...) {
-    message = "an exception of type " + name + " (not derived from std::exception)";
-  }
-  return encode_task_error(std::move(name), std::move(message));
-}
-
-/// Resolves the code addresses of task records, caching each object's load bias.
-class CodeResolver {
-public:
-  explicit CodeResolver(bool raw) : raw_(raw) {}
-  const void* resolve(std::string_view object, std::uint64_t offset) {
-    if (raw_) return reinterpret_cast<const void*>(offset);
-    if (offset == 0) return nullptr;
-    auto it = bases_.find(std::string(object));
-    if (it == bases_.end()) {
-      const auto base = reinterpret_cast<std::uintptr_t>(resolve_code_ref(CodeRef{std::string(object), 0}));
-      it = bases_.emplace(std::string(object), base).first;
-    }
-    return reinterpret_cast<const void*>(it->second + offset);
-  }
-
-private:
-  bool raw_;
-  std::unordered_map<std::string, std::uintptr_t> bases_;
-};
-
-/// The worker's loop, the same for processes and threads.
-void worker_loop(Ring& tasks, Ring& results, WorkerControl& control, std::uint32_t index,
-                 std::optional<int> max_tasks, bool raw_addresses) {
-  WorkerSlot& slot = control.slot(index);
-  slot.pid.store(static_cast<std::int32_t>(::getpid()));
-  CodeResolver resolver(raw_addresses);
-  std::string task;
-  std::string out;
-  for (int done = 0; !max_tasks || done < *max_tasks; ++done) {
-    const RingStatus popped = tasks.pop_with(std::nullopt, [&](std::span<const std::byte> record) {
-      task.assign(reinterpret_cast<const char*>(record.data()), record.size());
-      TaskHeader header;
-      std::memcpy(&header, task.data(), sizeof header);
-      slot.task_id.store(header.task_id, std::memory_order_release);
-    });
-    if (popped != RingStatus::ok) break;                              // closed and drained
-    if (control.terminating.load(std::memory_order_acquire)) break;  // terminate(): run nothing more
-
-    TaskHeader header;
-    std::memcpy(&header, task.data(), sizeof header);
-    std::string_view rest(task);
-    rest.remove_prefix(sizeof header);
-    const std::string_view invoker_object = rest.substr(0, header.invoker_object_len);
-    rest.remove_prefix(header.invoker_object_len);
-    const std::string_view function_object = rest.substr(0, header.function_object_len);
-    rest.remove_prefix(header.function_object_len);
-
-    ResultHeader result{header.task_id, ResultKind::ok, static_cast<std::int32_t>(::getpid()), 0, index};
-    out.assign(sizeof result, '\0');
-    try {
-      const auto invoker = reinterpret_cast<TaskInvoker>(const_cast<void*>(resolver.resolve(invoker_object, header.invoker)));
-      const void* function = header.function == 0 ? nullptr : resolver.resolve(function_object, header.function);
-      invoker(function, rest, out);
-    } catch (const std::exception& e) {
-      result.kind = ResultKind::error;
-      out.resize(sizeof result);
-      out += encode_task_error(e);
-    } catch (...) {
-      result.kind = ResultKind::error;
-      out.resize(sizeof result);
-      out += encode_foreign_exception();
-    }
-    if (out.size() > results.max_record_size()) {
-      result.kind = ResultKind::error;
-      const std::size_t size = out.size() - sizeof result;
-      out.resize(sizeof result);
-      out += encode_task_error(ValueError("procpool: the task's result takes " + std::to_string(size) +
-                                          " bytes, more than the pool's result ring holds (" +
-                                          std::to_string(results.max_record_size()) +
-                                          "); raise PoolOptions::ring_bytes or return less"));
-    }
-    std::memcpy(out.data(), &result, sizeof result);
-    const RingStatus pushed = results.push(std::span(reinterpret_cast<const std::byte*>(out.data()), out.size()), std::nullopt);
-    slot.task_id.store(0, std::memory_order_release);
-    if (pushed != RingStatus::ok) break;
-  }
-}
-
-/// What a worker process needs: both rings, the control block, its limits and initializer.
-struct WorkerConfig {
-  std::optional<int> max_tasks;
-  bool raw_addresses = true;
-  std::optional<PortableTarget> initializer;
-  template <class Archive>
-  void serialize(Archive& ar) { ar(max_tasks, raw_addresses, initializer); }
-};
-
-void run_initializer(const PortableTarget& init) {
-  const auto invoker = reinterpret_cast<PortableInvoker>(const_cast<void*>(resolve_code_ref(init.invoker)));
-  const void* function = init.has_function ? resolve_code_ref(init.function) : nullptr;
-  invoker(function, init.args);
-}
-
 } // namespace
-
-// ---------------------------------------------------------------------------------------------
-// Workers: processes or threads behind one interface.
-
-class WorkerHandle {
-public:
-  virtual ~WorkerHandle() = default;
-  /// An fd that becomes readable when the worker ends.
-  [[nodiscard]] virtual int sentinel() const = 0;
-  [[nodiscard]] virtual bool alive() = 0;
-  /// Exit code, or -N after signal N (threads: 0).
-  [[nodiscard]] virtual int exit_status() = 0;
-  [[nodiscard]] virtual int pid() const = 0;
-  virtual void signal(int sig) = 0;
-  virtual void join() = 0;
-};
-
-namespace {
-
-class ProcessWorker final : public WorkerHandle {
-public:
-  ProcessWorker(ProcessOptions options, const std::string& config, std::uint32_t index)
-      : process_(std::move(options), &pool_worker_process_main, config, index) {
-    process_.start();
-  }
-  ~ProcessWorker() override {
-    if (process_.is_alive()) {
-      process_.kill();
-      process_.join();
-    }
-  }
-  int sentinel() const override { return process_.sentinel(); }
-  bool alive() override { return process_.is_alive(); }
-  int exit_status() override { return process_.exitcode().value_or(0); }
-  int pid() const override { return static_cast<int>(process_.pid().value_or(0)); }
-  void signal(int sig) override {
-    if (sig == SIGKILL) process_.kill();
-    else process_.terminate();
-  }
-  void join() override { process_.join(); }
-
-private:
-  Process process_;
-};
-
-class ThreadWorker final : public WorkerHandle {
-public:
-  template <class Body>
-  explicit ThreadWorker(Body body) : done_fd_(::eventfd(0, EFD_CLOEXEC)) {
-    if (done_fd_ < 0) throw_errno("procpool: eventfd failed", errno);
-    try {
-      thread_ = std::thread([this, body = std::move(body)] {
-        body();
-        done_.store(true);
-        const std::uint64_t one = 1;
-        (void)::write(done_fd_, &one, sizeof one);
-      });
-    } catch (const std::system_error& e) {  // out of threads: a procpool error, as a failed fork
-      ::close(done_fd_);
-      throw ProcessError(std::string("procpool: cannot start a pool worker thread: ") + e.what());
-    }
-  }
-  ~ThreadWorker() override {
-    if (thread_.joinable()) thread_.join();
-    ::close(done_fd_);
-  }
-  int sentinel() const override { return done_fd_; }
-  bool alive() override { return !done_.load(); }
-  int exit_status() override { return 0; }
-  int pid() const override { return static_cast<int>(::getpid()); }
-  void signal(int) override {}  // threads cannot be killed; terminate() makes them stop between tasks
-  void join() override {
-    if (thread_.joinable()) thread_.join();
-  }
-
-private:
-  int done_fd_;
-  std::atomic<bool> done_{false};
-  std::thread thread_;
-};
-
-std::atomic<int> worker_counter{0};
-
-std::string worker_name_prefix(bool interprocess, StartMethod method) {
-  if (!interprocess) return "PoolThread-";
-  switch (method) {
-    case StartMethod::Fork: return "ForkPoolWorker-";
-    case StartMethod::Spawn: return "SpawnPoolWorker-";
-    case StartMethod::Forkserver: return "ForkServerPoolWorker-";
-  }
-  return "PoolWorker-";
-}
-
-} // namespace
-
-void pool_worker_process_main(std::string config, std::uint32_t index) {
-  std::string_view in = config;
-  auto tasks = Ring::attach(in);
-  auto results = Ring::attach(in);
-  const auto handle = codec::decode_from<SegmentHandle>(in);
-  SharedSegment control_segment = SharedSegment::attach(handle);
-  const auto worker = codec::decode<WorkerConfig>(in);
-  auto* control = static_cast<WorkerControl*>(control_segment.data());
-  if (worker.initializer) run_initializer(*worker.initializer);
-  worker_loop(*tasks, *results, *control, index, worker.max_tasks, worker.raw_addresses);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Batched wake-ups of imap consumers.
@@ -329,62 +74,6 @@ constexpr int kAlwaysFits = 64;
 /// dirties after fork), rounded up from measurements of idle fork workers.
 constexpr std::uint64_t kProcessWorkerBytes = std::uint64_t{1} << 20;
 
-std::optional<std::uint64_t> read_number(const std::string& path) {
-  std::ifstream in(path);
-  std::string word;
-  if (!(in >> word) || word.empty() || word.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-  try {
-    return std::stoull(word);
-  } catch (...) {
-    return std::nullopt;  // out of range: no usable limit
-  }
-}
-
-/// The files of this process's cgroup controller `controller` (v1), or of its v2 cgroup:
-/// candidate directories, the process's own cgroup first, then the mount's root (what a
-/// container sees of its own cgroup).
-std::vector<std::string> cgroup_dirs(const std::string& controller) {
-  std::vector<std::string> dirs;
-  std::ifstream in("/proc/self/cgroup");
-  for (std::string line; std::getline(in, line);) {
-    const auto a = line.find(':');
-    const auto b = line.find(':', a + 1);
-    if (a == std::string::npos || b == std::string::npos) continue;
-    const std::string controllers = line.substr(a + 1, b - a - 1);
-    const std::string path = line.substr(b + 1);
-    if (controllers.empty()) {
-      dirs.push_back("/sys/fs/cgroup" + path);
-      dirs.emplace_back("/sys/fs/cgroup");
-    } else if (("," + controllers + ",").find("," + controller + ",") != std::string::npos) {
-      dirs.push_back("/sys/fs/cgroup/" + controller + path);
-      dirs.push_back("/sys/fs/cgroup/" + controller);
-    }
-  }
-  return dirs;
-}
-
-/// limit - usage from the first cgroup directory that has both files.
-std::optional<std::uint64_t> cgroup_room(const std::string& controller, const char* limit_file, const char* usage_file) {
-  for (const std::string& dir : cgroup_dirs(controller)) {
-    const auto limit = read_number(dir + "/" + limit_file);  // "max" (v2): no limit
-    const auto usage = read_number(dir + "/" + usage_file);
-    if (limit && usage) return *limit > *usage ? *limit - *usage : 0;
-    if (usage) return std::nullopt;
-  }
-  return std::nullopt;
-}
-
-std::optional<std::uint64_t> mem_available_bytes() {
-  std::ifstream in("/proc/meminfo");
-  for (std::string key; in >> key;) {
-    std::uint64_t kib = 0;
-    if (!(in >> kib)) break;
-    if (key == "MemAvailable:") return kib * 1024;
-    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-  }
-  return std::nullopt;
-}
-
 /// Refuses, before starting anything, a pool that cannot fit: more workers than the process
 /// (or thread) limits allow, or, for processes, than the available memory holds at their
 /// minimal cost. Pool(100000) would otherwise fork until the OOM killer fires.
@@ -399,18 +88,19 @@ void check_pool_size(int workers, bool interprocess) {
   rlimit nproc{};
   if (::getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY)
     refuse_over(static_cast<std::uint64_t>(nproc.rlim_cur), "RLIMIT_NPROC, ulimit -u: processes and threads of this user");
-  refuse_over(read_number("/proc/sys/kernel/threads-max"), "/proc/sys/kernel/threads-max");
-  refuse_over(read_number("/proc/sys/kernel/pid_max"), "/proc/sys/kernel/pid_max");
-  refuse_over(cgroup_room("pids", "pids.max", "pids.current"), "the cgroup's pids.max less the tasks it runs");
+  const os::KernelLimits kernel = os::read_kernel_limits();
+  refuse_over(kernel.threads_max, "/proc/sys/kernel/threads-max");
+  refuse_over(kernel.pid_max, "/proc/sys/kernel/pid_max");
+  refuse_over(os::cgroup_room("pids", "pids.max", "pids.current"), "the cgroup's pids.max less the tasks it runs");
   if (!interprocess) {
     // Each thread's stack is a mapping plus its guard page: two map entries.
-    if (const auto maps = read_number("/proc/sys/vm/max_map_count")) refuse_over(*maps / 2, "/proc/sys/vm/max_map_count / 2");
+    if (const auto maps = kernel.max_map_count) refuse_over(*maps / 2, "/proc/sys/vm/max_map_count / 2");
     return;
   }
-  std::optional<std::uint64_t> room = mem_available_bytes();
+  std::optional<std::uint64_t> room = os::read_meminfo().available;
   std::string room_name = "MemAvailable";
   for (const auto& [file, usage] : {std::pair{"memory.max", "memory.current"}, std::pair{"memory.limit_in_bytes", "memory.usage_in_bytes"}}) {
-    const auto cg = cgroup_room("memory", file, usage);
+    const auto cg = os::cgroup_room("memory", file, usage);
     if (cg && (!room || *cg < *room)) {
       room = cg;
       room_name = std::string("the cgroup's ") + file + " less its usage";
@@ -430,6 +120,14 @@ struct AbandonedCore {
 std::atomic<AbandonedCore*> g_abandoned{nullptr};
 
 } // namespace
+
+void log_worker_thread_stopped(std::size_t index, const char* what) noexcept {
+  try {
+    logger().error("procpool: pool worker thread {} stopped: {}", index, what);
+  } catch (...) {
+    // A log that cannot be written must not end the worker thread's caller.
+  }
+}
 
 void report_callback_exception(const char* which) noexcept {
   try {
@@ -536,27 +234,16 @@ void PoolCore::start_worker(std::size_t index) {
       tasks_->encode_handle(worker_config_);
       results_->encode_handle(worker_config_);
       codec::encode_to(worker_config_, control_segment_->handle());
-      codec::encode_to(worker_config_, WorkerConfig{config_.max_tasks_per_child, raw_addresses_, config_.initializer});
+      encode_worker_config(worker_config_, config_.max_tasks_per_child, raw_addresses_, config_.initializer);
     }
     ProcessOptions options;
-    options.name = worker_name_prefix(true, config_.start_method) + std::to_string(++worker_counter);
+    options.name = next_worker_name(true, config_.start_method);
     options.daemon = true;
     options.start_method = config_.start_method;
-    workers_[index] = std::make_unique<ProcessWorker>(std::move(options), worker_config_, i);
+    workers_[index] = start_process_worker(std::move(options), worker_config_, i);
   } else {
-    Ring* tasks = tasks_.get();
-    Ring* results = results_.get();
-    WorkerControl* control = control_;
-    const auto max_tasks = config_.max_tasks_per_child;
-    const auto initializer = config_.initializer;
-    workers_[index] = std::make_unique<ThreadWorker>([=] {
-      try {
-        if (initializer) run_initializer(*initializer);
-        worker_loop(*tasks, *results, *control, i, max_tasks, true);
-      } catch (const std::exception& e) {
-        logger().error("procpool: pool worker thread {} stopped: {}", i, e.what());
-      }
-    });
+    workers_[index] =
+        start_thread_worker(*tasks_, *results_, *control_, i, config_.max_tasks_per_child, config_.initializer);
   }
 }
 

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "os/fd.hpp"
 #include "process_internal.hpp"
 
 namespace procpool::detail {
@@ -39,16 +40,10 @@ bool same_file(const char* a, const char* b, std::string& why) {
 
 /// The "flags:" field of /proc/<pid>/fdinfo/<fd> (octal) and its "ino:" field.
 bool read_fdinfo(pid_t pid, int fd, unsigned long& flags, unsigned long long& ino) {
-  const std::string path = "/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd);
-  const int f = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (f < 0) return false;
-  char buf[4096];
-  const ssize_t n = ::read(f, buf, sizeof buf - 1);
-  ::close(f);
-  if (n <= 0) return false;
-  buf[n] = '\0';
+  const auto text = os::read_file("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd));
+  if (!text || text->empty()) return false;
   bool have_flags = false, have_ino = false;
-  for (const char* line = buf; line != nullptr && *line != '\0';) {
+  for (const char* line = text->c_str(); line != nullptr && *line != '\0';) {
     if (std::strncmp(line, "flags:", 6) == 0) have_flags = std::sscanf(line + 6, "%lo", &flags) == 1;
     if (std::strncmp(line, "ino:", 4) == 0) have_ino = std::sscanf(line + 4, "%llu", &ino) == 1;
     line = std::strchr(line, '\n');

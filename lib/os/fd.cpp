@@ -1,0 +1,108 @@
+#include "os/fd.hpp"
+
+#include <cerrno>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+namespace procpool::os {
+
+void UniqueFd::reset(int fd) noexcept {
+  // close() is not retried after EINTR: on Linux the descriptor is gone either way.
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+int write_all(int fd, const void* data, std::size_t size, WhenFull when_full) noexcept {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd, p, size);
+    if (n >= 0) {
+      p += n;
+      size -= static_cast<std::size_t>(n);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN && when_full == WhenFull::Wait) {
+      // An inherited non-blocking descriptor (a shared terminal or pipe): wait until it drains.
+      pollfd pfd{fd, POLLOUT, 0};
+      ::poll(&pfd, 1, -1);
+      continue;
+    }
+    return errno;
+  }
+  return 0;
+}
+
+int pwrite_all(int fd, std::string_view data, std::uint64_t offset) noexcept {
+  while (!data.empty()) {
+    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    data.remove_prefix(static_cast<std::size_t>(n));
+    offset += static_cast<std::uint64_t>(n);
+  }
+  return 0;
+}
+
+bool read_exact(int fd, void* data, std::size_t size) noexcept {
+  char* p = static_cast<char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::read(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) {
+      errno = 0;
+      return false;
+    }
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+std::string read_all_from_start(int fd) {
+  std::string out;
+  char buf[65536];
+  off_t offset = 0;
+  for (;;) {
+    const ssize_t n = ::pread(fd, buf, sizeof buf, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+    offset += n;
+  }
+  return out;
+}
+
+std::optional<std::string> read_file(const char* path) {
+  const UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::nullopt;
+    if (n == 0) return out;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+int set_cloexec(int fd, bool on) noexcept {
+  const int flags = ::fcntl(fd, F_GETFD);
+  if (flags < 0) return errno;
+  const int wanted = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
+  if (wanted != flags && ::fcntl(fd, F_SETFD, wanted) != 0) return errno;
+  return 0;
+}
+
+int set_nonblocking(int fd) noexcept {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) return errno;
+  if ((flags & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return errno;
+  return 0;
+}
+
+} // namespace procpool::os
