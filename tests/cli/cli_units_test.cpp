@@ -8,6 +8,10 @@
 #include "joblog.hpp"
 #include "options.hpp"
 
+#include <procpool/version.hpp>
+
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -526,4 +530,11 @@ TEST_CASE("Cli.Options.Conflicts") {
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--halt", "now,fail=0", "b"}),
                        "--halt: 'now,fail=0': the count must be at least 1", UsageError);
   CHECK_THROWS_AS(cli::parse_run_options(Args{"--jobs"}), UsageError);  // CLI11's own message: a value is missing
+}
+
+TEST_CASE("Cli.Version.FromMeson") {
+  // PROCPOOL_MESON_VERSION is meson.project_version(), passed by tests/cli/meson.build.
+  CHECK(std::string(PROCPOOL_VERSION) == PROCPOOL_MESON_VERSION);
+  CHECK(fmt::format("{}.{}.{}", PROCPOOL_VERSION_MAJOR, PROCPOOL_VERSION_MINOR, PROCPOOL_VERSION_PATCH) ==
+        PROCPOOL_VERSION);
 }
