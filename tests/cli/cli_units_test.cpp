@@ -104,8 +104,7 @@ TEST_CASE("Cli.Duration.Errors") {
   CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("abc", "--delay"), "--delay: 'abc' is not a number", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("5x", "--grace"), "--grace: '5x' is not a number", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("nan", "--delay"), "--delay: 'nan' is not a number", UsageError);
-  CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("1e400", "--delay"), "--delay: '1e400' is out of range",
-                       UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("1e400", "--delay"), "--delay: '1e400' is out of range", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("inf", "--delay"), "--delay: 'inf' is out of range", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("-1s", "--delay"), "--delay: '-1s' is negative", UsageError);
 }
@@ -133,7 +132,7 @@ TEST_CASE("Cli.Jobs.Forms") {
   CHECK(cli::parse_jobs("1%", 8) == 1);  // floor(0.08) = 0, at least one job
   CHECK(cli::parse_jobs("+2", 4) == 6);
   CHECK(cli::parse_jobs("-1", 4) == 3);
-  CHECK(cli::parse_jobs("-4", 4) == 1);   // never below one job
+  CHECK(cli::parse_jobs("-4", 4) == 1);  // never below one job
   CHECK(cli::parse_jobs("-100001", 4) == 1);
   CHECK(cli::parse_jobs("0", 4) == 1024);  // "as many as possible", bounded
 }
@@ -205,8 +204,8 @@ TEST_CASE("Cli.Size.Units") {
   CHECK_THROWS_WITH_AS(cli::parse_size("5x"), "--memfree: '5x' is not a number", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_size("-1k"), "--memfree: '-1k' is negative", UsageError);
   // 2^34 GiB is 2^64 bytes: one past the largest uint64_t.
-  CHECK_THROWS_WITH_AS(cli::parse_size("17179869184G"),
-                       "--memfree: '17179869184G' is too large (the limit is 16 EiB)", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_size("17179869184G"), "--memfree: '17179869184G' is too large (the limit is 16 EiB)",
+                       UsageError);
 }
 
 TEST_CASE("Cli.Replacement.Strings") {
@@ -263,8 +262,8 @@ TEST_CASE("Cli.PlainWords.Split") {
   CHECK(words == std::vector<std::string>{"ls", "-l", "a b", "c d"});
   CHECK(cli::split_plain_words("a\t b", words));
   CHECK(words == std::vector<std::string>{"a", "b"});
-  for (const char* shell : {"echo $HOME", "a | b", "a > f", "a; b", "VAR=1 cmd", "echo \"$x\"", "echo 'open", "",
-                            "a && b", "echo `x`"}) {
+  for (const char* shell :
+       {"echo $HOME", "a | b", "a > f", "a; b", "VAR=1 cmd", "echo \"$x\"", "echo 'open", "", "a && b", "echo `x`"}) {
     CAPTURE(shell);
     CHECK_FALSE(cli::split_plain_words(shell, words));
   }
@@ -273,8 +272,8 @@ TEST_CASE("Cli.PlainWords.Split") {
 
 TEST_CASE("Cli.PlainWords.Plan") {
   cli::CommandPlanner planner(false);
-  CHECK_FALSE(planner.plan("cd /tmp").direct);      // a builtin
-  CHECK_FALSE(planner.plan("echo -n x").direct);    // dash's echo differs
+  CHECK_FALSE(planner.plan("cd /tmp").direct);       // a builtin
+  CHECK_FALSE(planner.plan("echo -n x").direct);     // dash's echo differs
   CHECK_FALSE(planner.plan("echo a | cat").direct);  // shell syntax
   const auto plan = planner.plan("/bin/true 'a b'");
   CHECK(plan.direct);
@@ -341,8 +340,8 @@ TEST_CASE("Cli.Sources.BatchFile") {
   CHECK(jobs[0].second == "echo one");
   CHECK(jobs[1].second == "echo two");
   CHECK(jobs[2].second == "echo three");
-  CHECK_THROWS_WITH_AS(cli::LineReader(dir / "missing"), ("cannot open '" + (dir / "missing") +
-                                                          "': No such file or directory").c_str(), UsageError);
+  CHECK_THROWS_WITH_AS(cli::LineReader(dir / "missing"),
+                       ("cannot open '" + (dir / "missing") + "': No such file or directory").c_str(), UsageError);
   CHECK_THROWS_WITH_AS(cli::LineReader(dir.path.string()),
                        ("cannot read '" + dir.path.string() + "': it is a directory").c_str(), UsageError);
 }
@@ -393,7 +392,7 @@ TEST_CASE("Cli.Joblog.WriteThenResume") {
   CHECK(state.skip(1, false));
   CHECK(state.skip(1, true));
   CHECK(state.skip(2, false));
-  CHECK_FALSE(state.skip(2, true));  // failed: --resume-failed runs it again
+  CHECK_FALSE(state.skip(2, true));   // failed: --resume-failed runs it again
   CHECK_FALSE(state.skip(3, false));  // never logged
   CHECK_FALSE(state.skip(4, true));   // killed by a signal counts as failed
   CHECK_FALSE(state.skip(99, false));
@@ -439,16 +438,14 @@ TEST_CASE("Cli.Joblog.Malformed") {
 
 TEST_CASE("Cli.Joblog.RefusesNonFiles") {
   TempDir dir;
-  CHECK_THROWS_WITH_AS(cli::JobLogWriter(dir.path.string(), false),
-                       ("joblog '" + dir.path.string() +
-                        "' is not a regular file, a pipe or a terminal: refusing to use it")
-                           .c_str(),
-                       UsageError);
+  CHECK_THROWS_WITH_AS(
+      cli::JobLogWriter(dir.path.string(), false),
+      ("joblog '" + dir.path.string() + "' is not a regular file, a pipe or a terminal: refusing to use it").c_str(),
+      UsageError);
   const std::string fifo = dir / "fifo";
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   CHECK_THROWS_WITH_AS(cli::JobLogWriter(fifo, true),
-                       ("joblog '" + fifo + "' is not a regular file: --resume needs one to read").c_str(),
-                       UsageError);
+                       ("joblog '" + fifo + "' is not a regular file: --resume needs one to read").c_str(), UsageError);
   CHECK_THROWS_WITH_AS(cli::JobLogWriter(dir / "no/such/dir", false),
                        ("cannot open joblog '" + (dir / "no/such/dir") + "': No such file or directory").c_str(),
                        UsageError);
@@ -522,11 +519,10 @@ TEST_CASE("Cli.Options.Conflicts") {
                        UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"-j", "", "b"}), "--jobs: empty value", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--joblog", "", "b"}), "--joblog: empty value", UsageError);
-  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--bogus", "b"}), "unknown option '--bogus' (see procpool run --help)",
-                       UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--bogus", "b"}),
+                       "unknown option '--bogus' (see procpool run --help)", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--load", "0", "b"}), "--load: '0' must be above 0", UsageError);
-  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--retries", "-1", "b"}), "--retries: '-1' is negative",
-                       UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--retries", "-1", "b"}), "--retries: '-1' is negative", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--halt", "now,fail=0", "b"}),
                        "--halt: 'now,fail=0': the count must be at least 1", UsageError);
   CHECK_THROWS_AS(cli::parse_run_options(Args{"--jobs"}), UsageError);  // CLI11's own message: a value is missing
