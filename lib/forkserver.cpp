@@ -72,8 +72,8 @@ void start_server(Client& client) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
   // The server gets the socket as descriptor 3 and nothing else beyond 0-2 (close_fds).
-  constexpr int server_fd = 3;
-  env_strings.push_back("PROCPOOL_FORKSERVER_FD=" + std::to_string(server_fd));
+  constexpr int kServerFd = 3;
+  env_strings.push_back("PROCPOOL_FORKSERVER_FD=" + std::to_string(kServerFd));
   env_strings.push_back("PROCPOOL_PARENT_PID=" + std::to_string(::getpid()));
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
@@ -83,8 +83,8 @@ void start_server(Client& client) {
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, sv[1], server_fd);  // same fd: clears FD_CLOEXEC (glibc >= 2.29)
-  posix_spawn_file_actions_addclosefrom_np(&actions, server_fd + 1);
+  posix_spawn_file_actions_adddup2(&actions, sv[1], kServerFd);  // same fd: clears FD_CLOEXEC (glibc >= 2.29)
+  posix_spawn_file_actions_addclosefrom_np(&actions, kServerFd + 1);
   pid_t pid = 0;
   int rc = 0;
   run_on_stable_thread([&] { rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv, envp.data()); });

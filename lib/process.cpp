@@ -352,11 +352,11 @@ struct InitState {
 constinit LoadTimeObject<InitState> g_init_state;
 InitState& init_state() { return g_init_state.get(); }
 
-constexpr int method_unset = -1;
+constexpr int kMethodUnset = -1;
 
-/// The default start method; method_unset until $PROCPOOL_START_METHOD has been read.
+/// The default start method; kMethodUnset until $PROCPOOL_START_METHOD has been read.
 /// Constant-initialised at namespace scope: no guard, nothing to copy half-done into a child.
-constinit std::atomic<int> g_default_method{method_unset};
+constinit std::atomic<int> g_default_method{kMethodUnset};
 std::atomic<int>& default_method() { return g_default_method; }
 
 // Builds the process-wide objects of this file while the library loads, before any thread
@@ -369,7 +369,7 @@ std::atomic<int>& default_method() { return g_default_method; }
 
 StartMethod read_default_method() {
   int m = default_method().load();
-  if (m != method_unset) return static_cast<StartMethod>(m);
+  if (m != kMethodUnset) return static_cast<StartMethod>(m);
   const char* env = std::getenv("PROCPOOL_START_METHOD");
   StartMethod parsed = StartMethod::Fork;
   if (env != nullptr && *env != '\0') {
@@ -399,7 +399,7 @@ std::string read_all(int fd) {
   return out;
 }
 
-constexpr const char* spawn_flag = "--procpool-spawn";
+constexpr const char* kSpawnFlag = "--procpool-spawn";
 
 pid_t parse_pid(const char* text) { return text != nullptr ? static_cast<pid_t>(std::atol(text)) : 0; }
 
@@ -407,7 +407,7 @@ pid_t parse_pid(const char* text) { return text != nullptr ? static_cast<pid_t>(
 /// /proc/<parent>/fd (launch_check.cpp): it is never inherited, so no other child (started by
 /// another thread meanwhile) sees it, and the seals and the flag tell the child it is ours.
 int write_spawn_payload(const std::string& bytes) {
-  const int fd = ::memfd_create(spawn_payload_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  const int fd = ::memfd_create(kSpawnPayloadName, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) throw_errno("procpool: memfd_create failed", errno);
   for (size_t done = 0; done < bytes.size();) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -431,7 +431,7 @@ int write_spawn_payload(const std::string& bytes) {
 /// (Python's close_fds): the child attaches to everything else through /proc.
 pid_t spawn_child(int payload_fd, pid_t parent, const std::string& name) {
   std::string exe = "/proc/self/exe";
-  std::string flag = spawn_flag;
+  std::string flag = kSpawnFlag;
   std::string fd_text = std::to_string(payload_fd);
   std::string parent_text = std::to_string(parent);
   char* argv[] = {exe.data(), flag.data(), fd_text.data(), parent_text.data(), nullptr};
@@ -487,17 +487,17 @@ void init(int argc, char** argv) {
   // being the parent's. Whoever launches a program controls its argv, so child mode is only
   // entered once the parent is verified to be this program running procpool (launch_check.cpp);
   // otherwise the program stops here: it must never run code named by its arguments.
-  if (argc >= 2 && argv[1] != nullptr && std::string_view(argv[1]) == detail::spawn_flag) {
+  if (argc >= 2 && argv[1] != nullptr && std::string_view(argv[1]) == detail::kSpawnFlag) {
     const pid_t parent = argc == 4 ? detail::parse_pid(argv[3]) : 0;
     std::string why;
     int fd = -1;
-    if (argc != 4) why = "expected " + std::string(detail::spawn_flag) + " FD PID";
+    if (argc != 4) why = "expected " + std::string(detail::kSpawnFlag) + " FD PID";
     else if (detail::verify_launcher(parent, why)) fd = detail::open_spawn_payload(parent, std::atoi(argv[2]), why);
     if (fd < 0) {
       std::fprintf(stderr,
                    "procpool: refusing to run as a spawned child: %s. '%s' is only for children that procpool "
                    "starts itself.\n",
-                   why.c_str(), detail::spawn_flag);
+                   why.c_str(), detail::kSpawnFlag);
       ::_exit(2);
     }
     const std::string bytes = detail::read_all(fd);

@@ -71,7 +71,7 @@ std::vector<std::pair<std::vector<std::string>, std::string>> all_jobs(const cli
   const auto source = cli::make_job_source(options);
   std::vector<std::pair<std::vector<std::string>, std::string>> jobs;
   cli::JobInput job;
-  while (source->next(job) == cli::JobSource::Result::job) jobs.emplace_back(job.args, source->command_for(job, 1));
+  while (source->next(job) == cli::JobSource::Result::Job) jobs.emplace_back(job.args, source->command_for(job, 1));
   return jobs;
 }
 
@@ -80,7 +80,7 @@ cli::Options template_options(std::vector<std::string> words, std::vector<std::v
   cli::Options options;
   options.template_mode = true;
   options.template_words = std::move(words);
-  for (auto& args : sources) options.sources.push_back({cli::ArgSource::Kind::inline_args, std::move(args), {}});
+  for (auto& args : sources) options.sources.push_back({cli::ArgSource::Kind::InlineArgs, std::move(args), {}});
   options.colsep = std::move(colsep);
   return options;
 }
@@ -155,25 +155,25 @@ TEST_CASE("Cli.Halt.Forms") {
   using When = cli::HaltPolicy::When;
   for (const char* never : {"never", "0"}) {
     const auto p = cli::parse_halt(never);
-    CHECK(p.when == When::never);
+    CHECK(p.when == When::Never);
   }
   auto p = cli::parse_halt("1");
-  CHECK(p.when == When::soon);
+  CHECK(p.when == When::Soon);
   CHECK(p.threshold == 1);
   CHECK_FALSE(p.on_success);
   p = cli::parse_halt("2");
-  CHECK(p.when == When::now);
+  CHECK(p.when == When::Now);
   CHECK(p.threshold == 1);
   p = cli::parse_halt("now,fail=3");
-  CHECK(p.when == When::now);
+  CHECK(p.when == When::Now);
   CHECK(p.threshold == 3);
   CHECK_FALSE(p.percent);
   CHECK_FALSE(p.on_success);
   p = cli::parse_halt("fail=2");  // no WHEN: soon
-  CHECK(p.when == When::soon);
+  CHECK(p.when == When::Soon);
   CHECK(p.threshold == 2);
   p = cli::parse_halt("soon,success=50%");
-  CHECK(p.when == When::soon);
+  CHECK(p.when == When::Soon);
   CHECK(p.on_success);
   CHECK(p.percent);
   CHECK(p.threshold == 50);
@@ -318,7 +318,7 @@ TEST_CASE("Cli.Sources.Combinations") {
   std::vector<std::string> commands;
   cli::JobInput job;
   std::uint64_t last_seq = 0;
-  while (source->next(job) == cli::JobSource::Result::job) {
+  while (source->next(job) == cli::JobSource::Result::Job) {
     CHECK(job.seq == last_seq + 1);
     last_seq = job.seq;
     commands.push_back(source->command_for(job, 1));
@@ -383,7 +383,7 @@ TEST_CASE("Cli.Joblog.WriteThenResume") {
     writer.write(e);
   }
   const std::string written = read_file(path);
-  CHECK(written.rfind(cli::joblog_header, 0) == 0);
+  CHECK(written.rfind(cli::kJoblogHeader, 0) == 0);
   CHECK(std::count(written.begin(), written.end(), '\n') == 4);
 
   cli::JobLogWriter append(path, true);
@@ -405,16 +405,16 @@ TEST_CASE("Cli.Joblog.WriteThenResume") {
   state = cli::ResumeState::load(append.fd(), path);
   CHECK(state.logged() == 3);
   CHECK(state.skip(2, true));
-  CHECK(read_file(path).rfind(cli::joblog_header, 0) == 0);
+  CHECK(read_file(path).rfind(cli::kJoblogHeader, 0) == 0);
   CHECK(read_file(path).find("Seq", 1) == std::string::npos);
 }
 
 TEST_CASE("Cli.Joblog.TornLastLineDropped") {
   TempDir dir;
   const std::string path = dir / "log";
-  write_file(path, std::string(cli::joblog_header) + "1\t:\t0.000\t     0.000\t0\t0\t0\t0\tok\n5\t:\t0.0");
+  write_file(path, std::string(cli::kJoblogHeader) + "1\t:\t0.000\t     0.000\t0\t0\t0\t0\tok\n5\t:\t0.0");
   cli::JobLogWriter writer(path, true);
-  CHECK(read_file(path) == std::string(cli::joblog_header) + "1\t:\t0.000\t     0.000\t0\t0\t0\t0\tok\n");
+  CHECK(read_file(path) == std::string(cli::kJoblogHeader) + "1\t:\t0.000\t     0.000\t0\t0\t0\t0\tok\n");
   const auto state = cli::ResumeState::load(writer.fd(), path);
   CHECK(state.logged() == 1);
   CHECK_FALSE(state.skip(5, false));
@@ -423,7 +423,7 @@ TEST_CASE("Cli.Joblog.TornLastLineDropped") {
 TEST_CASE("Cli.Joblog.Malformed") {
   TempDir dir;
   const std::string path = dir / "log";
-  write_file(path, std::string(cli::joblog_header) + "1\t:\t0.000\t0.000\t0\t0\t0\t0\tok\nx\ty\n");
+  write_file(path, std::string(cli::kJoblogHeader) + "1\t:\t0.000\t0.000\t0\t0\t0\t0\tok\nx\ty\n");
   cli::JobLogWriter writer(path, true);
   CHECK_THROWS_WITH_AS(cli::ResumeState::load(writer.fd(), path),
                        ("joblog '" + path +
@@ -457,9 +457,9 @@ TEST_CASE("Cli.Options.Modes") {
   CHECK(o.template_mode);
   CHECK(o.template_words == std::vector<std::string>{"echo", "{}"});
   REQUIRE(o.sources.size() == 3);
-  CHECK(o.sources[0].kind == cli::ArgSource::Kind::inline_args);
+  CHECK(o.sources[0].kind == cli::ArgSource::Kind::InlineArgs);
   CHECK(o.sources[0].args == std::vector<std::string>{"a", "b"});
-  CHECK(o.sources[1].kind == cli::ArgSource::Kind::file);
+  CHECK(o.sources[1].kind == cli::ArgSource::Kind::File);
   CHECK(o.sources[1].path == "f1");
   CHECK(o.sources[2].path == "f2");
 
@@ -484,19 +484,19 @@ TEST_CASE("Cli.Options.Values") {
                         "--memfree", "1G", "--delay", "1m", "--lb", "-k", "--tag", "--eta", "--shell", "b.txt"});
   CHECK(o.timeout.percent == 50);
   CHECK(o.kill_grace_seconds == 2);
-  CHECK(o.halt.when == cli::HaltPolicy::When::now);
+  CHECK(o.halt.when == cli::HaltPolicy::When::Now);
   CHECK(o.tries == std::numeric_limits<unsigned>::max());  // saturates instead of wrapping to 0
   CHECK(o.memfree_bytes == 1ULL << 30);
   CHECK(o.delay_seconds == 60);
-  CHECK(o.output == cli::OutputMode::line_buffer);
+  CHECK(o.output == cli::OutputMode::LineBuffer);
   CHECK(o.keep_order);
   CHECK(o.tag);
-  CHECK(o.progress == cli::ProgressStyle::eta);
+  CHECK(o.progress == cli::ProgressStyle::Eta);
   CHECK(o.shell_always);
 
   const auto tty = parse({"--tty", "-j", "4", "b.txt"});
   CHECK(tty.jobs == 1);
-  CHECK(tty.output == cli::OutputMode::ungroup);
+  CHECK(tty.output == cli::OutputMode::Ungroup);
 }
 
 TEST_CASE("Cli.Options.Conflicts") {
