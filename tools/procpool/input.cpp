@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <regex>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -138,7 +139,7 @@ CommandTemplate::CommandTemplate(const std::string& text) {
     while (digits < inner.size() && std::isdigit(static_cast<unsigned char>(inner[digits]))) ++digits;
     bool ok = true;
     if (inner == "#") seg.kind = Kind::Seq;
-    else if (inner == "%") { seg.kind = Kind::Slot; uses_slot_ = true; }
+    else if (inner == "%") seg.kind = Kind::Slot;
     else {
       if (digits > 0) {
         seg.index = std::stoul(inner.substr(0, std::min<std::size_t>(digits, 9)));

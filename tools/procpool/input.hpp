@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -49,7 +48,6 @@ class CommandTemplate {
   /// Expands for one job; arguments are shell-quoted when `quote` (commands) and raw otherwise (tags).
   [[nodiscard]] std::string expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
                                    bool quote) const;
-  [[nodiscard]] bool uses_slot() const { return uses_slot_; }
 
  private:
   enum class Kind { Literal, Args, Seq, Slot };
@@ -62,7 +60,6 @@ class CommandTemplate {
     bool unquoted = false;  // the arguments are the command: inserted as typed
   };
   std::vector<Segment> segments_;
-  bool uses_slot_ = false;
 };
 
 /// Quotes `word` for /bin/sh when it holds anything but plain characters.

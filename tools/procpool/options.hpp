@@ -18,7 +18,6 @@ enum class OutputMode { Group, LineBuffer, Ungroup };
 struct TimeoutSpec {
   double seconds = 0;  ///< fixed timeout; 0 = none
   double percent = 0;  ///< dynamic timeout, percent of the median successful runtime; 0 = none
-  [[nodiscard]] bool enabled() const { return seconds > 0 || percent > 0; }
 };
 
 struct HaltPolicy {
