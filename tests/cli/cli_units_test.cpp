@@ -1,6 +1,5 @@
 // Cli.Units: the procpool command's parsers called directly (procpool_cli library), no process started.
 // The end-to-end behaviour is in the other Cli.* suites; these pin the values and the error messages.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "command.hpp"
