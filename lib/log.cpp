@@ -17,7 +17,7 @@
 namespace procpool {
 namespace {
 
-constexpr const char* default_pattern = "%Y-%m-%d %H:%M:%S.%e %-7l [%N pid=%P] (%-10k) %v";
+constexpr const char* kDefaultPattern = "%Y-%m-%d %H:%M:%S.%e %-7l [%N pid=%P] (%-10k) %v";
 
 // Appends `text` honouring the flag's padding (%-10k pads right, %10k pads left).
 void append_padded(std::string_view text, const spdlog::details::padding_info& pad, spdlog::memory_buf_t& dest) {
@@ -64,7 +64,7 @@ spdlog::level::level_enum level_from_env() {
 
 struct LoggerState {
   std::shared_ptr<spdlog::logger> logger;
-  std::string pattern = default_pattern;
+  std::string pattern = kDefaultPattern;
 };
 
 // Never destroyed: threads may still log while static destructors run. Built at load (below),

@@ -55,8 +55,8 @@ int default_start_method();
 // ---------------------------------------------------------------------------------------------
 
 /// The memfd name of a spawn payload, and how /proc/<pid>/fd/<fd> shows it.
-inline constexpr const char* spawn_payload_name = "procpool-spawn";
-inline constexpr const char* spawn_payload_link = "/memfd:procpool-spawn";
+inline constexpr const char* kSpawnPayloadName = "procpool-spawn";
+inline constexpr const char* kSpawnPayloadLink = "/memfd:procpool-spawn";
 
 /// Launch checks for a process asked to act as a procpool child (launch_check.cpp). Each
 /// returns false / -1 and sets `why` when the request did not come from procpool in the parent.

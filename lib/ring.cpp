@@ -396,10 +396,10 @@ RingStatus Ring::begin_push(std::size_t size, const RingDeadline& deadline, std:
     return head - tail + need <= capacity_ && (max == 0 || pushed - popped < max);
   };
   for (;;) {
-    if (!RingAccess::lock_for_op(*this, p, deadline)) return RingStatus::timeout;
+    if (!RingAccess::lock_for_op(*this, p, deadline)) return RingStatus::Timeout;
     if (c.closed.load(std::memory_order_relaxed) != 0) {
       RingAccess::unlock(*this, p);
-      return RingStatus::closed;
+      return RingStatus::Closed;
     }
     const std::uint64_t head = p.pos.load(std::memory_order_relaxed);
     const std::uint64_t pushed = p.count.load(std::memory_order_relaxed);
@@ -417,7 +417,7 @@ RingStatus Ring::begin_push(std::size_t size, const RingDeadline& deadline, std:
         const bool ready = RingAccess::wait_until(*this, c.cons, c.space, deadline, [&] {
           return c.closed.load(std::memory_order_acquire) != 0 || room_now();
         });
-        if (!ready) return RingStatus::timeout;
+        if (!ready) return RingStatus::Timeout;
         continue;
       }
     }
@@ -426,7 +426,7 @@ RingStatus Ring::begin_push(std::size_t size, const RingDeadline& deadline, std:
         static_cast<std::uint64_t>(size) | (static_cast<std::uint64_t>(kRecordTag ^ static_cast<std::uint32_t>(size)) << 32);
     std::memcpy(at, &header, sizeof header);
     dst = at + kHeaderBytes;
-    return RingStatus::ok;
+    return RingStatus::Ok;
   }
 }
 
@@ -459,14 +459,14 @@ RingStatus Ring::begin_pop(const RingDeadline& deadline, const std::byte*& src, 
     if (!has_record()) {
       // closed is set under the producer lock after the last push published: seeing it, then
       // head == tail, means drained.
-      if (c.closed.load(std::memory_order_acquire) != 0 && !has_record()) return RingStatus::closed;
+      if (c.closed.load(std::memory_order_acquire) != 0 && !has_record()) return RingStatus::Closed;
       const bool ready = RingAccess::wait_until(*this, c.prod, c.data, deadline, [&] {
         return has_record() || c.closed.load(std::memory_order_acquire) != 0;
       });
-      if (!ready) return RingStatus::timeout;
+      if (!ready) return RingStatus::Timeout;
       if (!has_record()) continue;  // closed: re-check for drained above
     }
-    if (!RingAccess::lock_for_op(*this, s, deadline)) return RingStatus::timeout;
+    if (!RingAccess::lock_for_op(*this, s, deadline)) return RingStatus::Timeout;
     const std::uint64_t tail = s.pos.load(std::memory_order_relaxed);
     std::uint64_t head = s.seen_pos.load(std::memory_order_relaxed);
     if (head <= tail) {
@@ -489,7 +489,7 @@ RingStatus Ring::begin_pop(const RingDeadline& deadline, const std::byte*& src, 
     }
     src = at + kHeaderBytes;
     size = len;
-    return RingStatus::ok;
+    return RingStatus::Ok;
   }
 }
 
@@ -517,8 +517,8 @@ RingStatus Ring::wait_readable(const RingDeadline& deadline) {
   const bool ready = RingAccess::wait_until(*this, c.prod, c.data, deadline, [&] {
     return has_data() || c.closed.load(std::memory_order_acquire) != 0;
   });
-  if (!ready) return RingStatus::timeout;
-  return has_data() ? RingStatus::ok : RingStatus::closed;
+  if (!ready) return RingStatus::Timeout;
+  return has_data() ? RingStatus::Ok : RingStatus::Closed;
 }
 
 void Ring::close() {

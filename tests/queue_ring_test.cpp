@@ -52,13 +52,13 @@ TEST_CASE_TEMPLATE("Queue.Ring.VariableRecordsAcrossTheWrap", B, ProcessBackend,
   for (int step = 0; step < 20000; ++step) {
     if (rng() % 2 == 0) {
       const std::string rec = pattern(rng() % 1001, static_cast<std::uint32_t>(next_seed));
-      if (ring.try_push(bytes(rec)) == RingStatus::ok) {
+      if (ring.try_push(bytes(rec)) == RingStatus::Ok) {
         in_flight.push_back(rec);
         ++next_seed;
       } else {
         REQUIRE(!in_flight.empty());  // only a non-empty ring may refuse
       }
-    } else if (ring.try_pop(out) == RingStatus::ok) {
+    } else if (ring.try_pop(out) == RingStatus::Ok) {
       REQUIRE(!in_flight.empty());
       REQUIRE(out == in_flight.front());
       in_flight.erase(in_flight.begin());
@@ -76,7 +76,7 @@ TEST_CASE_TEMPLATE("Queue.Ring.OversizedRecordIsRefusedWithSizes", B, ProcessBac
   CHECK(ring.capacity() == 8192);  // rounded up to a power of two
   CHECK(ring.max_record_size() == 8192 - 8);
   const std::string biggest(ring.max_record_size(), 'x');
-  CHECK(ring.try_push(bytes(biggest)) == RingStatus::ok);
+  CHECK(ring.try_push(bytes(biggest)) == RingStatus::Ok);
   const std::string too_big(ring.max_record_size() + 1, 'x');
   try {
     (void)ring.push(bytes(too_big), std::nullopt);
@@ -88,27 +88,27 @@ TEST_CASE_TEMPLATE("Queue.Ring.OversizedRecordIsRefusedWithSizes", B, ProcessBac
     CHECK(what.find("capacity_bytes") != std::string::npos);
   }
   std::string out;
-  CHECK(ring.try_pop(out) == RingStatus::ok);
+  CHECK(ring.try_pop(out) == RingStatus::Ok);
   CHECK(out == biggest);
-  CHECK(ring.try_pop(out) == RingStatus::timeout);
+  CHECK(ring.try_pop(out) == RingStatus::Timeout);
 }
 
 TEST_CASE_TEMPLATE("Queue.Ring.DeadlinesAndMaxRecords", B, ProcessBackend, ThreadBackend) {
   Ring ring(RingOptions{.capacity_bytes = 4096, .max_records = 2}, B::interprocess);
   const std::string rec = "abc";
-  CHECK(ring.try_push(bytes(rec)) == RingStatus::ok);
-  CHECK(ring.try_push(bytes(rec)) == RingStatus::ok);
-  CHECK(ring.try_push(bytes(rec)) == RingStatus::timeout);  // max_records
+  CHECK(ring.try_push(bytes(rec)) == RingStatus::Ok);
+  CHECK(ring.try_push(bytes(rec)) == RingStatus::Ok);
+  CHECK(ring.try_push(bytes(rec)) == RingStatus::Timeout);  // max_records
   auto t0 = std::chrono::steady_clock::now();
-  CHECK(ring.push(bytes(rec), std::chrono::steady_clock::now() + 50ms) == RingStatus::timeout);
+  CHECK(ring.push(bytes(rec), std::chrono::steady_clock::now() + 50ms) == RingStatus::Timeout);
   CHECK(qtest::ms_since(t0) >= 50ms);
   std::string out;
-  CHECK(ring.try_pop(out) == RingStatus::ok);
-  CHECK(ring.try_pop(out) == RingStatus::ok);
+  CHECK(ring.try_pop(out) == RingStatus::Ok);
+  CHECK(ring.try_pop(out) == RingStatus::Ok);
   t0 = std::chrono::steady_clock::now();
-  CHECK(ring.pop(out, std::chrono::steady_clock::now() + 50ms) == RingStatus::timeout);
+  CHECK(ring.pop(out, std::chrono::steady_clock::now() + 50ms) == RingStatus::Timeout);
   CHECK(qtest::ms_since(t0) >= 50ms);
-  CHECK(ring.wait_readable(std::chrono::steady_clock::now() + 20ms) == RingStatus::timeout);
+  CHECK(ring.wait_readable(std::chrono::steady_clock::now() + 20ms) == RingStatus::Timeout);
 }
 
 TEST_CASE_TEMPLATE("Queue.Ring.CloseDrainsThenReportsClosed", B, ProcessBackend, ThreadBackend) {
@@ -116,19 +116,19 @@ TEST_CASE_TEMPLATE("Queue.Ring.CloseDrainsThenReportsClosed", B, ProcessBackend,
   std::atomic<int> popped{0};
   std::thread waiter([&] {
     std::string out;
-    while (ring.pop(out, std::nullopt) == RingStatus::ok) popped.fetch_add(1);
+    while (ring.pop(out, std::nullopt) == RingStatus::Ok) popped.fetch_add(1);
   });
   const std::string rec = "x";
-  CHECK(ring.push(bytes(rec), std::nullopt) == RingStatus::ok);
-  CHECK(ring.push(bytes(rec), std::nullopt) == RingStatus::ok);
+  CHECK(ring.push(bytes(rec), std::nullopt) == RingStatus::Ok);
+  CHECK(ring.push(bytes(rec), std::nullopt) == RingStatus::Ok);
   ring.close();
   waiter.join();  // woken by close, after draining
   CHECK(popped.load() == 2);
   CHECK(ring.closed());
-  CHECK(ring.push(bytes(rec), std::nullopt) == RingStatus::closed);
+  CHECK(ring.push(bytes(rec), std::nullopt) == RingStatus::Closed);
   std::string out;
-  CHECK(ring.pop(out, std::nullopt) == RingStatus::closed);
-  CHECK(ring.wait_readable(std::nullopt) == RingStatus::closed);
+  CHECK(ring.pop(out, std::nullopt) == RingStatus::Closed);
+  CHECK(ring.wait_readable(std::nullopt) == RingStatus::Closed);
 }
 
 TEST_CASE_TEMPLATE("Queue.Ring.ThrowingCallbacks", B, ProcessBackend, ThreadBackend) {
@@ -138,20 +138,20 @@ TEST_CASE_TEMPLATE("Queue.Ring.ThrowingCallbacks", B, ProcessBackend, ThreadBack
                   std::runtime_error);
   CHECK(ring.size() == 0);
   const std::string a = "first", b = "second";
-  CHECK(ring.try_push(bytes(a)) == RingStatus::ok);
-  CHECK(ring.try_push(bytes(b)) == RingStatus::ok);
+  CHECK(ring.try_push(bytes(a)) == RingStatus::Ok);
+  CHECK(ring.try_push(bytes(b)) == RingStatus::Ok);
   // A throwing consume drops that record (a poison record must not wedge the ring).
   CHECK_THROWS_AS(ring.pop_with(std::nullopt, [](std::span<const std::byte>) { throw std::runtime_error("consume"); }),
                   std::runtime_error);
   std::string out;
-  CHECK(ring.try_pop(out) == RingStatus::ok);
+  CHECK(ring.try_pop(out) == RingStatus::Ok);
   CHECK(out == b);
 }
 
 TEST_CASE("Queue.Ring.ProducerKilledWhileWritingLeavesNoTrace") {
   Ring ring(RingOptions{.capacity_bytes = 1 << 16, .max_records = 0}, true);
   const std::string before = pattern(300, 1), after = pattern(500, 2);
-  REQUIRE(ring.try_push(bytes(before)) == RingStatus::ok);
+  REQUIRE(ring.try_push(bytes(before)) == RingStatus::Ok);
   // The child dies inside push_with, holding the producer lock, half-way through the copy.
   procpool::Process child(procpool::ProcessOptions{.name = {}, .daemon = std::nullopt, .start_method = procpool::StartMethod::Fork},
                           [&ring] {
@@ -165,24 +165,24 @@ TEST_CASE("Queue.Ring.ProducerKilledWhileWritingLeavesNoTrace") {
   // Not joined yet: the dead child is a zombie, which must count as dead.
   while (ring.used_bytes() == 8 + 304 && child.is_alive()) std::this_thread::sleep_for(1ms);
   const auto t0 = std::chrono::steady_clock::now();
-  REQUIRE(ring.push(bytes(after), std::chrono::steady_clock::now() + 10s) == RingStatus::ok);  // takes the lock over
+  REQUIRE(ring.push(bytes(after), std::chrono::steady_clock::now() + 10s) == RingStatus::Ok);  // takes the lock over
   CHECK(qtest::ms_since(t0) < 5s);
   child.join();
   CHECK(child.exitcode() == -SIGKILL);
   std::string out;
-  REQUIRE(ring.try_pop(out) == RingStatus::ok);
+  REQUIRE(ring.try_pop(out) == RingStatus::Ok);
   CHECK(out == before);
-  REQUIRE(ring.try_pop(out) == RingStatus::ok);
+  REQUIRE(ring.try_pop(out) == RingStatus::Ok);
   CHECK(out == after);  // the half-written record never appeared
-  CHECK(ring.try_pop(out) == RingStatus::timeout);
+  CHECK(ring.try_pop(out) == RingStatus::Timeout);
   CHECK(ring.size() == 0);
 }
 
 TEST_CASE("Queue.Ring.ConsumerKilledWhileReadingLosesNothing") {
   Ring ring(RingOptions{.capacity_bytes = 1 << 16, .max_records = 0}, true);
   const std::string first = pattern(2000, 3), second = pattern(10, 4);
-  REQUIRE(ring.try_push(bytes(first)) == RingStatus::ok);
-  REQUIRE(ring.try_push(bytes(second)) == RingStatus::ok);
+  REQUIRE(ring.try_push(bytes(first)) == RingStatus::Ok);
+  REQUIRE(ring.try_push(bytes(second)) == RingStatus::Ok);
   procpool::Process child(procpool::ProcessOptions{.name = {}, .daemon = std::nullopt, .start_method = procpool::StartMethod::Fork},
                           [&ring] {
                             (void)ring.pop_with(std::nullopt, [](std::span<const std::byte>) { ::raise(SIGKILL); });
@@ -192,9 +192,9 @@ TEST_CASE("Queue.Ring.ConsumerKilledWhileReadingLosesNothing") {
   child.join();
   CHECK(child.exitcode() == -SIGKILL);
   std::string out;
-  REQUIRE(ring.pop(out, std::chrono::steady_clock::now() + 10s) == RingStatus::ok);  // takes the lock over
+  REQUIRE(ring.pop(out, std::chrono::steady_clock::now() + 10s) == RingStatus::Ok);  // takes the lock over
   CHECK(out == first);  // redelivered whole
-  REQUIRE(ring.try_pop(out) == RingStatus::ok);
+  REQUIRE(ring.try_pop(out) == RingStatus::Ok);
   CHECK(out == second);
   CHECK(ring.size() == 0);
 }
@@ -209,9 +209,9 @@ TEST_CASE("Queue.Ring.SpawnedProcessAttaches") {
   CHECK(other->capacity() == 8192);
   CHECK(other->max_records() == 3);
   const std::string rec = "through another mapping";
-  REQUIRE(ring.try_push(bytes(rec)) == RingStatus::ok);
+  REQUIRE(ring.try_push(bytes(rec)) == RingStatus::Ok);
   std::string out;
-  REQUIRE(other->try_pop(out) == RingStatus::ok);
+  REQUIRE(other->try_pop(out) == RingStatus::Ok);
   CHECK(out == rec);
   other->aux(1).store(42);
   CHECK(ring.aux(1).load() == 42);

@@ -189,7 +189,7 @@ PoolCore::PoolCore(PoolCoreConfig config) : config_(std::move(config)) {
   try {
     for (std::size_t i = 0; i < workers_.size(); ++i) start_worker(i);
   } catch (...) {
-    state_ = State::terminate;
+    state_ = State::Terminate;
     tasks_->close();
     workers_.clear();
     throw;
@@ -296,9 +296,9 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
   };
 
   std::lock_guard feed_lock(feed_mutex_);
-  if (state_.load() != State::run) [[unlikely]] {
+  if (state_.load() != State::Run) [[unlikely]] {
     // After close(), only the open streams (imap iterations started before it) go on.
-    if (stream == 0 || state_.load() != State::close || !streams_.contains(stream))
+    if (stream == 0 || state_.load() != State::Close || !streams_.contains(stream))
       throw ValueError("procpool: Pool not running: no task can be submitted after close() or terminate()");
   }
   {
@@ -306,7 +306,7 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
     pending_.emplace(header.task_id, std::move(task));
   }
   // Straight into the ring when it has room and nothing queued earlier is waiting (order).
-  if (backlog_.empty() && tasks_->push_with(size, kRingNoWait, write_record) == RingStatus::ok) return;
+  if (backlog_.empty() && tasks_->push_with(size, kRingNoWait, write_record) == RingStatus::Ok) return;
   std::string record(size, '\0');
   write_record(reinterpret_cast<std::byte*>(record.data()));
   backlog_.push_back(std::move(record));
@@ -317,9 +317,9 @@ void PoolCore::feeder_loop() {
   std::unique_lock lock(feed_mutex_);
   for (;;) {
     feed_cv_.wait(lock, [&] {
-      return !backlog_.empty() || (close_after_backlog_ && streams_.empty()) || state_.load() == State::terminate;
+      return !backlog_.empty() || (close_after_backlog_ && streams_.empty()) || state_.load() == State::Terminate;
     });
-    if (state_.load() == State::terminate) {
+    if (state_.load() == State::Terminate) {
       backlog_.clear();
       break;
     }
@@ -333,7 +333,7 @@ void PoolCore::feeder_loop() {
     const RingStatus st =
         tasks_->push(std::span(reinterpret_cast<const std::byte*>(record.data()), record.size()), std::nullopt);
     lock.lock();
-    if (st != RingStatus::ok) {  // closed by terminate()
+    if (st != RingStatus::Ok) {  // closed by terminate()
       backlog_.clear();
       break;
     }
@@ -355,9 +355,9 @@ void PoolCore::handle_result(std::string_view record) {
   }
   try {
     switch (header.kind) {
-      case ResultKind::ok: task->complete(record); break;
-      case ResultKind::error: task->fail(std::make_exception_ptr(decode_task_error(record))); break;
-      case ResultKind::worker_lost:
+      case ResultKind::Ok: task->complete(record); break;
+      case ResultKind::Error: task->fail(std::make_exception_ptr(decode_task_error(record))); break;
+      case ResultKind::WorkerLost:
         task->fail(std::make_exception_ptr(WorkerLostError(
             "procpool: pool worker " + std::to_string(header.worker_index) + " (pid " + std::to_string(header.worker_pid) +
             ") " + describe_exit(header.exit_status) + " while running this task; the pool replaced it")));
@@ -385,9 +385,9 @@ void PoolCore::handler_loop() {
   handler_wakeups = &deferred;
   for (;;) {
     const RingStatus st = results_->pop_with(std::nullopt, handle);
-    if (st != RingStatus::ok) break;  // closed by the supervisor once every worker ended
+    if (st != RingStatus::Ok) break;  // closed by the supervisor once every worker ended
     // Complete what is already waiting before waking imap consumers: one wake-up per batch.
-    for (int i = 1; i < kHandlerBatch && results_->pop_with(kRingNoWait, handle) == RingStatus::ok; ++i) {}
+    for (int i = 1; i < kHandlerBatch && results_->pop_with(kRingNoWait, handle) == RingStatus::Ok; ++i) {}
     wake_deferred(deferred);
   }
   handler_wakeups = nullptr;  // from here on (terminate's failures), wake at once
@@ -438,7 +438,7 @@ void PoolCore::supervisor_loop() {
       w.reset();
       if (lost != 0) {
         logger().warn("pool worker {} (pid {}) {} while running task {}", i, pid, describe_exit(status), lost);
-        ResultHeader header{lost, ResultKind::worker_lost, pid, status, static_cast<std::uint32_t>(i)};
+        ResultHeader header{lost, ResultKind::WorkerLost, pid, status, static_cast<std::uint32_t>(i)};
         (void)results_->push(std::span(reinterpret_cast<const std::byte*>(&header), sizeof header), std::nullopt);
       }
       // Streams first: a stream closes only after its last submission, so reading no open
@@ -450,7 +450,7 @@ void PoolCore::supervisor_loop() {
         has_pending = !pending_.empty();
       }
       const State state = state_.load();
-      if (state == State::run || (state == State::close && (has_pending || has_streams))) {
+      if (state == State::Run || (state == State::Close && (has_pending || has_streams))) {
         try {
           start_worker(i);
           any_alive = true;
@@ -459,7 +459,7 @@ void PoolCore::supervisor_loop() {
         }
       }
     }
-    if (!any_alive && state_.load() != State::run) break;
+    if (!any_alive && state_.load() != State::Run) break;
   }
   supervisor_done_ = true;
   results_->close();  // the handler drains what is left, then stops
@@ -468,7 +468,7 @@ void PoolCore::supervisor_loop() {
 std::uint64_t PoolCore::open_stream(std::weak_ptr<PoolStream> stream) {
   check_owner();
   std::lock_guard lock(feed_mutex_);
-  if (state_.load() != State::run)
+  if (state_.load() != State::Run)
     throw ValueError("procpool: Pool not running: imap needs a pool before close() or terminate()");
   const std::uint64_t id = next_stream_id_++;
   streams_.emplace(id, std::move(stream));
@@ -490,14 +490,14 @@ void PoolCore::close_stream(std::uint64_t id) noexcept {
 bool PoolCore::accepts(std::uint64_t stream) {
   std::lock_guard lock(feed_mutex_);
   const State state = state_.load();
-  return state == State::run || (state == State::close && stream != 0 && streams_.contains(stream));
+  return state == State::Run || (state == State::Close && stream != 0 && streams_.contains(stream));
 }
 
 void PoolCore::close() {
   check_owner();
   std::lock_guard lock(feed_mutex_);
-  State expected = State::run;
-  if (!state_.compare_exchange_strong(expected, State::close)) return;
+  State expected = State::Run;
+  if (!state_.compare_exchange_strong(expected, State::Close)) return;
   close_after_backlog_ = true;
   feed_cv_.notify_all();
   wakeup_->notify();
@@ -507,7 +507,7 @@ void PoolCore::terminate() {
   check_owner();
   {
     std::lock_guard lock(feed_mutex_);
-    if (state_.exchange(State::terminate) == State::terminate) return;
+    if (state_.exchange(State::Terminate) == State::Terminate) return;
     backlog_.clear();
     feed_cv_.notify_all();
   }
@@ -540,7 +540,7 @@ void PoolCore::terminate() {
 
 void PoolCore::join() {
   check_owner();
-  if (state_.load() == State::run) throw ValueError("procpool: join() needs close() or terminate() first, as Python's Pool");
+  if (state_.load() == State::Run) throw ValueError("procpool: join() needs close() or terminate() first, as Python's Pool");
   if (joined_.exchange(true)) return;
   // Python's task handler reads the whole input of an imap started before close(); ours reads
   // lazily, so the streams still open submit the rest of their input now (their results wait
@@ -548,7 +548,7 @@ void PoolCore::join() {
   std::vector<std::shared_ptr<PoolStream>> open;
   {
     std::lock_guard lock(feed_mutex_);
-    if (state_.load() == State::close)
+    if (state_.load() == State::Close)
       for (const auto& [id, weak] : streams_)
         if (auto stream = weak.lock()) open.push_back(std::move(stream));
   }

@@ -91,7 +91,7 @@ void worker_loop(Ring& tasks, Ring& results, WorkerControl& control, std::uint32
       std::memcpy(&header, task.data(), sizeof header);
       slot.task_id.store(header.task_id, std::memory_order_release);
     });
-    if (popped != RingStatus::ok) break;                              // closed and drained
+    if (popped != RingStatus::Ok) break;                              // closed and drained
     if (control.terminating.load(std::memory_order_acquire)) break;  // terminate(): run nothing more
 
     TaskHeader header;
@@ -103,23 +103,23 @@ void worker_loop(Ring& tasks, Ring& results, WorkerControl& control, std::uint32
     const std::string_view function_object = rest.substr(0, header.function_object_len);
     rest.remove_prefix(header.function_object_len);
 
-    ResultHeader result{header.task_id, ResultKind::ok, static_cast<std::int32_t>(::getpid()), 0, index};
+    ResultHeader result{header.task_id, ResultKind::Ok, static_cast<std::int32_t>(::getpid()), 0, index};
     out.assign(sizeof result, '\0');
     try {
       const auto invoker = reinterpret_cast<TaskInvoker>(const_cast<void*>(resolver.resolve(invoker_object, header.invoker)));
       const void* function = header.function == 0 ? nullptr : resolver.resolve(function_object, header.function);
       invoker(function, rest, out);
     } catch (const std::exception& e) {
-      result.kind = ResultKind::error;
+      result.kind = ResultKind::Error;
       out.resize(sizeof result);
       out += encode_task_error(e);
     } catch (...) {
-      result.kind = ResultKind::error;
+      result.kind = ResultKind::Error;
       out.resize(sizeof result);
       out += encode_foreign_exception();
     }
     if (out.size() > results.max_record_size()) {
-      result.kind = ResultKind::error;
+      result.kind = ResultKind::Error;
       const std::size_t size = out.size() - sizeof result;
       out.resize(sizeof result);
       out += encode_task_error(ValueError("procpool: the task's result takes " + std::to_string(size) +
@@ -130,7 +130,7 @@ void worker_loop(Ring& tasks, Ring& results, WorkerControl& control, std::uint32
     std::memcpy(out.data(), &result, sizeof result);
     const RingStatus pushed = results.push(std::span(reinterpret_cast<const std::byte*>(out.data()), out.size()), std::nullopt);
     slot.task_id.store(0, std::memory_order_release);
-    if (pushed != RingStatus::ok) break;
+    if (pushed != RingStatus::Ok) break;
   }
 }
 

@@ -50,8 +50,8 @@ void start_server(Client& client) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
   // The server gets the socket as descriptor 3 and nothing else beyond 0-2 (close_fds).
-  constexpr int server_fd = 3;
-  env_strings.push_back("PROCPOOL_FORKSERVER_FD=" + std::to_string(server_fd));
+  constexpr int kServerFd = 3;
+  env_strings.push_back("PROCPOOL_FORKSERVER_FD=" + std::to_string(kServerFd));
   env_strings.push_back("PROCPOOL_PARENT_PID=" + std::to_string(::getpid()));
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
@@ -59,13 +59,13 @@ void start_server(Client& client) {
   std::string argv0 = program_argv0().empty() ? "procpool-forkserver" : program_argv0();
   char* argv[] = {argv0.data(), nullptr};
 
-  const os::FdMap fds[] = {{sv[1], server_fd}};
+  const os::FdMap fds[] = {{sv[1], kServerFd}};
   os::SpawnRequest request;
   request.path = "/proc/self/exe";
   request.argv = argv;
   request.envp = envp.data();
   request.fds = fds;
-  request.close_from = server_fd + 1;
+  request.close_from = kServerFd + 1;
   request.setup.parent = ::getpid();
   request.setup.default_caught_signals = true;  // the program's handlers must not run on our memory
   os::Spawned server;

@@ -74,7 +74,7 @@ int open_spawn_payload(pid_t parent, int fd, std::string& why) {
   const std::string path = "/proc/" + std::to_string(parent) + "/fd/" + std::to_string(fd);
   char target[256] = {};
   const ssize_t len = ::readlink(path.c_str(), target, sizeof target - 1);
-  if (len < 0 || std::strncmp(target, spawn_payload_link, std::strlen(spawn_payload_link)) != 0) {
+  if (len < 0 || std::strncmp(target, kSpawnPayloadLink, std::strlen(kSpawnPayloadLink)) != 0) {
     why = path + " is not a procpool spawn payload";
     return -1;
   }
@@ -85,14 +85,14 @@ int open_spawn_payload(pid_t parent, int fd, std::string& why) {
   }
   // Sealed: the parent finished writing it and nobody can change it now.
   const int seals = ::fcntl(payload, F_GET_SEALS);
-  constexpr int wanted = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+  constexpr int kWantedSeals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
   // Close-on-exec in the parent's table: the parent opened it itself after its own exec (a
   // descriptor planted by whoever launched the parent cannot have the flag), and the same
   // inode as what we opened (not swapped since).
   unsigned long flags = 0;
   unsigned long long ino = 0;
   struct stat st {};
-  if (seals < 0 || (seals & wanted) != wanted || !read_fdinfo(parent, fd, flags, ino) || (flags & O_CLOEXEC) == 0 ||
+  if (seals < 0 || (seals & kWantedSeals) != kWantedSeals || !read_fdinfo(parent, fd, flags, ino) || (flags & O_CLOEXEC) == 0 ||
       ::fstat(payload, &st) != 0 || static_cast<unsigned long long>(st.st_ino) != ino) {
     ::close(payload);
     why = path + " is not a sealed, close-on-exec procpool spawn payload of the parent";

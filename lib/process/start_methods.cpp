@@ -36,13 +36,13 @@ InitState& init_state() { return g_init_state.get(); }
 
 [[gnu::constructor]] void build_init_state_at_load() noexcept { (void)g_init_state.get(); }
 
-constexpr int method_unset = -1;
+constexpr int kMethodUnset = -1;
 
-/// The default start method; method_unset until $PROCPOOL_START_METHOD has been read.
+/// The default start method; kMethodUnset until $PROCPOOL_START_METHOD has been read.
 /// Constant-initialised at namespace scope: no guard, nothing to copy half-done into a child.
-constinit std::atomic<int> g_default_method{method_unset};
+constinit std::atomic<int> g_default_method{kMethodUnset};
 
-constexpr const char* spawn_flag = "--procpool-spawn";
+constexpr const char* kSpawnFlag = "--procpool-spawn";
 
 pid_t parse_pid(const char* text) { return text != nullptr ? static_cast<pid_t>(std::atol(text)) : 0; }
 
@@ -55,7 +55,7 @@ void open_pidfd(ChildRecord& record) {
 /// /proc/<parent>/fd (launch_check.cpp): it is never inherited, so no other child (started by
 /// another thread meanwhile) sees it, and the seals and the flag tell the child it is ours.
 int write_spawn_payload(const std::string& bytes) {
-  os::UniqueFd fd(::memfd_create(spawn_payload_name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  os::UniqueFd fd(::memfd_create(kSpawnPayloadName, MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd) throw_errno("procpool: memfd_create failed", errno);
   if (const int err = os::write_all(fd.get(), bytes); err != 0) throw_errno("procpool: cannot write spawn payload", err);
   if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
@@ -85,7 +85,7 @@ void start_spawn_child(ChildRecord& record, const std::string& payload_bytes, pi
   // `/proc/self/exe --procpool-spawn <payload_fd> <parent>` with descriptors 0-2 only (Python's
   // close_fds): the child attaches to everything else through /proc.
   std::string exe = "/proc/self/exe";
-  std::string flag = spawn_flag;
+  std::string flag = kSpawnFlag;
   std::string fd_text = std::to_string(record.payload_fd);
   std::string parent_text = std::to_string(parent);
   char* argv[] = {exe.data(), flag.data(), fd_text.data(), parent_text.data(), nullptr};
@@ -114,7 +114,7 @@ void start_forkserver_child(ChildRecord& record, const std::string& payload_byte
 
 int default_start_method() {
   int m = g_default_method.load();
-  if (m != method_unset) return m;
+  if (m != kMethodUnset) return m;
   const char* env = std::getenv("PROCPOOL_START_METHOD");
   StartMethod parsed = StartMethod::Fork;
   if (env != nullptr && *env != '\0') {
@@ -165,17 +165,17 @@ void init(int argc, char** argv) {
   // being the parent's. Whoever launches a program controls its argv, so child mode is only
   // entered once the parent is verified to be this program running procpool (launch_check.cpp);
   // otherwise the program stops here: it must never run code named by its arguments.
-  if (argc >= 2 && argv[1] != nullptr && std::string_view(argv[1]) == detail::spawn_flag) {
+  if (argc >= 2 && argv[1] != nullptr && std::string_view(argv[1]) == detail::kSpawnFlag) {
     const pid_t parent = argc == 4 ? detail::parse_pid(argv[3]) : 0;
     std::string why;
     int fd = -1;
-    if (argc != 4) why = "expected " + std::string(detail::spawn_flag) + " FD PID";
+    if (argc != 4) why = "expected " + std::string(detail::kSpawnFlag) + " FD PID";
     else if (detail::verify_launcher(parent, why)) fd = detail::open_spawn_payload(parent, std::atoi(argv[2]), why);
     if (fd < 0) {
       std::fprintf(stderr,
                    "procpool: refusing to run as a spawned child: %s. '%s' is only for children that procpool "
                    "starts itself.\n",
-                   why.c_str(), detail::spawn_flag);
+                   why.c_str(), detail::kSpawnFlag);
       ::_exit(2);
     }
     const std::string bytes = os::read_all_from_start(fd);

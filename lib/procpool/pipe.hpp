@@ -67,8 +67,8 @@ public:
   void send(const T& item) {
     check_usable("send", writable_, "a receive-only end (Pipe(duplex=false) gives (recv, send))");
     detail::RingStatus status = detail::push_item(*tx_, item, detail::kRingNoWait);
-    if (status == detail::RingStatus::timeout) status = send_slow(item);
-    if (status == detail::RingStatus::closed)
+    if (status == detail::RingStatus::Timeout) status = send_slow(item);
+    if (status == detail::RingStatus::Closed)
       throw BrokenPipeError("procpool: Connection.send: the other end of the pipe is closed");
   }
 
@@ -78,8 +78,8 @@ public:
     check_usable("recv", readable_, "a send-only end (Pipe(duplex=false) gives (recv, send))");
     std::optional<T> out;
     detail::RingStatus status = detail::pop_item(*rx_, out, detail::kRingNoWait);
-    if (status == detail::RingStatus::timeout) status = recv_slow(out, std::nullopt);
-    if (status == detail::RingStatus::closed)
+    if (status == detail::RingStatus::Timeout) status = recv_slow(out, std::nullopt);
+    if (status == detail::RingStatus::Closed)
       throw EOFError("procpool: Connection.recv: the other end of the pipe is closed and nothing is left to receive");
     return std::move(*out);
   }
@@ -178,7 +178,7 @@ private:
       detail::RingDeadline until = detail::futex::Clock::now() + slice;
       if (deadline && *deadline < *until) until = deadline;
       const detail::RingStatus status = op(until);
-      if (status != detail::RingStatus::timeout) return status;
+      if (status != detail::RingStatus::Timeout) return status;
       if (tokens_.peer_gone()) {
         close_rings();
         return op(detail::kRingNoWait);  // drains what is left, else closed
@@ -198,7 +198,7 @@ private:
   bool poll_until(const detail::RingDeadline& deadline) {
     check_usable("poll", readable_, "a send-only end");
     detail::RingStatus status = rx_->wait_readable(detail::kRingNoWait);
-    if (status == detail::RingStatus::timeout) {
+    if (status == detail::RingStatus::Timeout) {
       if constexpr (Backend::interprocess) {
         if (tokens_.peer_gone()) {
           close_rings();
@@ -208,7 +208,7 @@ private:
       if (detail::is_no_wait(deadline)) return false;
       status = sliced(deadline, [&](const detail::RingDeadline& d) { return rx_->wait_readable(d); });
     }
-    return status != detail::RingStatus::timeout;
+    return status != detail::RingStatus::Timeout;
   }
 
   std::shared_ptr<detail::Ring> rx_;

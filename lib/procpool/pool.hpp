@@ -176,7 +176,7 @@ class IMapFeed final : public PoolStream {
 public:
   /// What an attempt to submit the next chunk did.
   struct Submission {
-    enum class Kind { none, submitted, refused } kind = Kind::none;  ///< none: input exhausted
+    enum class Kind { None, Submitted, Refused } kind = Kind::None;  ///< None: input exhausted
     std::exception_ptr chunk_error;  ///< refused: why this chunk cannot run (e.g. too big)
     std::exception_ptr input_error;  ///< the input range threw (after the items of this chunk)
   };
@@ -242,9 +242,9 @@ private:
       finish();
       return;
     }
-    if (submission.kind == Submission::Kind::submitted) {
+    if (submission.kind == Submission::Kind::Submitted) {
       ++submitted_;
-    } else if (submission.kind == Submission::Kind::refused) {
+    } else if (submission.kind == Submission::Kind::Refused) {
       {
         std::lock_guard lock(shared_->mutex);
         shared_->done.push_back({submitted_, {}, submission.chunk_error});
@@ -254,7 +254,7 @@ private:
       ++submitted_;
     }
     if (submission.input_error) input_error_ = submission.input_error;
-    if (submission.kind == Submission::Kind::none || submission.input_error) finish();
+    if (submission.kind == Submission::Kind::None || submission.input_error) finish();
   }
   void finish() {
     exhausted_ = true;
@@ -730,11 +730,11 @@ private:
       try {
         const auto pieces = chunk_pieces(chunk.data(), static_cast<std::uint32_t>(chunk.size()), count_storage, scratch);
         core->submit(invoker, function, pieces, std::make_shared<IMapChunkTask<R>>(shared, index, chunk.size()), stream);
-        submission.kind = Submission::Kind::submitted;
+        submission.kind = Submission::Kind::Submitted;
       } catch (...) {
         if (core->terminated()) throw broken();              // terminated meanwhile
         if (!core->owned_here() || !core->accepts(stream)) throw;  // the pool takes nothing more
-        submission.kind = Submission::Kind::refused;           // this chunk cannot run (too big)
+        submission.kind = Submission::Kind::Refused;           // this chunk cannot run (too big)
         submission.chunk_error = std::current_exception();
       }
       return submission;

@@ -55,7 +55,7 @@ public:
   }
   void put_nowait(const T& item) { put(item, false); }
   /// put without the exception: false when full.
-  [[nodiscard]] bool try_put(const T& item) { return put_status(item, detail::kRingNoWait) == detail::RingStatus::ok; }
+  [[nodiscard]] bool try_put(const T& item) { return put_status(item, detail::kRingNoWait) == detail::RingStatus::Ok; }
 
   /// Removes and returns the oldest item, waiting if `block` (forever), else raising Empty.
   T get(bool block = true) { return get_until(block ? detail::RingDeadline{} : detail::kRingNoWait); }
@@ -126,13 +126,13 @@ private:
 
   void put_until(const T& item, const detail::RingDeadline& deadline) {
     switch (put_status(item, deadline)) {
-      case detail::RingStatus::ok: return;
-      case detail::RingStatus::timeout:
+      case detail::RingStatus::Ok: return;
+      case detail::RingStatus::Timeout:
         if (ring_->max_records() != 0 && ring_->size() >= ring_->max_records())
           throw Full("procpool: Queue.put: the queue is full (maxsize " + std::to_string(ring_->max_records()) + ")");
         throw Full("procpool: Queue.put: the queue's ring of " + std::to_string(ring_->capacity()) +
                    " bytes is full (raise QueueOptions::capacity_bytes, or consume faster)");
-      case detail::RingStatus::closed: break;
+      case detail::RingStatus::Closed: break;
     }
     throw ValueError("procpool: Queue.put: the queue's ring is closed");
   }
@@ -141,9 +141,9 @@ private:
     check_open("get");
     std::optional<T> out;
     switch (detail::pop_item(*ring_, out, deadline)) {
-      case detail::RingStatus::ok: return std::move(*out);
-      case detail::RingStatus::timeout: throw Empty("procpool: Queue.get: the queue is empty");
-      case detail::RingStatus::closed: break;
+      case detail::RingStatus::Ok: return std::move(*out);
+      case detail::RingStatus::Timeout: throw Empty("procpool: Queue.get: the queue is empty");
+      case detail::RingStatus::Closed: break;
     }
     throw ValueError("procpool: Queue.get: the queue's ring is closed");
   }
@@ -219,14 +219,14 @@ public:
   /// Waits while the ring's bytes are full.
   void put(const T& item) {
     check_open("put");
-    if (detail::push_item(*ring_, item, std::nullopt) != detail::RingStatus::ok)
+    if (detail::push_item(*ring_, item, std::nullopt) != detail::RingStatus::Ok)
       throw ValueError("procpool: SimpleQueue.put: the queue's ring is closed");
   }
   /// Waits for an item.
   T get() {
     check_open("get");
     std::optional<T> out;
-    if (detail::pop_item(*ring_, out, std::nullopt) != detail::RingStatus::ok)
+    if (detail::pop_item(*ring_, out, std::nullopt) != detail::RingStatus::Ok)
       throw ValueError("procpool: SimpleQueue.get: the queue's ring is closed");
     return std::move(*out);
   }

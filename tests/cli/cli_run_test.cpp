@@ -1,6 +1,8 @@
 // procpool run: batch files, templates and replacement strings, direct exec, odd input, bad input.
 #include "cli_helpers.hpp"
 
+#include <procpool/version.hpp>
+
 #include <algorithm>
 
 using namespace clitest;
@@ -36,6 +38,16 @@ TEST_CASE("Cli.Run.HelpIsComplete") {
   const auto run_help = sh(dir, "$P run --help");
   CHECK(run_help.exit_code == 0);
   CHECK(run_help.out.find("--joblog") != std::string::npos);
+}
+
+TEST_CASE("Cli.Run.VersionIsTheProjectVersion") {
+  TempDir dir;
+  for (const char* flag : {"--version", "-V"}) {
+    const auto r = sh(dir, std::string("$P ") + flag);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "procpool " PROCPOOL_VERSION "\n");
+  }
+  CHECK(sh(dir, "$P --help").out.rfind("procpool " PROCPOOL_VERSION ": ", 0) == 0);
 }
 
 TEST_CASE("Cli.Run.TemplateReplacementStrings") {

@@ -41,7 +41,7 @@ std::string crafted_payload(const std::string& marker) {
 }
 
 int memfd_with(const std::string& bytes, bool sealed) {
-  const int fd = ::memfd_create(procpool::detail::spawn_payload_name, sealed ? MFD_ALLOW_SEALING : 0);
+  const int fd = ::memfd_create(procpool::detail::kSpawnPayloadName, sealed ? MFD_ALLOW_SEALING : 0);
   if (fd < 0 || ::write(fd, bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) std::abort();
   if (sealed && ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) std::abort();
   return fd;

@@ -17,18 +17,18 @@ bool is_plain_char(unsigned char c) {
 
 // dash builtins and keywords; running them as programs would differ (cd, exit, export...) or
 // could differ (printf, test, kill, pwd). true, false and echo are handled separately.
-constexpr std::array<std::string_view, 45> shell_words = {
+constexpr std::array<std::string_view, 45> kShellWords = {
     ".", ":", "[", "alias", "bg", "break", "cd", "chdir", "command", "continue", "eval", "exec", "exit",
     "export", "fc", "fg", "getopts", "hash", "jobs", "kill", "local", "printf", "pwd", "read", "readonly",
     "return", "set", "shift", "test", "times", "trap", "type", "ulimit", "umask", "unalias", "unset", "wait",
     "case", "do", "done", "elif", "else", "esac", "fi", "for"};
-constexpr std::array<std::string_view, 8> more_shell_words = {"if", "in", "then", "until", "while", "!", "{",
+constexpr std::array<std::string_view, 8> kMoreShellWords = {"if", "in", "then", "until", "while", "!", "{",
                                                               "}"};
 
 bool is_shell_word(const std::string& word) {
-  for (const auto w : shell_words)
+  for (const auto w : kShellWords)
     if (word == w) return true;
-  for (const auto w : more_shell_words)
+  for (const auto w : kMoreShellWords)
     if (word == w) return true;
   return false;
 }

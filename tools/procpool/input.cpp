@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <regex>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -14,7 +15,7 @@
 namespace procpool::cli {
 namespace {
 
-constexpr std::size_t initial_buffer_size = 64 * 1024;
+constexpr std::size_t kInitialBufferSize = 64 * 1024;
 
 bool is_blank_or_comment(const std::string& line) {
   const auto first = line.find_first_not_of(" \t");
@@ -38,7 +39,7 @@ LineReader::LineReader(const std::string& path) : path_(path) {
     throw UsageError(fmt::format("cannot read '{}': it is a directory", path));
   }
   may_block_ = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
-  buffer_.resize(initial_buffer_size);
+  buffer_.resize(kInitialBufferSize);
 }
 
 LineReader::~LineReader() {
@@ -74,17 +75,17 @@ LineReader::Result LineReader::next(std::string& line) {
       begin_ += length + 1;
       if (length > 0 && start[length - 1] == '\r') --length;
       line.assign(start, length);
-      return Result::line;
+      return Result::Line;
     }
     if (eof_) {
-      if (begin_ == end_) return Result::end;
+      if (begin_ == end_) return Result::End;
       std::size_t length = end_ - begin_;
       if (start[length - 1] == '\r') --length;
       line.assign(start, length);
       begin_ = end_;
-      return Result::line;
+      return Result::Line;
     }
-    if (!fill()) return Result::would_block;
+    if (!fill()) return Result::WouldBlock;
   }
 }
 
@@ -95,7 +96,7 @@ std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blan
   LineReader reader(path);
   std::string line;
   std::uint64_t count = 0;
-  while (reader.next(line) == LineReader::Result::line)
+  while (reader.next(line) == LineReader::Result::Line)
     if (!skip_blank_and_comments || !is_blank_or_comment(line)) ++count;
   return count;
 }
@@ -122,7 +123,7 @@ CommandTemplate::CommandTemplate(const std::string& text) {
   std::size_t pos = 0;
   auto add_literal = [&](std::string_view s) {
     if (s.empty()) return;
-    if (segments_.empty() || segments_.back().kind != Kind::literal) segments_.push_back({Kind::literal, {}, 0, {}, false});
+    if (segments_.empty() || segments_.back().kind != Kind::Literal) segments_.push_back({Kind::Literal, {}, 0, {}, false});
     segments_.back().text.append(s);
   };
   while (pos < text.size()) {
@@ -133,23 +134,23 @@ CommandTemplate::CommandTemplate(const std::string& text) {
     if (close == std::string::npos) { add_literal(std::string_view(text).substr(open)); break; }
     std::string inner = text.substr(open + 1, close - open - 1);
     Segment seg;
-    seg.kind = Kind::args;
+    seg.kind = Kind::Args;
     std::size_t digits = 0;
     while (digits < inner.size() && std::isdigit(static_cast<unsigned char>(inner[digits]))) ++digits;
     bool ok = true;
-    if (inner == "#") seg.kind = Kind::seq;
-    else if (inner == "%") { seg.kind = Kind::slot; uses_slot_ = true; }
+    if (inner == "#") seg.kind = Kind::Seq;
+    else if (inner == "%") seg.kind = Kind::Slot;
     else {
       if (digits > 0) {
         seg.index = std::stoul(inner.substr(0, std::min<std::size_t>(digits, 9)));
         ok = seg.index > 0;
       }
       const std::string modifier = inner.substr(digits);
-      if (modifier.empty()) seg.modifier = Modifier::none;
-      else if (modifier == ".") seg.modifier = Modifier::no_ext;
-      else if (modifier == "/") seg.modifier = Modifier::basename;
-      else if (modifier == "//") seg.modifier = Modifier::dirname;
-      else if (modifier == "/.") seg.modifier = Modifier::basename_no_ext;
+      if (modifier.empty()) seg.modifier = Modifier::None;
+      else if (modifier == ".") seg.modifier = Modifier::NoExt;
+      else if (modifier == "/") seg.modifier = Modifier::Basename;
+      else if (modifier == "//") seg.modifier = Modifier::Dirname;
+      else if (modifier == "/.") seg.modifier = Modifier::BasenameNoExt;
       else ok = false;
     }
     if (!ok) {  // not a replacement string: keep the brace literally, as GNU parallel does
@@ -163,17 +164,17 @@ CommandTemplate::CommandTemplate(const std::string& text) {
   }
   if (text.empty()) {
     // The arguments are the command itself: inserted unquoted.
-    segments_.push_back({Kind::args, {}, 0, Modifier::none, true});
+    segments_.push_back({Kind::Args, {}, 0, Modifier::None, true});
   } else if (!any_replacement) {
     add_literal(" ");
-    segments_.push_back({Kind::args, {}, 0, Modifier::none, false});
+    segments_.push_back({Kind::Args, {}, 0, Modifier::None, false});
   }
 }
 
 namespace {
 
 std::string apply_modifier(const std::string& arg, int modifier) {
-  // modifier values mirror CommandTemplate::Modifier: none, no_ext, basename, dirname, basename_no_ext
+  // modifier values mirror CommandTemplate::Modifier: None, NoExt, Basename, Dirname, BasenameNoExt
   const auto slash = arg.rfind('/');
   auto strip_ext = [](const std::string& s, std::size_t name_start) {
     const auto dot = s.rfind('.');
@@ -198,10 +199,10 @@ std::string CommandTemplate::expand(const std::vector<std::string>& args, std::u
   std::string out;
   for (const auto& seg : segments_) {
     switch (seg.kind) {
-      case Kind::literal: out += seg.text; break;
-      case Kind::seq: out += std::to_string(seq); break;
-      case Kind::slot: out += std::to_string(slot); break;
-      case Kind::args: {
+      case Kind::Literal: out += seg.text; break;
+      case Kind::Seq: out += std::to_string(seq); break;
+      case Kind::Slot: out += std::to_string(slot); break;
+      case Kind::Args: {
         const bool raw = seg.unquoted;
         const int modifier = static_cast<int>(seg.modifier);
         if (seg.index == 0) {
@@ -239,14 +240,14 @@ class BatchSource final : public JobSource {
   Result next(JobInput& job) override {
     for (;;) {
       switch (reader_.next(line_)) {
-        case LineReader::Result::would_block: return Result::would_block;
-        case LineReader::Result::end: return Result::end;
-        case LineReader::Result::line:
+        case LineReader::Result::WouldBlock: return Result::WouldBlock;
+        case LineReader::Result::End: return Result::End;
+        case LineReader::Result::Line:
           if (is_blank_or_comment(line_)) continue;
           job.seq = ++seq_;
           job.args.resize(1);
           job.args[0] = line_;
-          return Result::job;
+          return Result::Job;
       }
     }
   }
@@ -307,7 +308,7 @@ class TemplateSource final : public JobSource {
   explicit TemplateSource(const Options& options)
       : template_(join(options.template_words)), splitter_(options.colsep) {
     const auto& first = options.sources.front();
-    if (first.kind == ArgSource::Kind::file) {
+    if (first.kind == ArgSource::Kind::File) {
       first_reader_ = std::make_unique<LineReader>(first.path);
       first_path_ = first.path;
     } else {
@@ -316,15 +317,15 @@ class TemplateSource final : public JobSource {
     for (std::size_t i = 1; i < options.sources.size(); ++i) {
       const auto& source = options.sources[i];
       std::vector<std::string> values;
-      if (source.kind == ArgSource::Kind::inline_args) {
+      if (source.kind == ArgSource::Kind::InlineArgs) {
         values = source.args;
       } else {
         LineReader reader(source.path);
         std::string line;
         for (;;) {
           const auto r = reader.next(line);
-          if (r == LineReader::Result::end) break;
-          if (r == LineReader::Result::would_block) {  // only the first source streams: wait for the rest
+          if (r == LineReader::Result::End) break;
+          if (r == LineReader::Result::WouldBlock) {  // only the first source streams: wait for the rest
             pollfd pfd{reader.fd(), POLLIN, 0};
             ::poll(&pfd, 1, -1);
             continue;
@@ -339,15 +340,15 @@ class TemplateSource final : public JobSource {
   }
 
   Result next(JobInput& job) override {
-    if (any_empty_) return Result::end;
+    if (any_empty_) return Result::End;
     if (!have_first_ || odometer_done_) {
       std::string value;
       if (first_reader_) {
         const auto r = first_reader_->next(value);
-        if (r == LineReader::Result::would_block) return Result::would_block;
-        if (r == LineReader::Result::end) return Result::end;
+        if (r == LineReader::Result::WouldBlock) return Result::WouldBlock;
+        if (r == LineReader::Result::End) return Result::End;
       } else {
-        if (inline_pos_ == first_inline_.size()) return Result::end;
+        if (inline_pos_ == first_inline_.size()) return Result::End;
         value = first_inline_[inline_pos_++];
       }
       first_columns_.clear();
@@ -365,7 +366,7 @@ class TemplateSource final : public JobSource {
       if (++odometer_[i] < others_[i].size()) { odometer_done_ = false; break; }
       odometer_[i] = 0;
     }
-    return Result::job;
+    return Result::Job;
   }
 
   [[nodiscard]] int wait_fd() const override { return first_reader_ ? first_reader_->fd() : -1; }

@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -15,7 +14,7 @@ namespace procpool::cli {
 /// Strips "\n" and a "\r" before it. Never blocks on a pipe or terminal: it polls first.
 class LineReader {
  public:
-  enum class Result { line, would_block, end };
+  enum class Result { Line, WouldBlock, End };
   /// Opens `path` ("-" is stdin). Throws UsageError when it cannot be read.
   explicit LineReader(const std::string& path);
   ~LineReader();
@@ -49,20 +48,18 @@ class CommandTemplate {
   /// Expands for one job; arguments are shell-quoted when `quote` (commands) and raw otherwise (tags).
   [[nodiscard]] std::string expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
                                    bool quote) const;
-  [[nodiscard]] bool uses_slot() const { return uses_slot_; }
 
  private:
-  enum class Kind { literal, args, seq, slot };
-  enum class Modifier { none, no_ext, basename, dirname, basename_no_ext };
+  enum class Kind { Literal, Args, Seq, Slot };
+  enum class Modifier { None, NoExt, Basename, Dirname, BasenameNoExt };
   struct Segment {
-    Kind kind = Kind::literal;
+    Kind kind = Kind::Literal;
     std::string text;      // literal text
     std::size_t index = 0; // 0 = all arguments, N = the Nth
-    Modifier modifier = Modifier::none;
+    Modifier modifier = Modifier::None;
     bool unquoted = false;  // the arguments are the command: inserted as typed
   };
   std::vector<Segment> segments_;
-  bool uses_slot_ = false;
 };
 
 /// Quotes `word` for /bin/sh when it holds anything but plain characters.
@@ -77,10 +74,10 @@ struct JobInput {
 /// Produces jobs in input order, streaming the batch file or the first argument source.
 class JobSource {
  public:
-  enum class Result { job, would_block, end };
+  enum class Result { Job, WouldBlock, End };
   virtual ~JobSource() = default;
   virtual Result next(JobInput& job) = 0;
-  /// The descriptor to poll after would_block.
+  /// The descriptor to poll after WouldBlock.
   [[nodiscard]] virtual int wait_fd() const = 0;
   /// Total number of jobs when it can be known cheaply in advance (for --bar and --eta).
   [[nodiscard]] virtual std::optional<std::uint64_t> count_total() const = 0;

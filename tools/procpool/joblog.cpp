@@ -74,7 +74,7 @@ JobLogWriter::JobLogWriter(const std::string& path, bool append) : path_(path) {
   if (stream) {
     if (::isatty(fd_) != 1 && !S_ISFIFO(st.st_mode))  // /dev/zero, /dev/null, a tape...
       throw UsageError(fmt::format("joblog '{}' is not a regular file, a pipe or a terminal: refusing to use it", path));
-    write_all(fd_, joblog_header, path_);
+    write_all(fd_, kJoblogHeader, path_);
     return;
   }
   ::fcntl(fd_, F_SETFL, append ? O_APPEND : 0);
@@ -94,7 +94,7 @@ JobLogWriter::JobLogWriter(const std::string& path, bool append) : path_(path) {
         throw UsageError(fmt::format("cannot repair joblog '{}': {}", path, std::strerror(errno)));
     }
   }
-  if (::lseek(fd_, 0, SEEK_END) == 0) write_all(fd_, joblog_header, path_);
+  if (::lseek(fd_, 0, SEEK_END) == 0) write_all(fd_, kJoblogHeader, path_);
 }
 
 JobLogWriter::~JobLogWriter() {

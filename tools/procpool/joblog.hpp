@@ -7,7 +7,7 @@
 
 namespace procpool::cli {
 
-inline constexpr const char* joblog_header =
+inline constexpr const char* kJoblogHeader =
     "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
 
 struct JobLogEntry {

@@ -2,6 +2,8 @@
 #include "options.hpp"
 #include "runner.hpp"
 
+#include <procpool/version.hpp>
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -15,10 +17,8 @@
 
 namespace {
 
-constexpr const char* version = "0.1.0";
-
 void print_top_help() {
-  std::cout << "procpool " << version
+  std::cout << "procpool " PROCPOOL_VERSION
             << ": Python's multiprocessing for C++, and this job runner.\n\n"
                "Usage:\n"
                "  procpool run [OPTIONS] [BATCH_FILE|-]\n"
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     return args.empty() ? 255 : 0;
   }
   if (args[0] == "--version" || args[0] == "-V") {
-    std::cout << "procpool " << version << "\n";
+    std::cout << "procpool " PROCPOOL_VERSION "\n";
     return 0;
   }
   if (args[0] != "run") {

@@ -144,38 +144,38 @@ TimeoutSpec parse_timeout(const std::string& text) {
 
 unsigned parse_jobs(const std::string& text, unsigned cpus) {
   if (text.empty()) throw UsageError("--jobs: empty value");
-  constexpr long max_jobs = 100000;
+  constexpr long kMaxJobs = 100000;
   long n = 0;
   if (text.back() == '%') {
     const double percent = parse_number(text.substr(0, text.size() - 1), "--jobs");
     if (percent <= 0) throw UsageError(fmt::format("--jobs: '{}' must be above 0%", text));
     const double wanted = std::floor(cpus * percent / 100.0);
-    if (wanted > max_jobs) throw UsageError(fmt::format("--jobs: '{}' is too many", text));
+    if (wanted > kMaxJobs) throw UsageError(fmt::format("--jobs: '{}' is too many", text));
     n = static_cast<long>(wanted);
   } else if (text.front() == '+' || text.front() == '-') {
     const long delta = parse_integer(text, "--jobs");
-    if (delta > max_jobs) throw UsageError(fmt::format("--jobs: '{}' is too many", text));
-    n = delta < -max_jobs ? 0 : static_cast<long>(cpus) + delta;  // no overflow: both are bounded
+    if (delta > kMaxJobs) throw UsageError(fmt::format("--jobs: '{}' is too many", text));
+    n = delta < -kMaxJobs ? 0 : static_cast<long>(cpus) + delta;  // no overflow: both are bounded
   } else {
     n = parse_integer(text, "--jobs");
     if (n < 0) throw UsageError(fmt::format("--jobs: '{}' is negative", text));
     if (n == 0) return 1024;  // "as many as possible": bounded, and capped by the descriptor limit at run time
   }
-  if (n > max_jobs) throw UsageError(fmt::format("--jobs: '{}' is too many", text));
+  if (n > kMaxJobs) throw UsageError(fmt::format("--jobs: '{}' is too many", text));
   return n < 1 ? 1U : static_cast<unsigned>(n);
 }
 
 HaltPolicy parse_halt(const std::string& text) {
   HaltPolicy policy;
   if (text == "never" || text == "0") return policy;
-  if (text == "1") { policy.when = HaltPolicy::When::soon; policy.threshold = 1; return policy; }
-  if (text == "2") { policy.when = HaltPolicy::When::now; policy.threshold = 1; return policy; }
+  if (text == "1") { policy.when = HaltPolicy::When::Soon; policy.threshold = 1; return policy; }
+  if (text == "2") { policy.when = HaltPolicy::When::Now; policy.threshold = 1; return policy; }
   std::string condition = text;
-  policy.when = HaltPolicy::When::soon;
+  policy.when = HaltPolicy::When::Soon;
   if (const auto comma = text.find(','); comma != std::string::npos) {
     const std::string when = text.substr(0, comma);
-    if (when == "now") policy.when = HaltPolicy::When::now;
-    else if (when == "soon") policy.when = HaltPolicy::When::soon;
+    if (when == "now") policy.when = HaltPolicy::When::Now;
+    else if (when == "soon") policy.when = HaltPolicy::When::Soon;
     else throw UsageError(fmt::format("--halt: '{}': expected now or soon before the comma", text));
     condition = text.substr(comma + 1);
   }
@@ -213,8 +213,8 @@ std::uint64_t parse_size(const std::string& text) {
   const double value = parse_number(number, "--memfree") * unit;
   if (value < 0) throw UsageError(fmt::format("--memfree: '{}' is negative", text));
   // 2^64 exactly: converting it or anything above to uint64_t is undefined (it wrapped to small values).
-  constexpr double two_to_64 = 18446744073709551616.0;
-  if (!(value < two_to_64))
+  constexpr double kTwoTo64 = 18446744073709551616.0;
+  if (!(value < kTwoTo64))
     throw UsageError(fmt::format("--memfree: '{}' is too large (the limit is 16 EiB)", text));
   return static_cast<std::uint64_t>(value);
 }
@@ -299,8 +299,8 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   opt.keep_order = raw.keep_order;
   if (static_cast<int>(raw.group) + static_cast<int>(raw.line_buffer) + static_cast<int>(raw.ungroup) > 1)
     throw UsageError("--group, --line-buffer and --ungroup exclude each other");
-  if (raw.line_buffer) opt.output = OutputMode::line_buffer;
-  if (raw.ungroup) opt.output = OutputMode::ungroup;
+  if (raw.line_buffer) opt.output = OutputMode::LineBuffer;
+  if (raw.ungroup) opt.output = OutputMode::Ungroup;
   opt.tag = raw.tag;
   if (!raw.tagstring.empty()) opt.tagstring = raw.tagstring;
   if (!raw.results.empty()) opt.results_dir = raw.results;
@@ -315,23 +315,23 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     if (opt.load_limit <= 0) throw UsageError(fmt::format("--load: '{}' must be above 0", raw.load));
   }
   opt.verbose = raw.verbose;
-  if (raw.bar) opt.progress = ProgressStyle::bar;
-  else if (raw.eta) opt.progress = ProgressStyle::eta;
-  else if (raw.progress) opt.progress = ProgressStyle::progress;
+  if (raw.bar) opt.progress = ProgressStyle::Bar;
+  else if (raw.eta) opt.progress = ProgressStyle::Eta;
+  else if (raw.progress) opt.progress = ProgressStyle::Progress;
   opt.force_progress = raw.force_progress;
   if (!raw.colsep.empty()) opt.colsep = raw.colsep;
   opt.tty = raw.tty;
-  if (opt.tty) { opt.jobs = 1; opt.output = OutputMode::ungroup; }
+  if (opt.tty) { opt.jobs = 1; opt.output = OutputMode::Ungroup; }
   opt.shell_always = raw.shell_always;
 
-  for (const auto& file : raw.arg_files) opt.sources.push_back({ArgSource::Kind::file, {}, file});
+  for (const auto& file : raw.arg_files) opt.sources.push_back({ArgSource::Kind::File, {}, file});
   for (std::size_t i = split; i < args.size();) {
     const bool is_file = args[i] == "::::";
     std::size_t j = i + 1;
     ArgSource source;
-    source.kind = ArgSource::Kind::inline_args;
+    source.kind = ArgSource::Kind::InlineArgs;
     while (j < args.size() && args[j] != ":::" && args[j] != "::::") {
-      if (is_file) opt.sources.push_back({ArgSource::Kind::file, {}, args[j]});
+      if (is_file) opt.sources.push_back({ArgSource::Kind::File, {}, args[j]});
       else source.args.push_back(args[j]);
       ++j;
     }
@@ -346,14 +346,14 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   } else if (words.size() >= 2) {
     opt.template_mode = true;
     opt.template_words = std::move(words);
-    opt.sources.push_back({ArgSource::Kind::file, {}, "-"});
+    opt.sources.push_back({ArgSource::Kind::File, {}, "-"});
   } else if (words.size() == 1) {
     opt.batch_file = words.front();
   }
   if (!opt.template_mode && opt.colsep) throw UsageError("--colsep needs a template and arguments (::: or -a)");
   int stdin_users = opt.template_mode ? 0 : (opt.batch_file == "-" ? 1 : 0);
   for (const auto& s : opt.sources)
-    if (s.kind == ArgSource::Kind::file && s.path == "-") ++stdin_users;
+    if (s.kind == ArgSource::Kind::File && s.path == "-") ++stdin_users;
   if (stdin_users > 1) throw UsageError("stdin (-) can be read by one input source only");
   return opt;
 }

@@ -13,16 +13,15 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class OutputMode { group, line_buffer, ungroup };
+enum class OutputMode { Group, LineBuffer, Ungroup };
 
 struct TimeoutSpec {
   double seconds = 0;  ///< fixed timeout; 0 = none
   double percent = 0;  ///< dynamic timeout, percent of the median successful runtime; 0 = none
-  [[nodiscard]] bool enabled() const { return seconds > 0 || percent > 0; }
 };
 
 struct HaltPolicy {
-  enum class When { never, soon, now } when = When::never;
+  enum class When { Never, Soon, Now } when = When::Never;
   bool on_success = false;  ///< success=N instead of fail=N
   bool percent = false;     ///< threshold is a percentage of the jobs done so far
   double threshold = 0;
@@ -30,12 +29,12 @@ struct HaltPolicy {
 
 /// One argument source of a template run, in command-line order.
 struct ArgSource {
-  enum class Kind { inline_args, file } kind = Kind::inline_args;
-  std::vector<std::string> args;  ///< for inline_args (`::: a b c`)
-  std::string path;               ///< for file (`:::: FILE`, `-a FILE`); "-" is stdin
+  enum class Kind { InlineArgs, File } kind = Kind::InlineArgs;
+  std::vector<std::string> args;  ///< for InlineArgs (`::: a b c`)
+  std::string path;               ///< for File (`:::: FILE`, `-a FILE`); "-" is stdin
 };
 
-enum class ProgressStyle { none, bar, eta, progress };
+enum class ProgressStyle { None, Bar, Eta, Progress };
 
 struct Options {
   unsigned jobs = 1;
@@ -47,7 +46,7 @@ struct Options {
   double kill_grace_seconds = 1.0;
   HaltPolicy halt;
   bool keep_order = false;
-  OutputMode output = OutputMode::group;
+  OutputMode output = OutputMode::Group;
   bool tag = false;
   std::optional<std::string> tagstring;
   std::optional<std::string> results_dir;
@@ -56,7 +55,7 @@ struct Options {
   std::uint64_t memfree_bytes = 0;
   double load_limit = 0;  ///< 0 = no limit
   bool verbose = false;
-  ProgressStyle progress = ProgressStyle::none;
+  ProgressStyle progress = ProgressStyle::None;
   bool force_progress = false;  ///< draw progress even when stderr is not a terminal
   std::optional<std::string> colsep;
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null

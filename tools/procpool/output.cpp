@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <system_error>
 
 #include <fcntl.h>
@@ -16,9 +15,9 @@ namespace {
 
 // Output held in memory per stream before it moves to a temp file: a few jobs of ordinary output
 // stay in RAM, a 100 MiB job does not.
-constexpr std::size_t spill_threshold = 256 * 1024;
+constexpr std::size_t kSpillThreshold = 256 * 1024;
 // A --line-buffer line longer than this is written in pieces rather than held.
-constexpr std::size_t max_partial_line = 1024 * 1024;
+constexpr std::size_t kMaxPartialLine = 1024 * 1024;
 
 int open_temp_file() {
   const char* dir = std::getenv("TMPDIR");
@@ -44,7 +43,7 @@ OutputBuffer::~OutputBuffer() {
 }
 
 void OutputBuffer::append(std::string_view data) {
-  if (file_ < 0 && memory_.size() + data.size() <= spill_threshold) {
+  if (file_ < 0 && memory_.size() + data.size() <= kSpillThreshold) {
     memory_.append(data);
     return;
   }
@@ -116,7 +115,7 @@ JobOutput* OutputOrder::open(std::string prefix) {
 }
 
 bool OutputOrder::may_stream(const JobOutput& job) const {
-  return mode_ == OutputMode::line_buffer && (!keep_order_ || jobs_.front().get() == &job);
+  return mode_ == OutputMode::LineBuffer && (!keep_order_ || jobs_.front().get() == &job);
 }
 
 void OutputOrder::data(JobOutput& job, int fd, std::string_view bytes) {
@@ -133,7 +132,7 @@ void OutputOrder::data(JobOutput& job, int fd, std::string_view bytes) {
     writer_.write(fd, std::string_view(partial).substr(0, nl + 1), job.prefix, line_start);
     partial.erase(0, nl + 1);
   }
-  if (partial.size() > max_partial_line) {
+  if (partial.size() > kMaxPartialLine) {
     writer_.write(fd, partial, job.prefix, line_start);
     partial.clear();
   }
@@ -162,7 +161,7 @@ void OutputOrder::drain_head() {
     jobs_.pop_front();
   }
   // The new oldest job may now stream: first what it printed while it had to wait.
-  if (!jobs_.empty() && mode_ == OutputMode::line_buffer) {
+  if (!jobs_.empty() && mode_ == OutputMode::LineBuffer) {
     JobOutput& head = *jobs_.front();
     if (!head.discarded) {
       head.out.for_each_chunk([&](std::string_view c) { data(head, STDOUT_FILENO, c); });

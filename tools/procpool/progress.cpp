@@ -12,7 +12,7 @@
 namespace procpool::cli {
 namespace {
 
-constexpr auto refresh_interval = std::chrono::milliseconds(200);
+constexpr auto kRefreshInterval = std::chrono::milliseconds(200);
 
 unsigned terminal_width() {
   winsize ws{};
@@ -33,7 +33,7 @@ void write_stderr(const std::string& s) {
 } // namespace
 
 Progress::Progress(ProgressStyle style, bool force) : style_(style) {
-  if (!force && ::isatty(STDERR_FILENO) == 0) style_ = ProgressStyle::none;
+  if (!force && ::isatty(STDERR_FILENO) == 0) style_ = ProgressStyle::None;
 }
 
 std::string Progress::render(const ProgressCounts& c, unsigned width) const {
@@ -44,7 +44,7 @@ std::string Progress::render(const ProgressCounts& c, unsigned width) const {
   const std::string eta = (left && c.done > 0) ? format_duration(per_job * static_cast<double>(*left)) : "?";
   const std::string counts = fmt::format("{} done, {} failed, {} running", c.done, c.failed, c.running);
   switch (style_) {
-    case ProgressStyle::bar: {
+    case ProgressStyle::Bar: {
       std::string tail;
       double fraction = 0;
       if (total_ && *total_ > 0) {
@@ -59,12 +59,12 @@ std::string Progress::render(const ProgressCounts& c, unsigned width) const {
       if (!total_) bar = "[" + std::string(bar_width, '?') + "]";
       return bar + tail;
     }
-    case ProgressStyle::eta:
+    case ProgressStyle::Eta:
       return fmt::format("ETA: {} Left: {} AVG: {:.2f}s  {}", eta, left ? std::to_string(*left) : "?", per_job, counts);
-    case ProgressStyle::progress:
+    case ProgressStyle::Progress:
       return fmt::format("local: {}/{}/{:.2f}s  {}, elapsed {}", c.running, c.done, per_job, counts,
                          format_duration(elapsed));
-    case ProgressStyle::none: break;
+    case ProgressStyle::None: break;
   }
   return {};
 }
@@ -72,7 +72,7 @@ std::string Progress::render(const ProgressCounts& c, unsigned width) const {
 void Progress::update(const ProgressCounts& counts, bool force) {
   if (!active()) return;
   const auto now = Clock::now();
-  if (!force && now - last_draw_ < refresh_interval) return;
+  if (!force && now - last_draw_ < kRefreshInterval) return;
   last_draw_ = now;
   drawn_ = true;
   const unsigned width = terminal_width();

@@ -21,7 +21,7 @@ class Progress {
   using Clock = std::chrono::steady_clock;
   /// Active only when a style is chosen and stderr is a terminal (or forced).
   Progress(ProgressStyle style, bool force);
-  [[nodiscard]] bool active() const { return style_ != ProgressStyle::none; }
+  [[nodiscard]] bool active() const { return style_ != ProgressStyle::None; }
   void set_total(std::optional<std::uint64_t> total) { total_ = total; }
   /// Redraws if the last draw is older than the refresh interval (or `force`).
   void update(const ProgressCounts& counts, bool force = false);

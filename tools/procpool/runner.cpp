@@ -48,10 +48,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Seconds = std::chrono::duration<double>;
 
-constexpr auto throttle_recheck = std::chrono::milliseconds(100);
-constexpr std::size_t read_chunk = 64 * 1024;
+constexpr auto kThrottleRecheck = std::chrono::milliseconds(100);
+constexpr std::size_t kReadChunk = 64 * 1024;
 // Linux limits one exec argument to 128 KiB (MAX_ARG_STRLEN); longer commands go to sh as a script.
-constexpr std::size_t max_inline_command = 100 * 1024;
+constexpr std::size_t kMaxInlineCommand = 100 * 1024;
 
 /// `from + seconds`, saturated: a duration beyond the clock's range (`--timeout 1e12`) is "never",
 /// time_point::max(), not an overflow into the past.
@@ -65,8 +65,8 @@ class RuntimeMedian {
  public:
   void add(double seconds) {
     ++seen_;
-    if (samples_.size() < max_samples) samples_.push_back(seconds);
-    else if (const auto i = std::uniform_int_distribution<std::uint64_t>(0, seen_ - 1)(rng_); i < max_samples)
+    if (samples_.size() < kMaxSamples) samples_.push_back(seconds);
+    else if (const auto i = std::uniform_int_distribution<std::uint64_t>(0, seen_ - 1)(rng_); i < kMaxSamples)
       samples_[i] = seconds;
     std::vector<double> copy = samples_;
     std::nth_element(copy.begin(), copy.begin() + static_cast<std::ptrdiff_t>(copy.size() / 2), copy.end());
@@ -79,14 +79,14 @@ class RuntimeMedian {
   }
 
  private:
-  static constexpr std::size_t max_samples = 4096;
+  static constexpr std::size_t kMaxSamples = 4096;
   std::vector<double> samples_;
   std::uint64_t seen_ = 0;
   double median_ = 0;
   std::mt19937_64 rng_{12345};
 };
 
-enum class KillReason { none, timeout, halt, interrupt };
+enum class KillReason { None, Timeout, Halt, Interrupt };
 
 /// One job across all its tries.
 struct Job {
@@ -107,7 +107,7 @@ struct Slot {
   Clock::time_point started;
   double start_epoch = 0;
   std::uint64_t received = 0;
-  KillReason kill_reason = KillReason::none;
+  KillReason kill_reason = KillReason::None;
   Clock::time_point kill_deadline;  // SIGKILL after SIGTERM when this passes
   bool kill_sent = false;
   [[nodiscard]] bool busy() const { return job != nullptr; }
@@ -134,9 +134,9 @@ unsigned open_descriptor_count() {
 
 // Descriptors one running job may hold: its two pipes' read ends, two spill files (output over
 // 256 KiB), a memfd for a command too long for sh -c, and two --results files. --ungroup needs fewer.
-constexpr unsigned descriptors_per_job = 7;
+constexpr unsigned kDescriptorsPerJob = 7;
 // Held only for a moment: a spawn's two pipe write ends, a /proc read, a spill file being made.
-constexpr unsigned descriptors_in_passing = 16;
+constexpr unsigned kDescriptorsInPassing = 16;
 
 double epoch_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -205,7 +205,7 @@ class Runner {
   std::optional<Clock::time_point> throttle_until_;
   std::uint64_t done_ = 0, failed_ = 0, succeeded_ = 0, skipped_ = 0;
   RuntimeMedian median_;
-  std::vector<char> read_buffer_ = std::vector<char>(read_chunk);
+  std::vector<char> read_buffer_ = std::vector<char>(kReadChunk);
   std::vector<pollfd> poll_fds_;
 };
 
@@ -266,8 +266,8 @@ unsigned Runner::slots_within_descriptor_limit() {
       restore_nofile_ = true;
     }
   }
-  const rlim_t needed_now = open_descriptor_count() + descriptors_in_passing;
-  const rlim_t room = limit > needed_now ? (limit - needed_now) / descriptors_per_job : 0;
+  const rlim_t needed_now = open_descriptor_count() + kDescriptorsInPassing;
+  const rlim_t room = limit > needed_now ? (limit - needed_now) / kDescriptorsPerJob : 0;
   const auto allowed = static_cast<unsigned>(std::clamp<rlim_t>(room, 1, opt_.jobs));
   if (allowed < opt_.jobs)
     std::cerr << fmt::format(
@@ -288,8 +288,8 @@ int Runner::dry_run() {
   std::string out;
   for (;;) {
     const auto r = source_->next(input);
-    if (r == JobSource::Result::end) break;
-    if (r == JobSource::Result::would_block) {
+    if (r == JobSource::Result::End) break;
+    if (r == JobSource::Result::WouldBlock) {
       pollfd pfd{source_->wait_fd(), POLLIN, 0};
       ::poll(&pfd, 1, -1);
       continue;
@@ -315,14 +315,14 @@ bool Runner::throttled(Clock::time_point now) {
   throttle_until_.reset();
   if (opt_.memfree_bytes > 0) {
     if (const auto available = os::read_meminfo().available; available && *available < opt_.memfree_bytes) {
-      throttle_until_ = now + throttle_recheck;
+      throttle_until_ = now + kThrottleRecheck;
       return true;
     }
   }
   if (opt_.load_limit > 0) {
     // Runnable right now, procpool itself among them.
     const double runnable = os::runnable_tasks().value_or(0) - 1;
-    if (runnable >= opt_.load_limit) { throttle_until_ = now + throttle_recheck; return true; }
+    if (runnable >= opt_.load_limit) { throttle_until_ = now + kThrottleRecheck; return true; }
   }
   return false;
 }
@@ -338,8 +338,8 @@ std::unique_ptr<Job> Runner::next_job() {
   auto job = std::make_unique<Job>();
   for (;;) {
     const auto r = source_->next(job->input);
-    if (r == JobSource::Result::end) { input_done_ = true; return nullptr; }
-    if (r == JobSource::Result::would_block) { input_waiting_ = true; return nullptr; }
+    if (r == JobSource::Result::End) { input_done_ = true; return nullptr; }
+    if (r == JobSource::Result::WouldBlock) { input_waiting_ = true; return nullptr; }
     if (resume_ && resume_->skip(job->input.seq, opt_.resume_failed)) { ++skipped_; continue; }
     return job;
   }
@@ -379,7 +379,7 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   }
   ++job->tries_done;
 
-  const bool long_command = job->command.size() > max_inline_command;
+  const bool long_command = job->command.size() > kMaxInlineCommand;
   const ExecPlan plan = long_command ? ExecPlan{} : planner_.plan(job->command);
   std::vector<char*> argv;
   for (const auto& word : plan.argv) argv.push_back(const_cast<char*>(word.c_str()));
@@ -422,7 +422,7 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   int child_out = -1, child_err = -1;
   if (opt_.verbose) {
     const std::string line = job->command + "\n";
-    if (opt_.output == OutputMode::ungroup) {
+    if (opt_.output == OutputMode::Ungroup) {
       bool line_start = true;
       writer_.write(STDOUT_FILENO, line, {}, line_start);
     } else {
@@ -435,7 +435,7 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
     slot.results_error.clear();
   }
   // --results goes through the pipes too: procpool writes the files, so it sees a full disk.
-  if (opt_.output == OutputMode::ungroup && !results_) {
+  if (opt_.output == OutputMode::Ungroup && !results_) {
     child_out = STDOUT_FILENO;
     child_err = STDERR_FILENO;
   } else {
@@ -466,7 +466,7 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
     ::close(child_err);
   }
   slot.received = 0;
-  slot.kill_reason = KillReason::none;
+  slot.kill_reason = KillReason::None;
   slot.kill_sent = false;
   slot.job = std::move(job);
   if (opt_.delay_seconds > 0) next_start_allowed_ = after(slot.started, opt_.delay_seconds);
@@ -479,7 +479,7 @@ void Runner::read_output(Slot& slot, int& fd, int which, bool until_empty) {
       const std::string_view bytes(read_buffer_.data(), static_cast<std::size_t>(n));
       if (which == STDOUT_FILENO) slot.received += static_cast<std::uint64_t>(n);
       if (results_) save_result(slot, which, bytes);
-      if (opt_.output == OutputMode::ungroup) {  // only with --results: otherwise the job has our stdout
+      if (opt_.output == OutputMode::Ungroup) {  // only with --results: otherwise the job has our stdout
         bool line_start = true;
         writer_.write(which, bytes, {}, line_start);
       } else {
@@ -515,7 +515,7 @@ std::optional<double> Runner::timeout_seconds() const {
 }
 
 void Runner::kill_job(Slot& slot, KillReason reason) {
-  if (slot.kill_reason != KillReason::none) return;
+  if (slot.kill_reason != KillReason::None) return;
   slot.kill_reason = reason;
   signal_job(slot.pid, !opt_.tty, SIGTERM);
   slot.kill_deadline = after(Clock::now(), opt_.kill_grace_seconds);
@@ -528,12 +528,12 @@ void Runner::interrupt(int sig) {
     interrupted_ = true;
     stopping_ = true;
     for (auto& slot : slots_)
-      if (slot.busy()) kill_job(slot, KillReason::interrupt);
+      if (slot.busy()) kill_job(slot, KillReason::Interrupt);
     return;
   }
   for (auto& slot : slots_)  // a second signal: no more grace
     if (slot.busy()) {
-      if (slot.kill_reason == KillReason::none) slot.kill_reason = KillReason::interrupt;
+      if (slot.kill_reason == KillReason::None) slot.kill_reason = KillReason::Interrupt;
       signal_job(slot.pid, !opt_.tty, SIGKILL);
       slot.kill_sent = true;
     }
@@ -543,9 +543,9 @@ void Runner::check_timeouts(Clock::time_point now) {
   const auto limit = timeout_seconds();
   for (auto& slot : slots_) {
     if (!slot.busy()) continue;
-    if (slot.kill_reason == KillReason::none && limit && now >= after(slot.started, *limit))
-      kill_job(slot, KillReason::timeout);
-    if (slot.kill_reason != KillReason::none && !slot.kill_sent && now >= slot.kill_deadline) {
+    if (slot.kill_reason == KillReason::None && limit && now >= after(slot.started, *limit))
+      kill_job(slot, KillReason::Timeout);
+    if (slot.kill_reason != KillReason::None && !slot.kill_sent && now >= slot.kill_deadline) {
       signal_job(slot.pid, !opt_.tty, SIGKILL);
       slot.kill_sent = true;
     }
@@ -553,7 +553,7 @@ void Runner::check_timeouts(Clock::time_point now) {
 }
 
 void Runner::check_halt(const Slot& slot, int exitval, int signal, bool failed) {
-  if (opt_.halt.when == HaltPolicy::When::never || halt_status_ >= 0) return;
+  if (opt_.halt.when == HaltPolicy::When::Never || halt_status_ >= 0) return;
   if (failed == opt_.halt.on_success) return;  // this result does not count towards the condition
   const double count = static_cast<double>(opt_.halt.on_success ? succeeded_ : failed_);
   const bool triggered = opt_.halt.percent ? done_ >= 3 && count * 100.0 / static_cast<double>(done_) >= opt_.halt.threshold
@@ -563,11 +563,11 @@ void Runner::check_halt(const Slot& slot, int exitval, int signal, bool failed) 
   stopping_ = true;
   std::cerr << fmt::format("procpool: --halt: job {} {} ({}), {}\n", slot.job->input.seq,
                            failed ? "failed" : "succeeded", slot.job->command,
-                           opt_.halt.when == HaltPolicy::When::now ? "killing the running jobs"
+                           opt_.halt.when == HaltPolicy::When::Now ? "killing the running jobs"
                                                                    : "waiting for the running jobs");
-  if (opt_.halt.when == HaltPolicy::When::now)
+  if (opt_.halt.when == HaltPolicy::When::Now)
     for (auto& other : slots_)
-      if (other.busy() && &other != &slot) kill_job(other, KillReason::halt);
+      if (other.busy() && &other != &slot) kill_job(other, KillReason::Halt);
 }
 
 void Runner::finish(Slot& slot, int status) {
@@ -578,7 +578,7 @@ void Runner::finish(Slot& slot, int status) {
   close_fd(slot.err_fd);
   close_fd(slot.script_fd);
   // Whatever of a killed job's group is still alive (a grandchild ignoring TERM) goes now.
-  if (slot.kill_reason != KillReason::none) signal_job(slot.pid, !opt_.tty, SIGKILL);
+  if (slot.kill_reason != KillReason::None) signal_job(slot.pid, !opt_.tty, SIGKILL);
   watchdog_->slot(static_cast<unsigned>(&slot - slots_.data())).store(0, std::memory_order_release);
 
   std::unique_ptr<Job> job = std::move(slot.job);
@@ -586,7 +586,7 @@ void Runner::finish(Slot& slot, int status) {
   int exitval = 0, signal = 0;
   if (WIFEXITED(status)) exitval = WEXITSTATUS(status);
   else if (WIFSIGNALED(status)) signal = WTERMSIG(status);
-  if (slot.kill_reason == KillReason::timeout) {  // GNU parallel logs a timed-out job as -1 / its signal
+  if (slot.kill_reason == KillReason::Timeout) {  // GNU parallel logs a timed-out job as -1 / its signal
     exitval = -1;
     if (signal == 0) signal = SIGTERM;
   }
@@ -594,7 +594,7 @@ void Runner::finish(Slot& slot, int status) {
   close_fd(slot.results_out);
   close_fd(slot.results_err);
 
-  if (slot.kill_reason == KillReason::interrupt || slot.kill_reason == KillReason::halt) {
+  if (slot.kill_reason == KillReason::Interrupt || slot.kill_reason == KillReason::Halt) {
     // Not finished: not logged, so --resume runs it again.
     order_.discard(*job->output);
     return;
@@ -618,7 +618,7 @@ void Runner::finish(Slot& slot, int status) {
   }
   if (joblog_)
     joblog_->write({job->input.seq, slot.start_epoch, runtime, 0, slot.received, exitval, signal, job->command});
-  if (slot.kill_reason == KillReason::timeout)
+  if (slot.kill_reason == KillReason::Timeout)
     std::cerr << fmt::format("procpool: job {} timed out and was killed: {}\n", job->input.seq, job->command);
   order_.finish(*job->output);
   slot.job = std::move(job);  // check_halt reports it; freed below
@@ -656,8 +656,8 @@ void Runner::poll_once() {
   const auto limit = timeout_seconds();
   for (const auto& slot : slots_) {
     if (!slot.busy()) continue;
-    if (slot.kill_reason == KillReason::none && limit) consider(after(slot.started, *limit));
-    if (slot.kill_reason != KillReason::none && !slot.kill_sent) consider(slot.kill_deadline);
+    if (slot.kill_reason == KillReason::None && limit) consider(after(slot.started, *limit));
+    if (slot.kill_reason != KillReason::None && !slot.kill_sent) consider(slot.kill_deadline);
   }
   const bool want_start = !stopping_ && busy_count() < slots_.size() && (!input_done_ || !retry_queue_.empty());
   if (want_start && next_start_allowed_ > now) consider(next_start_allowed_);

@@ -147,12 +147,12 @@ public:
   [[nodiscard]] std::size_t chunk_byte_budget() const noexcept;
   /// Pids of the current worker processes (the thread backend reports this process's pid).
   [[nodiscard]] std::vector<int> worker_pids() const;
-  [[nodiscard]] bool running() const noexcept { return state_.load() == State::run; }
+  [[nodiscard]] bool running() const noexcept { return state_.load() == State::Run; }
   /// True once terminate() has begun (explicitly or by the destructor). Thread-safe.
-  [[nodiscard]] bool terminated() const noexcept { return state_.load() == State::terminate; }
+  [[nodiscard]] bool terminated() const noexcept { return state_.load() == State::Terminate; }
 
 private:
-  enum class State { run, close, terminate };
+  enum class State { Run, Close, Terminate };
 
   void start_worker(std::size_t index);
   void handler_loop();
@@ -165,7 +165,7 @@ private:
 
   PoolCoreConfig config_;
   pid_t owner_pid_ = current_pid();
-  std::atomic<State> state_{State::run};
+  std::atomic<State> state_{State::Run};
   std::unique_ptr<Ring> tasks_;
   std::unique_ptr<Ring> results_;
   std::unique_ptr<SharedSegment> control_segment_;

@@ -32,7 +32,7 @@ struct TaskHeader {
   std::uint32_t function_object_len;
 };
 
-enum class ResultKind : std::uint32_t { ok = 0, error = 1, worker_lost = 2 };
+enum class ResultKind : std::uint32_t { Ok = 0, Error = 1, WorkerLost = 2 };
 
 /// Header of a result record; followed by the encoded result(s), or for an error the encoded
 /// (type name, message) pair.

@@ -67,9 +67,9 @@ struct RingOptions {
 
 /// Outcome of a ring operation.
 enum class RingStatus : std::uint8_t {
-  ok,       ///< done
-  timeout,  ///< the deadline passed first (for a non-blocking call: it would have blocked)
-  closed,   ///< push: the ring is closed. pop: the ring is closed and drained.
+  Ok,       ///< done
+  Timeout,  ///< the deadline passed first (for a non-blocking call: it would have blocked)
+  Closed,   ///< push: the ring is closed. pop: the ring is closed and drained.
 };
 
 /// std::nullopt: wait forever. A deadline in the past: do not wait (try once).
@@ -112,7 +112,7 @@ public:
   RingStatus push_with(std::size_t size, const RingDeadline& deadline, Fill&& fill) {
     std::byte* dst = nullptr;
     const RingStatus status = begin_push(size, deadline, dst);
-    if (status != RingStatus::ok) return status;
+    if (status != RingStatus::Ok) return status;
     try {
       fill(dst);
     } catch (...) {
@@ -120,7 +120,7 @@ public:
       throw;
     }
     commit_push(size);
-    return RingStatus::ok;
+    return RingStatus::Ok;
   }
   RingStatus push(std::span<const std::byte> record, const RingDeadline& deadline) {
     return push_with(record.size(), deadline,
@@ -137,7 +137,7 @@ public:
     const std::byte* src = nullptr;
     std::size_t size = 0;
     const RingStatus status = begin_pop(deadline, src, size);
-    if (status != RingStatus::ok) return status;
+    if (status != RingStatus::Ok) return status;
     try {
       consume(std::span<const std::byte>(src, size));
     } catch (...) {
@@ -145,7 +145,7 @@ public:
       throw;
     }
     commit_pop(size);
-    return RingStatus::ok;
+    return RingStatus::Ok;
   }
   /// Pops into `out` (resized; its capacity is reused across calls).
   RingStatus pop(std::string& out, const RingDeadline& deadline) {

@@ -93,7 +93,7 @@ RingStatus pop_item(Ring& ring, std::optional<T>& out, const RingDeadline& deadl
     // Copied out under the lock, decoded after it, so consumers decode in parallel.
     thread_local std::string buf;  // per-thread guard: fork-safe, as above
     const RingStatus status = ring.pop(buf, deadline);
-    if (status == RingStatus::ok) {
+    if (status == RingStatus::Ok) {
       struct Trim {
         std::string& b;
         ~Trim() { trim_buffer(b); }

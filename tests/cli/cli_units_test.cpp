@@ -1,0 +1,530 @@
+// Cli.Units: the procpool command's parsers called directly (procpool_cli library), no process started.
+// The end-to-end behaviour is in the other Cli.* suites; these pin the values and the error messages.
+#include <doctest/doctest.h>
+
+#include "command.hpp"
+#include "input.hpp"
+#include "joblog.hpp"
+#include "options.hpp"
+
+#include <procpool/version.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <sys/stat.h>
+
+namespace {
+
+using procpool::cli::UsageError;
+namespace cli = procpool::cli;
+namespace fs = std::filesystem;
+
+/// A fresh directory for joblog files, removed afterwards.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "procpool-cli-units-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+}
+
+cli::Options parse(const std::vector<std::string>& args) {
+  const auto options = cli::parse_run_options(args);
+  REQUIRE(options.has_value());
+  return *options;
+}
+
+/// Every job a source yields, as (args, command for slot 1).
+std::vector<std::pair<std::vector<std::string>, std::string>> all_jobs(const cli::Options& options) {
+  const auto source = cli::make_job_source(options);
+  std::vector<std::pair<std::vector<std::string>, std::string>> jobs;
+  cli::JobInput job;
+  while (source->next(job) == cli::JobSource::Result::Job) jobs.emplace_back(job.args, source->command_for(job, 1));
+  return jobs;
+}
+
+cli::Options template_options(std::vector<std::string> words, std::vector<std::vector<std::string>> sources,
+                              std::optional<std::string> colsep = std::nullopt) {
+  cli::Options options;
+  options.template_mode = true;
+  options.template_words = std::move(words);
+  for (auto& args : sources) options.sources.push_back({cli::ArgSource::Kind::InlineArgs, std::move(args), {}});
+  options.colsep = std::move(colsep);
+  return options;
+}
+
+} // namespace
+
+TEST_CASE("Cli.Duration.Units") {
+  CHECK(cli::parse_duration_seconds("30", "--delay") == 30);
+  CHECK(cli::parse_duration_seconds("1.5s", "--delay") == 1.5);
+  CHECK(cli::parse_duration_seconds("2m", "--delay") == 120);
+  CHECK(cli::parse_duration_seconds("1h", "--delay") == 3600);
+  CHECK(cli::parse_duration_seconds("1d", "--delay") == 86400);
+  CHECK(cli::parse_duration_seconds("0", "--delay") == 0);
+  // Saturates at the largest double instead of becoming infinity.
+  CHECK(cli::parse_duration_seconds("1e308d", "--grace") == std::numeric_limits<double>::max());
+}
+
+TEST_CASE("Cli.Duration.Errors") {
+  CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("", "--delay"), "--delay: empty duration", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("s", "--delay"), "--delay: empty value", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("abc", "--delay"), "--delay: 'abc' is not a number", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("5x", "--grace"), "--grace: '5x' is not a number", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("nan", "--delay"), "--delay: 'nan' is not a number", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("1e400", "--delay"), "--delay: '1e400' is out of range", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("inf", "--delay"), "--delay: 'inf' is out of range", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_duration_seconds("-1s", "--delay"), "--delay: '-1s' is negative", UsageError);
+}
+
+TEST_CASE("Cli.Timeout.FixedAndPercent") {
+  const auto fixed = cli::parse_timeout("2m");
+  CHECK(fixed.seconds == 120);
+  CHECK(fixed.percent == 0);
+  const auto dynamic = cli::parse_timeout("150%");
+  CHECK(dynamic.seconds == 0);
+  CHECK(dynamic.percent == 150);
+  CHECK_THROWS_WITH_AS(cli::parse_timeout("0"), "--timeout: '0' must be above 0", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_timeout("0%"), "--timeout: '0%' must be above 0%", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_timeout("x%"), "--timeout: 'x' is not a number", UsageError);
+}
+
+TEST_CASE("Cli.Jobs.Forms") {
+  CHECK(cli::parse_jobs("4", 8) == 4);
+  CHECK(cli::parse_jobs("100000", 8) == 100000);
+  CHECK(cli::parse_jobs("50%", 8) == 4);
+  CHECK(cli::parse_jobs("150%", 4) == 6);
+  CHECK(cli::parse_jobs("1%", 8) == 1);  // floor(0.08) = 0, at least one job
+  CHECK(cli::parse_jobs("+2", 4) == 6);
+  CHECK(cli::parse_jobs("-1", 4) == 3);
+  CHECK(cli::parse_jobs("-4", 4) == 1);  // never below one job
+  CHECK(cli::parse_jobs("-100001", 4) == 1);
+  CHECK(cli::parse_jobs("0", 4) == 1024);  // "as many as possible", bounded
+}
+
+TEST_CASE("Cli.Jobs.Errors") {
+  CHECK_THROWS_WITH_AS(cli::parse_jobs("", 4), "--jobs: empty value", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_jobs("abc", 4), "--jobs: 'abc' is not an integer", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_jobs("-", 4), "--jobs: '-' is not an integer", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_jobs("2.5", 4), "--jobs: '2.5' is not an integer", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_jobs("100001", 4), "--jobs: '100001' is too many", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_jobs("+100001", 4), "--jobs: '+100001' is too many", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_jobs("99999999999999999999", 4), "--jobs: '99999999999999999999' is out of range",
+                       UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_jobs("0%", 4), "--jobs: '0%' must be above 0%", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_jobs("1e9%", 4), "--jobs: '1e9%' is too many", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_jobs("x%", 4), "--jobs: 'x' is not a number", UsageError);
+}
+
+TEST_CASE("Cli.Halt.Forms") {
+  using When = cli::HaltPolicy::When;
+  for (const char* never : {"never", "0"}) {
+    const auto p = cli::parse_halt(never);
+    CHECK(p.when == When::Never);
+  }
+  auto p = cli::parse_halt("1");
+  CHECK(p.when == When::Soon);
+  CHECK(p.threshold == 1);
+  CHECK_FALSE(p.on_success);
+  p = cli::parse_halt("2");
+  CHECK(p.when == When::Now);
+  CHECK(p.threshold == 1);
+  p = cli::parse_halt("now,fail=3");
+  CHECK(p.when == When::Now);
+  CHECK(p.threshold == 3);
+  CHECK_FALSE(p.percent);
+  CHECK_FALSE(p.on_success);
+  p = cli::parse_halt("fail=2");  // no WHEN: soon
+  CHECK(p.when == When::Soon);
+  CHECK(p.threshold == 2);
+  p = cli::parse_halt("soon,success=50%");
+  CHECK(p.when == When::Soon);
+  CHECK(p.on_success);
+  CHECK(p.percent);
+  CHECK(p.threshold == 50);
+}
+
+TEST_CASE("Cli.Halt.Errors") {
+  CHECK_THROWS_WITH_AS(cli::parse_halt("later,fail=1"), "--halt: 'later,fail=1': expected now or soon before the comma",
+                       UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_halt("now,bogus"),
+                       "--halt: 'now,bogus': expected fail=N, fail=N%, success=N or success=N%", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_halt("fail=0"), "--halt: 'fail=0': the count must be at least 1", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_halt("fail=101%"), "--halt: 'fail=101%': the percentage must be in (0, 100]",
+                       UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_halt("fail=0%"), "--halt: 'fail=0%': the percentage must be in (0, 100]", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_halt("fail=x"), "--halt: 'x' is not an integer", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_halt("fail="), "--halt: empty value", UsageError);
+}
+
+TEST_CASE("Cli.Size.Units") {
+  CHECK(cli::parse_size("100") == 100);
+  CHECK(cli::parse_size("10k") == 10240);
+  CHECK(cli::parse_size("1.5K") == 1536);
+  CHECK(cli::parse_size("2M") == 2ULL << 20);
+  CHECK(cli::parse_size("1G") == 1ULL << 30);
+  CHECK(cli::parse_size("3t") == 3ULL << 40);
+  CHECK_THROWS_WITH_AS(cli::parse_size(""), "--memfree: empty size", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_size("k"), "--memfree: empty value", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_size("5x"), "--memfree: '5x' is not a number", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_size("-1k"), "--memfree: '-1k' is negative", UsageError);
+  // 2^34 GiB is 2^64 bytes: one past the largest uint64_t.
+  CHECK_THROWS_WITH_AS(cli::parse_size("17179869184G"), "--memfree: '17179869184G' is too large (the limit is 16 EiB)",
+                       UsageError);
+}
+
+TEST_CASE("Cli.Replacement.Strings") {
+  const std::vector<std::string> one{"dir/file.tar.gz"};
+  CHECK(cli::CommandTemplate("echo {}").expand(one, 1, 1, true) == "echo dir/file.tar.gz");
+  CHECK(cli::CommandTemplate("{.}").expand(one, 1, 1, true) == "dir/file.tar");
+  CHECK(cli::CommandTemplate("{/}").expand(one, 1, 1, true) == "file.tar.gz");
+  CHECK(cli::CommandTemplate("{//}").expand(one, 1, 1, true) == "dir");
+  CHECK(cli::CommandTemplate("{/.}").expand(one, 1, 1, true) == "file.tar");
+  // A dot in a directory name or leading the name is not an extension.
+  CHECK(cli::CommandTemplate("{.}").expand({"a.d/file"}, 1, 1, true) == "a.d/file");
+  CHECK(cli::CommandTemplate("{.}").expand({".bashrc"}, 1, 1, true) == ".bashrc");
+  CHECK(cli::CommandTemplate("{//}").expand({"file"}, 1, 1, true) == ".");
+  CHECK(cli::CommandTemplate("{//}").expand({"/file"}, 1, 1, true) == "/");
+  const cli::CommandTemplate seq_slot("job {#} on {%}");
+  CHECK(seq_slot.expand({"x"}, 7, 2, true) == "job 7 on 2");
+}
+
+TEST_CASE("Cli.Replacement.Positional") {
+  const cli::CommandTemplate t("cmp {2} {1} {3}end");
+  CHECK(t.expand({"x", "y z"}, 1, 1, true) == "cmp 'y z' x end");  // {3} beyond the arguments: nothing
+  CHECK(cli::CommandTemplate("{2/.}").expand({"a", "p/q.r"}, 1, 1, true) == "q");
+  // {} is every argument, separated by spaces, each quoted on its own.
+  CHECK(cli::CommandTemplate("echo {}").expand({"a b", "c"}, 1, 1, true) == "echo 'a b' c");
+}
+
+TEST_CASE("Cli.Replacement.AppendAndLiteral") {
+  // No replacement string: the arguments are appended.
+  CHECK(cli::CommandTemplate("echo").expand({"a b", "c"}, 1, 1, true) == "echo 'a b' c");
+  // An empty template: the arguments are the command, unquoted.
+  CHECK(cli::CommandTemplate("").expand({"echo hi; ls"}, 1, 1, true) == "echo hi; ls");
+  // Not replacement strings: kept literally, and then nothing is appended.
+  CHECK(cli::CommandTemplate("echo {x} {0} {").expand({"a"}, 1, 1, true) == "echo {x} {0} { a");
+  CHECK(cli::CommandTemplate("echo {x} {}").expand({"a"}, 1, 1, true) == "echo {x} a");
+  // Tags (quote = false) get the raw value.
+  CHECK(cli::CommandTemplate("{} {/}").expand({"a b/c d"}, 1, 1, false) == "a b/c d c d");
+}
+
+TEST_CASE("Cli.Replacement.Quoting") {
+  CHECK(cli::shell_quote("plain-word_1.2/x:y,z+a@b%c^d=e") == "plain-word_1.2/x:y,z+a@b%c^d=e");
+  CHECK(cli::shell_quote("") == "''");
+  CHECK(cli::shell_quote("a b") == "'a b'");
+  CHECK(cli::shell_quote("$HOME") == "'$HOME'");
+  CHECK(cli::shell_quote("it's") == R"('it'"'"'s')");
+  CHECK(cli::shell_quote("*;|&") == "'*;|&'");
+  CHECK(cli::CommandTemplate("rm {}").expand({"x'; rm -rf /; '"}, 1, 1, true) == R"(rm 'x'"'"'; rm -rf /; '"'"'')");
+}
+
+TEST_CASE("Cli.PlainWords.Split") {
+  std::vector<std::string> words;
+  CHECK(cli::split_plain_words("ls -l 'a b' \"c d\"", words));
+  CHECK(words == std::vector<std::string>{"ls", "-l", "a b", "c d"});
+  CHECK(cli::split_plain_words("a\t b", words));
+  CHECK(words == std::vector<std::string>{"a", "b"});
+  for (const char* shell :
+       {"echo $HOME", "a | b", "a > f", "a; b", "VAR=1 cmd", "echo \"$x\"", "echo 'open", "", "a && b", "echo `x`"}) {
+    CAPTURE(shell);
+    CHECK_FALSE(cli::split_plain_words(shell, words));
+  }
+  CHECK(cli::split_plain_words("cmd VAR=1", words));  // '=' after the first word is an argument
+}
+
+TEST_CASE("Cli.PlainWords.Plan") {
+  cli::CommandPlanner planner(false);
+  CHECK_FALSE(planner.plan("cd /tmp").direct);       // a builtin
+  CHECK_FALSE(planner.plan("echo -n x").direct);     // dash's echo differs
+  CHECK_FALSE(planner.plan("echo a | cat").direct);  // shell syntax
+  const auto plan = planner.plan("/bin/true 'a b'");
+  CHECK(plan.direct);
+  CHECK(plan.path == "/bin/true");
+  CHECK(plan.argv == std::vector<std::string>{"/bin/true", "a b"});
+  cli::CommandPlanner always_shell(true);
+  CHECK_FALSE(always_shell.plan("/bin/true").direct);
+}
+
+TEST_CASE("Cli.Colsep.Literal") {
+  const auto jobs = all_jobs(template_options({"echo", "{2}", "{1}"}, {{"a,b", "c,d,e", "f"}}, ","));
+  REQUIRE(jobs.size() == 3);
+  CHECK(jobs[0].first == std::vector<std::string>{"a", "b"});
+  CHECK(jobs[0].second == "echo b a");
+  CHECK(jobs[1].first == std::vector<std::string>{"c", "d", "e"});
+  CHECK(jobs[1].second == "echo d c");
+  CHECK(jobs[2].first == std::vector<std::string>{"f"});
+  CHECK(jobs[2].second == "echo  f");
+}
+
+TEST_CASE("Cli.Colsep.Regex") {
+  const auto jobs = all_jobs(template_options({"echo", "{1}-{2}"}, {{"a ,; b", "x;y"}}, " *[,;]+ *"));
+  REQUIRE(jobs.size() == 2);
+  CHECK(jobs[0].first == std::vector<std::string>{"a", "b"});
+  CHECK(jobs[0].second == "echo a-b");
+  CHECK(jobs[1].second == "echo x-y");
+  CHECK_THROWS_WITH_AS(cli::make_job_source(template_options({"echo"}, {{"a"}}, "")), "--colsep: empty separator",
+                       UsageError);
+  try {
+    (void)cli::make_job_source(template_options({"echo"}, {{"a"}}, "(a"));
+    FAIL("an invalid regex was accepted");
+  } catch (const UsageError& e) {
+    CHECK(std::string(e.what()).rfind("--colsep: '(a' is not a valid regex: ", 0) == 0);
+  }
+}
+
+TEST_CASE("Cli.Sources.Combinations") {
+  // Every combination, the last source varying fastest; sequence numbers in that order.
+  const auto options = template_options({"echo"}, {{"a", "b"}, {"1", "2"}});
+  const auto source = cli::make_job_source(options);
+  CHECK(source->count_total() == 4);
+  std::vector<std::string> commands;
+  cli::JobInput job;
+  std::uint64_t last_seq = 0;
+  while (source->next(job) == cli::JobSource::Result::Job) {
+    CHECK(job.seq == last_seq + 1);
+    last_seq = job.seq;
+    commands.push_back(source->command_for(job, 1));
+  }
+  CHECK(commands == std::vector<std::string>{"echo a 1", "echo a 2", "echo b 1", "echo b 2"});
+  // An empty source means no jobs at all.
+  CHECK(all_jobs(template_options({"echo"}, {{"a"}, {}})).empty());
+}
+
+TEST_CASE("Cli.Sources.BatchFile") {
+  TempDir dir;
+  write_file(dir / "batch", "echo one\n\n  # a comment\necho two\r\necho three");
+  cli::Options options;
+  options.batch_file = dir / "batch";
+  const auto source = cli::make_job_source(options);
+  CHECK(source->count_total() == 3);
+  const auto jobs = all_jobs(options);
+  REQUIRE(jobs.size() == 3);
+  CHECK(jobs[0].second == "echo one");
+  CHECK(jobs[1].second == "echo two");
+  CHECK(jobs[2].second == "echo three");
+  CHECK_THROWS_WITH_AS(cli::LineReader(dir / "missing"),
+                       ("cannot open '" + (dir / "missing") + "': No such file or directory").c_str(), UsageError);
+  CHECK_THROWS_WITH_AS(cli::LineReader(dir.path.string()),
+                       ("cannot read '" + dir.path.string() + "': it is a directory").c_str(), UsageError);
+}
+
+TEST_CASE("Cli.Joblog.Format") {
+  cli::JobLogEntry e;
+  e.seq = 3;
+  e.start_epoch = 1700000000.5;
+  e.runtime = 1.25;
+  e.send = 0;
+  e.receive = 12;
+  e.exitval = 1;
+  e.signal = 0;
+  e.command = "echo a\nb";  // a newline would split the record
+  CHECK(cli::format_joblog_entry(e) == "3\t:\t1700000000.500\t     1.250\t0\t12\t1\t0\techo a b\n");
+  e.exitval = -1;
+  e.signal = 15;
+  e.runtime = 12345.6789;
+  CHECK(cli::format_joblog_entry(e) == "3\t:\t1700000000.500\t 12345.679\t0\t12\t-1\t15\techo a b\n");
+}
+
+TEST_CASE("Cli.Joblog.WriteThenResume") {
+  TempDir dir;
+  const std::string path = dir / "log";
+  {
+    cli::JobLogWriter writer(path, false);
+    cli::JobLogEntry e;
+    e.seq = 1;
+    e.command = "ok";
+    writer.write(e);
+    e.seq = 2;
+    e.exitval = 3;
+    e.command = "fails";
+    writer.write(e);
+    e.seq = 4;
+    e.exitval = 0;
+    e.signal = 9;
+    e.command = "killed";
+    writer.write(e);
+  }
+  const std::string written = read_file(path);
+  CHECK(written.rfind(cli::kJoblogHeader, 0) == 0);
+  CHECK(std::count(written.begin(), written.end(), '\n') == 4);
+
+  cli::JobLogWriter append(path, true);
+  auto state = cli::ResumeState::load(append.fd(), path);
+  CHECK(state.logged() == 3);
+  CHECK(state.skip(1, false));
+  CHECK(state.skip(1, true));
+  CHECK(state.skip(2, false));
+  CHECK_FALSE(state.skip(2, true));   // failed: --resume-failed runs it again
+  CHECK_FALSE(state.skip(3, false));  // never logged
+  CHECK_FALSE(state.skip(4, true));   // killed by a signal counts as failed
+  CHECK_FALSE(state.skip(99, false));
+
+  // The last line for a number wins; appending does not rewrite the header.
+  cli::JobLogEntry again;
+  again.seq = 2;
+  again.command = "fails";
+  append.write(again);
+  state = cli::ResumeState::load(append.fd(), path);
+  CHECK(state.logged() == 3);
+  CHECK(state.skip(2, true));
+  CHECK(read_file(path).rfind(cli::kJoblogHeader, 0) == 0);
+  CHECK(read_file(path).find("Seq", 1) == std::string::npos);
+}
+
+TEST_CASE("Cli.Joblog.TornLastLineDropped") {
+  TempDir dir;
+  const std::string path = dir / "log";
+  write_file(path, std::string(cli::kJoblogHeader) + "1\t:\t0.000\t     0.000\t0\t0\t0\t0\tok\n5\t:\t0.0");
+  cli::JobLogWriter writer(path, true);
+  CHECK(read_file(path) == std::string(cli::kJoblogHeader) + "1\t:\t0.000\t     0.000\t0\t0\t0\t0\tok\n");
+  const auto state = cli::ResumeState::load(writer.fd(), path);
+  CHECK(state.logged() == 1);
+  CHECK_FALSE(state.skip(5, false));
+}
+
+TEST_CASE("Cli.Joblog.Malformed") {
+  TempDir dir;
+  const std::string path = dir / "log";
+  write_file(path, std::string(cli::kJoblogHeader) + "1\t:\t0.000\t0.000\t0\t0\t0\t0\tok\nx\ty\n");
+  cli::JobLogWriter writer(path, true);
+  CHECK_THROWS_WITH_AS(cli::ResumeState::load(writer.fd(), path),
+                       ("joblog '" + path +
+                        "' line 3 is malformed: expected Seq Host Starttime JobRuntime Send Receive Exitval "
+                        "Signal Command separated by tabs, got 'x\ty'")
+                           .c_str(),
+                       UsageError);
+  write_file(path, "0\t:\t0.000\t0.000\t0\t0\t0\t0\tseq zero\n");  // sequence numbers start at 1
+  cli::JobLogWriter again(path, true);
+  CHECK_THROWS_AS(cli::ResumeState::load(again.fd(), path), UsageError);
+}
+
+TEST_CASE("Cli.Joblog.RefusesNonFiles") {
+  TempDir dir;
+  CHECK_THROWS_WITH_AS(
+      cli::JobLogWriter(dir.path.string(), false),
+      ("joblog '" + dir.path.string() + "' is not a regular file, a pipe or a terminal: refusing to use it").c_str(),
+      UsageError);
+  const std::string fifo = dir / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH_AS(cli::JobLogWriter(fifo, true),
+                       ("joblog '" + fifo + "' is not a regular file: --resume needs one to read").c_str(), UsageError);
+  CHECK_THROWS_WITH_AS(cli::JobLogWriter(dir / "no/such/dir", false),
+                       ("cannot open joblog '" + (dir / "no/such/dir") + "': No such file or directory").c_str(),
+                       UsageError);
+}
+
+TEST_CASE("Cli.Options.Modes") {
+  auto o = parse({"-j", "2", "echo", "{}", ":::", "a", "b", "::::", "f1", "f2"});
+  CHECK(o.jobs == 2);
+  CHECK(o.template_mode);
+  CHECK(o.template_words == std::vector<std::string>{"echo", "{}"});
+  REQUIRE(o.sources.size() == 3);
+  CHECK(o.sources[0].kind == cli::ArgSource::Kind::InlineArgs);
+  CHECK(o.sources[0].args == std::vector<std::string>{"a", "b"});
+  CHECK(o.sources[1].kind == cli::ArgSource::Kind::File);
+  CHECK(o.sources[1].path == "f1");
+  CHECK(o.sources[2].path == "f2");
+
+  o = parse({"-a", "args.txt", "gzip", "{}"});
+  CHECK(o.template_mode);
+  REQUIRE(o.sources.size() == 1);
+  CHECK(o.sources[0].path == "args.txt");
+
+  o = parse({"gzip", "-9"});  // two words and no source: a template over stdin
+  CHECK(o.template_mode);
+  REQUIRE(o.sources.size() == 1);
+  CHECK(o.sources[0].path == "-");
+
+  o = parse({"--", "batch.txt"});
+  CHECK_FALSE(o.template_mode);
+  CHECK(o.batch_file == "batch.txt");
+  CHECK(parse({}).batch_file == "-");
+}
+
+TEST_CASE("Cli.Options.Values") {
+  const auto o = parse({"--timeout", "50%", "--grace", "2s", "--halt", "now,fail=1", "--retries", "4294967296",
+                        "--memfree", "1G", "--delay", "1m", "--lb", "-k", "--tag", "--eta", "--shell", "b.txt"});
+  CHECK(o.timeout.percent == 50);
+  CHECK(o.kill_grace_seconds == 2);
+  CHECK(o.halt.when == cli::HaltPolicy::When::Now);
+  CHECK(o.tries == std::numeric_limits<unsigned>::max());  // saturates instead of wrapping to 0
+  CHECK(o.memfree_bytes == 1ULL << 30);
+  CHECK(o.delay_seconds == 60);
+  CHECK(o.output == cli::OutputMode::LineBuffer);
+  CHECK(o.keep_order);
+  CHECK(o.tag);
+  CHECK(o.progress == cli::ProgressStyle::Eta);
+  CHECK(o.shell_always);
+
+  const auto tty = parse({"--tty", "-j", "4", "b.txt"});
+  CHECK(tty.jobs == 1);
+  CHECK(tty.output == cli::OutputMode::Ungroup);
+}
+
+TEST_CASE("Cli.Options.Conflicts") {
+  using Args = std::vector<std::string>;
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--group", "--ungroup", "b"}),
+                       "--group, --line-buffer and --ungroup exclude each other", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--lb", "-u", "b"}),
+                       "--group, --line-buffer and --ungroup exclude each other", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--resume", "b"}), "--resume and --resume-failed need --joblog FILE",
+                       UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--resume-failed", "b"}),
+                       "--resume and --resume-failed need --joblog FILE", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--colsep", ",", "b.txt"}),
+                       "--colsep needs a template and arguments (::: or -a)", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"-a", "-", "-a", "-", "echo"}),
+                       "stdin (-) can be read by one input source only", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"-a", "-", "echo", "::::", "-"}),
+                       "stdin (-) can be read by one input source only", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"echo", "::::"}), ":::: needs at least one argument file",
+                       UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"-j", "", "b"}), "--jobs: empty value", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--joblog", "", "b"}), "--joblog: empty value", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--bogus", "b"}),
+                       "unknown option '--bogus' (see procpool run --help)", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--load", "0", "b"}), "--load: '0' must be above 0", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--retries", "-1", "b"}), "--retries: '-1' is negative", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--halt", "now,fail=0", "b"}),
+                       "--halt: 'now,fail=0': the count must be at least 1", UsageError);
+  CHECK_THROWS_AS(cli::parse_run_options(Args{"--jobs"}), UsageError);  // CLI11's own message: a value is missing
+}
+
+TEST_CASE("Cli.Version.FromMeson") {
+  // PROCPOOL_MESON_VERSION is meson.project_version(), passed by tests/cli/meson.build.
+  CHECK(std::string(PROCPOOL_VERSION) == PROCPOOL_MESON_VERSION);
+  CHECK(fmt::format("{}.{}.{}", PROCPOOL_VERSION_MAJOR, PROCPOOL_VERSION_MINOR, PROCPOOL_VERSION_PATCH) ==
+        PROCPOOL_VERSION);
+}
