@@ -183,6 +183,27 @@ TEST_CASE("Core.Os.Flags.CloexecAndNonBlocking") {
   CHECK(os::set_cloexec(-1, true) == EBADF);
 }
 
+TEST_CASE("Core.Os.CloseDescriptorsExcept.LeavesOnlyStdioAndTheKeptOne") {
+  Pipe a, b, c;
+  const int keep = b.read.get();
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // Exit code: 0 when only 0-2 and `keep` are left open, else the first descriptor still open.
+    os::close_descriptors_except(keep);
+    if (::fcntl(keep, F_GETFD) < 0) ::_exit(100);
+    for (int fd = 3; fd < 1024; ++fd)
+      if (fd != keep && ::fcntl(fd, F_GETFD) >= 0) ::_exit(fd < 100 ? fd : 99);
+    os::close_descriptors_except(-1);
+    ::_exit(::fcntl(keep, F_GETFD) < 0 ? 0 : 101);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(::fcntl(a.write.get(), F_GETFD) >= 0);  // the parent's own are untouched
+}
+
 // ---------------------------------------------------------------------------------------------
 // demangle.hpp
 

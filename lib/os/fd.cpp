@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace procpool::os {
@@ -103,6 +105,27 @@ int set_nonblocking(int fd) noexcept {
   if (flags < 0) return errno;
   if ((flags & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return errno;
   return 0;
+}
+
+namespace {
+void close_range_or_loop(unsigned first, unsigned last) noexcept {
+  if (first > last) return;
+  if (::syscall(SYS_close_range, first, last, 0) == 0) return;
+  rlimit limit{};
+  const unsigned top = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                           ? static_cast<unsigned>(limit.rlim_cur)
+                           : 65536U;
+  for (unsigned fd = first; fd <= last && fd < top; ++fd) ::close(static_cast<int>(fd));
+}
+} // namespace
+
+void close_descriptors_except(int keep) noexcept {
+  if (keep < 3) {
+    close_range_or_loop(3, ~0U);
+    return;
+  }
+  close_range_or_loop(3, static_cast<unsigned>(keep) - 1);
+  close_range_or_loop(static_cast<unsigned>(keep) + 1, ~0U);
 }
 
 } // namespace procpool::os

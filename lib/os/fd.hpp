@@ -72,4 +72,10 @@ enum class WhenFull {
 /// Sets O_NONBLOCK on the open file description (shared with every dup of it). Returns 0 or errno.
 [[nodiscard]] int set_nonblocking(int fd) noexcept;
 
+/// Closes every descriptor from 3 up except `keep` (-1: none), for a forked helper that must hold
+/// nothing of its parent's open (pipes, files) but the one it waits on. close_range(2), or one by
+/// one up to RLIMIT_NOFILE on kernels before 5.9. Async-signal-safe. (os::spawn's child does the
+/// same with raw system calls: a CLONE_VM child must call nothing instrumented.)
+void close_descriptors_except(int keep) noexcept;
+
 } // namespace procpool::os

@@ -6,7 +6,6 @@
 #include <string>
 #include <system_error>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -78,14 +77,7 @@ Watchdog::Watchdog(unsigned slots) : slots_(slots) {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     const int keep = fds[0];
-    if (DIR* dir = ::opendir("/proc/self/fd")) {  // hold nothing of procpool's open (pipes, joblog)
-      const int dir_fd = ::dirfd(dir);
-      while (const dirent* e = ::readdir(dir)) {
-        const int fd = std::atoi(e->d_name);
-        if (fd > STDERR_FILENO && fd != keep && fd != dir_fd) ::close(fd);
-      }
-      ::closedir(dir);
-    }
+    os::close_descriptors_except(keep);  // hold nothing of procpool's open (pipes, joblog)
     char byte;
     while (::read(keep, &byte, 1) < 0 && errno == EINTR) {}  // returns 0 once procpool is gone
     for (unsigned i = 0; i < slots; ++i) {
