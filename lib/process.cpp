@@ -25,7 +25,7 @@
 
 #include "procpool/atexit.hpp"
 #include "procpool/codec.hpp"
-#include "procpool/detail/deadline.hpp"
+#include "procpool/detail/os/deadline.hpp"
 #include "os/cpu.hpp"
 #include "procpool/log.hpp"
 #include "load_time.hpp"
@@ -120,7 +120,7 @@ struct ChildRecord {
   /// Waits until the child ends or `deadline` passes (time_point::max(): never); true when it
   /// has ended.
   bool wait_until(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
-    const bool forever = !deadline || is_never(*deadline);
+    const bool forever = !deadline || os::is_never(*deadline);
     const auto until = forever ? std::chrono::steady_clock::time_point::max() : *deadline;
     for (;;) {
       {
