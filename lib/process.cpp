@@ -130,8 +130,10 @@ struct ChildRecord {
       }
       int timeout_ms = -1;
       if (!forever) {
-        const auto left = until - std::chrono::steady_clock::now();
-        if (left <= std::chrono::steady_clock::duration::zero()) return false;
+        // Compared first: `until - now` overflows for a deadline far in the past (time_point::min()).
+        const auto now = std::chrono::steady_clock::now();
+        if (until <= now) return false;
+        const auto left = until - now;
         // poll() takes an int: wait at most a day at a time, then look again.
         const auto capped = std::min<std::chrono::steady_clock::duration>(left, std::chrono::hours(24));
         timeout_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(capped).count());
