@@ -91,8 +91,7 @@ public:
   template <class Rep, class Period>
   [[nodiscard]] bool poll(std::chrono::duration<Rep, Period> timeout) {
     if (!(timeout > std::chrono::duration<Rep, Period>::zero())) return poll_until(detail::kRingNoWait);
-    const auto deadline = os::deadline_after(timeout);
-    return poll_until(os::is_never(deadline) ? detail::RingDeadline{} : detail::RingDeadline{deadline});
+    return poll_until(os::as_deadline(os::deadline_after(timeout)));
   }
   /// Python's poll(None): waits without limit.
   [[nodiscard]] bool poll(std::nullopt_t) { return poll_until(std::nullopt); }

@@ -111,9 +111,7 @@ RingDeadline block_deadline(bool block, std::chrono::duration<Rep, Period> timeo
   if (!block) return kRingNoWait;
   if (timeout < std::chrono::duration<Rep, Period>::zero())
     throw ValueError("procpool: 'timeout' must be a non-negative duration");
-  const auto deadline = os::deadline_after(timeout);
-  if (os::is_never(deadline)) return std::nullopt;
-  return deadline;
+  return os::as_deadline(os::deadline_after(timeout));
 }
 
 } // namespace detail

@@ -24,7 +24,7 @@ namespace detail {
 /// (success) or by reset(); bit (generation % 64) of `ended_broken` records which, so a
 /// waiter that wakes after the barrier moved on still learns how its own round ended.
 struct BarrierState {
-  os::RobustLockState mutex;                    ///< guards count and the transitions
+  os::RobustLockState mutex;                 ///< guards count and the transitions
   std::atomic<std::uint32_t> word{0};        ///< futex word of the waiters
   std::atomic<std::uint64_t> ended_broken{0};
   std::uint32_t parties = 0;
@@ -144,8 +144,7 @@ public:
   }
 
 private:
-  static constexpr os::OwnerScope kScope =
-      Backend::interprocess ? os::OwnerScope::Process : os::OwnerScope::None;
+  static constexpr os::OwnerScope kScope = Backend::interprocess ? os::OwnerScope::Process : os::OwnerScope::None;
 
   BasicBarrier(detail::AttachTag, const detail::SegmentHandle& handle) : state_(handle) {}
 
@@ -154,7 +153,7 @@ private:
   // The internal mutex is robust, so a party killed inside these few lines cannot wedge it.
   void lock() const noexcept {
     detail::robust_acquire(state_->mutex, static_cast<std::uint32_t>(os::current_pid()), kScope,
-                        Backend::interprocess, true, std::nullopt);
+                           Backend::interprocess, true, std::nullopt);
   }
   void unlock() const noexcept { os::robust_unlock(state_->mutex, Backend::interprocess); }
 

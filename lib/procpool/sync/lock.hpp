@@ -37,8 +37,9 @@ public:
     std::uint32_t expected = 0;
     if (state_->word.compare_exchange_strong(expected, self, std::memory_order_acquire, std::memory_order_relaxed))
       return true;
+    // The fast path is inlined here so that it does not compute the deadline.
     return detail::robust_acquire_slow(*state_, self, kScope, Backend::interprocess, blocking,
-                                    blocking ? detail::acquire_deadline(timeout) : std::nullopt) !=
+                                       blocking ? detail::acquire_deadline(timeout) : std::nullopt) !=
            os::AcquireResult::Failed;
   }
 
