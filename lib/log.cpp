@@ -9,10 +9,10 @@
 #include <spdlog/details/os.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "load_time.hpp"
+#include "procpool/detail/os/ids.hpp"
 
 namespace procpool {
 namespace {
@@ -124,9 +124,8 @@ std::string& thread_name_slot() {
 std::string current_thread_display_name() {
   const std::string& slot = thread_name_slot();
   if (!slot.empty()) return slot;
-  const auto tid = static_cast<pid_t>(::syscall(SYS_gettid));
-  if (tid == ::getpid()) return "MainThread";
-  return "Dummy-" + std::to_string(tid);
+  if (os::is_main_thread()) return "MainThread";
+  return "Dummy-" + std::to_string(os::current_tid());
 }
 
 // Built while the library loads, before any thread can fork.

@@ -2,23 +2,20 @@
 
 #include <bit>
 #include <cerrno>
-#include <climits>
-#include <cstdio>
 #include <new>
 #include <string>
 
 #include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "procpool/codec.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/detail/shm.hpp"
+#include "procpool/detail/os/ids.hpp"
+#include "procpool/detail/os/robust_lock.hpp"
+#include "procpool/detail/os/wait.hpp"
 #include "procpool/log.hpp"
 
 namespace procpool::detail {
@@ -26,66 +23,10 @@ namespace procpool::detail {
 namespace {
 
 constexpr std::uint64_t kMagic = 0x31'30'67'6e'69'72'70'70ULL;  // "ppring01"
-constexpr std::uint32_t kWaitBit = 0x8000'0000u;                // lock word: someone sleeps on it
 constexpr std::uint32_t kRecordTag = 0x5245'4344u;              // header check: tag ^ length
 constexpr std::size_t kPage = 4096;
 constexpr std::size_t kMinCapacity = kPage;
-// Spin bounds in pause iterations (a pause is ~10-40 ns): a few µs at least, ~50-150 µs at most.
-constexpr std::uint32_t kMaxSpin = 4096;
-constexpr std::uint32_t kMinSpin = 256;
-// A sleep that ended this soon would have been covered by spinning longer.
-constexpr auto kShortSleep = std::chrono::microseconds(200);
-// A lock waiter wakes up this often to re-check the lock and (processes) the owner's liveness.
-constexpr auto kLockSlice = std::chrono::milliseconds(5);
-
 constexpr std::size_t round8(std::size_t n) noexcept { return (n + 7) & ~std::size_t{7}; }
-
-// getpid() is a real system call since glibc 2.25; the pid is cached and refreshed in a
-// forked child (the lock words hold it).
-std::atomic<std::uint32_t> g_pid{0};
-void refresh_pid() noexcept { g_pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed); }
-// The atfork handler is registered at load time, not from a function-local static: a fork
-// while another thread ran the static's guarded initialisation would leave the guard "in
-// progress" in the child, whose first ring operation would wait for it forever. The flag
-// covers a ring used from another object's static initialiser that runs first.
-std::atomic<bool> g_atfork_registered{false};
-void register_atfork() noexcept {
-  if (!g_atfork_registered.exchange(true, std::memory_order_acq_rel))
-    ::pthread_atfork(nullptr, nullptr, &refresh_pid);
-}
-[[gnu::constructor]] void register_atfork_at_load() noexcept { register_atfork(); }
-std::uint32_t self_pid() noexcept {
-  std::uint32_t pid = g_pid.load(std::memory_order_relaxed);
-  if (pid == 0) {
-    if (!g_atfork_registered.load(std::memory_order_acquire)) register_atfork();
-    refresh_pid();
-    pid = g_pid.load(std::memory_order_relaxed);
-  }
-  return pid;
-}
-
-/// Has process `pid` ended (a zombie included)? False when unsure.
-bool process_dead(std::uint32_t pid) noexcept {
-  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
-  if (fd < 0) {
-    if (errno == ESRCH) return true;
-    // No pidfd (old kernel): fall back to /proc, where a zombie shows state Z.
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
-    std::FILE* f = std::fopen(path, "re");
-    if (f == nullptr) return errno == ENOENT;
-    char buf[512];
-    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    buf[n] = '\0';
-    const char* close_paren = std::strrchr(buf, ')');
-    return close_paren != nullptr && close_paren[1] == ' ' && (close_paren[2] == 'Z' || close_paren[2] == 'X');
-  }
-  pollfd p{fd, POLLIN, 0};
-  const int r = ::poll(&p, 1, 0);  // a pidfd is readable once its process has exited
-  ::close(fd);
-  return r > 0;
-}
 
 } // namespace
 
@@ -93,7 +34,7 @@ bool process_dead(std::uint32_t pid) noexcept {
 /// holder (and lock waiters); the second is what the other side reads. Keeping them apart
 /// stops a spinning reader from stealing the line the holder is writing.
 struct alignas(64) RingSide {
-  std::atomic<std::uint32_t> lock{0};          ///< 0 or owner pid, | kWaitBit when contended
+  os::RobustLockState lock;                    ///< owner pid (processes) or this process (threads)
   std::atomic<std::uint32_t> intent_valid{0};  ///< 1 while pos/count are being published
   std::atomic<std::uint32_t> sleepers{0};      ///< the other side has parties asleep (see wait_until)
   std::atomic<std::uint64_t> intent_pos{0};    ///< the values being published, for roll-forward
@@ -124,16 +65,20 @@ static_assert(sizeof(RingControl) <= kPage, "the control block must fit its page
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 namespace {
-bool no_wait(const RingDeadline& d) noexcept { return d && *d == futex::Clock::time_point::min(); }
+bool no_wait(const RingDeadline& d) noexcept { return is_no_wait(d); }
 RingDeadline lock_deadline(const RingDeadline& d) noexcept { return no_wait(d) ? std::nullopt : d; }
 } // namespace
 
 /// The ring's internals, kept out of the header (hidden: no PLT indirection on the hot path).
 struct __attribute__((visibility("hidden"))) RingAccess {
+  /// Processes: a lock holder's death is detected (its pid is the owner); threads cannot die alone.
+  static os::OwnerScope scope(const Ring& r) noexcept {
+    return r.interprocess_ ? os::OwnerScope::Process : os::OwnerScope::None;
+  }
   static bool lock(Ring& r, RingSide& side, const RingDeadline& deadline) {
     std::uint32_t expected = 0;
-    const std::uint32_t me = self_pid();
-    if (side.lock.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
+    const auto me = static_cast<std::uint32_t>(os::current_pid());
+    if (side.lock.word.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
       return true;
     return lock_slow(r, side, me, deadline);
   }
@@ -142,20 +87,15 @@ struct __attribute__((visibility("hidden"))) RingAccess {
   /// are subject to "no wait". The deadline is not copied on the fast path.
   static bool lock_for_op(Ring& r, RingSide& side, const RingDeadline& deadline) {
     std::uint32_t expected = 0;
-    const std::uint32_t me = self_pid();
-    if (side.lock.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
+    const auto me = static_cast<std::uint32_t>(os::current_pid());
+    if (side.lock.word.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
       return true;
     return lock_slow(r, side, me, lock_deadline(deadline));
   }
   static bool lock_slow(Ring& r, RingSide& side, std::uint32_t me, const RingDeadline& deadline);
-  /// A plain store (no locked instruction): the hot path pays one atomic RMW per operation.
-  /// A waiter that sets the wait bit just as the owner reads the word may miss this wake-up;
-  /// waiters sleep at most kLockSlice at a time, so that costs a delay, never a hang.
-  static void unlock(Ring& r, RingSide& side) noexcept {
-    const std::uint32_t v = side.lock.load(std::memory_order_relaxed);
-    side.lock.store(0, std::memory_order_release);
-    if ((v & kWaitBit) != 0) futex::wake(side.lock, r.interprocess_, 1);
-  }
+  /// A plain store (no locked instruction): the hot path pays one atomic RMW per operation
+  /// (see os::robust_unlock_unfenced).
+  static void unlock(Ring& r, RingSide& side) noexcept { os::robust_unlock_unfenced(side.lock, r.interprocess_); }
   /// Under `side`'s lock, after publishing: claims the other side's sleepers, if any.
   static bool take_sleepers(RingSide& side, RingWaitPoint& wp) noexcept {
     if (side.sleepers.load(std::memory_order_relaxed) == 0) return false;
@@ -165,7 +105,7 @@ struct __attribute__((visibility("hidden"))) RingAccess {
   }
   static void wake_all(Ring& r, RingWaitPoint& wp) noexcept {
     wp.seq.fetch_add(1, std::memory_order_acq_rel);
-    futex::wake(wp.seq, r.interprocess_);
+    os::futex::wake(wp.seq, r.interprocess_);
   }
   static void recover(Ring& r, RingSide& side) noexcept;
   template <class Pred>
@@ -173,40 +113,17 @@ struct __attribute__((visibility("hidden"))) RingAccess {
 };
 
 bool RingAccess::lock_slow(Ring& r, RingSide& side, std::uint32_t me, const RingDeadline& deadline) {
-  std::uint32_t expected = 0;
-  for (int i = 0; i < 64; ++i) {
-    cpu_relax();
-    expected = 0;
-    if (side.lock.load(std::memory_order_relaxed) == 0 &&
-        side.lock.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
+  switch (os::robust_lock_slow(side.lock, me, scope(r), r.interprocess_, true, deadline)) {
+    case os::AcquireResult::Acquired: return true;
+    case os::AcquireResult::Failed: return false;
+    case os::AcquireResult::AcquiredOwnerDied:
+      logger().warn("ring: process {} died holding a {} lock; taking over",
+                    side.lock.dead_owner.load(std::memory_order_relaxed),
+                    &side == &r.ctl_->prod ? "producer" : "consumer");
+      recover(r, side);
       return true;
   }
-  for (;;) {
-    std::uint32_t v = side.lock.load(std::memory_order_relaxed);
-    if (v == 0) {
-      // Taken with the wait bit: other sleepers may exist and must be woken at unlock.
-      if (side.lock.compare_exchange_strong(v, me | kWaitBit, std::memory_order_acquire, std::memory_order_relaxed))
-        return true;
-      continue;
-    }
-    if ((v & kWaitBit) == 0) {
-      if (!side.lock.compare_exchange_strong(v, v | kWaitBit, std::memory_order_relaxed)) continue;
-      v |= kWaitBit;
-    }
-    RingDeadline slice = futex::Clock::now() + kLockSlice;
-    if (deadline && *deadline < *slice) slice = deadline;
-    if (futex::wait(side.lock, v, r.interprocess_, slice)) continue;
-    if (deadline && futex::Clock::now() >= *deadline) return false;
-    const std::uint32_t owner = v & ~kWaitBit;
-    if (r.interprocess_ && owner != me && process_dead(owner)) {
-      if (side.lock.compare_exchange_strong(v, me | kWaitBit, std::memory_order_acquire, std::memory_order_relaxed)) {
-        logger().warn("ring: process {} died holding a {} lock; taking over", owner,
-                      &side == &r.ctl_->prod ? "producer" : "consumer");
-        recover(r, side);
-        return true;
-      }
-    }
-  }
+  return false;
 }
 
 void RingAccess::recover(Ring& r, RingSide& side) noexcept {
@@ -229,43 +146,25 @@ template <class Pred>
 bool RingAccess::wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, const RingDeadline& deadline, Pred pred) {
   if (pred()) return true;
   if (no_wait(deadline)) return false;
-  const std::uint32_t budget = r.spin_budget_.load(std::memory_order_relaxed);
-  for (std::uint32_t i = 1; i <= budget; ++i) {
-    spin_step(i);
-    if (pred()) return true;
-  }
-  // Spinning failed. Learn from how long the sleep lasts: a short one means a longer spin
-  // would have avoided the futex round trip (a wake-up of a sleeping CPU can cost 50 µs+ on
-  // an idle VM); a long one means spinning is wasted CPU here.
-  const auto slept_at = futex::Clock::now();
-  const auto adapt = [&] {
-    if (futex::Clock::now() - slept_at < kShortSleep) {
-      if (budget < kMaxSpin) r.spin_budget_.store(budget * 2, std::memory_order_relaxed);
-    } else if (budget > kMinSpin) {
-      r.spin_budget_.store(budget / 2, std::memory_order_relaxed);
+  const auto sleep = [&] {
+    for (;;) {
+      // Register under the waker side's lock: the waker checks `sleepers` inside its own
+      // critical section, after publishing, so either it sees us or we see its publication.
+      // The futex value is read first: a bump after that read makes the wait return at once.
+      if (!lock(r, waker, deadline)) return pred();
+      const std::uint32_t seq = wp.seq.load(std::memory_order_acquire);
+      if (pred()) {
+        unlock(r, waker);
+        return true;
+      }
+      waker.sleepers.store(1, std::memory_order_relaxed);
+      unlock(r, waker);
+      if (!os::futex::wait(wp.seq, seq, r.interprocess_, deadline)) return pred();
+      if (pred()) return true;
     }
   };
-  for (;;) {
-    // Register under the waker side's lock: the waker checks `sleepers` inside its own critical
-    // section, after publishing, so either it sees us or we see its publication. The futex
-    // value is read first: a bump after that read makes the wait return at once.
-    if (!lock(r, waker, deadline)) return pred();
-    const std::uint32_t seq = wp.seq.load(std::memory_order_acquire);
-    if (pred()) {
-      unlock(r, waker);
-      return true;
-    }
-    waker.sleepers.store(1, std::memory_order_relaxed);
-    unlock(r, waker);
-    if (!futex::wait(wp.seq, seq, r.interprocess_, deadline)) {
-      adapt();
-      return pred();
-    }
-    if (pred()) {
-      adapt();
-      return true;
-    }
-  }
+  // The budget is per Ring object and process-local: it learns this process's wake-ups.
+  return os::spin_then_sleep(&r.spin_budget_, deadline, true, pred, sleep);
 }
 
 Ring::Ring(const RingOptions& options, bool interprocess) : interprocess_(interprocess) {
@@ -443,7 +342,7 @@ void Ring::commit_push(std::size_t size) noexcept {
   p.intent_valid.store(0, std::memory_order_release);
   const bool wake = RingAccess::take_sleepers(p, c.data);
   RingAccess::unlock(*this, p);
-  if (wake) futex::wake(c.data.seq, interprocess_);
+  if (wake) os::futex::wake(c.data.seq, interprocess_);
 }
 
 void Ring::abort_push() noexcept { RingAccess::unlock(*this, ctl_->prod); }
@@ -506,7 +405,7 @@ void Ring::commit_pop(std::size_t size) noexcept {
   s.intent_valid.store(0, std::memory_order_release);
   const bool wake = RingAccess::take_sleepers(s, c.space);
   RingAccess::unlock(*this, s);
-  if (wake) futex::wake(c.space.seq, interprocess_);
+  if (wake) os::futex::wake(c.space.seq, interprocess_);
 }
 
 RingStatus Ring::wait_readable(const RingDeadline& deadline) {

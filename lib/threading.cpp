@@ -15,9 +15,11 @@
 
 #include <cxxabi.h>
 #include <pthread.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "procpool/detail/os/deadline.hpp"
+#include "procpool/detail/os/futex.hpp"
+#include "procpool/detail/os/ids.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/log.hpp"
 #include "load_time.hpp"
@@ -52,17 +54,16 @@ struct ThreadState : std::enable_shared_from_this<ThreadState> {
   void call_run() { owner->run(); }  // ThreadState is Thread's friend: run() is protected
   void set_status(std::uint32_t s) noexcept {
     status.store(s, std::memory_order_release);
-    futex::wake(status, false);
+    os::futex::wake(status, false);
   }
 };
 
-bool join_until(const std::shared_ptr<ThreadState>& st, const futex::Deadline& deadline);
+bool join_until(const std::shared_ptr<ThreadState>& st, const os::Deadline& deadline);
 
 ThreadHandle make_handle(std::shared_ptr<ThreadState> state) { return ThreadHandle(std::move(state)); }
 
 namespace {
 
-pid_t gettid_now() noexcept { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
 // Leaked on purpose: daemon threads may still finish (and unregister) while static
 // destructors run at exit.
@@ -109,7 +110,7 @@ struct ExitGuard {
 
 void adopt_current(const std::shared_ptr<ThreadState>& st) {
   st->ident.store(get_ident(), std::memory_order_relaxed);
-  st->native_id.store(gettid_now(), std::memory_order_relaxed);
+  st->native_id.store(os::current_tid(), std::memory_order_relaxed);
   tl_current = st.get();
 }
 
@@ -123,7 +124,7 @@ std::shared_ptr<ThreadState> make_main_state() {
 // The main thread is registered when the library loads (normally on the main thread).
 const bool main_registered = [] {
   auto st = make_main_state();
-  if (gettid_now() == ::getpid()) adopt_current(st);
+  if (os::is_main_thread()) adopt_current(st);
   std::lock_guard lock(registry().mutex);
   registry().main = st;
   registry().alive.insert(registry().alive.begin(), st);
@@ -145,7 +146,7 @@ void fork_child() {
   }
   r.alive.clear();
   if (current) {
-    current->native_id.store(gettid_now(), std::memory_order_relaxed);
+    current->native_id.store(os::current_tid(), std::memory_order_relaxed);
   } else {
     current = make_main_state();
     adopt_current(current);
@@ -227,7 +228,7 @@ void thread_entry(std::shared_ptr<ThreadState> st) {
 
 bool current_is_daemon() {
   if (tl_current != nullptr) return tl_current->daemon.load(std::memory_order_relaxed);
-  return gettid_now() != ::getpid();  // a foreign thread is a daemon "Dummy"; main is not
+  return !os::is_main_thread();  // a foreign thread is a daemon "Dummy"; main is not
 }
 
 std::shared_ptr<ThreadState> new_state(ThreadOptions options, std::unique_ptr<Task> target) {
@@ -243,7 +244,7 @@ std::shared_ptr<ThreadState> new_state(ThreadOptions options, std::unique_ptr<Ta
 std::shared_ptr<ThreadState> current_state() {
   // tl_current is owned by the thread's guard (or the registry, for the main thread).
   if (tl_current != nullptr) return tl_current->shared_from_this();
-  if (gettid_now() == ::getpid()) {  // the main thread, before it was adopted
+  if (os::is_main_thread()) {  // the main thread, before it was adopted
     std::shared_ptr<ThreadState> main;
     {
       std::lock_guard lock(registry().mutex);
@@ -273,11 +274,11 @@ std::shared_ptr<ThreadState> current_state() {
 // returning from main, so process.cpp calls this first.
 void join_threads_before_process_exit() { join_non_daemon_threads(); }
 
-bool join_until(const std::shared_ptr<ThreadState>& st, const futex::Deadline& deadline) {
+bool join_until(const std::shared_ptr<ThreadState>& st, const os::Deadline& deadline) {
   for (;;) {
     const std::uint32_t s = st->status.load(std::memory_order_acquire);
     if (s == kFinished) return true;
-    if (!futex::wait(st->status, s, false, deadline))
+    if (!os::futex::wait(st->status, s, false, deadline))
       return st->status.load(std::memory_order_acquire) == kFinished;
   }
 }
@@ -285,21 +286,17 @@ bool join_until(const std::shared_ptr<ThreadState>& st, const futex::Deadline& d
 // ---- TimerState ----
 
 bool TimerState::wait_interval() {
-  if (interval_ >= std::chrono::hours(24 * 365 * 100)) {  // "never": only cancel() ends it
-    const futex::Deadline never;
-    while (cancelled_.load(std::memory_order_acquire) == 0) futex::wait(cancelled_, 0, false, never);
-    return false;
-  }
-  const futex::Deadline deadline = futex::Clock::now() + interval_;
+  // Saturating: an interval of hours::max() has no deadline, and only cancel() ends it.
+  const os::Deadline deadline = os::as_deadline(os::deadline_after(interval_));
   while (cancelled_.load(std::memory_order_acquire) == 0) {
-    if (!futex::wait(cancelled_, 0, false, deadline)) return cancelled_.load(std::memory_order_acquire) == 0;
+    if (!os::futex::wait(cancelled_, 0, false, deadline)) return cancelled_.load(std::memory_order_acquire) == 0;
   }
   return false;
 }
 
 void TimerState::cancel() {
   cancelled_.store(1, std::memory_order_release);
-  futex::wake(cancelled_, false);
+  os::futex::wake(cancelled_, false);
 }
 
 } // namespace detail
@@ -333,7 +330,7 @@ bool ThreadHandle::is_alive() const { return state_->status.load(std::memory_ord
 
 void ThreadHandle::join() const { (void)join_until_deadline(std::nullopt); }
 
-bool ThreadHandle::join_until_deadline(const detail::futex::Deadline& deadline) const {
+bool ThreadHandle::join_until_deadline(const os::Deadline& deadline) const {
   if (state_->status.load(std::memory_order_acquire) == detail::kNew)
     throw StateError("cannot join thread " + name() + " before it is started: call start() first");
   if (state_ == detail::current_state())
@@ -378,9 +375,9 @@ void Thread::start() {
     throw;
   }
   // As Python's start(): return only once the thread runs, so is_alive() and ident() hold.
-  const detail::futex::Deadline no_deadline;  // named: a temporary trips GCC 12's -Wmaybe-uninitialized
+  const os::Deadline no_deadline;  // named: a temporary trips GCC 12's -Wmaybe-uninitialized
   while (state_->status.load(std::memory_order_acquire) == detail::kStarting)
-    detail::futex::wait(state_->status, detail::kStarting, false, no_deadline);
+    os::futex::wait(state_->status, detail::kStarting, false, no_deadline);
 }
 
 void Thread::set_daemon(bool daemonic) {
@@ -413,6 +410,6 @@ std::size_t active_count() {
 
 std::uint64_t get_ident() noexcept { return static_cast<std::uint64_t>(::pthread_self()); }
 
-pid_t get_native_id() noexcept { return detail::gettid_now(); }
+pid_t get_native_id() noexcept { return os::current_tid(); }
 
 } // namespace procpool::threading

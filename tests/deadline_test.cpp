@@ -4,11 +4,11 @@
 #include <chrono>
 #include <limits>
 
-#include "procpool/detail/deadline.hpp"
+#include "procpool/detail/os/deadline.hpp"
 
 using namespace std::chrono_literals;
-using procpool::detail::deadline_after;
-using procpool::detail::is_never;
+using procpool::os::deadline_after;
+using procpool::os::is_never;
 using Clock = std::chrono::steady_clock;
 
 TEST_CASE("Core.Deadline.Huge timeouts mean never") {

@@ -144,7 +144,7 @@ void report_callback_exception(const char* which) noexcept {
 
 void throw_foreign_result(pid_t owner) {
   throw ProcessError("procpool: this result belongs to a pool of process " + std::to_string(owner) +
-                     "; process " + std::to_string(current_pid()) +
+                     "; process " + std::to_string(os::current_pid()) +
                      " (a forked child) cannot wait for it: only the pool's process receives results");
 }
 
@@ -222,7 +222,7 @@ void PoolCore::abandon(std::shared_ptr<PoolCore> core) noexcept {
 
 void PoolCore::throw_not_owner() const {
   throw ProcessError("procpool: this pool belongs to process " + std::to_string(owner_pid_) + "; process " +
-                     std::to_string(current_pid()) +
+                     std::to_string(os::current_pid()) +
                      " (a forked child) cannot use it: create a Pool in the child instead");
 }
 

@@ -14,7 +14,7 @@
 #include "load_time.hpp"
 #include "os/fd.hpp"
 #include "process/children.hpp"
-#include "procpool/detail/deadline.hpp"
+#include "procpool/detail/os/deadline.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {
@@ -76,7 +76,7 @@ void ChildRecord::try_reap_locked() {
 }
 
 bool ChildRecord::wait_until(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
-  const bool forever = !deadline || is_never(*deadline);
+  const bool forever = !deadline || os::is_never(*deadline);
   const auto until = forever ? std::chrono::steady_clock::time_point::max() : *deadline;
   for (;;) {
     {
@@ -86,8 +86,10 @@ bool ChildRecord::wait_until(const std::optional<std::chrono::steady_clock::time
     }
     int timeout_ms = -1;
     if (!forever) {
-      const auto left = until - std::chrono::steady_clock::now();
-      if (left <= std::chrono::steady_clock::duration::zero()) return false;
+      // Compared first: `until - now` overflows for a deadline far in the past (time_point::min()).
+      const auto now = std::chrono::steady_clock::now();
+      if (until <= now) return false;
+      const auto left = until - now;
       // poll() takes an int: wait at most a day at a time, then look again.
       const auto capped = std::min<std::chrono::steady_clock::duration>(left, std::chrono::hours(24));
       timeout_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(capped).count());

@@ -6,16 +6,12 @@
 #include <new>
 #include <thread>
 
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include "process/children.hpp"
+#include "procpool/detail/os/ids.hpp"
 #include "procpool/log.hpp"
 
 namespace procpool::detail {
 namespace {
-
-pid_t gettid_() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
 class Launcher {
 public:
@@ -66,7 +62,7 @@ std::mutex launcher_mutex;
 } // namespace
 
 void run_on_stable_thread(const std::function<void()>& fn) {
-  if (gettid_() == ::getpid()) {
+  if (os::is_main_thread()) {
     fn();
     return;
   }

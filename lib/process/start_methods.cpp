@@ -15,6 +15,7 @@
 
 #include "load_time.hpp"
 #include "os/fd.hpp"
+#include "os/liveness.hpp"
 #include "os/spawn.hpp"
 #include "process_internal.hpp"
 #include "procpool/codec.hpp"
@@ -47,7 +48,7 @@ constexpr const char* kSpawnFlag = "--procpool-spawn";
 pid_t parse_pid(const char* text) { return text != nullptr ? static_cast<pid_t>(std::atol(text)) : 0; }
 
 void open_pidfd(ChildRecord& record) {
-  record.wait_fd = static_cast<int>(::syscall(SYS_pidfd_open, record.pid, 0));
+  record.wait_fd = os::pidfd_open(record.pid);
   if (record.wait_fd < 0) throw_errno("procpool: pidfd_open failed", errno);
 }
 

@@ -14,8 +14,9 @@
 #include <utility>
 #include <variant>
 
-#include "procpool/detail/deadline.hpp"
-#include "procpool/detail/futex.hpp"
+#include "procpool/detail/os/deadline.hpp"
+#include "procpool/detail/os/ids.hpp"
+#include "procpool/detail/os/wait.hpp"
 #include "procpool/detail/sync_support.hpp"
 #include "procpool/errors.hpp"
 
@@ -38,9 +39,9 @@ void report_callback_exception(const char* which) noexcept;
 /// Blocks on `cv` until `ready()` or `deadline`; a saturated deadline (time_point::max(), from a
 /// timeout like hours::max()) waits without a timeout. Returns ready().
 template <class Lock, class Ready>
-bool wait_on(std::condition_variable& cv, Lock& lock, const std::optional<SteadyClock::time_point>& deadline,
+bool wait_on(std::condition_variable& cv, Lock& lock, const std::optional<os::SteadyClock::time_point>& deadline,
              Ready ready) {
-  if (!deadline || is_never(*deadline)) {
+  if (!deadline || os::is_never(*deadline)) {
     cv.wait(lock, ready);
     return true;
   }
@@ -96,13 +97,11 @@ public:
   }
 
   bool wait_until(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
-    // A short task's result usually arrives within microseconds: spin (yielding) for about as
-    // long as waking a sleeping thread can take on an idle VM, then sleep. Not for a deadline
-    // that the spin could overrun.
-    if (!deadline || *deadline - std::chrono::steady_clock::now() > std::chrono::milliseconds(1))
-      for (std::uint32_t i = 1; i <= kSpinSteps && !published_.load(std::memory_order_acquire); ++i) spin_step(i);
+    // A short task's result usually arrives within microseconds: spin first (os::spin_until,
+    // the one wait policy), then sleep on the condition variable.
+    if (os::may_spin(deadline)) (void)os::spin_until([&] { return published_.load(std::memory_order_acquire); });
     std::unique_lock lock(mutex_);
-    if (!ready_ && current_pid() != owner_) throw_foreign_result(owner_);
+    if (!ready_ && os::current_pid() != owner_) throw_foreign_result(owner_);
     return wait_on(cv_, lock, deadline, [&] { return ready_; });
   }
 
@@ -129,8 +128,6 @@ public:
   }
 
 private:
-  static constexpr std::uint32_t kSpinSteps = 2048;
-
   void publish() {
     {
       std::lock_guard lock(mutex_);
@@ -148,7 +145,7 @@ private:
   std::exception_ptr error_;
   Callback callback_;
   ErrorCallback error_callback_;
-  pid_t owner_ = current_pid();  ///< the process whose pool completes this result
+  pid_t owner_ = os::current_pid();  ///< the process whose pool completes this result
 };
 
 } // namespace detail
@@ -185,7 +182,7 @@ public:
   /// Waits at most `timeout`; true when the result is ready.
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) const {
-    return state_->wait_until(detail::deadline_after(timeout));  // saturates: hours::max() waits forever
+    return state_->wait_until(os::deadline_after(timeout));  // saturates: hours::max() waits forever
   }
   /// Whether the task has finished (successfully or not).
   [[nodiscard]] bool ready() const { return state_->ready(); }

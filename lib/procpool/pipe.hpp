@@ -26,9 +26,9 @@
 #include <vector>
 
 #include "procpool/codec.hpp"
-#include "procpool/detail/deadline.hpp"
+#include "procpool/detail/os/deadline.hpp"
 #include "procpool/detail/end_tokens.hpp"
-#include "procpool/detail/futex.hpp"
+#include "procpool/detail/os/futex.hpp"
 #include "procpool/detail/ring.hpp"
 #include "procpool/detail/ring_items.hpp"
 #include "procpool/detail/shm.hpp"
@@ -91,8 +91,7 @@ public:
   template <class Rep, class Period>
   [[nodiscard]] bool poll(std::chrono::duration<Rep, Period> timeout) {
     if (!(timeout > std::chrono::duration<Rep, Period>::zero())) return poll_until(detail::kRingNoWait);
-    const auto deadline = detail::deadline_after(timeout);
-    return poll_until(detail::is_never(deadline) ? detail::RingDeadline{} : detail::RingDeadline{deadline});
+    return poll_until(os::as_deadline(os::deadline_after(timeout)));
   }
   /// Python's poll(None): waits without limit.
   [[nodiscard]] bool poll(std::nullopt_t) { return poll_until(std::nullopt); }
@@ -173,9 +172,9 @@ private:
   }
   template <class Op>
   detail::RingStatus sliced_checking_peer(const detail::RingDeadline& deadline, Op& op) {
-    auto slice = std::chrono::duration_cast<detail::futex::Clock::duration>(kFirstSlice);
+    auto slice = std::chrono::duration_cast<os::SteadyClock::duration>(kFirstSlice);
     for (;;) {
-      detail::RingDeadline until = detail::futex::Clock::now() + slice;
+      detail::RingDeadline until = os::SteadyClock::now() + slice;
       if (deadline && *deadline < *until) until = deadline;
       const detail::RingStatus status = op(until);
       if (status != detail::RingStatus::Timeout) return status;
@@ -183,8 +182,8 @@ private:
         close_rings();
         return op(detail::kRingNoWait);  // drains what is left, else closed
       }
-      if (deadline && detail::futex::Clock::now() >= *deadline) return status;
-      slice = std::min<detail::futex::Clock::duration>(slice * 2, kMaxSlice);
+      if (deadline && os::SteadyClock::now() >= *deadline) return status;
+      slice = std::min<os::SteadyClock::duration>(slice * 2, kMaxSlice);
     }
   }
 

@@ -25,7 +25,9 @@
 
 #include "procpool/async_result.hpp"
 #include "procpool/codec.hpp"
-#include "procpool/detail/deadline.hpp"
+#include "procpool/detail/os/deadline.hpp"
+#include "procpool/detail/os/ids.hpp"
+#include "procpool/detail/os/wait.hpp"
 #include "procpool/detail/pool_core.hpp"
 #include "procpool/detail/pool_wire.hpp"
 #include "procpool/detail/shm.hpp"
@@ -314,7 +316,7 @@ public:
   /// timeout too long to represent (hours::max()) waits forever.
   template <class Rep, class Period>
   std::optional<R> next(std::chrono::duration<Rep, Period> timeout) {
-    return next_until(detail::deadline_after(timeout));
+    return next_until(os::deadline_after(timeout));
   }
 
   class iterator {
@@ -354,15 +356,13 @@ private:
         if (auto error = feed_->take_input_error()) std::rethrow_exception(error);  // once
         return std::nullopt;
       }
-      // As AsyncResult::get(): spin (yielding) a little before sleeping on the condition.
-      if (!deadline || *deadline - std::chrono::steady_clock::now() > std::chrono::milliseconds(1))
-        for (std::uint32_t i = 1; i <= kSpinSteps && !shared_->any_done.load(std::memory_order_acquire); ++i)
-          detail::spin_step(i);
+      // As AsyncResult::get(): spin (the one wait policy) before sleeping on the condition.
+      if (os::may_spin(deadline)) (void)os::spin_until([&] { return shared_->any_done.load(std::memory_order_acquire); });
       std::unique_lock lock(shared_->mutex);
       auto arrived = [&] { return !shared_->done.empty(); };
       for (;;) {
         // Only the pool's process receives results: a forked child's copy would wait forever.
-        if (!arrived() && detail::current_pid() != owner_) detail::throw_foreign_result(owner_);
+        if (!arrived() && os::current_pid() != owner_) detail::throw_foreign_result(owner_);
         if (!detail::wait_on(shared_->cv, lock, deadline, arrived))
           throw TimeoutError("procpool: the next imap result was not ready within the timeout");
         taken_ += shared_->done.size();
@@ -405,8 +405,6 @@ private:
     fed_ = feed_->top_up(taken_ - reorder_.size() + lookahead_);
   }
 
-  static constexpr std::uint32_t kSpinSteps = 2048;
-
   std::shared_ptr<detail::IMapFeed<R>> feed_;
   bool ordered_;
   std::size_t lookahead_;
@@ -418,7 +416,7 @@ private:
   std::size_t next_chunk_ = 0;
   std::size_t taken_ = 0;                   // chunks taken from shared_
   typename detail::IMapFeed<R>::Progress fed_;  // the feed's counts after the last top-up
-  pid_t owner_ = detail::current_pid();
+  pid_t owner_ = os::current_pid();
 };
 
 namespace detail {

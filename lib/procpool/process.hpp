@@ -15,7 +15,7 @@
 #include <sys/types.h>
 
 #include "procpool/detail/arg_transfer.hpp"
-#include "procpool/detail/deadline.hpp"
+#include "procpool/detail/os/deadline.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/start_method.hpp"
 
@@ -90,7 +90,7 @@ public:
   /// represent (`std::chrono::hours::max()`) waits forever; a negative one only polls.
   template <class Rep, class Period>
   bool join(std::chrono::duration<Rep, Period> timeout) {
-    return join_until(detail::deadline_after(timeout));
+    return join_until(os::deadline_after(timeout));
   }
   /// Waits until `deadline`; `time_point::max()` waits forever. True when the child has ended.
   bool join_until(std::chrono::steady_clock::time_point deadline);

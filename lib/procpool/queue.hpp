@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "procpool/codec.hpp"
-#include "procpool/detail/futex.hpp"
+#include "procpool/detail/os/futex.hpp"
 #include "procpool/detail/ring.hpp"
 #include "procpool/detail/ring_items.hpp"
 #include "procpool/detail/shm.hpp"
@@ -108,7 +108,7 @@ protected:
   // JoinableQueue's unfinished-task counter lives in the ring's control page.
   std::atomic<std::uint32_t>& unfinished() const noexcept { return ring_->aux(0); }
   void finish_tasks(std::uint32_t before) const noexcept {
-    if (before == 1) detail::futex::wake(unfinished(), Backend::interprocess);
+    if (before == 1) os::futex::wake(unfinished(), Backend::interprocess);
   }
 
 private:
@@ -182,7 +182,7 @@ public:
   void join() const {
     auto& word = this->unfinished();
     for (std::uint32_t v = word.load(std::memory_order_seq_cst); v != 0; v = word.load(std::memory_order_seq_cst))
-      detail::futex::wait(word, v, Backend::interprocess);
+      os::futex::wait(word, v, Backend::interprocess);
   }
   /// join() with a limit; returns false if tasks remain after `timeout`.
   template <class Rep, class Period>
@@ -190,7 +190,7 @@ public:
     auto& word = this->unfinished();
     const auto deadline = detail::block_deadline(true, timeout);
     for (std::uint32_t v = word.load(std::memory_order_seq_cst); v != 0; v = word.load(std::memory_order_seq_cst))
-      if (!detail::futex::wait(word, v, Backend::interprocess, deadline)) return word.load() == 0;
+      if (!os::futex::wait(word, v, Backend::interprocess, deadline)) return word.load() == 0;
     return true;
   }
 

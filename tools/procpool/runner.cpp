@@ -8,7 +8,7 @@
 #include "results.hpp"
 #include "spawn.hpp"
 
-#include <procpool/detail/deadline.hpp>
+#include <procpool/detail/os/deadline.hpp>
 
 #include "os/fd.hpp"
 #include "os/proc.hpp"
@@ -56,7 +56,7 @@ constexpr std::size_t kMaxInlineCommand = 100 * 1024;
 /// `from + seconds`, saturated: a duration beyond the clock's range (`--timeout 1e12`) is "never",
 /// time_point::max(), not an overflow into the past.
 Clock::time_point after(Clock::time_point from, double seconds) {
-  return procpool::detail::deadline_after(Seconds(seconds), from);
+  return procpool::os::deadline_after(Seconds(seconds), from);
 }
 
 /// Median of the successful jobs' runtimes, for --timeout N%. Exact for the first samples, then a

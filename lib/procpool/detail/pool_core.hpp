@@ -99,7 +99,7 @@ public:
 
   /// Whether the calling process created this pool (a forked child has a copy, not the pool).
   /// A cached-pid comparison: cheap enough for every submission. Thread-safe.
-  [[nodiscard]] bool owned_here() const noexcept { return current_pid() == owner_pid_; }
+  [[nodiscard]] bool owned_here() const noexcept { return os::current_pid() == owner_pid_; }
   /// Throws ProcessError unless owned_here(): a child's task ids would collide with the
   /// owner's, and its results would reach the owner's handler. Thread-safe.
   void check_owner() const {
@@ -164,7 +164,7 @@ private:
   [[noreturn]] void throw_not_owner() const;
 
   PoolCoreConfig config_;
-  pid_t owner_pid_ = current_pid();
+  pid_t owner_pid_ = os::current_pid();
   std::atomic<State> state_{State::Run};
   std::unique_ptr<Ring> tasks_;
   std::unique_ptr<Ring> results_;

@@ -10,24 +10,25 @@
 /// Concurrency: producers serialise on a producer lock, consumers on a consumer lock; the two
 /// sides run in parallel and only meet through the head/tail indices. A producer copies its
 /// record in and *then* publishes the new head; a consumer copies the record out and *then*
-/// publishes the new tail. Empty/full waits spin briefly (adaptive, per Ring object; yielding
-/// the CPU every 64 pauses, so that a spinner never holds a core the thread it waits for needs)
-/// and then sleep on a futex word in the segment; every wait honours its deadline.
+/// publishes the new tail. Empty/full waits follow the one wait policy (detail/os/wait.hpp:
+/// spin with an adaptive budget per Ring object, yielding now and then, then sleep on a futex
+/// word in the segment); every wait honours its deadline.
 ///
 /// Crash guarantee (process backend). A process killed at any instruction (SIGKILL included):
 /// - inside a push: the record is either wholly published or not at all; consumers never see a
 ///   partial record. A push that had not published leaves nothing behind.
 /// - inside a pop: the record is either consumed or still at the front, and then the next
 ///   consumer receives it (it is never lost because a consumer died while copying it out).
-/// - holding either lock: the locks record the owner's pid; a waiter that has waited 5 ms
-///   checks the owner with pidfd (a zombie counts as dead), takes the lock over and rolls the
+/// - holding either lock: both are the one robust lock (detail/os/robust_lock.hpp) holding the
+///   owner's pid; a waiter whose sleep slice (2 ms, doubling up to 10 ms) ends checks the
+///   owner with pidfd (a zombie counts as dead), takes the lock over and rolls the
 ///   owner's half-done index update forward (an intent record makes it idempotent). So the
-///   ring stays usable, typically within 5-15 ms of the death.
+///   ring stays usable, typically within 2-20 ms of the death.
 ///
 /// Cost: a push or pop takes its side's lock with one atomic compare-and-swap and releases it
 /// with a plain store; sleepers of the other side register under this lock, so the publisher
 /// learns of them without a fence. (A lock waiter that sets its wait bit exactly as the owner
-/// releases may miss that wake-up; lock waits sleep in 5 ms slices, so that is a rare delay,
+/// releases may miss that wake-up; lock waits sleep in bounded slices, so that is a rare delay,
 /// never a hang.)
 /// Limits: an owner stopped (SIGSTOP) or hung inside a callback is alive, and is waited for;
 /// a dead owner whose pid was already reused by a new process is not detected until that one
@@ -50,7 +51,7 @@
 #include <string>
 #include <string_view>
 
-#include "procpool/detail/futex.hpp"
+#include "procpool/detail/os/futex.hpp"
 
 namespace procpool::detail {
 
@@ -73,12 +74,12 @@ enum class RingStatus : std::uint8_t {
 };
 
 /// std::nullopt: wait forever. A deadline in the past: do not wait (try once).
-using RingDeadline = futex::Deadline;
+using RingDeadline = os::Deadline;
 /// The deadline of a non-blocking call.
-inline const RingDeadline kRingNoWait{futex::Clock::time_point::min()};
+inline const RingDeadline kRingNoWait{os::SteadyClock::time_point::min()};
 /// Whether `deadline` is kRingNoWait.
 inline bool is_no_wait(const RingDeadline& deadline) noexcept {
-  return deadline && *deadline == futex::Clock::time_point::min();
+  return deadline && *deadline == os::SteadyClock::time_point::min();
 }
 
 class Ring {
@@ -192,10 +193,9 @@ private:
   std::size_t capacity_ = 0;
   int fd_ = -1;
   bool interprocess_ = true;
-  // Adaptive spin budget (pause iterations) for this process's waits: grows when the sleep
-  // that followed a failed spin turned out short, shrinks when it was long. Process-local on
-  // purpose: no shared traffic.
-  mutable std::atomic<std::uint32_t> spin_budget_{1024};
+  // The adaptive spin budget (os::SpinBudget; 0: no history yet) of this process's waits.
+  // Process-local on purpose: no shared traffic.
+  mutable std::atomic<std::uint32_t> spin_budget_{0};
 
   friend struct RingAccess;
 };

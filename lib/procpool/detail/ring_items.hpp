@@ -15,7 +15,7 @@
 #include <type_traits>
 
 #include "procpool/codec.hpp"
-#include "procpool/detail/deadline.hpp"
+#include "procpool/detail/os/deadline.hpp"
 #include "procpool/detail/ring.hpp"
 #include "procpool/detail/shm.hpp"
 
@@ -111,9 +111,7 @@ RingDeadline block_deadline(bool block, std::chrono::duration<Rep, Period> timeo
   if (!block) return kRingNoWait;
   if (timeout < std::chrono::duration<Rep, Period>::zero())
     throw ValueError("procpool: 'timeout' must be a non-negative duration");
-  const auto deadline = detail::deadline_after(timeout);
-  if (is_never(deadline)) return std::nullopt;
-  return deadline;
+  return os::as_deadline(os::deadline_after(timeout));
 }
 
 } // namespace detail

@@ -1,7 +1,7 @@
 #pragma once
 /// @file detail/sync_support.hpp
-/// Shared plumbing of the synchronisation primitives: timeouts, cached process/thread ids,
-/// owner liveness, spinning, and the spawn hand-off protocol of shared objects.
+/// Shared plumbing of the synchronisation primitives: Python's timeout rules, memory checks,
+/// the std Lockable members, and the spawn hand-off protocol of shared objects.
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -13,8 +13,8 @@
 
 #include <sys/types.h>
 
-#include "procpool/detail/deadline.hpp"
-#include "procpool/detail/futex.hpp"
+#include "procpool/detail/os/deadline.hpp"
+#include "procpool/detail/os/ids.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/errors.hpp"
 
@@ -26,40 +26,6 @@ using Timeout = std::optional<std::chrono::duration<double>>;
 
 namespace detail {
 
-// ---------------------------------------------------------------------------------------
-// Ids. getpid()/gettid() are real syscalls in glibc >= 2.25, too slow for an uncontended
-// lock, so both are cached; a pthread_atfork child handler resets the caches.
-inline std::atomic<pid_t> g_cached_pid{0};
-inline thread_local pid_t t_cached_tid = 0;
-
-/// Registers the atfork reset once and returns getpid(). Defined in sync.cpp.
-pid_t refresh_cached_pid() noexcept;
-/// Registers the atfork reset once and returns gettid(). Defined in sync.cpp.
-pid_t refresh_cached_tid() noexcept;
-
-/// The calling process's pid (cached). Thread-safe.
-inline pid_t current_pid() noexcept {
-  const pid_t pid = g_cached_pid.load(std::memory_order_relaxed);
-  return pid != 0 ? pid : refresh_cached_pid();
-}
-
-/// The calling thread's kernel tid (cached), unique across processes of one pid namespace.
-inline pid_t current_tid() noexcept {
-  const pid_t tid = t_cached_tid;
-  return tid != 0 ? tid : refresh_cached_tid();
-}
-
-/// Who owns a lock word and therefore how its death is detected.
-enum class OwnerScope : std::uint8_t {
-  None,     ///< never checked (thread-backend Lock: its owner is this very process)
-  Process,  ///< the id is a pid: dead once the process has exited (zombies count as dead)
-  Thread,   ///< the id is a tid: dead once that thread has exited
-};
-
-/// Whether the process or thread `id` still runs. Reads /proc/<id>/stat (a few µs), so it is
-/// only called when a waiter's sleep slice expires. Defined in sync.cpp. Thread-safe.
-bool owner_alive(pid_t id, OwnerScope scope) noexcept;
-
 /// Throws ValueError, naming `what`, `bytes` and the memory available, when `bytes` of shared
 /// or heap memory cannot fit in this machine's (or this cgroup's) available RAM plus swap:
 /// committing them would only end with the OOM killer. Defined in sync.cpp. Thread-safe.
@@ -69,33 +35,22 @@ void check_memory_fits(std::size_t bytes, const char* what);
 void log_owner_died(const char* what, pid_t dead_id) noexcept;
 
 // ---------------------------------------------------------------------------------------
-// Time.
-
-using Clock = futex::Clock;
-using Deadline = futex::Deadline;
-
-/// Longest timeout taken literally: beyond this (31 years) a timeout means "forever", which
-/// also keeps the nanosecond arithmetic from overflowing.
-inline constexpr double kForeverSeconds = 1e9;
+// Time: the convention of detail/os/deadline.hpp, with Python's argument checks.
 
 /// Deadline of an acquire-style call. Negative or NaN timeouts are a ValueError, as in Python.
-inline Deadline acquire_deadline(const Timeout& timeout) {
+inline os::Deadline acquire_deadline(const Timeout& timeout) {
   if (!timeout) return std::nullopt;
   const double s = timeout->count();
   if (std::isnan(s) || s < 0) throw ValueError("procpool: timeout value must be a non-negative duration");
-  if (s >= kForeverSeconds) return std::nullopt;
-  return detail::deadline_after(*timeout);
+  return os::as_deadline(os::deadline_after(*timeout));
 }
 
 /// Deadline of a wait-style call (Event/Condition/Barrier): negative means "do not wait",
 /// as Python's Condition.wait treats it.
-inline Deadline wait_deadline(const Timeout& timeout) {
+inline os::Deadline wait_deadline(const Timeout& timeout) {
   if (!timeout) return std::nullopt;
-  const double s = timeout->count();
-  if (std::isnan(s)) throw ValueError("procpool: timeout must not be NaN");
-  if (s >= kForeverSeconds) return std::nullopt;
-  if (s <= 0) return Clock::now();
-  return detail::deadline_after(*timeout);
+  if (std::isnan(timeout->count())) throw ValueError("procpool: timeout must not be NaN");
+  return os::as_deadline(os::deadline_after(*timeout));  // negative: now, i.e. do not wait
 }
 
 /// Python's argument checks of acquire(). A timeout without blocking: threading's locks and
@@ -110,11 +65,6 @@ inline void check_acquire_args(bool blocking, const Timeout& timeout, bool inter
   if (std::isnan(timeout->count()) || timeout->count() < 0)
     throw ValueError("procpool: timeout value must be a non-negative duration");
 }
-
-inline bool expired(const Deadline& deadline) noexcept { return deadline && Clock::now() >= *deadline; }
-
-/// Spin iterations before sleeping on a futex when nothing adaptive applies (semaphores, events).
-inline constexpr int kShortSpin = 64;
 
 /// The std Lockable / TimedLockable members (lock, unlock, try_lock, try_lock_for,
 /// try_lock_until), for std::lock_guard, std::unique_lock and std::scoped_lock, in terms of

@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "procpool/codec.hpp"
-#include "procpool/detail/futex.hpp"
+#include "procpool/detail/os/futex.hpp"
 #include "procpool/detail/robust_mutex.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/detail/sync_support.hpp"
@@ -24,7 +24,7 @@ namespace detail {
 /// (success) or by reset(); bit (generation % 64) of `ended_broken` records which, so a
 /// waiter that wakes after the barrier moved on still learns how its own round ended.
 struct BarrierState {
-  RobustMutexState mutex;                    ///< guards count and the transitions
+  os::RobustLockState mutex;                 ///< guards count and the transitions
   std::atomic<std::uint32_t> word{0};        ///< futex word of the waiters
   std::atomic<std::uint64_t> ended_broken{0};
   std::uint32_t parties = 0;
@@ -56,7 +56,7 @@ public:
   /// one given to the constructor.
   std::size_t wait(const Timeout& timeout = std::nullopt) {
     auto& st = *state_;
-    const detail::Deadline deadline = detail::wait_deadline(timeout ? timeout : timeout_);
+    const os::Deadline deadline = detail::wait_deadline(timeout ? timeout : timeout_);
     lock();
     const std::uint32_t w = st.word.load(std::memory_order_relaxed);
     if ((w & 1u) != 0) {
@@ -85,7 +85,7 @@ public:
       const std::uint32_t cur = st.word.load(std::memory_order_acquire);
       if ((cur >> 1) != gen) return outcome(st, gen, index);
       if ((cur & 1u) != 0) throw broken_error();
-      if (!detail::futex::wait(st.word, cur, Backend::interprocess, deadline)) {
+      if (!os::futex::wait(st.word, cur, Backend::interprocess, deadline)) {
         lock();
         const std::uint32_t now = st.word.load(std::memory_order_relaxed);
         if ((now >> 1) == gen && (now & 1u) == 0) break_locked(st);
@@ -144,8 +144,7 @@ public:
   }
 
 private:
-  static constexpr detail::OwnerScope kScope =
-      Backend::interprocess ? detail::OwnerScope::Process : detail::OwnerScope::None;
+  static constexpr os::OwnerScope kScope = Backend::interprocess ? os::OwnerScope::Process : os::OwnerScope::None;
 
   BasicBarrier(detail::AttachTag, const detail::SegmentHandle& handle) : state_(handle) {}
 
@@ -153,10 +152,10 @@ private:
 
   // The internal mutex is robust, so a party killed inside these few lines cannot wedge it.
   void lock() const noexcept {
-    detail::robust_lock(state_->mutex, static_cast<std::uint32_t>(detail::current_pid()), kScope,
-                        Backend::interprocess, true, std::nullopt);
+    detail::robust_acquire(state_->mutex, static_cast<std::uint32_t>(os::current_pid()), kScope,
+                           Backend::interprocess, true, std::nullopt);
   }
-  void unlock() const noexcept { detail::robust_unlock(state_->mutex, Backend::interprocess); }
+  void unlock() const noexcept { os::robust_unlock(state_->mutex, Backend::interprocess); }
 
   static void set_ended_broken(detail::BarrierState& st, std::uint32_t gen, bool broken) noexcept {
     const std::uint64_t bit = std::uint64_t{1} << (gen % 64);
@@ -171,7 +170,7 @@ private:
     set_ended_broken(st, gen, broken);
     st.count = 0;
     st.word.store((gen + 1) << 1, std::memory_order_release);
-    detail::futex::wake(st.word, Backend::interprocess, INT_MAX);
+    os::futex::wake(st.word, Backend::interprocess, INT_MAX);
   }
 
   static void break_locked(detail::BarrierState& st) noexcept {
@@ -180,7 +179,7 @@ private:
     set_ended_broken(st, w >> 1, true);
     st.count = 0;
     st.word.store(w | 1u, std::memory_order_release);
-    detail::futex::wake(st.word, Backend::interprocess, INT_MAX);
+    os::futex::wake(st.word, Backend::interprocess, INT_MAX);
   }
 
   static std::size_t outcome(detail::BarrierState& st, std::uint32_t gen, std::size_t index) {

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <utility>
 
-#include "procpool/detail/futex.hpp"
+#include "procpool/detail/os/futex.hpp"
 #include "procpool/detail/robust_mutex.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/detail/sync_support.hpp"
@@ -67,7 +67,7 @@ public:
   bool wait(const Timeout& timeout = std::nullopt) {
     auto& st = *state_;
     if (!detail::rlock_is_owned(st.lock)) throw StateError("procpool: cannot wait on un-acquired lock");
-    const detail::Deadline deadline = detail::wait_deadline(timeout);
+    const os::Deadline deadline = detail::wait_deadline(timeout);
     constexpr auto relaxed = std::memory_order_relaxed;
     const std::uint32_t ticket = st.tickets.fetch_add(1, relaxed);
     st.waiting.fetch_add(1, relaxed);
@@ -77,8 +77,8 @@ public:
       // sleep and no wake-up is lost.
       const std::uint32_t seen = st.seq.load(std::memory_order_acquire);
       st.lock.count = 0;
-      detail::robust_unlock(st.lock.mutex, Backend::interprocess);
-      const bool timed_out = !detail::futex::wait(st.seq, seen, Backend::interprocess, deadline);
+      os::robust_unlock(st.lock.mutex, Backend::interprocess);
+      const bool timed_out = !os::futex::wait(st.seq, seen, Backend::interprocess, deadline);
       reacquire(st, depth);
       // Signed distance: tickets wrap around.
       const bool eligible = static_cast<std::int32_t>(ticket - st.horizon.load(relaxed)) < 0;
@@ -86,7 +86,7 @@ public:
         st.tokens.fetch_sub(1, relaxed);
         return true;
       }
-      if (timed_out || detail::expired(deadline)) {
+      if (timed_out || os::expired(deadline)) {
         st.waiting.fetch_sub(1, relaxed);
         return false;
       }
@@ -98,11 +98,11 @@ public:
   /// passes; returns the last value of `pred()`. Call with the lock held.
   template <class Predicate>
   bool wait_for(Predicate pred, const Timeout& timeout = std::nullopt) {
-    const detail::Deadline deadline = detail::wait_deadline(timeout);
+    const os::Deadline deadline = detail::wait_deadline(timeout);
     bool result = static_cast<bool>(pred());
     while (!result) {
       if (deadline) {
-        const auto left = *deadline - detail::Clock::now();
+        const auto left = *deadline - os::SteadyClock::now();
         if (left <= left.zero()) break;
         wait(std::chrono::duration<double>(left));
       } else {
@@ -126,7 +126,7 @@ public:
     st.tokens.fetch_add(k, relaxed);
     st.horizon.store(st.tickets.load(relaxed), relaxed);
     st.seq.fetch_add(1, std::memory_order_release);
-    detail::futex::wake(st.seq, Backend::interprocess, static_cast<int>(std::min<std::uint32_t>(k, INT_MAX)));
+    os::futex::wake(st.seq, Backend::interprocess, static_cast<int>(std::min<std::uint32_t>(k, INT_MAX)));
   }
   /// Wakes every waiter.
   void notify_all() { notify(INT_MAX); }

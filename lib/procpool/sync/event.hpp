@@ -8,7 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "procpool/detail/futex.hpp"
+#include "procpool/detail/os/futex.hpp"
+#include "procpool/detail/os/wait.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/detail/sync_support.hpp"
 
@@ -20,6 +21,7 @@ namespace detail {
 struct EventState {
   std::atomic<std::uint32_t> word{0};
   std::atomic<std::uint32_t> waiters{0};  ///< sleepers; a dead one only costs a spare wake
+  std::atomic<std::uint32_t> spin{0};     ///< the waiters' adaptive spin budget (os::SpinBudget)
 };
 static_assert(std::is_trivially_destructible_v<EventState>);
 } // namespace detail
@@ -43,7 +45,7 @@ public:
     do {
       if ((w & 1u) != 0) return;
     } while (!st.word.compare_exchange_weak(w, (w + 2u) | 1u, std::memory_order_seq_cst, std::memory_order_relaxed));
-    if (st.waiters.load(std::memory_order_seq_cst) != 0) detail::futex::wake(st.word, Backend::interprocess, INT_MAX);
+    if (st.waiters.load(std::memory_order_seq_cst) != 0) os::futex::wake(st.word, Backend::interprocess, INT_MAX);
   }
 
   /// Resets the flag.
@@ -56,26 +58,26 @@ public:
     const std::uint32_t start = st.word.load(std::memory_order_acquire);
     if ((start & 1u) != 0) return true;
     auto signalled = [&](std::uint32_t w) { return (w & 1u) != 0 || (w >> 1) != (start >> 1); };
-    for (int i = 0; i < detail::kShortSpin; ++i) {
-      detail::cpu_relax();
-      if (signalled(st.word.load(std::memory_order_acquire))) return true;
-    }
-    const detail::Deadline deadline = detail::wait_deadline(timeout);
-    st.waiters.fetch_add(1, std::memory_order_seq_cst);
-    bool result = false;
-    for (;;) {
-      const std::uint32_t w = st.word.load(std::memory_order_acquire);
-      if (signalled(w)) {
-        result = true;
-        break;
+    const os::Deadline deadline = detail::wait_deadline(timeout);
+    const auto ready = [&] { return signalled(st.word.load(std::memory_order_acquire)); };
+    const auto sleep = [&] {
+      st.waiters.fetch_add(1, std::memory_order_seq_cst);
+      bool result = false;
+      for (;;) {
+        const std::uint32_t w = st.word.load(std::memory_order_acquire);
+        if (signalled(w)) {
+          result = true;
+          break;
+        }
+        if (!os::futex::wait(st.word, w, Backend::interprocess, deadline)) {
+          result = signalled(st.word.load(std::memory_order_acquire));
+          break;
+        }
       }
-      if (!detail::futex::wait(st.word, w, Backend::interprocess, deadline)) {
-        result = signalled(st.word.load(std::memory_order_acquire));
-        break;
-      }
-    }
-    st.waiters.fetch_sub(1, std::memory_order_relaxed);
-    return result;
+      st.waiters.fetch_sub(1, std::memory_order_relaxed);
+      return result;
+    };
+    return os::spin_then_sleep(&st.spin, deadline, true, ready, sleep);
   }
 
   void procpool_encode_handle(std::string& out) const

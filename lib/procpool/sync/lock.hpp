@@ -33,20 +33,21 @@ public:
   /// backend ignores such a timeout, as multiprocessing.Lock.
   bool acquire(bool blocking = true, const Timeout& timeout = std::nullopt) {
     detail::check_acquire_args(blocking, timeout, Backend::interprocess);
-    const auto self = static_cast<std::uint32_t>(detail::current_pid());
+    const auto self = static_cast<std::uint32_t>(os::current_pid());
     std::uint32_t expected = 0;
     if (state_->word.compare_exchange_strong(expected, self, std::memory_order_acquire, std::memory_order_relaxed))
       return true;
-    return detail::robust_lock_slow(*state_, self, kScope, Backend::interprocess, blocking,
-                                    blocking ? detail::acquire_deadline(timeout) : std::nullopt) !=
-           detail::AcquireResult::Failed;
+    // The fast path is inlined here so that it does not compute the deadline.
+    return detail::robust_acquire_slow(*state_, self, kScope, Backend::interprocess, blocking,
+                                       blocking ? detail::acquire_deadline(timeout) : std::nullopt) !=
+           os::AcquireResult::Failed;
   }
 
   /// Releases the lock (from any thread or process). If it is not locked: ValueError on the
   /// process backend (multiprocessing.Lock), StateError on the thread backend (Python's
   /// RuntimeError from threading.Lock).
   void release() {
-    if (detail::robust_unlock(*state_, Backend::interprocess) == 0) {
+    if (os::robust_unlock(*state_, Backend::interprocess) == 0) {
       if constexpr (Backend::interprocess) throw ValueError("procpool: semaphore or lock released too many times");
       else throw StateError("procpool: release unlocked lock");
     }
@@ -76,12 +77,12 @@ public:
 private:
   // Process backend: the owner is a pid (any thread of the owning process may release it).
   // Thread backend: the owner is this process, which cannot die under its own threads.
-  static constexpr detail::OwnerScope kScope =
-      Backend::interprocess ? detail::OwnerScope::Process : detail::OwnerScope::None;
+  static constexpr os::OwnerScope kScope =
+      Backend::interprocess ? os::OwnerScope::Process : os::OwnerScope::None;
 
   BasicLock(detail::AttachTag, const detail::SegmentHandle& handle) : state_(handle) {}
 
-  typename Backend::template Storage<detail::RobustMutexState> state_;
+  typename Backend::template Storage<os::RobustLockState> state_;
 };
 
 /// Process backend: a Lock shared with child processes.

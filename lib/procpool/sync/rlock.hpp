@@ -45,7 +45,7 @@ public:
   /// Whether the calling thread owns it.
   [[nodiscard]] bool is_owned() const noexcept { return detail::rlock_is_owned(*st_); }
   /// Whether anyone owns it (a snapshot).
-  [[nodiscard]] bool locked() const noexcept { return detail::robust_owner(st_->mutex) != 0; }
+  [[nodiscard]] bool locked() const noexcept { return os::robust_owner(st_->mutex) != 0; }
   /// The recursion depth, meaningful to the owner.
   [[nodiscard]] std::uint32_t count() const noexcept { return is_owned() ? st_->count : 0; }
   /// True while the owner got the lock from a thread or process that died holding it.

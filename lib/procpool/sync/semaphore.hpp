@@ -15,7 +15,8 @@
 #include <string>
 #include <string_view>
 
-#include "procpool/detail/futex.hpp"
+#include "procpool/detail/os/futex.hpp"
+#include "procpool/detail/os/wait.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/detail/sync_support.hpp"
 #include "procpool/errors.hpp"
@@ -26,6 +27,7 @@ struct SemaphoreState {
   std::atomic<std::uint32_t> value{0};    ///< the counter; futex word of the waiters
   std::atomic<std::uint32_t> waiters{0};  ///< sleepers (a dead one only costs a spare wake)
   std::uint32_t bound = 0;                ///< BoundedSemaphore's initial value
+  std::atomic<std::uint32_t> spin{0};     ///< the waiters' adaptive spin budget (os::SpinBudget)
 };
 static_assert(std::is_trivially_destructible_v<SemaphoreState>);
 } // namespace detail
@@ -56,18 +58,17 @@ public:
     auto& st = *state_;
     if (try_decrement(st)) return true;
     if (!blocking) return false;
-    for (int i = 0; i < detail::kShortSpin; ++i) {
-      detail::cpu_relax();
-      if (try_decrement(st)) return true;
-    }
-    const detail::Deadline deadline = detail::acquire_deadline(timeout);
-    for (;;) {
-      if (detail::expired(deadline)) return try_decrement(st);
-      st.waiters.fetch_add(1, std::memory_order_seq_cst);
-      detail::futex::wait(st.value, 0, Backend::interprocess, deadline);
-      st.waiters.fetch_sub(1, std::memory_order_relaxed);
-      if (try_decrement(st)) return true;
-    }
+    const os::Deadline deadline = detail::acquire_deadline(timeout);
+    const auto sleep = [&] {
+      for (;;) {
+        if (os::expired(deadline)) return try_decrement(st);
+        st.waiters.fetch_add(1, std::memory_order_seq_cst);
+        os::futex::wait(st.value, 0, Backend::interprocess, deadline);
+        st.waiters.fetch_sub(1, std::memory_order_relaxed);
+        if (try_decrement(st)) return true;
+      }
+    };
+    return os::spin_then_sleep(&st.spin, deadline, true, [&] { return try_decrement(st); }, sleep);
   }
 
   /// Python's release(n=1): increments by `n` and wakes up to `n` waiters. ValueError for
@@ -85,7 +86,7 @@ public:
         break;
     }
     if (st.waiters.load(std::memory_order_seq_cst) != 0)
-      detail::futex::wake(st.value, Backend::interprocess, static_cast<int>(std::min<unsigned>(n, INT32_MAX)));
+      os::futex::wake(st.value, Backend::interprocess, static_cast<int>(std::min<unsigned>(n, INT32_MAX)));
   }
 
   /// The current counter (multiprocessing's get_value()); a snapshot.

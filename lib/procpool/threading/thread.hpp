@@ -18,7 +18,7 @@
 
 #include <sys/types.h>
 
-#include "procpool/detail/futex.hpp"
+#include "procpool/detail/os/futex.hpp"
 
 namespace procpool::threading {
 
@@ -32,8 +32,6 @@ struct ThreadOptions {
 };
 
 namespace detail {
-
-namespace futex = procpool::detail::futex;
 
 struct ThreadState;  // defined in lib/threading.cpp
 
@@ -79,13 +77,6 @@ class ThreadHandle;
 
 namespace detail {
 ThreadHandle make_handle(std::shared_ptr<ThreadState> state);
-/// `timeout` from now as a deadline; none for a timeout too long to represent (years).
-template <class Rep, class Period>
-futex::Deadline deadline_in(std::chrono::duration<Rep, Period> timeout) {
-  constexpr auto limit = std::chrono::duration<double>(std::chrono::hours(24 * 365 * 100));
-  if (std::chrono::duration<double>(timeout) >= limit) return std::nullopt;
-  return futex::Clock::now() + std::chrono::ceil<futex::Clock::duration>(timeout);
-}
 } // namespace detail
 
 /// A copyable reference to a thread, started by procpool or not: what current_thread(),
@@ -115,7 +106,7 @@ public:
   /// leaves it to is_alive(); here the answer is returned). Same errors as join(). Thread-safe.
   template <class Rep, class Period>
   bool join(std::chrono::duration<Rep, Period> timeout) const {
-    return join_until_deadline(detail::deadline_in(timeout));
+    return join_until_deadline(os::as_deadline(os::deadline_after(timeout)));
   }
 
   friend bool operator==(const ThreadHandle& a, const ThreadHandle& b) noexcept { return a.state_ == b.state_; }
@@ -124,7 +115,7 @@ private:
   friend class Thread;
   friend ThreadHandle detail::make_handle(std::shared_ptr<detail::ThreadState> state);
   explicit ThreadHandle(std::shared_ptr<detail::ThreadState> state) : state_(std::move(state)) {}
-  bool join_until_deadline(const detail::futex::Deadline& deadline) const;
+  bool join_until_deadline(const os::Deadline& deadline) const;
 
   std::shared_ptr<detail::ThreadState> state_;
 };
