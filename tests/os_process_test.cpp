@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -202,6 +203,36 @@ TEST_CASE("Core.Os.CloseDescriptorsExcept.LeavesOnlyStdioAndTheKeptOne") {
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(::fcntl(a.write.get(), F_GETFD) >= 0);  // the parent's own are untouched
+}
+
+TEST_CASE("Core.Os.SendWithFd.PassesBytesAndADescriptor") {
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  os::UniqueFd a(sv[0]), b(sv[1]);
+  Pipe p;
+  const std::uint64_t sent_value = 0x1122334455667788ULL;
+  REQUIRE(os::send_with_fd(a.get(), &sent_value, sizeof sent_value, p.write.get()) == 0);
+  std::uint64_t got_value = 0;
+  os::UniqueFd received(os::recv_with_fd(b.get(), &got_value, sizeof got_value));
+  REQUIRE(received.get() >= 0);
+  CHECK(got_value == sent_value);
+  CHECK(received.get() != p.write.get());                              // a new descriptor...
+  CHECK((::fcntl(received.get(), F_GETFD) & FD_CLOEXEC) != 0);        // ...close-on-exec
+  REQUIRE(os::write_all(received.get(), std::string_view("via")) == 0);  // ...for the same pipe
+  char buf[3];
+  REQUIRE(os::read_exact(p.read.get(), buf, sizeof buf));
+  CHECK(std::string(buf, 3) == "via");
+
+  // Bytes without a descriptor are a protocol error; a closed peer is end of stream.
+  REQUIRE(::write(a.get(), &sent_value, sizeof sent_value) == static_cast<ssize_t>(sizeof sent_value));
+  errno = 0;
+  CHECK(os::recv_with_fd(b.get(), &got_value, sizeof got_value) == -1);
+  CHECK(errno == EPROTO);
+  a.reset();
+  errno = EINVAL;
+  CHECK(os::recv_with_fd(b.get(), &got_value, sizeof got_value) == -1);
+  CHECK(errno == 0);
+  CHECK(os::send_with_fd(b.get(), &sent_value, sizeof sent_value, p.write.get()) == EPIPE);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 #include "os/fd.hpp"
 
 #include <cerrno>
+#include <cstring>
 
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -126,6 +128,63 @@ void close_descriptors_except(int keep) noexcept {
   }
   close_range_or_loop(3, static_cast<unsigned>(keep) - 1);
   close_range_or_loop(static_cast<unsigned>(keep) + 1, ~0U);
+}
+
+int send_with_fd(int sock, const void* data, std::size_t size, int fd) noexcept {
+  if (size == 0) return EINVAL;  // the descriptor rides on a byte
+  iovec iov{const_cast<void*>(data), size};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+  ssize_t sent;
+  do {
+    sent = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) return errno;
+  const auto done = static_cast<std::size_t>(sent);
+  return done == size ? 0 : write_all(sock, static_cast<const char*>(data) + done, size - done);
+}
+
+int recv_with_fd(int sock, void* data, std::size_t size) noexcept {
+  if (size == 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  iovec iov{data, size};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t got;
+  do {
+    got = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+  } while (got < 0 && errno == EINTR);
+  if (got <= 0) {
+    if (got == 0) errno = 0;
+    return -1;
+  }
+  int fd = -1;
+  const cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  if (cmsg != nullptr && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+    std::memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+  const auto done = static_cast<std::size_t>(got);
+  if (fd < 0 || (done < size && !read_exact(sock, static_cast<char*>(data) + done, size - done))) {
+    const int saved = fd < 0 ? EPROTO : (errno != 0 ? errno : EPROTO);
+    if (fd >= 0) ::close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
 }
 
 } // namespace procpool::os

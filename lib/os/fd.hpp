@@ -78,4 +78,13 @@ enum class WhenFull {
 /// same with raw system calls: a CLONE_VM child must call nothing instrumented.)
 void close_descriptors_except(int keep) noexcept;
 
+/// Sends `size` bytes over the unix stream socket `sock` with descriptor `fd` attached
+/// (SCM_RIGHTS, on the first byte). Returns 0 or errno (EPIPE when the peer is gone: no SIGPIPE).
+/// Thread-safe as far as the socket is (one sender at a time).
+[[nodiscard]] int send_with_fd(int sock, const void* data, std::size_t size, int fd) noexcept;
+/// Receives exactly `size` bytes from `sock` and the descriptor sent with them, close-on-exec.
+/// Returns the descriptor, or -1 with errno set: 0 at end of stream (the peer closed), EPROTO
+/// when the bytes came without a descriptor. Thread-safe as far as the socket is.
+[[nodiscard]] int recv_with_fd(int sock, void* data, std::size_t size) noexcept;
+
 } // namespace procpool::os

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
@@ -103,19 +102,7 @@ pid_t forkserver_launch(const std::string& payload, int& status_fd) {
     int sp[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) throw_errno("procpool: socketpair failed", errno);
     const std::uint64_t size = payload.size();
-    iovec iov{const_cast<std::uint64_t*>(&size), sizeof size};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cmsg), &sp[1], sizeof(int));
-    bool sent = ::sendmsg(client->control_fd, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof size);
+    bool sent = os::send_with_fd(client->control_fd, &size, sizeof size, sp[1]) == 0;
     sent = sent && os::write_all(client->control_fd, payload) == 0;
     ::close(sp[1]);
     std::int32_t pid = 0;
@@ -177,19 +164,8 @@ void forkserver_main(int control_fd, pid_t expected_parent) {
     if (fds[0].revents == 0) continue;
 
     std::uint64_t size = 0;
-    iovec iov{&size, sizeof size};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(control_fd, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
-    if (n != static_cast<ssize_t>(sizeof size)) break;  // the parent closed the socket: done
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-    if (cmsg == nullptr || cmsg->cmsg_type != SCM_RIGHTS) break;
-    int status_fd = -1;
-    std::memcpy(&status_fd, CMSG_DATA(cmsg), sizeof(int));
+    const int status_fd = os::recv_with_fd(control_fd, &size, sizeof size);
+    if (status_fd < 0) break;  // the parent closed the socket: done
     std::string payload(size, '\0');
     if (!os::read_exact(control_fd, payload.data(), payload.size())) break;
 
