@@ -21,8 +21,8 @@ using namespace std::chrono_literals;
 using procpool::BasicJoinableQueue;
 using procpool::BasicQueue;
 using procpool::BasicSimpleQueue;
-using qtest::ProcessBackend;
-using qtest::ThreadBackend;
+using procpool::Processes;
+using procpool::Threads;
 
 namespace {
 
@@ -56,7 +56,7 @@ struct Tally {
 
 } // namespace
 
-TEST_CASE_TEMPLATE("Queue.Api.PythonSemantics", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Api.PythonSemantics", B, Processes, Threads) {
   BasicQueue<std::string, B> q(3);
   CHECK(q.maxsize() == 3);
   CHECK(q.empty());
@@ -86,7 +86,7 @@ TEST_CASE_TEMPLATE("Queue.Api.PythonSemantics", B, ProcessBackend, ThreadBackend
   CHECK(q.try_get() == std::optional<std::string>("again"));
 }
 
-TEST_CASE_TEMPLATE("Queue.Api.UnboundedIsLimitedOnlyByBytes", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Api.UnboundedIsLimitedOnlyByBytes", B, Processes, Threads) {
   BasicQueue<std::uint64_t, B> q(0, procpool::QueueOptions{.capacity_bytes = 4096});
   int n = 0;
   while (q.try_put(static_cast<std::uint64_t>(n))) ++n;
@@ -101,7 +101,7 @@ TEST_CASE_TEMPLATE("Queue.Api.UnboundedIsLimitedOnlyByBytes", B, ProcessBackend,
   for (int i = 0; i < n; ++i) REQUIRE(q.get_nowait() == static_cast<std::uint64_t>(i));
 }
 
-TEST_CASE_TEMPLATE("Queue.Api.CloseIsLocalToTheObject", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Api.CloseIsLocalToTheObject", B, Processes, Threads) {
   BasicQueue<int, B> q;
   q.put(1);
   q.close();
@@ -110,7 +110,7 @@ TEST_CASE_TEMPLATE("Queue.Api.CloseIsLocalToTheObject", B, ProcessBackend, Threa
   CHECK(q.qsize() == 1);  // the item stays for other processes
 }
 
-TEST_CASE_TEMPLATE("Queue.Api.EmptyOnAClosedQueueRaises", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Api.EmptyOnAClosedQueueRaises", B, Processes, Threads) {
   // CPython's Queue.empty() and SimpleQueue.empty() raise once the queue is closed.
   BasicQueue<int, B> q;
   CHECK(q.empty());
@@ -122,7 +122,7 @@ TEST_CASE_TEMPLATE("Queue.Api.EmptyOnAClosedQueueRaises", B, ProcessBackend, Thr
   CHECK_THROWS_AS((void)s.empty(), procpool::ValueError);
 }
 
-TEST_CASE_TEMPLATE("Queue.Api.HugeTimeoutsWaitInsteadOfExpiring", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Api.HugeTimeoutsWaitInsteadOfExpiring", B, Processes, Threads) {
   // hours::max() and the like saturate to "forever" instead of overflowing into the past.
   BasicJoinableQueue<int, B> q(1);
   q.put(1, true, std::chrono::hours::max());
@@ -132,7 +132,7 @@ TEST_CASE_TEMPLATE("Queue.Api.HugeTimeoutsWaitInsteadOfExpiring", B, ProcessBack
   CHECK(q.join(std::chrono::duration<double>(1e300)));
 }
 
-TEST_CASE_TEMPLATE("Queue.Api.TooLargeItemIsRefusedAndNothingIsLost", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Api.TooLargeItemIsRefusedAndNothingIsLost", B, Processes, Threads) {
   BasicQueue<std::string, B> q(0, procpool::QueueOptions{.capacity_bytes = 64 * 1024});
   q.put("small");
   try {
@@ -147,7 +147,7 @@ TEST_CASE_TEMPLATE("Queue.Api.TooLargeItemIsRefusedAndNothingIsLost", B, Process
   CHECK(q.get() == "small");
 }
 
-TEST_CASE_TEMPLATE("Queue.Blocking.GetWaitsForAPut", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Blocking.GetWaitsForAPut", B, Processes, Threads) {
   BasicQueue<int, B> q;
   qtest::Workers<B> w;
   w.spawn([&q] {
@@ -161,7 +161,7 @@ TEST_CASE_TEMPLATE("Queue.Blocking.GetWaitsForAPut", B, ProcessBackend, ThreadBa
   CHECK(qtest::all_zero(w.join()));
 }
 
-TEST_CASE_TEMPLATE("Queue.Blocking.PutWaitsForAGet", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Blocking.PutWaitsForAGet", B, Processes, Threads) {
   BasicQueue<int, B> q(1);
   BasicQueue<int, B> done;
   q.put(1);
@@ -179,7 +179,7 @@ TEST_CASE_TEMPLATE("Queue.Blocking.PutWaitsForAGet", B, ProcessBackend, ThreadBa
   CHECK(qtest::all_zero(w.join()));
 }
 
-TEST_CASE_TEMPLATE("Queue.Blocking.TimedGetSucceedsWhenAnItemComesInTime", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Blocking.TimedGetSucceedsWhenAnItemComesInTime", B, Processes, Threads) {
   BasicQueue<int, B> q;
   qtest::Workers<B> w;
   w.spawn([&q] {
@@ -191,7 +191,7 @@ TEST_CASE_TEMPLATE("Queue.Blocking.TimedGetSucceedsWhenAnItemComesInTime", B, Pr
   CHECK(qtest::all_zero(w.join()));
 }
 
-TEST_CASE_TEMPLATE("Queue.Mpmc.FourProducersFourConsumersNoLossNoDuplicates", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Mpmc.FourProducersFourConsumersNoLossNoDuplicates", B, Processes, Threads) {
   constexpr std::uint32_t kProducers = 4, kConsumers = 4, kPerProducer = 100'000;
   BasicQueue<Item, B> q(0, procpool::QueueOptions{.capacity_bytes = 64 * 1024});  // small: wraps often, fills up
   BasicQueue<Tally, B> tallies;
@@ -246,7 +246,7 @@ TEST_CASE_TEMPLATE("Queue.Mpmc.FourProducersFourConsumersNoLossNoDuplicates", B,
   CHECK(q.empty());
 }
 
-TEST_CASE_TEMPLATE("Queue.Items.OneMebibyteStrings", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Items.OneMebibyteStrings", B, Processes, Threads) {
   constexpr int kItems = 24;
   constexpr std::size_t kSize = std::size_t{1} << 20;
   BasicQueue<std::string, B> q;  // default ring (4 MiB): a few items in flight at once
@@ -269,7 +269,7 @@ TEST_CASE_TEMPLATE("Queue.Items.OneMebibyteStrings", B, ProcessBackend, ThreadBa
   CHECK(qtest::all_zero(w.join()));
 }
 
-TEST_CASE_TEMPLATE("Queue.Items.CerealAndStandardTypes", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Items.CerealAndStandardTypes", B, Processes, Threads) {
   using Tuple = std::tuple<int, std::optional<int>, std::string>;
   BasicQueue<Point, B> points;
   BasicQueue<std::map<std::string, std::vector<int>>, B> maps;
@@ -287,7 +287,7 @@ TEST_CASE_TEMPLATE("Queue.Items.CerealAndStandardTypes", B, ProcessBackend, Thre
   CHECK(qtest::all_zero(w.join()));
 }
 
-TEST_CASE_TEMPLATE("Queue.Joinable.JoinWaitsForTaskDone", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Joinable.JoinWaitsForTaskDone", B, Processes, Threads) {
   BasicJoinableQueue<int, B> q;
   BasicQueue<int, B> results;
   constexpr int kTasks = 200;
@@ -318,7 +318,7 @@ TEST_CASE_TEMPLATE("Queue.Joinable.JoinWaitsForTaskDone", B, ProcessBackend, Thr
   CHECK_THROWS_AS(q.task_done(), procpool::ValueError);  // more task_done() than puts
 }
 
-TEST_CASE_TEMPLATE("Queue.Joinable.FailedPutIsNotCounted", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Joinable.FailedPutIsNotCounted", B, Processes, Threads) {
   BasicJoinableQueue<int, B> q(1);
   q.put(1);
   CHECK_THROWS_AS(q.put_nowait(2), procpool::Full);
@@ -328,7 +328,7 @@ TEST_CASE_TEMPLATE("Queue.Joinable.FailedPutIsNotCounted", B, ProcessBackend, Th
   CHECK(q.join(1s));  // the refused put left no task behind
 }
 
-TEST_CASE_TEMPLATE("Queue.Simple.PutGetEmptyClose", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Simple.PutGetEmptyClose", B, Processes, Threads) {
   BasicSimpleQueue<std::string, B> q;
   CHECK(q.empty());
   qtest::Workers<B> w;
