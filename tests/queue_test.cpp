@@ -6,10 +6,13 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include <procpool/procpool.hpp>
@@ -342,7 +345,74 @@ TEST_CASE_TEMPLATE("Queue.Simple.PutGetEmptyClose", B, Processes, Threads) {
   CHECK(q.empty());
   CHECK(qtest::all_zero(w.join()));
   q.close();
-  CHECK_THROWS_AS(q.put("three"), procpool::ValueError);
+  // The queue core names the class its errors come from.
+  CHECK_THROWS_WITH_AS(q.put("three"),
+                       "procpool: SimpleQueue.put after close(): this queue object is closed", procpool::ValueError);
+  CHECK_THROWS_WITH_AS((void)q.get(), "procpool: SimpleQueue.get after close(): this queue object is closed",
+                       procpool::ValueError);
+  BasicQueue<int, B> plain;
+  plain.close();
+  CHECK_THROWS_WITH_AS(plain.put(1), "procpool: Queue.put after close(): this queue object is closed",
+                       procpool::ValueError);
+}
+
+namespace {
+// The one-word backend swap: a worker written once over a bundle (procpool/backend.hpp).
+template <class mp>
+void bundle_worker(typename mp::Lock& lock, typename mp::template Value<int>& counter,
+                   typename mp::template JoinableQueue<int>& tasks, typename mp::template SimpleQueue<int>& done,
+                   typename mp::template Connection<int>& end) {
+  for (int i = 0; i < 100; ++i) {
+    std::lock_guard g(lock);
+    counter.get_obj() += 1;  // unlocked access, guarded by `lock`
+  }
+  tasks.put(1);
+  done.put(7);
+  end.send(end.recv() * 2);
+}
+} // namespace
+
+// Whether the namespace names are the bundles' and only process objects travel as handles.
+static_assert(std::is_same_v<procpool::Lock, Processes::Lock>);
+static_assert(std::is_same_v<procpool::dummy::Queue<int>, Threads::Queue<int>>);
+static_assert(std::is_same_v<procpool::threading::Condition, Threads::Condition>);
+static_assert(std::is_same_v<procpool::dummy::Pool, Threads::Pool>);
+static_assert(std::is_same_v<Threads::Process, procpool::threading::Thread>);
+static_assert(procpool::detail::SharedHandleType<procpool::SimpleQueue<int>>);
+static_assert(procpool::detail::SharedHandleType<procpool::Connection<int>>);
+static_assert(!procpool::detail::SharedHandleType<procpool::dummy::Lock>);
+static_assert(!procpool::detail::SharedHandleType<procpool::dummy::JoinableQueue<int>>);
+
+TEST_CASE_TEMPLATE("Queue.Backend.OneTemplateOverBothBundles", B, Processes, Threads) {
+  typename B::Lock lock;
+  typename B::template Value<int> counter(0);
+  typename B::template JoinableQueue<int> tasks;
+  typename B::template SimpleQueue<int> done;
+  auto [mine, theirs] = B::template Pipe<int>();
+  std::vector<std::unique_ptr<typename B::Process>> workers;
+  for (int i = 0; i < 2; ++i) {
+    workers.push_back(std::make_unique<typename B::Process>(&bundle_worker<B>, std::ref(lock), std::ref(counter),
+                                                            std::ref(tasks), std::ref(done), std::ref(theirs)));
+    workers.back()->start();
+  }
+  mine.send(10);
+  mine.send(20);
+  REQUIRE(mine.poll(30s));
+  const int a = mine.recv();
+  REQUIRE(mine.poll(30s));
+  const int b = mine.recv();
+  CHECK(a + b == 60);
+  for (int i = 0; i < 2; ++i) {
+    CHECK(tasks.get(true, 30s) == 1);
+    tasks.task_done();
+    CHECK(done.get() == 7);
+  }
+  CHECK(tasks.join(5s));
+  for (auto& w : workers) {
+    w->join();
+    if constexpr (B::interprocess) CHECK(w->exitcode() == 0);
+  }
+  CHECK(counter.value() == 200);
 }
 
 TEST_CASE("Queue.Api.NoShmLeftovers") { CHECK(testing::procpool_shm_entries().empty()); }
