@@ -238,7 +238,8 @@ std::pair<BasicConnection<T, Backend>, BasicConnection<T, Backend>> make_pipe(bo
 } // namespace detail
 
 template <class T>
-std::pair<Processes::Connection<T>, Processes::Connection<T>> Processes::Pipe(bool duplex, const QueueOptions& options) {
+std::pair<Processes::Connection<T>, Processes::Connection<T>> Processes::Pipe(bool duplex,
+                                                                              const QueueOptions& options) {
   return detail::make_pipe<T, Processes>(duplex, options);
 }
 template <class T>

@@ -436,7 +436,8 @@ public:
   /// A pool of `processes` workers; ValueError unless 1 <= processes and they can fit (the
   /// process and thread limits, and memory for worker processes).
   explicit BasicPool(int processes) : BasicPool(PoolOptions{.processes = processes}) {}
-  explicit BasicPool(PoolOptions options) : core_(std::make_shared<detail::PoolCore>(make_config(options, std::nullopt))) {}
+  explicit BasicPool(PoolOptions options)
+      : core_(std::make_shared<detail::PoolCore>(make_config(options, std::nullopt))) {}
   /// With an initializer run once in each worker before its first task (a function or a
   /// captureless lambda; its arguments must be Sendable).
   template <class Init, class... InitArgs>
@@ -467,7 +468,8 @@ public:
     detail::require_pool_callable<Fn>();
     static_assert(std::is_same_v<R, result_of_apply<Fn, Args...>>, "procpool: the callbacks' type must match fn's result");
     (codec::require_sendable<std::decay_t<Args>>(), ...);
-    auto state = std::make_shared<detail::ResultState<R>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
+    auto state =
+        std::make_shared<detail::ResultState<R>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
     std::string payload;
     (codec::encode_to(payload, static_cast<const std::decay_t<Args>&>(args)), ...);
     core_->submit(detail::code_address(&detail::invoke_apply<Fn, std::decay_t<Args>...>), function_address(fn), payload,
@@ -492,7 +494,8 @@ public:
   template <class Fn, std::ranges::input_range Range, class R>
   AsyncResult<std::vector<R>> map_async(Fn fn, Range&& items, std::size_t chunksize, Callbacks<std::vector<R>> callbacks) {
     using T = std::ranges::range_value_t<Range>;
-    return map_impl(fn, std::forward<Range>(items), chunksize, std::move(callbacks), detail::code_address(&detail::invoke_map<Fn, T>));
+    return map_impl(fn, std::forward<Range>(items), chunksize, std::move(callbacks),
+                    detail::code_address(&detail::invoke_map<Fn, T>));
   }
   template <class Fn, std::ranges::input_range Range>
   auto map(Fn fn, Range&& items, std::size_t chunksize = 0) {
@@ -562,7 +565,8 @@ private:
     return target;
   }
 
-  static detail::PoolCoreConfig make_config(const PoolOptions& options, std::optional<detail::PortableTarget> initializer) {
+  static detail::PoolCoreConfig make_config(const PoolOptions& options,
+                                            std::optional<detail::PortableTarget> initializer) {
     detail::PoolCoreConfig config;
     config.workers = options.processes.value_or(cpu_count());
     if (config.workers < 1) throw ValueError("procpool: Number of processes must be at least 1");
