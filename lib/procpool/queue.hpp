@@ -50,8 +50,8 @@ protected:
   void encode_handle(std::string& out) const { ring_->encode_handle(out); }
 
   void check_open(const char* what) const {
-    if (closed_.load(std::memory_order_acquire))
-      throw ValueError(std::string("procpool: ") + name_ + "." + what + " after close(): this queue object is closed");
+    if (closed_.load(std::memory_order_acquire)) [[unlikely]]
+      throw_error<ValueError>(what, " after close(): this queue object is closed");
   }
 
   RingStatus put_status(const T& item, const RingDeadline& deadline) {
@@ -62,29 +62,20 @@ protected:
   }
 
   void put_until(const T& item, const RingDeadline& deadline) {
-    switch (put_status(item, deadline)) {
-      case RingStatus::ok: return;
-      case RingStatus::timeout:
-        if (ring_->max_records() != 0 && ring_->size() >= ring_->max_records())
-          throw Full(std::string("procpool: ") + name_ + ".put: the queue is full (maxsize " +
-                     std::to_string(ring_->max_records()) + ")");
-        throw Full(std::string("procpool: ") + name_ + ".put: the queue's ring of " +
-                   std::to_string(ring_->capacity()) +
-                   " bytes is full (raise QueueOptions::capacity_bytes, or consume faster)");
-      case RingStatus::closed: break;
-    }
-    throw ValueError(std::string("procpool: ") + name_ + ".put: the queue's ring is closed");
+    const RingStatus status = put_status(item, deadline);
+    if (status != RingStatus::ok) [[unlikely]]
+      throw_put_failed(status);
   }
 
   T get_until(const RingDeadline& deadline) {
     check_open("get");
     std::optional<T> out;
-    switch (pop_item(*ring_, out, deadline)) {
-      case RingStatus::ok: return std::move(*out);
-      case RingStatus::timeout: throw Empty(std::string("procpool: ") + name_ + ".get: the queue is empty");
-      case RingStatus::closed: break;
+    const RingStatus status = pop_item(*ring_, out, deadline);
+    if (status != RingStatus::ok) [[unlikely]] {
+      if (status == RingStatus::timeout) throw_error<Empty>("get", ": the queue is empty");
+      throw_error<ValueError>("get", ": the queue's ring is closed");
     }
-    throw ValueError(std::string("procpool: ") + name_ + ".get: the queue's ring is closed");
+    return std::move(*out);
   }
 
   std::optional<T> try_get() {
@@ -108,6 +99,20 @@ protected:
   std::atomic<std::uint32_t>& unfinished() const noexcept { return ring_->aux(0); }
 
 private:
+  // The error paths, out of line: the fast paths above stay small enough to inline.
+  template <class Error>
+  [[noreturn, gnu::cold, gnu::noinline]] void throw_error(const char* what, const char* why) const {
+    throw Error(std::string("procpool: ") + name_ + "." + what + why);
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void throw_put_failed(RingStatus status) const {
+    if (status == RingStatus::closed) throw_error<ValueError>("put", ": the queue's ring is closed");
+    if (ring_->max_records() != 0 && ring_->size() >= ring_->max_records())
+      throw_error<Full>("put", (": the queue is full (maxsize " + std::to_string(ring_->max_records()) + ")").c_str());
+    throw_error<Full>("put", (": the queue's ring of " + std::to_string(ring_->capacity()) +
+                              " bytes is full (raise QueueOptions::capacity_bytes, or consume faster)")
+                                 .c_str());
+  }
+
   std::unique_ptr<Ring> ring_;
   const char* name_;
   bool counts_tasks_ = false;
