@@ -27,9 +27,9 @@ void f(typename mp::Lock& l, int i) {
 template <class mp>
 int run() {
   typename mp::Lock lock;
-  std::vector<std::unique_ptr<typename mp::Worker>> workers;
+  std::vector<std::unique_ptr<typename mp::Process>> workers;
   for (int num = 0; num < 10; ++num) {
-    workers.push_back(std::make_unique<typename mp::Worker>(&f<mp>, std::ref(lock), num));
+    workers.push_back(std::make_unique<typename mp::Process>(&f<mp>, std::ref(lock), num));
     workers.back()->start();
   }
   for (auto& w : workers) w->join();

@@ -22,7 +22,7 @@ template <class mp>
 int run() {
   typename mp::template Value<double> num(0.0);
   typename mp::template Array<int> arr(std::views::iota(0, 10));
-  typename mp::Worker p(&f<mp>, std::ref(num), std::ref(arr));
+  typename mp::Process p(&f<mp>, std::ref(num), std::ref(arr));
   p.start();
   p.join();
   std::printf("%.7f\n", num.value());

@@ -1,8 +1,8 @@
 #pragma once
 // The sync examples run on processes or on threads, chosen by their first argument
 // (threads | fork | spawn | forkserver | processes). Each example's body is a template over
-// one of these bundles, the C++ spelling of `import multiprocessing as mp` versus
-// `import multiprocessing.dummy as mp`.
+// one of the backend bundles (procpool::Processes / procpool::Threads), the C++ spelling of
+// `import multiprocessing as mp` versus `import multiprocessing.dummy as mp`.
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -19,41 +19,13 @@
 
 namespace sync_examples {
 
-struct Processes {
-  using Worker = procpool::Process;
-  using Options = procpool::ProcessOptions;
-  using Lock = procpool::Lock;
-  using RLock = procpool::RLock;
-  using Semaphore = procpool::Semaphore;
-  using Condition = procpool::Condition;
-  using Event = procpool::Event;
-  template <class T>
-  using Value = procpool::Value<T>;
-  template <class T>
-  using RawValue = procpool::RawValue<T>;
-  template <class T>
-  using Array = procpool::Array<T>;
-  template <class T>
-  using RawArray = procpool::RawArray<T>;
+/// The backends of procpool/backend.hpp, plus the name of the calling worker (Python's
+/// current_process().name / current_thread().name), which the examples print.
+struct Processes : procpool::Processes {
   static std::string current_name() { return procpool::current_process().name; }
 };
 
-struct Threads {
-  using Worker = procpool::threading::Thread;
-  using Options = procpool::threading::ThreadOptions;
-  using Lock = procpool::dummy::Lock;
-  using RLock = procpool::dummy::RLock;
-  using Semaphore = procpool::dummy::Semaphore;
-  using Condition = procpool::dummy::Condition;
-  using Event = procpool::dummy::Event;
-  template <class T>
-  using Value = procpool::dummy::Value<T>;
-  template <class T>
-  using RawValue = procpool::dummy::RawValue<T>;
-  template <class T>
-  using Array = procpool::dummy::Array<T>;
-  template <class T>
-  using RawArray = procpool::dummy::RawArray<T>;
+struct Threads : procpool::Threads {
   static std::string current_name() { return procpool::threading::current_thread().name(); }
 };
 

@@ -32,9 +32,12 @@ template <class mp>
 int run(double scale) {
   typename mp::Condition condition;
   typename mp::template RawValue<int> available(0);
-  typename mp::Worker c1(typename mp::Options{.name = "c1"}, &consumer<mp>, std::ref(condition), std::ref(available));
-  typename mp::Worker c2(typename mp::Options{.name = "c2"}, &consumer<mp>, std::ref(condition), std::ref(available));
-  typename mp::Worker p(typename mp::Options{.name = "p"}, &producer<mp>, std::ref(condition), std::ref(available));
+  typename mp::Process c1(typename mp::ProcessOptions{.name = "c1"}, &consumer<mp>,
+                          std::ref(condition), std::ref(available));
+  typename mp::Process c2(typename mp::ProcessOptions{.name = "c2"}, &consumer<mp>,
+                          std::ref(condition), std::ref(available));
+  typename mp::Process p(typename mp::ProcessOptions{.name = "p"}, &producer<mp>,
+                         std::ref(condition), std::ref(available));
   c1.start();
   sync_examples::pause_for(2 * scale);
   c2.start();

@@ -27,9 +27,9 @@ void wait_for_event_timeout(typename mp::Event& e, double t) {
 template <class mp>
 int run(double scale) {
   typename mp::Event e;
-  typename mp::Worker t1(typename mp::Options{.name = "block"}, &wait_for_event<mp>, std::ref(e));
+  typename mp::Process t1(typename mp::ProcessOptions{.name = "block"}, &wait_for_event<mp>, std::ref(e));
   t1.start();
-  typename mp::Worker t2(typename mp::Options{.name = "non-block"}, &wait_for_event_timeout<mp>, std::ref(e),
+  typename mp::Process t2(typename mp::ProcessOptions{.name = "non-block"}, &wait_for_event_timeout<mp>, std::ref(e),
                          2 * scale);
   t2.start();
   say("(%-10s) Waiting before calling Event.set()", mp::current_name().c_str());

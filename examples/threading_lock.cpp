@@ -51,10 +51,10 @@ void worker(Counter<mp>& c, unsigned seed, double scale) {
 template <class mp>
 int run(double scale) {
   Counter<mp> counter;
-  std::vector<std::unique_ptr<typename mp::Worker>> workers;
+  std::vector<std::unique_ptr<typename mp::Process>> workers;
   const unsigned base = std::random_device{}();
   for (unsigned i = 0; i < 5; ++i) {
-    workers.push_back(std::make_unique<typename mp::Worker>(&worker<mp>, std::ref(counter), base + i, scale));
+    workers.push_back(std::make_unique<typename mp::Process>(&worker<mp>, std::ref(counter), base + i, scale));
     workers.back()->start();
   }
   say("(%-10s) Waiting for worker threads", mp::current_name().c_str());

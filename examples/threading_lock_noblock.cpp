@@ -39,10 +39,10 @@ void worker(typename mp::Lock& lock, unsigned seed, double scale) {
 template <class mp>
 int run(double scale) {
   typename mp::Lock lock;
-  std::vector<std::unique_ptr<typename mp::Worker>> workers;
+  std::vector<std::unique_ptr<typename mp::Process>> workers;
   const unsigned base = std::random_device{}();
   for (unsigned i = 0; i < 3; ++i) {
-    workers.push_back(std::make_unique<typename mp::Worker>(&worker<mp>, std::ref(lock), base + i, scale));
+    workers.push_back(std::make_unique<typename mp::Process>(&worker<mp>, std::ref(lock), base + i, scale));
     workers.back()->start();
   }
   for (auto& w : workers) w->join();

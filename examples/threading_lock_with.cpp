@@ -31,8 +31,8 @@ void worker_no_with(typename mp::Lock& lock) {
 template <class mp>
 int run() {
   typename mp::Lock lock;
-  typename mp::Worker w(&worker_with<mp>, std::ref(lock));
-  typename mp::Worker nw(&worker_no_with<mp>, std::ref(lock));
+  typename mp::Process w(&worker_with<mp>, std::ref(lock));
+  typename mp::Process nw(&worker_no_with<mp>, std::ref(lock));
   w.start();
   nw.start();
   w.join();

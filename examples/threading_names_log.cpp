@@ -3,6 +3,7 @@
 #include <chrono>
 #include <thread>
 
+#include <procpool/log.hpp>
 #include <procpool/procpool.hpp>
 
 namespace threading = procpool::threading;

@@ -70,10 +70,10 @@ template <class mp>
 int run(double scale) {
   ActivePool<mp> pool;
   typename mp::Semaphore s(kLimit);
-  std::vector<std::unique_ptr<typename mp::Worker>> workers;
+  std::vector<std::unique_ptr<typename mp::Process>> workers;
   const unsigned base = std::random_device{}();
   for (int i = 0; i < kWorkers; ++i) {
-    workers.push_back(std::make_unique<typename mp::Worker>(typename mp::Options{.name = std::to_string(i)},
+    workers.push_back(std::make_unique<typename mp::Process>(typename mp::ProcessOptions{.name = std::to_string(i)},
                                                             &worker<mp>, std::ref(s), std::ref(pool), i,
                                                             base + static_cast<unsigned>(i), scale));
     workers.back()->start();

@@ -18,6 +18,7 @@
 #include <procpool/detail/callable_ref.hpp>
 #include <procpool/detail/ring.hpp>
 #include <procpool/detail/shm.hpp>
+#include <procpool/log.hpp>
 #include <procpool/procpool.hpp>
 
 #include "start_methods.hpp"

@@ -275,7 +275,7 @@ TEST_CASE("Queue.Crash.ConsumerKilledMidStreamLosesOnlyWhatItTook") {
   CHECK(q.get(true, 10s) == "after");
 }
 
-TEST_CASE_TEMPLATE("Queue.Crash.JoinReturnsAfterBlockedProducerIsKilled", B, qtest::ProcessBackend) {
+TEST_CASE_TEMPLATE("Queue.Crash.JoinReturnsAfterBlockedProducerIsKilled", B, procpool::Processes) {
   // A producer blocked in put() on a full JoinableQueue has not put anything: killing it must
   // leave the unfinished-task count as it was, so join() returns once the rest is done.
   procpool::BasicJoinableQueue<int, B> q(1);

@@ -18,15 +18,10 @@
 #include "start_methods.hpp"
 
 using namespace std::chrono_literals;
-using qtest::ProcessBackend;
-using qtest::ThreadBackend;
+using procpool::Processes;
+using procpool::Threads;
 
 namespace {
-
-template <class T, class B>
-auto make_pipe(bool duplex = true, procpool::QueueOptions options = {}) {
-  return procpool::detail::make_pipe<T, B>(duplex, options);
-}
 
 void child_doubles(procpool::Connection<int>& parent_end, procpool::Connection<int>& conn) {
   parent_end.close();  // a forked child inherited it: close it, or the parent's close gives no EOF
@@ -69,8 +64,8 @@ std::string state_error_of(F f) {
 
 } // namespace
 
-TEST_CASE_TEMPLATE("Queue.Pipe.DuplexBothWays", B, ProcessBackend, ThreadBackend) {
-  auto [a, b] = make_pipe<std::string, B>();
+TEST_CASE_TEMPLATE("Queue.Pipe.DuplexBothWays", B, Processes, Threads) {
+  auto [a, b] = B::template Pipe<std::string>();
   CHECK(a.readable());
   CHECK(a.writable());
   qtest::Workers<B> w;
@@ -95,8 +90,8 @@ TEST_CASE_TEMPLATE("Queue.Pipe.DuplexBothWays", B, ProcessBackend, ThreadBackend
   CHECK_THROWS_AS(a.send("late"), procpool::StateError);
 }
 
-TEST_CASE_TEMPLATE("Queue.Pipe.OneWayEnds", B, ProcessBackend, ThreadBackend) {
-  auto [r, s] = make_pipe<int, B>(false);
+TEST_CASE_TEMPLATE("Queue.Pipe.OneWayEnds", B, Processes, Threads) {
+  auto [r, s] = B::template Pipe<int>(false);
   CHECK(r.readable());
   CHECK_FALSE(r.writable());
   CHECK(s.writable());
@@ -107,8 +102,8 @@ TEST_CASE_TEMPLATE("Queue.Pipe.OneWayEnds", B, ProcessBackend, ThreadBackend) {
   CHECK(r.recv() == 5);
 }
 
-TEST_CASE_TEMPLATE("Queue.Pipe.PollHonoursTimeouts", B, ProcessBackend, ThreadBackend) {
-  auto [a, b] = make_pipe<int, B>();
+TEST_CASE_TEMPLATE("Queue.Pipe.PollHonoursTimeouts", B, Processes, Threads) {
+  auto [a, b] = B::template Pipe<int>();
   CHECK_FALSE(a.poll());
   auto t0 = std::chrono::steady_clock::now();
   CHECK_FALSE(a.poll(50ms));
@@ -128,8 +123,8 @@ TEST_CASE_TEMPLATE("Queue.Pipe.PollHonoursTimeouts", B, ProcessBackend, ThreadBa
   CHECK_THROWS_AS((void)a.recv(), procpool::EOFError);
 }
 
-TEST_CASE_TEMPLATE("Queue.Pipe.EofOnlyAfterDrainingAndBrokenPipe", B, ProcessBackend, ThreadBackend) {
-  auto [a, b] = make_pipe<int, B>();
+TEST_CASE_TEMPLATE("Queue.Pipe.EofOnlyAfterDrainingAndBrokenPipe", B, Processes, Threads) {
+  auto [a, b] = B::template Pipe<int>();
   b.send(1);
   b.send(2);
   b.close();
@@ -141,8 +136,8 @@ TEST_CASE_TEMPLATE("Queue.Pipe.EofOnlyAfterDrainingAndBrokenPipe", B, ProcessBac
   CHECK_THROWS_AS((void)b.recv(), procpool::StateError);
 }
 
-TEST_CASE_TEMPLATE("Queue.Pipe.BlockedRecvWakesOnClose", B, ProcessBackend, ThreadBackend) {
-  auto [a, b] = make_pipe<int, B>();
+TEST_CASE_TEMPLATE("Queue.Pipe.BlockedRecvWakesOnClose", B, Processes, Threads) {
+  auto [a, b] = B::template Pipe<int>();
   std::thread closer([&b] {
     std::this_thread::sleep_for(50ms);
     b.close();
@@ -151,9 +146,9 @@ TEST_CASE_TEMPLATE("Queue.Pipe.BlockedRecvWakesOnClose", B, ProcessBackend, Thre
   closer.join();
 }
 
-TEST_CASE_TEMPLATE("Queue.Pipe.LargeItemsAndTuples", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Pipe.LargeItemsAndTuples", B, Processes, Threads) {
   using Msg = std::tuple<int, std::optional<int>, std::string>;
-  auto [a, b] = make_pipe<Msg, B>();
+  auto [a, b] = B::template Pipe<Msg>();
   qtest::Workers<B> w;
   w.spawn([&b] {
     for (int i = 0; i < 8; ++i) b.send(Msg{i, std::nullopt, std::string(std::size_t{1} << 20, static_cast<char>('a' + i))});
@@ -248,7 +243,7 @@ TEST_CASE("Queue.Pipe.ForkedHolderKeepsTheEndOpen") {
   // does not end it while the child still holds a copy; the child's exit does.
   auto [a, b] = procpool::Pipe<int>();
   procpool::Event closed_in_parent;
-  qtest::Workers<ProcessBackend> w;
+  qtest::Workers<Processes> w;
   w.spawn([&a, &b, &closed_in_parent] {
     a.close();
     if (!closed_in_parent.wait(std::chrono::seconds(20))) return 1;
@@ -262,8 +257,8 @@ TEST_CASE("Queue.Pipe.ForkedHolderKeepsTheEndOpen") {
   CHECK_THROWS_AS((void)a.recv(), procpool::EOFError);
 }
 
-TEST_CASE_TEMPLATE("Queue.Pipe.DestroyedEndIsClosed", B, ProcessBackend, ThreadBackend) {
-  auto [a, b] = make_pipe<int, B>();
+TEST_CASE_TEMPLATE("Queue.Pipe.DestroyedEndIsClosed", B, Processes, Threads) {
+  auto [a, b] = B::template Pipe<int>();
   {
     auto gone = std::move(b);
     gone.send(1);
@@ -273,8 +268,8 @@ TEST_CASE_TEMPLATE("Queue.Pipe.DestroyedEndIsClosed", B, ProcessBackend, ThreadB
   CHECK_THROWS_AS(a.send(2), procpool::BrokenPipeError);
 }
 
-TEST_CASE_TEMPLATE("Queue.Pipe.MovedFromEndSaysSo", B, ProcessBackend, ThreadBackend) {
-  auto [a, b] = make_pipe<int, B>();
+TEST_CASE_TEMPLATE("Queue.Pipe.MovedFromEndSaysSo", B, Processes, Threads) {
+  auto [a, b] = B::template Pipe<int>();
   auto c = std::move(a);
   CHECK(state_error_of([&] { a.send(1); }).find("moved-from") != std::string::npos);
   CHECK(state_error_of([&] { (void)a.recv(); }).find("moved-from") != std::string::npos);
@@ -285,9 +280,9 @@ TEST_CASE_TEMPLATE("Queue.Pipe.MovedFromEndSaysSo", B, ProcessBackend, ThreadBac
   CHECK(state_error_of([&] { c.send(1); }).find("closed") != std::string::npos);
 }
 
-TEST_CASE_TEMPLATE("Queue.Pipe.NegativePollTimeoutDoesNotWait", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Pipe.NegativePollTimeoutDoesNotWait", B, Processes, Threads) {
   // CPython's poll(-1) returns at once, as poll(0).
-  auto [a, b] = make_pipe<int, B>();
+  auto [a, b] = B::template Pipe<int>();
   CHECK_FALSE(a.poll(-1s));
   CHECK_FALSE(a.poll(std::chrono::hours::min()));
   b.send(1);

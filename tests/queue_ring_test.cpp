@@ -25,8 +25,8 @@ using procpool::detail::kRingNoWait;
 using procpool::detail::Ring;
 using procpool::detail::RingOptions;
 using procpool::detail::RingStatus;
-using qtest::ProcessBackend;
-using qtest::ThreadBackend;
+using procpool::Processes;
+using procpool::Threads;
 
 namespace {
 
@@ -40,7 +40,7 @@ std::span<const std::byte> bytes(const std::string& s) { return std::as_bytes(st
 
 } // namespace
 
-TEST_CASE_TEMPLATE("Queue.Ring.VariableRecordsAcrossTheWrap", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Ring.VariableRecordsAcrossTheWrap", B, Processes, Threads) {
   Ring ring(RingOptions{.capacity_bytes = 4096, .max_records = 0}, B::interprocess);
   CHECK(ring.capacity() == 4096);
   std::mt19937 rng(7);
@@ -71,7 +71,7 @@ TEST_CASE_TEMPLATE("Queue.Ring.VariableRecordsAcrossTheWrap", B, ProcessBackend,
   CHECK(checked > 5000);
 }
 
-TEST_CASE_TEMPLATE("Queue.Ring.OversizedRecordIsRefusedWithSizes", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Ring.OversizedRecordIsRefusedWithSizes", B, Processes, Threads) {
   Ring ring(RingOptions{.capacity_bytes = 5000, .max_records = 0}, B::interprocess);
   CHECK(ring.capacity() == 8192);  // rounded up to a power of two
   CHECK(ring.max_record_size() == 8192 - 8);
@@ -93,7 +93,7 @@ TEST_CASE_TEMPLATE("Queue.Ring.OversizedRecordIsRefusedWithSizes", B, ProcessBac
   CHECK(ring.try_pop(out) == RingStatus::Timeout);
 }
 
-TEST_CASE_TEMPLATE("Queue.Ring.DeadlinesAndMaxRecords", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Ring.DeadlinesAndMaxRecords", B, Processes, Threads) {
   Ring ring(RingOptions{.capacity_bytes = 4096, .max_records = 2}, B::interprocess);
   const std::string rec = "abc";
   CHECK(ring.try_push(bytes(rec)) == RingStatus::Ok);
@@ -111,7 +111,7 @@ TEST_CASE_TEMPLATE("Queue.Ring.DeadlinesAndMaxRecords", B, ProcessBackend, Threa
   CHECK(ring.wait_readable(std::chrono::steady_clock::now() + 20ms) == RingStatus::Timeout);
 }
 
-TEST_CASE_TEMPLATE("Queue.Ring.CloseDrainsThenReportsClosed", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Ring.CloseDrainsThenReportsClosed", B, Processes, Threads) {
   Ring ring(RingOptions{.capacity_bytes = 4096, .max_records = 0}, B::interprocess);
   std::atomic<int> popped{0};
   std::thread waiter([&] {
@@ -131,7 +131,7 @@ TEST_CASE_TEMPLATE("Queue.Ring.CloseDrainsThenReportsClosed", B, ProcessBackend,
   CHECK(ring.wait_readable(std::nullopt) == RingStatus::Closed);
 }
 
-TEST_CASE_TEMPLATE("Queue.Ring.ThrowingCallbacks", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Ring.ThrowingCallbacks", B, Processes, Threads) {
   Ring ring(RingOptions{.capacity_bytes = 4096, .max_records = 0}, B::interprocess);
   // A throwing fill publishes nothing and releases the lock.
   CHECK_THROWS_AS(ring.push_with(16, std::nullopt, [](std::byte*) { throw std::runtime_error("fill"); }),

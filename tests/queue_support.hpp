@@ -1,6 +1,6 @@
 #pragma once
-// Helpers of the queue suites: run workers as forked processes (process backend) or as
-// threads (thread backend), and collect their exit status in the parent.
+// Helpers of the queue suites: run workers as forked processes (procpool::Processes) or as
+// threads (procpool::Threads), and collect their exit status in the parent.
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -12,9 +12,6 @@
 #include <procpool/procpool.hpp>
 
 namespace qtest {
-
-using procpool::detail::ProcessBackend;
-using procpool::detail::ThreadBackend;
 
 /// Workers of a backend: processes (fork) or threads. Each returns 0 on success, else a code
 /// that the parent checks (a check in a child must reach the parent).

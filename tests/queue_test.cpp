@@ -6,10 +6,13 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include <procpool/procpool.hpp>
@@ -21,8 +24,8 @@ using namespace std::chrono_literals;
 using procpool::BasicJoinableQueue;
 using procpool::BasicQueue;
 using procpool::BasicSimpleQueue;
-using qtest::ProcessBackend;
-using qtest::ThreadBackend;
+using procpool::Processes;
+using procpool::Threads;
 
 namespace {
 
@@ -56,7 +59,7 @@ struct Tally {
 
 } // namespace
 
-TEST_CASE_TEMPLATE("Queue.Api.PythonSemantics", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Api.PythonSemantics", B, Processes, Threads) {
   BasicQueue<std::string, B> q(3);
   CHECK(q.maxsize() == 3);
   CHECK(q.empty());
@@ -86,7 +89,7 @@ TEST_CASE_TEMPLATE("Queue.Api.PythonSemantics", B, ProcessBackend, ThreadBackend
   CHECK(q.try_get() == std::optional<std::string>("again"));
 }
 
-TEST_CASE_TEMPLATE("Queue.Api.UnboundedIsLimitedOnlyByBytes", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Api.UnboundedIsLimitedOnlyByBytes", B, Processes, Threads) {
   BasicQueue<std::uint64_t, B> q(0, procpool::QueueOptions{.capacity_bytes = 4096});
   int n = 0;
   while (q.try_put(static_cast<std::uint64_t>(n))) ++n;
@@ -101,7 +104,7 @@ TEST_CASE_TEMPLATE("Queue.Api.UnboundedIsLimitedOnlyByBytes", B, ProcessBackend,
   for (int i = 0; i < n; ++i) REQUIRE(q.get_nowait() == static_cast<std::uint64_t>(i));
 }
 
-TEST_CASE_TEMPLATE("Queue.Api.CloseIsLocalToTheObject", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Api.CloseIsLocalToTheObject", B, Processes, Threads) {
   BasicQueue<int, B> q;
   q.put(1);
   q.close();
@@ -110,7 +113,7 @@ TEST_CASE_TEMPLATE("Queue.Api.CloseIsLocalToTheObject", B, ProcessBackend, Threa
   CHECK(q.qsize() == 1);  // the item stays for other processes
 }
 
-TEST_CASE_TEMPLATE("Queue.Api.EmptyOnAClosedQueueRaises", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Api.EmptyOnAClosedQueueRaises", B, Processes, Threads) {
   // CPython's Queue.empty() and SimpleQueue.empty() raise once the queue is closed.
   BasicQueue<int, B> q;
   CHECK(q.empty());
@@ -122,7 +125,7 @@ TEST_CASE_TEMPLATE("Queue.Api.EmptyOnAClosedQueueRaises", B, ProcessBackend, Thr
   CHECK_THROWS_AS((void)s.empty(), procpool::ValueError);
 }
 
-TEST_CASE_TEMPLATE("Queue.Api.HugeTimeoutsWaitInsteadOfExpiring", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Api.HugeTimeoutsWaitInsteadOfExpiring", B, Processes, Threads) {
   // hours::max() and the like saturate to "forever" instead of overflowing into the past.
   BasicJoinableQueue<int, B> q(1);
   q.put(1, true, std::chrono::hours::max());
@@ -132,7 +135,7 @@ TEST_CASE_TEMPLATE("Queue.Api.HugeTimeoutsWaitInsteadOfExpiring", B, ProcessBack
   CHECK(q.join(std::chrono::duration<double>(1e300)));
 }
 
-TEST_CASE_TEMPLATE("Queue.Api.TooLargeItemIsRefusedAndNothingIsLost", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Api.TooLargeItemIsRefusedAndNothingIsLost", B, Processes, Threads) {
   BasicQueue<std::string, B> q(0, procpool::QueueOptions{.capacity_bytes = 64 * 1024});
   q.put("small");
   try {
@@ -147,7 +150,7 @@ TEST_CASE_TEMPLATE("Queue.Api.TooLargeItemIsRefusedAndNothingIsLost", B, Process
   CHECK(q.get() == "small");
 }
 
-TEST_CASE_TEMPLATE("Queue.Blocking.GetWaitsForAPut", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Blocking.GetWaitsForAPut", B, Processes, Threads) {
   BasicQueue<int, B> q;
   qtest::Workers<B> w;
   w.spawn([&q] {
@@ -161,7 +164,7 @@ TEST_CASE_TEMPLATE("Queue.Blocking.GetWaitsForAPut", B, ProcessBackend, ThreadBa
   CHECK(qtest::all_zero(w.join()));
 }
 
-TEST_CASE_TEMPLATE("Queue.Blocking.PutWaitsForAGet", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Blocking.PutWaitsForAGet", B, Processes, Threads) {
   BasicQueue<int, B> q(1);
   BasicQueue<int, B> done;
   q.put(1);
@@ -179,7 +182,7 @@ TEST_CASE_TEMPLATE("Queue.Blocking.PutWaitsForAGet", B, ProcessBackend, ThreadBa
   CHECK(qtest::all_zero(w.join()));
 }
 
-TEST_CASE_TEMPLATE("Queue.Blocking.TimedGetSucceedsWhenAnItemComesInTime", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Blocking.TimedGetSucceedsWhenAnItemComesInTime", B, Processes, Threads) {
   BasicQueue<int, B> q;
   qtest::Workers<B> w;
   w.spawn([&q] {
@@ -191,7 +194,7 @@ TEST_CASE_TEMPLATE("Queue.Blocking.TimedGetSucceedsWhenAnItemComesInTime", B, Pr
   CHECK(qtest::all_zero(w.join()));
 }
 
-TEST_CASE_TEMPLATE("Queue.Mpmc.FourProducersFourConsumersNoLossNoDuplicates", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Mpmc.FourProducersFourConsumersNoLossNoDuplicates", B, Processes, Threads) {
   constexpr std::uint32_t kProducers = 4, kConsumers = 4, kPerProducer = 100'000;
   BasicQueue<Item, B> q(0, procpool::QueueOptions{.capacity_bytes = 64 * 1024});  // small: wraps often, fills up
   BasicQueue<Tally, B> tallies;
@@ -246,7 +249,7 @@ TEST_CASE_TEMPLATE("Queue.Mpmc.FourProducersFourConsumersNoLossNoDuplicates", B,
   CHECK(q.empty());
 }
 
-TEST_CASE_TEMPLATE("Queue.Items.OneMebibyteStrings", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Items.OneMebibyteStrings", B, Processes, Threads) {
   constexpr int kItems = 24;
   constexpr std::size_t kSize = std::size_t{1} << 20;
   BasicQueue<std::string, B> q;  // default ring (4 MiB): a few items in flight at once
@@ -269,7 +272,7 @@ TEST_CASE_TEMPLATE("Queue.Items.OneMebibyteStrings", B, ProcessBackend, ThreadBa
   CHECK(qtest::all_zero(w.join()));
 }
 
-TEST_CASE_TEMPLATE("Queue.Items.CerealAndStandardTypes", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Items.CerealAndStandardTypes", B, Processes, Threads) {
   using Tuple = std::tuple<int, std::optional<int>, std::string>;
   BasicQueue<Point, B> points;
   BasicQueue<std::map<std::string, std::vector<int>>, B> maps;
@@ -287,7 +290,7 @@ TEST_CASE_TEMPLATE("Queue.Items.CerealAndStandardTypes", B, ProcessBackend, Thre
   CHECK(qtest::all_zero(w.join()));
 }
 
-TEST_CASE_TEMPLATE("Queue.Joinable.JoinWaitsForTaskDone", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Joinable.JoinWaitsForTaskDone", B, Processes, Threads) {
   BasicJoinableQueue<int, B> q;
   BasicQueue<int, B> results;
   constexpr int kTasks = 200;
@@ -318,7 +321,7 @@ TEST_CASE_TEMPLATE("Queue.Joinable.JoinWaitsForTaskDone", B, ProcessBackend, Thr
   CHECK_THROWS_AS(q.task_done(), procpool::ValueError);  // more task_done() than puts
 }
 
-TEST_CASE_TEMPLATE("Queue.Joinable.FailedPutIsNotCounted", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Joinable.FailedPutIsNotCounted", B, Processes, Threads) {
   BasicJoinableQueue<int, B> q(1);
   q.put(1);
   CHECK_THROWS_AS(q.put_nowait(2), procpool::Full);
@@ -328,7 +331,7 @@ TEST_CASE_TEMPLATE("Queue.Joinable.FailedPutIsNotCounted", B, ProcessBackend, Th
   CHECK(q.join(1s));  // the refused put left no task behind
 }
 
-TEST_CASE_TEMPLATE("Queue.Simple.PutGetEmptyClose", B, ProcessBackend, ThreadBackend) {
+TEST_CASE_TEMPLATE("Queue.Simple.PutGetEmptyClose", B, Processes, Threads) {
   BasicSimpleQueue<std::string, B> q;
   CHECK(q.empty());
   qtest::Workers<B> w;
@@ -342,7 +345,74 @@ TEST_CASE_TEMPLATE("Queue.Simple.PutGetEmptyClose", B, ProcessBackend, ThreadBac
   CHECK(q.empty());
   CHECK(qtest::all_zero(w.join()));
   q.close();
-  CHECK_THROWS_AS(q.put("three"), procpool::ValueError);
+  // The queue core names the class its errors come from.
+  CHECK_THROWS_WITH_AS(q.put("three"),
+                       "procpool: SimpleQueue.put after close(): this queue object is closed", procpool::ValueError);
+  CHECK_THROWS_WITH_AS((void)q.get(), "procpool: SimpleQueue.get after close(): this queue object is closed",
+                       procpool::ValueError);
+  BasicQueue<int, B> plain;
+  plain.close();
+  CHECK_THROWS_WITH_AS(plain.put(1), "procpool: Queue.put after close(): this queue object is closed",
+                       procpool::ValueError);
+}
+
+namespace {
+// The one-word backend swap: a worker written once over a bundle (procpool/backend.hpp).
+template <class mp>
+void bundle_worker(typename mp::Lock& lock, typename mp::template Value<int>& counter,
+                   typename mp::template JoinableQueue<int>& tasks, typename mp::template SimpleQueue<int>& done,
+                   typename mp::template Connection<int>& end) {
+  for (int i = 0; i < 100; ++i) {
+    std::lock_guard g(lock);
+    counter.get_obj() += 1;  // unlocked access, guarded by `lock`
+  }
+  tasks.put(1);
+  done.put(7);
+  end.send(end.recv() * 2);
+}
+} // namespace
+
+// Whether the namespace names are the bundles' and only process objects travel as handles.
+static_assert(std::is_same_v<procpool::Lock, Processes::Lock>);
+static_assert(std::is_same_v<procpool::dummy::Queue<int>, Threads::Queue<int>>);
+static_assert(std::is_same_v<procpool::threading::Condition, Threads::Condition>);
+static_assert(std::is_same_v<procpool::dummy::Pool, Threads::Pool>);
+static_assert(std::is_same_v<Threads::Process, procpool::threading::Thread>);
+static_assert(procpool::detail::SharedHandleType<procpool::SimpleQueue<int>>);
+static_assert(procpool::detail::SharedHandleType<procpool::Connection<int>>);
+static_assert(!procpool::detail::SharedHandleType<procpool::dummy::Lock>);
+static_assert(!procpool::detail::SharedHandleType<procpool::dummy::JoinableQueue<int>>);
+
+TEST_CASE_TEMPLATE("Queue.Backend.OneTemplateOverBothBundles", B, Processes, Threads) {
+  typename B::Lock lock;
+  typename B::template Value<int> counter(0);
+  typename B::template JoinableQueue<int> tasks;
+  typename B::template SimpleQueue<int> done;
+  auto [mine, theirs] = B::template Pipe<int>();
+  std::vector<std::unique_ptr<typename B::Process>> workers;
+  for (int i = 0; i < 2; ++i) {
+    workers.push_back(std::make_unique<typename B::Process>(&bundle_worker<B>, std::ref(lock), std::ref(counter),
+                                                            std::ref(tasks), std::ref(done), std::ref(theirs)));
+    workers.back()->start();
+  }
+  mine.send(10);
+  mine.send(20);
+  REQUIRE(mine.poll(30s));
+  const int a = mine.recv();
+  REQUIRE(mine.poll(30s));
+  const int b = mine.recv();
+  CHECK(a + b == 60);
+  for (int i = 0; i < 2; ++i) {
+    CHECK(tasks.get(true, 30s) == 1);
+    tasks.task_done();
+    CHECK(done.get() == 7);
+  }
+  CHECK(tasks.join(5s));
+  for (auto& w : workers) {
+    w->join();
+    if constexpr (B::interprocess) CHECK(w->exitcode() == 0);
+  }
+  CHECK(counter.value() == 200);
 }
 
 TEST_CASE("Queue.Api.NoShmLeftovers") { CHECK(testing::procpool_shm_entries().empty()); }

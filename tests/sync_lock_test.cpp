@@ -12,8 +12,8 @@
 #include "sync_test_support.hpp"
 
 using namespace std::chrono_literals;
-using synctest::Processes;
-using synctest::Threads;
+using procpool::Processes;
+using procpool::Threads;
 
 TEST_CASE_TEMPLATE("Sync.Lock.MutualExclusion", B, Processes, Threads) {
   // N workers x M increments of a plain (non-atomic, unlocked) shared int under the Lock.

@@ -11,8 +11,8 @@
 #include "sync_test_support.hpp"
 
 using namespace std::chrono_literals;
-using synctest::Processes;
-using synctest::Threads;
+using procpool::Processes;
+using procpool::Threads;
 
 TEST_CASE_TEMPLATE("Sync.Condition.ProducerConsumer", B, Processes, Threads) {
   // A bounded buffer of 4 slots: 2 producers put 1..N, 2 consumers take them all.

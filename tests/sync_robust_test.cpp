@@ -88,7 +88,7 @@ TEST_CASE("Sync.Robust.SleepingWaiterRecovers") {
     std::this_thread::sleep_for(300ms);
   });
   REQUIRE(held.wait(10s));
-  const int failures = synctest::run_workers<synctest::Processes>(3, [&](int) {
+  const int failures = synctest::run_workers<procpool::Processes>(3, [&](int) {
     if (!lock.acquire(true, 20s)) return false;
     if (lock.owner_died()) ++died_seen.get_obj();
     ++passed.get_obj();

@@ -1,6 +1,6 @@
 #pragma once
-// Shared helpers of the sync suites: the two backends as type bundles for
-// TEST_CASE_TEMPLATE, and running N workers as threads or as forked processes.
+// Shared helpers of the sync suites: running N workers as threads or as forked processes,
+// over a backend bundle (procpool::Processes or procpool::Threads, see procpool/backend.hpp).
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -14,46 +14,6 @@
 #include <procpool/sync.hpp>
 
 namespace synctest {
-
-struct Processes {
-  static constexpr bool interprocess = true;
-  static constexpr const char* name = "processes";
-  using Lock = procpool::Lock;
-  using RLock = procpool::RLock;
-  using Semaphore = procpool::Semaphore;
-  using BoundedSemaphore = procpool::BoundedSemaphore;
-  using Condition = procpool::Condition;
-  using Event = procpool::Event;
-  using Barrier = procpool::Barrier;
-  template <class T>
-  using Value = procpool::Value<T>;
-  template <class T>
-  using RawValue = procpool::RawValue<T>;
-  template <class T>
-  using Array = procpool::Array<T>;
-  template <class T>
-  using RawArray = procpool::RawArray<T>;
-};
-
-struct Threads {
-  static constexpr bool interprocess = false;
-  static constexpr const char* name = "threads";
-  using Lock = procpool::dummy::Lock;
-  using RLock = procpool::dummy::RLock;
-  using Semaphore = procpool::dummy::Semaphore;
-  using BoundedSemaphore = procpool::dummy::BoundedSemaphore;
-  using Condition = procpool::dummy::Condition;
-  using Event = procpool::dummy::Event;
-  using Barrier = procpool::dummy::Barrier;
-  template <class T>
-  using Value = procpool::dummy::Value<T>;
-  template <class T>
-  using RawValue = procpool::dummy::RawValue<T>;
-  template <class T>
-  using Array = procpool::dummy::Array<T>;
-  template <class T>
-  using RawArray = procpool::dummy::RawArray<T>;
-};
 
 using Clock = std::chrono::steady_clock;
 

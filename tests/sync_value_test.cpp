@@ -13,8 +13,8 @@
 
 #include "sync_test_support.hpp"
 
-using synctest::Processes;
-using synctest::Threads;
+using procpool::Processes;
+using procpool::Threads;
 
 namespace {
 struct Point {

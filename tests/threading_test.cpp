@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <procpool/log.hpp>
 #include <procpool/procpool.hpp>
 
 #include "run_program.hpp"

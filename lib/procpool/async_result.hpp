@@ -22,10 +22,10 @@
 
 namespace procpool {
 
-namespace detail {
-
 template <class Backend>
 class BasicPool;
+
+namespace detail {
 
 /// Reports an exception thrown by a pool callback (`which`: "callback" or "error_callback"), which
 /// must not change the task's result: logged at error level. Called inside the catch block.
@@ -194,7 +194,7 @@ public:
 
 private:
   template <class Backend>
-  friend class detail::BasicPool;
+  friend class BasicPool;
 
   /// get() that moves the value out instead of copying it: for the pool's blocking calls
   /// (map, starmap, apply), whose AsyncResult nobody else holds and which have no callback

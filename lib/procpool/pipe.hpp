@@ -25,14 +25,16 @@
 #include <utility>
 #include <vector>
 
+#include "procpool/backend.hpp"
 #include "procpool/codec.hpp"
 #include "procpool/detail/os/deadline.hpp"
 #include "procpool/detail/end_tokens.hpp"
 #include "procpool/detail/os/futex.hpp"
 #include "procpool/detail/ring.hpp"
 #include "procpool/detail/ring_items.hpp"
-#include "procpool/detail/shm.hpp"
+#include "procpool/detail/shared_handle.hpp"
 #include "procpool/errors.hpp"
+#include "procpool/queue_options.hpp"
 
 namespace procpool {
 
@@ -41,7 +43,7 @@ namespace procpool {
 /// processes (each direction is an MPMC ring); moving, closing or destroying an end must not
 /// race with its use in this process.
 template <class T, class Backend>
-class BasicConnection : public detail::SharedObjectTag<Backend> {
+class BasicConnection : public detail::SharedHandle<BasicConnection<T, Backend>, Backend> {
   static_assert(detail::check_item_type<T>());
 
 public:
@@ -110,9 +112,11 @@ public:
   [[nodiscard]] bool readable() const noexcept { return readable_; }
   [[nodiscard]] bool writable() const noexcept { return writable_; }
 
-  void procpool_encode_handle(std::string& out) const
-    requires Backend::interprocess
-  {
+private:
+  // Spawn hand-off (detail::SharedHandle): which directions this end has, their rings, and
+  // this process's hold on the end, handed to the child (see detail/end_tokens.hpp).
+  friend detail::HandleAccess;
+  void encode_handle(std::string& out) const {
     if (closed_ || (!rx_ && !tx_)) throw StateError("procpool: cannot pass a closed or moved-from Connection to a child");
     const std::uint8_t which = static_cast<std::uint8_t>((rx_ ? 1 : 0) | (tx_ ? 2 : 0));
     codec::encode_to(out, which);
@@ -120,18 +124,16 @@ public:
     if (tx_) tx_->encode_handle(out);
     tokens_.encode_handoff(out, {rx_, tx_});
   }
-  static std::unique_ptr<BasicConnection> procpool_attach(std::string_view& in)
-    requires Backend::interprocess
-  {
+  BasicConnection(detail::AttachTag, std::string_view& in) : BasicConnection(attached(in)) {}
+  static BasicConnection attached(std::string_view& in) {
     const auto which = codec::decode_from<std::uint8_t>(in);
     std::shared_ptr<detail::Ring> rx, tx;
     if ((which & 1) != 0) rx = detail::Ring::attach(in);
     if ((which & 2) != 0) tx = detail::Ring::attach(in);
     auto tokens = detail::EndTokens::attach_handoff(in);
-    return std::make_unique<BasicConnection>(std::move(rx), std::move(tx), std::move(tokens));
+    return BasicConnection(std::move(rx), std::move(tx), std::move(tokens));
   }
 
-private:
   // A blocked call looks whether the peer is gone (processes) between slices of its wait.
   static constexpr auto kFirstSlice = std::chrono::milliseconds(5);
   static constexpr auto kMaxSlice = std::chrono::milliseconds(100);
@@ -235,22 +237,32 @@ std::pair<BasicConnection<T, Backend>, BasicConnection<T, Backend>> make_pipe(bo
 } // namespace detail
 
 template <class T>
-using Connection = BasicConnection<T, detail::ProcessBackend>;
+std::pair<Processes::Connection<T>, Processes::Connection<T>> Processes::Pipe(bool duplex,
+                                                                              const QueueOptions& options) {
+  return detail::make_pipe<T, Processes>(duplex, options);
+}
+template <class T>
+std::pair<Threads::Connection<T>, Threads::Connection<T>> Threads::Pipe(bool duplex, const QueueOptions& options) {
+  return detail::make_pipe<T, Threads>(duplex, options);
+}
+
+template <class T>
+using Connection = Processes::Connection<T>;
 
 /// Two connected ends. duplex: both can send and receive. Otherwise, as Python, the first
 /// end only receives and the second only sends.
 template <class T>
 std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true, const QueueOptions& options = {}) {
-  return detail::make_pipe<T, detail::ProcessBackend>(duplex, options);
+  return Processes::Pipe<T>(duplex, options);
 }
 
 namespace dummy {
 template <class T>
-using Connection = BasicConnection<T, detail::ThreadBackend>;
+using Connection = Threads::Connection<T>;
 /// The thread backend's Pipe.
 template <class T>
 std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true, const QueueOptions& options = {}) {
-  return detail::make_pipe<T, detail::ThreadBackend>(duplex, options);
+  return Threads::Pipe<T>(duplex, options);
 }
 } // namespace dummy
 

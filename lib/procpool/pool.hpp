@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "procpool/async_result.hpp"
+#include "procpool/backend.hpp"
 #include "procpool/codec.hpp"
 #include "procpool/detail/os/deadline.hpp"
 #include "procpool/detail/os/ids.hpp"
@@ -419,10 +420,8 @@ private:
   pid_t owner_ = os::current_pid();
 };
 
-namespace detail {
-
-/// The pool, over a backend policy: ProcessBackend (procpool::Pool) or ThreadBackend
-/// (procpool::dummy::Pool). See the README for the semantics.
+/// The pool, over a backend: Processes (procpool::Pool) or Threads (procpool::dummy::Pool).
+/// See the README for the semantics.
 ///
 /// Thread-safety: submitting (apply*, map*, imap*, starmap*) is safe from any thread; close(),
 /// terminate() and join() too. Only the process that created the pool may use it: in a forked
@@ -435,21 +434,22 @@ public:
   /// A pool of `processes` workers; ValueError unless 1 <= processes and they can fit (the
   /// process and thread limits, and memory for worker processes).
   explicit BasicPool(int processes) : BasicPool(PoolOptions{.processes = processes}) {}
-  explicit BasicPool(PoolOptions options) : core_(std::make_shared<PoolCore>(make_config(options, std::nullopt))) {}
+  explicit BasicPool(PoolOptions options)
+      : core_(std::make_shared<detail::PoolCore>(make_config(options, std::nullopt))) {}
   /// With an initializer run once in each worker before its first task (a function or a
   /// captureless lambda; its arguments must be Sendable).
   template <class Init, class... InitArgs>
   BasicPool(PoolOptions options, Init initializer, InitArgs&&... initargs)
-      : core_(std::make_shared<PoolCore>(
+      : core_(std::make_shared<detail::PoolCore>(
             make_config(options, make_initializer(initializer, std::forward<InitArgs>(initargs)...)))) {}
 
   BasicPool(const BasicPool&) = delete;
   BasicPool& operator=(const BasicPool&) = delete;
   /// Terminates the workers, like leaving Python's `with Pool() as pool:` block. In a forked
   /// child (a copy of the owner's pool) it does nothing to the owner's workers: the copy is
-  /// abandoned, see PoolCore::abandon.
+  /// abandoned, see detail::PoolCore::abandon.
   ~BasicPool() {
-    if (!core_->owned_here()) PoolCore::abandon(std::move(core_));
+    if (!core_->owned_here()) detail::PoolCore::abandon(std::move(core_));
     else core_->shutdown();  // now, even while an imap iteration briefly holds the core
   }
 
@@ -463,14 +463,15 @@ public:
   /// Same, with a callback (value) and an error_callback (exception), run on the handler thread.
   template <class R, class Fn, class... Args>
   AsyncResult<R> apply_async(Callbacks<R> callbacks, Fn fn, Args&&... args) {
-    require_pool_callable<Fn>();
+    detail::require_pool_callable<Fn>();
     static_assert(std::is_same_v<R, result_of_apply<Fn, Args...>>, "procpool: the callbacks' type must match fn's result");
     (codec::require_sendable<std::decay_t<Args>>(), ...);
-    auto state = std::make_shared<ResultState<R>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
+    auto state =
+        std::make_shared<detail::ResultState<R>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
     std::string payload;
     (codec::encode_to(payload, static_cast<const std::decay_t<Args>&>(args)), ...);
-    core_->submit(code_address(&invoke_apply<Fn, std::decay_t<Args>...>), function_address(fn), payload,
-                 std::make_shared<SingleTask<R>>(state));
+    core_->submit(detail::code_address(&detail::invoke_apply<Fn, std::decay_t<Args>...>), function_address(fn), payload,
+                 std::make_shared<detail::SingleTask<R>>(state));
     return AsyncResult<R>(state);
   }
   /// apply_async(...).get().
@@ -486,12 +487,13 @@ public:
   auto map_async(Fn fn, Range&& items, std::size_t chunksize = 0) {
     using T = std::ranges::range_value_t<Range>;
     return map_impl(fn, std::forward<Range>(items), chunksize, Callbacks<std::vector<result_of_item<Fn, T>>>{},
-                    code_address(&invoke_map<Fn, T>));
+                    detail::code_address(&detail::invoke_map<Fn, T>));
   }
   template <class Fn, std::ranges::input_range Range, class R>
   AsyncResult<std::vector<R>> map_async(Fn fn, Range&& items, std::size_t chunksize, Callbacks<std::vector<R>> callbacks) {
     using T = std::ranges::range_value_t<Range>;
-    return map_impl(fn, std::forward<Range>(items), chunksize, std::move(callbacks), code_address(&invoke_map<Fn, T>));
+    return map_impl(fn, std::forward<Range>(items), chunksize, std::move(callbacks),
+                    detail::code_address(&detail::invoke_map<Fn, T>));
   }
   template <class Fn, std::ranges::input_range Range>
   auto map(Fn fn, Range&& items, std::size_t chunksize = 0) {
@@ -504,7 +506,7 @@ public:
     using Tuple = std::ranges::range_value_t<Range>;
     using R = decltype(std::apply(std::declval<std::decay_t<Fn>&>(), std::declval<Tuple&>()));
     return map_impl(fn, std::forward<Range>(items), chunksize, Callbacks<std::vector<R>>{},
-                    code_address(&invoke_starmap<Fn, Tuple>));
+                    detail::code_address(&detail::invoke_starmap<Fn, Tuple>));
   }
   template <class Fn, std::ranges::input_range Range>
   auto starmap(Fn fn, Range&& items, std::size_t chunksize = 0) {
@@ -546,23 +548,24 @@ private:
 
   template <class Fn>
   static const void* function_address(Fn fn) {
-    if constexpr (std::is_pointer_v<std::decay_t<Fn>>) return code_address(fn);
+    if constexpr (std::is_pointer_v<std::decay_t<Fn>>) return detail::code_address(fn);
     else return nullptr;  // a captureless lambda is rebuilt by the invoker
   }
 
   template <class Init, class... InitArgs>
-  static PortableTarget make_initializer(Init initializer, InitArgs&&... initargs) {
-    static_assert(is_portable_callable<Init>(),
+  static detail::PortableTarget make_initializer(Init initializer, InitArgs&&... initargs) {
+    static_assert(detail::is_portable_callable<Init>(),
                   "procpool::Pool: the initializer must be a function or a captureless lambda");
-    PortableTarget target;
-    std::tuple<StoredArg<InitArgs>...> stored(std::forward<InitArgs>(initargs)...);
-    if (!make_portable_target(target, initializer, stored))
+    detail::PortableTarget target;
+    std::tuple<detail::StoredArg<InitArgs>...> stored(std::forward<InitArgs>(initargs)...);
+    if (!detail::make_portable_target(target, initializer, stored))
       throw ValueError("procpool: the initializer's arguments must be Sendable");
     return target;
   }
 
-  static PoolCoreConfig make_config(const PoolOptions& options, std::optional<PortableTarget> initializer) {
-    PoolCoreConfig config;
+  static detail::PoolCoreConfig make_config(const PoolOptions& options,
+                                            std::optional<detail::PortableTarget> initializer) {
+    detail::PoolCoreConfig config;
     config.workers = options.processes.value_or(cpu_count());
     if (config.workers < 1) throw ValueError("procpool: Number of processes must be at least 1");
     config.max_tasks_per_child = options.maxtasksperchild;
@@ -616,7 +619,7 @@ private:
         std::string encoded;
         for (;;) {  // halve a chunk whose encoding is over budget (down to one item)
           encoded.clear();
-          encode_chunk_items(encoded, items.data() + offset, static_cast<std::uint32_t>(count));
+          detail::encode_chunk_items(encoded, items.data() + offset, static_cast<std::uint32_t>(count));
           if (encoded.size() <= budget || count == 1) break;
           count = (count + 1) / 2;
         }
@@ -631,12 +634,12 @@ private:
   AsyncResult<std::vector<R>> map_impl(Fn fn, Range&& items, std::size_t chunksize, Callbacks<std::vector<R>> callbacks,
                                        const void* invoker) {
     using T = std::ranges::range_value_t<Range>;
-    require_pool_callable<Fn>();
+    detail::require_pool_callable<Fn>();
     codec::require_sendable<T>();
     codec::require_sendable<R>();
     static_assert(std::is_default_constructible_v<R>, "procpool::Pool::map: the result type must be default constructible");
     core_->check_owner();
-    auto state = std::make_shared<ResultState<std::vector<R>>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
+    auto state = std::make_shared<detail::ResultState<std::vector<R>>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
     // Materialise the input once: its size gives Python's default chunksize.
     std::vector<T> materialised;
     if constexpr (std::ranges::sized_range<Range> && std::ranges::contiguous_range<Range>) {
@@ -649,9 +652,9 @@ private:
         return std::span<const T>(std::ranges::data(items), std::ranges::size(items));
       else return std::span<const T>(materialised);
     }();
-    if (chunksize == 0) chunksize = default_chunksize(span.size(), core_->workers());
+    if (chunksize == 0) chunksize = detail::default_chunksize(span.size(), core_->workers());
     const std::vector<MapChunk> chunks = cut_chunks<T, R>(span, chunksize);
-    auto call = std::make_shared<MapCall<R>>();
+    auto call = std::make_shared<detail::MapCall<R>>();
     call->state = state;
     call->values.resize(span.size());
     call->remaining = chunks.size();
@@ -664,9 +667,9 @@ private:
     for (std::size_t i = 0; i < chunks.size(); ++i) {
       const MapChunk& c = chunks[i];
       const auto pieces = c.encoded.empty()
-                              ? chunk_pieces(span.data() + c.offset, static_cast<std::uint32_t>(c.count), count_storage, scratch)
+                              ? detail::chunk_pieces(span.data() + c.offset, static_cast<std::uint32_t>(c.count), count_storage, scratch)
                               : std::array<std::string_view, 2>{c.encoded, std::string_view()};
-      core_->submit(invoker, function_address(fn), pieces, std::make_shared<MapChunkTask<R>>(call, i, c.offset, c.count));
+      core_->submit(invoker, function_address(fn), pieces, std::make_shared<detail::MapChunkTask<R>>(call, i, c.offset, c.count));
     }
     return AsyncResult<std::vector<R>>(state);
   }
@@ -675,7 +678,7 @@ private:
   auto imap_impl(Fn fn, Range&& items, std::size_t chunksize, bool ordered) {
     using T = std::ranges::range_value_t<Range>;
     using R = result_of_item<Fn, T>;
-    require_pool_callable<Fn>();
+    detail::require_pool_callable<Fn>();
     codec::require_sendable<T>();
     codec::require_sendable<R>();
     if (chunksize == 0) throw ValueError("procpool: imap chunksize must be at least 1");
@@ -695,18 +698,18 @@ private:
     std::shared_ptr<Source> source;
     if constexpr (std::is_lvalue_reference_v<Range>) source = std::make_shared<Source>(Source{&items, std::nullopt});
     else source = std::make_shared<Source>(Source{std::move(items), std::nullopt});
-    const void* invoker = code_address(&invoke_map<Fn, T>);
+    const void* invoker = detail::code_address(&detail::invoke_map<Fn, T>);
     const void* function = function_address(fn);
-    using Feed = IMapFeed<R>;
+    using Feed = detail::IMapFeed<R>;
     using Submission = typename Feed::Submission;
     // A weak reference: the iteration may outlive the pool (BrokenProcessPool, not a dangling
     // pointer). Input exceptions are kept apart from submission errors: the former end the
     // input after the items read before them, the latter say the pool takes nothing more.
-    auto submit_next = [weak_core = std::weak_ptr<PoolCore>(core_), source, chunksize, invoker, function,
+    auto submit_next = [weak_core = std::weak_ptr<detail::PoolCore>(core_), source, chunksize, invoker, function,
                         chunk = std::vector<T>(), scratch = std::string()](
                            std::size_t index, std::uint64_t stream,
-                           const std::shared_ptr<IMapShared<R>>& shared) mutable -> Submission {
-      const std::shared_ptr<PoolCore> core = weak_core.lock();
+                           const std::shared_ptr<detail::IMapShared<R>>& shared) mutable -> Submission {
+      const std::shared_ptr<detail::PoolCore> core = weak_core.lock();
       auto broken = [] {
         return BrokenProcessPool("procpool: the pool of this imap iteration was terminated or destroyed; the rest of "
                                  "its input cannot run");
@@ -726,8 +729,8 @@ private:
       if (chunk.empty()) return submission;
       std::uint32_t count_storage = 0;
       try {
-        const auto pieces = chunk_pieces(chunk.data(), static_cast<std::uint32_t>(chunk.size()), count_storage, scratch);
-        core->submit(invoker, function, pieces, std::make_shared<IMapChunkTask<R>>(shared, index, chunk.size()), stream);
+        const auto pieces = detail::chunk_pieces(chunk.data(), static_cast<std::uint32_t>(chunk.size()), count_storage, scratch);
+        core->submit(invoker, function, pieces, std::make_shared<detail::IMapChunkTask<R>>(shared, index, chunk.size()), stream);
         submission.kind = Submission::Kind::Submitted;
       } catch (...) {
         if (core->terminated()) throw broken();              // terminated meanwhile
@@ -740,23 +743,21 @@ private:
     // Enough chunks in flight to keep every worker busy without a round trip per chunk, few
     // enough that an endless input stays in bounded memory.
     const std::size_t lookahead = static_cast<std::size_t>(std::max(256, core_->workers() * 64));
-    auto shared = std::make_shared<IMapShared<R>>();
-    auto feed = std::make_shared<Feed>(std::move(submit_next), shared, std::weak_ptr<PoolCore>(core_));
+    auto shared = std::make_shared<detail::IMapShared<R>>();
+    auto feed = std::make_shared<Feed>(std::move(submit_next), shared, std::weak_ptr<detail::PoolCore>(core_));
     feed->open(*core_, feed);  // ValueError if close() or terminate() came meanwhile
     return IMapResult<R>(std::move(feed), std::move(shared), ordered, lookahead);
   }
 
-  std::shared_ptr<PoolCore> core_;  // shared with nothing but imap iterations' weak references
+  std::shared_ptr<detail::PoolCore> core_;  // shared with nothing but imap iterations' weak references
 };
 
-} // namespace detail
-
 /// The process pool (multiprocessing.Pool).
-using Pool = detail::BasicPool<detail::ProcessBackend>;
+using Pool = Processes::Pool;
 
 namespace dummy {
 /// The thread pool behind the same API (multiprocessing.dummy.Pool / ThreadPool).
-using Pool = detail::BasicPool<detail::ThreadBackend>;
+using Pool = Threads::Pool;
 } // namespace dummy
 
 } // namespace procpool

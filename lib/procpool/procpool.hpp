@@ -1,6 +1,8 @@
 #pragma once
 /// @file procpool.hpp
-/// The umbrella header: Python's multiprocessing and threading for C++.
+/// The umbrella header: Python's multiprocessing and threading for C++, everything included.
+/// (A translation unit that needs only some of it may include the per-concept headers instead:
+/// procpool/log.hpp, which brings spdlog, is the costliest to compile.)
 #include "procpool/codec.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/log.hpp"
@@ -12,4 +14,5 @@
 #include "procpool/threading.hpp"
 #include "procpool/async_result.hpp"
 #include "procpool/atexit.hpp"
+#include "procpool/backend.hpp"
 #include "procpool/pool.hpp"

@@ -4,6 +4,8 @@
 /// Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier (process backend in
 /// `procpool::`, thread backend in `procpool::dummy::` and `procpool::threading::`), and
 /// Value, Array, RawValue, RawArray. See the README (Synchronisation and shared memory).
+/// Generic code over both backends: procpool/backend.hpp (`procpool::Processes::Lock`...).
+#include "procpool/backend.hpp"
 #include "procpool/sync/array.hpp"
 #include "procpool/sync/barrier.hpp"
 #include "procpool/sync/condition.hpp"
@@ -15,11 +17,11 @@
 
 namespace procpool::threading {
 // The threading module's primitives are the thread-backend ones.
-using Lock = dummy::Lock;
-using RLock = dummy::RLock;
-using Semaphore = dummy::Semaphore;
-using BoundedSemaphore = dummy::BoundedSemaphore;
-using Condition = dummy::Condition;
-using Event = dummy::Event;
-using Barrier = dummy::Barrier;
+using Lock = Threads::Lock;
+using RLock = Threads::RLock;
+using Semaphore = Threads::Semaphore;
+using BoundedSemaphore = Threads::BoundedSemaphore;
+using Condition = Threads::Condition;
+using Event = Threads::Event;
+using Barrier = Threads::Barrier;
 } // namespace procpool::threading

@@ -18,7 +18,8 @@
 
 namespace procpool::detail {
 
-/// A shared object: it lives in shared memory and is passed by reference. It provides
+/// A shared object: it lives in shared memory and is passed by reference. Its mixin,
+/// detail::SharedHandle (detail/shared_handle.hpp), gives it the marker and
 /// `void procpool_encode_handle(std::string&) const` and
 /// `static std::unique_ptr<T> procpool_attach(std::string_view&)`.
 template <class T>

@@ -17,29 +17,9 @@
 #include "procpool/codec.hpp"
 #include "procpool/detail/os/deadline.hpp"
 #include "procpool/detail/ring.hpp"
-#include "procpool/detail/shm.hpp"
+#include "procpool/queue_options.hpp"
 
-namespace procpool {
-
-/// Options of a Queue, SimpleQueue or Pipe.
-struct QueueOptions {
-  /// Bytes of shared ring memory (rounded up to a power of two). One item takes its encoded
-  /// size plus 8 bytes, rounded up to 8; an item larger than capacity_bytes - 8 is refused
-  /// with ValueError. Pages are committed as the ring is used.
-  std::size_t capacity_bytes = std::size_t{4} << 20;
-};
-
-namespace detail {
-
-/// Gives the process backend's objects the marker that makes Process pass them by reference
-/// (and as a handle to spawned children). Thread-backend objects lack it: they cannot cross
-/// a process boundary (their futexes are private).
-template <class Backend>
-struct SharedObjectTag {};
-template <>
-struct SharedObjectTag<ProcessBackend> {
-  using procpool_shared_type = void;
-};
+namespace procpool::detail {
 
 template <class T>
 constexpr bool check_item_type() {
@@ -114,5 +94,4 @@ RingDeadline block_deadline(bool block, std::chrono::duration<Rep, Period> timeo
   return os::as_deadline(os::deadline_after(timeout));
 }
 
-} // namespace detail
-} // namespace procpool
+} // namespace procpool::detail

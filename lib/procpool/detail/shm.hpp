@@ -84,6 +84,7 @@ class SharedObject {
 
 public:
   template <class... Args>
+    requires(!(sizeof...(Args) == 1 && (std::is_same_v<std::remove_cvref_t<Args>, SegmentHandle> && ...)))
   explicit SharedObject(Args&&... args)
       : segment_(SharedSegment::create(sizeof(T), "procpool-object")),
         object_(new (segment_.data()) T(std::forward<Args>(args)...)) {}
@@ -116,20 +117,6 @@ public:
 
 private:
   std::unique_ptr<T> object_;
-};
-
-/// Backend policy for processes: state in shared memory, cross-process futexes.
-struct ProcessBackend {
-  static constexpr bool interprocess = true;
-  template <class T>
-  using Storage = SharedObject<T>;
-};
-
-/// Backend policy for threads: state on the heap, private futexes.
-struct ThreadBackend {
-  static constexpr bool interprocess = false;
-  template <class T>
-  using Storage = LocalObject<T>;
 };
 
 } // namespace procpool::detail

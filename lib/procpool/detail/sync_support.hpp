@@ -1,7 +1,7 @@
 #pragma once
 /// @file detail/sync_support.hpp
-/// Shared plumbing of the synchronisation primitives: Python's timeout rules, memory checks,
-/// the std Lockable members, and the spawn hand-off protocol of shared objects.
+/// Shared plumbing of the synchronisation primitives: Python's timeout rules, memory checks and
+/// the std Lockable members. (The spawn hand-off of shared objects: detail/shared_handle.hpp.)
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -17,13 +17,9 @@
 #include "procpool/detail/os/ids.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/errors.hpp"
+#include "procpool/timeout.hpp"
 
 namespace procpool {
-
-/// A Python-style optional timeout: `std::nullopt` waits forever; any std::chrono duration
-/// converts implicitly (`lock.acquire(true, 250ms)`).
-using Timeout = std::optional<std::chrono::duration<double>>;
-
 namespace detail {
 
 /// Throws ValueError, naming `what`, `bytes` and the memory available, when `bytes` of shared
@@ -90,37 +86,6 @@ public:
 private:
   Derived& self() { return static_cast<Derived&>(*this); }
 };
-
-// ---------------------------------------------------------------------------------------
-// Spawn hand-off: a shared object travels to a spawned child as its segment handle.
-
-/// Gives `procpool_shared_type` (the marker the process launcher looks for) to process-backend
-/// objects only; thread-backend objects cannot travel to another process.
-template <bool Interprocess>
-struct SharedTypeMarker {};
-template <>
-struct SharedTypeMarker<true> {
-  using procpool_shared_type = void;
-};
-
-/// Selects the private "attach to an existing segment" constructors.
-struct AttachTag {
-  explicit AttachTag() = default;
-};
-
-inline void encode_segment_handle(std::string& out, const SegmentHandle& handle) {
-  out.append(reinterpret_cast<const char*>(&handle), sizeof handle);
-}
-
-inline SegmentHandle decode_segment_handle(std::string_view& in) {
-  if (in.size() < sizeof(SegmentHandle))
-    throw SerializationError("procpool: truncated shared-object handle: need " + std::to_string(sizeof(SegmentHandle)) +
-                             " bytes, have " + std::to_string(in.size()));
-  SegmentHandle handle;
-  std::memcpy(&handle, in.data(), sizeof handle);
-  in.remove_prefix(sizeof handle);
-  return handle;
-}
 
 } // namespace detail
 } // namespace procpool

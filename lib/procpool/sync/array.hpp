@@ -16,7 +16,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "procpool/backend.hpp"
 #include "procpool/detail/robust_mutex.hpp"
+#include "procpool/detail/shared_handle.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/detail/sync_support.hpp"
 #include "procpool/errors.hpp"
@@ -70,7 +72,7 @@ struct ArrayHeader {
 /// memory access, like a std::span, with no locking. Not locked (RawArray): no lock at all.
 /// Pinned. The size is fixed at construction.
 template <class T, class Backend, bool Locked>
-class BasicArray : public detail::SharedTypeMarker<Backend::interprocess> {
+class BasicArray : public detail::SharedHandle<BasicArray<T, Backend, Locked>, Backend> {
   static_assert(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>,
                 "procpool::Array<T>/RawArray<T> need a trivially copyable, non-pointer T: the elements live in "
                 "memory shared between processes, where heap pointers (std::string, containers) mean nothing. "
@@ -150,18 +152,6 @@ public:
     return lock_;
   }
 
-  void procpool_encode_handle(std::string& out) const
-    requires Backend::interprocess
-  {
-    detail::encode_segment_handle(out, block_.handle());
-  }
-  static std::unique_ptr<BasicArray> procpool_attach(std::string_view& in)
-    requires Backend::interprocess
-  {
-    const detail::SegmentHandle handle = detail::decode_segment_handle(in);
-    return std::unique_ptr<BasicArray>(new BasicArray(detail::AttachTag{}, handle));
-  }
-
 private:
   struct Uninit {};
   struct NoLock {
@@ -207,7 +197,11 @@ private:
     header_->size = n;
   }
 
-  BasicArray(detail::AttachTag, const detail::SegmentHandle& handle)
+  // Spawn hand-off (detail::SharedHandle): the block's segment, header included, is the whole handle.
+  friend detail::HandleAccess;
+  void encode_handle(std::string& out) const { detail::encode_segment_handle(out, block_.handle()); }
+  BasicArray(detail::AttachTag, std::string_view& in) : BasicArray(detail::decode_segment_handle(in)) {}
+  explicit BasicArray(const detail::SegmentHandle& handle)
       : block_(handle),
         header_(std::launder(static_cast<detail::ArrayHeader*>(block_.data()))),
         data_(std::launder(reinterpret_cast<T*>(static_cast<unsigned char*>(block_.data()) + kDataOffset))),
@@ -240,14 +234,14 @@ private:
 
 /// Process backend: Python's multiprocessing.Array (locked) and RawArray.
 template <class T>
-using Array = BasicArray<T, detail::ProcessBackend, true>;
+using Array = Processes::Array<T>;
 template <class T>
-using RawArray = BasicArray<T, detail::ProcessBackend, false>;
+using RawArray = Processes::RawArray<T>;
 namespace dummy {
 template <class T>
-using Array = BasicArray<T, detail::ThreadBackend, true>;
+using Array = Threads::Array<T>;
 template <class T>
-using RawArray = BasicArray<T, detail::ThreadBackend, false>;
+using RawArray = Threads::RawArray<T>;
 } // namespace dummy
 
 } // namespace procpool

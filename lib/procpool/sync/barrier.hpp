@@ -11,9 +11,11 @@
 #include <string_view>
 #include <utility>
 
+#include "procpool/backend.hpp"
 #include "procpool/codec.hpp"
 #include "procpool/detail/os/futex.hpp"
 #include "procpool/detail/robust_mutex.hpp"
+#include "procpool/detail/shared_handle.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/detail/sync_support.hpp"
 #include "procpool/errors.hpp"
@@ -38,7 +40,7 @@ static_assert(std::is_trivially_destructible_v<BarrierState>);
 /// it is a callable of this process: a forked child has its copy, a spawned child has none.
 /// The constructor's default timeout travels with the barrier to children of every start method.
 template <class Backend>
-class BasicBarrier : public detail::SharedTypeMarker<Backend::interprocess> {
+class BasicBarrier : public detail::SharedHandle<BasicBarrier<Backend>, Backend> {
 public:
   /// Python's Barrier(parties, action=None, timeout=None). ValueError when parties < 1.
   explicit BasicBarrier(std::size_t parties, std::function<void()> action = {}, Timeout timeout = std::nullopt)
@@ -124,29 +126,22 @@ public:
   /// Whether the barrier is broken.
   [[nodiscard]] bool broken() const noexcept { return (state_->word.load(std::memory_order_acquire) & 1u) != 0; }
 
-  void procpool_encode_handle(std::string& out) const
-    requires Backend::interprocess
-  {
-    detail::encode_segment_handle(out, state_.handle());
-    // The default timeout is per object, not in shared memory: it travels with the handle.
-    codec::encode_to(out, timeout_.has_value());
-    codec::encode_to(out, timeout_ ? timeout_->count() : 0.0);
-  }
-  static std::unique_ptr<BasicBarrier> procpool_attach(std::string_view& in)
-    requires Backend::interprocess
-  {
-    const detail::SegmentHandle handle = detail::decode_segment_handle(in);
-    const bool has_timeout = codec::decode_from<bool>(in);
-    const double seconds = codec::decode_from<double>(in);
-    auto barrier = std::unique_ptr<BasicBarrier>(new BasicBarrier(detail::AttachTag{}, handle));
-    if (has_timeout) barrier->timeout_ = std::chrono::duration<double>(seconds);
-    return barrier;
-  }
-
 private:
   static constexpr os::OwnerScope kScope = Backend::interprocess ? os::OwnerScope::Process : os::OwnerScope::None;
 
-  BasicBarrier(detail::AttachTag, const detail::SegmentHandle& handle) : state_(handle) {}
+  // Spawn hand-off (detail::SharedHandle): the state segment, then the default timeout, which
+  // is per object (not in shared memory) and so travels with the handle.
+  friend detail::HandleAccess;
+  void encode_handle(std::string& out) const {
+    detail::encode_segment_handle(out, state_.handle());
+    codec::encode_to(out, timeout_.has_value());
+    codec::encode_to(out, timeout_ ? timeout_->count() : 0.0);
+  }
+  BasicBarrier(detail::AttachTag, std::string_view& in) : state_(detail::decode_segment_handle(in)) {
+    const bool has_timeout = codec::decode_from<bool>(in);
+    const double seconds = codec::decode_from<double>(in);
+    if (has_timeout) timeout_ = std::chrono::duration<double>(seconds);
+  }
 
   static BrokenBarrierError broken_error() { return BrokenBarrierError("procpool: the barrier was broken while waiting"); }
 
@@ -193,9 +188,9 @@ private:
   Timeout timeout_;
 };
 
-using Barrier = BasicBarrier<detail::ProcessBackend>;
+using Barrier = Processes::Barrier;
 namespace dummy {
-using Barrier = BasicBarrier<detail::ThreadBackend>;
+using Barrier = Threads::Barrier;
 } // namespace dummy
 
 } // namespace procpool

@@ -11,8 +11,10 @@
 #include <string_view>
 #include <utility>
 
+#include "procpool/backend.hpp"
 #include "procpool/detail/os/futex.hpp"
 #include "procpool/detail/robust_mutex.hpp"
+#include "procpool/detail/shared_handle.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/detail/sync_support.hpp"
 #include "procpool/errors.hpp"
@@ -44,7 +46,7 @@ static_assert(std::is_trivially_destructible_v<ConditionState>);
 /// A process killed inside wait() stays counted as a waiter: a notify may grant it a wake-up,
 /// which a later waiter may then take on top of a later notify's n.
 template <class Backend>
-class BasicCondition : public detail::SharedTypeMarker<Backend::interprocess> {
+class BasicCondition : public detail::SharedHandle<BasicCondition<Backend>, Backend> {
 public:
   BasicCondition() : state_(), lock_(&state_->lock) {}
   BasicCondition(const BasicCondition&) = delete;
@@ -131,20 +133,12 @@ public:
   /// Wakes every waiter.
   void notify_all() { notify(INT_MAX); }
 
-  void procpool_encode_handle(std::string& out) const
-    requires Backend::interprocess
-  {
-    detail::encode_segment_handle(out, state_.handle());
-  }
-  static std::unique_ptr<BasicCondition> procpool_attach(std::string_view& in)
-    requires Backend::interprocess
-  {
-    const detail::SegmentHandle handle = detail::decode_segment_handle(in);
-    return std::unique_ptr<BasicCondition>(new BasicCondition(detail::AttachTag{}, handle));
-  }
-
 private:
-  BasicCondition(detail::AttachTag, const detail::SegmentHandle& handle) : state_(handle), lock_(&state_->lock) {}
+  // Spawn hand-off (detail::SharedHandle): the state segment, lock included, is the whole handle.
+  friend detail::HandleAccess;
+  void encode_handle(std::string& out) const { detail::encode_segment_handle(out, state_.handle()); }
+  BasicCondition(detail::AttachTag, std::string_view& in)
+      : state_(detail::decode_segment_handle(in)), lock_(&state_->lock) {}
 
   static void reacquire(detail::ConditionState& st, std::uint32_t depth) {
     // Blocking, no timeout: cannot fail, and recovers the lock from a dead holder.
@@ -156,9 +150,9 @@ private:
   BasicRLock<Backend> lock_;
 };
 
-using Condition = BasicCondition<detail::ProcessBackend>;
+using Condition = Processes::Condition;
 namespace dummy {
-using Condition = BasicCondition<detail::ThreadBackend>;
+using Condition = Threads::Condition;
 } // namespace dummy
 
 } // namespace procpool

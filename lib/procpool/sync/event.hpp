@@ -8,8 +8,10 @@
 #include <string>
 #include <string_view>
 
+#include "procpool/backend.hpp"
 #include "procpool/detail/os/futex.hpp"
 #include "procpool/detail/os/wait.hpp"
+#include "procpool/detail/shared_handle.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/detail/sync_support.hpp"
 
@@ -29,7 +31,7 @@ static_assert(std::is_trivially_destructible_v<EventState>);
 /// An event flag that threads or processes wait for. Pinned. All members are thread-safe
 /// and process-safe.
 template <class Backend>
-class BasicEvent : public detail::SharedTypeMarker<Backend::interprocess> {
+class BasicEvent : public detail::SharedHandle<BasicEvent<Backend>, Backend> {
 public:
   BasicEvent() = default;
   BasicEvent(const BasicEvent&) = delete;
@@ -80,27 +82,18 @@ public:
     return os::spin_then_sleep(&st.spin, deadline, true, ready, sleep);
   }
 
-  void procpool_encode_handle(std::string& out) const
-    requires Backend::interprocess
-  {
-    detail::encode_segment_handle(out, state_.handle());
-  }
-  static std::unique_ptr<BasicEvent> procpool_attach(std::string_view& in)
-    requires Backend::interprocess
-  {
-    const detail::SegmentHandle handle = detail::decode_segment_handle(in);
-    return std::unique_ptr<BasicEvent>(new BasicEvent(detail::AttachTag{}, handle));
-  }
-
 private:
-  BasicEvent(detail::AttachTag, const detail::SegmentHandle& handle) : state_(handle) {}
+  // Spawn hand-off (detail::SharedHandle): the state segment is the whole handle.
+  friend detail::HandleAccess;
+  void encode_handle(std::string& out) const { detail::encode_segment_handle(out, state_.handle()); }
+  BasicEvent(detail::AttachTag, std::string_view& in) : state_(detail::decode_segment_handle(in)) {}
 
   typename Backend::template Storage<detail::EventState> state_;
 };
 
-using Event = BasicEvent<detail::ProcessBackend>;
+using Event = Processes::Event;
 namespace dummy {
-using Event = BasicEvent<detail::ThreadBackend>;
+using Event = Threads::Event;
 } // namespace dummy
 
 } // namespace procpool

@@ -7,7 +7,9 @@
 #include <string>
 #include <string_view>
 
+#include "procpool/backend.hpp"
 #include "procpool/detail/robust_mutex.hpp"
+#include "procpool/detail/shared_handle.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/detail/sync_support.hpp"
 #include "procpool/errors.hpp"
@@ -20,7 +22,7 @@ namespace procpool {
 /// Usable with std::lock_guard / std::unique_lock (timed) / std::scoped_lock.
 /// Pinned: neither copyable nor movable. All members are thread-safe and process-safe.
 template <class Backend>
-class BasicLock : public detail::SharedTypeMarker<Backend::interprocess>,
+class BasicLock : public detail::SharedHandle<BasicLock<Backend>, Backend>,
                   public detail::StdLockable<BasicLock<Backend>> {
 public:
   BasicLock() = default;
@@ -60,36 +62,25 @@ public:
   /// it guards may be half-updated. Cleared by release(). Meaningful to the holder only.
   [[nodiscard]] bool owner_died() const noexcept { return state_->owner_died.load(std::memory_order_relaxed) != 0; }
 
-  /// Spawn hand-off (see process.hpp): appends what a spawned child needs to attach.
-  void procpool_encode_handle(std::string& out) const
-    requires Backend::interprocess
-  {
-    detail::encode_segment_handle(out, state_.handle());
-  }
-  /// Spawn hand-off: a Lock attached to the shared memory described at the front of `in`.
-  static std::unique_ptr<BasicLock> procpool_attach(std::string_view& in)
-    requires Backend::interprocess
-  {
-    const detail::SegmentHandle handle = detail::decode_segment_handle(in);
-    return std::unique_ptr<BasicLock>(new BasicLock(detail::AttachTag{}, handle));
-  }
-
 private:
   // Process backend: the owner is a pid (any thread of the owning process may release it).
   // Thread backend: the owner is this process, which cannot die under its own threads.
   static constexpr os::OwnerScope kScope =
       Backend::interprocess ? os::OwnerScope::Process : os::OwnerScope::None;
 
-  BasicLock(detail::AttachTag, const detail::SegmentHandle& handle) : state_(handle) {}
+  // Spawn hand-off (detail::SharedHandle): the state segment is the whole handle.
+  friend detail::HandleAccess;
+  void encode_handle(std::string& out) const { detail::encode_segment_handle(out, state_.handle()); }
+  BasicLock(detail::AttachTag, std::string_view& in) : state_(detail::decode_segment_handle(in)) {}
 
   typename Backend::template Storage<os::RobustLockState> state_;
 };
 
 /// Process backend: a Lock shared with child processes.
-using Lock = BasicLock<detail::ProcessBackend>;
+using Lock = Processes::Lock;
 namespace dummy {
 /// Thread backend: the same Lock for threads (multiprocessing.dummy).
-using Lock = BasicLock<detail::ThreadBackend>;
+using Lock = Threads::Lock;
 } // namespace dummy
 
 } // namespace procpool

@@ -8,19 +8,14 @@
 #include <string>
 #include <string_view>
 
+#include "procpool/backend.hpp"
 #include "procpool/detail/robust_mutex.hpp"
+#include "procpool/detail/shared_handle.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/detail/sync_support.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool {
-
-template <class T, class Backend, bool Locked>
-class BasicValue;
-template <class T, class Backend, bool Locked>
-class BasicArray;
-template <class Backend>
-class BasicCondition;
 
 /// A re-entrant lock: the owning thread may acquire it again and must release it as many
 /// times; release by another thread is a StateError (Python: RuntimeError). Ownership is per
@@ -28,7 +23,7 @@ class BasicCondition;
 /// next acquirer gets it and `owner_died()` is true until it fully releases.
 /// Usable with the std lock guards. Pinned. All members are thread-safe and process-safe.
 template <class Backend>
-class BasicRLock : public detail::SharedTypeMarker<Backend::interprocess>,
+class BasicRLock : public detail::SharedHandle<BasicRLock<Backend>, Backend>,
                    public detail::StdLockable<BasicRLock<Backend>> {
 public:
   BasicRLock() : own_(std::make_unique<Storage>()), st_(own_->get()) {}
@@ -53,22 +48,6 @@ public:
     return st_->mutex.owner_died.load(std::memory_order_relaxed) != 0;
   }
 
-  /// Spawn hand-off. A Value's or Array's lock cannot travel alone: pass the Value/Array.
-  void procpool_encode_handle(std::string& out) const
-    requires Backend::interprocess
-  {
-    if (!own_)
-      throw StateError("procpool: the lock of a Value, Array or Condition cannot be passed to a spawned process "
-                       "on its own; pass the object that owns it");
-    detail::encode_segment_handle(out, own_->handle());
-  }
-  static std::unique_ptr<BasicRLock> procpool_attach(std::string_view& in)
-    requires Backend::interprocess
-  {
-    const detail::SegmentHandle handle = detail::decode_segment_handle(in);
-    return std::unique_ptr<BasicRLock>(new BasicRLock(detail::AttachTag{}, handle));
-  }
-
 private:
   template <class, class, bool>
   friend class BasicValue;
@@ -77,8 +56,17 @@ private:
   template <class>
   friend class BasicCondition;
 
-  BasicRLock(detail::AttachTag, const detail::SegmentHandle& handle)
-      : own_(std::make_unique<Storage>(handle)), st_(own_->get()) {}
+  // Spawn hand-off (detail::SharedHandle): the state segment is the whole handle. A Value's,
+  // Array's or Condition's lock (a view) cannot travel alone: its owner does.
+  friend detail::HandleAccess;
+  void encode_handle(std::string& out) const {
+    if (!own_)
+      throw StateError("procpool: the lock of a Value, Array or Condition cannot be passed to a spawned process "
+                       "on its own; pass the object that owns it");
+    detail::encode_segment_handle(out, own_->handle());
+  }
+  BasicRLock(detail::AttachTag, std::string_view& in)
+      : own_(std::make_unique<Storage>(detail::decode_segment_handle(in))), st_(own_->get()) {}
   /// A view of an RLock living inside another object's shared state.
   explicit BasicRLock(detail::RLockState* st) noexcept : st_(st) {}
 
@@ -88,9 +76,9 @@ private:
   detail::RLockState* st_;
 };
 
-using RLock = BasicRLock<detail::ProcessBackend>;
+using RLock = Processes::RLock;
 namespace dummy {
-using RLock = BasicRLock<detail::ThreadBackend>;
+using RLock = Threads::RLock;
 } // namespace dummy
 
 } // namespace procpool

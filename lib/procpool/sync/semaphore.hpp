@@ -15,8 +15,10 @@
 #include <string>
 #include <string_view>
 
+#include "procpool/backend.hpp"
 #include "procpool/detail/os/futex.hpp"
 #include "procpool/detail/os/wait.hpp"
+#include "procpool/detail/shared_handle.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/detail/sync_support.hpp"
 #include "procpool/errors.hpp"
@@ -36,7 +38,7 @@ static_assert(std::is_trivially_destructible_v<SemaphoreState>);
 /// (Python's BoundedSemaphore). Usable with the std lock guards (`with s:` in Python).
 /// Pinned. All members are thread-safe and process-safe.
 template <class Backend, bool Bounded>
-class BasicSemaphore : public detail::SharedTypeMarker<Backend::interprocess>,
+class BasicSemaphore : public detail::SharedHandle<BasicSemaphore<Backend, Bounded>, Backend>,
                        public detail::StdLockable<BasicSemaphore<Backend, Bounded>> {
 public:
   /// Python's Semaphore(value=1). ValueError for a negative value.
@@ -92,22 +94,13 @@ public:
   /// The current counter (multiprocessing's get_value()); a snapshot.
   [[nodiscard]] std::uint32_t get_value() const noexcept { return state_->value.load(std::memory_order_relaxed); }
 
-  void procpool_encode_handle(std::string& out) const
-    requires Backend::interprocess
-  {
-    detail::encode_segment_handle(out, state_.handle());
-  }
-  static std::unique_ptr<BasicSemaphore> procpool_attach(std::string_view& in)
-    requires Backend::interprocess
-  {
-    const detail::SegmentHandle handle = detail::decode_segment_handle(in);
-    return std::unique_ptr<BasicSemaphore>(new BasicSemaphore(detail::AttachTag{}, handle));
-  }
-
 private:
   static constexpr std::uint32_t kMax = std::numeric_limits<std::int32_t>::max();
 
-  BasicSemaphore(detail::AttachTag, const detail::SegmentHandle& handle) : state_(handle) {}
+  // Spawn hand-off (detail::SharedHandle): the state segment is the whole handle.
+  friend detail::HandleAccess;
+  void encode_handle(std::string& out) const { detail::encode_segment_handle(out, state_.handle()); }
+  BasicSemaphore(detail::AttachTag, std::string_view& in) : state_(detail::decode_segment_handle(in)) {}
 
   static bool try_decrement(detail::SemaphoreState& st) noexcept {
     std::uint32_t v = st.value.load(std::memory_order_relaxed);
@@ -120,11 +113,11 @@ private:
   typename Backend::template Storage<detail::SemaphoreState> state_;
 };
 
-using Semaphore = BasicSemaphore<detail::ProcessBackend, false>;
-using BoundedSemaphore = BasicSemaphore<detail::ProcessBackend, true>;
+using Semaphore = Processes::Semaphore;
+using BoundedSemaphore = Processes::BoundedSemaphore;
 namespace dummy {
-using Semaphore = BasicSemaphore<detail::ThreadBackend, false>;
-using BoundedSemaphore = BasicSemaphore<detail::ThreadBackend, true>;
+using Semaphore = Threads::Semaphore;
+using BoundedSemaphore = Threads::BoundedSemaphore;
 } // namespace dummy
 
 } // namespace procpool

@@ -8,7 +8,9 @@
 #include <string_view>
 #include <type_traits>
 
+#include "procpool/backend.hpp"
 #include "procpool/detail/robust_mutex.hpp"
+#include "procpool/detail/shared_handle.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/detail/sync_support.hpp"
 #include "procpool/sync/rlock.hpp"
@@ -36,7 +38,7 @@ struct ValueState<T, true> {
 /// read-modify-write sequences. Not locked (RawValue): plain shared memory.
 /// Pinned. value()/set() are thread-safe and process-safe when Locked; get_obj() never is.
 template <class T, class Backend, bool Locked>
-class BasicValue : public detail::SharedTypeMarker<Backend::interprocess> {
+class BasicValue : public detail::SharedHandle<BasicValue<T, Backend, Locked>, Backend> {
   static_assert(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>,
                 "procpool::Value<T>/RawValue<T> need a trivially copyable, non-pointer T: the bytes live in "
                 "memory shared between processes, where heap pointers (std::string, containers) mean nothing. "
@@ -80,18 +82,6 @@ public:
   /// The shared T itself, without locking (Python's get_obj()).
   [[nodiscard]] T& get_obj() const noexcept { return obj(); }
 
-  void procpool_encode_handle(std::string& out) const
-    requires Backend::interprocess
-  {
-    detail::encode_segment_handle(out, state_.handle());
-  }
-  static std::unique_ptr<BasicValue> procpool_attach(std::string_view& in)
-    requires Backend::interprocess
-  {
-    const detail::SegmentHandle handle = detail::decode_segment_handle(in);
-    return std::unique_ptr<BasicValue>(new BasicValue(detail::AttachTag{}, handle));
-  }
-
 private:
   using State = detail::ValueState<T, Locked>;
   struct NoLock {
@@ -108,7 +98,10 @@ private:
     State& st_;
   };
 
-  BasicValue(detail::AttachTag, const detail::SegmentHandle& handle) : state_(handle) {}
+  // Spawn hand-off (detail::SharedHandle): the state segment, lock included, is the whole handle.
+  friend detail::HandleAccess;
+  void encode_handle(std::string& out) const { detail::encode_segment_handle(out, state_.handle()); }
+  BasicValue(detail::AttachTag, std::string_view& in) : state_(detail::decode_segment_handle(in)) {}
 
   static detail::RLockState* lock_state(State& st) noexcept {
     if constexpr (Locked)
@@ -124,14 +117,14 @@ private:
 
 /// Process backend: Python's multiprocessing.Value (locked) and RawValue.
 template <class T>
-using Value = BasicValue<T, detail::ProcessBackend, true>;
+using Value = Processes::Value<T>;
 template <class T>
-using RawValue = BasicValue<T, detail::ProcessBackend, false>;
+using RawValue = Processes::RawValue<T>;
 namespace dummy {
 template <class T>
-using Value = BasicValue<T, detail::ThreadBackend, true>;
+using Value = Threads::Value<T>;
 template <class T>
-using RawValue = BasicValue<T, detail::ThreadBackend, false>;
+using RawValue = Threads::RawValue<T>;
 } // namespace dummy
 
 } // namespace procpool
