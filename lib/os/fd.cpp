@@ -130,23 +130,34 @@ void close_descriptors_except(int keep) noexcept {
   close_range_or_loop(static_cast<unsigned>(keep) + 1, ~0U);
 }
 
-int send_with_fd(int sock, const void* data, std::size_t size, int fd) noexcept {
-  if (size == 0) return EINVAL;  // the descriptor rides on a byte
-  iovec iov{const_cast<void*>(data), size};
+namespace {
+/// One msghdr carrying `size` bytes and room for one descriptor (SCM_RIGHTS).
+struct FdMessage {
+  iovec iov;
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  FdMessage(void* data, std::size_t size) noexcept : iov{data, size} {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+  }
+  FdMessage(const FdMessage&) = delete;
+  FdMessage& operator=(const FdMessage&) = delete;
+};
+} // namespace
+
+int send_with_fd(int sock, const void* data, std::size_t size, int fd) noexcept {
+  if (size == 0) return EINVAL;  // the descriptor rides on a byte
+  FdMessage m(const_cast<void*>(data), size);
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&m.msg);
   cmsg->cmsg_level = SOL_SOCKET;
   cmsg->cmsg_type = SCM_RIGHTS;
   cmsg->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
   ssize_t sent;
   do {
-    sent = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+    sent = ::sendmsg(sock, &m.msg, MSG_NOSIGNAL);
   } while (sent < 0 && errno == EINTR);
   if (sent < 0) return errno;
   const auto done = static_cast<std::size_t>(sent);
@@ -158,23 +169,17 @@ int recv_with_fd(int sock, void* data, std::size_t size) noexcept {
     errno = EINVAL;
     return -1;
   }
-  iovec iov{data, size};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
+  FdMessage m(data, size);
   ssize_t got;
   do {
-    got = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+    got = ::recvmsg(sock, &m.msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
   } while (got < 0 && errno == EINTR);
   if (got <= 0) {
     if (got == 0) errno = 0;
     return -1;
   }
   int fd = -1;
-  const cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  const cmsghdr* cmsg = CMSG_FIRSTHDR(&m.msg);
   if (cmsg != nullptr && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
     std::memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
   const auto done = static_cast<std::size_t>(got);

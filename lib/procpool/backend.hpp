@@ -50,41 +50,47 @@ class Thread;
 struct ThreadOptions;
 } // namespace threading
 
+namespace detail {
+/// The types every backend names, over the backend `B` itself (written once for both).
+template <class B>
+struct BackendTypes {
+  using Lock = BasicLock<B>;
+  using RLock = BasicRLock<B>;
+  using Semaphore = BasicSemaphore<B, false>;
+  using BoundedSemaphore = BasicSemaphore<B, true>;
+  using Condition = BasicCondition<B>;
+  using Event = BasicEvent<B>;
+  using Barrier = BasicBarrier<B>;
+  template <class T>
+  using Value = BasicValue<T, B, true>;
+  template <class T>
+  using RawValue = BasicValue<T, B, false>;
+  template <class T>
+  using Array = BasicArray<T, B, true>;
+  template <class T>
+  using RawArray = BasicArray<T, B, false>;
+  template <class T>
+  using Queue = BasicQueue<T, B>;
+  template <class T>
+  using JoinableQueue = BasicJoinableQueue<T, B>;
+  template <class T>
+  using SimpleQueue = BasicSimpleQueue<T, B>;
+  template <class T>
+  using Connection = BasicConnection<T, B>;
+  /// Python's Pipe(duplex): two connected ends (defined in pipe.hpp).
+  template <class T>
+  static std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true, const QueueOptions& options = {});
+  using Pool = BasicPool<B>;
+};
+} // namespace detail
+
 /// The process backend (Python's multiprocessing): state in memfd shared memory, futexes
 /// shared between processes; its objects pass to Process children of every start method.
-struct Processes {
+struct Processes : detail::BackendTypes<Processes> {
   /// Policy: cross-process futexes, and where a primitive keeps its state.
   static constexpr bool interprocess = true;
   template <class State>
   using Storage = detail::SharedObject<State>;
-
-  using Lock = BasicLock<Processes>;
-  using RLock = BasicRLock<Processes>;
-  using Semaphore = BasicSemaphore<Processes, false>;
-  using BoundedSemaphore = BasicSemaphore<Processes, true>;
-  using Condition = BasicCondition<Processes>;
-  using Event = BasicEvent<Processes>;
-  using Barrier = BasicBarrier<Processes>;
-  template <class T>
-  using Value = BasicValue<T, Processes, true>;
-  template <class T>
-  using RawValue = BasicValue<T, Processes, false>;
-  template <class T>
-  using Array = BasicArray<T, Processes, true>;
-  template <class T>
-  using RawArray = BasicArray<T, Processes, false>;
-  template <class T>
-  using Queue = BasicQueue<T, Processes>;
-  template <class T>
-  using JoinableQueue = BasicJoinableQueue<T, Processes>;
-  template <class T>
-  using SimpleQueue = BasicSimpleQueue<T, Processes>;
-  template <class T>
-  using Connection = BasicConnection<T, Processes>;
-  /// Python's Pipe(duplex): two connected ends (defined in pipe.hpp).
-  template <class T>
-  static std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true, const QueueOptions& options = {});
-  using Pool = BasicPool<Processes>;
   /// The worker: a process.
   using Process = procpool::Process;
   using ProcessOptions = procpool::ProcessOptions;
@@ -93,39 +99,11 @@ struct Processes {
 /// The thread backend (Python's multiprocessing.dummy and threading): the same types over
 /// heap state and private futexes, for threads of one process. Its objects cannot be passed
 /// to a Process.
-struct Threads {
+struct Threads : detail::BackendTypes<Threads> {
   /// Policy: process-private futexes, and where a primitive keeps its state.
   static constexpr bool interprocess = false;
   template <class State>
   using Storage = detail::LocalObject<State>;
-
-  using Lock = BasicLock<Threads>;
-  using RLock = BasicRLock<Threads>;
-  using Semaphore = BasicSemaphore<Threads, false>;
-  using BoundedSemaphore = BasicSemaphore<Threads, true>;
-  using Condition = BasicCondition<Threads>;
-  using Event = BasicEvent<Threads>;
-  using Barrier = BasicBarrier<Threads>;
-  template <class T>
-  using Value = BasicValue<T, Threads, true>;
-  template <class T>
-  using RawValue = BasicValue<T, Threads, false>;
-  template <class T>
-  using Array = BasicArray<T, Threads, true>;
-  template <class T>
-  using RawArray = BasicArray<T, Threads, false>;
-  template <class T>
-  using Queue = BasicQueue<T, Threads>;
-  template <class T>
-  using JoinableQueue = BasicJoinableQueue<T, Threads>;
-  template <class T>
-  using SimpleQueue = BasicSimpleQueue<T, Threads>;
-  template <class T>
-  using Connection = BasicConnection<T, Threads>;
-  /// Python's Pipe(duplex): two connected ends (defined in pipe.hpp).
-  template <class T>
-  static std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true, const QueueOptions& options = {});
-  using Pool = BasicPool<Threads>;
   /// The worker: a thread (multiprocessing.dummy.Process is a threading.Thread).
   using Process = threading::Thread;
   using ProcessOptions = threading::ThreadOptions;

@@ -236,14 +236,11 @@ std::pair<BasicConnection<T, Backend>, BasicConnection<T, Backend>> make_pipe(bo
 }
 } // namespace detail
 
+template <class B>
 template <class T>
-std::pair<Processes::Connection<T>, Processes::Connection<T>> Processes::Pipe(bool duplex,
-                                                                              const QueueOptions& options) {
-  return detail::make_pipe<T, Processes>(duplex, options);
-}
-template <class T>
-std::pair<Threads::Connection<T>, Threads::Connection<T>> Threads::Pipe(bool duplex, const QueueOptions& options) {
-  return detail::make_pipe<T, Threads>(duplex, options);
+std::pair<BasicConnection<T, B>, BasicConnection<T, B>> detail::BackendTypes<B>::Pipe(bool duplex,
+                                                                                    const QueueOptions& options) {
+  return detail::make_pipe<T, B>(duplex, options);
 }
 
 template <class T>
