@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -379,32 +380,36 @@ TEST_CASE("Core.Os.Spawn.SignalMaskIsTheCallersUnlessGiven") {
 }
 
 namespace {
-std::atomic<pid_t> g_seen_in_child{0};
 void record_child_pid(void* slot) noexcept {
   static_cast<std::atomic<pid_t>*>(slot)->store(::getpid(), std::memory_order_release);
 }
 } // namespace
 
 TEST_CASE("Core.Os.Spawn.RunsTheHookInTheChildOnSharedMemory") {
+  // A MAP_SHARED page, as the command's watchdog table: the hook's writes reach the caller through
+  // it whether or not the child shares the caller's memory (it does not under TSan).
+  void* page = ::mmap(nullptr, sizeof(std::atomic<pid_t>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(page != MAP_FAILED);
+  auto* seen_in_child = new (page) std::atomic<pid_t>{0};
   os::SpawnRequest request;
   request.in_child = record_child_pid;
-  request.in_child_arg = &g_seen_in_child;
+  request.in_child_arg = seen_in_child;
   char script[] = "exit 0";
   char* argv[] = {sh, dash_c, script, nullptr};
   request.path = sh;
   request.argv = argv;
   const os::Spawned child = os::spawn(request);
-  CHECK(g_seen_in_child.load() == child.pid);  // written by the child before it exec'd
+  CHECK(seen_in_child->load() == child.pid);  // written by the child before it exec'd
   CHECK(exit_code(wait_status(child.pid)) == 0);
+  ::munmap(page, sizeof(std::atomic<pid_t>));
 }
 
 namespace {
 void on_usr2(int) {}
-std::atomic<int> g_child_usr2_default{-1};
-void record_usr2_disposition(void*) noexcept {
+void record_usr2_disposition(void* slot) noexcept {
   struct sigaction now {};
   ::sigaction(SIGUSR2, nullptr, &now);
-  g_child_usr2_default.store(now.sa_handler == SIG_DFL ? 1 : 0);
+  static_cast<std::atomic<int>*>(slot)->store(now.sa_handler == SIG_DFL ? 1 : 0);
 }
 } // namespace
 
@@ -414,17 +419,23 @@ TEST_CASE("Core.Os.Spawn.HandlersGoBackToDefaultInTheChildOnly") {
   ::sigaction(SIGUSR2, &handler, &old);
   char script[] = "exit 0";
   char* argv[] = {sh, dash_c, script, nullptr};
+  // The child reports through a MAP_SHARED page (under TSan it does not share our memory).
+  void* page = ::mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(page != MAP_FAILED);
+  auto* child_usr2_default = new (page) std::atomic<int>{-1};
   for (const bool reset : {false, true}) {
     CAPTURE(reset);
     os::SpawnRequest request;
     request.path = sh;
     request.argv = argv;
     request.setup.default_caught_signals = reset;
-    request.in_child = record_usr2_disposition;  // runs after setup, on our memory
+    request.in_child = record_usr2_disposition;  // runs after setup
+    request.in_child_arg = child_usr2_default;
     const os::Spawned child = os::spawn(request);
     CHECK(exit_code(wait_status(child.pid)) == 0);
-    CHECK(g_child_usr2_default.load() == (reset ? 1 : 0));
+    CHECK(child_usr2_default->load() == (reset ? 1 : 0));
   }
+  ::munmap(page, sizeof(std::atomic<int>));
   struct sigaction now {};
   ::sigaction(SIGUSR2, nullptr, &now);
   const bool kept = now.sa_handler == on_usr2;

@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 extern char** environ;
@@ -26,8 +27,20 @@ struct ChildArgs {
   const FdMap* fds;
   std::size_t fd_count;
   sigset_t parent_mask;  // the caller's mask, the child's own just before exec unless asked otherwise
-  int error = 0;         // written by the child (same memory), read once clone() returns
+  int* error_out;        // written by the child, read once clone() returns
 };
+
+#if defined(__SANITIZE_THREAD__)
+// TSan keeps each thread's state in memory that a CLONE_VM child would share, and GCC still calls
+// its function-entry hooks from no_sanitize code: under TSan the child gets its own copy of memory
+// (still CLONE_VFORK: the caller waits until the exec) and reports an exec failure through a
+// shared page. The in_child hook's writes then reach the caller only through MAP_SHARED memory.
+constexpr int kCloneFlags = CLONE_VFORK | SIGCHLD;
+constexpr bool kChildSharesMemory = false;
+#else
+constexpr int kCloneFlags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+constexpr bool kChildSharesMemory = true;
+#endif
 
 PROCPOOL_OS_CHILD_CODE void close_from(int first) noexcept {
   if (child::call(SYS_close_range, first, ~0U, 0) == 0) return;
@@ -40,7 +53,7 @@ PROCPOOL_OS_CHILD_CODE void close_from(int first) noexcept {
 }
 
 [[noreturn]] PROCPOOL_OS_CHILD_CODE void fail(ChildArgs& args) noexcept {
-  args.error = errno;
+  *args.error_out = errno;
   child::exit_now(127);
 }
 
@@ -70,17 +83,28 @@ PROCPOOL_OS_CHILD_CODE int child_main(void* arg) noexcept {
 
 Spawned spawn(const SpawnRequest& request) {
   alignas(64) char stack[kChildStackBytes];
-  ChildArgs args{&request, request.envp != nullptr ? request.envp : environ, request.fds.data(), request.fds.size(), {}, 0};
+  int error = 0;
+  int* error_out = &error;
+  if constexpr (!kChildSharesMemory) {
+    void* page = ::mmap(nullptr, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap");
+    error_out = static_cast<int*>(page);
+    *error_out = 0;
+  }
+  ChildArgs args{&request, request.envp != nullptr ? request.envp : environ, request.fds.data(), request.fds.size(), {},
+                 error_out};
   // Every signal blocked around the clone: no handler may run in the child while it shares our
   // memory (it unblocks only once setup has reset the handlers it was asked to, right before exec).
   sigset_t all;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &args.parent_mask);
-  const int pid = ::clone(child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  const int pid = ::clone(child_main, stack + sizeof stack, kCloneFlags, &args);
   const int clone_error = errno;
   ::pthread_sigmask(SIG_SETMASK, &args.parent_mask, nullptr);
+  const int exec_error = *error_out;
+  if constexpr (!kChildSharesMemory) ::munmap(error_out, sizeof(int));
   if (pid < 0) throw std::system_error(clone_error, std::generic_category(), "clone");
-  return Spawned{pid, args.error};
+  return Spawned{pid, exec_error};
 }
 
 } // namespace procpool::os

@@ -36,7 +36,8 @@ struct SpawnRequest {
   /// The signal mask the program starts with; nullptr: the calling thread's.
   const sigset_t* signal_mask = nullptr;
   /// Run in the child after `setup`, before `fds`; async-signal-safe code only (it runs on the
-  /// caller's memory while the caller waits).
+  /// caller's memory while the caller waits). Its writes reach the caller only through MAP_SHARED
+  /// memory: a TSan build gives the child a copy of memory instead (see spawn.cpp).
   void (*in_child)(void* arg) noexcept = nullptr;
   void* in_child_arg = nullptr;
 };
