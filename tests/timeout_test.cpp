@@ -72,51 +72,9 @@ void check_throws_at_once(const std::function<void()>& call) {
   CHECK(Clock::now() - t0 < kAtOnce);
 }
 
-struct Processes {
-  using Lock = procpool::Lock;
-  using RLock = procpool::RLock;
-  using Semaphore = procpool::Semaphore;
-  using BoundedSemaphore = procpool::BoundedSemaphore;
-  using Condition = procpool::Condition;
-  using Event = procpool::Event;
-  using Barrier = procpool::Barrier;
-  template <class T>
-  using Value = procpool::Value<T>;
-  template <class T>
-  using Array = procpool::Array<T>;
-  template <class T>
-  using Queue = procpool::Queue<T>;
-  template <class T>
-  using JoinableQueue = procpool::JoinableQueue<T>;
-  using Pool = procpool::Pool;
-  template <class T>
-  static auto pipe() {
-    return procpool::Pipe<T>();
-  }
-};
-
-struct Threads {
-  using Lock = procpool::dummy::Lock;
-  using RLock = procpool::dummy::RLock;
-  using Semaphore = procpool::dummy::Semaphore;
-  using BoundedSemaphore = procpool::dummy::BoundedSemaphore;
-  using Condition = procpool::dummy::Condition;
-  using Event = procpool::dummy::Event;
-  using Barrier = procpool::dummy::Barrier;
-  template <class T>
-  using Value = procpool::dummy::Value<T>;
-  template <class T>
-  using Array = procpool::dummy::Array<T>;
-  template <class T>
-  using Queue = procpool::dummy::Queue<T>;
-  template <class T>
-  using JoinableQueue = procpool::dummy::JoinableQueue<T>;
-  using Pool = procpool::dummy::Pool;
-  template <class T>
-  static auto pipe() {
-    return procpool::dummy::Pipe<T>();
-  }
-};
+// The backend bundles of procpool/backend.hpp: one list of types per backend.
+using procpool::Processes;
+using procpool::Threads;
 
 #define BOTH_BACKENDS Processes, Threads
 
@@ -357,7 +315,7 @@ TEST_CASE_TEMPLATE("Core.Timeout.JoinableQueue", B, BOTH_BACKENDS) {
 }
 
 TEST_CASE_TEMPLATE("Core.Timeout.ConnectionPoll", B, BOTH_BACKENDS) {
-  auto [a, b] = B::template pipe<int>();
+  auto [a, b] = B::template Pipe<int>();
   for_each_huge_timeout([&](auto huge) {
     check_waits_until_released(
         [&] {
