@@ -105,39 +105,26 @@ private:
   std::thread holder_;
 };
 
+/// With `lock` held on another thread, `acquire(lock)` must still wait when that thread releases
+/// it a while later, and then succeed.
+template <class L, class Acquire>
+void check_acquire_waits(L& lock, Acquire acquire) {
+  HeldElsewhere<L> held(lock);
+  check_waits_until_released(
+      [&] {
+        const bool got = acquire(lock);
+        if (got) lock.release();
+        return got;
+      },
+      [&] { held.release(); });
+}
+
 /// The lock-like checks shared by Lock, RLock and the locks of Value/Array.
 template <class L>
 void check_lock_timeouts(L& lock) {
-  for_each_huge_timeout([&](auto huge) {
-    HeldElsewhere<L> held(lock);
-    check_waits_until_released(
-        [&] {
-          const bool got = lock.acquire(true, huge);
-          if (got) lock.release();
-          return got;
-        },
-        [&] { held.release(); });
-  });
-  {
-    HeldElsewhere<L> held(lock);
-    check_waits_until_released(
-        [&] {
-          const bool got = lock.try_lock_until(Clock::time_point::max());
-          if (got) lock.release();
-          return got;
-        },
-        [&] { held.release(); });
-  }
-  {
-    HeldElsewhere<L> held(lock);
-    check_waits_until_released(
-        [&] {
-          const bool got = lock.try_lock_for(std::chrono::hours::max());
-          if (got) lock.release();
-          return got;
-        },
-        [&] { held.release(); });
-  }
+  for_each_huge_timeout([&](auto huge) { check_acquire_waits(lock, [&](L& l) { return l.acquire(true, huge); }); });
+  check_acquire_waits(lock, [](L& l) { return l.try_lock_until(Clock::time_point::max()); });
+  check_acquire_waits(lock, [](L& l) { return l.try_lock_for(std::chrono::hours::max()); });
   HeldElsewhere<L> held(lock);
   check_fails_at_once([&] { return lock.acquire(true, 0s); });
   check_fails_at_once([&] { return lock.try_lock_for(-1s); });

@@ -2,6 +2,8 @@
 // The end-to-end behaviour is in the other Cli.* suites; these pin the values and the error messages.
 #include <doctest/doctest.h>
 
+#include "cli_helpers.hpp"
+
 #include "command.hpp"
 #include "input.hpp"
 #include "joblog.hpp"
@@ -30,22 +32,7 @@ using procpool::cli::UsageError;
 namespace cli = procpool::cli;
 namespace fs = std::filesystem;
 
-/// A fresh directory for joblog files, removed afterwards.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "procpool-cli-units-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using clitest::TempDir;  // a fresh directory, removed afterwards (cli_helpers.hpp)
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
