@@ -24,6 +24,7 @@ namespace {
 
 constexpr std::uint64_t kMagic = 0x31'30'67'6e'69'72'70'70ULL;  // "ppring01"
 constexpr std::uint32_t kRecordTag = 0x5245'4344u;              // header check: tag ^ length
+constexpr std::uint32_t kSkipTag = 0x534b'4950u;                // a skip to the next lap (see warm_bytes)
 constexpr std::size_t kPage = 4096;
 constexpr std::size_t kMinCapacity = kPage;
 constexpr std::size_t round8(std::size_t n) noexcept { return (n + 7) & ~std::size_t{7}; }
@@ -108,6 +109,20 @@ struct __attribute__((visibility("hidden"))) RingAccess {
     os::futex::wake(wp.seq, r.interprocess_);
   }
   static void recover(Ring& r, RingSide& side) noexcept;
+  /// Under `side`'s lock: publishes `pos` (and `count`) through the intent record, so that a
+  /// holder killed half-way is rolled forward by recover().
+  static void publish(RingSide& side, std::uint64_t pos, std::uint64_t count, bool count_first) noexcept {
+    side.intent_pos.store(pos, std::memory_order_relaxed);
+    side.intent_count.store(count, std::memory_order_relaxed);
+    side.intent_valid.store(1, std::memory_order_release);
+    if (count_first) side.count.store(count, std::memory_order_release);
+    side.pos.store(pos, std::memory_order_release);
+    if (!count_first) side.count.store(count, std::memory_order_release);
+    side.intent_valid.store(0, std::memory_order_release);
+  }
+  /// Under the consumer lock, with the record header at `tail` read: if it is a skip record,
+  /// passes it (the producers may be waiting for the room it held) and returns true.
+  static bool pass_skip(Ring& r, std::uint64_t header, std::uint64_t tail, std::uint64_t head);
   template <class Pred>
   static bool wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, const RingDeadline& deadline, Pred pred);
 };
@@ -140,6 +155,22 @@ void RingAccess::recover(Ring& r, RingSide& side) noexcept {
   side.sleepers.store(0, std::memory_order_relaxed);
   wake_all(r, r.ctl_->data);
   wake_all(r, r.ctl_->space);
+}
+
+bool RingAccess::pass_skip(Ring& r, std::uint64_t header, std::uint64_t tail, std::uint64_t head) {
+  const auto len = static_cast<std::uint32_t>(header);
+  if (static_cast<std::uint32_t>(header >> 32) != (kSkipTag ^ len)) return false;
+  if (len != r.capacity_ - (tail & (r.capacity_ - 1)) || len > head - tail) {
+    unlock(r, r.ctl_->cons);
+    throw Error("procpool: ring corrupted: bad skip record at position " + std::to_string(tail) +
+                " (shared memory overwritten outside procpool?)");
+  }
+  RingSide& s = r.ctl_->cons;
+  publish(s, tail + len, s.count.load(std::memory_order_relaxed), false);
+  const bool wake = take_sleepers(s, r.ctl_->space);
+  unlock(r, s);
+  if (wake) os::futex::wake(r.ctl_->space.seq, r.interprocess_);
+  return true;
 }
 
 template <class Pred>
@@ -257,6 +288,12 @@ std::unique_ptr<Ring> Ring::attach(std::string_view& in) {
   return ring;
 }
 
+std::uint64_t Ring::committed_bytes() const {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) throw_errno("procpool: fstat of a ring failed", errno);
+  return static_cast<std::uint64_t>(st.st_blocks) * 512;
+}
+
 std::uint64_t Ring::max_records() const noexcept { return ctl_->max_records; }
 
 std::atomic<std::uint32_t>& Ring::aux(std::size_t index) const noexcept { return ctl_->aux[index % kAuxWords]; }
@@ -300,24 +337,37 @@ RingStatus Ring::begin_push(std::size_t size, const RingDeadline& deadline, std:
       RingAccess::unlock(*this, p);
       return RingStatus::Closed;
     }
-    const std::uint64_t head = p.pos.load(std::memory_order_relaxed);
+    std::uint64_t head = p.pos.load(std::memory_order_relaxed);
     const std::uint64_t pushed = p.count.load(std::memory_order_relaxed);
-    const auto fits = [&](std::uint64_t tail, std::uint64_t popped) {
-      return head - tail + need <= capacity_ && (max == 0 || pushed - popped < max);
+    const auto fits = [&](std::uint64_t bytes) {
+      // The cached consumer indices avoid reading the consumers' cache line on every push.
+      const auto within = [&] {
+        return head - p.seen_pos.load(std::memory_order_relaxed) + bytes <= capacity_ &&
+               (max == 0 || pushed - p.seen_count.load(std::memory_order_relaxed) < max);
+      };
+      if (within()) return true;
+      p.seen_count.store(c.cons.count.load(std::memory_order_acquire), std::memory_order_relaxed);
+      p.seen_pos.store(c.cons.pos.load(std::memory_order_acquire), std::memory_order_relaxed);
+      return within();
     };
-    // The cached consumer indices avoid reading the consumers' cache line on every push.
-    if (!fits(p.seen_pos.load(std::memory_order_relaxed), p.seen_count.load(std::memory_order_relaxed))) {
-      const std::uint64_t popped = c.cons.count.load(std::memory_order_acquire);
-      const std::uint64_t tail = c.cons.pos.load(std::memory_order_acquire);
-      p.seen_pos.store(tail, std::memory_order_relaxed);
-      p.seen_count.store(popped, std::memory_order_relaxed);
-      if (!fits(tail, popped)) {
-        RingAccess::unlock(*this, p);
-        const bool ready = RingAccess::wait_until(*this, c.cons, c.space, deadline, [&] {
-          return c.closed.load(std::memory_order_acquire) != 0 || room_now();
-        });
-        if (!ready) return RingStatus::Timeout;
-        continue;
+    if (!fits(need)) {
+      RingAccess::unlock(*this, p);
+      const bool ready = RingAccess::wait_until(*this, c.cons, c.space, deadline, [&] {
+        return c.closed.load(std::memory_order_acquire) != 0 || room_now();
+      });
+      if (!ready) return RingStatus::Timeout;
+      continue;
+    }
+    // Past the warm zone, start the next lap if its beginning is free already (never a wait
+    // that a plain push would not have had): records then cycle through pages that are
+    // committed and cached instead of touching the whole ring once.
+    if (const std::uint64_t offset = head & (capacity_ - 1); offset >= warm_bytes() && need <= warm_bytes()) {
+      const std::uint64_t skip = capacity_ - offset;
+      if (fits(skip + need)) {
+        const std::uint64_t skip_header = skip | (static_cast<std::uint64_t>(kSkipTag ^ static_cast<std::uint32_t>(skip)) << 32);
+        std::memcpy(data_ + offset, &skip_header, sizeof skip_header);
+        RingAccess::publish(p, head + skip, pushed, true);
+        head += skip;
       }
     }
     std::byte* at = data_ + (head & (capacity_ - 1));
@@ -334,12 +384,7 @@ void Ring::commit_push(std::size_t size) noexcept {
   RingSide& p = c.prod;
   const std::uint64_t head = p.pos.load(std::memory_order_relaxed) + round8(kHeaderBytes + size);
   const std::uint64_t pushed = p.count.load(std::memory_order_relaxed) + 1;
-  p.intent_pos.store(head, std::memory_order_relaxed);
-  p.intent_count.store(pushed, std::memory_order_relaxed);
-  p.intent_valid.store(1, std::memory_order_release);
-  p.count.store(pushed, std::memory_order_release);
-  p.pos.store(head, std::memory_order_release);  // publishes the record
-  p.intent_valid.store(0, std::memory_order_release);
+  RingAccess::publish(p, head, pushed, true);  // pos last: publishes the record
   const bool wake = RingAccess::take_sleepers(p, c.data);
   RingAccess::unlock(*this, p);
   if (wake) os::futex::wake(c.data.seq, interprocess_);
@@ -379,6 +424,7 @@ RingStatus Ring::begin_pop(const RingDeadline& deadline, const std::byte*& src, 
     const std::byte* at = data_ + (tail & (capacity_ - 1));
     std::uint64_t header = 0;
     std::memcpy(&header, at, sizeof header);
+    if (RingAccess::pass_skip(*this, header, tail, head)) continue;
     const auto len = static_cast<std::uint32_t>(header);
     const auto check = static_cast<std::uint32_t>(header >> 32);
     if (check != (kRecordTag ^ len) || round8(kHeaderBytes + len) > head - tail) {
@@ -397,12 +443,7 @@ void Ring::commit_pop(std::size_t size) noexcept {
   RingSide& s = c.cons;
   const std::uint64_t tail = s.pos.load(std::memory_order_relaxed) + round8(kHeaderBytes + size);
   const std::uint64_t popped = s.count.load(std::memory_order_relaxed) + 1;
-  s.intent_pos.store(tail, std::memory_order_relaxed);
-  s.intent_count.store(popped, std::memory_order_relaxed);
-  s.intent_valid.store(1, std::memory_order_release);
-  s.pos.store(tail, std::memory_order_release);
-  s.count.store(popped, std::memory_order_release);  // producers read count, then tail
-  s.intent_valid.store(0, std::memory_order_release);
+  RingAccess::publish(s, tail, popped, false);  // producers read count, then tail
   const bool wake = RingAccess::take_sleepers(s, c.space);
   RingAccess::unlock(*this, s);
   if (wake) os::futex::wake(c.space.seq, interprocess_);
@@ -413,11 +454,23 @@ RingStatus Ring::wait_readable(const RingDeadline& deadline) {
   const auto has_data = [&] {
     return c.prod.pos.load(std::memory_order_seq_cst) != c.cons.pos.load(std::memory_order_seq_cst);
   };
-  const bool ready = RingAccess::wait_until(*this, c.prod, c.data, deadline, [&] {
-    return has_data() || c.closed.load(std::memory_order_acquire) != 0;
-  });
-  if (!ready) return RingStatus::Timeout;
-  return has_data() ? RingStatus::Ok : RingStatus::Closed;
+  for (;;) {
+    const bool ready = RingAccess::wait_until(*this, c.prod, c.data, deadline, [&] {
+      return has_data() || c.closed.load(std::memory_order_acquire) != 0;
+    });
+    if (!ready) return RingStatus::Timeout;
+    if (!has_data()) return RingStatus::Closed;
+    // A skip record is not data: pass it, then look again.
+    if (!RingAccess::lock_for_op(*this, c.cons, deadline)) return RingStatus::Timeout;
+    const std::uint64_t tail = c.cons.pos.load(std::memory_order_relaxed);
+    const std::uint64_t head = c.prod.pos.load(std::memory_order_acquire);
+    std::uint64_t header = 0;
+    if (head != tail) std::memcpy(&header, data_ + (tail & (capacity_ - 1)), sizeof header);
+    if (head == tail || !RingAccess::pass_skip(*this, header, tail, head)) {
+      RingAccess::unlock(*this, c.cons);
+      if (head != tail) return RingStatus::Ok;
+    }
+  }
 }
 
 void Ring::close() {

@@ -184,6 +184,9 @@ PoolCore::PoolCore(PoolCoreConfig config) : config_(std::move(config)) {
   control_->count = static_cast<std::uint32_t>(config_.workers);
   for (int i = 0; i < config_.workers; ++i) new (&control_->slot(static_cast<std::size_t>(i))) WorkerSlot();
   wakeup_ = std::make_unique<Wakeup>();
+  // Two chunks per worker in flight, each way, keep every worker busy; a pool of many workers
+  // uses more of the ring.
+  inflight_cap_ = std::max(tasks_->warm_bytes() / 2, std::size_t{4} * static_cast<std::size_t>(config_.workers) * chunk_byte_budget());
 
   workers_.resize(static_cast<std::size_t>(config_.workers));
   try {
@@ -303,14 +306,39 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
   }
   {
     std::lock_guard lock(pending_mutex_);
-    pending_.emplace(header.task_id, std::move(task));
+    pending_.emplace(header.task_id, Pending{std::move(task), size});
   }
-  // Straight into the ring when it has room and nothing queued earlier is waiting (order).
-  if (backlog_.empty() && tasks_->push_with(size, kRingNoWait, write_record) == RingStatus::Ok) return;
+  // Straight into the ring when it has room, the in-flight budget allows, and nothing queued
+  // earlier is waiting (order). Counted before the push: the result may be handled at once.
+  if (backlog_.empty() && fits_inflight(size)) {
+    inflight_bytes_.fetch_add(size);
+    if (tasks_->push_with(size, kRingNoWait, write_record) == RingStatus::Ok) return;
+    inflight_bytes_.fetch_sub(size);  // the feeder waits for nothing: the backlog is empty
+  }
   std::string record(size, '\0');
   write_record(reinterpret_cast<std::byte*>(record.data()));
   backlog_.push_back(std::move(record));
   feed_cv_.notify_one();
+}
+
+namespace {
+enum FeederWait : int { kFeederRuns = 0, kFeederWaitsHalf = 1, kFeederWaitsEmpty = 2 };
+} // namespace
+
+bool PoolCore::fits_inflight(std::size_t size) const noexcept {
+  const std::size_t now = inflight_bytes_.load();
+  return now == 0 || now + size <= inflight_cap_;
+}
+
+void PoolCore::release_inflight(std::size_t bytes) noexcept {
+  const std::size_t after = inflight_bytes_.fetch_sub(bytes) - bytes;
+  // Wake the feeder only at the level it waits for (half the budget, or nothing in flight
+  // for a record bigger than half of it): one wake-up per refill, not per result.
+  const int waits = feeder_waits_.load();
+  if ((waits == kFeederWaitsHalf && after <= inflight_cap_ / 2) || (waits != kFeederRuns && after == 0)) {
+    std::lock_guard lock(feed_mutex_);
+    feed_cv_.notify_all();
+  }
 }
 
 void PoolCore::feeder_loop() {
@@ -327,6 +355,19 @@ void PoolCore::feeder_loop() {
       tasks_->close();
       break;
     }
+    if (const std::size_t size = backlog_.front().size(); !fits_inflight(size)) {
+      // Announce what we wait for before looking again (release_inflight reads it after its
+      // update: one of the two sees the other).
+      const bool need_empty = size > inflight_cap_ / 2;
+      feeder_waits_.store(need_empty ? kFeederWaitsEmpty : kFeederWaitsHalf);
+      feed_cv_.wait(lock, [&] {
+        const std::size_t now = inflight_bytes_.load();
+        return state_.load() == State::Terminate || now == 0 || (!need_empty && now <= inflight_cap_ / 2);
+      });
+      feeder_waits_.store(kFeederRuns);
+      continue;
+    }
+    inflight_bytes_.fetch_add(backlog_.front().size());
     std::string record = std::move(backlog_.front());
     backlog_.pop_front();
     lock.unlock();
@@ -346,13 +387,16 @@ void PoolCore::handle_result(std::string_view record) {
   std::memcpy(&header, record.data(), sizeof header);
   record.remove_prefix(sizeof header);
   std::shared_ptr<PendingTask> task;
+  std::size_t bytes = 0;
   {
     std::lock_guard lock(pending_mutex_);
     auto it = pending_.find(header.task_id);
     if (it == pending_.end()) return;  // already failed (terminate, or a lost worker's late twin)
-    task = std::move(it->second);
+    task = std::move(it->second.task);
+    bytes = it->second.bytes;
     pending_.erase(it);
   }
+  release_inflight(bytes);  // outside pending_mutex_: it may take feed_mutex_ (submit nests them the other way)
   try {
     switch (header.kind) {
       case ResultKind::Ok: task->complete(record); break;
@@ -395,14 +439,14 @@ void PoolCore::handler_loop() {
 }
 
 void PoolCore::fail_all_pending(const std::string& why) {
-  std::unordered_map<std::uint64_t, std::shared_ptr<PendingTask>> orphans;
+  std::unordered_map<std::uint64_t, Pending> orphans;
   {
     std::lock_guard lock(pending_mutex_);
     orphans.swap(pending_);
   }
-  for (auto& [id, task] : orphans) {
+  for (auto& [id, pending] : orphans) {
     try {
-      task->fail(std::make_exception_ptr(BrokenProcessPool(why)));
+      pending.task->fail(std::make_exception_ptr(BrokenProcessPool(why)));
     } catch (const std::exception& e) {
       logger().error("procpool: a pool error callback threw: {}", e.what());
     }
@@ -560,7 +604,7 @@ void PoolCore::join() {
   if (handler_.joinable()) handler_.join();
 }
 
-std::size_t PoolCore::chunk_byte_budget() const noexcept { return tasks_->capacity() / 4; }
+std::size_t PoolCore::chunk_byte_budget() const noexcept { return tasks_->warm_bytes() / 8; }
 
 std::vector<int> PoolCore::worker_pids() const {
   check_owner();

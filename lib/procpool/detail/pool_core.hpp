@@ -142,8 +142,9 @@ public:
   void join();
 
   [[nodiscard]] int workers() const noexcept { return config_.workers; }
-  /// The most bytes the typed layer puts in one chunk: a quarter of the task ring, so that
-  /// several chunks fit in it at once.
+  /// The most bytes the typed layer puts in one chunk: an eighth of the task ring's warm zone,
+  /// so that chunks cycle through pages already committed (Ring::warm_bytes) and each worker's
+  /// copy of a chunk stays small.
   [[nodiscard]] std::size_t chunk_byte_budget() const noexcept;
   /// Pids of the current worker processes (the thread backend reports this process's pid).
   [[nodiscard]] std::vector<int> worker_pids() const;
@@ -175,13 +176,27 @@ private:
   mutable std::mutex workers_mutex_;
   std::vector<std::unique_ptr<WorkerHandle>> workers_;
 
+  /// A task in flight and the bytes its record took in the task ring.
+  struct Pending {
+    std::shared_ptr<PendingTask> task;
+    std::size_t bytes = 0;
+  };
   std::mutex pending_mutex_;
-  std::unordered_map<std::uint64_t, std::shared_ptr<PendingTask>> pending_;
+  std::unordered_map<std::uint64_t, Pending> pending_;
   std::atomic<std::uint64_t> next_task_id_{1};
+  /// Bytes of task records in the ring or running, whose results are not handled yet. Over
+  /// inflight_cap_ new records wait in the backlog, so that a map's chunks cycle through the
+  /// rings' warm pages (Ring::warm_bytes) instead of faulting in the whole ring on first use.
+  std::atomic<std::size_t> inflight_bytes_{0};
+  std::size_t inflight_cap_ = 0;
+  /// What the feeder waits for (FeederWait), so that releasing bytes wakes it only then.
+  std::atomic<int> feeder_waits_{0};
+  [[nodiscard]] bool fits_inflight(std::size_t size) const noexcept;
+  void release_inflight(std::size_t bytes) noexcept;
 
   std::mutex feed_mutex_;
   std::condition_variable feed_cv_;
-  std::deque<std::string> backlog_;
+  std::deque<std::string> backlog_;  ///< task records not yet in the ring, in submission order
   bool close_after_backlog_ = false;
   std::unordered_map<std::uint64_t, std::weak_ptr<PoolStream>> streams_;  ///< open streams (feed_mutex_)
   std::uint64_t next_stream_id_ = 1;                                      ///< feed_mutex_

@@ -34,12 +34,16 @@
 /// a dead owner whose pid was already reused by a new process is not detected until that one
 /// ends. The thread backend has no owner-death handling (threads do not die alone).
 ///
+/// Working set: records cycle through the first warm_bytes() of the ring while they fit there
+/// and the consumers keep up (skip records, invisible to users, jump to the next lap).
+///
 /// Record size: at most max_record_size() = capacity - 8 bytes. Larger records are refused
 /// with procpool::ValueError naming both sizes and RingOptions::capacity_bytes; nothing is
 /// truncated and nothing blocks.
 ///
 /// Thread-safety: every member may be called concurrently from any thread of any process that
 /// shares the ring, except construction and destruction.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -102,6 +106,18 @@ public:
 
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
   [[nodiscard]] std::size_t max_record_size() const noexcept { return capacity_ - kHeaderBytes; }
+  /// The warm zone: once the head is past it, a push starts the next lap early (a skip record
+  /// to the end of the ring) if the start of the ring is free already, so that records of up to
+  /// this size cycle through the same committed, cached pages instead of touching the whole
+  /// ring (a first Pool::map would otherwise fault in every page of both rings). Larger records
+  /// use the whole ring. Rings under 2 MiB use the whole ring: they are small already.
+  [[nodiscard]] std::size_t warm_bytes() const noexcept {
+    return capacity_ >= kWarmRingMin ? std::min(capacity_ / 8, kWarmMax) : capacity_;
+  }
+  /// Bytes of memory the ring's segment has committed (pages touched at least once).
+  [[nodiscard]] std::uint64_t committed_bytes() const;
+  static constexpr std::size_t kWarmRingMin = std::size_t{2} << 20;
+  static constexpr std::size_t kWarmMax = std::size_t{1} << 20;
   [[nodiscard]] std::uint64_t max_records() const noexcept;
   [[nodiscard]] bool interprocess() const noexcept { return interprocess_; }
 
