@@ -473,6 +473,38 @@ RingStatus Ring::wait_readable(const RingDeadline& deadline) {
   }
 }
 
+std::uint32_t Ring::data_epoch() const noexcept { return ctl_->data.seq.load(std::memory_order_seq_cst); }
+
+bool Ring::arm_data_wakeup() {
+  RingControl& c = *ctl_;
+  RingAccess::lock(*this, c.prod, std::nullopt);
+  // Under the producer lock, like a sleeping pop's registration: a push either published
+  // before (we see its record) or publishes after and sees the flag.
+  const bool empty = c.closed.load(std::memory_order_relaxed) == 0 &&
+                     c.prod.pos.load(std::memory_order_relaxed) == c.cons.pos.load(std::memory_order_seq_cst);
+  if (empty) c.prod.sleepers.store(1, std::memory_order_relaxed);
+  RingAccess::unlock(*this, c.prod);
+  return empty;
+}
+
+void Ring::disarm_data_wakeup() {
+  RingControl& c = *ctl_;
+  if (c.prod.sleepers.load(std::memory_order_relaxed) == 0) return;
+  RingAccess::lock(*this, c.prod, std::nullopt);
+  c.prod.sleepers.store(0, std::memory_order_relaxed);
+  RingAccess::unlock(*this, c.prod);
+}
+
+void Ring::wait_data(std::uint32_t epoch, const RingDeadline& deadline) {
+  (void)os::futex::wait(ctl_->data.seq, epoch, interprocess_, deadline);
+}
+
+void Ring::wake_consumers() noexcept { RingAccess::wake_all(*this, ctl_->data); }
+
+bool Ring::has_data() const noexcept {
+  return ctl_->prod.pos.load(std::memory_order_seq_cst) != ctl_->cons.pos.load(std::memory_order_seq_cst);
+}
+
 void Ring::close() {
   RingControl& c = *ctl_;
   // Under the producer lock, so that no push publishes after a consumer has seen "closed".

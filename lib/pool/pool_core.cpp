@@ -46,6 +46,9 @@ namespace {
 
 constexpr int kHandlerBatch = 64;
 thread_local std::vector<std::shared_ptr<ResultWaiter>>* handler_wakeups = nullptr;
+/// The pool whose results this thread is handling (the handler thread, or a waiter driving):
+/// a callback that waits on the same pool must not try to drive it again.
+thread_local const PoolCore* handling_core = nullptr;
 
 void wake_deferred(std::vector<std::shared_ptr<ResultWaiter>>& waiters) {
   for (const auto& waiter : waiters) waiter->wake();
@@ -418,24 +421,126 @@ void PoolCore::handle_result(std::string_view record) {
   }
 }
 
-void PoolCore::handler_loop() {
-  thread_name_slot() = "PoolHandler";
-  // Completed in place, without copying the record out: only this thread consumes results,
-  // so holding the consumer lock meanwhile delays nobody (workers push under the other lock).
+int PoolCore::handle_available(int max) {
+  // Completed in place, without copying the record out: the record stays valid until the
+  // pop commits, and only the driver_mutex_ holder consumes results.
   const auto handle = [&](std::span<const std::byte> record) {
     handle_result(std::string_view(reinterpret_cast<const char*>(record.data()), record.size()));
   };
+  int handled = 0;
+  for (; handled < max; ++handled) {
+    const RingStatus st = results_->pop_with(kRingNoWait, handle);
+    if (st == RingStatus::Closed) return handled == 0 ? -1 : handled;
+    if (st != RingStatus::Ok) break;
+  }
+  return handled;
+}
+
+void PoolCore::handler_loop() {
+  thread_name_slot() = "PoolHandler";
   std::vector<std::shared_ptr<ResultWaiter>> deferred;
   handler_wakeups = &deferred;
+  handling_core = this;
   for (;;) {
-    const RingStatus st = results_->pop_with(std::nullopt, handle);
-    if (st != RingStatus::Ok) break;  // closed by the supervisor once every worker ended
-    // Complete what is already waiting before waking imap consumers: one wake-up per batch.
-    for (int i = 1; i < kHandlerBatch && results_->pop_with(kRingNoWait, handle) == RingStatus::Ok; ++i) {}
-    wake_deferred(deferred);
+    // Read before looking: a push (or a leaving waiter) after this point changes it, and then
+    // wait_data() returns at once.
+    const std::uint32_t epoch = results_->data_epoch();
+    if (drivers_.load() == 0) {
+      std::unique_lock lock(driver_mutex_, std::try_to_lock);
+      if (lock.owns_lock()) {
+        // Complete what is already waiting before waking imap consumers: one wake-up per batch.
+        const int handled = handle_available(kHandlerBatch);
+        lock.unlock();
+        wake_deferred(deferred);
+        if (handled < 0) break;  // closed by the supervisor once every worker ended, and drained
+        if (handled > 0) continue;
+        // Nothing there: sleep until a push (no spinning: waiters that care spin themselves).
+        if (results_->arm_data_wakeup()) results_->wait_data(epoch, std::nullopt);
+        continue;
+      }
+    }
+    // Waiters are handling results: sleep, not registered with the ring, so that workers' pushes
+    // do not wake this thread; the last waiter to leave arms the wake-up again or wakes it.
+    results_->wait_data(epoch, std::nullopt);
   }
   handler_wakeups = nullptr;  // from here on (terminate's failures), wake at once
+  handling_core = nullptr;
+  {
+    std::lock_guard lock(driver_mutex_);  // a waiter still completing a result finishes first
+  }
   fail_all_pending("procpool: the pool was terminated before this task finished");
+}
+
+bool PoolCore::drive_until(bool (*ready)(const void*), const void* context, const os::Deadline& deadline) {
+  if (ready(context)) return true;
+  if (handling_core == this || !owned_here()) return false;
+  // The first waiter takes the handler's armed wake-up away: pushes then wake nobody while
+  // waiters spin, and the handler thread stays asleep.
+  if (drivers_.fetch_add(1) == 0) results_->disarm_data_wakeup();
+  std::unique_lock lock(driver_mutex_, std::defer_lock);
+  if (!deadline || os::is_never(*deadline)) lock.lock();
+  else if (!lock.try_lock_until(*deadline)) {
+    if (drivers_.fetch_sub(1) == 1) results_->wake_consumers();  // the handler takes over
+    return ready(context);
+  }
+  std::vector<std::shared_ptr<ResultWaiter>> deferred;
+  auto* const outer_wakeups = std::exchange(handler_wakeups, &deferred);
+  const PoolCore* const outer_core = std::exchange(handling_core, this);
+  struct Restore {
+    PoolCore& core;
+    std::unique_lock<std::timed_mutex>& lock;
+    std::vector<std::shared_ptr<ResultWaiter>>& deferred;
+    std::vector<std::shared_ptr<ResultWaiter>>* outer_wakeups;
+    const PoolCore* outer_core;
+    ~Restore() {
+      core.end_driving(lock);
+      handler_wakeups = outer_wakeups;
+      handling_core = outer_core;
+      wake_deferred(deferred);
+    }
+  } restore{*this, lock, deferred, outer_wakeups, outer_core};
+
+  const auto done = [&] { return ready(context); };
+  while (!done()) {
+    const std::uint32_t epoch = results_->data_epoch();
+    const int handled = handle_available(kHandlerBatch);
+    if (handled < 0) break;  // the results have ended: what is left comes from fail_all_pending
+    if (handled > 0) {
+      wake_deferred(deferred);
+      continue;
+    }
+    if (deadline && os::SteadyClock::now() >= *deadline) break;
+    // Nothing there yet: the one wait policy (spin, then sleep until a push wakes us; also
+    // woken by terminate() and join(), whose completions do not come through the ring).
+    (void)os::spin_then_sleep(&drive_spin_budget_, deadline, true,
+                              [&] { return results_->has_data() || done(); },
+                              [&] {
+                                if (results_->arm_data_wakeup() && !done()) results_->wait_data(epoch, deadline);
+                                return true;
+                              });
+  }
+  return done();
+}
+
+void PoolCore::end_driving(std::unique_lock<std::timed_mutex>& lock) noexcept {
+  // The last waiter out arms the handler's wake-up (the ring must be empty for that: complete
+  // what came meanwhile, a few batches at most), or else wakes the handler to take over.
+  bool armed = false;
+  if (drivers_.load() == 1) {
+    try {
+      for (int round = 0; round < 4 && !armed; ++round) {
+        armed = results_->arm_data_wakeup();
+        if (!armed && handle_available(kHandlerBatch) < 0) break;
+      }
+    } catch (const std::exception& e) {
+      logger().error("procpool: error while handling pool results: {}", e.what());
+    }
+  }
+  const bool last = drivers_.fetch_sub(1) == 1;
+  lock.unlock();
+  // Checked after leaving: a record published since the arming was either seen here, or its
+  // push found the wake-up armed and woke the handler (which then sees no waiter).
+  if (last && (!armed || results_->has_data() || results_->closed())) results_->wake_consumers();
 }
 
 void PoolCore::fail_all_pending(const std::string& why) {
@@ -558,6 +663,7 @@ void PoolCore::terminate() {
   control_->terminating.store(1);
   tasks_->close();
   fail_all_pending("procpool: the pool was terminated before this task finished");
+  results_->wake_consumers();  // waiters driving the ring look at their results again
   {
     std::lock_guard lock(workers_mutex_);
     for (auto& w : workers_)
@@ -598,6 +704,7 @@ void PoolCore::join() {
   }
   for (const auto& stream : open) stream->drain();
   open.clear();  // may destroy a stream whose consumer let it go meanwhile (it closes itself)
+  results_->wake_consumers();  // a refused chunk of a drained stream does not come through the ring
   if (feeder_.joinable()) feeder_.join();
   wakeup_->notify();
   if (supervisor_.joinable()) supervisor_.join();

@@ -48,6 +48,25 @@ bool wait_on(std::condition_variable& cv, Lock& lock, const std::optional<os::St
   return cv.wait_until(lock, *deadline, ready);
 }
 
+/// A pool whose waiters may handle its results themselves: rather than sleeping until the
+/// pool's handler thread completes their task (one more thread hop per result), a thread that
+/// waits for a result takes the results straight from the result ring and completes them (its
+/// own and any other that comes first), until `ready(context)`.
+class ResultDriver {
+public:
+  virtual ~ResultDriver() = default;
+  /// Handles results on the calling thread until `ready(context)` or `deadline`; returns
+  /// ready(context). Returns at once, handling nothing, where driving is not possible (another
+  /// process, or a thread already handling this pool's results, e.g. inside a callback); and
+  /// early, without ready(), once the pool's results have ended: the caller then waits as usual.
+  virtual bool drive_until(bool (*ready)(const void*), const void* context, const os::Deadline& deadline) = 0;
+
+  template <class Ready>
+  bool drive(const Ready& ready, const os::Deadline& deadline) {
+    return drive_until([](const void* r) { return (*static_cast<const Ready*>(r))(); }, &ready, deadline);
+  }
+};
+
 /// The shared state behind an AsyncResult. Set once (value or error) by the pool's handler.
 template <class R>
 class ResultState {
@@ -96,10 +115,19 @@ public:
     publish();
   }
 
+  /// The pool whose results this waits for: waiters then complete results themselves.
+  void set_driver(std::weak_ptr<ResultDriver> driver) { driver_ = std::move(driver); }
+
   bool wait_until(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
-    // A short task's result usually arrives within microseconds: spin first (os::spin_until,
-    // the one wait policy), then sleep on the condition variable.
-    if (os::may_spin(deadline)) (void)os::spin_until([&] { return published_.load(std::memory_order_acquire); });
+    const auto published = [&] { return published_.load(std::memory_order_acquire); };
+    if (published()) return true;
+    if (const std::shared_ptr<ResultDriver> driver = driver_.lock()) {
+      if (driver->drive(published, deadline)) return true;
+    } else if (os::may_spin(deadline)) {
+      // A short task's result usually arrives within microseconds: spin first (os::spin_until,
+      // the one wait policy), then sleep on the condition variable.
+      (void)os::spin_until(published);
+    }
     std::unique_lock lock(mutex_);
     if (!ready_ && os::current_pid() != owner_) throw_foreign_result(owner_);
     return wait_on(cv_, lock, deadline, [&] { return ready_; });
@@ -145,6 +173,7 @@ private:
   std::exception_ptr error_;
   Callback callback_;
   ErrorCallback error_callback_;
+  std::weak_ptr<ResultDriver> driver_;
   pid_t owner_ = os::current_pid();  ///< the process whose pool completes this result
 };
 

@@ -228,6 +228,8 @@ public:
     std::lock_guard lock(mutex_);
     return pool_error_;
   }
+  /// The pool, while it exists.
+  std::shared_ptr<PoolCore> core() const { return core_.lock(); }
   /// The input range's exception, once.
   std::exception_ptr take_input_error() {
     std::lock_guard lock(mutex_);
@@ -357,8 +359,11 @@ private:
         if (auto error = feed_->take_input_error()) std::rethrow_exception(error);  // once
         return std::nullopt;
       }
-      // As AsyncResult::get(): spin (the one wait policy) before sleeping on the condition.
-      if (os::may_spin(deadline)) (void)os::spin_until([&] { return shared_->any_done.load(std::memory_order_acquire); });
+      // As AsyncResult::get(): complete results on this thread (no hop through the pool's
+      // handler), else spin (the one wait policy), before sleeping on the condition.
+      const auto arrived_now = [&] { return shared_->any_done.load(std::memory_order_acquire); };
+      if (const std::shared_ptr<detail::PoolCore> core = feed_->core()) (void)core->drive(arrived_now, deadline);
+      else if (os::may_spin(deadline)) (void)os::spin_until(arrived_now);
       std::unique_lock lock(shared_->mutex);
       auto arrived = [&] { return !shared_->done.empty(); };
       for (;;) {
@@ -468,6 +473,7 @@ public:
     (codec::require_sendable<std::decay_t<Args>>(), ...);
     auto state =
         std::make_shared<detail::ResultState<R>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
+    state->set_driver(core_);
     std::string payload;
     (codec::encode_to(payload, static_cast<const std::decay_t<Args>&>(args)), ...);
     core_->submit(detail::code_address(&detail::invoke_apply<Fn, std::decay_t<Args>...>), function_address(fn), payload,
@@ -640,6 +646,7 @@ private:
     static_assert(std::is_default_constructible_v<R>, "procpool::Pool::map: the result type must be default constructible");
     core_->check_owner();
     auto state = std::make_shared<detail::ResultState<std::vector<R>>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
+    state->set_driver(core_);
     // Materialise the input once: its size gives Python's default chunksize.
     std::vector<T> materialised;
     if constexpr (std::ranges::sized_range<Range> && std::ranges::contiguous_range<Range>) {

@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "procpool/async_result.hpp"
 #include "procpool/detail/arg_transfer.hpp"
 #include "procpool/detail/sync_support.hpp"
 #include "procpool/start_method.hpp"
@@ -79,14 +80,21 @@ struct Wakeup;
 
 /// Owned through a shared_ptr: an imap iteration holds a weak_ptr, so that it can outlive the
 /// pool safely (BrokenProcessPool instead of a dangling pointer).
-class PoolCore {
+class PoolCore final : public ResultDriver {
 public:
   /// Throws ValueError for a size that cannot fit (see check_pool_size in pool/pool_core.cpp).
   explicit PoolCore(PoolCoreConfig config);
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
   /// shutdown().
-  ~PoolCore();
+  ~PoolCore() override;
+
+  /// ResultDriver: a thread waiting for a result (AsyncResult::get, an imap's next) completes
+  /// results itself, straight from the result ring, while the handler thread sleeps. One
+  /// thread at a time handles results (the handler or one waiter: `driver_mutex_`), so
+  /// callbacks still run one at a time. Thread-safe; in a process that does not own the pool,
+  /// or on a thread already handling results (a callback), it returns at once.
+  bool drive_until(bool (*ready)(const void*), const void* context, const os::Deadline& deadline) override;
 
   /// Terminates and joins, like leaving Python's `with Pool() as p:` block; errors are logged.
   /// Idempotent. Owner process only.
@@ -160,6 +168,11 @@ private:
   void supervisor_loop();
   void feeder_loop();
   void handle_result(std::string_view record);
+  /// Pops and completes up to `max` results without waiting (driver_mutex_ held); returns how
+  /// many, or -1 once the ring is closed and drained.
+  int handle_available(int max);
+  /// The last waiter that stops driving hands the ring back to the handler thread.
+  void end_driving(std::unique_lock<std::timed_mutex>& lock) noexcept;
   void fail_all_pending(const std::string& why);
   void encode_code(std::string& out, const void* address, std::uint64_t& field, std::uint32_t& name_len);
   [[noreturn]] void throw_not_owner() const;
@@ -209,6 +222,14 @@ private:
 
   std::mutex code_cache_mutex_;
   std::unordered_map<const void*, CodeRef> code_cache_;
+
+  /// Held by whichever thread handles results: the handler thread, or a waiter (drive_until).
+  std::timed_mutex driver_mutex_;
+  /// Waiters inside drive_until (driving or queued for driver_mutex_): while there are any, the
+  /// handler thread leaves the ring to them and sleeps unregistered, so that workers' pushes do
+  /// not wake it.
+  std::atomic<int> drivers_{0};
+  std::atomic<std::uint32_t> drive_spin_budget_{0};  ///< os::SpinBudget of the waiters' spins
 
   std::unique_ptr<Wakeup> wakeup_;
   std::string worker_config_;  ///< built once: ring and control handles, limits, initializer

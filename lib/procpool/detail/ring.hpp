@@ -177,6 +177,23 @@ public:
   /// deadline passes (timeout). Consumes nothing; another consumer may take the record first.
   RingStatus wait_readable(const RingDeadline& deadline);
 
+  // -- Consumers that sleep outside pop (the pool's result handler) ----------------------------
+  /// The consumers' wake-up counter: read it, check for records, then wait_data(epoch); a push
+  /// that finds the wake-up armed (arm_data_wakeup) bumps it, and close() always does.
+  [[nodiscard]] std::uint32_t data_epoch() const noexcept;
+  /// Asks the next push to wake data waiters (as a consumer asleep in pop would). Returns
+  /// false, arming nothing, if a record (or a skip) is there already or the ring is closed.
+  [[nodiscard]] bool arm_data_wakeup();
+  /// Withdraws an armed wake-up: the next push wakes nobody unless a consumer sleeps in pop.
+  /// Only for a ring whose consumers all coordinate (no pop may be asleep meanwhile).
+  void disarm_data_wakeup();
+  /// Sleeps until data_epoch() != epoch or `deadline`; no spinning.
+  void wait_data(std::uint32_t epoch, const RingDeadline& deadline);
+  /// Wakes every consumer waiting for records (they look again and find what they find).
+  void wake_consumers() noexcept;
+  /// Whether a record (or a skip) is there; approximate, as size().
+  [[nodiscard]] bool has_data() const noexcept;
+
   /// Closes the ring for everyone: pushes return closed from now on (a push that already
   /// published is kept), pops drain what is left and then return closed. Wakes all waiters.
   void close();
