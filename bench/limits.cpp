@@ -1,0 +1,118 @@
+// The practical limits the Pool and Queue figures are read against (bench/pool.sh, bench/queue.sh):
+//   - a two-process ping-pong on one shared cache line, both sides spinning (the wait policy's step): the fastest a
+//     round trip between two processes can be on this machine;
+//   - the same ping-pong where each side sleeps on a futex until the other wakes it: the round trip
+//     of a waiter that does not spin;
+//   - single-thread memcpy bandwidth over a buffer of map's size (1M ints, 4 MB by default), to read
+//     map's bytes per second against.
+// Prints "name<TAB>value<TAB>unit" lines. Usage: bench-limits [rounds] [bytes]
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <procpool/detail/os/futex.hpp>
+#include <procpool/detail/os/wait.hpp>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace os = procpool::os;
+
+double percentile(std::vector<double> xs, double p) {
+  std::sort(xs.begin(), xs.end());
+  return xs[static_cast<std::size_t>(p * static_cast<double>(xs.size() - 1))];
+}
+
+// One word, alone on its cache line, in a mapping both processes share after fork. The parent
+// stores odd values, the child answers with the next even one.
+struct alignas(64) Line {
+  std::atomic<std::uint32_t> word{0};
+};
+
+enum class Wait { Spin, Futex };
+
+void wait_for(std::atomic<std::uint32_t>& word, std::uint32_t want, Wait how) {
+  if (how == Wait::Spin) {
+    // os::spin_step: a pause, and a sched_yield every 64 steps, so that on a busy machine the two
+    // spinners do not hold each other off a shared core for a whole time slice.
+    for (std::uint32_t i = 1; word.load(std::memory_order_acquire) != want; ++i) os::spin_step(i);
+    return;
+  }
+  for (std::uint32_t seen; (seen = word.load(std::memory_order_acquire)) != want;) os::futex::wait(word, seen, true);
+}
+
+void post(std::atomic<std::uint32_t>& word, std::uint32_t value, Wait how) {
+  word.store(value, std::memory_order_release);
+  if (how == Wait::Futex) os::futex::wake(word, true);
+}
+
+// Round-trip times in µs of `rounds` ping-pongs (after 1000 unmeasured ones).
+std::vector<double> pingpong(Wait how, int rounds) {
+  void* mem = ::mmap(nullptr, sizeof(Line), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) std::abort();
+  auto* line = new (mem) Line;
+  constexpr int kWarmUp = 1000;
+  const auto total = static_cast<std::uint32_t>(rounds + kWarmUp);
+  const pid_t child = ::fork();
+  if (child < 0) std::abort();
+  if (child == 0) {
+    for (std::uint32_t r = 0; r < total; ++r) {
+      wait_for(line->word, 2 * r + 1, how);
+      post(line->word, 2 * r + 2, how);
+    }
+    ::_exit(0);
+  }
+  std::vector<double> us;
+  us.reserve(static_cast<std::size_t>(rounds));
+  for (std::uint32_t r = 0; r < total; ++r) {
+    const auto t0 = Clock::now();
+    post(line->word, 2 * r + 1, how);
+    wait_for(line->word, 2 * r + 2, how);
+    if (r >= kWarmUp) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::munmap(mem, sizeof(Line));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) std::abort();
+  return us;
+}
+
+// Bytes per second of one thread copying `bytes` from one warm buffer to another (median of 21).
+double memcpy_bytes_per_s(std::size_t bytes) {
+  std::vector<char> from(bytes, 1), to(bytes, 0);  // both written once: no page faults while timed
+  std::vector<double> rates;
+  for (int r = 0; r < 21; ++r) {
+    from[static_cast<std::size_t>(r) % bytes] = static_cast<char>(r);
+    const auto t0 = Clock::now();
+    std::memcpy(to.data(), from.data(), bytes);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    asm volatile("" : : "r"(to.data()) : "memory");  // the copy is used
+    rates.push_back(static_cast<double>(bytes) / s);
+  }
+  return percentile(rates, 0.5);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 20'000;
+  const auto bytes = static_cast<std::size_t>(argc > 2 ? std::atoll(argv[2]) : 4'000'000);
+  const auto spin = pingpong(Wait::Spin, rounds);
+  std::printf("spin_rtt_p50\t%.3f\tus\n", percentile(spin, 0.5));
+  std::printf("spin_rtt_p99\t%.3f\tus\n", percentile(spin, 0.99));
+  const auto futex = pingpong(Wait::Futex, rounds);
+  std::printf("futex_rtt_p50\t%.3f\tus\n", percentile(futex, 0.5));
+  std::printf("futex_rtt_p99\t%.3f\tus\n", percentile(futex, 0.99));
+  std::printf("memcpy_bytes_per_s\t%.0f\tB/s\n", memcpy_bytes_per_s(bytes));
+  return 0;
+}
