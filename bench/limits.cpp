@@ -1,8 +1,8 @@
 // The practical limits the Pool and Queue figures are read against (bench/pool.sh, bench/queue.sh):
-//   - a two-process ping-pong on one shared cache line, both sides spinning (the wait policy's step): the fastest a
-//     round trip between two processes can be on this machine;
-//   - the same ping-pong where each side sleeps on a futex until the other wakes it: the round trip
-//     of a waiter that does not spin;
+//   - a two-process ping-pong on one shared cache line, both sides spinning (the wait policy's step),
+//     each on its own CPU: the fastest a round trip between two processes can be on this machine;
+//   - the same ping-pong where each side sleeps on a futex until the other wakes it, both on one CPU:
+//     the round trip of a waiter that does not spin;
 //   - single-thread memcpy bandwidth over a buffer of map's size (1M ints, 4 MB by default), to read
 //     map's bytes per second against.
 // Prints "name<TAB>value<TAB>unit" lines. Usage: bench-limits [rounds] [bytes]
@@ -14,8 +14,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 #include <vector>
 
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,8 +58,33 @@ void post(std::atomic<std::uint32_t>& word, std::uint32_t value, Wait how) {
   if (how == Wait::Futex) os::futex::wake(word, true);
 }
 
-// Round-trip times in µs of `rounds` ping-pongs (after 1000 unmeasured ones).
+// The first two CPUs this process may run on, or {-1, -1} when it may use only one.
+std::pair<int, int> two_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return {-1, -1};
+  int found[2] = {-1, -1};
+  for (int cpu = 0, n = 0; cpu < CPU_SETSIZE && n < 2; ++cpu)
+    if (CPU_ISSET(cpu, &set)) found[n++] = cpu;
+  return found[1] < 0 ? std::pair{-1, -1} : std::pair{found[0], found[1]};
+}
+
+void pin_to(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  (void)::sched_setaffinity(0, sizeof set, &set);
+}
+
+// Round-trip times in µs of `rounds` ping-pongs (after 1000 unmeasured ones). Where each side runs
+// decides the figure, so it is fixed, to the faster placement for each: spinners on two CPUs
+// (spinning needs a core each; on one core a spinner waits for its time slice), futex sleepers both
+// on one CPU, where a wake-up is a direct switch (on this machine 4-5x faster than waking a sleeper
+// on the other, idle, core; left to the scheduler the figure flips between the two).
 std::vector<double> pingpong(Wait how, int rounds) {
+  auto [parent_cpu, child_cpu] = two_cpus();
+  if (how == Wait::Futex) child_cpu = parent_cpu;
   void* mem = ::mmap(nullptr, sizeof(Line), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) std::abort();
   auto* line = new (mem) Line;
@@ -66,12 +93,16 @@ std::vector<double> pingpong(Wait how, int rounds) {
   const pid_t child = ::fork();
   if (child < 0) std::abort();
   if (child == 0) {
+    pin_to(child_cpu);
     for (std::uint32_t r = 0; r < total; ++r) {
       wait_for(line->word, 2 * r + 1, how);
       post(line->word, 2 * r + 2, how);
     }
     ::_exit(0);
   }
+  cpu_set_t before;
+  const bool restore = ::sched_getaffinity(0, sizeof before, &before) == 0;
+  pin_to(parent_cpu);
   std::vector<double> us;
   us.reserve(static_cast<std::size_t>(rounds));
   for (std::uint32_t r = 0; r < total; ++r) {
@@ -80,6 +111,7 @@ std::vector<double> pingpong(Wait how, int rounds) {
     wait_for(line->word, 2 * r + 2, how);
     if (r >= kWarmUp) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
   }
+  if (restore) (void)::sched_setaffinity(0, sizeof before, &before);
   int status = 0;
   ::waitpid(child, &status, 0);
   ::munmap(mem, sizeof(Line));

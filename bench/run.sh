@@ -40,7 +40,7 @@ for area in "${areas[@]}"; do
   if [ -f "$work/$area.tsv" ]; then
     title=$(sed -n 's/^#### //p' "$work/$area.md" | head -n1)
     python3 bench/stats.py chart "$work/$area.tsv" "docs/bench/$area.svg" "${title:-$area}"
-    printf '\n![%s](docs/bench/%s.svg)\n' "${title:-$area} chart" "$area" >> "$work/$area.md"
+    printf '![%s](docs/bench/%s.svg)\n' "${title:-$area} chart" "$area" >> "$work/$area.md"
   fi
   python3 bench/stats.py readme README.md "$area" "$work/$area.md"
 done
