@@ -227,18 +227,18 @@ def draw_chart(data_path, svg_path, title):
     if not figures:
         return False
     n = len(figures)
-    cols = min(n, 4)
+    cols = min(n, 3)
     rows = math.ceil(n / cols)
     colour = {"ours": 1, "variant": 2, "peer": 3, "limit": 4}
     script = [
-        (f'set terminal pngcairo size {cols * 320},{rows * 320 + 40} font "sans,9"' if svg_path.endswith(".png") else
-         f'set terminal svg size {cols * 320},{rows * 320 + 40} dynamic font "sans,10" background "white"'),
+        (f'set terminal pngcairo size {cols * 400},{rows * 330 + 40} font "sans,9"' if svg_path.endswith(".png") else
+         f'set terminal svg size {cols * 400},{rows * 330 + 40} dynamic font "sans,10" background "white"'),
         f'set output "{svg_path}"',
         "set style fill solid 0.85 border -1",
         "set boxwidth 0.6",
         "set linetype 1 lc rgb '#1f77b4'", "set linetype 2 lc rgb '#6baed6'",
         "set linetype 3 lc rgb '#ff7f0e'", "set linetype 4 lc rgb '#8c8c8c'",
-        "set xtics rotate by 35 right nomirror font ',8'", "set ytics nomirror", "set grid ytics",
+        "set xtics nomirror font ',8'", "set ytics nomirror", "set grid ytics",
         "unset key", "set bmargin 6", "set termoption noenhanced",
         "set style line 9 lc rgb 'black'",
         f'set multiplot layout {rows},{cols} title "{gnuplot_text(title)} (median; bars: min-max of the runs; '
@@ -249,7 +249,7 @@ def draw_chart(data_path, svg_path, title):
         positive = [v for b in bars for v in b[4:] if v > 0]
         log = positive and max(positive) / min(positive) > 20
         script.append("set logscale y" if log else "unset logscale y")
-        script.append('set format y "%.0s%c"' if log else
+        script.append(('set format y "%.0s%c"' if max(positive) >= 1e5 else 'set format y "%g"') if log else
                       'set format y "%.1s%c"' if positive and max(positive) >= 1000 else 'set format y "%g"')
         script.append("set yrange [*:*]" if log else "set yrange [0:*]")
         better = "lower is better" if bars[0][3] else "higher is better"
@@ -257,7 +257,7 @@ def draw_chart(data_path, svg_path, title):
         script.append(f'set ylabel "{gnuplot_text(unit)}, {better}{", log" if log else ""}"')
         script.append("$data << EOD")
         for i, (impl, role, _, _, med, lo, hi) in enumerate(bars):
-            script.append(f'{i} "{gnuplot_text(impl)}" {med!r} {lo!r} {hi!r} {colour.get(role, 1)}')
+            script.append(f'{i} "{wrap(gnuplot_text(impl), 12)}" {med!r} {lo!r} {hi!r} {colour.get(role, 1)}')
         script.append("EOD")
         script.append(f"set xrange [-0.6:{len(bars) - 0.4}]")
         script.append("plot $data using 1:3:6:xtic(2) with boxes lc variable, "

@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
 
   {
     procpool::dummy::Pool pool(kWorkers);
-    map_rates("thread_map_first_call_tasks_per_s", "thread_map_tasks_per_s", n_map, [&] { return pool.map(&tiny, in); });
+    map_rates("thread_map_first_call_tasks_per_s", "thread_map_tasks_per_s", n_map,
+              [&] { return pool.map(&tiny, in); });
     round_trips("thread_rtt_p50", "thread_rtt_p99", n_rtt, [&](int i) { return pool.apply_async(&tiny, i).get(); });
   }
   {
