@@ -28,20 +28,29 @@ fi
 export BENCH_COMMAND="bench/run.sh${*:+ $*}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-((readme)) && export BENCH_CHART_DATA=$work
+if ((readme)); then export BENCH_CHART_DATA=$work; fi
 echo "## procpool benchmarks ($(nproc) cores, $(uname -r), $(date -u +%Y-%m-%d))"
 echo
+# An area that fails is reported and left out of the README; the others still run.
+done_areas=() failed=()
 for area in "${areas[@]}"; do
-  bash "bench/$area.sh" "$build_dir" | tee "$work/$area.md"
-done
-((readme)) || exit 0
-mkdir -p docs/bench
-for area in "${areas[@]}"; do
-  if [ -f "$work/$area.tsv" ]; then
-    title=$(sed -n 's/^#### //p' "$work/$area.md" | head -n1)
-    python3 bench/stats.py chart "$work/$area.tsv" "docs/bench/$area.svg" "${title:-$area}"
-    printf '![%s](docs/bench/%s.svg)\n' "${title:-$area} chart" "$area" >> "$work/$area.md"
+  if bash "bench/$area.sh" "$build_dir" | tee "$work/$area.md"; then
+    done_areas+=("$area")
+  else
+    failed+=("$area")
+    echo "run.sh: bench/$area.sh failed; its README block is left as it was" >&2
   fi
-  python3 bench/stats.py readme README.md "$area" "$work/$area.md"
 done
-echo "run.sh: wrote README.md's blocks for ${areas[*]} and their charts in docs/bench/" >&2
+if ((readme)); then
+  mkdir -p docs/bench
+  for area in "${done_areas[@]}"; do
+    if [ -f "$work/$area.tsv" ]; then
+      title=$(sed -n 's/^#### //p' "$work/$area.md" | head -n1)
+      python3 bench/stats.py chart "$work/$area.tsv" "docs/bench/$area.svg" "${title:-$area}"
+      printf '![%s](docs/bench/%s.svg)\n' "${title:-$area} chart" "$area" >> "$work/$area.md"
+    fi
+    python3 bench/stats.py readme README.md "$area" "$work/$area.md"
+  done
+  ((${#done_areas[@]} == 0)) || echo "run.sh: wrote README.md's blocks for ${done_areas[*]} and their charts in docs/bench/" >&2
+fi
+((${#failed[@]} == 0)) || { echo "run.sh: failed: ${failed[*]}" >&2; exit 1; }

@@ -18,9 +18,10 @@ import statistics
 import subprocess
 import sys
 
-# Two groups of runs are called two modes when, split at their largest gap (a ratio of at least
-# kModeGap between neighbours), each group has at least kModeMinRuns runs and their medians differ
-# by kModeRatio or more. Anything else is one mode with a spread.
+# The runs show two modes when, sorted, they can be split between two neighbours at least kModeGap
+# apart into two groups of at least kModeMinRuns runs whose medians differ by kModeRatio or more (of
+# the possible splits, the one with the most different medians). Anything else is one mode with a
+# spread: one outlying run is not a mode.
 kModeGap = 1.2
 kModeRatio = 1.5
 kModeMinRuns = 2
@@ -49,13 +50,14 @@ def modes(values):
     v = sorted(values)
     if len(v) < 2 * kModeMinRuns or v[0] <= 0:
         return []
-    gap, at = max((v[i] / v[i - 1], i) for i in range(1, len(v)))
-    low, high = v[:at], v[at:]
-    if gap < kModeGap or min(len(low), len(high)) < kModeMinRuns:
-        return []
-    if statistics.median(high) / statistics.median(low) < kModeRatio:
-        return []
-    return [(statistics.median(low), len(low)), (statistics.median(high), len(high))]
+    best = None
+    for at in range(kModeMinRuns, len(v) - kModeMinRuns + 1):
+        if v[at] / v[at - 1] < kModeGap:
+            continue
+        low, high = statistics.median(v[:at]), statistics.median(v[at:])
+        if high / low >= kModeRatio and (best is None or high / low > best[0]):
+            best = (high / low, [(low, at), (high, len(v) - at)])
+    return best[1] if best else []
 
 
 class Stat:
