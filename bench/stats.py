@@ -231,10 +231,11 @@ def draw_chart(data_path, svg_path, title):
     n = len(figures)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
+    width = max(400, 90 * max(len(bars) for bars in figures.values()))  # room for each bar's label
     colour = {"ours": 1, "variant": 2, "peer": 3, "limit": 4}
     script = [
-        (f'set terminal pngcairo size {cols * 400},{rows * 330 + 40} font "sans,9"' if svg_path.endswith(".png") else
-         f'set terminal svg size {cols * 400},{rows * 330 + 40} dynamic font "sans,10" background "white"'),
+        (f'set terminal pngcairo size {cols * width},{rows * 330 + 40} font "sans,9"' if svg_path.endswith(".png") else
+         f'set terminal svg size {cols * width},{rows * 330 + 40} dynamic font "sans,10" background "white"'),
         f'set output "{svg_path}"',
         "set style fill solid 0.85 border -1",
         "set boxwidth 0.6",
@@ -252,14 +253,14 @@ def draw_chart(data_path, svg_path, title):
         log = positive and max(positive) / min(positive) > 20
         script.append("set logscale y" if log else "unset logscale y")
         script.append(('set format y "%.0s%c"' if max(positive) >= 1e5 else 'set format y "%g"') if log else
-                      'set format y "%.1s%c"' if positive and max(positive) >= 1000 else 'set format y "%g"')
+                      'set format y "%.1s%c"' if positive and max(positive) >= 1e4 else 'set format y "%g"')
         script.append("set yrange [*:*]" if log else "set yrange [0:*]")
         better = "lower is better" if bars[0][3] else "higher is better"
         script.append(f'set title "{wrap(gnuplot_text(fig), 36)}" font ",10"')
         script.append(f'set ylabel "{gnuplot_text(unit)}, {better}{", log" if log else ""}"')
         script.append("$data << EOD")
         for i, (impl, role, _, _, med, lo, hi) in enumerate(bars):
-            script.append(f'{i} "{wrap(gnuplot_text(impl), 12)}" {med!r} {lo!r} {hi!r} {colour.get(role, 1)}')
+            script.append(f'{i} "{wrap(gnuplot_text(impl), 11)}" {med!r} {lo!r} {hi!r} {colour.get(role, 1)}')
         script.append("EOD")
         script.append(f"set xrange [-0.6:{len(bars) - 0.4}]")
         script.append("plot $data using 1:3:6:xtic(2) with boxes lc variable, "
