@@ -4,8 +4,10 @@
 //   - the same ping-pong where each side sleeps on a futex until the other wakes it, both on one CPU:
 //     the round trip of a waiter that does not spin;
 //   - single-thread memcpy bandwidth over a buffer of map's size (1M ints, 4 MB by default), to read
-//     map's bytes per second against.
-// Prints "name<TAB>value<TAB>unit" lines. Usage: bench-limits [rounds] [bytes]
+//     map's bytes per second against;
+//   - a bare process start + wait (bench/process.sh): fork + _exit(0) + waitpid, the least a forked
+//     Process costs, and vfork + execve("/bin/true") + waitpid, the least a new program image costs.
+// Prints "name<TAB>value<TAB>unit" lines. Usage: bench-limits [rounds] [bytes] [starts]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -134,6 +136,37 @@ double memcpy_bytes_per_s(std::size_t bytes) {
   return percentile(rates, 0.5);
 }
 
+enum class Start { Fork, VforkExec };
+
+// One bare child: it exits at once, or execs /bin/true. A function of its own, so that no caller's
+// variable lives across the vfork.
+[[gnu::noinline]] pid_t start_child(Start how) {
+  static char true_path[] = "/bin/true";
+  static char* const argv[] = {true_path, nullptr};
+  static char* const envp[] = {nullptr};
+  const pid_t child = how == Start::Fork ? ::fork() : ::vfork();
+  if (child == 0) {
+    if (how == Start::VforkExec) ::execve(true_path, argv, envp);
+    ::_exit(how == Start::Fork ? 0 : 127);
+  }
+  return child;
+}
+
+// Start + wait times in µs of `runs` bare children (after 3 unmeasured ones).
+std::vector<double> start_wait(Start how, int runs) {
+  std::vector<double> us;
+  for (int i = -3; i < runs; ++i) {
+    const auto t0 = Clock::now();
+    const pid_t child = start_child(how);
+    if (child < 0) std::abort();
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) std::abort();
+    if (i >= 0) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  return us;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -146,5 +179,10 @@ int main(int argc, char** argv) {
   std::printf("futex_rtt_p50\t%.3f\tus\n", percentile(futex, 0.5));
   std::printf("futex_rtt_p99\t%.3f\tus\n", percentile(futex, 0.99));
   std::printf("memcpy_bytes_per_s\t%.0f\tB/s\n", memcpy_bytes_per_s(bytes));
+  const int starts = argc > 3 ? std::atoi(argv[3]) : 200;
+  const auto forks = start_wait(Start::Fork, starts);
+  std::printf("fork_exit_p50\t%.1f\tus\nfork_exit_p90\t%.1f\tus\n", percentile(forks, 0.5), percentile(forks, 0.9));
+  const auto execs = start_wait(Start::VforkExec, starts);
+  std::printf("vfork_exec_p50\t%.1f\tus\nvfork_exec_p90\t%.1f\tus\n", percentile(execs, 0.5), percentile(execs, 0.9));
   return 0;
 }

@@ -12,12 +12,20 @@ bench_init process
 for _ in $(seq "$bench_runs"); do
   bench_run ours "$build_dir/bench/bench-process-start" "$starts"
   bench_run cpython python3 "$here/process_start.py" "$starts"
+  bench_run limits "$build_dir/bench/bench-limits" 20000 4000000 "$starts"
 done
 for method in fork forkserver spawn; do
   for p in p50 p90; do
     f="$method: start + join, $p"
     bench_row "$f" procpool ours "ours:${method}_$p" µs lower
     bench_row "$f" CPython peer "cpython:${method}_$p" µs lower
+    if [ "$method" = spawn ]; then
+      bench_row "$f" "vfork + exec /bin/true + waitpid" limit "limits:vfork_exec_$p" µs lower
+    else
+      bench_row "$f" "fork + _exit + waitpid" limit "limits:fork_exit_$p" µs lower
+    fi
   done
 done
-bench_table "Process start + join ($starts starts per method and run; spawn: $((starts / 4)))"
+bench_table "Process start + join ($starts starts per method and run; spawn: $((starts / 4)))" \
+  "Limits (bench-limits, $starts starts per run): a bare \`fork\` whose child calls \`_exit(0)\`, waited for with \`waitpid\`, the least a forked or forkserver child costs; a bare \`vfork\` + \`execve(\"/bin/true\")\`, the least a new program image costs (spawn's image is procpool's own program, larger than /bin/true, and runs \`init()\` before the function)."
+
