@@ -52,7 +52,7 @@ bench_table() {
   echo "\`${BENCH_COMMAND:-bench/$bench_area.sh}\` · $(date -u '+%Y-%m-%d %H:%M UTC') · $(nproc) cores, kernel $(uname -r)" \
     "· load average $bench_load_before before, $(cut -d' ' -f1 /proc/loadavg) after · $bench_runs runs in fresh processes"
   echo
-  python3 "$bench_stats" table "$bench_work" "$title" "${chart[@]}"
+  python3 "$bench_stats" table "$bench_work" "${chart[@]}"
   [ -z "$note" ] || printf '\n%s\n' "$note"
   echo
 }

@@ -3,7 +3,7 @@
 (gnuplot, SVG) and the README's benchmark blocks. docs/benchmarks.md describes the method.
 
   stats.py summary SAMPLES.tsv               key, median, min, max, runs, modes of one sample file
-  stats.py table AREA_DIR TITLE [CHART.tsv]  the area's table from AREA_DIR/rows.tsv and samples/
+  stats.py table AREA_DIR [CHART.tsv]        the area's table from AREA_DIR/rows.tsv and samples/
   stats.py chart CHART.tsv OUT.svg TITLE     one panel per figure: each implementation's median, min-max bars
                                            (OUT.png: a PNG instead, for a quick look)
   stats.py readme README.md AREA BLOCK.md    puts BLOCK.md between the README's markers for AREA
@@ -140,7 +140,7 @@ def per_run_ratios(ours, other):
     return [x / y for x, y in zip(a, b)]
 
 
-def render_table(area_dir, title):
+def render_table(area_dir):
     rows = []
     with open(os.path.join(area_dir, "rows.tsv"), encoding="utf-8") as f:
         for line in f:
@@ -152,7 +152,7 @@ def render_table(area_dir, title):
             cache[row.set] = read_samples(os.path.join(area_dir, "samples", row.set + ".tsv"))
         values = cache[row.set].get(row.key)
         row.stat = Stat(values) if values else None
-    out = [f"| figure | implementation | median | min – max (runs) | procpool is | target |",
+    out = ["| figure | implementation | median | min – max (runs) | procpool is | target |",
            "|---|---|---:|---:|---|---|"]
     ours_of = {}
     for row in rows:
@@ -191,7 +191,7 @@ def render_table(area_dir, title):
                 label = target or f"{sign} {with_unit(f'{b:g}', row.unit)}"
                 target = f"{label}: {verdict} (median; {runs}/{len(s.values)} runs)"
         out.append(f"| {figure} | {impl} | {median} | {spread} | {standing} | {target} |")
-    return title, rows, "\n".join(out)
+    return rows, "\n".join(out)
 
 
 def write_chart_data(rows, path):
@@ -294,11 +294,11 @@ def main(argv):
             s = Stat(values)
             m = " / ".join(f"{v:.6g}×{n}" for v, n in s.modes) or "-"
             print(f"{key}\t{s.median:.6g}\t{s.min:.6g}\t{s.max:.6g}\t{len(values)}\t{m}")
-    elif len(argv) in (3, 4) and argv[0] == "table":
-        title, rows, table = render_table(argv[1], argv[2])
+    elif len(argv) in (2, 3) and argv[0] == "table":
+        rows, table = render_table(argv[1])
         print(table)
-        if len(argv) == 4:
-            write_chart_data(rows, argv[3])
+        if len(argv) == 3:
+            write_chart_data(rows, argv[2])
     elif len(argv) == 4 and argv[0] == "chart":
         draw_chart(argv[1], argv[2], argv[3])
     elif len(argv) == 4 and argv[0] == "readme":
