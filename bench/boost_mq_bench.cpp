@@ -1,6 +1,6 @@
 // The peer: Boost.Interprocess message_queue, process -> process (fork), 64-byte messages.
-// Usage: boost_mq_bench throughput N   -> "msgs_per_s <value>"
-//        boost_mq_bench pingpong N     -> "rtt_us p50 <v> p99 <v>"
+// Usage: boost_mq_bench throughput N   -> "msgs_per_s<TAB>value<TAB>msgs/s"
+//        boost_mq_bench pingpong N     -> "rtt_p50<TAB>µs<TAB>us", "rtt_p99<TAB>µs<TAB>us"
 // message_queue needs a name in /dev/shm: it is removed before and after the run.
 #include <algorithm>
 #include <chrono>
@@ -54,7 +54,7 @@ int throughput(long n) {
   for (long i = 1; i <= n; ++i) q.receive(buf, kMsg, got, prio);
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   ::waitpid(child, nullptr, 0);
-  std::printf("msgs_per_s %.0f\n", static_cast<double>(n) / s);
+  std::printf("msgs_per_s\t%.0f\tmsgs/s\n", static_cast<double>(n) / s);
   return 0;
 }
 
@@ -88,7 +88,7 @@ int pingpong(long n) {
   }
   ::waitpid(child, nullptr, 0);
   std::sort(us.begin(), us.end());
-  std::printf("rtt_us p50 %.2f p99 %.2f\n", us[us.size() / 2], us[us.size() * 99 / 100]);
+  std::printf("rtt_p50\t%.2f\tus\nrtt_p99\t%.2f\tus\n", us[us.size() / 2], us[us.size() * 99 / 100]);
   return 0;
 }
 } // namespace

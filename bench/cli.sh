@@ -2,31 +2,34 @@
 # Benchmarks `procpool run` side by side with its peers, in one run, on the same batch files:
 #   procpool run -j2            (default --group: output captured per job)
 #   procpool run -j2 -u         (--ungroup: jobs write straight to stdout)
-#   procpool run -j2 --shell    (every line through /bin/sh -c, like the raw loop: no direct exec)
+#   procpool run -j2 --shell    (every line through /bin/sh -c, like the shell limit: no direct exec)
 #   xargs -P2 -n1 sh -c         (one `sh -c LINE` per line)
 #   GNU parallel -j2
-#   bench-cli-raw-spawn 2       (bench/cli_raw_spawn.cpp: posix_spawn `sh -c LINE`, nothing else; the limit)
-# Workloads: 5000 `true` lines, 2000 `echo` lines. Prints a markdown table: median wall time of
-# CLI_BENCH_RUNS runs (default 3, interleaved), jobs/s, ratios to the raw limit and to GNU parallel,
-# peak RSS (GNU time's %M: the largest of the runner and its jobs). Then procpool's and GNU
-# parallel's peak RSS on a 1M-line batch, sampled from /proc after CLI_BENCH_RSS_SECONDS (default 10).
+# and the two practical limits (bench/cli_raw_spawn.cpp, 2 in flight, nothing else):
+#   raw vfork+exec              (vfork + execve of the line's words: a runner that execs directly)
+#   raw posix_spawn sh -c       (posix_spawn `sh -c LINE`: a runner that goes through the shell)
+# Workloads: CLI_BENCH_TRUE_JOBS (default 2000) `true` lines, CLI_BENCH_ECHO_JOBS (1000) `echo` lines;
+# BENCH_RUNS rounds, the runners interleaved in each. Jobs/s from the wall time, peak RSS from GNU
+# time's %M (the largest of the runner and its jobs). Then procpool's and GNU parallel's own peak RSS
+# (VmHWM) on a 1M-line batch after CLI_BENCH_RSS_SECONDS (default 10): measured once, it is stable.
 # Usage: bench/cli.sh [BUILD_DIR]  (default: build; bench/run.sh passes its release build-bench)
-# Needs GNU parallel and /usr/bin/time (scripts/install-deps.sh).
+# Needs GNU parallel and /usr/bin/time (scripts/install-deps.sh). Prints the area's markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
+source bench/lib.sh
 procpool=$build/tools/procpool/procpool
 raw=$build/bench/bench-cli-raw-spawn
-runs=${CLI_BENCH_RUNS:-3}
+true_jobs=${CLI_BENCH_TRUE_JOBS:-2000}
+echo_jobs=${CLI_BENCH_ECHO_JOBS:-1000}
 rss_seconds=${CLI_BENCH_RSS_SECONDS:-10}
 for tool in "$procpool" "$raw" /usr/bin/time parallel xargs; do
   command -v "$tool" >/dev/null || { echo "cli.sh: $tool is missing (build first; scripts/install-deps.sh)" >&2; exit 1; }
 done
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-for _ in $(seq 5000); do echo true; done > "$work/true.txt"
-for i in $(seq 2000); do echo "echo line $i of the echo batch"; done > "$work/echo.txt"
+bench_init cli
+work=$bench_work
+for _ in $(seq "$true_jobs"); do echo true; done > "$work/true.txt"
+for i in $(seq "$echo_jobs"); do echo "echo line $i of the echo batch"; done > "$work/echo.txt"
 
 declare -A cmd
 cmd[procpool]="$procpool run -j2 FILE"
@@ -34,43 +37,31 @@ cmd[procpool-u]="$procpool run -j2 -u FILE"
 cmd[procpool-shell]="$procpool run -j2 --shell FILE"
 cmd[xargs]="xargs -P2 -d '\n' -n1 sh -c < FILE"
 cmd[parallel]="parallel --will-cite -j2 < FILE"
-cmd[raw]="$raw 2 FILE"
-tools=(raw procpool procpool-u procpool-shell xargs parallel)
+cmd[raw-direct]="$raw --direct 2 FILE"
+cmd[raw-shell]="$raw 2 FILE"
+tools=(raw-direct raw-shell procpool procpool-u procpool-shell xargs parallel)
+declare -A label=(
+  [procpool]="procpool run -j2" [procpool-u]="procpool run -j2 -u" [procpool-shell]="procpool run -j2 --shell"
+  [xargs]="xargs -P2 sh -c" [parallel]="GNU parallel -j2"
+  [raw-direct]="raw vfork + exec" [raw-shell]="raw posix_spawn sh -c")
+declare -A role=(
+  [procpool]=ours [procpool-u]=variant [procpool-shell]=variant [xargs]=peer [parallel]=peer
+  [raw-direct]=limit [raw-shell]=limit)
 
-# One timed run: prints "seconds maxrss_kib".
+# One timed run of TOOL on WORKLOAD: records jobs/s and peak RSS (MiB) in the set WORKLOAD.TOOL.
 measure() {
-  local command=${cmd[$1]//FILE/$2}
+  local tool=$1 workload=$2 jobs=$3 s m
+  local command=${cmd[$tool]//FILE/$work/$workload.txt}
   /usr/bin/time -f "%e %M" -o "$work/time" bash -c "$command > /dev/null"
-  cat "$work/time"
+  read -r s m < "$work/time"
+  bench_record "$workload.$tool" jobs_per_s "$(awk -v j="$jobs" -v s="$s" 'BEGIN { print j / s }')"
+  bench_record "$workload.$tool" rss_mib "$(awk -v m="$m" 'BEGIN { print m / 1024 }')"
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
-declare -A secs rss
-for workload in true echo; do
-  file=$work/$workload.txt
-  for run in $(seq "$runs"); do
-    for tool in "${tools[@]}"; do
-      read -r s m < <(measure "$tool" "$file")
-      echo "$s" >> "$work/$workload.$tool.secs"
-      echo "$m" >> "$work/$workload.$tool.rss"
-    done
-  done
+for _ in $(seq "$bench_runs"); do
   for tool in "${tools[@]}"; do
-    secs[$workload.$tool]=$(median < "$work/$workload.$tool.secs")
-    rss[$workload.$tool]=$(sort -g "$work/$workload.$tool.rss" | tail -n1)
-  done
-done
-
-echo "| workload | runner | median s | jobs/s | vs raw spawn | vs GNU parallel | peak RSS |"
-echo "|---|---|---:|---:|---:|---:|---:|"
-for workload in true echo; do
-  jobs=$([ "$workload" = true ] && echo 5000 || echo 2000)
-  for tool in "${tools[@]}"; do
-    awk -v w="$workload" -v jobs="$jobs" -v t="$tool" -v s="${secs[$workload.$tool]}" \
-        -v raw="${secs[$workload.raw]}" -v par="${secs[$workload.parallel]}" -v m="${rss[$workload.$tool]}" \
-        'BEGIN { printf "| %d × `%s` | %s | %.2f | %.0f | %.0f%% | %.1f× | %.1f MiB |\n",
-                 jobs, w, t, s, jobs / s, 100 * raw / s, par / s, m / 1024 }'
+    measure "$tool" true "$true_jobs"
+    measure "$tool" echo "$echo_jobs"
   done
 done
 
@@ -80,16 +71,26 @@ peak_rss() {  # the command execs the runner, so $! is the runner itself
   bash -c "$1" > /dev/null 2>&1 &
   local pid=$!
   sleep "$rss_seconds"
-  local kib
-  kib=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
+  awk '/VmHWM/ { print $2 / 1024 }' "/proc/$pid/status"
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  echo "$kib"
 }
-pp=$(peak_rss "exec $procpool run -j2 $work/million.txt")
-gp=$(peak_rss "exec parallel --will-cite -j2 < $work/million.txt")
-echo
-echo "| 1M-line batch (\`true\`), -j2, after ${rss_seconds} s | peak RSS (VmHWM) |"
-echo "|---|---:|"
-awk -v k="$pp" 'BEGIN { printf "| procpool run | %.1f MiB |\n", k / 1024 }'
-awk -v k="$gp" 'BEGIN { printf "| GNU parallel | %.1f MiB |\n", k / 1024 }'
+bench_record million.procpool rss_mib "$(peak_rss "exec $procpool run -j2 $work/million.txt")"
+bench_record million.parallel rss_mib "$(peak_rss "exec parallel --will-cite -j2 < $work/million.txt")"
+
+for workload in true echo; do
+  jobs=$([ "$workload" = true ] && echo "$true_jobs" || echo "$echo_jobs")
+  f="$jobs × \`$workload\`, jobs/s"
+  for tool in procpool procpool-u procpool-shell raw-direct raw-shell xargs parallel; do
+    bench_row "$f" "${label[$tool]}" "${role[$tool]}" "$workload.$tool:jobs_per_s" jobs/s
+  done
+done
+f="peak RSS, $true_jobs × \`true\` (runner and jobs)"
+for tool in procpool raw-direct xargs parallel; do
+  bench_row "$f" "${label[$tool]}" "${role[$tool]}" "true.$tool:rss_mib" MiB lower
+done
+f="peak RSS of the runner, 1M-line batch after ${rss_seconds} s (one run)"
+bench_row "$f" "procpool run -j2" ours million.procpool:rss_mib MiB lower
+bench_row "$f" "GNU parallel -j2" peer million.parallel:rss_mib MiB lower
+bench_table "\`procpool run\` vs xargs and GNU parallel (-j2)" \
+  "The limits are bench/cli_raw_spawn.cpp: 2 children in flight and nothing else, either \`vfork\` + \`execve\` of the line's words (the program looked up in \$PATH once) or \`posix_spawn\` of \`/bin/sh -c LINE\`. A limit row's \"procpool is\" is \`procpool run -j2\`'s job rate as a fraction of that limit's."

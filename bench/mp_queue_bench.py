@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """CPython peers of bench/queue_bench.cpp: multiprocessing.Queue and Pipe, 64-byte items,
 process -> process; Pipe ping-pong round trip.
-Usage: mp_queue_bench.py queue|pipe N   -> "msgs_per_s <value>"
-       mp_queue_bench.py pingpong N     -> "rtt_us p50 <v> p99 <v>"
+Usage: mp_queue_bench.py queue|pipe N   -> "msgs_per_s<TAB>value<TAB>msgs/s"
+       mp_queue_bench.py pingpong N     -> "rtt_p50<TAB>µs<TAB>us", "rtt_p99<TAB>µs<TAB>us"
 """
 import multiprocessing as mp
 import sys
@@ -36,7 +36,7 @@ def queue_throughput(n):
         q.get()
     s = time.perf_counter() - t0
     p.join()
-    print(f"msgs_per_s {n / s:.0f}")
+    print(f"msgs_per_s\t{n / s:.0f}\tmsgs/s")
 
 
 def pipe_throughput(n):
@@ -49,7 +49,7 @@ def pipe_throughput(n):
         rx.recv()
     s = time.perf_counter() - t0
     p.join()
-    print(f"msgs_per_s {n / s:.0f}")
+    print(f"msgs_per_s\t{n / s:.0f}\tmsgs/s")
 
 
 def pingpong(n):
@@ -67,7 +67,7 @@ def pingpong(n):
         us.append((time.perf_counter() - t0) * 1e6)
     p.join()
     us.sort()
-    print(f"rtt_us p50 {us[len(us) // 2]:.2f} p99 {us[len(us) * 99 // 100]:.2f}")
+    print(f"rtt_p50\t{us[len(us) // 2]:.2f}\tus\nrtt_p99\t{us[len(us) * 99 // 100]:.2f}\tus")
 
 
 if __name__ == "__main__":

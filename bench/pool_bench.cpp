@@ -95,6 +95,9 @@ int main(int argc, char** argv) {
       if (out.back() != n_map) std::abort();
     }
     row("map_tasks_per_s", median(rates), "tasks/s");
+    // Argument bytes per second: each task reads one int and writes one, as a memcpy reads and
+    // writes each byte once (bench-limits' memcpy_bytes_per_s is the limit it is read against).
+    row("map_bytes_per_s", median(rates) * sizeof(int), "B/s");
 
     rates.clear();
     for (int rep = 0; rep < kRepeats; ++rep) {

@@ -1,5 +1,5 @@
-// Process start + join latency for each start method: prints one TSV line per method,
-// "method<TAB>median_us<TAB>p90_us<TAB>runs".
+// Process start + join latency for each start method: prints "METHOD_p50<TAB>µs<TAB>us" and
+// "METHOD_p90<TAB>µs<TAB>us" lines (RUNS starts each; spawn: RUNS / 4). Usage: bench-process-start [RUNS]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -38,8 +38,8 @@ int main(int argc, char** argv) {
   for (auto method : {procpool::StartMethod::Fork, procpool::StartMethod::Spawn, procpool::StartMethod::Forkserver}) {
     measure(method, 3);  // warm-up (starts the forkserver)
     const Stats s = measure(method, method == procpool::StartMethod::Spawn ? runs / 4 : runs);
-    std::printf("%s\t%.1f\t%.1f\t%d\n", std::string(procpool::to_string(method)).c_str(), s.median_us, s.p90_us,
-                method == procpool::StartMethod::Spawn ? runs / 4 : runs);
+    const std::string name(procpool::to_string(method));
+    std::printf("%s_p50\t%.1f\tus\n%s_p90\t%.1f\tus\n", name.c_str(), s.median_us, name.c_str(), s.p90_us);
   }
   return 0;
 }

@@ -1,7 +1,6 @@
 """CPython peer of process_start.cpp: Process start + join latency per start method.
-Prints "method<TAB>median_us<TAB>p90_us<TAB>runs" lines."""
+Prints "METHOD_p50<TAB>µs<TAB>us" and "METHOD_p90<TAB>µs<TAB>us" lines, as process_start.cpp."""
 import multiprocessing as mp
-import statistics
 import sys
 import time
 
@@ -29,4 +28,4 @@ if __name__ == "__main__":
         n = runs // 4 if method == "spawn" else runs
         measure(ctx, 3)
         med, p90 = measure(ctx, n)
-        print(f"{method}\t{med:.1f}\t{p90:.1f}\t{n}", flush=True)
+        print(f"{method}_p50\t{med:.1f}\tus\n{method}_p90\t{p90:.1f}\tus", flush=True)

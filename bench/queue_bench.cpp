@@ -1,6 +1,6 @@
 // procpool Queue/Pipe benchmarks, process -> process (fork), 64-byte items.
-// Usage: queue_bench queue|pipe N        -> "msgs_per_s <value>"
-//        queue_bench pingpong N          -> "rtt_us p50 <v> p99 <v>" (two Queues, echo child)
+// Usage: queue_bench queue|pipe N        -> "msgs_per_s<TAB>value<TAB>msgs/s"
+//        queue_bench pingpong N          -> "rtt_p50<TAB>µs<TAB>us", "rtt_p99<TAB>µs<TAB>us" (two Queues, echo child)
 // bench/queue.sh (bench/run.sh queue) runs it beside Boost.Interprocess and CPython and prints the table.
 #include <algorithm>
 #include <array>
@@ -54,7 +54,7 @@ int queue_throughput(long n) {
     std::fprintf(stderr, "%ld items out of order\n", bad);
     return 1;
   }
-  std::printf("msgs_per_s %.0f\n", static_cast<double>(n) / s);
+  std::printf("msgs_per_s\t%.0f\tmsgs/s\n", static_cast<double>(n) / s);
   return 0;
 }
 
@@ -74,7 +74,7 @@ int pipe_throughput(long n) {
   for (long i = 1; i <= n; ++i) (void)rx.recv();
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   producer.join();
-  std::printf("msgs_per_s %.0f\n", static_cast<double>(n) / s);
+  std::printf("msgs_per_s\t%.0f\tmsgs/s\n", static_cast<double>(n) / s);
   return 0;
 }
 
@@ -99,7 +99,7 @@ int pingpong(long n) {
   }
   echo.join();
   std::sort(us.begin(), us.end());
-  std::printf("rtt_us p50 %.2f p99 %.2f\n", us[us.size() / 2], us[us.size() * 99 / 100]);
+  std::printf("rtt_p50\t%.2f\tus\nrtt_p99\t%.2f\tus\n", us[us.size() / 2], us[us.size() * 99 / 100]);
   return 0;
 }
 } // namespace

@@ -1,37 +1,31 @@
 #!/usr/bin/env bash
-# Value += 1 under its lock from 2 processes, and uncontended lock acquire/release:
-# procpool vs CPython in the same run. Prints markdown tables.
+# Value += 1 under its lock from 2 processes, and uncontended lock acquire + release: procpool
+# (bench-sync) vs CPython (bench/sync_bench.py). BENCH_RUNS runs of each, interleaved, every one a
+# fresh process measuring once. Prints the area's markdown table (bench/lib.sh).
 set -euo pipefail
 build_dir=${1:-build-bench}
+here=$(dirname "$0")
+source "$here/lib.sh"
 ops=${PROCPOOL_BENCH_SYNC_OPS:-2000000}
 py_ops=${PROCPOOL_BENCH_SYNC_PY_OPS:-200000}
-runs=${PROCPOOL_BENCH_RUNS_SYNC:-5}
-ours=$("$build_dir/bench/bench-sync" "$ops" "$runs")
-peer=$(python3 "$(dirname "$0")/sync_bench.py" "$py_ops" "$runs")
-get() { awk -F'\t' -v k="$2" '$1 == k { print $2 }' <<<"$1"; }
-py_value=$(get "$peer" value_pystyle)
-echo "### Value += 1 under its lock, 2 processes (median of $runs runs)"
-echo
-echo "| variant | procpool ops/s | CPython ops/s | speed-up |"
-echo "|---|---|---|---|"
-for v in value_pystyle value_direct; do
-  label=$([ "$v" = value_pystyle ] && echo 'as Python: lock, then `set(value() + 1)`' || echo 'C++ idiom: lock, `++get_obj()`')
-  awk -v l="$label" -v a="$(get "$ours" "$v")" -v b="$py_value" \
-    'BEGIN { printf "| %s | %.2fM | %.0fk | %.0f× |\n", l, a / 1e6, b / 1e3, a / b }'
+bench_init sync
+for _ in $(seq "$bench_runs"); do
+  bench_run ours "$build_dir/bench/bench-sync" "$ops" 1
+  bench_run cpython python3 "$here/sync_bench.py" "$py_ops" 1
 done
-echo
-echo "### Uncontended acquire + release (median of $runs runs)"
-echo
-echo "| lock | procpool ns | CPython ns |"
-echo "|---|---|---|"
-for k in lock_process lock_thread rlock_process std_mutex; do
-  case $k in
-    lock_process) label='`Lock` (processes) / `multiprocessing.Lock`' ;;
-    lock_thread) label='`dummy::Lock` (threads) / `threading.Lock`' ;;
-    rlock_process) label='`RLock` (processes) / `multiprocessing.RLock`' ;;
-    std_mutex) label='`std::mutex` (reference)' ;;
-  esac
-  py=$(get "$peer" "$k")
-  printf '| %s | %s | %s |\n' "$label" "$(get "$ours" "$k")" "${py:-n/a}"
-done
-echo
+f="\`Value\` += 1 under its lock, 2 processes"
+bench_row "$f" "procpool, as Python: lock, then \`set(value() + 1)\`" ours ours:value_pystyle ops/s
+bench_row "$f" "procpool, C++ idiom: lock, \`++get_obj()\`" variant ours:value_direct ops/s
+bench_row "$f" "CPython, \`with v.get_lock(): v.value += 1\`" peer cpython:value_pystyle ops/s
+f="uncontended acquire + release, process lock"
+bench_row "$f" "procpool \`Lock\`" ours ours:lock_process ns lower
+bench_row "$f" "CPython \`multiprocessing.Lock\`" peer cpython:lock_process ns lower
+f="uncontended acquire + release, thread lock"
+bench_row "$f" "procpool \`dummy::Lock\`" ours ours:lock_thread ns lower
+bench_row "$f" "CPython \`threading.Lock\`" peer cpython:lock_thread ns lower
+bench_row "$f" "\`std::mutex\`" limit ours:std_mutex ns lower
+f="uncontended acquire + release, recursive lock"
+bench_row "$f" "procpool \`RLock\`" ours ours:rlock_process ns lower
+bench_row "$f" "CPython \`multiprocessing.RLock\`" peer cpython:rlock_process ns lower
+bench_table "Value and locks (2 processes; uncontended: one thread)" \
+  "Value: $ops increments per procpool process, $py_ops per CPython process. Locks: thread CPU time per acquire + release (not wall time: on a busy 2-core machine the wall clock mostly measures the scheduler), with a second, idle thread in the C++ process (glibc's \`std::mutex\` takes a non-atomic shortcut in a single-threaded process)."
