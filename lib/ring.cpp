@@ -379,6 +379,60 @@ RingStatus Ring::begin_push(std::size_t size, const RingDeadline& deadline, std:
   }
 }
 
+std::size_t Ring::push_many(std::span<const std::string_view> records) {
+  for (const std::string_view record : records)
+    if (record.size() > max_record_size())
+      throw ValueError("procpool: a record of " + std::to_string(record.size()) + " bytes does not fit a ring of " +
+                       std::to_string(capacity_) + " bytes (at most " + std::to_string(max_record_size()) + " per record)");
+  RingControl& c = *ctl_;
+  RingSide& p = c.prod;
+  const std::uint64_t max = c.max_records;
+  (void)RingAccess::lock(*this, p, std::nullopt);
+  if (c.closed.load(std::memory_order_relaxed) != 0) {
+    RingAccess::unlock(*this, p);
+    return 0;
+  }
+  std::uint64_t head = p.pos.load(std::memory_order_relaxed);
+  std::uint64_t pushed = p.count.load(std::memory_order_relaxed);
+  const auto fits = [&](std::uint64_t bytes) {
+    const auto within = [&] {
+      return head - p.seen_pos.load(std::memory_order_relaxed) + bytes <= capacity_ &&
+             (max == 0 || pushed - p.seen_count.load(std::memory_order_relaxed) < max);
+    };
+    if (within()) return true;
+    p.seen_count.store(c.cons.count.load(std::memory_order_acquire), std::memory_order_relaxed);
+    p.seen_pos.store(c.cons.pos.load(std::memory_order_acquire), std::memory_order_relaxed);
+    return within();
+  };
+  std::size_t done = 0;
+  for (const std::string_view record : records) {
+    const std::uint64_t need = round8(kHeaderBytes + record.size());
+    if (!fits(need)) break;
+    // The warm zone, as begin_push; the skip is published with the records.
+    if (const std::uint64_t offset = head & (capacity_ - 1); offset >= warm_bytes() && need <= warm_bytes()) {
+      const std::uint64_t skip = capacity_ - offset;
+      if (fits(skip + need)) {
+        const std::uint64_t skip_header = skip | (static_cast<std::uint64_t>(kSkipTag ^ static_cast<std::uint32_t>(skip)) << 32);
+        std::memcpy(data_ + offset, &skip_header, sizeof skip_header);
+        head += skip;
+      }
+    }
+    std::byte* at = data_ + (head & (capacity_ - 1));
+    const auto size = static_cast<std::uint32_t>(record.size());
+    const std::uint64_t header = size | (static_cast<std::uint64_t>(kRecordTag ^ size) << 32);
+    std::memcpy(at, &header, sizeof header);
+    if (!record.empty()) std::memcpy(at + kHeaderBytes, record.data(), record.size());
+    head += need;
+    ++pushed;
+    ++done;
+  }
+  if (done != 0) RingAccess::publish(p, head, pushed, true);
+  const bool wake = done != 0 && RingAccess::take_sleepers(p, c.data);
+  RingAccess::unlock(*this, p);
+  if (wake) os::futex::wake(c.data.seq, interprocess_);
+  return done;
+}
+
 void Ring::commit_push(std::size_t size) noexcept {
   RingControl& c = *ctl_;
   RingSide& p = c.prod;

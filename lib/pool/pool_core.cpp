@@ -49,6 +49,10 @@ thread_local std::vector<std::shared_ptr<ResultWaiter>>* handler_wakeups = nullp
 /// The pool whose results this thread is handling (the handler thread, or a waiter driving):
 /// a callback that waits on the same pool must not try to drive it again.
 thread_local const PoolCore* handling_core = nullptr;
+/// The innermost SubmitBatch of this thread, if any.
+thread_local SubmitBatch* open_batch = nullptr;
+/// A batch buffer up to this size is kept for the thread's next batch.
+constexpr std::size_t kSpareBatchBytes = std::size_t{1} << 20;
 
 void wake_deferred(std::vector<std::shared_ptr<ResultWaiter>>& waiters) {
   for (const auto& waiter : waiters) waiter->wake();
@@ -187,6 +191,7 @@ PoolCore::PoolCore(PoolCoreConfig config) : config_(std::move(config)) {
   control_->count = static_cast<std::uint32_t>(config_.workers);
   for (int i = 0; i < config_.workers; ++i) new (&control_->slot(static_cast<std::size_t>(i))) WorkerSlot();
   wakeup_ = std::make_unique<Wakeup>();
+  pending_.reserve(512);  // an imap's look-ahead without rehashing
   // Two chunks per worker in flight, each way, keep every worker busy; a pool of many workers
   // uses more of the ring.
   inflight_cap_ = std::max(tasks_->warm_bytes() / 2, std::size_t{4} * static_cast<std::size_t>(config_.workers) * chunk_byte_budget());
@@ -237,9 +242,16 @@ void PoolCore::start_worker(std::size_t index) {
   control_->slot(index).task_id.store(0);
   if (config_.interprocess) {
     if (worker_config_.empty()) {
-      tasks_->encode_handle(worker_config_);
-      results_->encode_handle(worker_config_);
-      codec::encode_to(worker_config_, control_segment_->handle());
+      if (config_.start_method == StartMethod::Fork) {
+        // A forked worker has our rings and control block mapped at the same addresses
+        // already: it uses our objects instead of attaching (and unmapping) its own.
+        encode_inherited_worker(worker_config_, *tasks_, *results_, *control_);
+      } else {
+        encode_attached_worker(worker_config_);
+        tasks_->encode_handle(worker_config_);
+        results_->encode_handle(worker_config_);
+        codec::encode_to(worker_config_, control_segment_->handle());
+      }
       encode_worker_config(worker_config_, config_.max_tasks_per_child, raw_addresses_, config_.initializer);
     }
     ProcessOptions options;
@@ -311,6 +323,14 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
     std::lock_guard lock(pending_mutex_);
     pending_.emplace(header.task_id, Pending{std::move(task), size});
   }
+  if (open_batch != nullptr && &open_batch->core_ == this && backlog_.empty()) {
+    // Collected: the batch's end puts it in the ring with the others.
+    const std::size_t offset = open_batch->buffer_.size();
+    open_batch->buffer_.resize(offset + size);
+    write_record(reinterpret_cast<std::byte*>(open_batch->buffer_.data() + offset));
+    open_batch->records_.emplace_back(offset, size);
+    return;
+  }
   // Straight into the ring when it has room, the in-flight budget allows, and nothing queued
   // earlier is waiting (order). Counted before the push: the result may be handled at once.
   if (backlog_.empty() && fits_inflight(size)) {
@@ -322,6 +342,56 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
   write_record(reinterpret_cast<std::byte*>(record.data()));
   backlog_.push_back(std::move(record));
   feed_cv_.notify_one();
+}
+
+namespace {
+/// The buffers of this thread's last batch, kept for the next one: a look-ahead top-up every
+/// few hundred results would otherwise regrow them (and make malloc consolidate) each time.
+thread_local std::string spare_batch_buffer;
+thread_local std::vector<std::pair<std::size_t, std::size_t>> spare_batch_records;
+} // namespace
+
+SubmitBatch::SubmitBatch(PoolCore& core) : core_(core), outer_(open_batch) {
+  buffer_.swap(spare_batch_buffer);
+  records_.swap(spare_batch_records);
+  open_batch = this;
+}
+
+SubmitBatch::~SubmitBatch() {
+  open_batch = outer_;
+  core_.flush_batch(*this);
+  buffer_.clear();
+  if (buffer_.capacity() <= kSpareBatchBytes) buffer_.swap(spare_batch_buffer);
+  records_.clear();
+  records_.swap(spare_batch_records);
+}
+
+void PoolCore::flush_batch(SubmitBatch& batch) noexcept {
+  if (batch.records_.empty()) return;
+  thread_local std::vector<std::string_view> records;
+  records.clear();
+  for (const auto& [offset, size] : batch.records_) records.emplace_back(batch.buffer_.data() + offset, size);
+  batch.records_.clear();
+  std::lock_guard feed_lock(feed_mutex_);
+  if (state_.load() == State::Terminate) return;  // terminate() failed their tasks already
+  std::size_t fit = 0;
+  if (backlog_.empty()) {
+    std::size_t bytes = 0;
+    for (; fit < records.size() && (inflight_bytes_.load() + bytes == 0 || inflight_bytes_.load() + bytes + records[fit].size() <= inflight_cap_); ++fit)
+      bytes += records[fit].size();
+    inflight_bytes_.fetch_add(bytes);
+    std::size_t pushed = 0;
+    try {
+      pushed = tasks_->push_many(std::span(records.data(), fit));
+    } catch (const std::exception& e) {  // sizes were checked by submit(): not expected
+      logger().error("procpool: cannot queue pool tasks: {}", e.what());
+    }
+    for (std::size_t i = pushed; i < fit; ++i) inflight_bytes_.fetch_sub(records[i].size());
+    fit = pushed;
+  }
+  // The rest waits for the feeder, in order (a closed ring: terminate() fails them).
+  for (std::size_t i = fit; i < records.size(); ++i) backlog_.emplace_back(records[i]);
+  if (fit < records.size()) feed_cv_.notify_one();
 }
 
 namespace {
@@ -436,16 +506,31 @@ int PoolCore::handle_available(int max) {
   return handled;
 }
 
+namespace {
+/// After a waiter stops handling results, the handler thread leaves the ring alone this long:
+/// an imap consumer or a get() loop is usually back within microseconds, and a handler woken
+/// by every push in between would cost a futex wake-up per result and a third busy thread.
+/// Results nobody waits for (callbacks) are handled at most this much later meanwhile.
+constexpr auto kHandlerGrace = std::chrono::milliseconds(1);
+
+std::int64_t steady_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(os::SteadyClock::now().time_since_epoch()).count();
+}
+} // namespace
+
 void PoolCore::handler_loop() {
   thread_name_slot() = "PoolHandler";
   std::vector<std::shared_ptr<ResultWaiter>> deferred;
   handler_wakeups = &deferred;
   handling_core = this;
   for (;;) {
-    // Read before looking: a push (or a leaving waiter) after this point changes it, and then
+    // Read before looking: a push (or a waiter) after this point changes it, and then
     // wait_data() returns at once.
     const std::uint32_t epoch = results_->data_epoch();
-    if (drivers_.load() == 0) {
+    const std::int64_t quiet_for = steady_ns() - last_drive_end_ns_.load();
+    const bool closed = results_->closed();
+    static const long grace_ns = getenv("PP_GRACE_NS") ? atol(getenv("PP_GRACE_NS")) : std::chrono::nanoseconds(kHandlerGrace).count();
+    if (drivers_.load() == 0 && (closed || quiet_for >= grace_ns)) {
       std::unique_lock lock(driver_mutex_, std::try_to_lock);
       if (lock.owns_lock()) {
         // Complete what is already waiting before waking imap consumers: one wake-up per batch.
@@ -455,13 +540,16 @@ void PoolCore::handler_loop() {
         if (handled < 0) break;  // closed by the supervisor once every worker ended, and drained
         if (handled > 0) continue;
         // Nothing there: sleep until a push (no spinning: waiters that care spin themselves).
-        if (results_->arm_data_wakeup()) results_->wait_data(epoch, std::nullopt);
+        // Announced first, so that a waiter arriving now wakes us into the timed mode below.
+        handler_idle_.store(true);
+        if (drivers_.load() == 0 && results_->arm_data_wakeup()) results_->wait_data(epoch, std::nullopt);
+        handler_idle_.store(false);
         continue;
       }
     }
-    // Waiters are handling results: sleep, not registered with the ring, so that workers' pushes
-    // do not wake this thread; the last waiter to leave arms the wake-up again or wakes it.
-    results_->wait_data(epoch, std::nullopt);
+    // Waiters handle results, now or a moment ago: look again after the grace period, not
+    // registered with the ring, so that workers' pushes do not wake this thread.
+    results_->wait_data(epoch, os::SteadyClock::now() + kHandlerGrace);
   }
   handler_wakeups = nullptr;  // from here on (terminate's failures), wake at once
   handling_core = nullptr;
@@ -474,13 +562,18 @@ void PoolCore::handler_loop() {
 bool PoolCore::drive_until(bool (*ready)(const void*), const void* context, const os::Deadline& deadline) {
   if (ready(context)) return true;
   if (handling_core == this || !owned_here()) return false;
-  // The first waiter takes the handler's armed wake-up away: pushes then wake nobody while
-  // waiters spin, and the handler thread stays asleep.
-  if (drivers_.fetch_add(1) == 0) results_->disarm_data_wakeup();
+  // The first waiter takes the handler's armed wake-up away (pushes then wake nobody while
+  // waiters spin) and moves an idle handler to its timed look (it would not see the ring
+  // again otherwise). Within a stream of waits the handler is already there: no system call.
+  if (drivers_.fetch_add(1) == 0 && handler_idle_.load()) {
+    results_->disarm_data_wakeup();
+    results_->wake_consumers();
+  }
   std::unique_lock lock(driver_mutex_, std::defer_lock);
   if (!deadline || os::is_never(*deadline)) lock.lock();
   else if (!lock.try_lock_until(*deadline)) {
-    if (drivers_.fetch_sub(1) == 1) results_->wake_consumers();  // the handler takes over
+    last_drive_end_ns_.store(steady_ns());
+    drivers_.fetch_sub(1);
     return ready(context);
   }
   std::vector<std::shared_ptr<ResultWaiter>> deferred;
@@ -523,24 +616,11 @@ bool PoolCore::drive_until(bool (*ready)(const void*), const void* context, cons
 }
 
 void PoolCore::end_driving(std::unique_lock<std::timed_mutex>& lock) noexcept {
-  // The last waiter out arms the handler's wake-up (the ring must be empty for that: complete
-  // what came meanwhile, a few batches at most), or else wakes the handler to take over.
-  bool armed = false;
-  if (drivers_.load() == 1) {
-    try {
-      for (int round = 0; round < 4 && !armed; ++round) {
-        armed = results_->arm_data_wakeup();
-        if (!armed && handle_available(kHandlerBatch) < 0) break;
-      }
-    } catch (const std::exception& e) {
-      logger().error("procpool: error while handling pool results: {}", e.what());
-    }
-  }
-  const bool last = drivers_.fetch_sub(1) == 1;
+  // Results arriving from now on are the handler's, after its grace period (kHandlerGrace),
+  // unless another waiter comes first.
+  last_drive_end_ns_.store(steady_ns());
+  drivers_.fetch_sub(1);
   lock.unlock();
-  // Checked after leaving: a record published since the arming was either seen here, or its
-  // push found the wake-up armed and woke the handler (which then sees no waiter).
-  if (last && (!armed || results_->has_data() || results_->closed())) results_->wake_consumers();
 }
 
 void PoolCore::fail_all_pending(const std::string& why) {
@@ -627,6 +707,10 @@ std::uint64_t PoolCore::open_stream(std::weak_ptr<PoolStream> stream) {
 
 void PoolCore::close_stream(std::uint64_t id) noexcept {
   if (!owned_here()) return;  // a forked child's copy: the owner's state is not ours
+  // The stream's last records go into the ring before it counts as closed: the feeder closes
+  // the ring once closed streams and an empty backlog say that nothing more will come.
+  for (SubmitBatch* batch = open_batch; batch != nullptr; batch = batch->outer_)
+    if (&batch->core_ == this) flush_batch(*batch);
   std::lock_guard lock(feed_mutex_);
   if (streams_.erase(id) == 0) return;
   open_streams_.store(streams_.size());

@@ -80,7 +80,8 @@ private:
 void worker_loop(Ring& tasks, Ring& results, WorkerControl& control, std::uint32_t index,
                  std::optional<int> max_tasks, bool raw_addresses) {
   WorkerSlot& slot = control.slot(index);
-  slot.pid.store(static_cast<std::int32_t>(::getpid()));
+  const auto pid = static_cast<std::int32_t>(::getpid());  // once: glibc does not cache it
+  slot.pid.store(pid);
   CodeResolver resolver(raw_addresses);
   std::string task;
   std::string out;
@@ -103,7 +104,7 @@ void worker_loop(Ring& tasks, Ring& results, WorkerControl& control, std::uint32
     const std::string_view function_object = rest.substr(0, header.function_object_len);
     rest.remove_prefix(header.function_object_len);
 
-    ResultHeader result{header.task_id, ResultKind::Ok, static_cast<std::int32_t>(::getpid()), 0, index};
+    ResultHeader result{header.task_id, ResultKind::Ok, pid, 0, index};
     out.assign(sizeof result, '\0');
     try {
       const auto invoker = reinterpret_cast<TaskInvoker>(const_cast<void*>(resolver.resolve(invoker_object, header.invoker)));
@@ -255,8 +256,38 @@ std::string next_worker_name(bool interprocess, StartMethod method) {
   return worker_name_prefix(interprocess, method) + std::to_string(++worker_counter);
 }
 
+namespace {
+struct InheritedWorker {
+  std::uint64_t tasks, results, control;  // addresses in the parent, and so in the forked child
+};
+constexpr char kInherited = 'F';
+constexpr char kAttached = 'A';
+} // namespace
+
+void encode_inherited_worker(std::string& out, Ring& tasks, Ring& results, WorkerControl& control) {
+  out += kInherited;
+  codec::encode_to(out, InheritedWorker{reinterpret_cast<std::uint64_t>(&tasks), reinterpret_cast<std::uint64_t>(&results),
+                                        reinterpret_cast<std::uint64_t>(&control)});
+}
+
+void encode_attached_worker(std::string& out) { out += kAttached; }
+
 void pool_worker_process_main(std::string config, std::uint32_t index) {
   std::string_view in = config;
+  if (in.empty() || (in.front() != kInherited && in.front() != kAttached))
+    throw SerializationError("procpool: bad pool worker configuration");
+  const bool inherited = in.front() == kInherited;
+  in.remove_prefix(1);
+  if (inherited) {
+    // Forked from the pool's process: its Ring objects and mappings are ours too (copy-on-write
+    // copies of the objects, shared mappings of the memory). Never destroyed here.
+    const auto addresses = codec::decode_from<InheritedWorker>(in);
+    const auto worker = codec::decode<WorkerConfig>(in);
+    if (worker.initializer) run_initializer(*worker.initializer);
+    worker_loop(*reinterpret_cast<Ring*>(addresses.tasks), *reinterpret_cast<Ring*>(addresses.results),
+                *reinterpret_cast<WorkerControl*>(addresses.control), index, worker.max_tasks, worker.raw_addresses);
+    return;
+  }
   auto tasks = Ring::attach(in);
   auto results = Ring::attach(in);
   const auto handle = codec::decode_from<SegmentHandle>(in);

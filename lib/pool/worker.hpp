@@ -54,6 +54,11 @@ public:
 
 /// Appends what a worker process needs besides the rings and the control block: its task
 /// limit, whether code addresses are raw (fork) or object offsets, its initializer.
+/// The first part of a worker process's config: how it reaches the rings and control block.
+/// Inherited (fork): the addresses of the parent's objects, valid in the forked child.
+void encode_inherited_worker(std::string& out, Ring& tasks, Ring& results, WorkerControl& control);
+/// Attached (spawn, forkserver): the handles follow (Ring::encode_handle, SegmentHandle).
+void encode_attached_worker(std::string& out);
 void encode_worker_config(std::string& out, std::optional<int> max_tasks, bool raw_addresses,
                           const std::optional<PortableTarget>& initializer);
 

@@ -127,6 +127,7 @@ struct IMapShared final : ResultWaiter {
   struct Chunk {
     std::size_t index = 0;
     std::vector<R> values;
+    std::optional<R> single;  ///< a one-item chunk (chunksize 1): no vector allocated per result
     std::exception_ptr error;
   };
   std::mutex mutex;
@@ -142,17 +143,23 @@ public:
   IMapChunkTask(std::shared_ptr<IMapShared<R>> shared, std::size_t chunk, std::size_t count)
       : shared_(std::move(shared)), chunk_(chunk), count_(count) {}
   void complete(std::string_view payload) override {
+    if (count_ == 1) {
+      std::optional<R> value{std::in_place};
+      decode_chunk_results<R>(payload, &*value, 1);
+      deliver({chunk_, {}, std::move(value), nullptr});
+      return;
+    }
     std::vector<R> values(count_);
     decode_chunk_results<R>(payload, values.data(), count_);
-    deliver(std::move(values), nullptr);
+    deliver({chunk_, std::move(values), std::nullopt, nullptr});
   }
-  void fail(std::exception_ptr error) override { deliver({}, error); }
+  void fail(std::exception_ptr error) override { deliver({chunk_, {}, std::nullopt, error}); }
 
 private:
-  void deliver(std::vector<R> values, std::exception_ptr error) {
+  void deliver(typename IMapShared<R>::Chunk chunk) {
     {
       std::lock_guard lock(shared_->mutex);
-      shared_->done.push_back({chunk_, std::move(values), error});
+      shared_->done.push_back(std::move(chunk));
       shared_->any_done.store(true, std::memory_order_release);
     }
     wake_after_batch(shared_);
@@ -211,9 +218,14 @@ public:
     stream_ = core.open_stream(self);
   }
 
-  /// Consumer: submits chunks until `limit` have been submitted in all, or the input ends.
+  /// Consumer: submits chunks until `limit` have been submitted in all, or the input ends; the
+  /// chunks go into the pool's task ring together (SubmitBatch).
   Progress top_up(std::size_t limit) {
     std::lock_guard lock(mutex_);
+    if (exhausted_ || submitted_ >= limit) return {submitted_, exhausted_};
+    const std::shared_ptr<PoolCore> core = core_.lock();
+    std::optional<SubmitBatch> batch;
+    if (core && core->owned_here()) batch.emplace(*core);
     while (!exhausted_ && submitted_ < limit) submit_one();
     return {submitted_, exhausted_};
   }
@@ -252,7 +264,7 @@ private:
     } else if (submission.kind == Submission::Kind::Refused) {
       {
         std::lock_guard lock(shared_->mutex);
-        shared_->done.push_back({submitted_, {}, submission.chunk_error});
+        shared_->done.push_back({submitted_, {}, std::nullopt, submission.chunk_error});
         shared_->any_done.store(true, std::memory_order_release);
       }
       shared_->wake();  // the consumer may wait on another thread while join() drains
@@ -398,7 +410,12 @@ private:
       chunk = std::move(ready_.front());
       ready_.pop_front();
     }
-    current_ = std::move(chunk.values);
+    if (chunk.single) {
+      current_.clear();  // keeps its capacity: no allocation per one-item chunk
+      current_.push_back(std::move(*chunk.single));
+    } else {
+      current_ = std::move(chunk.values);
+    }
     position_ = 0;
     if (chunk.error) std::rethrow_exception(chunk.error);
     return true;

@@ -78,6 +78,28 @@ struct WorkerControl;
 class WorkerHandle;
 struct Wakeup;
 
+class PoolCore;
+
+/// While one exists, the task records that this thread submits to `core` are collected and go
+/// into the task ring together when it ends (Ring::push_many: one lock, one publication, and
+/// no record's writes waiting for the previous one's cache lines). For imap's look-ahead
+/// top-ups, which submit many small tasks at once. Submission errors are thrown at once, as
+/// without a batch. Not copyable; ends on the thread that made it.
+class SubmitBatch {
+public:
+  explicit SubmitBatch(PoolCore& core);
+  SubmitBatch(const SubmitBatch&) = delete;
+  SubmitBatch& operator=(const SubmitBatch&) = delete;
+  ~SubmitBatch();
+
+private:
+  friend class PoolCore;
+  PoolCore& core_;
+  SubmitBatch* outer_;
+  std::string buffer_;                                       ///< the records, back to back
+  std::vector<std::pair<std::size_t, std::size_t>> records_;  ///< offset and size in buffer_
+};
+
 /// Owned through a shared_ptr: an imap iteration holds a weak_ptr, so that it can outlive the
 /// pool safely (BrokenProcessPool instead of a dangling pointer).
 class PoolCore final : public ResultDriver {
@@ -167,11 +189,14 @@ private:
   void handler_loop();
   void supervisor_loop();
   void feeder_loop();
+  friend class SubmitBatch;
+  /// Moves a batch's records into the task ring (what does not fit: into the backlog).
+  void flush_batch(SubmitBatch& batch) noexcept;
   void handle_result(std::string_view record);
   /// Pops and completes up to `max` results without waiting (driver_mutex_ held); returns how
   /// many, or -1 once the ring is closed and drained.
   int handle_available(int max);
-  /// The last waiter that stops driving hands the ring back to the handler thread.
+  /// A waiter stops handling results: the handler thread takes them over after its grace.
   void end_driving(std::unique_lock<std::timed_mutex>& lock) noexcept;
   void fail_all_pending(const std::string& why);
   void encode_code(std::string& out, const void* address, std::uint64_t& field, std::uint32_t& name_len);
@@ -230,6 +255,8 @@ private:
   /// not wake it.
   std::atomic<int> drivers_{0};
   std::atomic<std::uint32_t> drive_spin_budget_{0};  ///< os::SpinBudget of the waiters' spins
+  std::atomic<std::int64_t> last_drive_end_ns_{0};    ///< when a waiter last stopped (steady clock)
+  std::atomic<bool> handler_idle_{false};             ///< the handler sleeps until a push wakes it
 
   std::unique_ptr<Wakeup> wakeup_;
   std::string worker_config_;  ///< built once: ring and control handles, limits, initializer

@@ -145,6 +145,12 @@ public:
   }
   [[nodiscard]] RingStatus try_push(std::span<const std::byte> record) { return push(record, kRingNoWait); }
 
+  /// Appends records in order, as many as there is room for now (no waiting for room), under one
+  /// lock and with one publication: consumers see them all at once, and the writes of one
+  /// record do not wait for the previous one's cache lines. Returns how many were appended (0
+  /// if closed). Throws ValueError if one is larger than max_record_size().
+  std::size_t push_many(std::span<const std::string_view> records);
+
   /// Removes the oldest record, handing it to `consume(std::span<const std::byte>)` while the
   /// consumer lock is held (the span is valid only during the call). If `consume` throws, the
   /// record counts as consumed (a poison record must not block the ring) and the exception
