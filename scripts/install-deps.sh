@@ -10,6 +10,8 @@ packages=(
   libboost-dev libspdlog-dev libfmt-dev doctest-dev libcereal-dev libcli11-dev
   # tests and benchmarks: peers, a terminal for the progress bar, process tools
   python3 parallel tmux procps findutils coreutils time
+  # the broker (issue 13): hiredis to build `procpool worker`, a redis-server the tests start themselves
+  redis-server libhiredis-dev iproute2 util-linux
 )
 
 missing=()

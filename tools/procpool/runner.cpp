@@ -396,7 +396,7 @@ void Runner::finish(const JobEnd& end) {
     if (opt_.timeout.percent > 0) median_.add(end.runtime);
   }
   if (joblog_)
-    joblog_->write({job->input.seq, end.start_epoch, end.runtime, 0, end.received, end.exitval, end.signal, job->command});
+    joblog_->write({job->input.seq, end.start_epoch, end.runtime, 0, end.received, end.exitval, end.signal, job->command, {}});
   if (end.reason == KillReason::Timeout)
     std::cerr << fmt::format("procpool: job {} timed out and was killed: {}\n", job->input.seq, job->command);
   order_.finish(*job->output);

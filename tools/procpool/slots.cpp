@@ -132,10 +132,11 @@ void JobSlots::signal_job(const Slot& slot, int sig) const {
   ::kill(config_.tty ? slot.pid : -slot.pid, sig);
 }
 
-void JobSlots::start(unsigned index, const std::string& command, const std::vector<std::string>& extra_env) {
+void JobSlots::start(unsigned index, const std::string& command, const std::vector<std::string>& extra_env,
+                     const JobLimits& limits) {
   Slot& slot = slots_[index];
   const bool long_command = command.size() > kMaxInlineCommand;
-  const ExecPlan plan = long_command ? ExecPlan{} : planner_.plan(command);
+  const ExecPlan plan = long_command || limits.shell ? ExecPlan{} : planner_.plan(command);
   std::vector<char*> argv;
   for (const auto& word : plan.argv) argv.push_back(const_cast<char*>(word.c_str()));
   argv.push_back(nullptr);
@@ -207,6 +208,8 @@ void JobSlots::start(unsigned index, const std::string& command, const std::vect
   slot.received = 0;
   slot.kill_reason = KillReason::None;
   slot.kill_sent = false;
+  slot.timeout = limits.timeout;
+  slot.grace = limits.grace.value_or(config_.grace_seconds);
   ++busy_;
 }
 
@@ -231,7 +234,7 @@ void JobSlots::kill(unsigned index, KillReason reason) {
   if (!busy(index) || slot.kill_reason != KillReason::None) return;
   slot.kill_reason = reason;
   signal_job(slot, SIGTERM);
-  slot.kill_deadline = after(Clock::now(), config_.grace_seconds);
+  slot.kill_deadline = after(Clock::now(), slot.grace);
 }
 
 void JobSlots::kill_now(unsigned index, KillReason reason) {
@@ -254,7 +257,8 @@ void JobSlots::check_timeouts(Clock::time_point now) {
   for (unsigned i = 0; i < size(); ++i) {
     Slot& slot = slots_[i];
     if (!busy(i)) continue;
-    if (slot.kill_reason == KillReason::None && timeout_ && now >= after(slot.started, *timeout_))
+    const auto limit = slot.timeout ? slot.timeout : timeout_;
+    if (slot.kill_reason == KillReason::None && limit && now >= after(slot.started, *limit))
       kill(i, KillReason::Timeout);
     if (slot.kill_reason != KillReason::None && !slot.kill_sent && now >= slot.kill_deadline) {
       signal_job(slot, SIGKILL);
@@ -269,7 +273,8 @@ std::optional<JobSlots::Clock::time_point> JobSlots::next_deadline() const {
   for (unsigned i = 0; i < size(); ++i) {
     const Slot& slot = slots_[i];
     if (!busy(i)) continue;
-    if (slot.kill_reason == KillReason::None && timeout_) consider(after(slot.started, *timeout_));
+    const auto limit = slot.timeout ? slot.timeout : timeout_;
+    if (slot.kill_reason == KillReason::None && limit) consider(after(slot.started, *limit));
     if (slot.kill_reason != KillReason::None && !slot.kill_sent) consider(slot.kill_deadline);
   }
   return wake;

@@ -49,6 +49,13 @@ struct JobEnd {
   [[nodiscard]] bool failed() const { return exitval != 0 || signal != 0; }
 };
 
+/// Per-job settings that override the slots' own (a broker run's --timeout, --grace, --shell).
+struct JobLimits {
+  std::optional<double> timeout;
+  std::optional<double> grace;
+  bool shell = false;  ///< through /bin/sh -c even when it could be exec'd directly
+};
+
 class JobSlots {
  public:
   using Clock = std::chrono::steady_clock;
@@ -74,7 +81,8 @@ class JobSlots {
   /// Starts `command` in free `slot` (numbered slot + 1 for the job: PARALLEL_JOBSLOT) with procpool's
   /// environment minus the hidden variables, plus PARALLEL_JOBSLOT, PARALLEL_PID and `extra_env`.
   /// Throws std::system_error when it cannot.
-  void start(unsigned slot, const std::string& command, const std::vector<std::string>& extra_env);
+  void start(unsigned slot, const std::string& command, const std::vector<std::string>& extra_env,
+             const JobLimits& limits = {});
 
   /// TERM now, KILL after the grace. A job already being killed keeps its first reason.
   void kill(unsigned slot, KillReason reason);
@@ -106,6 +114,8 @@ class JobSlots {
     KillReason kill_reason = KillReason::None;
     Clock::time_point kill_deadline;
     bool kill_sent = false;
+    std::optional<double> timeout;  // the job's own, else timeout_
+    double grace = 1.0;
   };
   unsigned slots_within_descriptor_limit(unsigned wanted);
   void read_output(unsigned index, int& fd, int which, bool until_empty);
