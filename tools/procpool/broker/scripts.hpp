@@ -256,6 +256,34 @@ inline const Script kRelease{"release", PP_LUA_NOW PP_LUA_CRASH_OUT R"lua(
 return crash_out(ARGV[1], ARGV[2] == '1', now)
 )lua"};
 
+/// ARGV: wid then the jids the worker holds. After a reconnect: a jid leased to the worker that it does not
+/// hold (the claim's or BLMOVE's reply was lost) goes back to the front of the queue. {'FENCED'} when the
+/// worker is unregistered; else {'OK', jids handed back}.
+inline const Script kResync{"resync", PP_LUA_NOW R"lua(
+local wid = ARGV[1]
+if not redis.call('ZSCORE', P .. 'workers', wid) then return {'FENCED'} end
+local held = {}
+for i = 2, #ARGV do held[ARGV[i]] = true end
+local inf = P .. 'inflight:' .. wid
+local back = 0
+for _, jid in ipairs(redis.call('LRANGE', inf, 0, -1)) do
+  if not held[jid] then
+    redis.call('LREM', inf, 1, jid)
+    local j = P .. 'job:' .. jid
+    local f = redis.call('HMGET', j, 'run', 'owner')
+    if f[1] then
+      if f[2] == wid then
+        redis.call('HINCRBY', P .. 'run:' .. f[1], 'running', -1)
+        redis.call('HDEL', j, 'owner')
+      end
+      redis.call('LPUSH', P .. 'ready', jid)
+      back = back + 1
+    end
+  end
+end
+return {'OK', back}
+)lua"};
+
 /// ARGV: R state(cancelled|draining) hard(0|1).
 inline const Script kCancel{"cancel", PP_LUA_NOW R"lua(
 local run = P .. 'run:' .. ARGV[1]

@@ -137,6 +137,7 @@ class Worker {
   bool throttled_ = false;
   bool fenced_ = false;
   bool claim_stop_ = false;         // claim nothing more (stopping, finishing)
+  std::set<std::string> held_;      // jids claimed and not yet finished: what a resync keeps
   std::set<std::string> cancelled_, hard_cancelled_;
   std::atomic<long long> last_ok_ms_{0};
   std::atomic<unsigned> busy_{0};
@@ -215,6 +216,7 @@ void Worker::claimer_loop() {
   const double block = static_cast<double>(lease_ms_) / 5000;
   Connection conn(url_, std::max(1.0, static_cast<double>(lease_ms_) / 1000));
   double backoff = 0.1;
+  bool resync = false;  // a reply may have been lost with the connection: leases we do not hold go back
   std::unique_lock lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] {
@@ -242,7 +244,17 @@ void Worker::claimer_loop() {
       }
     };
     try {
-      parse(conn.eval(kClaim, prefix_, {wid_, std::to_string(n)}));
+      if (resync) {
+        std::vector<std::string> args{wid_};
+        {
+          std::lock_guard held_lock(mu_);
+          args.insert(args.end(), held_.begin(), held_.end());
+        }
+        const Reply r = conn.eval(kResync, prefix_, args);
+        resync = false;
+        if (r->elements > 0 && reply_text(r->element[0]) == "FENCED") fenced = true;
+      }
+      if (!fenced) parse(conn.eval(kClaim, prefix_, {wid_, std::to_string(n)}));
       // Nothing ready: block until an RPUSH, only while the lease is fresh, so that the moved job lands
       // in a live lease.
       if (got.empty() && !fenced && monotonic_ms() - last_ok_ms_.load() < lease_ms_ / 2) {
@@ -258,6 +270,7 @@ void Worker::claimer_loop() {
       backoff = 0.1;
     } catch (const BrokerDown&) {
       // The heartbeat thread reports it; wait and try again.
+      resync = true;
       std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
       backoff = std::min(backoff * 2, static_cast<double>(lease_ms_) / 5000);
     } catch (const std::exception& e) {
@@ -268,7 +281,10 @@ void Worker::claimer_loop() {
     if (fenced) fenced_ = true;
     want_ -= std::min<unsigned>(want_, static_cast<unsigned>(got.size()));
     claimed_total_ += got.size();
-    for (auto& c : got) claimed_.push_back(std::move(c));
+    for (auto& c : got) {
+      held_.insert(c.jid);
+      claimed_.push_back(std::move(c));
+    }
     if (!got.empty() || fenced) wake();
   }
 }
@@ -354,7 +370,11 @@ void Worker::on_end(const JobEnd& end) {
     ++want_;
     cv_.notify_all();
   }
-  if (r.drop) return;
+  if (r.drop) {
+    std::lock_guard lock(mu_);
+    held_.erase(r.job.jid);
+    return;
+  }
   const int trunc = (r.out_cut ? 1 : 0) | (r.err_cut ? 2 : 0);
   send({{wid_, r.job.jid, r.job.att, end.reason == KillReason::Cancel ? "cancelled" : "ok", std::to_string(end.exitval),
          std::to_string(end.signal), format_seconds(end.start_epoch), format_seconds(end.runtime), host_,
@@ -372,6 +392,10 @@ void Worker::flush_results() {
   try {
     while (!unsent_.empty()) {
       main_->eval(kFinish, prefix_, unsent_.front().args);  // 0 (stale): refused, the job ran elsewhere
+      {
+        std::lock_guard lock(mu_);
+        held_.erase(unsent_.front().args[1]);
+      }
       unsent_.pop_front();
     }
     send_backoff_ = 0.1;
@@ -395,6 +419,7 @@ void Worker::handle_fenced() {
   {
     std::lock_guard lock(mu_);
     claimed_.clear();  // the reaper or the claim that saw FENCED put them back in the queue
+    held_.clear();
   }
   std::cerr << fmt::format("procpool worker: lease lost; killed {} running jobs, registering again\n", running);
   try {
