@@ -49,14 +49,14 @@ inline int free_port() {
   return ntohs(addr.sin_port);
 }
 
-/// One command over a fresh TCP connection, inline protocol; returns the first reply line ("" on failure).
-inline std::string redis_inline(int port, const std::string& command, const std::string& password = "") {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+/// One command over a fresh connection to the server's unix socket (a file: it reaches a server in
+/// another network namespace too), inline protocol; returns the first reply line ("" on failure).
+inline std::string redis_inline(const std::string& socket_path, const std::string& command, const std::string& password = "") {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
   timeval tv{2, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
@@ -67,8 +67,8 @@ inline std::string redis_inline(int port, const std::string& command, const std:
   (void)!::write(fd, request.data(), request.size());
   std::string reply;
   char buf[4096];
-  const std::size_t lines_wanted = password.empty() ? 1 : 2;
-  while (std::count(reply.begin(), reply.end(), '\n') < static_cast<long>(lines_wanted)) {
+  const long lines_wanted = password.empty() ? 1 : 2;
+  while (std::count(reply.begin(), reply.end(), '\n') < lines_wanted) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n <= 0) break;
     reply.append(buf, static_cast<std::size_t>(n));
@@ -78,6 +78,54 @@ inline std::string redis_inline(int port, const std::string& command, const std:
   return reply.substr(0, reply.find('\r'));
 }
 
+/// A program started in the background (any argv), output to DIR/NAME and DIR/NAME.err; killed by pid.
+struct Spawned {
+  pid_t pid = -1;
+  Spawned(const TempDir& dir, const std::vector<std::string>& args, const std::string& name) {
+    const std::string out_path = dir / name;
+    const std::string err_path = dir / (name + ".err");
+    pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::chdir(dir.path.c_str()) != 0) ::_exit(126);
+      const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      const int null = ::open("/dev/null", O_RDONLY);
+      ::dup2(null, 0);
+      ::dup2(out, 1);
+      ::dup2(err, 2);
+      std::vector<std::string> copy = args;
+      std::vector<char*> argv;
+      for (auto& a : copy) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execvp(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+  int wait(std::chrono::seconds limit = 30s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    while (::waitpid(pid, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        pid = -1;
+        FAIL("process did not exit in time");
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  }
+  ~Spawned() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
 /// redis-server as a child of the test, with PDEATHSIG; stopped by pid.
 struct RedisServer {
   TempDir dir;
@@ -85,17 +133,21 @@ struct RedisServer {
   pid_t pid = -1;
   std::vector<std::string> extra;  // more config, e.g. {"--appendonly", "yes"}
   std::string password;
+  std::vector<std::string> launcher;  // e.g. nsenter into a network namespace
+  std::string bind = "127.0.0.1";
 
-  explicit RedisServer(std::vector<std::string> more = {}, std::string pass = "")
-      : extra(std::move(more)), password(std::move(pass)) {
+  explicit RedisServer(std::vector<std::string> more = {}, std::string pass = "", std::vector<std::string> via = {},
+                       std::string bind_to = "127.0.0.1")
+      : extra(std::move(more)), password(std::move(pass)), launcher(std::move(via)), bind(std::move(bind_to)) {
     port = free_port();
     start();
   }
   void start() {
     const std::string server = redis_server_path();
-    std::vector<std::string> args{server, "--port", std::to_string(port), "--bind", "127.0.0.1", "--unixsocket",
+    std::vector<std::string> args = launcher;
+    args.insert(args.end(), {server, "--port", std::to_string(port), "--bind", bind, "--unixsocket",
                                   socket(), "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir",
-                                  dir.path.string(), "--logfile", dir / "redis.log"};
+                             dir.path.string(), "--logfile", dir / "redis.log"});
     if (!password.empty()) args.insert(args.end(), {"--requirepass", password});
     args.insert(args.end(), extra.begin(), extra.end());
     pid = ::fork();
@@ -108,10 +160,10 @@ struct RedisServer {
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
+      ::execvp(argv[0], argv.data());
       ::_exit(127);
     }
-    REQUIRE_MESSAGE(eventually([&] { return redis_inline(port, "PING", password) == "+PONG"; }, 2000ms),
+    REQUIRE_MESSAGE(eventually([&] { return redis_inline(socket(), "PING", password) == "+PONG"; }, 2000ms),
                     "redis-server did not answer PING within 2 s");
   }
   void kill9() {
@@ -125,7 +177,7 @@ struct RedisServer {
   [[nodiscard]] std::string socket() const { return dir / "redis.sock"; }
   [[nodiscard]] std::string url() const { return "redis://127.0.0.1:" + std::to_string(port) + "/0"; }
   [[nodiscard]] std::string unix_url() const { return "redis+unix://" + socket(); }
-  [[nodiscard]] std::string cmd(const std::string& command) const { return redis_inline(port, command, password); }
+  [[nodiscard]] std::string cmd(const std::string& command) const { return redis_inline(socket(), command, password); }
 };
 
 /// Process groups led by a job (the worker's children that lead their own group), from /proc.
