@@ -126,6 +126,46 @@ Reply Connection::eval(const Script& script, const std::string& prefix, const st
   }
 }
 
+const std::string& Connection::sha(const Script& script) {
+  auto found = sha_.find(&script);
+  if (found == sha_.end()) {
+    const Reply loaded = call({"SCRIPT", "LOAD", script.source});
+    found = sha_.emplace(&script, reply_text(loaded.get())).first;
+  }
+  return found->second;
+}
+
+std::vector<Reply> Connection::eval_pipelined(const Script& script, const std::string& prefix,
+                                              const std::vector<std::vector<std::string>>& calls) {
+  const std::string digest = sha(script);  // connects, and loads the script once
+  for (const auto& args : calls) {
+    std::vector<const char*> argv{"EVALSHA", digest.c_str(), "1", prefix.c_str()};
+    std::vector<std::size_t> lengths{7, digest.size(), 1, prefix.size()};
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lengths.push_back(a.size());
+    }
+    redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lengths.data());
+  }
+  std::vector<Reply> replies;
+  std::vector<std::size_t> not_run;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    void* reply = nullptr;
+    if (redisGetReply(ctx_, &reply) != REDIS_OK || reply == nullptr) {
+      const std::string why = ctx_->errstr[0] != '\0' ? ctx_->errstr : "connection lost";
+      disconnect();
+      throw BrokerDown(why);
+    }
+    replies.emplace_back(static_cast<redisReply*>(reply));
+    if (replies.back()->type == REDIS_REPLY_ERROR && std::strncmp(replies.back()->str, "NOSCRIPT", 8) == 0)
+      not_run.push_back(i);
+  }
+  // Calls that did not run (the server lost its scripts): alone now, the script loaded again.
+  if (!not_run.empty()) sha_.erase(&script);
+  for (const std::size_t i : not_run) replies[i] = eval(script, prefix, calls[i]);
+  return replies;
+}
+
 std::string reply_text(const redisReply* reply) {
   if (reply == nullptr) return {};
   switch (reply->type) {

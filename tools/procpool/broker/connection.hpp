@@ -56,6 +56,10 @@ class Connection {
   /// Runs `script` with KEYS[1] = `prefix` (the queue's key prefix) and `args`. Throws ReplyError for an
   /// error the script raised.
   Reply eval(const Script& script, const std::string& prefix, const std::vector<std::string>& args);
+  /// Runs `script` once per argument list, pipelined: one round trip for all. Returns the replies in order;
+  /// an error reply is returned as is (not thrown) so that the caller sees which call failed.
+  std::vector<Reply> eval_pipelined(const Script& script, const std::string& prefix,
+                                    const std::vector<std::vector<std::string>>& calls);
   /// The reply timeout for the next calls (a blocking BLMOVE needs more than its own block time).
   void set_timeout(double seconds);
   [[nodiscard]] const BrokerUrl& url() const { return url_; }
@@ -64,6 +68,7 @@ class Connection {
   BrokerUrl url_;
   double timeout_seconds_;
   redisContext* ctx_ = nullptr;
+  const std::string& sha(const Script& script);
   std::map<const Script*, std::string> sha_;  // SCRIPT LOAD's answer, per server
 };
 

@@ -333,9 +333,10 @@ void Worker::start_claimed() {
       claimed_.pop_front();
     }
     idle_since_ = Clock::now();
-    if (opt_.noop) {
-      send({{wid_, job.jid, job.att, "ok", "0", "0", format_seconds(0), format_seconds(0), host_, "0", "", "", "0"},
-            job.seq});
+    if (opt_.noop) {  // sent with the others after this loop, in one round trip
+      unsent_.push_back({{wid_, job.jid, job.att, "ok", "0", "0", format_seconds(0), format_seconds(0), host_, "0", "", "",
+                          "0"},
+                         job.seq});
       std::lock_guard lock(mu_);
       ++want_;
       cv_.notify_all();
@@ -390,17 +391,18 @@ void Worker::send(Result result) {
 void Worker::flush_results() {
   if (unsent_.empty() || Clock::now() < next_send_try_) return;
   try {
-    while (!unsent_.empty()) {
-      main_->eval(kFinish, prefix_, unsent_.front().args);  // 0 (stale): refused, the job ran elsewhere
-      {
-        std::lock_guard lock(mu_);
-        held_.erase(unsent_.front().args[1]);
-      }
-      unsent_.pop_front();
-    }
+    // One round trip for every waiting result; 0 (stale) means refused: the job ran elsewhere.
+    std::vector<std::vector<std::string>> calls;
+    calls.reserve(unsent_.size());
+    for (const auto& r : unsent_) calls.push_back(r.args);
+    main_->eval_pipelined(kFinish, prefix_, calls);
+    std::lock_guard lock(mu_);
+    for (const auto& r : unsent_) held_.erase(r.args[1]);
+    unsent_.clear();
     send_backoff_ = 0.1;
   } catch (const BrokerDown&) {
-    // The heartbeat thread reports the outage; results wait here (at most -j of them).
+    // The heartbeat thread reports the outage; results wait here (at most -j of them) and are sent again:
+    // a finish that did run before the connection broke is refused as a repeat.
     next_send_try_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(send_backoff_));
     send_backoff_ = std::min(send_backoff_ * 2, static_cast<double>(lease_ms_) / 5000);
   }
