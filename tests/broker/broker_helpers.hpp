@@ -180,23 +180,38 @@ struct RedisServer {
   [[nodiscard]] std::string cmd(const std::string& command) const { return redis_inline(socket(), command, password); }
 };
 
-/// Process groups led by a job (the worker's children that lead their own group), from /proc.
-inline std::vector<pid_t> groups_led_by_children_of(pid_t parent) {
-  std::vector<pid_t> leaders;
+/// One line of /proc/PID/stat, the fields the tests use.
+struct ProcStat {
+  pid_t pid = 0, ppid = 0, pgrp = 0;
+  std::string comm, state;
+};
+
+/// Calls `fn` for every process in /proc.
+template <class Fn>
+void for_each_process(Fn fn) {
   for (const auto& entry : fs::directory_iterator("/proc")) {
     const std::string name = entry.path().filename();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     std::ifstream stat(entry.path() / "stat");
     std::string content;
     if (!std::getline(stat, content)) continue;
+    const auto open = content.find('(');
     const auto close = content.rfind(')');
+    ProcStat p;
+    p.pid = std::stoi(name);
+    p.comm = content.substr(open + 1, close - open - 1);
     std::istringstream rest(content.substr(close + 2));
-    std::string state;
-    pid_t ppid = 0, pgrp = 0;
-    rest >> state >> ppid >> pgrp;
-    const pid_t pid = std::stoi(name);
-    if (ppid == parent && pgrp == pid && state != "Z") leaders.push_back(pid);
+    rest >> p.state >> p.ppid >> p.pgrp;
+    fn(p);
   }
+}
+
+/// Process groups led by a job (the worker's children that lead their own group), from /proc.
+inline std::vector<pid_t> groups_led_by_children_of(pid_t parent) {
+  std::vector<pid_t> leaders;
+  for_each_process([&](const ProcStat& p) {
+    if (p.ppid == parent && p.pgrp == p.pid && p.state != "Z") leaders.push_back(p.pid);
+  });
   return leaders;
 }
 

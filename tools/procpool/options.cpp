@@ -204,6 +204,16 @@ unsigned parse_jobs(const std::string& text, unsigned cpus) {
   return n < 1 ? 1U : static_cast<unsigned>(n);
 }
 
+std::optional<int> halt_status(const HaltPolicy& halt, const HaltCounts& counts, int exitval, int signal, bool failed) {
+  if (halt.when == HaltPolicy::When::Never) return std::nullopt;
+  if (failed == halt.on_success) return std::nullopt;  // this result does not count towards the condition
+  const double count = static_cast<double>(halt.on_success ? counts.succeeded : counts.failed);
+  const bool triggered = halt.percent ? counts.done >= 3 && count * 100.0 / static_cast<double>(counts.done) >= halt.threshold
+                                      : count >= halt.threshold;
+  if (!triggered) return std::nullopt;
+  return halt.on_success ? 0 : (exitval > 0 ? exitval : (signal > 0 ? std::min(128 + signal, 255) : 1));
+}
+
 HaltPolicy parse_halt(const std::string& text) {
   HaltPolicy policy;
   if (text == "never" || text == "0") return policy;
@@ -437,6 +447,19 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
 
 namespace {
 
+/// Parses `args` (CLI11 wants them reversed); false when help was asked for and printed.
+bool parse_or_help(CLI::App& app, const std::vector<std::string>& args) {
+  try {
+    app.parse(std::vector<std::string>(args.rbegin(), args.rend()));
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return false;
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(e.what());
+  }
+  return true;
+}
+
 double parse_lease(const std::string& text) {
   const double lease = parse_duration_seconds(text, "--lease");
   if (lease < 0.5 || lease > 3600) throw UsageError(fmt::format("--lease: '{}' must be 0.5s to 1h", text));
@@ -470,14 +493,7 @@ std::optional<WorkerOptions> parse_worker_options(const std::vector<std::string>
   app.add_flag("--shell", w.shell_always, "Always run commands through /bin/sh -c");
   app.add_flag("--insecure-broker", w.insecure, "Allow a non-loopback broker without a password");
   app.add_flag("--noop", w.noop, "Benchmarks only: report each job as exit 0 without running it")->group("");
-  try {
-    app.parse(std::vector<std::string>(args.rbegin(), args.rend()));
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return std::nullopt;
-  } catch (const CLI::ParseError& e) {
-    throw UsageError(e.what());
-  }
+  if (!parse_or_help(app, args)) return std::nullopt;
   const auto cpus = static_cast<unsigned>(os::cpu_count());
   w.jobs = jobs.empty() ? cpus : parse_jobs(jobs, cpus);
   if (!lease.empty()) w.lease_seconds = parse_lease(lease);
@@ -509,14 +525,7 @@ std::optional<StatusOptions> parse_status_options(const std::vector<std::string>
   app.add_flag("--json", s.json, "Print one JSON object");
   app.add_option("--watch", watch, "Redraw every D")->type_name("D");
   app.add_flag("--insecure-broker", s.insecure, "Allow a non-loopback broker without a password");
-  try {
-    app.parse(std::vector<std::string>(args.rbegin(), args.rend()));
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return std::nullopt;
-  } catch (const CLI::ParseError& e) {
-    throw UsageError(e.what());
-  }
+  if (!parse_or_help(app, args)) return std::nullopt;
   if (!watch.empty()) {
     s.watch = parse_duration_seconds(watch, "--watch");
     if (s.watch < 0.1) throw UsageError(fmt::format("--watch: '{}' must be at least 0.1s", watch));

@@ -124,6 +124,13 @@ double parse_duration_seconds(const std::string& text, const char* what);  ///< 
 TimeoutSpec parse_timeout(const std::string& text);                         ///< a duration or N%
 unsigned parse_jobs(const std::string& text, unsigned cpu_count);           ///< N, N%, +N, -N, 0
 HaltPolicy parse_halt(const std::string& text);
+
+struct HaltCounts {
+  std::uint64_t done = 0, failed = 0, succeeded = 0;  ///< including the job just ended
+};
+/// --halt after a job ended: the exit status to halt with (0 for success=N; else the job's exit
+/// status, 128+signal, or 1), or nullopt when the condition does not hold.
+std::optional<int> halt_status(const HaltPolicy& halt, const HaltCounts& counts, int exitval, int signal, bool failed);
 std::uint64_t parse_size(const std::string& text);  ///< 100, 10k, 2M, 1G, 1T (powers of 1024)
 std::uint64_t parse_size(const std::string& text, const char* what);  ///< `what` names the option in errors
 

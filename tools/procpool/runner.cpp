@@ -349,13 +349,10 @@ void Runner::interrupt(int sig) {
 }
 
 void Runner::check_halt(const Job& job, unsigned slot, int exitval, int signal, bool failed) {
-  if (opt_.halt.when == HaltPolicy::When::Never || halt_status_ >= 0) return;
-  if (failed == opt_.halt.on_success) return;  // this result does not count towards the condition
-  const double count = static_cast<double>(opt_.halt.on_success ? succeeded_ : failed_);
-  const bool triggered = opt_.halt.percent ? done_ >= 3 && count * 100.0 / static_cast<double>(done_) >= opt_.halt.threshold
-                                           : count >= opt_.halt.threshold;
-  if (!triggered) return;
-  halt_status_ = opt_.halt.on_success ? 0 : (exitval > 0 ? exitval : (signal > 0 ? std::min(128 + signal, 255) : 1));
+  if (halt_status_ >= 0) return;
+  const auto status = halt_status(opt_.halt, {done_, failed_, succeeded_}, exitval, signal, failed);
+  if (!status) return;
+  halt_status_ = *status;
   stopping_ = true;
   std::cerr << fmt::format("procpool: --halt: job {} {} ({}), {}\n", job.input.seq,
                            failed ? "failed" : "succeeded", job.command,

@@ -54,6 +54,14 @@ void fnv1a(std::uint64_t& hash, std::string_view bytes) {
   }
 }
 
+/// The run's `digest` over the input read so far: FNV-1a of each job's Seq and command, NUL-terminated.
+void add_to_digest(std::uint64_t& digest, std::uint64_t seq, const std::string& command) {
+  fnv1a(digest, std::to_string(seq));
+  fnv1a(digest, std::string_view("\0", 1));
+  fnv1a(digest, command);
+  fnv1a(digest, std::string_view("\0", 1));
+}
+
 std::string size_text(std::uint64_t bytes) {
   if (bytes >= (1ULL << 20) && bytes % (1ULL << 20) == 0) return fmt::format("{} MiB", bytes >> 20);
   if (bytes >= 1024 && bytes % 1024 == 0) return fmt::format("{} KiB", bytes >> 10);
@@ -203,10 +211,7 @@ bool Submitter::try_reattach() {
     }
     ++n;
     const std::string cmd = source_->command_for(input, 1);
-    fnv1a(digest, std::to_string(input.seq));
-    fnv1a(digest, std::string_view("\0", 1));
-    fnv1a(digest, cmd);
-    fnv1a(digest, std::string_view("\0", 1));
+    add_to_digest(digest, input.seq, cmd);
     if (resume_ && resume_->skip(input.seq, false)) { ++skipped_; continue; }
     mine.emplace_back(input.seq, input);
   }
@@ -260,10 +265,7 @@ void Submitter::enqueue_some() {
         if (r == JobSource::Result::WouldBlock) break;
         ++read_;
         const std::string cmd = source_->command_for(input, 1);
-        fnv1a(digest_, std::to_string(input.seq));
-        fnv1a(digest_, std::string_view("\0", 1));
-        fnv1a(digest_, cmd);
-        fnv1a(digest_, std::string_view("\0", 1));
+        add_to_digest(digest_, input.seq, cmd);
         if (resume_ && resume_->skip(input.seq, opt_.resume_failed)) { ++skipped_; continue; }
         if (batch_.empty()) batch_ = {run_id_, "", ""};
         batch_.push_back(std::to_string(input.seq));
@@ -437,13 +439,10 @@ void Submitter::handle_entry(const std::map<std::string, std::string>& f) {
 }
 
 void Submitter::check_halt(std::uint64_t seq, const std::string& cmd, int exitval, int signal, bool failed) {
-  if (opt_.halt.when == HaltPolicy::When::Never || halt_status_ >= 0) return;
-  if (failed == opt_.halt.on_success) return;
-  const double count = static_cast<double>(opt_.halt.on_success ? succeeded_ : failed_);
-  const bool triggered = opt_.halt.percent ? done_ >= 3 && count * 100.0 / static_cast<double>(done_) >= opt_.halt.threshold
-                                           : count >= opt_.halt.threshold;
-  if (!triggered) return;
-  halt_status_ = opt_.halt.on_success ? 0 : (exitval > 0 ? exitval : (signal > 0 ? std::min(128 + signal, 255) : 1));
+  if (halt_status_ >= 0) return;
+  const auto status = halt_status(opt_.halt, {done_, failed_, succeeded_}, exitval, signal, failed);
+  if (!status) return;
+  halt_status_ = *status;
   stopping_ = true;
   const bool now = opt_.halt.when == HaltPolicy::When::Now;
   std::cerr << fmt::format("procpool: --halt: job {} {} ({}), {}\n", seq, failed ? "failed" : "succeeded", cmd,
