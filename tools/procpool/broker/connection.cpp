@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include <poll.h>
 #include <sys/time.h>
 
 namespace procpool::cli::broker {
@@ -164,6 +165,22 @@ std::vector<Reply> Connection::eval_pipelined(const Script& script, const std::s
   if (!not_run.empty()) sha_.erase(&script);
   for (const std::size_t i : not_run) replies[i] = eval(script, prefix, calls[i]);
   return replies;
+}
+
+Reply Connection::next_pushed(int timeout_ms) {
+  if (ctx_ == nullptr) throw BrokerDown("not connected");
+  void* reply = nullptr;
+  // A message already read along with an earlier one waits in hiredis' buffer: no I/O for it.
+  if (redisGetReplyFromReader(ctx_, &reply) == REDIS_OK && reply != nullptr) return Reply(static_cast<redisReply*>(reply));
+  pollfd pfd{ctx_->fd, POLLIN, 0};
+  const int ready = ::poll(&pfd, 1, timeout_ms);
+  if (ready == 0 || (ready < 0 && errno == EINTR)) return nullptr;
+  if (redisBufferRead(ctx_) != REDIS_OK || redisGetReplyFromReader(ctx_, &reply) != REDIS_OK) {
+    const std::string why = ctx_->errstr[0] != '\0' ? ctx_->errstr : "connection lost";
+    disconnect();
+    throw BrokerDown(why);
+  }
+  return Reply(static_cast<redisReply*>(reply));
 }
 
 std::string reply_text(const redisReply* reply) {

@@ -60,6 +60,9 @@ class Connection {
   /// an error reply is returned as is (not thrown) so that the caller sees which call failed.
   std::vector<Reply> eval_pipelined(const Script& script, const std::string& prefix,
                                     const std::vector<std::vector<std::string>>& calls);
+  /// After SUBSCRIBE: the next message the server pushes, waiting at most `timeout_ms`; null when none
+  /// came. Throws BrokerDown when the connection broke.
+  Reply next_pushed(int timeout_ms);
   /// The reply timeout for the next calls (a blocking BLMOVE needs more than its own block time).
   void set_timeout(double seconds);
   [[nodiscard]] const BrokerUrl& url() const { return url_; }

@@ -134,7 +134,8 @@ class Submitter {
   Clock::time_point last_no_worker_note_{};
   Clock::time_point last_unreachable_note_{};
   bool input_done_ = false;
-  bool stopping_ = false;  // enqueue nothing more
+  bool input_waiting_ = false;  // the input (a pipe) has nothing to read now
+  bool stopping_ = false;       // enqueue nothing more
   bool interrupted_ = false;
   std::optional<Clock::time_point> interrupt_deadline_;
   bool results_failed_ = false;
@@ -262,7 +263,8 @@ void Submitter::enqueue_some() {
       while (jobs < std::min<std::uint64_t>(kEnqueueBatch, room)) {
         const auto r = source_->next(input);
         if (r == JobSource::Result::End) { input_done_ = true; break; }
-        if (r == JobSource::Result::WouldBlock) break;
+        if (r == JobSource::Result::WouldBlock) { input_waiting_ = true; break; }
+        input_waiting_ = false;
         ++read_;
         const std::string cmd = source_->command_for(input, 1);
         add_to_digest(digest_, input.seq, cmd);
@@ -530,7 +532,9 @@ int Submitter::run() {
       if (const auto finished = complete(); finished && *finished) break;
       const bool more_input = !stopping_ && !input_done_ && enq_ - std::min(enq_, done_ + cancelled_) < b_.max_queued;
       progress_.update(counts());
-      read_results(more_input ? 1 : 200);
+      // Block on the results only as long as nothing else needs doing: input to enqueue (a pipe that
+      // waits is polled every 20 ms), or the heartbeat.
+      read_results(more_input ? (input_waiting_ ? 20 : 1) : 200);
       backoff = 0.1;
     } catch (const BrokerDown& e) {
       note_unreachable(e);

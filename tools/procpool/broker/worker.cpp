@@ -96,6 +96,7 @@ class Worker {
  private:
   void register_worker();
   void heartbeat_loop();
+  void control_loop();
   void claimer_loop();
   void wake() const;
   void start_claimed();
@@ -193,6 +194,9 @@ void Worker::heartbeat_loop() {
         std::set<std::string> now;
         for (std::size_t i = 2; i < r->elements; ++i) now.insert(reply_text(r->element[i]));
         const bool news = std::any_of(now.begin(), now.end(), [&](const std::string& run) { return !cancelled_.count(run); });
+        // Runs cancelled by a message the heartbeat does not list yet stay (the set only grows until the run ends).
+        for (const auto& run : cancelled_)
+          if (hard_cancelled_.count(run)) now.insert(run);
         cancelled_ = std::move(now);
         if (news) wake();
       }
@@ -209,6 +213,43 @@ void Worker::heartbeat_loop() {
       lock.lock();
     }
     cv_.wait_for(lock, period, [&] { return threads_stop_; });
+  }
+}
+
+/// The queue's control channel: `cancel R` and `kill R` reach the worker in one round trip. Pub/sub may
+/// drop messages (while reconnecting): the heartbeat's cancelled set covers that within lease/5.
+void Worker::control_loop() {
+  Connection conn(url_, std::max(1.0, static_cast<double>(lease_ms_) / 1000));
+  bool subscribed = false;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (threads_stop_) return;
+    }
+    try {
+      if (!subscribed) {
+        conn.call({"SUBSCRIBE", prefix_ + "control"});
+        subscribed = true;
+      }
+      const Reply message = conn.next_pushed(200);
+      if (!message || message->type != REDIS_REPLY_ARRAY || message->elements != 3) continue;
+      if (reply_text(message->element[0]) != "message") continue;
+      const std::string text = reply_text(message->element[2]);
+      const auto space = text.find(' ');
+      if (space == std::string::npos) continue;
+      const std::string word = text.substr(0, space), run = text.substr(space + 1);
+      std::lock_guard lock(mu_);
+      cancelled_.insert(run);
+      if (word == "kill") hard_cancelled_.insert(run);
+      wake();
+    } catch (const BrokerDown&) {
+      subscribed = false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    } catch (const std::exception&) {
+      subscribed = false;
+      conn.disconnect();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
   }
 }
 
@@ -436,14 +477,18 @@ void Worker::handle_fenced() {
 }
 
 void Worker::handle_cancelled() {
-  std::set<std::string> cancelled;
+  std::set<std::string> cancelled, hard;
   {
     std::lock_guard lock(mu_);
+    if (cancelled_.empty()) return;
     cancelled = cancelled_;
+    hard = hard_cancelled_;
   }
-  if (cancelled.empty()) return;
-  for (unsigned i = 0; i < slots_->size(); ++i)
-    if (slots_->busy(i) && cancelled.count(running_[i].job.run)) slots_->kill(i, KillReason::Cancel);
+  for (unsigned i = 0; i < slots_->size(); ++i) {
+    if (!slots_->busy(i) || !cancelled.count(running_[i].job.run)) continue;
+    if (hard.count(running_[i].job.run)) slots_->kill_now(i, KillReason::Cancel);  // a second Ctrl-C: no grace
+    else slots_->kill(i, KillReason::Cancel);
+  }
 }
 
 void Worker::stop(int sig) {
@@ -531,6 +576,7 @@ int Worker::run() {
   want_ = slots_->size();
   std::thread heartbeat([this] { heartbeat_loop(); });
   std::thread claimer([this] { claimer_loop(); });
+  std::thread control([this] { control_loop(); });
 
   std::vector<pollfd> fds;
   for (;;) {
@@ -592,6 +638,7 @@ int Worker::run() {
   }
   claimer.join();
   heartbeat.join();
+  control.join();
   release_self();  // a job BLMOVE moved meanwhile, or the jobs a signal stopped, go back to the front
   slots_.reset();
   return 0;
