@@ -63,7 +63,7 @@ t0=$(now)
 "$procpool" run --broker "$url" "$work/noop.txt" > /dev/null
 t1=$(now)
 stop_workers
-noop_rate=$(rate 50000 "$(echo "$t1 - $t0" | bc)")
+noop_rate=$(rate 50000 "$(python3 -c "print($t1 - $t0)")")
 peers="RQ: not installed; BullMQ: not installed"
 python3 -c 'import rq' 2>/dev/null && peers="RQ installed, not run by this script"
 echo "| no-op jobs/s, 2 workers x -j 64, 50k jobs | $noop_rate/s | $peers (measured before: RQ 281/s, BullMQ 4,200/s) | >= 10,000/s |"
@@ -71,11 +71,11 @@ echo "| no-op jobs/s, 2 workers x -j 64, 50k jobs | $noop_rate/s | $peers (measu
 # 2. 5,000 x true: broker with 2 workers x -j1 against local -j2.
 for _ in $(seq 5000); do echo true; done > "$work/true.txt"
 t0=$(now); "$procpool" run -j2 "$work/true.txt"; t1=$(now)
-local_s=$(echo "$t1 - $t0" | bc)
+local_s=$(python3 -c "print($t1 - $t0)")
 start_workers 2 -j 1
 t0=$(now); "$procpool" run --broker "$url" "$work/true.txt"; t1=$(now)
 stop_workers
-broker_s=$(echo "$t1 - $t0" | bc)
+broker_s=$(python3 -c "print($t1 - $t0)")
 share=$(python3 -c "print(f'{100 * $local_s / $broker_s:.0f}%')")
 echo "| 5,000 x true, 2 workers x -j 1 | $(rate 5000 "$broker_s")/s ($share of local) | local procpool run -j2: $(rate 5000 "$local_s")/s | >= 80% of local |"
 
