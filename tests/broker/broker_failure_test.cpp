@@ -145,3 +145,23 @@ TEST_CASE("Broker.Failure.RedisRestartWithAof") {
   CHECK(run.wait(40s) == 0);  // nothing killed, nothing failed, no hang
   check_each_seq_once(dir / "j.log", 16);
 }
+
+TEST_CASE("Broker.Failure.WorkerTerminated") {
+  RedisServer redis;
+  TempDir dir;
+  write_sleep_batch(dir, 12, "0.5");
+  Background a(dir, worker_args(redis.url(), "2", "hostA"), "a");
+  Background b(dir, worker_args(redis.url(), "2", "hostB"), "b");
+  Background run(dir, {"run", "--broker", redis.url(), "--joblog", "j.log", "--max-crashes", "1", "b.txt"}, "run");
+  std::vector<pid_t> groups;
+  REQUIRE(eventually([&] { groups = groups_led_by_children_of(a.pid); return groups.size() == 2; }, 5000ms));
+  // SIGTERM: A kills its jobs, hands them back without a crash (--max-crashes 1 would log them lost), exits 0.
+  ::kill(a.pid, SIGTERM);
+  CHECK(a.wait(10s) == 0);
+  for (const pid_t g : groups) CHECK(eventually([&] { return !group_alive(g); }, 2000ms));
+  CHECK(read_file(dir / "a.err").find("procpool worker: Terminated: stopping 2 jobs, handing them back to the queue\n") !=
+        std::string::npos);
+  CHECK(run.wait(30s) == 0);
+  check_each_seq_once(dir / "j.log", 12);
+  CHECK(redis.cmd("ZCARD pp:{default}:workers") == ":1");
+}

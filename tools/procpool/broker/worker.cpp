@@ -369,6 +369,7 @@ void Worker::start_claimed() {
     Claimed job;
     {
       std::lock_guard lock(mu_);
+      if (stopping_) claimed_.clear();  // still in the lease: release_self hands them back at exit
       if (claimed_.empty()) return;
       job = std::move(claimed_.front());
       claimed_.pop_front();
