@@ -136,86 +136,126 @@ if not redis.call('ZSCORE', P .. 'workers', wid) then
 end
 local out = {'OK'}
 local n = tonumber(ARGV[2])
+local runs = {}
+local taken = 0
+local function run_of(r)
+  local c = runs[r]
+  if not c then
+    local h = redis.call('HMGET', P .. 'run:' .. r, 'state', 'env', 'wopts')
+    c = {key = P .. 'run:' .. r, state = h[1], env = h[2] or '', wopts = h[3] or '', running = 0, dropped = 0}
+    runs[r] = c
+  end
+  return c
+end
 local function take(jid)
   local j = P .. 'job:' .. jid
   local f = redis.call('HMGET', j, 'run', 'seq', 'cmd')
-  local run, st
-  if f[1] then
-    run = P .. 'run:' .. f[1]
-    st = redis.call('HGET', run, 'state')
-  end
-  if st ~= 'active' then
+  local run
+  if f[1] then run = run_of(f[1]) end
+  if not run or run.state ~= 'active' then
     redis.call('LREM', inf, 1, jid)
     if f[1] then
       redis.call('DEL', j)
-      if st then redis.call('HINCRBY', run, 'cancelled', 1) end
+      if run.state then run.dropped = run.dropped + 1 end
     end
     return
   end
   local att = redis.call('HINCRBY', j, 'att', 1)
   redis.call('HSET', j, 'owner', wid, 't_claim', now)
-  redis.call('HINCRBY', run, 'running', 1)
+  run.running = run.running + 1
+  taken = taken + 1
   out[#out + 1] = jid
   out[#out + 1] = f[2]
   out[#out + 1] = att
   out[#out + 1] = f[3]
-  local r = redis.call('HMGET', run, 'env', 'wopts')
-  out[#out + 1] = r[1] or ''
-  out[#out + 1] = r[2] or ''
-  redis.call('HINCRBY', P .. 'stats', 'claimed', 1)
+  out[#out + 1] = run.env
+  out[#out + 1] = run.wopts
 end
 if ARGV[3] then take(ARGV[3]) end
 local tries = 0
-while (#out - 1) / 6 < n and tries < n + 64 do
+while taken < n and tries < n + 64 do
   tries = tries + 1
   local jid = redis.call('LMOVE', P .. 'ready', inf, 'LEFT', 'RIGHT')
   if not jid then break end
   take(jid)
 end
+for _, run in pairs(runs) do
+  if run.running > 0 then redis.call('HINCRBY', run.key, 'running', run.running) end
+  if run.dropped > 0 then redis.call('HINCRBY', run.key, 'cancelled', run.dropped) end
+end
+if taken > 0 then redis.call('HINCRBY', P .. 'stats', 'claimed', taken) end
 return out
 )lua"};
 
-/// ARGV: wid jid att outcome(ok|cancelled) exit sig start rt host rcv out err trunc.
-/// 0 stale (fenced or a repeat), 1 logged, 2 requeued for a retry, 3 dropped (cancelled run).
+/// ARGV: wid then, per result, jid att outcome(ok|cancelled) exit sig start rt host rcv out err trunc (12 each).
+/// Per result: 0 stale (fenced or a repeat), 1 logged, 2 requeued for a retry, 3 dropped (cancelled run).
+/// Several results per call: a worker sends what it has in one script run.
 inline const Script kFinish{"finish", PP_LUA_NOW R"lua(
-local wid, jid = ARGV[1], ARGV[2]
-local j = P .. 'job:' .. jid
-local f = redis.call('HMGET', j, 'att', 'run', 'seq', 'tries', 'cmd')
-if not f[1] or f[1] ~= ARGV[3] or redis.call('LREM', P .. 'inflight:' .. wid, 1, jid) == 0 then
-  redis.call('HINCRBY', P .. 'stats', 'stale', 1)
-  if redis.call('EXISTS', P .. 'worker:' .. wid) == 1 then redis.call('HINCRBY', P .. 'worker:' .. wid, 'stale', 1) end
-  return 0
-end
-local run = P .. 'run:' .. f[2]
-local st = redis.call('HGET', run, 'state')
-redis.call('HDEL', j, 'owner')
-if st then redis.call('HINCRBY', run, 'running', -1) end
-if ARGV[4] == 'cancelled' or not st or st == 'cancelled' then
-  if st then redis.call('HINCRBY', run, 'cancelled', 1) end
-  redis.call('DEL', j)
-  return 3
-end
-local failed = ARGV[5] ~= '0' or ARGV[6] ~= '0'
-local rtries = tonumber(redis.call('HGET', run, 'tries') or '1')
-if failed and st == 'active' and (rtries == 0 or tonumber(f[4]) + 1 < rtries) then
-  redis.call('HINCRBY', j, 'tries', 1)
-  redis.call('LPUSH', P .. 'ready', jid)
-  return 2
-end
-redis.call('XADD', run .. ':log', '*', 'seq', f[3], 'att', ARGV[3], 'exit', ARGV[5], 'sig', ARGV[6],
-  'start', ARGV[7], 'rt', ARGV[8], 'host', ARGV[9], 'rcv', ARGV[10], 'out', ARGV[11], 'err', ARGV[12],
-  'trunc', ARGV[13], 'cmd', f[5], 'lost', '0')
-redis.call('HINCRBY', run, 'done', 1)
-redis.call('HINCRBY', P .. 'stats', 'done', 1)
+local wid = ARGV[1]
+local inf = P .. 'inflight:' .. wid
 local w = P .. 'worker:' .. wid
-if redis.call('EXISTS', w) == 1 then redis.call('HINCRBY', w, 'done', 1) end
-if failed then
-  redis.call('HINCRBY', run, 'failed', 1)
-  redis.call('HINCRBY', P .. 'stats', 'failed', 1)
-  if redis.call('EXISTS', w) == 1 then redis.call('HINCRBY', w, 'failed', 1) end
+local has_w = redis.call('EXISTS', w) == 1
+local codes = {}
+local stale, done, failed_n = 0, 0, 0
+local runs = {}
+local function run_of(r)
+  local c = runs[r]
+  if not c then
+    local h = redis.call('HMGET', P .. 'run:' .. r, 'state', 'tries')
+    c = {key = P .. 'run:' .. r, state = h[1], tries = tonumber(h[2] or '1')}
+    runs[r] = c
+  end
+  return c
 end
-redis.call('DEL', j)
-return 1
+for i = 2, #ARGV, 12 do
+  local jid = ARGV[i]
+  local j = P .. 'job:' .. jid
+  local f = redis.call('HMGET', j, 'att', 'run', 'seq', 'tries', 'cmd')
+  local code
+  if not f[1] or f[1] ~= ARGV[i + 1] or redis.call('LREM', inf, 1, jid) == 0 then
+    stale = stale + 1
+    code = 0
+  else
+    local run = run_of(f[2])
+    local st = run.state
+    if st then redis.call('HINCRBY', run.key, 'running', -1) end
+    local failed = ARGV[i + 3] ~= '0' or ARGV[i + 4] ~= '0'
+    if ARGV[i + 2] == 'cancelled' or not st or st == 'cancelled' then
+      if st then redis.call('HINCRBY', run.key, 'cancelled', 1) end
+      redis.call('DEL', j)
+      code = 3
+    elseif failed and st == 'active' and (run.tries == 0 or tonumber(f[4]) + 1 < run.tries) then
+      redis.call('HINCRBY', j, 'tries', 1)
+      redis.call('HDEL', j, 'owner')
+      redis.call('LPUSH', P .. 'ready', jid)
+      code = 2
+    else
+      redis.call('XADD', run.key .. ':log', '*', 'seq', f[3], 'att', ARGV[i + 1], 'exit', ARGV[i + 3], 'sig',
+        ARGV[i + 4], 'start', ARGV[i + 5], 'rt', ARGV[i + 6], 'host', ARGV[i + 7], 'rcv', ARGV[i + 8], 'out',
+        ARGV[i + 9], 'err', ARGV[i + 10], 'trunc', ARGV[i + 11], 'cmd', f[5], 'lost', '0')
+      redis.call('HINCRBY', run.key, 'done', 1)
+      if failed then redis.call('HINCRBY', run.key, 'failed', 1) end
+      redis.call('DEL', j)
+      done = done + 1
+      if failed then failed_n = failed_n + 1 end
+      code = 1
+    end
+  end
+  codes[#codes + 1] = code
+end
+if stale > 0 then
+  redis.call('HINCRBY', P .. 'stats', 'stale', stale)
+  if has_w then redis.call('HINCRBY', w, 'stale', stale) end
+end
+if done > 0 then
+  redis.call('HINCRBY', P .. 'stats', 'done', done)
+  if has_w then redis.call('HINCRBY', w, 'done', done) end
+end
+if failed_n > 0 then
+  redis.call('HINCRBY', P .. 'stats', 'failed', failed_n)
+  if has_w then redis.call('HINCRBY', w, 'failed', failed_n) end
+end
+return codes
 )lua"};
 
 /// ARGV: kind(w|r) id since_ok_ms lease_ms ttl_ms busy. Worker: {'FENCED'} when unregistered. Run: {'GONE'}

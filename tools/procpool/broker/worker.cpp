@@ -73,7 +73,7 @@ struct Claimed {
 
 /// A job's result waiting to be sent (the broker was unreachable when it ended).
 struct Result {
-  std::vector<std::string> args;  // finish's ARGV
+  std::vector<std::string> args;  // its 12 fields of finish's ARGV, the jid first
   std::uint64_t seq = 0;
 };
 
@@ -304,7 +304,7 @@ void Worker::claimer_loop() {
                                           fmt::format("{:.3f}", block)});
         conn.set_timeout(std::max(1.0, static_cast<double>(lease_ms_) / 1000));
         if (moved->type == REDIS_REPLY_STRING)
-          parse(conn.eval(kClaim, prefix_, {wid_, std::to_string(n > 0 ? n - 1 : 0), reply_text(moved.get())}));
+          parse(conn.eval(kClaim, prefix_, {wid_, std::to_string(n), reply_text(moved.get())}));  // n with it
       } else if (got.empty() && !fenced) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
@@ -376,7 +376,7 @@ void Worker::start_claimed() {
     }
     idle_since_ = Clock::now();
     if (opt_.noop) {  // sent with the others after this loop, in one round trip
-      unsent_.push_back({{wid_, job.jid, job.att, "ok", "0", "0", format_seconds(0), format_seconds(0), host_, "0", "", "",
+      unsent_.push_back({{job.jid, job.att, "ok", "0", "0", format_seconds(0), format_seconds(0), host_, "0", "", "",
                           "0"},
                          job.seq});
       std::lock_guard lock(mu_);
@@ -394,7 +394,7 @@ void Worker::start_claimed() {
       start_job(*slot, std::move(job));
     } catch (const std::system_error& e) {
       std::cerr << fmt::format("procpool worker: cannot start job {}: {}\n", running_[*slot].job.seq, e.what());
-      send({{wid_, running_[*slot].job.jid, running_[*slot].job.att, "ok", "255", "0", format_seconds(0),
+      send({{running_[*slot].job.jid, running_[*slot].job.att, "ok", "255", "0", format_seconds(0),
              format_seconds(0), host_, "0", "", fmt::format("procpool worker: cannot start the job: {}\n", e.what()), "0"},
             running_[*slot].job.seq});
       std::lock_guard lock(mu_);
@@ -419,7 +419,7 @@ void Worker::on_end(const JobEnd& end) {
     return;
   }
   const int trunc = (r.out_cut ? 1 : 0) | (r.err_cut ? 2 : 0);
-  send({{wid_, r.job.jid, r.job.att, end.reason == KillReason::Cancel ? "cancelled" : "ok", std::to_string(end.exitval),
+  send({{r.job.jid, r.job.att, end.reason == KillReason::Cancel ? "cancelled" : "ok", std::to_string(end.exitval),
          std::to_string(end.signal), format_seconds(end.start_epoch), format_seconds(end.runtime), host_,
          std::to_string(end.received), std::move(r.out), std::move(r.err), std::to_string(trunc)},
         r.job.seq});
@@ -432,14 +432,24 @@ void Worker::send(Result result) {
 
 void Worker::flush_results() {
   if (unsent_.empty() || Clock::now() < next_send_try_) return;
+  // Every waiting result in one round trip: a few finish calls (each up to 128 results or 4 MiB of
+  // output), pipelined. A result refused as stale (0) ran elsewhere.
+  constexpr std::size_t kPerCall = 128;
+  constexpr std::size_t kBytesPerCall = 4 << 20;
+  std::vector<std::vector<std::string>> calls;
+  std::size_t bytes = 0;
+  for (const auto& r : unsent_) {
+    if (calls.empty() || (calls.back().size() - 1) / 12 >= kPerCall || bytes >= kBytesPerCall) {
+      calls.push_back({wid_});
+      bytes = 0;
+    }
+    calls.back().insert(calls.back().end(), r.args.begin(), r.args.end());
+    bytes += r.args[9].size() + r.args[10].size();
+  }
   try {
-    // One round trip for every waiting result; 0 (stale) means refused: the job ran elsewhere.
-    std::vector<std::vector<std::string>> calls;
-    calls.reserve(unsent_.size());
-    for (const auto& r : unsent_) calls.push_back(r.args);
     main_->eval_pipelined(kFinish, prefix_, calls);
     std::lock_guard lock(mu_);
-    for (const auto& r : unsent_) held_.erase(r.args[1]);
+    for (const auto& r : unsent_) held_.erase(r.args[0]);
     unsent_.clear();
     send_backoff_ = 0.1;
   } catch (const BrokerDown&) {
