@@ -144,6 +144,30 @@ TEST_CASE("Broker.Failure.RedisRestartWithAof") {
   redis.start();
   CHECK(run.wait(40s) == 0);  // nothing killed, nothing failed, no hang
   check_each_seq_once(dir / "j.log", 16);
+  // Both sides said so while it was down.
+  CHECK(read_file(dir / "run.err").find("procpool: broker " + redis.url() + " unreachable (") != std::string::npos);
+  CHECK((read_file(dir / "a.err") + read_file(dir / "b.err")).find("procpool worker: broker " + redis.url() + " unreachable (") !=
+        std::string::npos);
+}
+
+TEST_CASE("Broker.Failure.RedisRestartWithoutPersistence") {
+  RedisServer redis;
+  TempDir dir;
+  write_sleep_batch(dir, 8, "1");
+  Background a(dir, worker_args(redis.url(), "2", "hostA"), "a");
+  Background run(dir, {"run", "--broker", redis.url(), "--joblog", "j.log", "b.txt"}, "run");
+  std::vector<pid_t> groups;
+  REQUIRE(eventually([&] { groups = groups_led_by_children_of(a.pid); return groups.size() == 2; }, 5000ms));
+  redis.kill9();
+  redis.start();  // empty: the run, the queue and the leases are gone
+  CHECK(run.wait(20s) == 255);
+  CHECK(read_file(dir / "run.err").find(" vanished from the broker (Redis restarted without persistence?); --resume runs "
+                                        "the jobs not in the joblog\n") != std::string::npos);
+  // The worker is fenced: it kills its jobs and registers again.
+  CHECK(eventually([&] { return read_file(dir / "a.err").find("procpool worker: lease lost; killed 2 running jobs, "
+                                                              "registering again\n") != std::string::npos; }, 5000ms));
+  for (const pid_t g : groups) CHECK(eventually([&] { return !group_alive(g); }, 2000ms));
+  CHECK(eventually([&] { return redis.cmd("ZCARD pp:{default}:workers") == ":1"; }, 3000ms));
 }
 
 TEST_CASE("Broker.Failure.WorkerTerminated") {
