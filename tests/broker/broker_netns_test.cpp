@@ -68,7 +68,8 @@ TEST_CASE("Broker.Netns.Partition") {
   const std::string port = std::to_string(redis.port);
   ::setenv("PROCPOOL_REDIS_PASSWORD", "s3cret", 1);
   std::string batch;
-  for (int i = 0; i < 16; ++i) batch += "sleep 0.5; echo $PARALLEL_SEQ $PROCPOOL_ATTEMPT $PROCPOOL_HOST\n";
+  for (int i = 0; i < 16; ++i)
+    batch += "sleep 0.5; echo $PARALLEL_SEQ $PROCPOOL_ATTEMPT $PROCPOOL_HOST ${PROCPOOL_REDIS_PASSWORD-hidden}\n";
   write_file(dir / "b.txt", batch);
   Spawned a(dir, {"nsenter", "-t", std::to_string(ns1.pid), "-n", cli(), "worker", "--broker",
                   "redis://127.0.0.1:" + port + "/0", "-j", "2", "--lease", "1s", "--exit-when-idle", "10s",
@@ -87,6 +88,8 @@ TEST_CASE("Broker.Netns.Partition") {
   const auto counts = seq_counts(dir / "j.log");
   CHECK(counts.size() == 16);
   for (const auto& [seq, count] : counts) CHECK(count == 1);
+  CHECK(read_file(dir / "run").find("s3cret") == std::string::npos);  // never in the jobs' environment
+  CHECK(read_file(dir / "b.err").find("s3cret") == std::string::npos);
   // B's leases were reaped: its jobs ran again (attempt 2), and its late completions were refused.
   CHECK(read_file(dir / "run").find(" 2 ") != std::string::npos);
   CHECK(eventually([&] { return read_file(dir / "b.err").find("procpool worker: lease lost; killed ") != std::string::npos; },

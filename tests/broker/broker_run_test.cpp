@@ -54,6 +54,17 @@ TEST_CASE("Broker.Run.TagVerboseResultsStatus") {
   CHECK(s.out.find("\"workers\":[{") != std::string::npos);
 }
 
+TEST_CASE("Broker.Run.Environment") {
+  RedisServer redis;
+  TempDir dir;
+  Background w(dir, worker_args(redis.url(), "1"), "w");
+  // Only --env variables travel; the job sees the worker's environment plus procpool's variables.
+  const auto r = sh(dir, "FOO=bar BAR=baz $P run --broker " + redis.url() +
+                             " --env FOO -k ::: 'echo ${FOO-unset} ${BAR-unset} $PARALLEL_SEQ $PARALLEL_JOBSLOT "
+                             "$PROCPOOL_ATTEMPT ${PROCPOOL_RUN:+run} ${PROCPOOL_HOST:+host} ${PARALLEL_PID:+pid}'");
+  CHECK(r.out == "bar unset 1 1 1 run host pid\n");
+}
+
 TEST_CASE("Broker.Run.Refusals") {
   TempDir dir;
   const std::string u = " --broker redis://127.0.0.1:1/0 ";
