@@ -91,7 +91,8 @@ redis.call('SET', P .. 'proto', ARGV[1])
 return now
 )lua"};
 
-/// ARGV: R then field value pairs of the run's hash. Creates the run (state active).
+/// ARGV: R then field value pairs of the run's hash. Creates the run (state active); prunes expired runs
+/// from the `runs` index.
 inline const Script kCreateRun{"create_run", PP_LUA_NOW R"lua(
 local run = P .. 'run:' .. ARGV[1]
 if redis.call('EXISTS', run) == 1 then return redis.error_reply('EXISTS') end
@@ -99,6 +100,10 @@ redis.call('HSET', run, 'state', 'active', 'created', now, 'seen', now, 'enq', 0
   'failed', 0, 'lost', 0, 'cancelled', 0, 'read', 0, 'digest', '0')
 for i = 2, #ARGV, 2 do redis.call('HSET', run, ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', P .. 'runs', now, ARGV[1])
+-- The oldest runs whose keys expired leave the index (a few per new run: bounded work).
+for _, r in ipairs(redis.call('ZRANGE', P .. 'runs', 0, 15)) do
+  if redis.call('EXISTS', P .. 'run:' .. r) == 0 then redis.call('ZREM', P .. 'runs', r) end
+end
 return now
 )lua"};
 
