@@ -12,6 +12,8 @@ packages=(
   python3 parallel tmux procps findutils coreutils time
   # benchmarks: oneTBB (the thread backend's peer), gnuplot (bench/run.sh's charts)
   libtbb-dev gnuplot-nox
+  # the broker (issue 13): hiredis to build `procpool worker`, a redis-server the tests start themselves
+  redis-server libhiredis-dev iproute2 util-linux
 )
 
 missing=()

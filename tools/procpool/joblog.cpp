@@ -24,7 +24,10 @@ std::string format_joblog_entry(const JobLogEntry& e) {
   // A newline inside the command would split the record; GNU parallel would write it raw.
   for (auto& c : command)
     if (c == '\n') c = ' ';
-  return fmt::format("{}\t:\t{:.3f}\t{:10.3f}\t{}\t{}\t{}\t{}\t{}\n", e.seq, e.start_epoch, e.runtime, e.send,
+  std::string host = e.host.empty() ? ":" : e.host;
+  for (auto& c : host)
+    if (c == '\t' || c == '\n') c = ' ';
+  return fmt::format("{}\t{}\t{:.3f}\t{:10.3f}\t{}\t{}\t{}\t{}\t{}\n", e.seq, host, e.start_epoch, e.runtime, e.send,
                      e.receive, e.exitval, e.signal, command);
 }
 

@@ -19,6 +19,7 @@ struct JobLogEntry {
   int exitval = 0;            ///< -1 when killed by --timeout, as GNU parallel writes
   int signal = 0;
   std::string command;
+  std::string host;  ///< empty: ":" (this machine), as GNU parallel writes; a broker run's worker host
 };
 
 /// One line, newline included, formatted as GNU parallel does (`%.3f`, `%10.3f`).

@@ -1,6 +1,9 @@
 // procpool: run a batch of shell commands on N workers, GNU parallel style. See the README (The procpool command).
 #include "options.hpp"
 #include "runner.hpp"
+#ifdef PROCPOOL_BROKER
+#include "broker/broker.hpp"
+#endif
 
 #include <procpool/version.hpp>
 
@@ -23,6 +26,9 @@ void print_top_help() {
                "Usage:\n"
                "  procpool run [OPTIONS] [BATCH_FILE|-]\n"
                "  procpool run [OPTIONS] TEMPLATE ::: ARG...\n"
+               "  procpool worker --broker URL [-j N] [OPTIONS]      run jobs from a Redis queue (docs/broker.md)\n"
+               "  procpool run --broker URL [OPTIONS] BATCH          send a batch to the workers\n"
+               "  procpool status --broker URL [--json] [--watch D]  queues, workers, runs\n"
                "  procpool --help | --version\n\n"
             << procpool::cli::run_help_text();
 }
@@ -55,13 +61,38 @@ int main(int argc, char** argv) {
     std::cout << "procpool " PROCPOOL_VERSION "\n";
     return 0;
   }
-  if (args[0] != "run") {
+  if (args[0] != "run" && args[0] != "worker" && args[0] != "status") {
     std::cerr << fmt::format("procpool: unknown command '{}'; try: procpool run --help\n", args[0]);
     return 255;
   }
   try {
-    const auto options = procpool::cli::parse_run_options({args.begin() + 1, args.end()});
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+#ifdef PROCPOOL_BROKER
+    namespace broker = procpool::cli::broker;
+    if (args[0] == "worker") {
+      const auto options = procpool::cli::parse_worker_options(rest);
+      return options ? broker::run_worker(*options) : 0;
+    }
+    if (args[0] == "status") {
+      const auto options = procpool::cli::parse_status_options(rest);
+      return options ? broker::show_status(*options) : 0;
+    }
+#else
+    if (args[0] != "run") {
+      std::cerr << "procpool: built without broker support (install libhiredis-dev and rebuild)\n";
+      return 255;
+    }
+#endif
+    const auto options = procpool::cli::parse_run_options(rest);
     if (!options) return 0;  // --help
+#ifdef PROCPOOL_BROKER
+    if (options->broker && !options->dry_run) return broker::submit_run(*options);
+#else
+    if (options->broker && !options->dry_run) {
+      std::cerr << "procpool: built without broker support (install libhiredis-dev and rebuild)\n";
+      return 255;
+    }
+#endif
     return procpool::cli::run_jobs(*options);
   } catch (const procpool::cli::UsageError& e) {
     std::cerr << "procpool: " << e.what() << "\n";

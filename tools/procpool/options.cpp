@@ -49,6 +49,10 @@ struct RawOptions {
   bool verbose = false, bar = false, eta = false, progress = false, force_progress = false, tty = false;
   bool shell_always = false;
   std::vector<std::string> arg_files;
+  // --broker
+  std::string broker, queue, max_queued, max_crashes, max_output, no_worker_timeout, run_ttl;
+  std::vector<std::string> env;
+  bool insecure_broker = false;
 };
 
 void build_app(CLI::App& app, RawOptions& raw) {
@@ -108,6 +112,41 @@ void build_app(CLI::App& app, RawOptions& raw) {
       ->allow_extra_args(false);  // one file per -a: the template follows
   app.add_flag("--tty", raw.tty, "Give jobs the terminal as stdin (implies -j1 --ungroup); default /dev/null");
   app.add_flag("--shell", raw.shell_always, "Always run commands through /bin/sh -c, never exec them directly");
+  app.add_option("--broker", raw.broker,
+                 "Run the jobs on the procpool workers serving a Redis queue: redis://[user@]host[:port][/db] "
+                 "(password in PROCPOOL_REDIS_PASSWORD); see docs/broker.md")->type_name("URL");
+  app.add_option("--queue", raw.queue, "--broker: the queue (default: default)")->type_name("NAME");
+  app.add_option("--max-queued", raw.max_queued, "--broker: jobs enqueued and not finished at most (10000)")
+      ->type_name("N");
+  app.add_option("--max-crashes", raw.max_crashes,
+                 "--broker: lost workers one job may cost before it is logged lost (5)")->type_name("N");
+  app.add_option("--max-output", raw.max_output, "--broker: output kept per job and stream (16M)")
+      ->type_name("SIZE");
+  app.add_option("--env", raw.env, "--broker: pass this variable to the jobs (repeatable)")
+      ->type_name("NAME")->allow_extra_args(false);
+  app.add_option("--no-worker-timeout", raw.no_worker_timeout,
+                 "--broker: exit 255 after D without a live worker (default: warn every 30s)")->type_name("D");
+  app.add_option("--run-ttl", raw.run_ttl, "--broker: how long a run outlives its dead submitter (24h)")
+      ->type_name("D");
+  app.add_flag("--insecure-broker", raw.insecure_broker,
+               "--broker: allow a non-loopback broker without a password");
+}
+
+/// The options that cannot work remotely, refused with --broker (after parsing, so each names itself).
+void refuse_with_broker(const RawOptions& raw, const Options& opt) {
+  if (opt.timeout.percent > 0)
+    throw UsageError(fmt::format("--timeout {} needs local runtimes; use a fixed --timeout with --broker", raw.timeout));
+  auto has_slot = [](const std::string& text) { return text.find("{%}") != std::string::npos; };
+  if (std::any_of(opt.template_words.begin(), opt.template_words.end(), has_slot) ||
+      (opt.tagstring && has_slot(*opt.tagstring)))
+    throw UsageError("{%} (the job slot) is only known on the worker; use $PARALLEL_JOBSLOT");
+  if (raw.line_buffer) throw UsageError("--line-buffer cannot be used with --broker: output arrives with the result");
+  if (raw.ungroup) throw UsageError("-u cannot be used with --broker: output arrives with the result");
+  if (raw.tty) throw UsageError("--tty cannot be used with --broker: jobs run on the workers' hosts");
+  if (!raw.memfree.empty()) throw UsageError("--memfree is a host throttle: set it on procpool worker");
+  if (!raw.load.empty()) throw UsageError("--load is a host throttle: set it on procpool worker");
+  if (!raw.delay.empty()) throw UsageError("--delay is a host throttle: set it on procpool worker");
+  if (!raw.jobs.empty()) throw UsageError("-j is set per worker: procpool worker -j N");
 }
 
 } // namespace
@@ -165,6 +204,16 @@ unsigned parse_jobs(const std::string& text, unsigned cpus) {
   return n < 1 ? 1U : static_cast<unsigned>(n);
 }
 
+std::optional<int> halt_status(const HaltPolicy& halt, const HaltCounts& counts, int exitval, int signal, bool failed) {
+  if (halt.when == HaltPolicy::When::Never) return std::nullopt;
+  if (failed == halt.on_success) return std::nullopt;  // this result does not count towards the condition
+  const double count = static_cast<double>(halt.on_success ? counts.succeeded : counts.failed);
+  const bool triggered = halt.percent ? counts.done >= 3 && count * 100.0 / static_cast<double>(counts.done) >= halt.threshold
+                                      : count >= halt.threshold;
+  if (!triggered) return std::nullopt;
+  return halt.on_success ? 0 : (exitval > 0 ? exitval : (signal > 0 ? std::min(128 + signal, 255) : 1));
+}
+
 HaltPolicy parse_halt(const std::string& text) {
   HaltPolicy policy;
   if (text == "never" || text == "0") return policy;
@@ -197,8 +246,10 @@ HaltPolicy parse_halt(const std::string& text) {
   return policy;
 }
 
-std::uint64_t parse_size(const std::string& text) {
-  if (text.empty()) throw UsageError("--memfree: empty size");
+std::uint64_t parse_size(const std::string& text) { return parse_size(text, "--memfree"); }
+
+std::uint64_t parse_size(const std::string& text, const char* what) {
+  if (text.empty()) throw UsageError(fmt::format("{}: empty size", what));
   std::string number = text;
   double unit = 1;
   switch (text.back()) {
@@ -210,12 +261,12 @@ std::uint64_t parse_size(const std::string& text) {
     default: break;
   }
   if (unit != 1) number.pop_back();
-  const double value = parse_number(number, "--memfree") * unit;
-  if (value < 0) throw UsageError(fmt::format("--memfree: '{}' is negative", text));
+  const double value = parse_number(number, what) * unit;
+  if (value < 0) throw UsageError(fmt::format("{}: '{}' is negative", what, text));
   // 2^64 exactly: converting it or anything above to uint64_t is undefined (it wrapped to small values).
   constexpr double kTwoTo64 = 18446744073709551616.0;
   if (!(value < kTwoTo64))
-    throw UsageError(fmt::format("--memfree: '{}' is too large (the limit is 16 EiB)", text));
+    throw UsageError(fmt::format("{}: '{}' is too large (the limit is 16 EiB)", what, text));
   return static_cast<std::uint64_t>(value);
 }
 
@@ -275,7 +326,10 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
       {"--jobs", &raw.jobs},       {"--joblog", &raw.joblog}, {"--retries", &raw.retries},
       {"--timeout", &raw.timeout}, {"--grace", &raw.grace},   {"--halt", &raw.halt},
       {"--results", &raw.results}, {"--delay", &raw.delay},   {"--memfree", &raw.memfree},
-      {"--load", &raw.load},       {"--colsep", &raw.colsep}};
+      {"--load", &raw.load},       {"--colsep", &raw.colsep}, {"--broker", &raw.broker},
+      {"--queue", &raw.queue},     {"--max-queued", &raw.max_queued}, {"--max-crashes", &raw.max_crashes},
+      {"--max-output", &raw.max_output}, {"--no-worker-timeout", &raw.no_worker_timeout},
+      {"--run-ttl", &raw.run_ttl}};
   for (const auto& [name, value] : valued_options)
     if (app.count(name) > 0 && value->empty()) throw UsageError(fmt::format("{}: empty value", name));
 
@@ -355,7 +409,128 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   for (const auto& s : opt.sources)
     if (s.kind == ArgSource::Kind::File && s.path == "-") ++stdin_users;
   if (stdin_users > 1) throw UsageError("stdin (-) can be read by one input source only");
+
+  const bool broker_only = !raw.queue.empty() || !raw.max_queued.empty() || !raw.max_crashes.empty() ||
+                           !raw.max_output.empty() || !raw.env.empty() || !raw.no_worker_timeout.empty() ||
+                           !raw.run_ttl.empty() || raw.insecure_broker;
+  if (raw.broker.empty() && broker_only)
+    throw UsageError("--queue, --max-queued, --max-crashes, --max-output, --env, --no-worker-timeout, --run-ttl "
+                     "and --insecure-broker need --broker URL");
+  if (!raw.broker.empty()) {
+    Options::Broker b;
+    b.url = raw.broker;
+    if (!raw.queue.empty()) b.queue = raw.queue;
+    if (!raw.max_queued.empty()) {
+      const long n = parse_integer(raw.max_queued, "--max-queued");
+      if (n < 1) throw UsageError(fmt::format("--max-queued: '{}' must be at least 1", raw.max_queued));
+      b.max_queued = static_cast<std::uint64_t>(n);
+    }
+    if (!raw.max_crashes.empty()) {
+      const long n = parse_integer(raw.max_crashes, "--max-crashes");
+      if (n < 1 || n > 1000000) throw UsageError(fmt::format("--max-crashes: '{}' must be 1 to 1000000", raw.max_crashes));
+      b.max_crashes = static_cast<unsigned>(n);
+    }
+    if (!raw.max_output.empty()) b.max_output = parse_size(raw.max_output, "--max-output");
+    b.env = raw.env;
+    if (!raw.no_worker_timeout.empty())
+      b.no_worker_timeout = parse_duration_seconds(raw.no_worker_timeout, "--no-worker-timeout");
+    if (!raw.run_ttl.empty()) {
+      b.run_ttl = parse_duration_seconds(raw.run_ttl, "--run-ttl");
+      if (b.run_ttl < 10) throw UsageError(fmt::format("--run-ttl: '{}' must be at least 10s", raw.run_ttl));
+    }
+    b.insecure = raw.insecure_broker;
+    if (!opt.dry_run) refuse_with_broker(raw, opt);
+    opt.broker = std::move(b);
+  }
   return opt;
+}
+
+namespace {
+
+/// Parses `args` (CLI11 wants them reversed); false when help was asked for and printed.
+bool parse_or_help(CLI::App& app, const std::vector<std::string>& args) {
+  try {
+    app.parse(std::vector<std::string>(args.rbegin(), args.rend()));
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return false;
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(e.what());
+  }
+  return true;
+}
+
+double parse_lease(const std::string& text) {
+  const double lease = parse_duration_seconds(text, "--lease");
+  if (lease < 0.5 || lease > 3600) throw UsageError(fmt::format("--lease: '{}' must be 0.5s to 1h", text));
+  return lease;
+}
+
+} // namespace
+
+std::optional<WorkerOptions> parse_worker_options(const std::vector<std::string>& args) {
+  CLI::App app{"Run jobs from a procpool broker queue (procpool run --broker) on this host.", "procpool worker"};
+  app.set_help_flag("-h,--help", "Print this help and exit");
+  WorkerOptions w;
+  std::string jobs, lease, idle, max_jobs, max_output, memfree, load, delay, workdir;
+  app.add_option("--broker", w.url, "redis://[user@]host[:port][/db] or redis+unix:///path.sock[?db=N]; "
+                 "password in PROCPOOL_REDIS_PASSWORD")->type_name("URL")->required();
+  app.add_option("--queue", w.queue, "The queue to serve (default: default)")->type_name("NAME");
+  app.add_option("-j,--jobs", jobs, "Run up to N jobs at once (default: CPU count); N, N%, +N, -N")->type_name("N");
+  app.add_option("--lease", lease, "Heartbeat lease, shared by the queue's workers (default 10s): a host silent "
+                 "this long has its jobs requeued")->type_name("D");
+  app.add_option("--host-name", w.host_name, "Name in the joblog's Host column (default: the host name)")
+      ->type_name("NAME");
+  app.add_option("--workdir", workdir, "Run the jobs in this directory")->type_name("DIR");
+  app.add_option("--exit-when-idle", idle, "Exit 0 after D with no job (for srun, mpirun, sbatch --array)")
+      ->type_name("D");
+  app.add_option("--max-jobs", max_jobs, "Claim no more than N jobs, then exit 0 when they are done")->type_name("N");
+  app.add_option("--max-output", max_output, "Keep at most SIZE per job and stream (below the run's)")
+      ->type_name("SIZE");
+  app.add_option("--memfree", memfree, "Claim a job only while MemAvailable is at least SIZE")->type_name("SIZE");
+  app.add_option("--load", load, "Claim a job only while fewer than N processes are runnable")->type_name("N");
+  app.add_option("--delay", delay, "Wait at least D between two job starts")->type_name("D");
+  app.add_flag("--shell", w.shell_always, "Always run commands through /bin/sh -c");
+  app.add_flag("--insecure-broker", w.insecure, "Allow a non-loopback broker without a password");
+  app.add_flag("--noop", w.noop, "Benchmarks only: report each job as exit 0 without running it")->group("");
+  if (!parse_or_help(app, args)) return std::nullopt;
+  const auto cpus = static_cast<unsigned>(os::cpu_count());
+  w.jobs = jobs.empty() ? cpus : parse_jobs(jobs, cpus);
+  if (!lease.empty()) w.lease_seconds = parse_lease(lease);
+  if (!idle.empty()) w.exit_when_idle = parse_duration_seconds(idle, "--exit-when-idle");
+  if (!max_jobs.empty()) {
+    const long n = parse_integer(max_jobs, "--max-jobs");
+    if (n < 1) throw UsageError(fmt::format("--max-jobs: '{}' must be at least 1", max_jobs));
+    w.max_jobs = static_cast<std::uint64_t>(n);
+  }
+  if (!max_output.empty()) w.max_output = parse_size(max_output, "--max-output");
+  if (!memfree.empty()) w.memfree_bytes = parse_size(memfree);
+  if (!load.empty()) {
+    w.load_limit = parse_number(load, "--load");
+    if (w.load_limit <= 0) throw UsageError(fmt::format("--load: '{}' must be above 0", load));
+  }
+  if (!delay.empty()) w.delay_seconds = parse_duration_seconds(delay, "--delay");
+  if (!workdir.empty()) w.workdir = workdir;
+  return w;
+}
+
+std::optional<StatusOptions> parse_status_options(const std::vector<std::string>& args) {
+  CLI::App app{"Show a procpool broker queue: jobs waiting, workers, runs (read from Redis only).", "procpool status"};
+  app.set_help_flag("-h,--help", "Print this help and exit");
+  StatusOptions s;
+  std::string watch;
+  app.add_option("--broker", s.url, "redis://[user@]host[:port][/db] or redis+unix:///path.sock[?db=N]")
+      ->type_name("URL")->required();
+  app.add_option("--queue", s.queue, "The queue (default: default)")->type_name("NAME");
+  app.add_flag("--json", s.json, "Print one JSON object");
+  app.add_option("--watch", watch, "Redraw every D")->type_name("D");
+  app.add_flag("--insecure-broker", s.insecure, "Allow a non-loopback broker without a password");
+  if (!parse_or_help(app, args)) return std::nullopt;
+  if (!watch.empty()) {
+    s.watch = parse_duration_seconds(watch, "--watch");
+    if (s.watch < 0.1) throw UsageError(fmt::format("--watch: '{}' must be at least 0.1s", watch));
+  }
+  return s;
 }
 
 } // namespace procpool::cli

@@ -61,11 +61,56 @@ struct Options {
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
   bool shell_always = false;  ///< never exec directly; always /bin/sh -c
 
+  /// --broker: the run goes to a Redis queue served by `procpool worker`s (broker/submit.cpp).
+  struct Broker {
+    std::string url;                  ///< as typed; parsed by broker::parse_broker_url
+    std::string queue = "default";
+    std::uint64_t max_queued = 10000;  ///< enqueued, not finished
+    unsigned max_crashes = 5;          ///< lost workers one job may cost
+    std::uint64_t max_output = 16ULL << 20;  ///< per stream and job, kept by the worker
+    std::vector<std::string> env;      ///< --env NAME: variables passed to the jobs
+    double no_worker_timeout = 0;      ///< 0: warn only
+    double run_ttl = 86400;
+    bool insecure = false;
+  };
+  std::optional<Broker> broker;
+
   bool template_mode = false;
   std::vector<std::string> template_words;  ///< joined with spaces into the command template
   std::vector<ArgSource> sources;
   std::string batch_file = "-";  ///< batch mode: file of commands, "-" is stdin
 };
+
+/// `procpool worker`: runs jobs from a broker queue.
+struct WorkerOptions {
+  std::string url;
+  std::string queue = "default";
+  unsigned jobs = 1;
+  double lease_seconds = 10;
+  std::string host_name;  ///< joblog Host; default gethostname()
+  std::optional<std::string> workdir;
+  double exit_when_idle = 0;  ///< 0: never
+  std::uint64_t max_jobs = 0; ///< 0: no limit
+  std::uint64_t max_output = 0;  ///< 0: the run's
+  std::uint64_t memfree_bytes = 0;
+  double load_limit = 0;
+  double delay_seconds = 0;
+  bool shell_always = false;
+  bool insecure = false;
+  bool noop = false;  ///< benchmarks only: report exit 0 without spawning
+};
+
+/// `procpool status`.
+struct StatusOptions {
+  std::string url;
+  std::string queue = "default";
+  bool json = false;
+  double watch = 0;  ///< 0: once
+  bool insecure = false;
+};
+
+std::optional<WorkerOptions> parse_worker_options(const std::vector<std::string>& args);
+std::optional<StatusOptions> parse_status_options(const std::vector<std::string>& args);
 
 /// The full `procpool run` help text (also shown by `procpool --help`).
 std::string run_help_text();
@@ -79,6 +124,14 @@ double parse_duration_seconds(const std::string& text, const char* what);  ///< 
 TimeoutSpec parse_timeout(const std::string& text);                         ///< a duration or N%
 unsigned parse_jobs(const std::string& text, unsigned cpu_count);           ///< N, N%, +N, -N, 0
 HaltPolicy parse_halt(const std::string& text);
+
+struct HaltCounts {
+  std::uint64_t done = 0, failed = 0, succeeded = 0;  ///< including the job just ended
+};
+/// --halt after a job ended: the exit status to halt with (0 for success=N; else the job's exit
+/// status, 128+signal, or 1), or nullopt when the condition does not hold.
+std::optional<int> halt_status(const HaltPolicy& halt, const HaltCounts& counts, int exitval, int signal, bool failed);
 std::uint64_t parse_size(const std::string& text);  ///< 100, 10k, 2M, 1G, 1T (powers of 1024)
+std::uint64_t parse_size(const std::string& text, const char* what);  ///< `what` names the option in errors
 
 } // namespace procpool::cli

@@ -59,7 +59,7 @@ pid_t spawn_job(const SpawnRequest& request) {
   return child.pid;
 }
 
-Watchdog::Watchdog(unsigned slots) : slots_(slots) {
+Watchdog::Watchdog(unsigned slots, std::function<void()> after_kills) : slots_(slots) {
   void* mem = ::mmap(nullptr, sizeof(std::atomic<pid_t>) * slots, PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap");
@@ -84,6 +84,7 @@ Watchdog::Watchdog(unsigned slots) : slots_(slots) {
       const pid_t group = table_[i].load(std::memory_order_acquire);
       if (group > 0) ::kill(-group, SIGKILL);
     }
+    if (after_kills) after_kills();
     ::_exit(0);
   }
   ::close(fds[0]);

@@ -2,6 +2,7 @@
 // Starting jobs: os::spawn (clone(CLONE_VM|CLONE_VFORK) + exec), each job leading its own process group, and a
 // watchdog process that kills the running jobs' groups if procpool itself is killed (even SIGKILL).
 #include <atomic>
+#include <functional>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -24,10 +25,11 @@ struct SpawnRequest {
 pid_t spawn_job(const SpawnRequest& request);
 
 /// A forked helper holding a shared table of running job process groups. When procpool's end of a
-/// pipe closes (procpool exited or was killed) it SIGKILLs every group still in the table.
+/// pipe closes (procpool exited or was killed) it SIGKILLs every group still in the table, then runs
+/// `after_kills` (the broker worker hands its jobs back there). Fork it before any thread starts.
 class Watchdog {
  public:
-  explicit Watchdog(unsigned slots);
+  explicit Watchdog(unsigned slots, std::function<void()> after_kills = {});
   ~Watchdog();
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
