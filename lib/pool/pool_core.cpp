@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -207,7 +208,8 @@ PoolCore::PoolCore(PoolCoreConfig config) : config_(std::move(config)) {
   }
   handler_ = std::thread([this] { handler_loop(); });
   supervisor_ = std::thread([this] { supervisor_loop(); });
-  feeder_ = std::thread([this] { feeder_loop(); });
+  // The feeder starts when a first task has to wait (start_feeder): a pool whose tasks always
+  // fit the ring never pays for that thread.
 }
 
 PoolCore::~PoolCore() {
@@ -341,7 +343,18 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
   std::string record(size, '\0');
   write_record(reinterpret_cast<std::byte*>(record.data()));
   backlog_.push_back(std::move(record));
+  start_feeder();
   feed_cv_.notify_one();
+}
+
+void PoolCore::start_feeder() {
+  if (feeder_started_) return;
+  try {
+    feeder_ = std::thread([this] { feeder_loop(); });
+  } catch (const std::system_error& e) {
+    throw ProcessError(std::string("procpool: cannot start the pool's feeder thread: ") + e.what());
+  }
+  feeder_started_ = true;
 }
 
 namespace {
@@ -391,7 +404,14 @@ void PoolCore::flush_batch(SubmitBatch& batch) noexcept {
   }
   // The rest waits for the feeder, in order (a closed ring: terminate() fails them).
   for (std::size_t i = fit; i < records.size(); ++i) backlog_.emplace_back(records[i]);
-  if (fit < records.size()) feed_cv_.notify_one();
+  if (fit < records.size()) {
+    try {
+      start_feeder();
+    } catch (const std::exception& e) {  // the tasks stay pending: terminate() or the pool's end fails them
+      logger().error("{}", e.what());
+    }
+    feed_cv_.notify_one();
+  }
 }
 
 namespace {
@@ -715,6 +735,7 @@ void PoolCore::close_stream(std::uint64_t id) noexcept {
   if (streams_.erase(id) == 0) return;
   open_streams_.store(streams_.size());
   if (streams_.empty() && close_after_backlog_) {
+    if (!feeder_started_) tasks_->close();  // no feeder: no backlog either
     feed_cv_.notify_all();  // the feeder may close the task ring now
     wakeup_->notify();      // the supervisor may let exiting workers go
   }
@@ -732,6 +753,7 @@ void PoolCore::close() {
   State expected = State::Run;
   if (!state_.compare_exchange_strong(expected, State::Close)) return;
   close_after_backlog_ = true;
+  if (!feeder_started_ && streams_.empty()) tasks_->close();  // no feeder: no backlog either
   feed_cv_.notify_all();
   wakeup_->notify();
 }
@@ -789,7 +811,12 @@ void PoolCore::join() {
   for (const auto& stream : open) stream->drain();
   open.clear();  // may destroy a stream whose consumer let it go meanwhile (it closes itself)
   results_->wake_consumers();  // a refused chunk of a drained stream does not come through the ring
-  if (feeder_.joinable()) feeder_.join();
+  std::thread feeder;
+  {
+    std::lock_guard lock(feed_mutex_);
+    feeder = std::move(feeder_);
+  }
+  if (feeder.joinable()) feeder.join();
   wakeup_->notify();
   if (supervisor_.joinable()) supervisor_.join();
   if (handler_.joinable()) handler_.join();

@@ -44,7 +44,8 @@ struct PoolOptions {
   std::size_t ring_bytes = std::size_t{8} << 20;  ///< task and result ring size: bounds one chunk's bytes
 };
 
-/// Callbacks for apply_async / map_async / starmap_async, run on the pool's handler thread
+/// Callbacks for apply_async / map_async / starmap_async, run one at a time on the thread that
+/// handles the pool's results: its handler thread, or a thread waiting on the pool at that moment
 /// (keep them short and never wait on the same pool from them).
 template <class R>
 struct Callbacks {
@@ -482,7 +483,7 @@ public:
   auto apply_async(Fn fn, Args&&... args) {
     return apply_async(Callbacks<result_of_apply<Fn, Args...>>{}, fn, std::forward<Args>(args)...);
   }
-  /// Same, with a callback (value) and an error_callback (exception), run on the handler thread.
+  /// Same, with a callback (value) and an error_callback (exception), run as Callbacks says.
   template <class R, class Fn, class... Args>
   AsyncResult<R> apply_async(Callbacks<R> callbacks, Fn fn, Args&&... args) {
     detail::require_pool_callable<Fn>();

@@ -189,6 +189,8 @@ private:
   void handler_loop();
   void supervisor_loop();
   void feeder_loop();
+  /// Starts the feeder thread unless it runs (feed_mutex_ held). Throws ProcessError.
+  void start_feeder();
   friend class SubmitBatch;
   /// Moves a batch's records into the task ring (what does not fit: into the backlog).
   void flush_batch(SubmitBatch& batch) noexcept;
@@ -236,6 +238,7 @@ private:
   std::condition_variable feed_cv_;
   std::deque<std::string> backlog_;  ///< task records not yet in the ring, in submission order
   bool close_after_backlog_ = false;
+  bool feeder_started_ = false;  ///< feed_mutex_
   std::unordered_map<std::uint64_t, std::weak_ptr<PoolStream>> streams_;  ///< open streams (feed_mutex_)
   std::uint64_t next_stream_id_ = 1;                                      ///< feed_mutex_
   std::atomic<std::size_t> open_streams_{0};  ///< streams_.size(), readable without feed_mutex_
