@@ -257,6 +257,22 @@ TEST_CASE_TEMPLATE("Pool.Apply.TimeoutAndNotReady", P, BOTH_POOLS) {
   CHECK(slow.get(20s) == 400);
 }
 
+// A waiter handles the pool's results while it waits; another thread's get() on a quick task must
+// not wait for that waiter's slow task (it is completed by the waiter, or by the handler thread).
+TEST_CASE_TEMPLATE("Pool.Apply.QuickResultWhileAnotherThreadWaitsOnASlowOne", P, BOTH_POOLS) {
+  P pool(2);
+  std::atomic<int> slow{0};
+  std::thread waiter([&] { slow = pool.apply_async(&slow_identity, 3000).get(); });
+  std::this_thread::sleep_for(100ms);  // the waiter is handling results by now
+  for (int i = 0; i < 20; ++i) CHECK(pool.apply_async(&square, i).get(2s) == i * i);
+  std::vector<procpool::AsyncResult<int>> quick;
+  for (int i = 0; i < 50; ++i) quick.push_back(pool.apply_async(&square, i));
+  for (int i = 0; i < 50; ++i) CHECK(quick[static_cast<std::size_t>(i)].get(2s) == i * i);
+  CHECK(slow.load() == 0);  // still running: the quick ones did not wait for it
+  waiter.join();
+  CHECK(slow.load() == 3000);
+}
+
 TEST_CASE_TEMPLATE("Pool.Apply.Callbacks", P, BOTH_POOLS) {
   P pool(2);
   std::atomic<int> got{0};

@@ -582,26 +582,25 @@ void PoolCore::handler_loop() {
 bool PoolCore::drive_until(bool (*ready)(const void*), const void* context, const os::Deadline& deadline) {
   if (ready(context)) return true;
   if (handling_core == this || !owned_here()) return false;
-  // The first waiter takes the handler's armed wake-up away (pushes then wake nobody while
-  // waiters spin) and moves an idle handler to its timed look (it would not see the ring
-  // again otherwise). Within a stream of waits the handler is already there: no system call.
-  if (drivers_.fetch_add(1) == 0 && handler_idle_.load()) {
+  // Only if nobody handles results now: otherwise that thread completes ours too (or, once it
+  // has left, the handler does within its grace), and we wait on our own condition. Waiting for
+  // the lock instead would tie a fast task's get() to another thread's slow one.
+  std::unique_lock lock(driver_mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) return false;
+  // Take an idle handler's armed wake-up away (pushes then wake nobody while we spin) and move
+  // it to its timed look (it would not see the ring again otherwise). Within a stream of waits
+  // the handler is already there: no system call.
+  drivers_.fetch_add(1);
+  if (handler_idle_.load()) {
     results_->disarm_data_wakeup();
     results_->wake_consumers();
-  }
-  std::unique_lock lock(driver_mutex_, std::defer_lock);
-  if (!deadline || os::is_never(*deadline)) lock.lock();
-  else if (!lock.try_lock_until(*deadline)) {
-    last_drive_end_ns_.store(steady_ns());
-    drivers_.fetch_sub(1);
-    return ready(context);
   }
   std::vector<std::shared_ptr<ResultWaiter>> deferred;
   auto* const outer_wakeups = std::exchange(handler_wakeups, &deferred);
   const PoolCore* const outer_core = std::exchange(handling_core, this);
   struct Restore {
     PoolCore& core;
-    std::unique_lock<std::timed_mutex>& lock;
+    std::unique_lock<std::mutex>& lock;
     std::vector<std::shared_ptr<ResultWaiter>>& deferred;
     std::vector<std::shared_ptr<ResultWaiter>>* outer_wakeups;
     const PoolCore* outer_core;
@@ -635,7 +634,7 @@ bool PoolCore::drive_until(bool (*ready)(const void*), const void* context, cons
   return done();
 }
 
-void PoolCore::end_driving(std::unique_lock<std::timed_mutex>& lock) noexcept {
+void PoolCore::end_driving(std::unique_lock<std::mutex>& lock) noexcept {
   // Results arriving from now on are the handler's, after its grace period (kHandlerGrace),
   // unless another waiter comes first.
   last_drive_end_ns_.store(steady_ns());

@@ -199,7 +199,7 @@ private:
   /// many, or -1 once the ring is closed and drained.
   int handle_available(int max);
   /// A waiter stops handling results: the handler thread takes them over after its grace.
-  void end_driving(std::unique_lock<std::timed_mutex>& lock) noexcept;
+  void end_driving(std::unique_lock<std::mutex>& lock) noexcept;
   void fail_all_pending(const std::string& why);
   void encode_code(std::string& out, const void* address, std::uint64_t& field, std::uint32_t& name_len);
   [[noreturn]] void throw_not_owner() const;
@@ -252,10 +252,10 @@ private:
   std::unordered_map<const void*, CodeRef> code_cache_;
 
   /// Held by whichever thread handles results: the handler thread, or a waiter (drive_until).
-  std::timed_mutex driver_mutex_;
-  /// Waiters inside drive_until (driving or queued for driver_mutex_): while there are any, the
-  /// handler thread leaves the ring to them and sleeps unregistered, so that workers' pushes do
-  /// not wake it.
+  /// Only ever try-locked by waiters, which otherwise wait on their own result's condition.
+  std::mutex driver_mutex_;
+  /// 1 while a waiter handles results (drive_until): the handler thread then leaves the ring to
+  /// it and sleeps unregistered, so that workers' pushes do not wake it.
   std::atomic<int> drivers_{0};
   std::atomic<std::uint32_t> drive_spin_budget_{0};  ///< os::SpinBudget of the waiters' spins
   std::atomic<std::int64_t> last_drive_end_ns_{0};    ///< when a waiter last stopped (steady clock)
