@@ -508,9 +508,12 @@ void Worker::flush_results() {
         held_.insert(c.jid);
         claimed_.push_back(std::move(c));
       }
-      // Slots the queue had no job for: the claimer waits for one (BLMOVE).
-      want_ += claim_n - std::min<unsigned>(claim_n, static_cast<unsigned>(got.size()));
-      cv_.notify_all();
+      // Slots the queue had no job for: the claimer waits for one (BLMOVE). Woken only then: each
+      // notify also wakes the heartbeat thread.
+      if (const unsigned left = claim_n - std::min<unsigned>(claim_n, static_cast<unsigned>(got.size())); left > 0) {
+        want_ += left;
+        cv_.notify_all();
+      }
     }
   } catch (const BrokerDown&) {
     if (claim_n > 0) {  // the claim may have run: the claimer resyncs, then claims for these slots
