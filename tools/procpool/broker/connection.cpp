@@ -138,11 +138,20 @@ const std::string& Connection::sha(const Script& script) {
 
 std::vector<Reply> Connection::eval_pipelined(const Script& script, const std::string& prefix,
                                               const std::vector<std::vector<std::string>>& calls) {
-  const std::string digest = sha(script);  // connects, and loads the script once
-  for (const auto& args : calls) {
-    std::vector<const char*> argv{"EVALSHA", digest.c_str(), "1", prefix.c_str()};
-    std::vector<std::size_t> lengths{7, digest.size(), 1, prefix.size()};
-    for (const auto& a : args) {
+  std::vector<ScriptCall> each;
+  each.reserve(calls.size());
+  for (const auto& args : calls) each.emplace_back(&script, args);
+  return eval_pipelined(prefix, each);
+}
+
+std::vector<Reply> Connection::eval_pipelined(const std::string& prefix, const std::vector<ScriptCall>& calls) {
+  std::vector<std::string> digests;  // sha() connects, and loads each script once
+  digests.reserve(calls.size());
+  for (const auto& [script, args] : calls) digests.push_back(sha(*script));
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    std::vector<const char*> argv{"EVALSHA", digests[i].c_str(), "1", prefix.c_str()};
+    std::vector<std::size_t> lengths{7, digests[i].size(), 1, prefix.size()};
+    for (const auto& a : calls[i].second) {
       argv.push_back(a.data());
       lengths.push_back(a.size());
     }
@@ -161,9 +170,9 @@ std::vector<Reply> Connection::eval_pipelined(const Script& script, const std::s
     if (replies.back()->type == REDIS_REPLY_ERROR && std::strncmp(replies.back()->str, "NOSCRIPT", 8) == 0)
       not_run.push_back(i);
   }
-  // Calls that did not run (the server lost its scripts): alone now, the script loaded again.
-  if (!not_run.empty()) sha_.erase(&script);
-  for (const std::size_t i : not_run) replies[i] = eval(script, prefix, calls[i]);
+  // Calls that did not run (the server lost its scripts): alone now, in order, each script loaded again.
+  for (const std::size_t i : not_run) sha_.erase(calls[i].first);
+  for (const std::size_t i : not_run) replies[i] = eval(*calls[i].first, prefix, calls[i].second);
   return replies;
 }
 

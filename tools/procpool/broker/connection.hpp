@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct redisContext;
@@ -60,6 +61,9 @@ class Connection {
   /// an error reply is returned as is (not thrown) so that the caller sees which call failed.
   std::vector<Reply> eval_pipelined(const Script& script, const std::string& prefix,
                                     const std::vector<std::vector<std::string>>& calls);
+  /// eval_pipelined() with a script per call (a worker's finish and claim share one round trip).
+  using ScriptCall = std::pair<const Script*, std::vector<std::string>>;
+  std::vector<Reply> eval_pipelined(const std::string& prefix, const std::vector<ScriptCall>& calls);
   /// After SUBSCRIBE: the next message the server pushes, waiting at most `timeout_ms`; null when none
   /// came. Throws BrokerDown when the connection broke.
   Reply next_pushed(int timeout_ms);

@@ -1,6 +1,8 @@
 // `procpool worker`: claims jobs for its free slots only, runs each in JobSlots exactly as `procpool run`
 // runs a line, and sends back its end. Threads, each with its own connection: the heartbeat (lease/5),
-// the claimer (claim, else block in BLMOVE); the main thread runs the poll loop and sends the results.
+// the claimer (claim, else block in BLMOVE); the main thread runs the poll loop and sends the results,
+// claiming for the slots those jobs freed in the same round trip (no thread hand-off between a job's end
+// and the next start).
 // The watchdog (forked by JobSlots before any thread) kills the jobs and releases the leases if this
 // process dies.
 #include "broker/broker.hpp"
@@ -88,6 +90,23 @@ struct Running {
 
 std::string format_seconds(double seconds) { return fmt::format("{:.3f}", seconds); }
 
+/// claim's reply: false for FENCED, else the jobs appended to `got`.
+bool parse_claim(const redisReply* r, std::vector<Claimed>& got) {
+  if (r->elements > 0 && reply_text(r->element[0]) == "FENCED") return false;
+  for (std::size_t i = 1; i + 5 < r->elements; i += 6) {
+    Claimed c;
+    c.jid = reply_text(r->element[i]);
+    c.run = c.jid.substr(0, c.jid.find(':'));
+    c.seq = std::strtoull(reply_text(r->element[i + 1]).c_str(), nullptr, 10);
+    c.att = reply_text(r->element[i + 2]);
+    c.cmd = reply_text(r->element[i + 3]);
+    c.env = reply_text(r->element[i + 4]);
+    c.limits = parse_limits(reply_text(r->element[i + 5]));
+    got.push_back(std::move(c));
+  }
+  return true;
+}
+
 class Worker {
  public:
   explicit Worker(const WorkerOptions& options) : opt_(options) {}
@@ -123,6 +142,10 @@ class Worker {
   int signal_fd_ = -1;
   int event_fd_ = -1;
   bool stopping_ = false;      // SIGTERM/INT/HUP: kill, requeue, exit
+  // Slots freed by ended jobs whose results wait in unsent_: flush_results claims for them in the same
+  // round trip as their finish. Only without --max-jobs and host throttles (the claimer applies those).
+  unsigned inline_free_ = 0;
+  bool inline_claims_ = false;
   bool finishing_ = false;     // SIGUSR1, --max-jobs, --exit-when-idle: claim no more, let jobs end
   Clock::time_point idle_since_ = Clock::now();
   Clock::time_point next_start_allowed_{};
@@ -138,10 +161,12 @@ class Worker {
   bool throttled_ = false;
   bool fenced_ = false;
   bool claim_stop_ = false;         // claim nothing more (stopping, finishing)
+  bool resync_ = false;             // the claimer resyncs the leases before its next claim
   std::set<std::string> held_;      // jids claimed and not yet finished: what a resync keeps
   std::set<std::string> cancelled_, hard_cancelled_;
   std::atomic<long long> last_ok_ms_{0};
   std::atomic<unsigned> busy_{0};
+  std::mutex claim_mu_;  // a resync never runs while the other thread's claim is on the wire
 };
 
 void Worker::wake() const {
@@ -271,20 +296,16 @@ void Worker::claimer_loop() {
     std::vector<Claimed> got;
     bool fenced = false;
     auto parse = [&](const Reply& r) {
-      if (r->elements > 0 && reply_text(r->element[0]) == "FENCED") { fenced = true; return; }
-      for (std::size_t i = 1; i + 5 < r->elements; i += 6) {
-        Claimed c;
-        c.jid = reply_text(r->element[i]);
-        c.run = c.jid.substr(0, c.jid.find(':'));
-        c.seq = std::strtoull(reply_text(r->element[i + 1]).c_str(), nullptr, 10);
-        c.att = reply_text(r->element[i + 2]);
-        c.cmd = reply_text(r->element[i + 3]);
-        c.env = reply_text(r->element[i + 4]);
-        c.limits = parse_limits(reply_text(r->element[i + 5]));
-        got.push_back(std::move(c));
-      }
+      if (!parse_claim(r.get(), got)) fenced = true;
     };
     try {
+      {
+        std::lock_guard flag_lock(mu_);
+        if (resync_) resync = true;  // the main thread's finish-and-claim lost its reply
+        resync_ = false;
+      }
+      // Not while the main thread's claim is on the wire: its jids are not in held_ yet.
+      std::unique_lock claim_lock(claim_mu_);
       if (resync) {
         std::vector<std::string> args{wid_};
         {
@@ -296,6 +317,7 @@ void Worker::claimer_loop() {
         if (r->elements > 0 && reply_text(r->element[0]) == "FENCED") fenced = true;
       }
       if (!fenced) parse(conn.eval(kClaim, prefix_, {wid_, std::to_string(n)}));
+      claim_lock.unlock();
       // Nothing ready: block until an RPUSH, only while the lease is fresh, so that the moved job lands
       // in a live lease.
       if (got.empty() && !fenced && monotonic_ms() - last_ok_ms_.load() < lease_ms_ / 2) {
@@ -408,15 +430,19 @@ void Worker::on_end(const JobEnd& end) {
   Running& r = running_[end.slot];
   busy_ = slots_->busy_count();
   idle_since_ = Clock::now();
-  {
+  if (r.drop) {
     std::lock_guard lock(mu_);
     ++want_;
     cv_.notify_all();
-  }
-  if (r.drop) {
-    std::lock_guard lock(mu_);
     held_.erase(r.job.jid);
     return;
+  }
+  if (inline_claims_) {
+    ++inline_free_;  // claimed along with this job's finish
+  } else {
+    std::lock_guard lock(mu_);
+    ++want_;
+    cv_.notify_all();
   }
   const int trunc = (r.out_cut ? 1 : 0) | (r.err_cut ? 2 : 0);
   send({{r.job.jid, r.job.att, end.reason == KillReason::Cancel ? "cancelled" : "ok", std::to_string(end.exitval),
@@ -446,13 +472,57 @@ void Worker::flush_results() {
     calls.back().insert(calls.back().end(), r.args.begin(), r.args.end());
     bytes += r.args[9].size() + r.args[10].size();
   }
+  std::vector<Connection::ScriptCall> pipeline;
+  for (auto& args : calls) pipeline.emplace_back(&kFinish, std::move(args));
+  unsigned claim_n = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (inline_free_ > 0 && (claim_stop_ || fenced_ || resync_)) {  // the claimer decides for these slots
+      want_ += inline_free_;
+      inline_free_ = 0;
+      cv_.notify_all();
+    }
+    claim_n = inline_free_;
+  }
+  if (claim_n > 0) pipeline.push_back({&kClaim, {wid_, std::to_string(claim_n)}});
+  std::unique_lock claim_lock(claim_mu_, std::defer_lock);
+  if (claim_n > 0) claim_lock.lock();
   try {
-    main_->eval_pipelined(kFinish, prefix_, calls);
+    const std::vector<Reply> replies = main_->eval_pipelined(prefix_, pipeline);
     std::lock_guard lock(mu_);
     for (const auto& r : unsent_) held_.erase(r.args[0]);
     unsent_.clear();
     send_backoff_ = 0.1;
+    if (claim_n > 0) {
+      inline_free_ = 0;
+      const redisReply* claimed = replies.back().get();
+      std::vector<Claimed> got;
+      if (claimed->type == REDIS_REPLY_ERROR) {
+        std::cerr << fmt::format("procpool worker: claim: {}\n", claimed->str);
+      } else if (!parse_claim(claimed, got)) {
+        fenced_ = true;
+        wake();
+      }
+      claimed_total_ += got.size();
+      for (auto& c : got) {
+        held_.insert(c.jid);
+        claimed_.push_back(std::move(c));
+      }
+      // Slots the queue had no job for: the claimer waits for one (BLMOVE). Woken only then: each
+      // notify also wakes the heartbeat thread.
+      if (const unsigned left = claim_n - std::min<unsigned>(claim_n, static_cast<unsigned>(got.size())); left > 0) {
+        want_ += left;
+        cv_.notify_all();
+      }
+    }
   } catch (const BrokerDown&) {
+    if (claim_n > 0) {  // the claim may have run: the claimer resyncs, then claims for these slots
+      std::lock_guard lock(mu_);
+      inline_free_ = 0;
+      resync_ = true;
+      want_ += claim_n;
+      cv_.notify_all();
+    }
     // The heartbeat thread reports the outage; results wait here (at most -j of them) and are sent again:
     // a finish that did run before the connection broke is refused as a repeat.
     next_send_try_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(send_backoff_));
@@ -483,6 +553,7 @@ void Worker::handle_fenced() {
   }
   std::lock_guard lock(mu_);
   fenced_ = false;
+  inline_free_ = 0;
   want_ = slots_->size() - running;  // the killed jobs' ends give their slots back
   cv_.notify_all();
 }
@@ -583,6 +654,7 @@ int Worker::run() {
       },
       [this](const JobEnd& end) { on_end(end); });
   running_.resize(slots_->size());
+  inline_claims_ = opt_.max_jobs == 0 && opt_.delay_seconds <= 0 && opt_.memfree_bytes == 0 && opt_.load_limit <= 0;
   register_worker();
   want_ = slots_->size();
   std::thread heartbeat([this] { heartbeat_loop(); });
@@ -595,6 +667,7 @@ int Worker::run() {
     handle_cancelled();
     start_claimed();
     flush_results();
+    start_claimed();  // what a retried finish claimed along
     const bool has_throttles = opt_.delay_seconds > 0 || opt_.memfree_bytes > 0 || opt_.load_limit > 0;
     bool claimed_empty = false;
     {
