@@ -120,6 +120,35 @@ struct __attribute__((visibility("hidden"))) RingAccess {
     if (!count_first) side.count.store(count, std::memory_order_release);
     side.intent_valid.store(0, std::memory_order_release);
   }
+  /// Under the producer lock: whether `bytes` more fit after `head` (with `pushed` records
+  /// pushed), judged first from the cached consumer indices (no read of the consumers' cache
+  /// line on most pushes), then from fresh ones.
+  static bool fits(Ring& r, std::uint64_t head, std::uint64_t pushed, std::uint64_t bytes) noexcept {
+    RingControl& c = *r.ctl_;
+    RingSide& p = c.prod;
+    const std::uint64_t max = c.max_records;
+    const auto within = [&] {
+      return head - p.seen_pos.load(std::memory_order_relaxed) + bytes <= r.capacity_ &&
+             (max == 0 || pushed - p.seen_count.load(std::memory_order_relaxed) < max);
+    };
+    if (within()) return true;
+    p.seen_count.store(c.cons.count.load(std::memory_order_acquire), std::memory_order_relaxed);
+    p.seen_pos.store(c.cons.pos.load(std::memory_order_acquire), std::memory_order_relaxed);
+    return within();
+  }
+  /// Under the producer lock, for a record of `need` bytes that fits at `head`: past the warm
+  /// zone, starts the next lap if its beginning is free already (never a wait that a plain push
+  /// would not have had), writing a skip record; returns where the record goes. The caller
+  /// publishes the skip (alone or with the records after it).
+  static std::uint64_t warm_head(Ring& r, std::uint64_t head, std::uint64_t pushed, std::uint64_t need) noexcept {
+    const std::uint64_t offset = head & (r.capacity_ - 1);
+    if (offset < r.warm_bytes() || need > r.warm_bytes()) return head;
+    const std::uint64_t skip = r.capacity_ - offset;
+    if (!fits(r, head, pushed, skip + need)) return head;
+    const std::uint64_t header = skip | (static_cast<std::uint64_t>(kSkipTag ^ static_cast<std::uint32_t>(skip)) << 32);
+    std::memcpy(r.data_ + offset, &header, sizeof header);
+    return head + skip;
+  }
   /// Under the consumer lock, with the record header at `tail` read: if it is a skip record,
   /// passes it (the producers may be waiting for the room it held) and returns true.
   static bool pass_skip(Ring& r, std::uint64_t header, std::uint64_t tail, std::uint64_t head);
@@ -339,18 +368,7 @@ RingStatus Ring::begin_push(std::size_t size, const RingDeadline& deadline, std:
     }
     std::uint64_t head = p.pos.load(std::memory_order_relaxed);
     const std::uint64_t pushed = p.count.load(std::memory_order_relaxed);
-    const auto fits = [&](std::uint64_t bytes) {
-      // The cached consumer indices avoid reading the consumers' cache line on every push.
-      const auto within = [&] {
-        return head - p.seen_pos.load(std::memory_order_relaxed) + bytes <= capacity_ &&
-               (max == 0 || pushed - p.seen_count.load(std::memory_order_relaxed) < max);
-      };
-      if (within()) return true;
-      p.seen_count.store(c.cons.count.load(std::memory_order_acquire), std::memory_order_relaxed);
-      p.seen_pos.store(c.cons.pos.load(std::memory_order_acquire), std::memory_order_relaxed);
-      return within();
-    };
-    if (!fits(need)) {
+    if (!RingAccess::fits(*this, head, pushed, need)) {
       RingAccess::unlock(*this, p);
       const bool ready = RingAccess::wait_until(*this, c.cons, c.space, deadline, [&] {
         return c.closed.load(std::memory_order_acquire) != 0 || room_now();
@@ -358,17 +376,11 @@ RingStatus Ring::begin_push(std::size_t size, const RingDeadline& deadline, std:
       if (!ready) return RingStatus::Timeout;
       continue;
     }
-    // Past the warm zone, start the next lap if its beginning is free already (never a wait
-    // that a plain push would not have had): records then cycle through pages that are
-    // committed and cached instead of touching the whole ring once.
-    if (const std::uint64_t offset = head & (capacity_ - 1); offset >= warm_bytes() && need <= warm_bytes()) {
-      const std::uint64_t skip = capacity_ - offset;
-      if (fits(skip + need)) {
-        const std::uint64_t skip_header = skip | (static_cast<std::uint64_t>(kSkipTag ^ static_cast<std::uint32_t>(skip)) << 32);
-        std::memcpy(data_ + offset, &skip_header, sizeof skip_header);
-        RingAccess::publish(p, head + skip, pushed, true);
-        head += skip;
-      }
+    // Records then cycle through pages that are committed and cached instead of touching the
+    // whole ring once. The skip is published at once, the record at commit_push.
+    if (const std::uint64_t at_lap = RingAccess::warm_head(*this, head, pushed, need); at_lap != head) {
+      RingAccess::publish(p, at_lap, pushed, true);
+      head = at_lap;
     }
     std::byte* at = data_ + (head & (capacity_ - 1));
     const std::uint64_t header =
@@ -386,7 +398,6 @@ std::size_t Ring::push_many(std::span<const std::string_view> records) {
                        std::to_string(capacity_) + " bytes (at most " + std::to_string(max_record_size()) + " per record)");
   RingControl& c = *ctl_;
   RingSide& p = c.prod;
-  const std::uint64_t max = c.max_records;
   (void)RingAccess::lock(*this, p, std::nullopt);
   if (c.closed.load(std::memory_order_relaxed) != 0) {
     RingAccess::unlock(*this, p);
@@ -394,29 +405,11 @@ std::size_t Ring::push_many(std::span<const std::string_view> records) {
   }
   std::uint64_t head = p.pos.load(std::memory_order_relaxed);
   std::uint64_t pushed = p.count.load(std::memory_order_relaxed);
-  const auto fits = [&](std::uint64_t bytes) {
-    const auto within = [&] {
-      return head - p.seen_pos.load(std::memory_order_relaxed) + bytes <= capacity_ &&
-             (max == 0 || pushed - p.seen_count.load(std::memory_order_relaxed) < max);
-    };
-    if (within()) return true;
-    p.seen_count.store(c.cons.count.load(std::memory_order_acquire), std::memory_order_relaxed);
-    p.seen_pos.store(c.cons.pos.load(std::memory_order_acquire), std::memory_order_relaxed);
-    return within();
-  };
   std::size_t done = 0;
   for (const std::string_view record : records) {
     const std::uint64_t need = round8(kHeaderBytes + record.size());
-    if (!fits(need)) break;
-    // The warm zone, as begin_push; the skip is published with the records.
-    if (const std::uint64_t offset = head & (capacity_ - 1); offset >= warm_bytes() && need <= warm_bytes()) {
-      const std::uint64_t skip = capacity_ - offset;
-      if (fits(skip + need)) {
-        const std::uint64_t skip_header = skip | (static_cast<std::uint64_t>(kSkipTag ^ static_cast<std::uint32_t>(skip)) << 32);
-        std::memcpy(data_ + offset, &skip_header, sizeof skip_header);
-        head += skip;
-      }
-    }
+    if (!RingAccess::fits(*this, head, pushed, need)) break;
+    head = RingAccess::warm_head(*this, head, pushed, need);  // published with the records
     std::byte* at = data_ + (head & (capacity_ - 1));
     const auto size = static_cast<std::uint32_t>(record.size());
     const std::uint64_t header = size | (static_cast<std::uint64_t>(kRecordTag ^ size) << 32);
