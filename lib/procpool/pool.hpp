@@ -41,7 +41,7 @@ struct PoolOptions {
   std::optional<int> processes{};           ///< empty: cpu_count(); at least 1, as Python
   std::optional<int> maxtasksperchild{};    ///< replace a worker after this many tasks
   std::optional<StartMethod> start_method{};  ///< empty: the global default (process backend)
-  std::size_t ring_bytes = std::size_t{8} << 20;  ///< task and result ring size: bounds one chunk's bytes
+  std::size_t ring_bytes = std::size_t{8} << 20;  ///< task and result ring size: bounds one record (an eighth of its first MiB bounds a chunk)
 };
 
 /// Callbacks for apply_async / map_async / starmap_async, run one at a time on the thread that
