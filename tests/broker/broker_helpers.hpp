@@ -78,53 +78,8 @@ inline std::string redis_inline(const std::string& socket_path, const std::strin
   return reply.substr(0, reply.find('\r'));
 }
 
-/// A program started in the background (any argv), output to DIR/NAME and DIR/NAME.err; killed by pid.
-struct Spawned {
-  pid_t pid = -1;
-  Spawned(const TempDir& dir, const std::vector<std::string>& args, const std::string& name) {
-    const std::string out_path = dir / name;
-    const std::string err_path = dir / (name + ".err");
-    pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::chdir(dir.path.c_str()) != 0) ::_exit(126);
-      const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      const int null = ::open("/dev/null", O_RDONLY);
-      ::dup2(null, 0);
-      ::dup2(out, 1);
-      ::dup2(err, 2);
-      std::vector<std::string> copy = args;
-      std::vector<char*> argv;
-      for (auto& a : copy) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execvp(argv[0], argv.data());
-      ::_exit(127);
-    }
-  }
-  int wait(std::chrono::seconds limit = 30s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    int status = 0;
-    while (::waitpid(pid, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &status, 0);
-        pid = -1;
-        FAIL("process did not exit in time");
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-  }
-  ~Spawned() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-};
+/// A program started in the background (any argv): clitest's BackgroundProgram.
+using Spawned = BackgroundProgram;
 
 /// redis-server as a child of the test, with PDEATHSIG; stopped by pid.
 struct RedisServer {

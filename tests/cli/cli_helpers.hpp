@@ -18,6 +18,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -102,15 +103,17 @@ inline std::set<long> joblog_seqs(const std::string& path) {
   return seqs;
 }
 
-/// procpool started in the background with stdout/stderr to files, so a test can signal it.
-struct Background {
+/// A program (any argv, looked up in $PATH) started in the background with stdout/stderr to
+/// DIR/NAME and DIR/NAME.err, so a test can signal it; killed by pid (and by PDEATHSIG) at the end.
+struct BackgroundProgram {
   pid_t pid = -1;
-  Background(const TempDir& dir, const std::vector<std::string>& args, const std::string& out_name = "bg.out") {
+  BackgroundProgram(const TempDir& dir, const std::vector<std::string>& args, const std::string& out_name) {
     const std::string out_path = dir / out_name;
     const std::string err_path = dir / (out_name + ".err");
     pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::chdir(dir.path.c_str()) != 0) ::_exit(126);
       const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -119,15 +122,16 @@ struct Background {
       ::dup2(out, 1);
       ::dup2(err, 2);
       for (const int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::signal(sig, SIG_DFL);
-      std::vector<std::string> full = {cli()};
-      full.insert(full.end(), args.begin(), args.end());
+      std::vector<std::string> copy = args;
       std::vector<char*> argv;
-      for (auto& a : full) argv.push_back(a.data());
+      for (auto& a : copy) argv.push_back(a.data());
       argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
+      ::execvp(argv[0], argv.data());
       ::_exit(127);
     }
   }
+  BackgroundProgram(const BackgroundProgram&) = delete;
+  BackgroundProgram& operator=(const BackgroundProgram&) = delete;
   /// Waits for exit; returns the exit status, or -signal.
   int wait(std::chrono::seconds limit = 30s) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
@@ -136,18 +140,32 @@ struct Background {
       if (std::chrono::steady_clock::now() > deadline) {
         ::kill(pid, SIGKILL);
         ::waitpid(pid, &status, 0);
-        FAIL("procpool did not exit in time");
+        pid = -1;
+        FAIL("background process did not exit in time");
       }
       std::this_thread::sleep_for(20ms);
     }
     pid = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
   }
-  ~Background() {
+  ~BackgroundProgram() {
     if (pid > 0) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     }
+  }
+};
+
+/// procpool started in the background (BackgroundProgram with the command prepended).
+struct Background : BackgroundProgram {
+  Background(const TempDir& dir, const std::vector<std::string>& args, const std::string& out_name = "bg.out")
+      : BackgroundProgram(dir, with_cli(args), out_name) {}
+
+private:
+  static std::vector<std::string> with_cli(const std::vector<std::string>& args) {
+    std::vector<std::string> full = {cli()};
+    full.insert(full.end(), args.begin(), args.end());
+    return full;
   }
 };
 
