@@ -63,6 +63,15 @@ int die_by(int how) {
   return how;
 }
 
+// How many worker threads are inside tracked_slow right now (thread backend only).
+std::atomic<int> g_inside_tracked{0};
+int tracked_slow(int x) {
+  g_inside_tracked.fetch_add(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  g_inside_tracked.fetch_sub(1);
+  return x;
+}
+
 // Initializer state, per worker: a process worker has its own copy, a thread worker its own
 // thread_local. Each must have run the initializer exactly once.
 thread_local int g_initialised = 0;
@@ -113,8 +122,16 @@ TEST_CASE_TEMPLATE("Pool.Map.ChunksLargerThanTheRingAreCut", P, BOTH_POOLS) {
   REQUIRE(shouted.size() == words.size());
   CHECK(shouted.front() == words.front() + "!");
   CHECK(shouted.back() == words.back() + "!");
-  // One item bigger than the ring cannot be cut: a clear error, nothing hangs.
-  CHECK_THROWS_AS((void)pool.map(&shout, std::vector<std::string>{std::string(100 * 1024, 'x')}), procpool::ValueError);
+  const std::vector<std::string> huge{std::string(100 * 1024, 'x')};
+  if constexpr (std::is_same_v<P, procpool::Pool>) {
+    // One item bigger than the ring cannot be cut: a clear error, nothing hangs.
+    CHECK_THROWS_AS((void)pool.map(&shout, huge), procpool::ValueError);
+  } else {
+    // Worker threads read a map's items where they are: the ring's size does not matter.
+    const auto out = pool.map(&shout, huge);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].size() == huge[0].size() + 1);
+  }
   CHECK(pool.apply(&square, 3) == 9);
 }
 
@@ -441,6 +458,44 @@ TEST_CASE("Pool.Terminate.RunningTasksNoZombies") {
   }
   for (int pid : pids) CHECK(::kill(pid, 0) != 0);  // gone, and reaped
   CHECK(testing::zombie_children(::getpid()).empty());
+}
+
+TEST_CASE("Pool.Terminate.ThreadMapReturnsOnlyOnceNoWorkerReadsItsItems") {
+  // The thread backend's map() reads the caller's items in place; terminate() fails its chunks
+  // while worker threads still run two of them. map() must throw only once they are done, or
+  // the caller could free the items under them.
+  procpool::dummy::Pool pool(2);
+  std::vector<int> in(100, 1);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(60ms);
+    pool.terminate();
+  });
+  CHECK_THROWS_AS((void)pool.map(&tracked_slow, in, 1), procpool::BrokenProcessPool);
+  CHECK(g_inside_tracked.load() == 0);
+  stopper.join();
+  pool.join();
+  CHECK(g_inside_tracked.load() == 0);
+}
+
+TEST_CASE_TEMPLATE("Pool.MapAsync.ItemsMayGoAwayAtOnce", P, BOTH_POOLS) {
+  // map_async returns before the chunks run: the pool keeps what it needs of the items.
+  P pool(2);
+  auto result = [&] {
+    std::vector<std::string> words(1000, std::string(50, 'w'));
+    std::vector<int> numbers(100000);
+    std::iota(numbers.begin(), numbers.end(), 0);
+    auto squares = pool.map_async(&square, numbers, 1000);
+    auto shouts = pool.map_async(&shout, words, 10);
+    return std::make_pair(std::move(squares), std::move(shouts));
+  }();
+  const auto squares = result.first.get(20s);
+  REQUIRE(squares.size() == 100000);
+  bool all = true;
+  for (int i = 0; i < 100000; ++i) all = all && squares[static_cast<std::size_t>(i)] == i * i;
+  CHECK(all);
+  const auto shouts = result.second.get(20s);
+  REQUIRE(shouts.size() == 1000);
+  CHECK(std::all_of(shouts.begin(), shouts.end(), [](const std::string& s) { return s == std::string(50, 'w') + "!"; }));
 }
 
 TEST_CASE("Pool.StartMethods.SpawnAndForkserver") {

@@ -655,6 +655,13 @@ void PoolCore::fail_all_pending(const std::string& why) {
       logger().error("procpool: a pool error callback threw: {}", e.what());
     }
   }
+  // A thread worker may still be running one of these tasks (terminate() cannot stop a thread)
+  // or may yet pop one from the ring: in-place tasks point into their task's memory, so it
+  // stays alive until the workers are joined.
+  if (!config_.interprocess) {
+    std::lock_guard lock(pending_mutex_);
+    for (auto& [id, pending] : orphans) retired_.push_back(std::move(pending.task));
+  }
 }
 
 void PoolCore::supervisor_loop() {
@@ -819,6 +826,8 @@ void PoolCore::join() {
   wakeup_->notify();
   if (supervisor_.joinable()) supervisor_.join();
   if (handler_.joinable()) handler_.join();
+  std::lock_guard lock(pending_mutex_);
+  retired_.clear();  // the workers are gone: nothing runs these any more
 }
 
 std::size_t PoolCore::chunk_byte_budget() const noexcept { return tasks_->warm_bytes() / 8; }

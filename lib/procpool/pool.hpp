@@ -91,6 +91,10 @@ struct MapCall {
   std::size_t remaining = 0;
   std::size_t first_error_chunk = SIZE_MAX;
   std::exception_ptr first_error;
+  /// Thread backend (in-place chunks): the input when the caller does not wait for the result
+  /// (map_async: a copy), and the gate that a waiting caller leaves by.
+  std::shared_ptr<const void> owned_items;
+  InPlaceGate gate;
 
   void chunk_done() {
     if (--remaining != 0) return;
@@ -102,10 +106,12 @@ struct MapCall {
 template <class R>
 class MapChunkTask final : public PendingTask {
 public:
-  MapChunkTask(std::shared_ptr<MapCall<R>> call, std::size_t chunk, std::size_t offset, std::size_t count)
-      : call_(std::move(call)), chunk_(chunk), offset_(offset), count_(count) {}
+  /// `in_place`: the worker wrote the results into call->values itself (InPlaceChunk).
+  MapChunkTask(std::shared_ptr<MapCall<R>> call, std::size_t chunk, std::size_t offset, std::size_t count,
+               bool in_place = false)
+      : call_(std::move(call)), chunk_(chunk), offset_(offset), count_(count), in_place_(in_place) {}
   void complete(std::string_view payload) override {
-    decode_chunk_results<R>(payload, call_->values.data() + offset_, count_);
+    if (!in_place_) decode_chunk_results<R>(payload, call_->values.data() + offset_, count_);
     call_->chunk_done();
   }
   void fail(std::exception_ptr error) override {
@@ -119,6 +125,7 @@ public:
 private:
   std::shared_ptr<MapCall<R>> call_;
   std::size_t chunk_, offset_, count_;
+  bool in_place_;
 };
 
 /// imap / imap_unordered: finished chunks wait here until the consumer takes them. The
@@ -510,31 +517,30 @@ public:
   template <class Fn, std::ranges::input_range Range>
   auto map_async(Fn fn, Range&& items, std::size_t chunksize = 0) {
     using T = std::ranges::range_value_t<Range>;
-    return map_impl(fn, std::forward<Range>(items), chunksize, Callbacks<std::vector<result_of_item<Fn, T>>>{},
-                    detail::code_address(&detail::invoke_map<Fn, T>));
+    return map_impl<false>(fn, std::forward<Range>(items), chunksize, Callbacks<std::vector<result_of_item<Fn, T>>>{})
+        .result;
   }
   template <class Fn, std::ranges::input_range Range, class R>
   AsyncResult<std::vector<R>> map_async(Fn fn, Range&& items, std::size_t chunksize, Callbacks<std::vector<R>> callbacks) {
-    using T = std::ranges::range_value_t<Range>;
-    return map_impl(fn, std::forward<Range>(items), chunksize, std::move(callbacks),
-                    detail::code_address(&detail::invoke_map<Fn, T>));
+    return map_impl<false>(fn, std::forward<Range>(items), chunksize, std::move(callbacks)).result;
   }
   template <class Fn, std::ranges::input_range Range>
   auto map(Fn fn, Range&& items, std::size_t chunksize = 0) {
-    return map_async(fn, std::forward<Range>(items), chunksize).take();
+    using T = std::ranges::range_value_t<Range>;
+    return wait_for_map(map_impl<false>(fn, std::forward<Range>(items), chunksize,
+                                        Callbacks<std::vector<result_of_item<Fn, T>>>{}, /*borrow_items=*/true));
   }
 
   /// Like map, but each item is a tuple of fn's arguments.
   template <class Fn, std::ranges::input_range Range>
   auto starmap_async(Fn fn, Range&& items, std::size_t chunksize = 0) {
-    using Tuple = std::ranges::range_value_t<Range>;
-    using R = decltype(std::apply(std::declval<std::decay_t<Fn>&>(), std::declval<Tuple&>()));
-    return map_impl(fn, std::forward<Range>(items), chunksize, Callbacks<std::vector<R>>{},
-                    detail::code_address(&detail::invoke_starmap<Fn, Tuple>));
+    return map_impl<true>(fn, std::forward<Range>(items), chunksize, Callbacks<std::vector<result_of_tuple<Fn, Range>>>{})
+        .result;
   }
   template <class Fn, std::ranges::input_range Range>
   auto starmap(Fn fn, Range&& items, std::size_t chunksize = 0) {
-    return starmap_async(fn, std::forward<Range>(items), chunksize).take();
+    return wait_for_map(map_impl<true>(fn, std::forward<Range>(items), chunksize,
+                                       Callbacks<std::vector<result_of_tuple<Fn, Range>>>{}, /*borrow_items=*/true));
   }
 
   // -- imap -------------------------------------------------------------------------------------
@@ -569,6 +575,9 @@ private:
   using result_of_apply = std::invoke_result_t<std::decay_t<Fn>&, std::decay_t<Args>&...>;
   template <class Fn, class T>
   using result_of_item = std::invoke_result_t<std::decay_t<Fn>&, T&>;
+  template <class Fn, class Range>
+  using result_of_tuple =
+      decltype(std::apply(std::declval<std::decay_t<Fn>&>(), std::declval<std::ranges::range_value_t<Range>&>()));
 
   template <class Fn>
   static const void* function_address(Fn fn) {
@@ -654,9 +663,32 @@ private:
     return chunks;
   }
 
-  template <class Fn, class Range, class R>
-  AsyncResult<std::vector<R>> map_impl(Fn fn, Range&& items, std::size_t chunksize, Callbacks<std::vector<R>> callbacks,
-                                       const void* invoker) {
+  /// A submitted map call: its result, and the call itself (whose gate a waiting caller leaves by).
+  template <class R>
+  struct MapSubmission {
+    AsyncResult<std::vector<R>> result;
+    std::shared_ptr<detail::MapCall<R>> call;
+  };
+
+  /// map() / starmap(): the result, once every chunk has finished. On the thread backend the
+  /// chunks read the caller's items in place, so on an error (terminate() fails chunks that a
+  /// thread may still run) it returns only once no worker reads them any more.
+  template <class R>
+  static std::vector<R> wait_for_map(MapSubmission<R> submission) {
+    try {
+      return submission.result.take();
+    } catch (...) {
+      if (submission.call) submission.call->gate.abandon_and_wait();
+      throw;
+    }
+  }
+
+  /// map / starmap (Star: each item is a tuple of fn's arguments). `borrow_items`: the caller
+  /// waits for the result (wait_for_map), so the thread backend may read its items in place
+  /// without a copy.
+  template <bool Star, class Fn, class Range, class R>
+  MapSubmission<R> map_impl(Fn fn, Range&& items, std::size_t chunksize, Callbacks<std::vector<R>> callbacks,
+                            bool borrow_items = false) {
     using T = std::ranges::range_value_t<Range>;
     detail::require_pool_callable<Fn>();
     codec::require_sendable<T>();
@@ -665,38 +697,63 @@ private:
     core_->check_owner();
     auto state = std::make_shared<detail::ResultState<std::vector<R>>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
     state->set_driver(core_);
+    constexpr bool contiguous = std::ranges::sized_range<Range> && std::ranges::contiguous_range<Range>;
     // Materialise the input once: its size gives Python's default chunksize.
     std::vector<T> materialised;
-    if constexpr (std::ranges::sized_range<Range> && std::ranges::contiguous_range<Range>) {
-      // already contiguous: no copy
-    } else {
+    if constexpr (!contiguous)
       for (auto&& item : items) materialised.push_back(static_cast<T>(item));
-    }
-    auto span = [&]() -> std::span<const T> {
-      if constexpr (std::ranges::sized_range<Range> && std::ranges::contiguous_range<Range>)
-        return std::span<const T>(std::ranges::data(items), std::ranges::size(items));
+    std::span<const T> span = [&]() -> std::span<const T> {
+      if constexpr (contiguous) return std::span<const T>(std::ranges::data(items), std::ranges::size(items));
       else return std::span<const T>(materialised);
     }();
     if (chunksize == 0) chunksize = detail::default_chunksize(span.size(), core_->workers());
-    const std::vector<MapChunk> chunks = cut_chunks<T, R>(span, chunksize);
     auto call = std::make_shared<detail::MapCall<R>>();
     call->state = state;
     call->values.resize(span.size());
-    call->remaining = chunks.size();
-    if (chunks.empty()) {
+    if (span.empty()) {
       state->set_value({});
-      return AsyncResult<std::vector<R>>(state);
+      return {AsyncResult<std::vector<R>>(state), call};
     }
-    std::uint32_t count_storage = 0;
-    std::string scratch;
-    for (std::size_t i = 0; i < chunks.size(); ++i) {
-      const MapChunk& c = chunks[i];
-      const auto pieces = c.encoded.empty()
-                              ? detail::chunk_pieces(span.data() + c.offset, static_cast<std::uint32_t>(c.count), count_storage, scratch)
-                              : std::array<std::string_view, 2>{c.encoded, std::string_view()};
-      core_->submit(invoker, function_address(fn), pieces, std::make_shared<detail::MapChunkTask<R>>(call, i, c.offset, c.count));
+    if constexpr (!Backend::interprocess) {
+      // In place: each chunk record says where its items and result slots are.
+      if (!contiguous || !borrow_items) {
+        auto owned = std::make_shared<std::vector<T>>(contiguous ? std::vector<T>(span.begin(), span.end())
+                                                                 : std::move(materialised));
+        span = std::span<const T>(*owned);
+        call->owned_items = std::move(owned);
+      }
+      const std::size_t chunks = (span.size() + chunksize - 1) / chunksize;
+      call->remaining = chunks;
+      const void* invoker = detail::code_address(&detail::invoke_map_in_place<Fn, T, Star>);
+      try {
+        for (std::size_t i = 0; i < chunks; ++i) {
+          const std::size_t offset = i * chunksize;
+          const detail::InPlaceChunk chunk{span.data() + offset, call->values.data() + offset,
+                                           std::min(chunksize, span.size() - offset), &call->gate};
+          core_->submit(invoker, function_address(fn), std::string_view(reinterpret_cast<const char*>(&chunk), sizeof chunk),
+                        std::make_shared<detail::MapChunkTask<R>>(call, i, offset, chunk.count, /*in_place=*/true));
+        }
+      } catch (...) {
+        call->gate.abandon_and_wait();  // closed meanwhile: the chunks already queued must not read borrowed items
+        throw;
+      }
+    } else {
+      const void* invoker = nullptr;
+      if constexpr (Star) invoker = detail::code_address(&detail::invoke_starmap<Fn, T>);
+      else invoker = detail::code_address(&detail::invoke_map<Fn, T>);
+      const std::vector<MapChunk> chunks = cut_chunks<T, R>(span, chunksize);
+      call->remaining = chunks.size();
+      std::uint32_t count_storage = 0;
+      std::string scratch;
+      for (std::size_t i = 0; i < chunks.size(); ++i) {
+        const MapChunk& c = chunks[i];
+        const auto pieces = c.encoded.empty()
+                                ? detail::chunk_pieces(span.data() + c.offset, static_cast<std::uint32_t>(c.count), count_storage, scratch)
+                                : std::array<std::string_view, 2>{c.encoded, std::string_view()};
+        core_->submit(invoker, function_address(fn), pieces, std::make_shared<detail::MapChunkTask<R>>(call, i, c.offset, c.count));
+      }
     }
-    return AsyncResult<std::vector<R>>(state);
+    return {AsyncResult<std::vector<R>>(state), call};
   }
 
   template <class Fn, class Range>

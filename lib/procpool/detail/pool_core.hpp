@@ -223,6 +223,9 @@ private:
   };
   std::mutex pending_mutex_;
   std::unordered_map<std::uint64_t, Pending> pending_;
+  /// Thread backend: tasks failed by terminate() that a worker thread may still run, kept until
+  /// the workers are joined (pending_mutex_).
+  std::vector<std::shared_ptr<PendingTask>> retired_;
   std::atomic<std::uint64_t> next_task_id_{1};
   /// Bytes of task records in the ring or running, whose results are not handled yet. Over
   /// inflight_cap_ new records wait in the backlog, so that a map's chunks cycle through the

@@ -3,6 +3,7 @@
 /// What travels through a Pool's rings: task records (parent → workers) and result records
 /// (workers → parent), and the typed invokers a worker calls to run a task.
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -139,6 +140,69 @@ void invoke_starmap(const void* function, std::string_view payload, std::string&
   decode_chunk_items<Tuple>(payload, [&](Tuple item) {
     codec::encode_to(out, std::apply([&](auto&... a) { return call_task_function<Fn>(function, a...); }, item));
   });
+}
+
+/// The thread backend's map chunks travel in place: the task record carries where the items
+/// are and where their results go, the worker reads and writes them there (no encoding, no
+/// copy through the rings), and the result record only says that the chunk is done.
+///
+/// A call's gate tells its caller when no worker thread touches its items any more: a
+/// terminate() fails chunks that a thread may still run (or pop from the ring later), and
+/// map() must not return to a caller that frees its input while that happens.
+class InPlaceGate {
+public:
+  /// A worker is about to touch the call's items; false once the caller has left.
+  [[nodiscard]] bool enter() noexcept {
+    active_.fetch_add(1);
+    if (!abandoned_.load()) return true;
+    leave();
+    return false;
+  }
+  void leave() noexcept {
+    if (active_.fetch_sub(1) == 1 && abandoned_.load()) active_.notify_all();
+  }
+  /// The caller leaves: no worker enters from now on; waits for those inside (each finishes
+  /// the chunk it runs, at most).
+  void abandon_and_wait() noexcept {
+    abandoned_.store(true);
+    for (int active = active_.load(); active != 0; active = active_.load()) active_.wait(active);
+  }
+
+private:
+  std::atomic<int> active_{0};
+  std::atomic<bool> abandoned_{false};
+};
+
+/// The payload of an in-place chunk (the thread backend's map and starmap).
+struct InPlaceChunk {
+  const void* items;
+  void* results;
+  std::size_t count;
+  InPlaceGate* gate;
+};
+
+/// map / starmap on worker threads: results[i] = fn(items[i]) (fn(items[i]...) for starmap),
+/// in place. Each item is copied first, as a decoded one would be: fn may take it by reference.
+template <class Fn, class T, bool Star>
+void invoke_map_in_place(const void* function, std::string_view payload, std::string& /*out*/) {
+  InPlaceChunk chunk{};
+  std::memcpy(&chunk, payload.data(), sizeof chunk);
+  if (!chunk.gate->enter()) return;  // the call has failed and its caller left: nothing to do
+  struct Leave {
+    InPlaceGate* gate;
+    ~Leave() { gate->leave(); }
+  } leave{chunk.gate};
+  const T* items = static_cast<const T*>(chunk.items);
+  auto run = [&](T& item) -> decltype(auto) {
+    if constexpr (Star) return std::apply([&](auto&... a) -> decltype(auto) { return call_task_function<Fn>(function, a...); }, item);
+    else return call_task_function<Fn>(function, item);
+  };
+  using R = std::remove_cvref_t<decltype(run(std::declval<T&>()))>;
+  R* results = static_cast<R*>(chunk.results);
+  for (std::size_t i = 0; i < chunk.count; ++i) {
+    T item = items[i];
+    results[i] = run(item);
+  }
 }
 
 /// The error a worker sends back for an exception: (type name, message).
