@@ -68,6 +68,21 @@ SharedSegment SharedSegment::attach(const SegmentHandle& handle) {
   return seg;
 }
 
+SharedSegment SharedSegment::adopt(int fd) {
+  SharedSegment seg;
+  seg.fd_ = fd;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw_errno("procpool: fstat of a received shared segment failed", errno);
+  seg.dev_ = static_cast<std::uint64_t>(st.st_dev);
+  seg.ino_ = static_cast<std::uint64_t>(st.st_ino);
+  const auto size = static_cast<std::size_t>(st.st_size);
+  void* p = ::mmap(nullptr, size == 0 ? 1 : size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) throw_errno("procpool: mmap of a received shared segment failed", errno);
+  seg.data_ = p;
+  seg.size_ = size == 0 ? 1 : size;
+  return seg;
+}
+
 SharedSegment::~SharedSegment() {
   if (data_ != nullptr) ::munmap(data_, size_);
   if (fd_ >= 0) ::close(fd_);

@@ -128,9 +128,9 @@ TEST_CASE_TEMPLATE("Pool.Map.ChunksLargerThanTheRingAreCut", P, BOTH_POOLS) {
     CHECK_THROWS_AS((void)pool.map(&shout, huge), procpool::ValueError);
   } else {
     // Worker threads read a map's items where they are: the ring's size does not matter.
-    const auto out = pool.map(&shout, huge);
-    REQUIRE(out.size() == 1);
-    CHECK(out[0].size() == huge[0].size() + 1);
+    const auto loud = pool.map(&shout, huge);
+    REQUIRE(loud.size() == 1);
+    CHECK(loud[0].size() == huge[0].size() + 1);
   }
   CHECK(pool.apply(&square, 3) == 9);
 }

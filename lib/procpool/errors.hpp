@@ -44,6 +44,20 @@ public:
   using Error::Error;
 };
 
+/// A named object exists already (Python: FileExistsError), e.g. creating a SharedMemory
+/// under a name in use.
+class FileExistsError : public Error {
+public:
+  using Error::Error;
+};
+
+/// No object under that name (Python: FileNotFoundError), e.g. attaching to a SharedMemory
+/// that was never created, was unlinked, or whose creator has ended.
+class FileNotFoundError : public Error {
+public:
+  using Error::Error;
+};
+
 /// A value cannot travel to another process: undecodable bytes or a type mismatch.
 class SerializationError : public Error {
 public:

@@ -95,9 +95,22 @@ struct MapCall {
   /// (map_async: a copy), and the gate that a waiting caller leaves by.
   std::shared_ptr<const void> owned_items;
   InPlaceGate gate;
+  /// Chunks finish on the thread handling results, but terminate() fails the rest on its own.
+  std::mutex mutex;
 
-  void chunk_done() {
-    if (--remaining != 0) return;
+  void chunk_done() { finish_chunk(SIZE_MAX, nullptr); }
+  void chunk_failed(std::size_t chunk, std::exception_ptr error) { finish_chunk(chunk, std::move(error)); }
+
+private:
+  void finish_chunk(std::size_t chunk, std::exception_ptr error) {
+    {
+      std::lock_guard lock(mutex);
+      if (error && chunk < first_error_chunk) {
+        first_error_chunk = chunk;
+        first_error = std::move(error);
+      }
+      if (--remaining != 0) return;
+    }
     if (first_error) state->set_error(first_error);
     else state->set_value(std::move(values));
   }
@@ -114,13 +127,7 @@ public:
     if (!in_place_) decode_chunk_results<R>(payload, call_->values.data() + offset_, count_);
     call_->chunk_done();
   }
-  void fail(std::exception_ptr error) override {
-    if (chunk_ < call_->first_error_chunk) {
-      call_->first_error_chunk = chunk_;
-      call_->first_error = error;
-    }
-    call_->chunk_done();
-  }
+  void fail(std::exception_ptr error) override { call_->chunk_failed(chunk_, std::move(error)); }
 
 private:
   std::shared_ptr<MapCall<R>> call_;

@@ -9,6 +9,7 @@
 #include "procpool/pipe.hpp"
 #include "procpool/process.hpp"
 #include "procpool/queue.hpp"
+#include "procpool/shared_memory.hpp"
 #include "procpool/start_method.hpp"
 #include "procpool/sync.hpp"
 #include "procpool/threading.hpp"

@@ -43,6 +43,8 @@ public:
   static SharedSegment create(std::size_t size, const char* name = "procpool");
   /// Maps the segment described by `handle` (created by another, live process).
   static SharedSegment attach(const SegmentHandle& handle);
+  /// Maps the whole memfd `fd`, which the segment then owns (closed on failure too).
+  static SharedSegment adopt(int fd);
 
   SharedSegment(SharedSegment&& other) noexcept { swap(other); }
   SharedSegment& operator=(SharedSegment&& other) noexcept {
