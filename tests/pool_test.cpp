@@ -5,6 +5,9 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <numeric>
 #include <optional>
 #include <ranges>
@@ -21,6 +24,7 @@
 
 #include "run_program.hpp"
 #include "sanitizers.hpp"
+#include "start_methods.hpp"
 
 using namespace std::chrono_literals;
 
@@ -61,6 +65,36 @@ int die_by(int how) {
     default: break;
   }
   return how;
+}
+
+// A result twice the size of its argument: doubled values, then as many ones.
+std::vector<double> doubled(std::vector<double> v) {
+  const std::size_t n = v.size();
+  for (double& x : v) x *= 2;
+  v.resize(2 * n, 1.0);
+  return v;
+}
+std::size_t die_with(std::vector<double> v) {
+  ::kill(::getpid(), SIGKILL);
+  return v.size();
+}
+
+/// This process's open descriptors and its mappings of pool items.
+std::size_t open_fds() {
+  return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                                                std::filesystem::directory_iterator()));
+}
+bool maps_pool_items() {
+  std::ifstream maps("/proc/self/maps");
+  const std::string text((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
+  return text.find("procpool-pool-item") != std::string::npos || text.find("procpool-pool-result") != std::string::npos;
+}
+
+void check_doubled(const std::vector<double>& in, const std::vector<double>& out) {
+  REQUIRE(out.size() == 2 * in.size());
+  bool all = true;
+  for (std::size_t i = 0; i < in.size(); ++i) all = all && out[i] == 2 * in[i] && out[in.size() + i] == 1.0;
+  CHECK(all);
 }
 
 // How many worker threads are inside tracked_slow right now (thread backend only).
@@ -122,16 +156,13 @@ TEST_CASE_TEMPLATE("Pool.Map.ChunksLargerThanTheRingAreCut", P, BOTH_POOLS) {
   REQUIRE(shouted.size() == words.size());
   CHECK(shouted.front() == words.front() + "!");
   CHECK(shouted.back() == words.back() + "!");
+  // One item bigger than the ring cannot be cut: it travels out of band (process backend), or
+  // is read where it is (thread backend).
   const std::vector<std::string> huge{std::string(100 * 1024, 'x')};
-  if constexpr (std::is_same_v<P, procpool::Pool>) {
-    // One item bigger than the ring cannot be cut: a clear error, nothing hangs.
-    CHECK_THROWS_AS((void)pool.map(&shout, huge), procpool::ValueError);
-  } else {
-    // Worker threads read a map's items where they are: the ring's size does not matter.
-    const auto loud = pool.map(&shout, huge);
-    REQUIRE(loud.size() == 1);
-    CHECK(loud[0].size() == huge[0].size() + 1);
-  }
+  const auto loud = pool.map(&shout, huge);
+  REQUIRE(loud.size() == 1);
+  CHECK(loud[0].size() == huge[0].size() + 1);
+  CHECK(pool.apply(&shout, huge[0]) == loud[0]);
   CHECK(pool.apply(&square, 3) == 9);
 }
 
@@ -496,6 +527,46 @@ TEST_CASE_TEMPLATE("Pool.MapAsync.ItemsMayGoAwayAtOnce", P, BOTH_POOLS) {
   const auto shouts = result.second.get(20s);
   REQUIRE(shouts.size() == 1000);
   CHECK(std::all_of(shouts.begin(), shouts.end(), [](const std::string& s) { return s == std::string(50, 'w') + "!"; }));
+}
+
+TEST_CASE_TEMPLATE("Pool.BigItems.ArgumentsAndResultsOfAnySize", P, BOTH_POOLS) {
+  // Past a quarter of the 8 MiB rings, arguments and results travel out of band.
+  P pool(2);
+  std::vector<double> big(std::size_t{20} << 17);  // 20 MiB
+  std::iota(big.begin(), big.end(), 0.5);
+  check_doubled(big, pool.apply_async(&doubled, big).get(60s));
+  std::vector<std::vector<double>> items(5, std::vector<double>(std::size_t{3} << 17, 1.5));  // 3 MiB each
+  items[2][7] = 9;
+  const auto outs = pool.map(&doubled, items, 1);
+  REQUIRE(outs.size() == items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) check_doubled(items[i], outs[i]);
+  std::size_t total = 0;
+  for (const auto& out : pool.imap_unordered(&doubled, items)) total += out.size();
+  CHECK(total == 2 * 5 * (std::size_t{3} << 17));
+  // Small rings: the threshold follows the ring size.
+  P small(procpool::PoolOptions{.processes = 2, .ring_bytes = 64 * 1024});
+  const std::vector<double> mid(40000, 2.0);  // 320 KB: five rings
+  check_doubled(mid, small.apply(&doubled, mid));
+}
+
+TEST_CASE_TEMPLATE("Pool.BigItems.NothingLeftBehind", M, ALL_START_METHODS) {
+  {  // the forkserver, once started, keeps its socket: count from there
+    procpool::Pool warm_up(procpool::PoolOptions{.processes = 1, .start_method = M::method});
+    CHECK(warm_up.apply(&square, 3) == 9);
+  }
+  const std::size_t fds_before = open_fds();
+  {
+    procpool::Pool pool(procpool::PoolOptions{.processes = 2, .start_method = M::method});
+    const std::vector<double> big(std::size_t{4} << 17, 3.0);  // 4 MiB
+    for (int i = 0; i < 6; ++i) check_doubled(big, pool.apply(&doubled, big));
+    CHECK(!maps_pool_items());  // each mapping goes with its task
+    // A worker that dies holding a big argument: its task fails, the segment goes with it.
+    CHECK_THROWS_AS((void)pool.apply_async(&die_with, big).get(60s), procpool::WorkerLostError);
+    CHECK(!maps_pool_items());
+    check_doubled(big, pool.apply(&doubled, big));
+  }
+  CHECK(open_fds() == fds_before);
+  CHECK(!maps_pool_items());
 }
 
 TEST_CASE("Pool.StartMethods.SpawnAndForkserver") {

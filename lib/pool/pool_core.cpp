@@ -298,12 +298,38 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
   std::string names;
   encode_code(names, invoker, header.invoker, header.invoker_object_len);
   encode_code(names, function, header.function, header.function_object_len);
-  std::size_t size = sizeof header + names.size();
-  for (const std::string_view piece : pieces) size += piece.size();
-  if (size > tasks_->max_record_size())
-    throw ValueError("procpool: the task's arguments take " + std::to_string(size) +
-                     " bytes, more than the pool's task ring holds (" + std::to_string(tasks_->max_record_size()) +
-                     "); raise PoolOptions::ring_bytes or use a smaller chunksize");
+  std::size_t payload_size = 0;
+  for (const std::string_view piece : pieces) payload_size += piece.size();
+  std::size_t size = sizeof header + names.size() + payload_size;
+  // A large payload goes out of band (one copy, into memory of its own): the record says where.
+  std::shared_ptr<const void> out_of_band;
+  std::string where;
+  std::string_view where_piece;
+  if (size > out_of_band_threshold()) {
+    if (config_.interprocess) {
+      auto segment = std::make_shared<SharedSegment>(SharedSegment::create(payload_size, "procpool-pool-item"));
+      auto* dst = static_cast<char*>(segment->data());
+      for (const std::string_view piece : pieces) {
+        if (!piece.empty()) std::memcpy(dst, piece.data(), piece.size());
+        dst += piece.size();
+      }
+      const SegmentHandle handle = segment->handle();
+      where.assign(reinterpret_cast<const char*>(&handle), sizeof handle);
+      header.payload_at = PayloadAt::Segment;
+      out_of_band = std::move(segment);
+    } else {
+      auto bytes = std::make_shared<std::string>();
+      bytes->reserve(payload_size);
+      for (const std::string_view piece : pieces) bytes->append(piece);
+      const OutOfBandMemory memory{bytes->data(), bytes->size()};
+      where.assign(reinterpret_cast<const char*>(&memory), sizeof memory);
+      header.payload_at = PayloadAt::Memory;
+      out_of_band = std::move(bytes);
+    }
+    where_piece = where;
+    pieces = std::span<const std::string_view>(&where_piece, 1);
+    size = sizeof header + names.size() + where.size();
+  }
   auto write_record = [&](std::byte* dst) {
     std::memcpy(dst, &header, sizeof header);
     dst += sizeof header;
@@ -323,7 +349,7 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
   }
   {
     std::lock_guard lock(pending_mutex_);
-    pending_.emplace(header.task_id, Pending{std::move(task), size});
+    pending_.emplace(header.task_id, Pending{std::move(task), size, std::move(out_of_band)});
   }
   if (open_batch != nullptr && &open_batch->core_ == this && backlog_.empty()) {
     // Collected: the batch's end puts it in the ring with the others.
@@ -479,17 +505,44 @@ void PoolCore::handle_result(std::string_view record) {
   if (record.size() < sizeof header) return;
   std::memcpy(&header, record.data(), sizeof header);
   record.remove_prefix(sizeof header);
+  // A thread worker's out-of-band result is ours to free, whatever becomes of its task.
+  std::unique_ptr<std::string> owned_result;
+  if (header.payload_at == PayloadAt::Memory && record.size() == sizeof(std::string*)) {
+    std::string* body = nullptr;
+    std::memcpy(&body, record.data(), sizeof body);
+    owned_result.reset(body);
+    record = *owned_result;
+  }
   std::shared_ptr<PendingTask> task;
   std::size_t bytes = 0;
   {
     std::lock_guard lock(pending_mutex_);
     auto it = pending_.find(header.task_id);
-    if (it == pending_.end()) return;  // already failed (terminate, or a lost worker's late twin)
+    if (it == pending_.end()) {  // already failed (terminate, or a lost worker's late twin)
+      if (header.payload_at == PayloadAt::Segment) take_result_segment(header);
+      return;
+    }
     task = std::move(it->second.task);
     bytes = it->second.bytes;
     pending_.erase(it);
   }
   release_inflight(bytes);  // outside pending_mutex_: it may take feed_mutex_ (submit nests them the other way)
+  std::optional<SharedSegment> mapped;
+  if (header.payload_at == PayloadAt::Segment) {
+    SegmentHandle handle{};
+    if (record.size() == sizeof handle) std::memcpy(&handle, record.data(), sizeof handle);
+    try {
+      mapped.emplace(SharedSegment::attach(handle));
+    } catch (const std::exception& e) {
+      take_result_segment(header);
+      task->fail(std::make_exception_ptr(ProcessError(
+          "procpool: pool worker " + std::to_string(header.worker_index) + " (pid " + std::to_string(header.worker_pid) +
+          ") ended before its result (" + std::to_string(handle.size) + " bytes) could be read: " + e.what())));
+      return;
+    }
+    take_result_segment(header);  // mapped here: the worker may close its copy
+    record = std::string_view(static_cast<const char*>(mapped->data()), handle.size);
+  }
   try {
     switch (header.kind) {
       case ResultKind::Ok: task->complete(record); break;
@@ -510,6 +563,13 @@ void PoolCore::handle_result(std::string_view record) {
     }
   }
 }
+
+void PoolCore::take_result_segment(const ResultHeader& header) noexcept {
+  if (header.worker_index < control_->count)
+    control_->slot(header.worker_index).result_taken.store(header.task_id, std::memory_order_release);
+}
+
+std::size_t PoolCore::out_of_band_threshold() const noexcept { return tasks_->max_record_size() / 4; }
 
 int PoolCore::handle_available(int max) {
   // Completed in place, without copying the record out: the record stays valid until the
@@ -660,7 +720,7 @@ void PoolCore::fail_all_pending(const std::string& why) {
   // stays alive until the workers are joined.
   if (!config_.interprocess) {
     std::lock_guard lock(pending_mutex_);
-    for (auto& [id, pending] : orphans) retired_.push_back(std::move(pending.task));
+    for (auto& [id, pending] : orphans) retired_.push_back(std::move(pending));
   }
 }
 
@@ -693,7 +753,7 @@ void PoolCore::supervisor_loop() {
       w.reset();
       if (lost != 0) {
         logger().warn("pool worker {} (pid {}) {} while running task {}", i, pid, describe_exit(status), lost);
-        ResultHeader header{lost, ResultKind::WorkerLost, pid, status, static_cast<std::uint32_t>(i)};
+        ResultHeader header{lost, ResultKind::WorkerLost, pid, status, static_cast<std::uint32_t>(i), PayloadAt::Inline};
         (void)results_->push(std::span(reinterpret_cast<const std::byte*>(&header), sizeof header), std::nullopt);
       }
       // Streams first: a stream closes only after its last submission, so reading no open

@@ -10,6 +10,10 @@
 #include <unordered_map>
 #include <utility>
 
+#include <deque>
+#include <memory>
+#include <optional>
+
 #include <cxxabi.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -76,16 +80,65 @@ private:
   std::unordered_map<std::string, std::uintptr_t> bases_;
 };
 
+/// The payload of a task record after its names: in the record, or out of band (PayloadAt).
+/// `mapped` keeps a segment mapped while the task runs. Throws when the segment is gone (its
+/// task was failed meanwhile).
+std::string_view task_payload(const TaskHeader& header, std::string_view rest, std::optional<SharedSegment>& mapped) {
+  switch (header.payload_at) {
+    case PayloadAt::Inline: return rest;
+    case PayloadAt::Memory: {
+      OutOfBandMemory memory{};
+      if (rest.size() != sizeof memory) break;
+      std::memcpy(&memory, rest.data(), sizeof memory);
+      return {memory.data, memory.size};
+    }
+    case PayloadAt::Segment: {
+      SegmentHandle handle{};
+      if (rest.size() != sizeof handle) break;
+      std::memcpy(&handle, rest.data(), sizeof handle);
+      mapped.emplace(SharedSegment::attach(handle));
+      return {static_cast<const char*>(mapped->data()), handle.size};
+    }
+  }
+  throw SerializationError("procpool: malformed out-of-band task record");
+}
+
+/// Moves a result's body (out, after its header) out of band when it is too large for the
+/// result ring: into a segment kept in `sent` until the parent has mapped it (processes), or
+/// onto the heap for the parent to free (threads). Leaves the record's new body in `out`.
+void send_out_of_band(std::string& out, ResultHeader& result, bool thread_worker,
+                      std::deque<std::pair<std::uint64_t, SharedSegment>>& sent) {
+  const std::size_t size = out.size() - sizeof result;
+  if (thread_worker) {
+    auto body = std::make_unique<std::string>(out, sizeof result);
+    std::string* raw = body.release();
+    out.resize(sizeof result);
+    out.append(reinterpret_cast<const char*>(&raw), sizeof raw);
+    result.payload_at = PayloadAt::Memory;
+    return;
+  }
+  SharedSegment segment = SharedSegment::create(size, "procpool-pool-result");
+  std::memcpy(segment.data(), out.data() + sizeof result, size);
+  const SegmentHandle handle = segment.handle();
+  sent.emplace_back(result.task_id, std::move(segment));
+  out.resize(sizeof result);
+  out.append(reinterpret_cast<const char*>(&handle), sizeof handle);
+  result.payload_at = PayloadAt::Segment;
+}
+
 /// The worker's loop, the same for processes and threads.
 void worker_loop(Ring& tasks, Ring& results, WorkerControl& control, std::uint32_t index,
-                 std::optional<int> max_tasks, bool raw_addresses) {
+                 std::optional<int> max_tasks, bool raw_addresses, bool thread_worker) {
   WorkerSlot& slot = control.slot(index);
   const auto pid = static_cast<std::int32_t>(::getpid());  // once: glibc does not cache it
   slot.pid.store(pid);
   CodeResolver resolver(raw_addresses);
   std::string task;
   std::string out;
+  const std::size_t out_of_band_over = results.max_record_size() / 4;
+  std::deque<std::pair<std::uint64_t, SharedSegment>> sent;  // out-of-band results not yet mapped by the parent
   for (int done = 0; !max_tasks || done < *max_tasks; ++done) {
+    while (!sent.empty() && sent.front().first <= slot.result_taken.load(std::memory_order_acquire)) sent.pop_front();
     const RingStatus popped = tasks.pop_with(std::nullopt, [&](std::span<const std::byte> record) {
       task.assign(reinterpret_cast<const char*>(record.data()), record.size());
       TaskHeader header;
@@ -104,12 +157,15 @@ void worker_loop(Ring& tasks, Ring& results, WorkerControl& control, std::uint32
     const std::string_view function_object = rest.substr(0, header.function_object_len);
     rest.remove_prefix(header.function_object_len);
 
-    ResultHeader result{header.task_id, ResultKind::Ok, pid, 0, index};
+    ResultHeader result{header.task_id, ResultKind::Ok, pid, 0, index, PayloadAt::Inline};
     out.assign(sizeof result, '\0');
     try {
+      std::optional<SharedSegment> mapped;
+      const std::string_view payload = task_payload(header, rest, mapped);
       const auto invoker = reinterpret_cast<TaskInvoker>(const_cast<void*>(resolver.resolve(invoker_object, header.invoker)));
       const void* function = header.function == 0 ? nullptr : resolver.resolve(function_object, header.function);
-      invoker(function, rest, out);
+      invoker(function, payload, out);
+      if (out.size() - sizeof result > out_of_band_over) send_out_of_band(out, result, thread_worker, sent);
     } catch (const std::exception& e) {
       result.kind = ResultKind::Error;
       out.resize(sizeof result);
@@ -119,15 +175,7 @@ void worker_loop(Ring& tasks, Ring& results, WorkerControl& control, std::uint32
       out.resize(sizeof result);
       out += encode_foreign_exception();
     }
-    if (out.size() > results.max_record_size()) {
-      result.kind = ResultKind::Error;
-      const std::size_t size = out.size() - sizeof result;
-      out.resize(sizeof result);
-      out += encode_task_error(ValueError("procpool: the task's result takes " + std::to_string(size) +
-                                          " bytes, more than the pool's result ring holds (" +
-                                          std::to_string(results.max_record_size()) +
-                                          "); raise PoolOptions::ring_bytes or return less"));
-    }
+    if (result.kind != ResultKind::Ok) result.payload_at = PayloadAt::Inline;  // an error record is small
     std::memcpy(out.data(), &result, sizeof result);
     const RingStatus pushed = results.push(std::span(reinterpret_cast<const std::byte*>(out.data()), out.size()), std::nullopt);
     slot.task_id.store(0, std::memory_order_release);
@@ -245,7 +293,7 @@ std::unique_ptr<WorkerHandle> start_thread_worker(Ring& tasks, Ring& results, Wo
   return std::make_unique<ThreadWorker>([=] {
     try {
       if (initializer) run_initializer(*initializer);
-      worker_loop(*task_ring, *result_ring, *control_block, index, max_tasks, true);
+      worker_loop(*task_ring, *result_ring, *control_block, index, max_tasks, true, true);
     } catch (const std::exception& e) {
       log_worker_thread_stopped(index, e.what());
     }
@@ -285,7 +333,7 @@ void pool_worker_process_main(std::string config, std::uint32_t index) {
     const auto worker = codec::decode<WorkerConfig>(in);
     if (worker.initializer) run_initializer(*worker.initializer);
     worker_loop(*reinterpret_cast<Ring*>(addresses.tasks), *reinterpret_cast<Ring*>(addresses.results),
-                *reinterpret_cast<WorkerControl*>(addresses.control), index, worker.max_tasks, worker.raw_addresses);
+                *reinterpret_cast<WorkerControl*>(addresses.control), index, worker.max_tasks, worker.raw_addresses, false);
     return;
   }
   auto tasks = Ring::attach(in);
@@ -295,7 +343,7 @@ void pool_worker_process_main(std::string config, std::uint32_t index) {
   const auto worker = codec::decode<WorkerConfig>(in);
   auto* control = static_cast<WorkerControl*>(control_segment.data());
   if (worker.initializer) run_initializer(*worker.initializer);
-  worker_loop(*tasks, *results, *control, index, worker.max_tasks, worker.raw_addresses);
+  worker_loop(*tasks, *results, *control, index, worker.max_tasks, worker.raw_addresses, false);
 }
 
 } // namespace procpool::detail

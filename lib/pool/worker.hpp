@@ -27,6 +27,10 @@ class Ring;
 struct alignas(64) WorkerSlot {
   std::atomic<std::uint64_t> task_id{0};
   std::atomic<std::int32_t> pid{0};
+  /// The last task whose out-of-band result the parent has mapped: the worker may close the
+  /// segments of that task and earlier ones (a worker's tasks come, and their results are taken,
+  /// in increasing id order).
+  std::atomic<std::uint64_t> result_taken{0};
 };
 
 struct alignas(64) WorkerControl {

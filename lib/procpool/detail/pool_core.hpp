@@ -29,6 +29,7 @@ namespace procpool::detail {
 
 class Ring;
 class SharedSegment;
+struct ResultHeader;
 
 /// The parent's record of a task in flight. complete() or fail() is called exactly once, on
 /// the pool's handler thread (or the thread running terminate()).
@@ -195,6 +196,8 @@ private:
   /// Moves a batch's records into the task ring (what does not fit: into the backlog).
   void flush_batch(SubmitBatch& batch) noexcept;
   void handle_result(std::string_view record);
+  /// Tells the worker that sent this out-of-band result that it may close its segment.
+  void take_result_segment(const ResultHeader& header) noexcept;
   /// Pops and completes up to `max` results without waiting (driver_mutex_ held); returns how
   /// many, or -1 once the ring is closed and drained.
   int handle_available(int max);
@@ -220,12 +223,15 @@ private:
   struct Pending {
     std::shared_ptr<PendingTask> task;
     std::size_t bytes = 0;
+    std::shared_ptr<const void> payload;  ///< an out-of-band payload, kept until the task has ended
   };
+  /// Records over this size carry their payload out of band (PayloadAt).
+  [[nodiscard]] std::size_t out_of_band_threshold() const noexcept;
   std::mutex pending_mutex_;
   std::unordered_map<std::uint64_t, Pending> pending_;
   /// Thread backend: tasks failed by terminate() that a worker thread may still run, kept until
   /// the workers are joined (pending_mutex_).
-  std::vector<std::shared_ptr<PendingTask>> retired_;
+  std::vector<Pending> retired_;
   std::atomic<std::uint64_t> next_task_id_{1};
   /// Bytes of task records in the ring or running, whose results are not handled yet. Over
   /// inflight_cap_ new records wait in the backlog, so that a map's chunks cycle through the

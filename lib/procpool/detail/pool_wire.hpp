@@ -23,14 +23,30 @@ namespace procpool::detail {
 /// Runs a task: decodes `payload`, calls the function, appends the encoded result(s) to `out`.
 using TaskInvoker = void (*)(const void* function, std::string_view payload, std::string& out);
 
+/// Where a record's payload is. A payload too large for the rings (over a quarter of one)
+/// travels out of band: in its own shared segment between processes, in the sender's memory
+/// between threads; the record carries only where it is.
+enum class PayloadAt : std::uint32_t {
+  Inline = 0,   ///< in the record
+  Memory = 1,   ///< thread backend: a task's OutOfBandMemory; a result's heap std::string*, owned by the receiver
+  Segment = 2,  ///< process backend: a SegmentHandle of the sender's memfd
+};
+
+/// A thread-backend task's out-of-band payload: bytes the pool keeps until the task has ended.
+struct OutOfBandMemory {
+  const char* data;
+  std::size_t size;
+};
+
 /// Header of a task record; followed by the invoker's and the function's object names (when
-/// addresses are not raw) and the payload.
+/// addresses are not raw) and the payload (or where it is: PayloadAt).
 struct TaskHeader {
   std::uint64_t task_id;
   std::uint64_t invoker;   ///< raw address, or offset inside object `invoker_object`
   std::uint64_t function;  ///< same; 0 when the invoker builds the callable itself
   std::uint32_t invoker_object_len;
   std::uint32_t function_object_len;
+  PayloadAt payload_at;
 };
 
 enum class ResultKind : std::uint32_t { Ok = 0, Error = 1, WorkerLost = 2 };
@@ -43,6 +59,7 @@ struct ResultHeader {
   std::int32_t worker_pid;
   std::int32_t exit_status;  ///< worker_lost: exit code, or -N after signal N
   std::uint32_t worker_index;
+  PayloadAt payload_at;
 };
 
 /// Whether `Fn` can run in a pool worker: a function or a captureless lambda.
