@@ -35,7 +35,7 @@ int open_creator_fd(pid_t creator_pid, int fd, std::uint64_t dev, std::uint64_t 
   return opened;
 }
 
-SharedSegment SharedSegment::create(std::size_t size, const char* name) {
+SharedSegment SharedSegment::create(std::size_t size, const char* name, bool populate) {
   if (size == 0) size = 1;
   SharedSegment seg;
   seg.fd_ = ::memfd_create(name, MFD_CLOEXEC);
@@ -45,7 +45,7 @@ SharedSegment SharedSegment::create(std::size_t size, const char* name) {
   if (::fstat(seg.fd_, &st) != 0) throw_errno("procpool: fstat of shared segment failed", errno);
   seg.dev_ = static_cast<std::uint64_t>(st.st_dev);
   seg.ino_ = static_cast<std::uint64_t>(st.st_ino);
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, seg.fd_, 0);
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | (populate ? MAP_POPULATE : 0), seg.fd_, 0);
   if (p == MAP_FAILED)
     throw_errno("procpool: mmap of " + std::to_string(size) + "-byte shared segment failed", errno);
   seg.data_ = p;
@@ -53,7 +53,7 @@ SharedSegment SharedSegment::create(std::size_t size, const char* name) {
   return seg;
 }
 
-SharedSegment SharedSegment::attach(const SegmentHandle& handle) {
+SharedSegment SharedSegment::attach(const SegmentHandle& handle, bool populate) {
   SharedSegment seg;
   seg.fd_ = open_creator_fd(handle.creator_pid, handle.fd, handle.dev, handle.ino, "shared segment");
   seg.dev_ = handle.dev;
@@ -61,7 +61,7 @@ SharedSegment SharedSegment::attach(const SegmentHandle& handle) {
   struct stat st {};
   if (::fstat(seg.fd_, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < handle.size)
     throw ProcessError("procpool: the attached shared segment is smaller than its handle says");
-  void* p = ::mmap(nullptr, handle.size, PROT_READ | PROT_WRITE, MAP_SHARED, seg.fd_, 0);
+  void* p = ::mmap(nullptr, handle.size, PROT_READ | PROT_WRITE, MAP_SHARED | (populate ? MAP_POPULATE : 0), seg.fd_, 0);
   if (p == MAP_FAILED) throw_errno("procpool: mmap of an attached shared segment failed", errno);
   seg.data_ = p;
   seg.size_ = handle.size;

@@ -7,6 +7,10 @@
 #include <tuple>
 #include <vector>
 
+#include <cstdint>
+#include <cstring>
+#include <sstream>
+
 #include <procpool/codec.hpp>
 
 namespace {
@@ -71,10 +75,43 @@ TEST_CASE("Codec.Errors.Truncated") {
 TEST_CASE("Codec.Concepts") {
   CHECK(procpool::TriviallySendable<int>);
   CHECK(procpool::TriviallySendable<Point>);
-  CHECK(procpool::CerealSendable<std::string>);
+  CHECK(procpool::ContiguousSendable<std::string>);
+  CHECK(procpool::ContiguousSendable<std::vector<double>>);
+  CHECK(procpool::ContiguousSendable<std::vector<Point>>);  // no serialize member needed
+  CHECK_FALSE(procpool::ContiguousSendable<std::vector<bool>>);
+  CHECK(procpool::CerealSendable<std::vector<bool>>);
   CHECK(procpool::CerealSendable<std::vector<std::string>>);
   CHECK(procpool::CerealSendable<Person>);
   CHECK_FALSE(procpool::Sendable<int*>);
   CHECK_FALSE(procpool::Sendable<const char*>);
   CHECK_FALSE(procpool::Sendable<std::unique_ptr<int>>);
+}
+
+TEST_CASE("Codec.Contiguous.SameBytesAsCerealOneCopyEachWay") {
+  // A vector or string of trivially copyable elements skips cereal's streams but writes what its
+  // binary archive writes (a u64 count, then the elements), behind the usual length prefix.
+  const std::vector<double> values{1.5, -2.0, 1e300};
+  std::ostringstream os(std::ios::binary);
+  {
+    cereal::BinaryOutputArchive archive(os);
+    archive(values);
+  }
+  const std::string bytes = procpool::codec::encode(values);
+  CHECK(bytes.substr(sizeof(std::uint64_t)) == os.str());
+  CHECK(procpool::codec::decode<std::vector<double>>(bytes) == values);
+  const std::vector<Point> points{{1, 2}, {3, 4}};
+  const auto back = procpool::codec::decode<std::vector<Point>>(procpool::codec::encode(points));
+  REQUIRE(back.size() == 2);
+  CHECK(back[1].x == 3);
+  CHECK(procpool::codec::decode<std::vector<int>>(procpool::codec::encode(std::vector<int>{})).empty());
+  const std::string text(100000, 'z');
+  CHECK(procpool::codec::decode<std::string>(procpool::codec::encode(text)) == text);
+  // Nested: cereal writes the inner vectors, the same bytes again.
+  const std::vector<std::vector<double>> nested{values, {}};
+  CHECK(procpool::codec::decode<std::vector<std::vector<double>>>(procpool::codec::encode(nested)) == nested);
+  // A count that does not match the length is refused, not trusted.
+  std::string bad = bytes;
+  const std::uint64_t huge = std::uint64_t{1} << 61;
+  std::memcpy(bad.data() + sizeof(std::uint64_t), &huge, sizeof huge);
+  CHECK_THROWS_AS((void)procpool::codec::decode<std::vector<double>>(bad), procpool::SerializationError);
 }

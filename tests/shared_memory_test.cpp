@@ -63,6 +63,12 @@ void fill_squares(SharedMemory& shm) {
   auto ints = shm.as<int>();
   for (std::size_t i = 0; i < ints.size(); ++i) ints[i] = static_cast<int>(i * i);
 }
+void create_and_wait(std::string name, procpool::Event& ready) {
+  SharedMemory shm(name, true, 1 << 20);
+  shm.as<int>()[0] = 1234;
+  ready.set();
+  for (;;) ::pause();
+}
 void attach_and_add(std::string name, int delta) {
   SharedMemory shm(name);
   shm.as<int>()[0] += delta;
@@ -172,31 +178,18 @@ TEST_CASE("SharedMemory.Named.AForkedChildOfTheCreatorDoesNotTakeTheNameAlong") 
 TEST_CASE("SharedMemory.Named.CreatorKilledLeavesNothingBehind") {
   const std::string name = unique_name("killed");
   const auto before = dev_shm_entries();
-  int ready[2];
-  REQUIRE(::pipe(ready) == 0);
-  const pid_t creator = ::fork();
-  if (creator == 0) {
-    ::close(ready[0]);
-    try {
-      SharedMemory shm(name, true, 1 << 20);
-      shm.as<int>()[0] = 1234;
-      (void)!::write(ready[1], "r", 1);
-      for (;;) ::pause();
-    } catch (...) {
-      ::_exit(3);
-    }
-  }
-  ::close(ready[1]);
-  char byte = 0;
-  REQUIRE(::read(ready[0], &byte, 1) == 1);
-  ::close(ready[0]);
+  // A spawned creator (a fresh program: its name server thread is an ordinary thread).
+  procpool::Event ready;
+  procpool::Process creator(procpool::ProcessOptions{.start_method = procpool::StartMethod::Spawn},
+                            &create_and_wait, name, std::ref(ready));
+  creator.start();
+  REQUIRE(ready.wait(30s));
   {
     SharedMemory attached(name);
     CHECK(attached.as<int>()[0] == 1234);
-    ::kill(creator, SIGKILL);
-    int status = 0;
-    REQUIRE(::waitpid(creator, &status, 0) == creator);
-    CHECK(WIFSIGNALED(status));
+    creator.kill();  // SIGKILL
+    creator.join();
+    CHECK(creator.exitcode() == -SIGKILL);
     CHECK(attached.as<int>()[0] == 1234);  // still mapped here
     CHECK_THROWS_AS(SharedMemory{name}, FileNotFoundError);  // the name died with its creator
   }

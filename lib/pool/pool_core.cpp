@@ -307,7 +307,7 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
   std::string_view where_piece;
   if (size > out_of_band_threshold()) {
     if (config_.interprocess) {
-      auto segment = std::make_shared<SharedSegment>(SharedSegment::create(payload_size, "procpool-pool-item"));
+      auto segment = std::make_shared<SharedSegment>(SharedSegment::create(payload_size, "procpool-pool-item", true));
       auto* dst = static_cast<char*>(segment->data());
       for (const std::string_view piece : pieces) {
         if (!piece.empty()) std::memcpy(dst, piece.data(), piece.size());
@@ -532,7 +532,7 @@ void PoolCore::handle_result(std::string_view record) {
     SegmentHandle handle{};
     if (record.size() == sizeof handle) std::memcpy(&handle, record.data(), sizeof handle);
     try {
-      mapped.emplace(SharedSegment::attach(handle));
+      mapped.emplace(SharedSegment::attach(handle, /*populate=*/true));
     } catch (const std::exception& e) {
       take_result_segment(header);
       task->fail(std::make_exception_ptr(ProcessError(

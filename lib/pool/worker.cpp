@@ -96,7 +96,7 @@ std::string_view task_payload(const TaskHeader& header, std::string_view rest, s
       SegmentHandle handle{};
       if (rest.size() != sizeof handle) break;
       std::memcpy(&handle, rest.data(), sizeof handle);
-      mapped.emplace(SharedSegment::attach(handle));
+      mapped.emplace(SharedSegment::attach(handle, /*populate=*/true));
       return {static_cast<const char*>(mapped->data()), handle.size};
     }
   }
@@ -117,7 +117,7 @@ void send_out_of_band(std::string& out, ResultHeader& result, bool thread_worker
     result.payload_at = PayloadAt::Memory;
     return;
   }
-  SharedSegment segment = SharedSegment::create(size, "procpool-pool-result");
+  SharedSegment segment = SharedSegment::create(size, "procpool-pool-result", /*populate=*/true);
   std::memcpy(segment.data(), out.data() + sizeof result, size);
   const SegmentHandle handle = segment.handle();
   sent.emplace_back(result.task_id, std::move(segment));

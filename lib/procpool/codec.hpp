@@ -7,10 +7,13 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
-#include <sstream>
+#include <istream>
+#include <ostream>
+#include <streambuf>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include <cereal/archives/binary.hpp>
 #include <cereal/types/array.hpp>
@@ -37,9 +40,28 @@ template <class T>
 concept TriviallySendable = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> &&
                             !std::is_member_pointer_v<T> && !std::is_reference_v<T>;
 
+namespace detail {
+template <class T>
+struct ContiguousOf : std::false_type {};
+template <class E, class A>
+struct ContiguousOf<std::vector<E, A>> : std::bool_constant<TriviallySendable<E> && !std::is_same_v<E, bool>> {
+  using element = E;
+};
+template <class C, class Traits, class A>
+struct ContiguousOf<std::basic_string<C, Traits, A>> : std::bool_constant<TriviallySendable<C>> {
+  using element = C;
+};
+} // namespace detail
+
+/// A std::vector or std::basic_string of trivially copyable elements: sent as its element count
+/// and its bytes, written and read with one copy each (the bytes cereal's binary archive writes
+/// for arithmetic elements, without its stream).
+template <class T>
+concept ContiguousSendable = detail::ContiguousOf<T>::value;
+
 /// Sent through cereal's binary archive.
 template <class T>
-concept CerealSendable = !TriviallySendable<T> && !std::is_pointer_v<T> &&
+concept CerealSendable = !TriviallySendable<T> && !ContiguousSendable<T> && !std::is_pointer_v<T> &&
                          cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
                          cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value &&
                          std::is_default_constructible_v<T>;
@@ -47,9 +69,38 @@ concept CerealSendable = !TriviallySendable<T> && !std::is_pointer_v<T> &&
 /// A type that can be sent to another process. (Pointers nested inside a container or
 /// struct cannot be detected: they arrive as meaningless addresses.)
 template <class T>
-concept Sendable = TriviallySendable<std::remove_cvref_t<T>> || CerealSendable<std::remove_cvref_t<T>>;
+concept Sendable = TriviallySendable<std::remove_cvref_t<T>> || ContiguousSendable<std::remove_cvref_t<T>> ||
+                   CerealSendable<std::remove_cvref_t<T>>;
 
 namespace codec {
+namespace detail {
+/// cereal's archives write to and read from these instead of string streams: straight into the
+/// output string, straight from the input bytes (no intermediate copy either way).
+class AppendBuffer final : public std::streambuf {
+public:
+  explicit AppendBuffer(std::string& out) : out_(out) {}
+
+protected:
+  std::streamsize xsputn(const char* data, std::streamsize n) override {
+    out_.append(data, static_cast<std::size_t>(n));
+    return n;
+  }
+  int_type overflow(int_type ch) override {
+    if (!traits_type::eq_int_type(ch, traits_type::eof())) out_.push_back(traits_type::to_char_type(ch));
+    return traits_type::not_eof(ch);
+  }
+
+private:
+  std::string& out_;
+};
+class ViewBuffer final : public std::streambuf {
+public:
+  explicit ViewBuffer(std::string_view in) {
+    char* begin = const_cast<char*>(in.data());  // read only: the get area is never written
+    setg(begin, begin, begin + in.size());
+  }
+};
+} // namespace detail
 
 /// Fails to compile with a message naming what to do, for a type that is not Sendable.
 template <class T>
@@ -60,22 +111,39 @@ constexpr void require_sendable() {
                 "or give your type a cereal `template <class A> void serialize(A&)` member.");
 }
 
+/// A ContiguousSendable value's encoding in two parts, so that a large one can be copied
+/// straight from the value to where it goes: `prefix` gets the length and the element count,
+/// the returned view is the elements themselves (valid while `value` is unchanged).
+template <ContiguousSendable T>
+std::string_view encode_split(std::string& prefix, const T& value) {
+  using E = typename procpool::detail::ContiguousOf<T>::element;
+  const std::uint64_t count = value.size();
+  const std::uint64_t size = sizeof count + count * sizeof(E);
+  prefix.append(reinterpret_cast<const char*>(&size), sizeof size);
+  prefix.append(reinterpret_cast<const char*>(&count), sizeof count);
+  return {reinterpret_cast<const char*>(value.data()), count * sizeof(E)};
+}
+
 /// Appends the encoding of `value` to `out`. Thread-safe (no shared state).
 template <class T>
 void encode_to(std::string& out, const T& value) {
   require_sendable<T>();
   if constexpr (TriviallySendable<T>) {
     out.append(reinterpret_cast<const char*>(&value), sizeof(T));
+  } else if constexpr (ContiguousSendable<T>) {
+    out.append(encode_split(out, value));
   } else {
-    std::ostringstream os(std::ios::binary);
+    // The length prefix first, filled in once the archive has written the body behind it.
+    const std::size_t at = out.size();
+    out.append(sizeof(std::uint64_t), '\0');
     {
+      detail::AppendBuffer buffer(out);
+      std::ostream os(&buffer);
       cereal::BinaryOutputArchive archive(os);
       archive(value);
     }
-    const std::string body = std::move(os).str();
-    const std::uint64_t size = body.size();
-    out.append(reinterpret_cast<const char*>(&size), sizeof size);
-    out.append(body);
+    const std::uint64_t size = out.size() - at - sizeof size;
+    std::memcpy(out.data() + at, &size, sizeof size);
   }
 }
 
@@ -110,12 +178,32 @@ template <class T>
       throw SerializationError("procpool: truncated message: need " + std::to_string(size) + " bytes, have " +
                                std::to_string(in.size()));
     T value{};
-    try {
-      std::istringstream is(std::string(in.substr(0, size)), std::ios::binary);
-      cereal::BinaryInputArchive archive(is);
-      archive(value);
-    } catch (const cereal::Exception& e) {
-      throw SerializationError(std::string("procpool: undecodable message: ") + e.what());
+    if constexpr (ContiguousSendable<T>) {
+      using E = typename procpool::detail::ContiguousOf<T>::element;
+      std::uint64_t count = 0;
+      if (size < sizeof count) throw SerializationError("procpool: undecodable message: missing element count");
+      std::memcpy(&count, in.data(), sizeof count);
+      if (count > (size - sizeof count) / sizeof(E) || size - sizeof count != count * sizeof(E))
+        throw SerializationError("procpool: undecodable message: " + std::to_string(count) + " elements of " +
+                                 std::to_string(sizeof(E)) + " bytes in " + std::to_string(size - sizeof count));
+      const char* elements = in.data() + sizeof count;
+      if (reinterpret_cast<std::uintptr_t>(elements) % alignof(E) == 0) {
+        // One pass: no zero-filling before the copy.
+        const E* first = reinterpret_cast<const E*>(elements);
+        value.assign(first, first + count);
+      } else {
+        value.resize(count);
+        if (count != 0) std::memcpy(static_cast<void*>(value.data()), elements, count * sizeof(E));
+      }
+    } else {
+      try {
+        detail::ViewBuffer buffer(in.substr(0, size));
+        std::istream is(&buffer);
+        cereal::BinaryInputArchive archive(is);
+        archive(value);
+      } catch (const cereal::Exception& e) {
+        throw SerializationError(std::string("procpool: undecodable message: ") + e.what());
+      }
     }
     in.remove_prefix(size);
     return value;

@@ -506,10 +506,20 @@ public:
     auto state =
         std::make_shared<detail::ResultState<R>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
     state->set_driver(core_);
-    std::string payload;
-    (codec::encode_to(payload, static_cast<const std::decay_t<Args>&>(args)), ...);
-    core_->submit(detail::code_address(&detail::invoke_apply<Fn, std::decay_t<Args>...>), function_address(fn), payload,
-                 std::make_shared<detail::SingleTask<R>>(state));
+    const void* invoker = detail::code_address(&detail::invoke_apply<Fn, std::decay_t<Args>...>);
+    auto task = std::make_shared<detail::SingleTask<R>>(state);
+    if ((is_large_contiguous(args) || ...)) {
+      // A large vector or string goes from the caller's memory straight to where the task
+      // reads it (the ring, or its own segment): no intermediate copy.
+      std::deque<std::string> encoded;  // stable addresses for the pieces
+      std::vector<std::string_view> pieces;
+      (add_piece(encoded, pieces, static_cast<const std::decay_t<Args>&>(args)), ...);
+      core_->submit(invoker, function_address(fn), pieces, std::move(task));
+    } else {
+      std::string payload;
+      (codec::encode_to(payload, static_cast<const std::decay_t<Args>&>(args)), ...);
+      core_->submit(invoker, function_address(fn), payload, std::move(task));
+    }
     return AsyncResult<R>(state);
   }
   /// apply_async(...).get().
@@ -585,6 +595,25 @@ private:
   template <class Fn, class Range>
   using result_of_tuple =
       decltype(std::apply(std::declval<std::decay_t<Fn>&>(), std::declval<std::ranges::range_value_t<Range>&>()));
+
+  /// Large enough for apply_async to copy it into the task directly (encode_split).
+  template <class A>
+  static bool is_large_contiguous(const A& arg) {
+    if constexpr (ContiguousSendable<std::decay_t<A>>) return arg.size() * sizeof(arg[0]) >= 64 * 1024;
+    else return false;
+  }
+  template <class A>
+  static void add_piece(std::deque<std::string>& encoded, std::vector<std::string_view>& pieces, const A& arg) {
+    std::string& own = encoded.emplace_back();
+    if constexpr (ContiguousSendable<A>) {
+      const std::string_view elements = codec::encode_split(own, arg);
+      pieces.push_back(own);
+      pieces.push_back(elements);
+    } else {
+      codec::encode_to(own, arg);
+      pieces.push_back(own);
+    }
+  }
 
   template <class Fn>
   static const void* function_address(Fn fn) {

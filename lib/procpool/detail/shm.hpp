@@ -40,9 +40,11 @@ class SharedSegment {
 public:
   SharedSegment() = default;
   /// Creates a zero-filled segment of `size` bytes. `name` appears in /proc/<pid>/maps only.
-  static SharedSegment create(std::size_t size, const char* name = "procpool");
+  /// `populate`: map every page now, in one system call, instead of one fault at a time (for a
+  /// segment that is about to be written or read whole: a large out-of-band item).
+  static SharedSegment create(std::size_t size, const char* name = "procpool", bool populate = false);
   /// Maps the segment described by `handle` (created by another, live process).
-  static SharedSegment attach(const SegmentHandle& handle);
+  static SharedSegment attach(const SegmentHandle& handle, bool populate = false);
   /// Maps the whole memfd `fd`, which the segment then owns (closed on failure too).
   static SharedSegment adopt(int fd);
 
