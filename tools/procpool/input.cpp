@@ -24,7 +24,7 @@ bool is_blank_or_comment(const std::string& line) {
 
 } // namespace
 
-LineReader::LineReader(const std::string& path) : path_(path) {
+LineReader::LineReader(const std::string& path, bool strip_cr) : path_(path), strip_cr_(strip_cr) {
   if (path == "-") {
     fd_ = STDIN_FILENO;
   } else {
@@ -73,14 +73,14 @@ LineReader::Result LineReader::next(std::string& line) {
     if (const void* nl = std::memchr(start, '\n', end_ - begin_)) {
       std::size_t length = static_cast<std::size_t>(static_cast<const char*>(nl) - start);
       begin_ += length + 1;
-      if (length > 0 && start[length - 1] == '\r') --length;
+      if (strip_cr_ && length > 0 && start[length - 1] == '\r') --length;
       line.assign(start, length);
       return Result::Line;
     }
     if (eof_) {
       if (begin_ == end_) return Result::End;
       std::size_t length = end_ - begin_;
-      if (start[length - 1] == '\r') --length;
+      if (strip_cr_ && start[length - 1] == '\r') --length;
       line.assign(start, length);
       begin_ = end_;
       return Result::Line;
@@ -168,26 +168,63 @@ CommandTemplate::CommandTemplate(const std::string& text) {
   } else if (!any_replacement) {
     add_literal(" ");
     segments_.push_back({Kind::Args, {}, 0, Modifier::None, false});
+  } else {
+    // GNU parallel quotes nothing when a replacement string is (part of) the first word
+    // (`parallel {} ::: 'echo a'` runs `echo a`); a first word ending at '=' is an assignment (V={}).
+    std::string before;
+    for (const auto& seg : segments_) {
+      if (seg.kind != Kind::Literal) break;
+      before += seg.text;
+    }
+    const auto first = before.find_first_not_of(" \t\n");
+    const bool in_first_word =
+        first == std::string::npos || before.find_first_of(" \t\n=", first) == std::string::npos;
+    if (in_first_word)
+      for (auto& seg : segments_) seg.unquoted = true;
   }
+}
+
+void refuse_perl_expression(const std::string& text, const char* where) {
+  const auto open = text.find("{=");
+  if (open == std::string::npos || text.find("=}", open + 2) == std::string::npos) return;
+  throw UsageError(fmt::format(
+      "{}: '{}': {{= perl expression =}} is not supported (procpool has no Perl); use "
+      "{{.}} {{/}} {{//}} {{/.}} or a shell expression such as $(echo {{}} | sed ...)",
+      where, text));
+}
+
+std::string gnu_dirname(const std::string& path) {
+  std::string dir = path;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const auto slash = dir.rfind('/');
+  if (slash == std::string::npos) return ".";
+  dir.erase(slash + 1);
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir;
 }
 
 namespace {
 
+// GNU parallel's definitions, as Perl substitutions: {.} is s:\.[^/.]*$::, {/} is s:.*/::,
+// {/.} both, {//} File::Basename's dirname.
+std::string strip_extension(const std::string& s) {
+  const auto dot = s.rfind('.');
+  if (dot == std::string::npos || s.find('/', dot) != std::string::npos) return s;
+  return s.substr(0, dot);
+}
+
+std::string basename_of(const std::string& s) {
+  const auto slash = s.rfind('/');
+  return slash == std::string::npos ? s : s.substr(slash + 1);
+}
+
 std::string apply_modifier(const std::string& arg, int modifier) {
   // modifier values mirror CommandTemplate::Modifier: None, NoExt, Basename, Dirname, BasenameNoExt
-  const auto slash = arg.rfind('/');
-  auto strip_ext = [](const std::string& s, std::size_t name_start) {
-    const auto dot = s.rfind('.');
-    return (dot == std::string::npos || dot < name_start || dot == name_start) ? s : s.substr(0, dot);
-  };
   switch (modifier) {
-    case 1: return strip_ext(arg, slash == std::string::npos ? 0 : slash + 1);
-    case 2: return slash == std::string::npos ? arg : arg.substr(slash + 1);
-    case 3: return slash == std::string::npos ? "." : (slash == 0 ? "/" : arg.substr(0, slash));
-    case 4: {
-      const std::string base = slash == std::string::npos ? arg : arg.substr(slash + 1);
-      return strip_ext(base, 0);
-    }
+    case 1: return strip_extension(arg);
+    case 2: return basename_of(arg);
+    case 3: return gnu_dirname(arg);
+    case 4: return strip_extension(basename_of(arg));
     default: return arg;
   }
 }
@@ -213,7 +250,7 @@ std::string CommandTemplate::expand(const std::vector<std::string>& args, std::u
           }
         } else if (seg.index <= args.size()) {
           const std::string value = apply_modifier(args[seg.index - 1], modifier);
-          out += quote ? shell_quote(value) : value;
+          out += (quote && !raw) ? shell_quote(value) : value;
         }
         break;  // {N} beyond the arguments expands to nothing, as in GNU parallel
       }
@@ -243,8 +280,9 @@ class BatchSource final : public JobSource {
         case LineReader::Result::WouldBlock: return Result::WouldBlock;
         case LineReader::Result::End: return Result::End;
         case LineReader::Result::Line:
+          ++seq_;  // blank and comment lines are numbered too, as GNU parallel's jobs
           if (is_blank_or_comment(line_)) continue;
-          job.seq = ++seq_;
+          job.seq = seq_;
           job.args.resize(1);
           job.args[0] = line_;
           return Result::Job;
@@ -263,16 +301,29 @@ class BatchSource final : public JobSource {
   std::uint64_t seq_ = 0;
 };
 
-// Splits one argument line into --colsep columns.
+// Perl's \s, which GNU parallel's --colsep trimming strips from both ends of every value.
+bool is_perl_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+std::string trimmed(const std::string& s) {
+  std::size_t b = 0, e = s.size();
+  while (b < e && is_perl_space(s[b])) ++b;
+  while (e > b && is_perl_space(s[e - 1])) --e;
+  return s.substr(b, e - b);
+}
+
+// Splits one argument line into --colsep columns, as GNU parallel's `split /COLSEP/, $line, -1`:
+// the separator is a Perl regex (ECMAScript's grammar is Perl's: \t, \s+, \d, [^,]... work), empty
+// fields are kept, and with --colsep every value is trimmed of white space (GNU's --trim lr).
 class ColumnSplitter {
  public:
   explicit ColumnSplitter(const std::optional<std::string>& colsep) {
     if (!colsep) return;
+    active_ = true;
     const bool literal = colsep->find_first_of("\\^$.|?*+()[]{}") == std::string::npos;
     if (literal) literal_ = *colsep;
     else {
       try {
-        regex_.emplace(*colsep, std::regex::extended);
+        regex_.emplace(*colsep, std::regex::ECMAScript);
       } catch (const std::regex_error& e) {
         throw UsageError(fmt::format("--colsep: '{}' is not a valid regex: {}", *colsep, e.what()));
       }
@@ -280,61 +331,93 @@ class ColumnSplitter {
     if (literal && literal_.empty()) throw UsageError("--colsep: empty separator");
   }
   void split(const std::string& line, std::vector<std::string>& out) const {
-    if (literal_.empty() && !regex_) { out.push_back(line); return; }
+    if (!active_) { out.push_back(line); return; }
+    std::size_t pos = 0;
     if (!literal_.empty()) {
-      std::size_t pos = 0;
       for (;;) {
         const auto at = line.find(literal_, pos);
-        if (at == std::string::npos) { out.push_back(line.substr(pos)); return; }
-        out.push_back(line.substr(pos, at - pos));
+        if (at == std::string::npos) break;
+        out.push_back(trimmed(line.substr(pos, at - pos)));
         pos = at + literal_.size();
       }
+    } else {
+      for (std::sregex_iterator it(line.begin(), line.end(), *regex_), end; it != end; ++it) {
+        const auto at = static_cast<std::size_t>(it->position(0));
+        const auto length = static_cast<std::size_t>(it->length(0));
+        if (length == 0 && (at == 0 || at >= line.size())) continue;  // Perl: no field from these
+        out.push_back(trimmed(line.substr(pos, at - pos)));
+        pos = at + length;
+      }
     }
-    std::sregex_token_iterator it(line.begin(), line.end(), *regex_, -1), end;
-    std::size_t added = 0;
-    for (; it != end; ++it, ++added) out.push_back(*it);
-    if (added == 0) out.push_back({});
+    out.push_back(trimmed(line.substr(pos)));
   }
 
  private:
+  bool active_ = false;
   std::string literal_;
   std::optional<std::regex> regex_;
 };
 
-// Every combination of the sources' values, the last source varying fastest. The first source is
-// streamed (it may be endless); the others are read whole at the start.
+std::vector<std::string> read_whole_source(const ArgSource& source) {
+  if (source.kind == ArgSource::Kind::InlineArgs) return source.args;
+  std::vector<std::string> values;
+  LineReader reader(source.path, false);
+  std::string line;
+  for (;;) {
+    const auto r = reader.next(line);
+    if (r == LineReader::Result::End) break;
+    if (r == LineReader::Result::WouldBlock) {  // a source read whole: wait for the rest
+      pollfd pfd{reader.fd(), POLLIN, 0};
+      ::poll(&pfd, 1, -1);
+      continue;
+    }
+    values.push_back(line);
+  }
+  return values;
+}
+
+// One dimension of the combinations: a source, or sources linked by :::+ / ::::+ / --link that
+// advance together. Linked by :::+, the shortest ends the group (GNU parallel); with --link the
+// longest does and the shorter ones wrap around.
+struct SourceGroup {
+  std::vector<std::vector<std::string>> members;
+  bool wrap = false;
+
+  [[nodiscard]] std::size_t size() const {
+    std::size_t n = members.front().size();
+    for (const auto& m : members) {
+      if (m.empty()) return 0;
+      n = wrap ? std::max(n, m.size()) : std::min(n, m.size());
+    }
+    return n;
+  }
+  void append(std::size_t index, const ColumnSplitter& splitter, std::vector<std::string>& out) const {
+    for (const auto& m : members) splitter.split(m[index % m.size()], out);
+  }
+};
+
+// Every combination of the source groups' values, the last group varying fastest. The first source
+// is streamed (it may be endless) unless it is linked to others; the others are read whole at the start.
 class TemplateSource final : public JobSource {
  public:
   explicit TemplateSource(const Options& options)
       : template_(join(options.template_words)), splitter_(options.colsep) {
-    const auto& first = options.sources.front();
-    if (first.kind == ArgSource::Kind::File) {
-      first_reader_ = std::make_unique<LineReader>(first.path);
-      first_path_ = first.path;
-    } else {
-      first_inline_ = first.args;
+    std::vector<std::vector<const ArgSource*>> grouped;
+    for (const auto& source : options.sources) {
+      if (grouped.empty() || !(options.link || source.linked)) grouped.emplace_back();
+      grouped.back().push_back(&source);
     }
-    for (std::size_t i = 1; i < options.sources.size(); ++i) {
-      const auto& source = options.sources[i];
-      std::vector<std::string> values;
-      if (source.kind == ArgSource::Kind::InlineArgs) {
-        values = source.args;
-      } else {
-        LineReader reader(source.path);
-        std::string line;
-        for (;;) {
-          const auto r = reader.next(line);
-          if (r == LineReader::Result::End) break;
-          if (r == LineReader::Result::WouldBlock) {  // only the first source streams: wait for the rest
-            pollfd pfd{reader.fd(), POLLIN, 0};
-            ::poll(&pfd, 1, -1);
-            continue;
-          }
-          values.push_back(line);
-        }
-      }
-      if (values.empty()) any_empty_ = true;
-      others_.push_back(std::move(values));
+    const auto& first = grouped.front();
+    if (first.size() == 1 && first.front()->kind == ArgSource::Kind::File) {
+      first_reader_ = std::make_unique<LineReader>(first.front()->path, false);
+      first_path_ = first.front()->path;
+    } else {
+      first_group_ = make_group(first, options.link);
+      first_size_ = first_group_.size();
+    }
+    for (std::size_t i = 1; i < grouped.size(); ++i) {
+      others_.push_back(make_group(grouped[i], options.link));
+      if (others_.back().size() == 0) any_empty_ = true;
     }
     odometer_.assign(others_.size(), 0);
   }
@@ -342,25 +425,25 @@ class TemplateSource final : public JobSource {
   Result next(JobInput& job) override {
     if (any_empty_) return Result::End;
     if (!have_first_ || odometer_done_) {
-      std::string value;
+      first_columns_.clear();
       if (first_reader_) {
+        std::string value;
         const auto r = first_reader_->next(value);
         if (r == LineReader::Result::WouldBlock) return Result::WouldBlock;
         if (r == LineReader::Result::End) return Result::End;
+        splitter_.split(value, first_columns_);
       } else {
-        if (inline_pos_ == first_inline_.size()) return Result::End;
-        value = first_inline_[inline_pos_++];
+        if (first_pos_ == first_size_) return Result::End;
+        first_group_.append(first_pos_++, splitter_, first_columns_);
       }
-      first_columns_.clear();
-      splitter_.split(value, first_columns_);
       have_first_ = true;
       odometer_done_ = false;
       std::fill(odometer_.begin(), odometer_.end(), 0);
     }
     job.seq = ++seq_;
     job.args = first_columns_;
-    for (std::size_t i = 0; i < others_.size(); ++i) splitter_.split(others_[i][odometer_[i]], job.args);
-    // Advance the odometer: the last source fastest.
+    for (std::size_t i = 0; i < others_.size(); ++i) others_[i].append(odometer_[i], splitter_, job.args);
+    // Advance the odometer: the last group fastest.
     odometer_done_ = true;
     for (std::size_t i = others_.size(); i-- > 0;) {
       if (++odometer_[i] < others_[i].size()) { odometer_done_ = false; break; }
@@ -373,8 +456,8 @@ class TemplateSource final : public JobSource {
 
   [[nodiscard]] std::optional<std::uint64_t> count_total() const override {
     std::uint64_t product = 1;
-    for (const auto& values : others_) product *= values.size();
-    if (!first_reader_) return product * first_inline_.size();
+    for (const auto& group : others_) product *= group.size();
+    if (!first_reader_) return product * first_size_;
     const auto lines = count_lines(first_path_, false);
     if (!lines) return std::nullopt;
     return product * *lines;
@@ -393,14 +476,20 @@ class TemplateSource final : public JobSource {
     }
     return text;
   }
+  static SourceGroup make_group(const std::vector<const ArgSource*>& sources, bool wrap) {
+    SourceGroup group;
+    group.wrap = wrap;
+    for (const auto* source : sources) group.members.push_back(read_whole_source(*source));
+    return group;
+  }
 
   CommandTemplate template_;
   ColumnSplitter splitter_;
   std::unique_ptr<LineReader> first_reader_;
   std::string first_path_;
-  std::vector<std::string> first_inline_;
-  std::size_t inline_pos_ = 0;
-  std::vector<std::vector<std::string>> others_;
+  SourceGroup first_group_;
+  std::size_t first_size_ = 0, first_pos_ = 0;
+  std::vector<SourceGroup> others_;
   std::vector<std::size_t> odometer_;
   std::vector<std::string> first_columns_;
   bool have_first_ = false;

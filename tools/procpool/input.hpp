@@ -11,12 +11,13 @@
 namespace procpool::cli {
 
 /// Reads lines from a file descriptor with a bounded buffer (it grows only to the longest line).
-/// Strips "\n" and a "\r" before it. Never blocks on a pipe or terminal: it polls first.
+/// Strips "\n", and a "\r" before it when `strip_cr` (batch files; GNU parallel keeps the CR of an
+/// argument, so argument sources keep it too). Never blocks on a pipe or terminal: it polls first.
 class LineReader {
  public:
   enum class Result { Line, WouldBlock, End };
   /// Opens `path` ("-" is stdin). Throws UsageError when it cannot be read.
-  explicit LineReader(const std::string& path);
+  explicit LineReader(const std::string& path, bool strip_cr = true);
   ~LineReader();
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
@@ -33,6 +34,7 @@ class LineReader {
   bool owns_fd_ = false;
   bool may_block_ = false;  // pipe, terminal, socket: poll before reading
   bool eof_ = false;
+  bool strip_cr_ = true;
   std::vector<char> buffer_;
   std::size_t begin_ = 0, end_ = 0;
 };
@@ -43,7 +45,9 @@ std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blan
 /// A parsed command template with GNU parallel replacement strings.
 class CommandTemplate {
  public:
-  /// `text` empty means "the arguments are the command" (like `parallel ::: 'echo a'`).
+  /// `text` empty means "the arguments are the command" (like `parallel ::: 'echo a'`). As in GNU
+  /// parallel, a replacement string in the first word (`{}`, `{} x`, `my_{}`) makes the values part of
+  /// the command: nothing is quoted then.
   explicit CommandTemplate(const std::string& text);
   /// Expands for one job; arguments are shell-quoted when `quote` (commands) and raw otherwise (tags).
   [[nodiscard]] std::string expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
@@ -61,6 +65,13 @@ class CommandTemplate {
   };
   std::vector<Segment> segments_;
 };
+
+/// Throws UsageError when `text` holds a GNU parallel Perl expression (`{= ... =}`): procpool has
+/// no Perl, and running the expression as literal text would run a different command.
+void refuse_perl_expression(const std::string& text, const char* where);
+
+/// GNU parallel's dirname (Perl's File::Basename): trailing slashes do not count (`dir/` -> `.`).
+std::string gnu_dirname(const std::string& path);
 
 /// Quotes `word` for /bin/sh when it holds anything but plain characters.
 std::string shell_quote(const std::string& word);

@@ -11,6 +11,7 @@
 #include <limits>
 #include <utility>
 
+#include "input.hpp"
 #include "os/cpu.hpp"
 
 namespace procpool::cli {
@@ -47,7 +48,7 @@ struct RawOptions {
   std::string retries, timeout, grace, halt, tagstring, results, delay, memfree, load, colsep;
   bool keep_order = false, group = false, line_buffer = false, ungroup = false, tag = false, dry_run = false;
   bool verbose = false, bar = false, eta = false, progress = false, force_progress = false, tty = false;
-  bool shell_always = false;
+  bool shell_always = false, link = false;
   std::vector<std::string> arg_files;
   // --broker
   std::string broker, queue, max_queued, max_crashes, max_output, no_worker_timeout, run_ttl;
@@ -110,6 +111,9 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("-a,--arg-file", raw.arg_files, "Read arguments from FILE (\"-\" is stdin); repeatable")
       ->type_name("FILE")
       ->allow_extra_args(false);  // one file per -a: the template follows
+  app.add_flag("--link,--xapply", raw.link,
+               "Take one value from every source per job instead of every combination; shorter sources "
+               "wrap around (also :::+ and ::::+ for one source)");
   app.add_flag("--tty", raw.tty, "Give jobs the terminal as stdin (implies -j1 --ungroup); default /dev/null");
   app.add_flag("--shell", raw.shell_always, "Always run commands through /bin/sh -c, never exec them directly");
   app.add_option("--broker", raw.broker,
@@ -176,8 +180,7 @@ TimeoutSpec parse_timeout(const std::string& text) {
     if (spec.percent <= 0) throw UsageError(fmt::format("--timeout: '{}' must be above 0%", text));
     return spec;
   }
-  spec.seconds = parse_duration_seconds(text, "--timeout");
-  if (spec.seconds <= 0) throw UsageError(fmt::format("--timeout: '{}' must be above 0", text));
+  spec.seconds = parse_duration_seconds(text, "--timeout");  // 0: no timeout, as in GNU parallel
   return spec;
 }
 
@@ -204,22 +207,65 @@ unsigned parse_jobs(const std::string& text, unsigned cpus) {
   return n < 1 ? 1U : static_cast<unsigned>(n);
 }
 
+namespace {
+
+/// A job's own status as GNU parallel reports it for --halt ...=1: its exit code, else
+/// 128+signal; a job killed by --timeout (Exitval -1) gives 255.
+int job_status(int exitval, int signal) {
+  if (exitval != 0) return exitval & 0xff;
+  return signal > 0 ? std::min(128 + signal, 255) : 0;
+}
+
+int failed_percent(std::uint64_t failed, std::uint64_t of) {
+  return static_cast<int>(std::ceil(static_cast<double>(failed) / static_cast<double>(of == 0 ? 1 : of) * 100));
+}
+
+} // namespace
+
 std::optional<int> halt_status(const HaltPolicy& halt, const HaltCounts& counts, int exitval, int signal, bool failed) {
   if (halt.when == HaltPolicy::When::Never) return std::nullopt;
-  if (failed == halt.on_success) return std::nullopt;  // this result does not count towards the condition
-  const double count = static_cast<double>(halt.on_success ? counts.succeeded : counts.failed);
-  const bool triggered = halt.percent ? counts.done >= 3 && count * 100.0 / static_cast<double>(counts.done) >= halt.threshold
-                                      : count >= halt.threshold;
-  if (!triggered) return std::nullopt;
-  return halt.on_success ? 0 : (exitval > 0 ? exitval : (signal > 0 ? std::min(128 + signal, 255) : 1));
+  std::uint64_t limit = 0;  // what the condition counts, as in GNU parallel's should_we_halt
+  switch (halt.cond) {
+    case HaltPolicy::Cond::Fail: if (!failed) return std::nullopt; limit = counts.failed; break;
+    case HaltPolicy::Cond::Success: if (failed) return std::nullopt; limit = counts.succeeded; break;
+    case HaltPolicy::Cond::Done: limit = counts.done; break;
+  }
+  double count = halt.threshold;
+  std::uint64_t of = counts.done;  // the percentage's base without a known total
+  if (halt.percent) {
+    if (counts.total) {
+      of = *counts.total;
+      count = static_cast<double>(*counts.total) * (halt.threshold / 100.0);
+    } else {
+      if (counts.done < 3) return std::nullopt;
+      count = static_cast<double>(counts.done) * (halt.threshold / 100.0);
+    }
+  }
+  if (static_cast<double>(limit) < count) return std::nullopt;
+  if (halt.cond == HaltPolicy::Cond::Success) return 0;
+  if (count == 1) return job_status(exitval, signal);
+  if (halt.percent) return failed_percent(counts.failed, of);
+  return static_cast<int>(std::min<std::uint64_t>(counts.failed, 101));
+}
+
+int halt_final_status(const HaltPolicy& halt, const HaltCounts& counts) {
+  if (halt.when != HaltPolicy::When::Never && halt.percent) return failed_percent(counts.failed, counts.done);
+  return static_cast<int>(std::min<std::uint64_t>(counts.failed, 101));
 }
 
 HaltPolicy parse_halt(const std::string& text) {
   HaltPolicy policy;
   if (text == "never" || text == "0") return policy;
-  if (text == "1") { policy.when = HaltPolicy::When::Soon; policy.threshold = 1; return policy; }
-  if (text == "2") { policy.when = HaltPolicy::When::Now; policy.threshold = 1; return policy; }
+  // GNU parallel's short forms.
+  if (text == "1" || text == "2" || text == "-1" || text == "-2") {
+    policy.when = (text == "2" || text == "-2") ? HaltPolicy::When::Now : HaltPolicy::When::Soon;
+    policy.cond = text.front() == '-' ? HaltPolicy::Cond::Success : HaltPolicy::Cond::Fail;
+    policy.threshold = 1;
+    return policy;
+  }
   std::string condition = text;
+  if (!text.empty() && text.back() == '%' && text.find_first_of(",=") == std::string::npos)
+    condition = "fail=" + text;  // --halt 5% = soon,fail=5%
   policy.when = HaltPolicy::When::Soon;
   if (const auto comma = text.find(','); comma != std::string::npos) {
     const std::string when = text.substr(0, comma);
@@ -230,8 +276,11 @@ HaltPolicy parse_halt(const std::string& text) {
   }
   std::string value;
   if (condition.rfind("fail=", 0) == 0) value = condition.substr(5);
-  else if (condition.rfind("success=", 0) == 0) { policy.on_success = true; value = condition.substr(8); }
-  else throw UsageError(fmt::format("--halt: '{}': expected fail=N, fail=N%, success=N or success=N%", text));
+  else if (condition.rfind("success=", 0) == 0) { policy.cond = HaltPolicy::Cond::Success; value = condition.substr(8); }
+  else if (condition.rfind("done=", 0) == 0) { policy.cond = HaltPolicy::Cond::Done; value = condition.substr(5); }
+  else
+    throw UsageError(
+        fmt::format("--halt: '{}': expected fail=N, fail=N%, success=N, success=N%, done=N or done=N%", text));
   if (!value.empty() && value.back() == '%') {
     policy.percent = true;
     value.pop_back();
@@ -298,11 +347,60 @@ std::string run_help_text() {
   return app.help();
 }
 
+namespace {
+
+bool is_source_separator(const std::string& word) {
+  return word == ":::" || word == "::::" || word == ":::+" || word == "::::+";
+}
+
+} // namespace
+
+std::vector<std::string> shell_words(const std::string& text) {
+  // Text::ParseWords::shellwords, which GNU parallel uses for $PARALLEL: blanks separate words,
+  // '...' is literal, "..." and a bare backslash escape the next character.
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) words.push_back(std::exchange(word, {}));
+      in_word = false;
+      continue;
+    }
+    in_word = true;
+    if (c == '\\' && i + 1 < text.size()) {
+      word += text[++i];
+    } else if (c == '\'' || c == '"') {
+      std::size_t j = i + 1;
+      for (; j < text.size() && text[j] != c; ++j) {
+        if (c == '"' && text[j] == '\\' && j + 1 < text.size()) ++j;
+        word += text[j];
+      }
+      if (j == text.size()) throw UsageError(fmt::format("$PARALLEL: unmatched {} in '{}'", c, text));
+      i = j;
+    } else {
+      word += c;
+    }
+  }
+  if (in_word) words.push_back(std::move(word));
+  return words;
+}
+
+std::vector<std::string> with_parallel_env(const std::vector<std::string>& args) {
+  const char* env = std::getenv("PARALLEL");
+  if (env == nullptr || *env == '\0') return args;
+  std::vector<std::string> all = shell_words(env);
+  all.insert(all.end(), args.begin(), args.end());
+  return all;
+}
+
 std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
-  // Everything from the first ::: or :::: on names argument sources; CLI11 parses what comes before.
+  // Everything from the first ::: or :::: (or :::+, ::::+) on names argument sources; CLI11 parses
+  // what comes before.
   std::size_t split = args.size();
   for (std::size_t i = 0; i < args.size(); ++i)
-    if (args[i] == ":::" || args[i] == "::::") { split = i; break; }
+    if (is_source_separator(args[i])) { split = i; break; }
 
   CLI::App app{"procpool run", "procpool run"};
   RawOptions raw;
@@ -374,22 +472,25 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   else if (raw.progress) opt.progress = ProgressStyle::Progress;
   opt.force_progress = raw.force_progress;
   if (!raw.colsep.empty()) opt.colsep = raw.colsep;
+  opt.link = raw.link;
   opt.tty = raw.tty;
   if (opt.tty) { opt.jobs = 1; opt.output = OutputMode::Ungroup; }
   opt.shell_always = raw.shell_always;
 
-  for (const auto& file : raw.arg_files) opt.sources.push_back({ArgSource::Kind::File, {}, file});
+  for (const auto& file : raw.arg_files) opt.sources.push_back({ArgSource::Kind::File, {}, file, false});
   for (std::size_t i = split; i < args.size();) {
-    const bool is_file = args[i] == "::::";
+    const bool is_file = args[i].rfind("::::", 0) == 0;
+    const bool linked = args[i].back() == '+';  // :::+ / ::::+: linked to the source before
     std::size_t j = i + 1;
     ArgSource source;
     source.kind = ArgSource::Kind::InlineArgs;
-    while (j < args.size() && args[j] != ":::" && args[j] != "::::") {
-      if (is_file) opt.sources.push_back({ArgSource::Kind::File, {}, args[j]});
+    source.linked = linked;
+    while (j < args.size() && !is_source_separator(args[j])) {
+      if (is_file) opt.sources.push_back({ArgSource::Kind::File, {}, args[j], linked});
       else source.args.push_back(args[j]);
       ++j;
     }
-    if (is_file && j == i + 1) throw UsageError(":::: needs at least one argument file");
+    if (is_file && j == i + 1) throw UsageError(fmt::format("{} needs at least one argument file", args[i]));
     if (!is_file) opt.sources.push_back(std::move(source));  // an empty ::: means no jobs, as in GNU parallel
     i = j;
   }
@@ -405,6 +506,8 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     opt.batch_file = words.front();
   }
   if (!opt.template_mode && opt.colsep) throw UsageError("--colsep needs a template and arguments (::: or -a)");
+  for (const auto& word : opt.template_words) refuse_perl_expression(word, "the command");
+  if (opt.tagstring) refuse_perl_expression(*opt.tagstring, "--tagstring");
   int stdin_users = opt.template_mode ? 0 : (opt.batch_file == "-" ? 1 : 0);
   for (const auto& s : opt.sources)
     if (s.kind == ArgSource::Kind::File && s.path == "-") ++stdin_users;

@@ -1,0 +1,221 @@
+// procpool run side by side with GNU parallel (issue 15): the same arguments through both, comparing
+// stdout, exit status and joblogs (timing columns masked). GNU parallel comes from
+// scripts/install-deps.sh; these tests require it.
+#include "cli_helpers.hpp"
+
+#include <algorithm>
+#include <map>
+
+using namespace clitest;
+
+namespace {
+
+struct Both {
+  testing::ProgramResult gnu, pp;
+};
+
+void require_gnu() {
+  REQUIRE_MESSAGE(std::system("command -v parallel >/dev/null 2>&1") == 0,
+                  "GNU parallel must be installed (scripts/install-deps.sh)");
+}
+
+/// `parallel ARGS` and `procpool run ARGS` in `dir` (ARGS is shell text); PREFIX goes before each
+/// (variables, `cd`).
+Both run_both(const TempDir& dir, const std::string& args, const std::string& stdin_text = "",
+              const std::string& prefix = "") {
+  require_gnu();
+  return {sh(dir, prefix + "parallel --will-cite " + args, stdin_text, 90s),
+          sh(dir, prefix + "$P run " + args, stdin_text, 90s)};
+}
+
+/// The same stdout and exit status.
+void check_same(const Both& b, const std::string& what) {
+  INFO(what, "\nGNU stderr: ", b.gnu.err, "\nprocpool stderr: ", b.pp.err);
+  CHECK(b.pp.out == b.gnu.out);
+  CHECK(b.pp.exit_code == b.gnu.exit_code);
+  CHECK((!b.gnu.out.empty() || b.gnu.exit_code != 0));  // GNU parallel did run something
+}
+
+/// A joblog's text with Starttime and JobRuntime replaced by "T", rows in Seq order.
+std::string masked_joblog(const std::string& text) {
+  std::map<long, std::string> rows;
+  std::string header;
+  for (const auto& line : lines_of(text)) {
+    auto f = split_tabs(line);
+    if (f.size() != 9 || f[0] == "Seq") { header += line + "\n"; continue; }
+    f[2] = f[3] = "T";
+    std::string row;
+    for (std::size_t i = 0; i < f.size(); ++i) row += (i > 0 ? "\t" : "") + f[i];
+    rows[std::stol(f[0])] = row + "\n";
+  }
+  for (const auto& [seq, row] : rows) header += row;
+  return header;
+}
+
+} // namespace
+
+TEST_CASE("Cli.Gnu.LineBufferNeverCutsALongLine") {
+  TempDir dir;
+  const std::string args =
+      "--lb -j2 ::: 'head -c 3000000 /dev/zero | tr \"\\0\" x; echo' "
+      "'for i in $(seq 300); do echo short$i; sleep 0.002; done'";
+  const auto b = run_both(dir, args);
+  for (const auto* r : {&b.gnu, &b.pp}) {
+    const auto lines = lines_of(r->out);
+    CHECK(lines.size() == 301);
+    CHECK(std::count_if(lines.begin(), lines.end(), [](const std::string& l) {
+            return l.size() == 3000000 && l.find_first_not_of('x') == std::string::npos;
+          }) == 1);
+    CHECK(std::count_if(lines.begin(), lines.end(), [](const std::string& l) {
+            return l.rfind("short", 0) == 0 && l.size() <= 8;
+          }) == 300);
+  }
+}
+
+TEST_CASE("Cli.Gnu.LinkedSources") {
+  TempDir dir;
+  write_file(dir / "n.txt", "1\n2\n");
+  // The template with :::+ runs the linked pairs, not every combination.
+  const auto pairs = sh(dir, "$P run -k echo {1}{2} ::: a b :::+ 1 2");
+  CHECK(pairs.out == "a1\nb2\n");
+  for (const std::string args :
+       {"-k echo {1}{2} ::: a b :::+ 1 2", "-k echo ::: a b c :::+ 1 2", "-k echo ::: a b :::+ 1 2 3",
+        "-k echo ::: a b :::+ 1 2 ::: x y :::+ 7 8 9", "-k echo :::+ a b ::: 1 2",
+        "-k --link echo ::: a b ::: 1 2 3 ::: x", "-k --xapply echo ::: a b c ::: 1",
+        "-k --link echo ::: a b :::+ 1 2 3 ::: x", "-k echo ::: a b c ::::+ n.txt", "-k echo :::: n.txt ::::+ n.txt",
+        "-k -a n.txt --link echo ::: a b c"})
+    check_same(run_both(dir, args), args);
+}
+
+TEST_CASE("Cli.Gnu.PerlExpressionsAreRefused") {
+  TempDir dir;
+  for (const std::string args : {"echo '{= s/a/b/ =}' ::: a", "--tagstring '{=uc=}' echo ::: a"}) {
+    const auto r = sh(dir, "$P run " + args);
+    CHECK(r.exit_code == 255);
+    CHECK(r.out.empty());
+    CHECK(r.err.find("{= perl expression =} is not supported") != std::string::npos);
+  }
+}
+
+TEST_CASE("Cli.Gnu.ReplacementStringAsTheCommand") {
+  TempDir dir;
+  for (const std::string args :
+       {"{} ::: 'echo a'", "'{} x' ::: 'echo a'", "{1} ::: 'echo a'", "-k '{} {#}' ::: 'echo a' 'echo b'",
+        "'{}' ::: 'echo a; echo b'", "echo {} ::: 'a  b' '$HOME'", "'x={}; echo $x' ::: 'a b'",
+        "{.} ::: 'echo a.b'", "-k {} ::: 'echo a' ::: b"})
+    check_same(run_both(dir, args), args);
+}
+
+TEST_CASE("Cli.Gnu.PathReplacements") {
+  TempDir dir;
+  const std::string args =
+      "-k echo '[{//}] [{/}] [{.}] [{/.}]' ::: dir/ a/b/ / a//b //x .bashrc dir/.x a.b/c x. "
+      "/data/run.tar.gz plain ''";
+  check_same(run_both(dir, args), args);
+}
+
+TEST_CASE("Cli.Gnu.HaltExitStatuses") {
+  TempDir dir;
+  for (const std::string halt :
+       {"now,fail=1", "now,fail=2", "soon,fail=2", "soon,fail=30%", "now,success=50%", "soon,fail=90%",
+        "soon,done=2", "now,done=1", "soon,success=3", "1", "2", "-1", "20%", "soon,fail=10%"}) {
+    const std::string args = "-j1 --halt " + halt + " 'echo {}; exit {}' ::: 0 3 4 0 5 0 0 0 0 0";
+    check_same(run_both(dir, args), args);
+  }
+  // A job killed by --timeout that triggers --halt now,fail=1: 255 in both.
+  const auto b = run_both(dir, "--timeout 0.5 --halt now,fail=1 sleep ::: 5");
+  check_same(b, "timeout and halt");
+  CHECK(b.pp.exit_code == 255);
+}
+
+TEST_CASE("Cli.Gnu.BatchLinesNumberedAsGnu") {
+  TempDir dir;
+  write_file(dir / "b.txt", "echo a\n\n# c\necho b\n   \necho c\n#x\necho d\n");
+  const auto gnu = sh(dir, "parallel --will-cite -j1 --joblog gnu.tsv < b.txt", "", 90s);
+  const auto pp = sh(dir, "$P run -j1 --joblog pp.tsv b.txt");
+  CHECK(pp.out == gnu.out);
+  // GNU parallel runs and logs the blank and comment lines as (empty) commands; procpool skips
+  // them but gives them their numbers, so every real command has the same Seq in both joblogs.
+  std::string gnu_real;
+  for (const auto& line : lines_of(masked_joblog(read_file(dir / "gnu.tsv")))) {
+    const auto f = split_tabs(line);
+    const auto first = f.back().find_first_not_of(" \t");
+    if (first != std::string::npos && f.back()[first] != '#') gnu_real += line + "\n";
+  }
+  CHECK(masked_joblog(read_file(dir / "pp.tsv")) == gnu_real);
+  // --resume across the tools: GNU parallel did the first 4 lines, procpool resumes with the rest.
+  REQUIRE(sh(dir, "head -n 4 b.txt | parallel --will-cite -j1 --joblog both.tsv", "", 90s).exit_code == 0);
+  const auto resumed = sh(dir, "$P run -j1 --joblog both.tsv --resume b.txt");
+  CHECK(resumed.out == "c\nd\n");
+}
+
+TEST_CASE("Cli.Gnu.JoblogToStdoutAndTimeoutZero") {
+  TempDir dir;
+  auto b = run_both(dir, "-j1 --joblog - echo ::: a b");
+  CHECK(b.pp.exit_code == 0);
+  CHECK(masked_joblog(b.pp.out) == masked_joblog(b.gnu.out));
+  CHECK(lines_of(b.pp.out).at(1) == "a");  // a job's output, then its joblog line
+  check_same(run_both(dir, "-k --timeout 0 'sleep 0.2; echo {}' ::: a b"), "--timeout 0");
+  CHECK(sh(dir, "$P run --joblog - --resume echo ::: a").exit_code == 255);
+}
+
+TEST_CASE("Cli.Gnu.CarriageReturnsInArguments") {
+  TempDir dir;
+  write_file(dir / "cr.txt", "x\r\ny\r\n");
+  for (const std::string args :
+       {"-k echo {}: :::: cr.txt", "-k -a cr.txt echo {}:", "-k echo {}: ::: a :::: cr.txt"})
+    check_same(run_both(dir, args), args);
+  check_same(run_both(dir, "-k echo {}:", "x\r\ny\r\n"), "stdin");
+}
+
+TEST_CASE("Cli.Gnu.ParallelEnvironmentVariable") {
+  TempDir dir;
+  check_same(run_both(dir, "echo ::: a b", "", "PARALLEL='-k --tag' "), "$PARALLEL");
+  check_same(run_both(dir, "-j1 echo ::: a b", "", "PARALLEL='--tagstring \"<{}>\"' "), "$PARALLEL quoted");
+}
+
+TEST_CASE("Cli.Gnu.ColsepPerlRegexAndTrim") {
+  TempDir dir;
+  write_file(dir / "t.tsv", "a\tb\tc\n\tx\t\n");
+  for (const std::string args :
+       {"-k --colsep '\\t' echo '[{1}] [{2}] [{3}]' :::: t.tsv", "--colsep '\\s+' echo {2} ::: 'a   b'",
+        "--colsep '\\d' echo {2} ::: a1b", "--colsep '[\\d,]' echo {2} {3} ::: a1b,c",
+        "--colsep , echo '[{1}] [{2}]' ::: ' a , b '", "--colsep , echo '[{}]' ::: ' a , b '",
+        "--colsep '\\|' echo {2} ::: 'a|b'", "--colsep ',+' echo '{1}-{2}-{3}' ::: 'a,,b,'"})
+    check_same(run_both(dir, args), args);
+}
+
+TEST_CASE("Cli.Gnu.HangupFinishesRunningJobs") {
+  require_gnu();
+  for (const std::string tool : {"gnu", "pp"}) {
+    TempDir dir;
+    std::vector<std::string> args = {"-j2", "--joblog", "log.tsv", "touch started.{}; sleep 1; echo {}", ":::",
+                                     "1", "2", "3", "4", "5", "6"};
+    std::unique_ptr<BackgroundProgram> bg;
+    if (tool == "gnu") {
+      args.insert(args.begin(), {"parallel", "--will-cite"});
+      bg = std::make_unique<BackgroundProgram>(dir, args, "out");
+    } else {
+      args.insert(args.begin(), "run");
+      bg = std::make_unique<Background>(dir, args, "out");
+    }
+    REQUIRE(eventually([&] { return fs::exists(dir / "started.2"); }, 30000ms));
+    ::kill(bg->pid, SIGHUP);
+    CHECK(bg->wait(60s) == 0);  // the running jobs finished and succeeded; nothing else started
+    CHECK(joblog_seqs(dir / "log.tsv") == std::set<long>{1, 2});
+    CHECK(lines_of(read_file(dir / "out")).size() == 2);
+  }
+}
+
+TEST_CASE("Cli.Gnu.ClosedStdoutDiesOfSigpipe") {
+  TempDir dir;
+  std::string batch;
+  for (int i = 0; i < 2000; ++i) batch += "echo " + std::to_string(i) + "\n";
+  write_file(dir / "b.txt", batch);
+  require_gnu();
+  const auto gnu = sh(dir, "(parallel --will-cite -k -j2 < b.txt; echo $? > rc) | head -n 3; cat rc", "", 90s);
+  const auto pp = sh(dir, "($P run -k -j2 < b.txt; echo $? > rc) | head -n 3; cat rc");
+  CHECK(gnu.out == "0\n1\n2\n141\n");
+  CHECK(pp.out == gnu.out);
+  CHECK(pp.err.empty());
+}
