@@ -219,3 +219,52 @@ TEST_CASE("Cli.Gnu.ClosedStdoutDiesOfSigpipe") {
   CHECK(pp.out == gnu.out);
   CHECK(pp.err.empty());
 }
+
+// Every option GNU parallel 20221122 knows (read from its own option table) is either supported or
+// refused with procpool's message (exit 255), never unknown, never accepted and ignored.
+TEST_CASE("Cli.Gnu.EveryGnuOptionSupportedOrRefused") {
+  require_gnu();
+  TempDir dir;
+  write_file(dir / "names.pl", R"PERL(
+open F, "/usr/bin/parallel" or die; my $src = join "", <F>;
+$src =~ /(sub options_completion_hash\(\) \{.*?\n\}\n)/s or die "no option table"; eval $1; die $@ if $@;
+my %h = options_completion_hash();
+for my $k (sort keys %h) {
+  $k =~ s/\[.*//s; my $v = ($k =~ s/=[sif]$//) ? 1 : 0; $k =~ s/:[sf]$//;
+  for my $n (split /\|/, $k) { next if $n =~ /^_/; print((length($n) == 1 ? "-$n" : "--$n"), " $v\n"); }
+}
+)PERL");
+  const auto names = sh(dir, "perl names.pl");
+  REQUIRE(names.exit_code == 0);
+  const auto all = lines_of(names.out);
+  CHECK(all.size() > 250);
+  // One shell loop, not one test process per name: procpool starts in a few milliseconds.
+  const auto r = sh(dir,
+                    "perl names.pl | while read n v; do "
+                    "if [ $v = 1 ]; then out=$($P run --dry-run $n 1 echo ::: a 2>&1); st=$?; "
+                    "else out=$($P run --dry-run $n echo ::: a 2>&1); st=$?; fi; "
+                    "case \"$out\" in "
+                    "*'not supported by procpool run'*) [ $st = 255 ] || echo \"BAD STATUS $n $st\";; "
+                    "'echo a'|*'Usage: procpool run'*|*\"cannot open '1'\"*|*'need --joblog'*) ;; "
+                    "*) echo \"UNHANDLED $n: $out\";; esac; done",
+                    "", 120s);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "");
+  // Spot checks: the message names the option and what to use instead.
+  auto pipe = sh(dir, "$P run --pipe wc -l");
+  CHECK(pipe.exit_code == 255);
+  CHECK(pipe.err.find("--pipe: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
+  auto null = sh(dir, "$P run -0 echo ::: a");
+  CHECK(null.err.find("--null: ") != std::string::npos);
+  CHECK(sh(dir, "$P run --no-such-option echo ::: a").err.find("unknown option") != std::string::npos);
+}
+
+// GNU parallel's -t/--verbose print each command on stderr, -v on stdout; --silent cancels both.
+TEST_CASE("Cli.Gnu.VerboseFlags") {
+  TempDir dir;
+  for (const std::string flag : {"-t", "--verbose", "-v", "-v --silent"}) {
+    const auto b = run_both(dir, "-j1 " + flag + " echo ::: a b");
+    check_same(b, flag);
+    CHECK(b.pp.err == b.gnu.err);
+  }
+}

@@ -5,6 +5,7 @@
 #include "cli_helpers.hpp"
 
 #include "command.hpp"
+#include "gnu_options.hpp"
 #include "input.hpp"
 #include "joblog.hpp"
 #include "options.hpp"
@@ -579,4 +580,32 @@ TEST_CASE("Cli.Version.FromMeson") {
   CHECK(std::string(PROCPOOL_VERSION) == PROCPOOL_MESON_VERSION);
   CHECK(fmt::format("{}.{}.{}", PROCPOOL_VERSION_MAJOR, PROCPOOL_VERSION_MINOR, PROCPOOL_VERSION_PATCH) ==
         PROCPOOL_VERSION);
+}
+
+// The refusal table: every spelling of every GNU parallel option procpool lacks is refused, with
+// the option's name and its advice in the message.
+TEST_CASE("Cli.Options.GnuOptionsRefusedFromTheTable") {
+  std::size_t spellings = 0;
+  for (const auto& refused : cli::refused_gnu_options()) {
+    CHECK_FALSE(refused.advice.empty());
+    std::string_view names = refused.names;
+    while (!names.empty()) {
+      const auto comma = names.find(',');
+      const std::string name(names.substr(0, comma));
+      names = comma == std::string_view::npos ? std::string_view{} : names.substr(comma + 1);
+      std::vector<std::string> args{name};
+      if (refused.takes_value) args.push_back("1");
+      args.insert(args.end(), {"echo", ":::", "a"});
+      INFO(name);
+      try {
+        (void)cli::parse_run_options(args);
+        FAIL("accepted");
+      } catch (const UsageError& e) {
+        const std::string message = e.what();
+        CHECK(message.find("not supported by procpool run: " + std::string(refused.advice)) != std::string::npos);
+      }
+      ++spellings;
+    }
+  }
+  CHECK(spellings > 150);
 }

@@ -11,6 +11,7 @@
 #include <limits>
 #include <utility>
 
+#include "gnu_options.hpp"
 #include "input.hpp"
 #include "os/cpu.hpp"
 
@@ -48,8 +49,10 @@ struct RawOptions {
   std::string retries, timeout, grace, halt, tagstring, results, delay, memfree, load, colsep;
   bool keep_order = false, group = false, line_buffer = false, ungroup = false, tag = false, dry_run = false;
   bool verbose = false, bar = false, eta = false, progress = false, force_progress = false, tty = false;
-  bool shell_always = false, link = false;
+  bool shell_always = false, link = false, verbose_stderr = false, silent = false, no_keep_order = false;
+  bool gnu_noop = false;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
+  std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
   // --broker
   std::string broker, queue, max_queued, max_crashes, max_output, no_worker_timeout, run_ttl;
   std::vector<std::string> env;
@@ -59,14 +62,14 @@ struct RawOptions {
 void build_app(CLI::App& app, RawOptions& raw) {
   app.prefix_command();  // the first word that is not an option starts the batch file or the template
   app.set_help_flag("-h,--help", "Print this help and exit");
-  app.add_option("-j,--jobs", raw.jobs,
+  app.add_option("-j,--jobs,-P,--max-procs,--maxprocs", raw.jobs,
                  "Run up to N jobs at once. N, N% of the CPUs, +N or -N CPUs, 0 = as many as possible "
                  "(default: CPU count)")->type_name("N");
-  app.add_option("--joblog", raw.joblog,
+  app.add_option("--joblog,--jl", raw.joblog,
                  "Log every finished job to FILE in GNU parallel's TSV format, one line per job, "
                  "written as soon as the job ends")->type_name("FILE");
   app.add_flag("--resume", raw.resume, "Skip jobs whose sequence number is already in --joblog; append to it");
-  app.add_flag("--resume-failed", raw.resume_failed,
+  app.add_flag("--resume-failed,--resumefailed", raw.resume_failed,
                "Like --resume, but also run again the jobs the joblog records as failed");
   app.add_option("--retries", raw.retries, "Try a failing job up to N times in all (0 = until it succeeds)")
       ->type_name("N");
@@ -76,22 +79,23 @@ void build_app(CLI::App& app, RawOptions& raw) {
       ->type_name("D");
   app.add_option("--grace", raw.grace, "Time between TERM and KILL when killing a job (default 1s)")
       ->type_name("D");
-  app.add_option("--halt", raw.halt,
+  app.add_option("--halt,--halt-on-error,--haltonerror", raw.halt,
                  "Stop early: now|soon,fail=N|fail=N%|success=N|success=N% (also never, 0, 1, 2). "
                  "now kills the running jobs, soon lets them finish")->type_name("WHEN,COND");
-  app.add_flag("-k,--keep-order", raw.keep_order, "Print the jobs' output in input order");
-  app.add_flag("--group", raw.group,
+  app.add_flag("-k,--keep-order,--keeporder", raw.keep_order, "Print the jobs' output in input order");
+  app.add_flag("--no-keep-order,--nokeeporder,--nok,--no-k", raw.no_keep_order, "Cancel an earlier -k (as from $PARALLEL)");
+  app.add_flag("-g,--group", raw.group,
                "Print a job's stdout then its stderr when it ends, never mixed with another job's (default)");
-  app.add_flag("--line-buffer,--lb", raw.line_buffer,
+  app.add_flag("--line-buffer,--lb,--line-buffered,--linebuffer,--linebuffered", raw.line_buffer,
                "Print whole lines as soon as they arrive; lines of different jobs may alternate");
   app.add_flag("-u,--ungroup", raw.ungroup, "Jobs write straight to procpool's stdout and stderr: no capture, lines may mix");
   app.add_flag("--tag", raw.tag, "Prefix each output line with the job's arguments and a TAB");
-  app.add_option("--tagstring", raw.tagstring,
+  app.add_option("--tagstring,--tag-string", raw.tagstring,
                  "Prefix each output line with STR (replacement strings allowed) and a TAB")->type_name("STR");
-  app.add_option("--results", raw.results,
+  app.add_option("--results,--result,--res", raw.results,
                  "Also save each job's output to DIR/SEQ/stdout and DIR/SEQ/stderr (and its command to "
                  "DIR/SEQ/cmd)")->type_name("DIR");
-  app.add_flag("--dry-run", raw.dry_run, "Print the commands that would run, run nothing");
+  app.add_flag("--dry-run,--dryrun,--dr", raw.dry_run, "Print the commands that would run, run nothing");
   app.add_option("--delay", raw.delay, "Wait at least D between two job starts")->type_name("D");
   app.add_option("--memfree", raw.memfree,
                  "Start a job only while MemAvailable is at least SIZE (k, M, G, T: powers of 1024)")
@@ -99,21 +103,29 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("--load", raw.load,
                  "Start a job only while fewer than N (or N% of the CPUs) processes are runnable")
       ->type_name("N");
-  app.add_flag("-v,--verbose", raw.verbose, "Print each job's command on stdout before its output");
+  app.add_flag("-v", raw.verbose, "Print each job's command on stdout before its output");
+  app.add_flag("-t,--verbose", raw.verbose_stderr, "Print each job's command on stderr as it starts");
+  app.add_flag("--silent", raw.silent, "Cancel -v and -t (as from $PARALLEL)");
   app.add_flag("--bar", raw.bar, "Show a progress bar on stderr when it is a terminal");
   app.add_flag("--eta", raw.eta, "Show done/left counts and the estimated time left on stderr (terminal)");
   app.add_flag("--progress", raw.progress, "Show done/failed/running counts on stderr (terminal)");
   app.add_flag("--force-progress", raw.force_progress,
                "Draw --bar/--eta/--progress even when stderr is not a terminal");
-  app.add_option("-C,--colsep", raw.colsep,
+  app.add_option("-C,--colsep,--col-sep", raw.colsep,
                  "Split each argument line into columns {1} {2} ... at this separator (a regex)")
       ->type_name("REGEX");
-  app.add_option("-a,--arg-file", raw.arg_files, "Read arguments from FILE (\"-\" is stdin); repeatable")
+  app.add_option("-a,--arg-file,--argfile", raw.arg_files, "Read arguments from FILE (\"-\" is stdin); repeatable")
       ->type_name("FILE")
       ->allow_extra_args(false);  // one file per -a: the template follows
   app.add_flag("--link,--xapply", raw.link,
                "Take one value from every source per job instead of every combination; shorter sources "
                "wrap around (also :::+ and ::::+ for one source)");
+  app.add_flag("--will-cite,--willcite,--nn,--nonotice,--no-notice,--gnu", raw.gnu_noop,
+               "Accepted for GNU parallel's scripts: procpool prints no notice");
+  for (const auto& refused : refused_gnu_options()) {
+    const std::string names(refused.names);
+    raw.refused.push_back(refused.takes_value ? app.add_option(names)->group("") : app.add_flag(names)->group(""));
+  }
   app.add_flag("--tty", raw.tty, "Give jobs the terminal as stdin (implies -j1 --ungroup); default /dev/null");
   app.add_flag("--shell", raw.shell_always, "Always run commands through /bin/sh -c, never exec them directly");
   app.add_option("--broker", raw.broker,
@@ -126,7 +138,8 @@ void build_app(CLI::App& app, RawOptions& raw) {
                  "--broker: lost workers one job may cost before it is logged lost (5)")->type_name("N");
   app.add_option("--max-output", raw.max_output, "--broker: output kept per job and stream (16M)")
       ->type_name("SIZE");
-  app.add_option("--env", raw.env, "--broker: pass this variable to the jobs (repeatable)")
+  app.add_option("--env", raw.env,
+                 "--broker: pass this variable to the jobs (repeatable); locally jobs inherit every variable")
       ->type_name("NAME")->allow_extra_args(false);
   app.add_option("--no-worker-timeout", raw.no_worker_timeout,
                  "--broker: exit 255 after D without a live worker (default: warn every 30s)")->type_name("D");
@@ -414,6 +427,14 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   } catch (const CLI::ParseError& e) {
     throw UsageError(e.what());
   }
+  for (std::size_t i = 0; i < raw.refused.size(); ++i) {
+    if (raw.refused[i]->count() == 0) continue;
+    const std::string_view names = refused_gnu_options()[i].names;
+    const auto long_name = names.find("--");  // the long spelling, when there is one, names it best
+    const std::string_view name = names.substr(long_name == std::string_view::npos ? 0 : long_name);
+    throw UsageError(fmt::format("{}: GNU parallel's option is not supported by procpool run: {}",
+                                 name.substr(0, name.find(',')), refused_gnu_options()[i].advice));
+  }
   std::vector<std::string> words = app.remaining();
   if (!words.empty() && words.front().size() > 1 && words.front().front() == '-' && words.front() != "--")
     throw UsageError(fmt::format("unknown option '{}' (see procpool run --help)", words.front()));
@@ -448,7 +469,7 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   if (!raw.timeout.empty()) opt.timeout = parse_timeout(raw.timeout);
   if (!raw.grace.empty()) opt.kill_grace_seconds = parse_duration_seconds(raw.grace, "--grace");
   if (!raw.halt.empty()) opt.halt = parse_halt(raw.halt);
-  opt.keep_order = raw.keep_order;
+  opt.keep_order = raw.keep_order && !raw.no_keep_order;
   if (static_cast<int>(raw.group) + static_cast<int>(raw.line_buffer) + static_cast<int>(raw.ungroup) > 1)
     throw UsageError("--group, --line-buffer and --ungroup exclude each other");
   if (raw.line_buffer) opt.output = OutputMode::LineBuffer;
@@ -466,7 +487,8 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
       opt.load_limit = parse_number(raw.load, "--load");
     if (opt.load_limit <= 0) throw UsageError(fmt::format("--load: '{}' must be above 0", raw.load));
   }
-  opt.verbose = raw.verbose;
+  opt.verbose = raw.verbose && !raw.silent;
+  opt.verbose_stderr = raw.verbose_stderr && !raw.silent;
   if (raw.bar) opt.progress = ProgressStyle::Bar;
   else if (raw.eta) opt.progress = ProgressStyle::Eta;
   else if (raw.progress) opt.progress = ProgressStyle::Progress;
@@ -513,11 +535,13 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     if (s.kind == ArgSource::Kind::File && s.path == "-") ++stdin_users;
   if (stdin_users > 1) throw UsageError("stdin (-) can be read by one input source only");
 
+  // --env is not among them: without --broker it is GNU parallel's local --env, a no-op (jobs inherit
+  // the whole environment).
   const bool broker_only = !raw.queue.empty() || !raw.max_queued.empty() || !raw.max_crashes.empty() ||
-                           !raw.max_output.empty() || !raw.env.empty() || !raw.no_worker_timeout.empty() ||
+                           !raw.max_output.empty() || !raw.no_worker_timeout.empty() ||
                            !raw.run_ttl.empty() || raw.insecure_broker;
   if (raw.broker.empty() && broker_only)
-    throw UsageError("--queue, --max-queued, --max-crashes, --max-output, --env, --no-worker-timeout, --run-ttl "
+    throw UsageError("--queue, --max-queued, --max-crashes, --max-output, --no-worker-timeout, --run-ttl "
                      "and --insecure-broker need --broker URL");
   if (!raw.broker.empty()) {
     Options::Broker b;

@@ -55,7 +55,8 @@ struct Options {
   double delay_seconds = 0;
   std::uint64_t memfree_bytes = 0;
   double load_limit = 0;  ///< 0 = no limit
-  bool verbose = false;
+  bool verbose = false;         ///< -v: each command on stdout, in its job's output
+  bool verbose_stderr = false;  ///< -t, --verbose: each command on stderr as it starts (GNU parallel's)
   ProgressStyle progress = ProgressStyle::None;
   bool force_progress = false;  ///< draw progress even when stderr is not a terminal
   std::optional<std::string> colsep;

@@ -303,6 +303,10 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   }
   ++job->tries_done;
 
+  if (opt_.verbose_stderr) {  // GNU parallel's -t: on stderr, as the job starts
+    bool line_start = true;
+    writer_.write(STDERR_FILENO, job->command + "\n", {}, line_start);
+  }
   if (opt_.verbose) {
     const std::string line = job->command + "\n";
     if (opt_.output == OutputMode::Ungroup) {
