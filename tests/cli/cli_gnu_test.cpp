@@ -254,8 +254,8 @@ for my $k (sort keys %h) {
   auto pipe = sh(dir, "$P run --pipe wc -l");
   CHECK(pipe.exit_code == 255);
   CHECK(pipe.err.find("--pipe: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
-  auto null = sh(dir, "$P run -0 echo ::: a");
-  CHECK(null.err.find("--null: ") != std::string::npos);
+  auto xargs = sh(dir, "$P run -X echo ::: a");
+  CHECK(xargs.err.find("--xargs: ") != std::string::npos);
   CHECK(sh(dir, "$P run --no-such-option echo ::: a").err.find("unknown option") != std::string::npos);
 }
 
@@ -267,4 +267,28 @@ TEST_CASE("Cli.Gnu.VerboseFlags") {
     check_same(b, flag);
     CHECK(b.pp.err == b.gnu.err);
   }
+}
+
+// -0, -d (GNU's escapes, several characters, ::: arguments split too), -r, -I.
+TEST_CASE("Cli.Gnu.DelimitersEmptyAndReplace") {
+  TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> inputs = {
+      {"a,b\\n", "comma"}, {"a\\0b\\0\\0 \\0", "nul"}, {"aXYbXY", "xy"}, {"a\\tb\\t", "tab"},
+      {"a\\n\\n  \\nb\\n", "blank"}, {"xAy\\r\\n", "octal"}};
+  for (const std::string args :
+       {"-k -d , printf '[%s]\\n' {}", "-k -0 printf '[%s]\\n' {}", "-k -d XY printf '[%s]\\n' {}",
+        "-k -d '\\t' printf '[%s]\\n' {}", "-k -d , printf '[%s]\\n' {} ::: 'a,b' 'c,'",
+        "-k -r printf '[%s]\\n' {}", "-k -r printf '[%s]\\n' {} ::: x :::: -", "-k -0 -r printf '[%s]\\n' {}",
+        "-k -d '\\101' printf '[%s]\\n' {}", "-k -I @@ printf '[%s]\\n' 'x@@y' @@ ::: a 'b c'",
+        "-k -I @@ printf '[%s]\\n' '@@' {} ::: a"}) {
+    for (const auto& [input, name] : inputs) {
+      const auto b = run_both(dir, args, "", "printf '" + input + "' | ");
+      INFO(name);
+      check_same(b, args);
+    }
+  }
+  // A NUL byte without -0 is passed as \0, as GNU parallel does (with a warning).
+  const auto nul = sh(dir, "printf 'a\\0b\\n' | $P run printf %s");
+  CHECK(nul.out == "a\\0b");
+  CHECK(nul.err.find("NUL byte") != std::string::npos);
 }

@@ -26,12 +26,8 @@ constexpr std::array kRefused = {
     RefusedOption{"-s,--max-chars,--maxchars", true, kManyArgs},
     RefusedOption{"-x,--exit", false, kManyArgs},
     // Input format.
-    RefusedOption{"-0,--null", false, "arguments are lines; convert first: tr '\\0' '\\n' < FILE"},
-    RefusedOption{"-d,--delimiter", true, "arguments are lines; convert first: tr 'DELIM' '\\n' < FILE"},
     RefusedOption{"-E", true, "arguments are read to the end; cut the input first: sed '/^EOF$/q'"},
     RefusedOption{"-e,--eof", false, "arguments are read to the end; cut the input first: sed '/^EOF$/q'"},
-    RefusedOption{"-r,--no-run-if-empty,--norunifempty", false,
-                  "filter empty lines first: grep -v '^[[:space:]]*$'"},
     RefusedOption{"--header", true, "use --colsep with positions {1} {2}; drop the header line with tail -n +2"},
     RefusedOption{"--csv", false, "use --colsep , (no quoted fields) or convert the CSV to TSV and use --colsep '\\t'"},
     RefusedOption{"--trim", true, "--colsep trims both ends, as GNU parallel's default"},
@@ -43,7 +39,6 @@ constexpr std::array kRefused = {
     RefusedOption{"-q,--quote", false, "quote the command yourself; arguments are always quoted"},
     RefusedOption{"--shebang,--hashbang", false, "run procpool run from the script instead"},
     // Replacement strings.
-    RefusedOption{"-I", true, kReplace},
     RefusedOption{"-i,--replace", false, kReplace},
     RefusedOption{"-U,--extensionreplace,--er", true, kReplace},
     RefusedOption{"--basenamereplace,--bnr", true, kReplace},

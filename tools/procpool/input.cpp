@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <regex>
 
@@ -24,7 +25,8 @@ bool is_blank_or_comment(const std::string& line) {
 
 } // namespace
 
-LineReader::LineReader(const std::string& path, bool strip_cr) : path_(path), strip_cr_(strip_cr) {
+LineReader::LineReader(const std::string& path, bool strip_cr, std::string delimiter)
+    : path_(path), strip_cr_(strip_cr && delimiter == "\n"), delimiter_(std::move(delimiter)) {
   if (path == "-") {
     fd_ = STDIN_FILENO;
   } else {
@@ -70,9 +72,11 @@ bool LineReader::fill() {
 LineReader::Result LineReader::next(std::string& line) {
   for (;;) {
     const char* start = buffer_.data() + begin_;
-    if (const void* nl = std::memchr(start, '\n', end_ - begin_)) {
+    const void* nl = delimiter_.size() == 1 ? std::memchr(start, delimiter_[0], end_ - begin_)
+                                            : ::memmem(start, end_ - begin_, delimiter_.data(), delimiter_.size());
+    if (nl != nullptr) {
       std::size_t length = static_cast<std::size_t>(static_cast<const char*>(nl) - start);
-      begin_ += length + 1;
+      begin_ += length + delimiter_.size();
       if (strip_cr_ && length > 0 && start[length - 1] == '\r') --length;
       line.assign(start, length);
       return Result::Line;
@@ -89,15 +93,23 @@ LineReader::Result LineReader::next(std::string& line) {
   }
 }
 
-std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blank_and_comments) {
+bool is_whitespace_only(const std::string& value) {
+  return std::all_of(value.begin(), value.end(), [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  });
+}
+
+std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blank_and_comments,
+                                         const std::string& delimiter, bool skip_empty) {
   if (path == "-") return std::nullopt;
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
-  LineReader reader(path);
+  LineReader reader(path, true, delimiter);
   std::string line;
   std::uint64_t count = 0;
   while (reader.next(line) == LineReader::Result::Line)
-    if (!skip_blank_and_comments || !is_blank_or_comment(line)) ++count;
+    if ((!skip_blank_and_comments || !is_blank_or_comment(line)) && (!skip_empty || !is_whitespace_only(line)))
+      ++count;
   return count;
 }
 
@@ -118,7 +130,7 @@ std::string shell_quote(const std::string& word) {
   return quoted;
 }
 
-CommandTemplate::CommandTemplate(const std::string& text) {
+CommandTemplate::CommandTemplate(const std::string& text, const std::string& all_args) {
   bool any_replacement = false;  // GNU parallel appends the arguments only to a template without any
   std::size_t pos = 0;
   auto add_literal = [&](std::string_view s) {
@@ -126,7 +138,19 @@ CommandTemplate::CommandTemplate(const std::string& text) {
     if (segments_.empty() || segments_.back().kind != Kind::Literal) segments_.push_back({Kind::Literal, {}, 0, {}, false});
     segments_.back().text.append(s);
   };
+  const bool renamed = all_args != "{}";
   while (pos < text.size()) {
+    if (renamed) {  // -I STR: STR is {}
+      const auto token = text.find(all_args, pos);
+      const auto brace = text.find('{', pos);
+      if (token != std::string::npos && (brace == std::string::npos || token <= brace)) {
+        add_literal(std::string_view(text).substr(pos, token - pos));
+        segments_.push_back({Kind::Args, {}, 0, Modifier::None, false});
+        any_replacement = true;
+        pos = token + all_args.size();
+        continue;
+      }
+    }
     const auto open = text.find('{', pos);
     if (open == std::string::npos) { add_literal(std::string_view(text).substr(pos)); break; }
     add_literal(std::string_view(text).substr(pos, open - pos));
@@ -138,7 +162,8 @@ CommandTemplate::CommandTemplate(const std::string& text) {
     std::size_t digits = 0;
     while (digits < inner.size() && std::isdigit(static_cast<unsigned char>(inner[digits]))) ++digits;
     bool ok = true;
-    if (inner == "#") seg.kind = Kind::Seq;
+    if (renamed && inner.empty()) ok = false;  // {} is literal once -I named another string
+    else if (inner == "#") seg.kind = Kind::Seq;
     else if (inner == "%") seg.kind = Kind::Slot;
     else {
       if (digits > 0) {
@@ -272,7 +297,8 @@ namespace {
 
 class BatchSource final : public JobSource {
  public:
-  explicit BatchSource(const std::string& path) : reader_(path) {}
+  BatchSource(const std::string& path, const std::string& delimiter)
+      : reader_(path, true, delimiter), delimiter_(delimiter) {}
 
   Result next(JobInput& job) override {
     for (;;) {
@@ -291,12 +317,13 @@ class BatchSource final : public JobSource {
   }
   [[nodiscard]] int wait_fd() const override { return reader_.fd(); }
   [[nodiscard]] std::optional<std::uint64_t> count_total() const override {
-    return count_lines(reader_.path(), true);
+    return count_lines(reader_.path(), true, delimiter_);
   }
   [[nodiscard]] std::string command_for(const JobInput& job, unsigned) const override { return job.args[0]; }
 
  private:
   LineReader reader_;
+  std::string delimiter_;
   std::string line_;
   std::uint64_t seq_ = 0;
 };
@@ -358,10 +385,44 @@ class ColumnSplitter {
   std::optional<std::regex> regex_;
 };
 
-std::vector<std::string> read_whole_source(const ArgSource& source) {
-  if (source.kind == ArgSource::Kind::InlineArgs) return source.args;
+// A NUL byte cannot be passed in an argument list: GNU parallel writes it as \0, with a warning.
+void replace_nul_bytes(std::string& value) {
+  if (value.find('\0') == std::string::npos) return;
+  static bool warned = false;
+  if (!warned) {
+    std::fprintf(stderr, "procpool: warning: a NUL byte in the input was replaced with \\0 (for NUL-ended input, use -0)\n");
+    warned = true;
+  }
+  std::string out;
+  for (const char c : value) {
+    if (c == '\0') out += "\\0";
+    else out += c;
+  }
+  value = std::move(out);
+}
+
+std::vector<std::string> read_whole_source(const ArgSource& source, const Options& options) {
   std::vector<std::string> values;
-  LineReader reader(source.path, false);
+  if (source.kind == ArgSource::Kind::InlineArgs) {
+    for (const auto& arg : source.args) {
+      if (options.delimiter == "\n") {
+        if (!options.skip_empty || !is_whitespace_only(arg)) values.push_back(arg);
+        continue;
+      }
+      // GNU parallel writes ::: arguments to a file, each ended by the delimiter, and reads them back:
+      // an argument holding the delimiter becomes several.
+      std::size_t pos = 0;
+      for (;;) {
+        const auto at = arg.find(options.delimiter, pos);
+        std::string value = arg.substr(pos, at == std::string::npos ? std::string::npos : at - pos);
+        if (!options.skip_empty || !is_whitespace_only(value)) values.push_back(std::move(value));
+        if (at == std::string::npos) break;
+        pos = at + options.delimiter.size();
+      }
+    }
+    return values;
+  }
+  LineReader reader(source.path, false, options.delimiter);
   std::string line;
   for (;;) {
     const auto r = reader.next(line);
@@ -371,7 +432,8 @@ std::vector<std::string> read_whole_source(const ArgSource& source) {
       ::poll(&pfd, 1, -1);
       continue;
     }
-    values.push_back(line);
+    replace_nul_bytes(line);
+    if (!options.skip_empty || !is_whitespace_only(line)) values.push_back(line);
   }
   return values;
 }
@@ -401,7 +463,10 @@ struct SourceGroup {
 class TemplateSource final : public JobSource {
  public:
   explicit TemplateSource(const Options& options)
-      : template_(join(options.template_words)), splitter_(options.colsep) {
+      : template_(join(options.template_words), options.replace_token),
+        splitter_(options.colsep),
+        delimiter_(options.delimiter),
+        skip_empty_(options.skip_empty) {
     std::vector<std::vector<const ArgSource*>> grouped;
     for (const auto& source : options.sources) {
       if (grouped.empty() || !(options.link || source.linked)) grouped.emplace_back();
@@ -409,14 +474,14 @@ class TemplateSource final : public JobSource {
     }
     const auto& first = grouped.front();
     if (first.size() == 1 && first.front()->kind == ArgSource::Kind::File) {
-      first_reader_ = std::make_unique<LineReader>(first.front()->path, false);
+      first_reader_ = std::make_unique<LineReader>(first.front()->path, false, options.delimiter);
       first_path_ = first.front()->path;
     } else {
-      first_group_ = make_group(first, options.link);
+      first_group_ = make_group(first, options);
       first_size_ = first_group_.size();
     }
     for (std::size_t i = 1; i < grouped.size(); ++i) {
-      others_.push_back(make_group(grouped[i], options.link));
+      others_.push_back(make_group(grouped[i], options));
       if (others_.back().size() == 0) any_empty_ = true;
     }
     odometer_.assign(others_.size(), 0);
@@ -428,9 +493,13 @@ class TemplateSource final : public JobSource {
       first_columns_.clear();
       if (first_reader_) {
         std::string value;
-        const auto r = first_reader_->next(value);
-        if (r == LineReader::Result::WouldBlock) return Result::WouldBlock;
-        if (r == LineReader::Result::End) return Result::End;
+        for (;;) {
+          const auto r = first_reader_->next(value);
+          if (r == LineReader::Result::WouldBlock) return Result::WouldBlock;
+          if (r == LineReader::Result::End) return Result::End;
+          if (!skip_empty_ || !is_whitespace_only(value)) break;  // -r
+        }
+        replace_nul_bytes(value);
         splitter_.split(value, first_columns_);
       } else {
         if (first_pos_ == first_size_) return Result::End;
@@ -458,7 +527,7 @@ class TemplateSource final : public JobSource {
     std::uint64_t product = 1;
     for (const auto& group : others_) product *= group.size();
     if (!first_reader_) return product * first_size_;
-    const auto lines = count_lines(first_path_, false);
+    const auto lines = count_lines(first_path_, false, delimiter_, skip_empty_);
     if (!lines) return std::nullopt;
     return product * *lines;
   }
@@ -476,15 +545,17 @@ class TemplateSource final : public JobSource {
     }
     return text;
   }
-  static SourceGroup make_group(const std::vector<const ArgSource*>& sources, bool wrap) {
+  static SourceGroup make_group(const std::vector<const ArgSource*>& sources, const Options& options) {
     SourceGroup group;
-    group.wrap = wrap;
-    for (const auto* source : sources) group.members.push_back(read_whole_source(*source));
+    group.wrap = options.link;
+    for (const auto* source : sources) group.members.push_back(read_whole_source(*source, options));
     return group;
   }
 
   CommandTemplate template_;
   ColumnSplitter splitter_;
+  std::string delimiter_;
+  bool skip_empty_ = false;
   std::unique_ptr<LineReader> first_reader_;
   std::string first_path_;
   SourceGroup first_group_;
@@ -502,7 +573,7 @@ class TemplateSource final : public JobSource {
 
 std::unique_ptr<JobSource> make_job_source(const Options& options) {
   if (options.template_mode) return std::make_unique<TemplateSource>(options);
-  return std::make_unique<BatchSource>(options.batch_file);
+  return std::make_unique<BatchSource>(options.batch_file, options.delimiter);
 }
 
 } // namespace procpool::cli

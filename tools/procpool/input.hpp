@@ -16,8 +16,9 @@ namespace procpool::cli {
 class LineReader {
  public:
   enum class Result { Line, WouldBlock, End };
-  /// Opens `path` ("-" is stdin). Throws UsageError when it cannot be read.
-  explicit LineReader(const std::string& path, bool strip_cr = true);
+  /// Opens `path` ("-" is stdin). Throws UsageError when it cannot be read. `delimiter` ends a
+  /// record instead of "\n" (-0, -d); then no CR is stripped.
+  explicit LineReader(const std::string& path, bool strip_cr = true, std::string delimiter = "\n");
   ~LineReader();
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
@@ -35,12 +36,17 @@ class LineReader {
   bool may_block_ = false;  // pipe, terminal, socket: poll before reading
   bool eof_ = false;
   bool strip_cr_ = true;
+  std::string delimiter_;
   std::vector<char> buffer_;
   std::size_t begin_ = 0, end_ = 0;
 };
 
 /// Counts the lines a LineReader would return for a regular file; nullopt for stdin or a pipe.
-std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blank_and_comments);
+std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blank_and_comments,
+                                         const std::string& delimiter = "\n", bool skip_empty = false);
+
+/// Perl's /^\s*$/: what -r (--no-run-if-empty) skips.
+bool is_whitespace_only(const std::string& value);
 
 /// A parsed command template with GNU parallel replacement strings.
 class CommandTemplate {
@@ -48,7 +54,8 @@ class CommandTemplate {
   /// `text` empty means "the arguments are the command" (like `parallel ::: 'echo a'`). As in GNU
   /// parallel, a replacement string in the first word (`{}`, `{} x`, `my_{}`) makes the values part of
   /// the command: nothing is quoted then.
-  explicit CommandTemplate(const std::string& text);
+  /// `all_args` is the string for all the arguments, `{}` unless -I renamed it (then `{}` is literal).
+  explicit CommandTemplate(const std::string& text, const std::string& all_args = "{}");
   /// Expands for one job; arguments are shell-quoted when `quote` (commands) and raw otherwise (tags).
   [[nodiscard]] std::string expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
                                    bool quote) const;

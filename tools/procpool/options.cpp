@@ -50,7 +50,8 @@ struct RawOptions {
   bool keep_order = false, group = false, line_buffer = false, ungroup = false, tag = false, dry_run = false;
   bool verbose = false, bar = false, eta = false, progress = false, force_progress = false, tty = false;
   bool shell_always = false, link = false, verbose_stderr = false, silent = false, no_keep_order = false;
-  bool gnu_noop = false;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
+  bool gnu_noop = false, null = false, no_run_if_empty = false;
+  std::string delimiter, replace;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
   // --broker
@@ -126,6 +127,13 @@ void build_app(CLI::App& app, RawOptions& raw) {
     const std::string names(refused.names);
     raw.refused.push_back(refused.takes_value ? app.add_option(names)->group("") : app.add_flag(names)->group(""));
   }
+  app.add_flag("-0,--null", raw.null, "Arguments are ended by NUL bytes, not newlines (find -print0)");
+  app.add_option("-d,--delimiter", raw.delimiter,
+                 "Arguments are ended by DELIM, not newlines; \\t \\n \\r \\0 and octal \\NNN work")
+      ->type_name("DELIM");
+  app.add_option("-I", raw.replace, "Use STR instead of {} in the command")->type_name("STR");
+  app.add_flag("-r,--no-run-if-empty,--norunifempty", raw.no_run_if_empty,
+               "Skip arguments that are empty or only white space");
   app.add_flag("--tty", raw.tty, "Give jobs the terminal as stdin (implies -j1 --ungroup); default /dev/null");
   app.add_flag("--shell", raw.shell_always, "Always run commands through /bin/sh -c, never exec them directly");
   app.add_option("--broker", raw.broker,
@@ -368,6 +376,29 @@ bool is_source_separator(const std::string& word) {
 
 } // namespace
 
+std::string unquote_printf(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) { out += text[i]; continue; }
+    const char next = text[i + 1];
+    if (next == 't') { out += '\t'; ++i; continue; }
+    if (next == 'n') { out += '\n'; ++i; continue; }
+    if (next == 'r') { out += '\r'; ++i; continue; }
+    std::size_t digits = 0;
+    while (digits < 3 && i + 1 + digits < text.size() && text[i + 1 + digits] >= '0' && text[i + 1 + digits] <= '7')
+      ++digits;
+    // GNU parallel takes three octal digits, else exactly one ("\12" is byte 1, then '2').
+    if (digits >= 1) {
+      const std::size_t used = digits == 3 ? 3 : 1;
+      out += static_cast<char>(std::stoi(text.substr(i + 1, used), nullptr, 8));
+      i += used;
+      continue;
+    }
+    out += text[i];
+  }
+  return out;
+}
+
 std::vector<std::string> shell_words(const std::string& text) {
   // Text::ParseWords::shellwords, which GNU parallel uses for $PARALLEL: blanks separate words,
   // '...' is literal, "..." and a bare backslash escape the next character.
@@ -495,6 +526,13 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   opt.force_progress = raw.force_progress;
   if (!raw.colsep.empty()) opt.colsep = raw.colsep;
   opt.link = raw.link;
+  if (raw.null && app.count("--delimiter") > 0) throw UsageError("-0 and -d exclude each other");
+  if (raw.null) opt.delimiter = std::string(1, '\0');
+  if (app.count("--delimiter") > 0) {
+    opt.delimiter = unquote_printf(raw.delimiter);
+    if (opt.delimiter.empty()) throw UsageError("--delimiter: empty value");
+  }
+  opt.skip_empty = raw.no_run_if_empty;
   opt.tty = raw.tty;
   if (opt.tty) { opt.jobs = 1; opt.output = OutputMode::Ungroup; }
   opt.shell_always = raw.shell_always;
@@ -528,6 +566,14 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     opt.batch_file = words.front();
   }
   if (!opt.template_mode && opt.colsep) throw UsageError("--colsep needs a template and arguments (::: or -a)");
+  if (app.count("-I") > 0) {
+    if (raw.replace.empty()) throw UsageError("-I: empty value");
+    opt.replace_token = raw.replace;
+    // Tags are raw text: -I's string is simply renamed there (the broker expands them too).
+    if (opt.tagstring)
+      for (auto at = opt.tagstring->find(raw.replace); at != std::string::npos; at = opt.tagstring->find(raw.replace, at + 2))
+        opt.tagstring->replace(at, raw.replace.size(), "{}");
+  }
   for (const auto& word : opt.template_words) refuse_perl_expression(word, "the command");
   if (opt.tagstring) refuse_perl_expression(*opt.tagstring, "--tagstring");
   int stdin_users = opt.template_mode ? 0 : (opt.batch_file == "-" ? 1 : 0);

@@ -60,7 +60,10 @@ struct Options {
   ProgressStyle progress = ProgressStyle::None;
   bool force_progress = false;  ///< draw progress even when stderr is not a terminal
   std::optional<std::string> colsep;
-  bool link = false;  ///< --link/--xapply: every source advances together, the shorter ones wrap around
+  bool link = false;
+  std::string delimiter = "\n";  ///< -0, -d: what ends an argument (or a batch-file command)
+  bool skip_empty = false;       ///< -r: arguments that are only white space are skipped
+  std::string replace_token = "{}";  ///< -I STR: the string for all the arguments in the command  ///< --link/--xapply: every source advances together, the shorter ones wrap around
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
   bool shell_always = false;  ///< never exec directly; always /bin/sh -c
 
@@ -117,6 +120,9 @@ std::optional<StatusOptions> parse_status_options(const std::vector<std::string>
 
 /// The full `procpool run` help text (also shown by `procpool --help`).
 std::string run_help_text();
+
+/// GNU parallel's unquote_printf for -d: \t \n \r, \NNN and \N (octal).
+std::string unquote_printf(const std::string& text);
 
 /// Splits `text` into words as Perl's Text::ParseWords::shellwords does (GNU parallel's $PARALLEL).
 std::vector<std::string> shell_words(const std::string& text);
