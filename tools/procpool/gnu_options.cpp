@@ -5,8 +5,7 @@
 namespace procpool::cli {
 namespace {
 
-constexpr std::string_view kManyArgs =
-    "procpool runs one argument line per job; put several in one line, or loop in the command";
+constexpr std::string_view kManyArgs = "use -N N (N lines per job) or -X / -m";
 constexpr std::string_view kPipe =
     "procpool does not split stdin into blocks; split it first (split -l N --filter, or split then :::: files)";
 constexpr std::string_view kRemote =
@@ -18,12 +17,8 @@ constexpr std::string_view kInfo = "use nproc, lscpu or getconf ARG_MAX";
 
 constexpr std::array kRefused = {
     // Several arguments per job.
-    RefusedOption{"-X,--xargs,-m", false, kManyArgs},
-    RefusedOption{"-n,--max-args,--maxargs", true, kManyArgs},
-    RefusedOption{"-N,--max-replace-args,--maxreplaceargs", true, kManyArgs},
     RefusedOption{"-L", true, kManyArgs},
     RefusedOption{"-l,--max-lines,--maxlines", false, kManyArgs},
-    RefusedOption{"-s,--max-chars,--maxchars", true, kManyArgs},
     RefusedOption{"-x,--exit", false, kManyArgs},
     // Input format.
     RefusedOption{"-E", true, "arguments are read to the end; cut the input first: sed '/^EOF$/q'"},

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <regex>
 
 #include <fcntl.h>
@@ -207,6 +208,16 @@ CommandTemplate::CommandTemplate(const std::string& text, const std::string& all
     if (in_first_word)
       for (auto& seg : segments_) seg.unquoted = true;
   }
+  for (const auto& seg : segments_) {  // split the literals' blanks off, for context replace
+    if (seg.kind != Kind::Literal) { words_.push_back(seg); continue; }
+    for (std::size_t at = 0; at < seg.text.size();) {
+      const bool blank = seg.text[at] == ' ' || seg.text[at] == '\t';
+      std::size_t end = at;
+      while (end < seg.text.size() && (seg.text[end] == ' ' || seg.text[end] == '\t') == blank) ++end;
+      words_.push_back({Kind::Literal, seg.text.substr(at, end - at), 0, Modifier::None, false, blank});
+      at = end;
+    }
+  }
 }
 
 void refuse_perl_expression(const std::string& text, const char* where) {
@@ -256,10 +267,11 @@ std::string apply_modifier(const std::string& arg, int modifier) {
 
 } // namespace
 
-std::string CommandTemplate::expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
-                                    bool quote) const {
-  std::string out;
-  for (const auto& seg : segments_) {
+void CommandTemplate::expand_range(std::string& out, const std::vector<Segment>& segs, std::size_t begin,
+                                   std::size_t end, const std::vector<std::string>& args, long one, std::uint64_t seq,
+                                   unsigned slot, bool quote) const {
+  for (std::size_t s = begin; s < end; ++s) {
+    const auto& seg = segs[s];
     switch (seg.kind) {
       case Kind::Literal: out += seg.text; break;
       case Kind::Seq: out += std::to_string(seq); break;
@@ -268,8 +280,10 @@ std::string CommandTemplate::expand(const std::vector<std::string>& args, std::u
         const bool raw = seg.unquoted;
         const int modifier = static_cast<int>(seg.modifier);
         if (seg.index == 0) {
-          for (std::size_t i = 0; i < args.size(); ++i) {
-            if (i > 0) out += ' ';
+          const std::size_t first = one >= 0 ? static_cast<std::size_t>(one) : 0;
+          const std::size_t last = one >= 0 ? first + 1 : args.size();
+          for (std::size_t i = first; i < last && i < args.size(); ++i) {
+            if (i > first) out += ' ';
             const std::string value = apply_modifier(args[i], modifier);
             out += (quote && !raw) ? shell_quote(value) : value;
           }
@@ -280,6 +294,36 @@ std::string CommandTemplate::expand(const std::vector<std::string>& args, std::u
         break;  // {N} beyond the arguments expands to nothing, as in GNU parallel
       }
     }
+  }
+}
+
+std::string CommandTemplate::expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
+                                    bool quote, bool context) const {
+  std::string out;
+  if (!context) {
+    expand_range(out, segments_, 0, segments_.size(), args, -1, seq, slot, quote);
+    return out;
+  }
+  // GNU parallel's context replace: each blank-separated word holding {} is repeated per argument.
+  for (std::size_t begin = 0; begin < words_.size();) {
+    if (words_[begin].blank) {
+      out += words_[begin].text;
+      ++begin;
+      continue;
+    }
+    std::size_t end = begin;
+    bool all_args = false;
+    for (; end < words_.size() && !words_[end].blank; ++end)
+      if (words_[end].kind == Kind::Args && words_[end].index == 0) all_args = true;
+    if (!all_args || args.empty()) {
+      expand_range(out, words_, begin, end, args, -1, seq, slot, quote);
+    } else {
+      for (std::size_t i = 0; i < args.size(); ++i) {
+        if (i > 0) out += ' ';
+        expand_range(out, words_, begin, end, args, static_cast<long>(i), seq, slot, quote);
+      }
+    }
+    begin = end;
   }
   return out;
 }
@@ -466,7 +510,14 @@ class TemplateSource final : public JobSource {
       : template_(join(options.template_words), options.replace_token),
         splitter_(options.colsep),
         delimiter_(options.delimiter),
-        skip_empty_(options.skip_empty) {
+        skip_empty_(options.skip_empty),
+        multi_(options.max_args.has_value() || options.fill),
+        fill_(options.fill),
+        context_(options.context_replace),
+        max_args_(options.max_args.value_or(std::numeric_limits<std::size_t>::max())),
+        per_job_(options.max_args.value_or(std::numeric_limits<std::size_t>::max())),
+        max_chars_(options.max_chars),
+        jobs_(std::max(1U, options.jobs)) {
     std::vector<std::vector<const ArgSource*>> grouped;
     for (const auto& source : options.sources) {
       if (grouped.empty() || !(options.link || source.linked)) grouped.emplace_back();
@@ -487,7 +538,8 @@ class TemplateSource final : public JobSource {
     odometer_.assign(others_.size(), 0);
   }
 
-  Result next(JobInput& job) override {
+  // One record: a value of every source group (one combination), split into columns.
+  Result next_record(std::vector<std::string>& record) {
     if (any_empty_) return Result::End;
     if (!have_first_ || odometer_done_) {
       first_columns_.clear();
@@ -509,9 +561,8 @@ class TemplateSource final : public JobSource {
       odometer_done_ = false;
       std::fill(odometer_.begin(), odometer_.end(), 0);
     }
-    job.seq = ++seq_;
-    job.args = first_columns_;
-    for (std::size_t i = 0; i < others_.size(); ++i) others_[i].append(odometer_[i], splitter_, job.args);
+    record = first_columns_;
+    for (std::size_t i = 0; i < others_.size(); ++i) others_[i].append(odometer_[i], splitter_, record);
     // Advance the odometer: the last group fastest.
     odometer_done_ = true;
     for (std::size_t i = others_.size(); i-- > 0;) {
@@ -521,9 +572,68 @@ class TemplateSource final : public JobSource {
     return Result::Job;
   }
 
+  Result next(JobInput& job) override {
+    if (!multi_) {
+      const auto r = next_record(job.args);
+      if (r == Result::Job) job.seq = ++seq_;
+      return r;
+    }
+    // Several records per job (-n, -N, -m, -X): up to max_args_, and with -m/-X as many as fit in
+    // max_chars_. A pipe that would block keeps what is gathered: the job waits for its records.
+    for (;;) {
+      if (!held_) {
+        std::vector<std::string> record;
+        const auto r = next_record(record);
+        if (r == Result::WouldBlock) return Result::WouldBlock;
+        if (r == Result::End) break;
+        held_ = std::move(record);
+      }
+      if (max_args_ == 0) {  // -N0: one job per record, without its arguments
+        held_.reset();
+        job.seq = ++seq_;
+        job.args.clear();
+        return Result::Job;
+      }
+      if (fill_ && !pending_.empty()) {
+        std::vector<std::string> trial = pending_;
+        trial.insert(trial.end(), held_->begin(), held_->end());
+        if (template_.expand(trial, seq_ + 1, 1, true, context_).size() >= max_chars_) break;  // GNU counts a NUL too
+      }
+      pending_.insert(pending_.end(), held_->begin(), held_->end());
+      held_.reset();
+      if (++pending_records_ >= records_per_job()) break;
+    }
+    if (pending_records_ == 0) return Result::End;
+    job.seq = ++seq_;
+    job.args = std::move(pending_);
+    pending_.clear();
+    pending_records_ = 0;
+    return Result::Job;
+  }
+
   [[nodiscard]] int wait_fd() const override { return first_reader_ ? first_reader_->fd() : -1; }
 
   [[nodiscard]] std::optional<std::uint64_t> count_total() const override {
+    const auto records = count_records();
+    if (!records || !multi_) return records;
+    if (fill_) return std::nullopt;  // depends on the lengths
+    return max_args_ == 0 ? *records : (*records + max_args_ - 1) / max_args_;
+  }
+
+  [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
+    return template_.expand(job.args, job.seq, slot, true, context_);
+  }
+
+ private:
+  [[nodiscard]] std::size_t records_per_job() {
+    if (!fill_ || spread_checked_) return per_job_;
+    // -m/-X as GNU parallel: a known input is spread evenly over the job slots.
+    spread_checked_ = true;
+    if (const auto records = count_records())
+      per_job_ = std::min<std::size_t>(per_job_, std::max<std::uint64_t>(1, (*records + jobs_ - 1) / jobs_));
+    return per_job_;
+  }
+  [[nodiscard]] std::optional<std::uint64_t> count_records() const {
     std::uint64_t product = 1;
     for (const auto& group : others_) product *= group.size();
     if (!first_reader_) return product * first_size_;
@@ -532,11 +642,6 @@ class TemplateSource final : public JobSource {
     return product * *lines;
   }
 
-  [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
-    return template_.expand(job.args, job.seq, slot, true);
-  }
-
- private:
   static std::string join(const std::vector<std::string>& words) {
     std::string text;
     for (std::size_t i = 0; i < words.size(); ++i) {
@@ -556,6 +661,13 @@ class TemplateSource final : public JobSource {
   ColumnSplitter splitter_;
   std::string delimiter_;
   bool skip_empty_ = false;
+  bool multi_ = false, fill_ = false, context_ = false;  // several records per job: -n/-N, -m/-X
+  std::size_t max_args_, per_job_, max_chars_;
+  unsigned jobs_;
+  bool spread_checked_ = false;
+  std::optional<std::vector<std::string>> held_;  // read, not yet in a job
+  std::vector<std::string> pending_;              // the next job's arguments so far
+  std::size_t pending_records_ = 0;
   std::unique_ptr<LineReader> first_reader_;
   std::string first_path_;
   SourceGroup first_group_;

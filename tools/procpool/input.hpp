@@ -57,8 +57,10 @@ class CommandTemplate {
   /// `all_args` is the string for all the arguments, `{}` unless -I renamed it (then `{}` is literal).
   explicit CommandTemplate(const std::string& text, const std::string& all_args = "{}");
   /// Expands for one job; arguments are shell-quoted when `quote` (commands) and raw otherwise (tags).
+  /// With `context` (-X, -N), a word holding {} is repeated for each argument (`x{}y` gives
+  /// `xay xby`), as GNU parallel's context replace; otherwise {} is all the arguments joined by spaces.
   [[nodiscard]] std::string expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
-                                   bool quote) const;
+                                   bool quote, bool context = false) const;
 
  private:
   enum class Kind { Literal, Args, Seq, Slot };
@@ -69,8 +71,14 @@ class CommandTemplate {
     std::size_t index = 0; // 0 = all arguments, N = the Nth
     Modifier modifier = Modifier::None;
     bool unquoted = false;  // the arguments are the command: inserted as typed
+    bool blank = false;     // a literal of spaces and tabs: it separates context words
   };
+  /// Expands segs[begin, end); `one` >= 0 puts only that argument where {} is.
+  void expand_range(std::string& out, const std::vector<Segment>& segs, std::size_t begin, std::size_t end,
+                    const std::vector<std::string>& args, long one, std::uint64_t seq, unsigned slot,
+                    bool quote) const;
   std::vector<Segment> segments_;
+  std::vector<Segment> words_;  // segments_ with the blanks of literals split off (for context replace)
 };
 
 /// Throws UsageError when `text` holds a GNU parallel Perl expression (`{= ... =}`): procpool has

@@ -51,7 +51,8 @@ struct RawOptions {
   bool verbose = false, bar = false, eta = false, progress = false, force_progress = false, tty = false;
   bool shell_always = false, link = false, verbose_stderr = false, silent = false, no_keep_order = false;
   bool gnu_noop = false, null = false, no_run_if_empty = false;
-  std::string delimiter, replace;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
+  std::string delimiter, replace, max_args, max_replace_args, max_chars;
+  bool multiple = false, xargs = false;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
   // --broker
@@ -131,6 +132,16 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("-d,--delimiter", raw.delimiter,
                  "Arguments are ended by DELIM, not newlines; \\t \\n \\r \\0 and octal \\NNN work")
       ->type_name("DELIM");
+  app.add_option("-n,--max-args,--maxargs", raw.max_args, "Give each job up to N arguments; {} is all of them")
+      ->type_name("N");
+  app.add_option("-N,--max-replace-args,--maxreplaceargs", raw.max_replace_args,
+                 "Give each job up to N arguments, {1}..{N} each; a word holding {} is repeated per argument "
+                 "(0: run the command once per argument, without it)")
+      ->type_name("N");
+  app.add_flag("-m", raw.multiple, "Give each job as many arguments as fit in -s (spread evenly over the jobs)");
+  app.add_flag("-X,--xargs", raw.xargs, "Like -m, and a word holding {} is repeated per argument");
+  app.add_option("-s,--max-chars,--maxchars", raw.max_chars, "-m/-X: the longest command to build (126976)")
+      ->type_name("N");
   app.add_option("-I", raw.replace, "Use STR instead of {} in the command")->type_name("STR");
   app.add_flag("-r,--no-run-if-empty,--norunifempty", raw.no_run_if_empty,
                "Skip arguments that are empty or only white space");
@@ -570,6 +581,24 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     opt.batch_file = words.front();
   }
   if (!opt.template_mode && opt.colsep) throw UsageError("--colsep needs a template and arguments (::: or -a)");
+  auto count_option = [&](const std::string& text, const char* name, long min) {
+    const long n = parse_integer(text, name);
+    if (n < min) throw UsageError(fmt::format("{}: '{}' must be at least {}", name, text, min));
+    return static_cast<std::size_t>(n);
+  };
+  if (app.count("--max-args") > 0) opt.max_args = count_option(raw.max_args, "--max-args", 1);
+  if (app.count("--max-replace-args") > 0) {
+    opt.max_args = count_option(raw.max_replace_args, "--max-replace-args", 0);
+    opt.context_replace = true;
+  }
+  opt.fill = raw.multiple || raw.xargs;
+  if (raw.xargs) opt.context_replace = true;
+  if (app.count("--max-chars") > 0) {
+    if (!opt.fill) throw UsageError("--max-chars (-s) limits what -m or -X put in one command: add one of them");
+    opt.max_chars = count_option(raw.max_chars, "--max-chars", 1);
+  }
+  if ((opt.fill || opt.max_args) && !opt.template_mode)
+    throw UsageError("-n, -N, -m and -X need a template and arguments (::: or -a)");
   if (app.count("-I") > 0) {
     if (raw.replace.empty()) throw UsageError("-I: empty value");
     opt.replace_token = raw.replace;

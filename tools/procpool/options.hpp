@@ -63,7 +63,11 @@ struct Options {
   bool link = false;
   std::string delimiter = "\n";  ///< -0, -d: what ends an argument (or a batch-file command)
   bool skip_empty = false;       ///< -r: arguments that are only white space are skipped
-  std::string replace_token = "{}";  ///< -I STR: the string for all the arguments in the command  ///< --link/--xapply: every source advances together, the shorter ones wrap around
+  std::string replace_token = "{}";  ///< -I STR: the string for all the arguments in the command
+  std::optional<std::size_t> max_args;  ///< -n/-N: records per job (0: -N0, none of them in the command)
+  bool fill = false;                    ///< -m/-X: as many records per job as fit in max_chars
+  bool context_replace = false;         ///< -X/-N: a word holding {} is repeated per argument
+  std::size_t max_chars = 126976;       ///< -s: the longest command -m/-X build  ///< --link/--xapply: every source advances together, the shorter ones wrap around
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
   bool shell_always = false;  ///< never exec directly; always /bin/sh -c
 
