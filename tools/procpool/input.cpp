@@ -518,6 +518,7 @@ class TemplateSource final : public JobSource {
         per_job_(options.max_args.value_or(std::numeric_limits<std::size_t>::max())),
         max_chars_(options.max_chars),
         jobs_(std::max(1U, options.jobs)) {
+    base_length_ = pending_length_ = template_.expand({}, 1, 1, true, context_).size();
     std::vector<std::vector<const ArgSource*>> grouped;
     for (const auto& source : options.sources) {
       if (grouped.empty() || !(options.link || source.linked)) grouped.emplace_back();
@@ -594,10 +595,18 @@ class TemplateSource final : public JobSource {
         job.args.clear();
         return Result::Job;
       }
-      if (fill_ && !pending_.empty()) {
-        std::vector<std::string> trial = pending_;
-        trial.insert(trial.end(), held_->begin(), held_->end());
-        if (template_.expand(trial, seq_ + 1, 1, true, context_).size() >= max_chars_) break;  // GNU counts a NUL too
+      if (fill_) {
+        // The command's length grows by each argument's own expansion and a space per {}: counted
+        // incrementally (expanding the whole command per argument would be quadratic).
+        std::size_t grown = pending_length_;
+        bool first = pending_.empty();
+        for (const auto& value : *held_) {
+          const std::size_t one = template_.expand({value}, seq_ + 1, 1, true, context_).size();
+          grown += first ? one - base_length_ : template_.expand({value, value}, seq_ + 1, 1, true, context_).size() - one;
+          first = false;
+        }
+        if (!pending_.empty() && grown >= max_chars_) break;  // >=: GNU counts a NUL too
+        pending_length_ = grown;
       }
       pending_.insert(pending_.end(), held_->begin(), held_->end());
       held_.reset();
@@ -608,6 +617,7 @@ class TemplateSource final : public JobSource {
     job.args = std::move(pending_);
     pending_.clear();
     pending_records_ = 0;
+    pending_length_ = base_length_;
     return Result::Job;
   }
 
@@ -668,6 +678,7 @@ class TemplateSource final : public JobSource {
   std::optional<std::vector<std::string>> held_;  // read, not yet in a job
   std::vector<std::string> pending_;              // the next job's arguments so far
   std::size_t pending_records_ = 0;
+  std::size_t base_length_ = 0, pending_length_ = 0;  // -m/-X: the command's length
   std::unique_ptr<LineReader> first_reader_;
   std::string first_path_;
   SourceGroup first_group_;

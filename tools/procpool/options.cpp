@@ -573,7 +573,9 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   if (!opt.sources.empty()) {
     opt.template_mode = true;
     opt.template_words = std::move(words);
-  } else if (words.size() >= 2) {
+  } else if (words.size() >= 2 || (words.size() == 1 && (raw.multiple || raw.xargs || !raw.max_args.empty() ||
+                                                          !raw.max_replace_args.empty()))) {
+    // One word is a batch file, except with -n/-N/-m/-X, which only make sense with a template.
     opt.template_mode = true;
     opt.template_words = std::move(words);
     opt.sources.push_back({ArgSource::Kind::File, {}, "-"});
