@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <regex>
 
 #include <fcntl.h>
@@ -694,9 +695,48 @@ class TemplateSource final : public JobSource {
 
 } // namespace
 
+// --shuf: every job generated first (the input read to its end), shuffled, then numbered 1, 2, 3...
+// in the order they run, as GNU parallel numbers them.
+class ShuffledSource final : public JobSource {
+ public:
+  explicit ShuffledSource(std::unique_ptr<JobSource> inner) : inner_(std::move(inner)) {
+    JobInput job;
+    for (;;) {
+      const auto r = inner_->next(job);
+      if (r == Result::End) break;
+      if (r == Result::WouldBlock) {
+        pollfd pfd{inner_->wait_fd(), POLLIN, 0};
+        ::poll(&pfd, 1, -1);
+        continue;
+      }
+      jobs_.push_back(job);
+    }
+    std::shuffle(jobs_.begin(), jobs_.end(), std::mt19937_64(std::random_device{}()));
+  }
+  Result next(JobInput& job) override {
+    if (next_ == jobs_.size()) return Result::End;
+    job = std::move(jobs_[next_++]);
+    job.seq = next_;
+    return Result::Job;
+  }
+  [[nodiscard]] int wait_fd() const override { return -1; }
+  [[nodiscard]] std::optional<std::uint64_t> count_total() const override { return jobs_.size(); }
+  [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
+    return inner_->command_for(job, slot);
+  }
+
+ private:
+  std::unique_ptr<JobSource> inner_;
+  std::vector<JobInput> jobs_;
+  std::size_t next_ = 0;
+};
+
 std::unique_ptr<JobSource> make_job_source(const Options& options) {
-  if (options.template_mode) return std::make_unique<TemplateSource>(options);
-  return std::make_unique<BatchSource>(options.batch_file, options.delimiter);
+  std::unique_ptr<JobSource> source;
+  if (options.template_mode) source = std::make_unique<TemplateSource>(options);
+  else source = std::make_unique<BatchSource>(options.batch_file, options.delimiter);
+  if (options.shuffle) return std::make_unique<ShuffledSource>(std::move(source));
+  return source;
 }
 
 } // namespace procpool::cli

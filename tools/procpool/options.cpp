@@ -52,7 +52,8 @@ struct RawOptions {
   bool shell_always = false, link = false, verbose_stderr = false, silent = false, no_keep_order = false;
   bool gnu_noop = false, null = false, no_run_if_empty = false;
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
-  bool multiple = false, xargs = false;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
+  bool multiple = false, xargs = false, shuf = false;
+  std::string nice, tmpdir;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
   // --broker
@@ -142,6 +143,11 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_flag("-X,--xargs", raw.xargs, "Like -m, and a word holding {} is repeated per argument");
   app.add_option("-s,--max-chars,--maxchars", raw.max_chars, "-m/-X: the longest command to build (126976)")
       ->type_name("N");
+  app.add_option("--nice", raw.nice, "Run the jobs at niceness N (setpriority), procpool itself as it is")
+      ->type_name("N");
+  app.add_option("--tmpdir,--tempdir", raw.tmpdir,
+                 "Where large output spills, and the jobs' TMPDIR (default: $TMPDIR, else /tmp)")->type_name("DIR");
+  app.add_flag("--shuf", raw.shuf, "Generate every job first, then run them in random order");
   app.add_option("-I", raw.replace, "Use STR instead of {} in the command")->type_name("STR");
   app.add_flag("-r,--no-run-if-empty,--norunifempty", raw.no_run_if_empty,
                "Skip arguments that are empty or only white space");
@@ -601,6 +607,16 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   }
   if ((opt.fill || opt.max_args) && !opt.template_mode)
     throw UsageError("-n, -N, -m and -X need a template and arguments (::: or -a)");
+  if (app.count("--nice") > 0) {
+    const long n = parse_integer(raw.nice, "--nice");
+    if (n < -20 || n > 19) throw UsageError(fmt::format("--nice: '{}' must be -20 to 19", raw.nice));
+    opt.nice = static_cast<int>(n);
+  }
+  if (app.count("--tmpdir") > 0) {
+    if (raw.tmpdir.empty()) throw UsageError("--tmpdir: empty value");
+    opt.tmpdir = raw.tmpdir;
+  }
+  opt.shuffle = raw.shuf;
   if (app.count("-I") > 0) {
     if (raw.replace.empty()) throw UsageError("-I: empty value");
     opt.replace_token = raw.replace;

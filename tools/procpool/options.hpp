@@ -67,7 +67,10 @@ struct Options {
   std::optional<std::size_t> max_args;  ///< -n/-N: records per job (0: -N0, none of them in the command)
   bool fill = false;                    ///< -m/-X: as many records per job as fit in max_chars
   bool context_replace = false;         ///< -X/-N: a word holding {} is repeated per argument
-  std::size_t max_chars = 126976;       ///< -s: the longest command -m/-X build  ///< --link/--xapply: every source advances together, the shorter ones wrap around
+  std::size_t max_chars = 126976;       ///< -s: the longest command -m/-X build
+  std::optional<int> nice;              ///< --nice N: the jobs run at this niceness
+  std::optional<std::string> tmpdir;    ///< --tmpdir DIR: TMPDIR for procpool's spill files and the jobs
+  bool shuffle = false;                 ///< --shuf: every job is generated first, then run in random order  ///< --link/--xapply: every source advances together, the shorter ones wrap around
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
   bool shell_always = false;  ///< never exec directly; always /bin/sh -c
 

@@ -165,6 +165,11 @@ class Runner {
 
 void Runner::setup() {
   ::signal(SIGPIPE, SIG_IGN);  // a closed stdout, or a joblog pipe's reader gone, shows up as EPIPE
+  if (opt_.tmpdir) {  // GNU parallel's --tmpdir: procpool's spill files, and the jobs' TMPDIR
+    if (::access(opt_.tmpdir->c_str(), W_OK | X_OK) != 0)
+      throw UsageError(fmt::format("--tmpdir: '{}' is not a writable directory: {}", *opt_.tmpdir, std::strerror(errno)));
+    ::setenv("TMPDIR", opt_.tmpdir->c_str(), 1);
+  }
   source_ = make_job_source(opt_);
   if (opt_.dry_run) return;
   if (opt_.joblog) joblog_ = std::make_unique<JobLogWriter>(*opt_.joblog, opt_.resume || opt_.resume_failed);
@@ -194,6 +199,7 @@ void Runner::setup() {
   // --results goes through the pipes too: procpool writes the files, so it sees a full disk.
   config.capture = !(opt_.output == OutputMode::Ungroup && !results_);
   config.grace_seconds = opt_.kill_grace_seconds;
+  config.nice = opt_.nice;
   config.hidden_env = {"PARALLEL_SEQ=", "PARALLEL_JOBSLOT=", "PARALLEL_PID="};
   // Last: the slots are capped by the descriptors still free once everything else is open.
   slots_ = std::make_unique<JobSlots>(
