@@ -246,6 +246,7 @@ for my $k (sort keys %h) {
                     "case \"$out\" in "
                     "*'not supported by procpool run'*|*'add one of them'*|*'not a writable directory'*) [ $st = 255 ] || echo \"BAD STATUS $n $st\";; "
                     "'echo a'|*'Usage: procpool run'*|*\"cannot open '1'\"*|*'need --joblog'*) ;; "
+                    "'') [ $st = 0 ] || echo \"BAD STATUS $n $st\";; "  // --header 1 ::: a: a is the header
                     "*) echo \"UNHANDLED $n: $out\";; esac; done",
                     "", 120s);
   CHECK(r.exit_code == 0);
@@ -339,4 +340,18 @@ TEST_CASE("Cli.Gnu.NiceTmpdirShuf") {
   for (int i = 0; i < 5 && !shuffled; ++i)
     shuffled = sh(dir, "$P run -j1 --shuf echo ::: a b c d e f g h i j").out != "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n";
   CHECK(shuffled);
+}
+
+// --header: each source's first line names its columns, {name} (and {name.} ...) in the command.
+TEST_CASE("Cli.Gnu.HeaderNamesColumns") {
+  TempDir dir;
+  write_file(dir / "h.csv", "x,y\n1,2\n3,4\n");
+  for (const std::string args :
+       {"-k --header : echo {a}-{b} ::: a 1 2 ::: b x y", "-k --header : --colsep , echo {y}-{x}-{1} :::: h.csv",
+        "-k --header : echo {} ::: a 1 2", "-k --header '.*' --colsep , echo {x}{.}{x.} :::: h.csv",
+        "-k --header 2 --colsep , echo {x} :::: h.csv", "-k --header : --colsep , echo {x} :::: - < h.csv",
+        "-k --header : --colsep , -a h.csv echo {y}"})
+    check_same(run_both(dir, args), args);
+  const auto log = run_both(dir, "-k -j1 --header : --colsep , --joblog - echo {x} :::: h.csv");
+  CHECK(masked_joblog(log.pp.out) == masked_joblog(log.gnu.out));  // the header line takes no Seq
 }

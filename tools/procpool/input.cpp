@@ -518,8 +518,8 @@ class TemplateSource final : public JobSource {
         max_args_(options.max_args.value_or(std::numeric_limits<std::size_t>::max())),
         per_job_(options.max_args.value_or(std::numeric_limits<std::size_t>::max())),
         max_chars_(options.max_chars),
-        jobs_(std::max(1U, options.jobs)) {
-    base_length_ = pending_length_ = template_.expand({}, 1, 1, true, context_).size();
+        jobs_(std::max(1U, options.jobs)),
+        header_lines_(options.header_lines) {
     std::vector<std::vector<const ArgSource*>> grouped;
     for (const auto& source : options.sources) {
       if (grouped.empty() || !(options.link || source.linked)) grouped.emplace_back();
@@ -529,6 +529,19 @@ class TemplateSource final : public JobSource {
     if (first.size() == 1 && first.front()->kind == ArgSource::Kind::File) {
       first_reader_ = std::make_unique<LineReader>(first.front()->path, false, options.delimiter);
       first_path_ = first.front()->path;
+      std::vector<std::string> header;
+      std::string line;
+      while (header.size() < header_lines_) {  // --header: wait for the header lines of a pipe
+        const auto r = first_reader_->next(line);
+        if (r == LineReader::Result::End) break;
+        if (r == LineReader::Result::WouldBlock) {
+          pollfd pfd{first_reader_->fd(), POLLIN, 0};
+          ::poll(&pfd, 1, -1);
+          continue;
+        }
+        header.push_back(line);
+      }
+      take_header(header);
     } else {
       first_group_ = make_group(first, options);
       first_size_ = first_group_.size();
@@ -538,6 +551,8 @@ class TemplateSource final : public JobSource {
       if (others_.back().size() == 0) any_empty_ = true;
     }
     odometer_.assign(others_.size(), 0);
+    if (!names_.empty()) template_ = CommandTemplate(with_column_numbers(join(options.template_words)), options.replace_token);
+    base_length_ = pending_length_ = template_.expand({}, 1, 1, true, context_).size();
   }
 
   // One record: a value of every source group (one combination), split into columns.
@@ -650,7 +665,7 @@ class TemplateSource final : public JobSource {
     if (!first_reader_) return product * first_size_;
     const auto lines = count_lines(first_path_, false, delimiter_, skip_empty_);
     if (!lines) return std::nullopt;
-    return product * *lines;
+    return product * (*lines - std::min<std::uint64_t>(*lines, header_lines_));
   }
 
   static std::string join(const std::vector<std::string>& words) {
@@ -661,11 +676,37 @@ class TemplateSource final : public JobSource {
     }
     return text;
   }
-  static SourceGroup make_group(const std::vector<const ArgSource*>& sources, const Options& options) {
+  SourceGroup make_group(const std::vector<const ArgSource*>& sources, const Options& options) {
     SourceGroup group;
     group.wrap = options.link;
-    for (const auto* source : sources) group.members.push_back(read_whole_source(*source, options));
+    for (const auto* source : sources) {
+      group.members.push_back(read_whole_source(*source, options));
+      take_header(group.members.back());
+    }
     return group;
+  }
+
+  // --header: a source's first line names its columns (split as its values are); the header lines
+  // are not arguments.
+  void take_header(std::vector<std::string>& values) {
+    if (header_lines_ == 0) return;
+    if (!values.empty()) splitter_.split(values.front(), names_);
+    values.erase(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(std::min(header_lines_, values.size())));
+  }
+
+  // {name}, {name.}, {name/}, {name//}, {name/.} become {N}... for the named column.
+  std::string with_column_numbers(std::string text) const {
+    for (std::size_t i = 0; i < names_.size(); ++i) {
+      const std::string& name = names_[i];
+      if (name.empty() || name.find_first_not_of("0123456789") == std::string::npos) continue;
+      for (const char* modifier : {"", ".", "/", "//", "/."}) {
+        const std::string from = "{" + name + modifier + "}";
+        const std::string to = "{" + std::to_string(i + 1) + modifier + "}";
+        for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+          text.replace(at, from.size(), to);
+      }
+    }
+    return text;
   }
 
   CommandTemplate template_;
@@ -679,6 +720,8 @@ class TemplateSource final : public JobSource {
   std::optional<std::vector<std::string>> held_;  // read, not yet in a job
   std::vector<std::string> pending_;              // the next job's arguments so far
   std::size_t pending_records_ = 0;
+  std::size_t header_lines_ = 0;    // --header: lines at the start of each source that name its columns
+  std::vector<std::string> names_;  // the column names, in the order of a job's arguments
   std::size_t base_length_ = 0, pending_length_ = 0;  // -m/-X: the command's length
   std::unique_ptr<LineReader> first_reader_;
   std::string first_path_;

@@ -53,7 +53,7 @@ struct RawOptions {
   bool gnu_noop = false, null = false, no_run_if_empty = false;
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
   bool multiple = false, xargs = false, shuf = false;
-  std::string nice, tmpdir;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
+  std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
   // --broker
@@ -147,6 +147,9 @@ void build_app(CLI::App& app, RawOptions& raw) {
       ->type_name("N");
   app.add_option("--tmpdir,--tempdir", raw.tmpdir,
                  "Where large output spills, and the jobs' TMPDIR (default: $TMPDIR, else /tmp)")->type_name("DIR");
+  app.add_option("--header", raw.header,
+                 "Each source's first line names its columns: {name} in the command (VALUE as GNU's: any)")
+      ->type_name("VALUE");
   app.add_flag("--shuf", raw.shuf, "Generate every job first, then run them in random order");
   app.add_option("-I", raw.replace, "Use STR instead of {} in the command")->type_name("STR");
   app.add_flag("-r,--no-run-if-empty,--norunifempty", raw.no_run_if_empty,
@@ -617,6 +620,12 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     opt.tmpdir = raw.tmpdir;
   }
   opt.shuffle = raw.shuf;
+  if (app.count("--header") > 0) {
+    // Whatever the value (`:`, `.*`, a number), GNU parallel takes the first line of each source
+    // as the header outside --pipe.
+    opt.header_lines = 1;
+    if (!opt.template_mode) throw UsageError("--header needs a template and arguments (::: or -a)");
+  }
   if (app.count("-I") > 0) {
     if (raw.replace.empty()) throw UsageError("-I: empty value");
     opt.replace_token = raw.replace;
