@@ -101,7 +101,7 @@ TEST_CASE("Cli.Gnu.ReplacementStringAsTheCommand") {
   TempDir dir;
   for (const std::string args :
        {"{} ::: 'echo a'", "'{} x' ::: 'echo a'", "{1} ::: 'echo a'", "-k '{} {#}' ::: 'echo a' 'echo b'",
-        "'{}' ::: 'echo a; echo b'", "echo {} ::: 'a  b' '$HOME'", "'x={}; echo $x' ::: 'a b'",
+        "'{}' ::: 'echo a; echo b'", "-k echo {} ::: 'a  b' '$HOME'", "'x={}; echo $x' ::: 'a b'",
         "{.} ::: 'echo a.b'", "-k {} ::: 'echo a' ::: b"})
     check_same(run_both(dir, args), args);
 }
