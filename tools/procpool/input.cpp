@@ -101,6 +101,31 @@ bool is_whitespace_only(const std::string& value) {
   });
 }
 
+namespace {
+
+void wait_readable(int fd) {
+  pollfd pfd{fd, POLLIN, 0};
+  ::poll(&pfd, 1, -1);
+}
+
+} // namespace
+
+LineReader::Result LineReader::next_waiting(std::string& line) {
+  for (;;) {
+    const auto r = next(line);
+    if (r != Result::WouldBlock) return r;
+    wait_readable(fd_);
+  }
+}
+
+JobSource::Result JobSource::next_waiting(JobInput& job) {
+  for (;;) {
+    const auto r = next(job);
+    if (r != Result::WouldBlock) return r;
+    wait_readable(wait_fd());
+  }
+}
+
 std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blank_and_comments,
                                          const std::string& delimiter, bool skip_empty) {
   if (path == "-") return std::nullopt;
@@ -469,14 +494,7 @@ std::vector<std::string> read_whole_source(const ArgSource& source, const Option
   }
   LineReader reader(source.path, false, options.delimiter);
   std::string line;
-  for (;;) {
-    const auto r = reader.next(line);
-    if (r == LineReader::Result::End) break;
-    if (r == LineReader::Result::WouldBlock) {  // a source read whole: wait for the rest
-      pollfd pfd{reader.fd(), POLLIN, 0};
-      ::poll(&pfd, 1, -1);
-      continue;
-    }
+  while (reader.next_waiting(line) == LineReader::Result::Line) {  // read whole: wait for the rest
     replace_nul_bytes(line);
     if (!options.skip_empty || !is_whitespace_only(line)) values.push_back(line);
   }
@@ -531,16 +549,9 @@ class TemplateSource final : public JobSource {
       first_path_ = first.front()->path;
       std::vector<std::string> header;
       std::string line;
-      while (header.size() < header_lines_) {  // --header: wait for the header lines of a pipe
-        const auto r = first_reader_->next(line);
-        if (r == LineReader::Result::End) break;
-        if (r == LineReader::Result::WouldBlock) {
-          pollfd pfd{first_reader_->fd(), POLLIN, 0};
-          ::poll(&pfd, 1, -1);
-          continue;
-        }
+      // --header: wait for the header lines of a pipe.
+      while (header.size() < header_lines_ && first_reader_->next_waiting(line) == LineReader::Result::Line)
         header.push_back(line);
-      }
       take_header(header);
     } else {
       first_group_ = make_group(first, options);
@@ -744,16 +755,7 @@ class ShuffledSource final : public JobSource {
  public:
   explicit ShuffledSource(std::unique_ptr<JobSource> inner) : inner_(std::move(inner)) {
     JobInput job;
-    for (;;) {
-      const auto r = inner_->next(job);
-      if (r == Result::End) break;
-      if (r == Result::WouldBlock) {
-        pollfd pfd{inner_->wait_fd(), POLLIN, 0};
-        ::poll(&pfd, 1, -1);
-        continue;
-      }
-      jobs_.push_back(job);
-    }
+    while (inner_->next_waiting(job) == Result::Job) jobs_.push_back(job);
     std::shuffle(jobs_.begin(), jobs_.end(), std::mt19937_64(std::random_device{}()));
   }
   Result next(JobInput& job) override {

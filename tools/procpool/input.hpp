@@ -24,6 +24,8 @@ class LineReader {
   LineReader& operator=(const LineReader&) = delete;
 
   Result next(std::string& line);
+  /// next(), waiting for a pipe's data instead of returning WouldBlock: Line or End.
+  Result next_waiting(std::string& line);
   [[nodiscard]] int fd() const { return fd_; }
   [[nodiscard]] const std::string& path() const { return path_; }
 
@@ -111,6 +113,8 @@ class JobSource {
   [[nodiscard]] virtual std::string command_for(const JobInput& job, unsigned slot) const = 0;
   /// The --tag text: the arguments joined by spaces.
   [[nodiscard]] static std::string tag_for(const JobInput& job);
+  /// next(), waiting on wait_fd() instead of returning WouldBlock: Job or End.
+  Result next_waiting(JobInput& job);
 };
 
 std::unique_ptr<JobSource> make_job_source(const Options& options);

@@ -220,14 +220,7 @@ void Runner::stop_for_results(const std::string& message) {
 int Runner::dry_run() {
   JobInput input;
   std::string out;
-  for (;;) {
-    const auto r = source_->next(input);
-    if (r == JobSource::Result::End) break;
-    if (r == JobSource::Result::WouldBlock) {
-      pollfd pfd{source_->wait_fd(), POLLIN, 0};
-      ::poll(&pfd, 1, -1);
-      continue;
-    }
+  while (source_->next_waiting(input) == JobSource::Result::Job) {
     out = source_->command_for(input, 1);
     out += '\n';
     bool line_start = true;
