@@ -355,3 +355,19 @@ TEST_CASE("Cli.Gnu.HeaderNamesColumns") {
   const auto log = run_both(dir, "-k -j1 --header : --colsep , --joblog - echo {x} :::: h.csv");
   CHECK(masked_joblog(log.pp.out) == masked_joblog(log.gnu.out));  // the header line takes no Seq
 }
+
+// --plus: the path strings as GNU parallel's Perl substitutions; its other strings are refused.
+TEST_CASE("Cli.Gnu.PlusStrings") {
+  TempDir dir;
+  const std::string args =
+      "-k --plus echo '[{..}] [{...}] [{+/}] [{+.}] [{+..}] [{+...}] [{/..}] [{/...}] [{2..}] [{slot}]' ::: "
+      "a.b.c.d /x/y.tar.gz .a.b dir.d/f.e a.b/c plain '' x. ::: q.r.s";
+  check_same(run_both(dir, "-j1 " + args), args);
+  check_same(run_both(dir, "-k echo {..} ::: a.b.c"), "without --plus {..} is text");
+  for (const std::string refused : {"{##}", "{0#}", "{:-x}", "{%.c}", "{choose_k}"}) {
+    const auto r = sh(dir, "$P run --plus echo '" + refused + "' ::: a.b.c");
+    CHECK(r.exit_code == 255);
+    CHECK(r.out.empty());
+    CHECK(r.err.find("--plus: the replacement string " + refused + " is not supported") != std::string::npos);
+  }
+}

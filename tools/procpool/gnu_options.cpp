@@ -39,7 +39,6 @@ constexpr std::array kRefused = {
     RefusedOption{"--basenameextensionreplace,--bner", true, kReplace},
     RefusedOption{"--seqreplace", true, kReplace},
     RefusedOption{"--slotreplace", true, kReplace},
-    RefusedOption{"--plus", false, kReplace},
     RefusedOption{"--rpl", true, kReplace},
     RefusedOption{"--parens", true, kReplace},
     RefusedOption{"--process-slot-var,--processslotvar", true, "jobs get PARALLEL_JOBSLOT and PARALLEL_SEQ"},

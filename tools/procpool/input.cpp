@@ -157,7 +157,7 @@ std::string shell_quote(const std::string& word) {
   return quoted;
 }
 
-CommandTemplate::CommandTemplate(const std::string& text, const std::string& all_args) {
+CommandTemplate::CommandTemplate(const std::string& text, const std::string& all_args, bool plus) {
   bool any_replacement = false;  // GNU parallel appends the arguments only to a template without any
   std::size_t pos = 0;
   auto add_literal = [&](std::string_view s) {
@@ -191,7 +191,7 @@ CommandTemplate::CommandTemplate(const std::string& text, const std::string& all
     bool ok = true;
     if (renamed && inner.empty()) ok = false;  // {} is literal once -I named another string
     else if (inner == "#") seg.kind = Kind::Seq;
-    else if (inner == "%") seg.kind = Kind::Slot;
+    else if (inner == "%" || (plus && inner == "slot")) seg.kind = Kind::Slot;
     else {
       if (digits > 0) {
         seg.index = std::stoul(inner.substr(0, std::min<std::size_t>(digits, 9)));
@@ -203,8 +203,23 @@ CommandTemplate::CommandTemplate(const std::string& text, const std::string& all
       else if (modifier == "/") seg.modifier = Modifier::Basename;
       else if (modifier == "//") seg.modifier = Modifier::Dirname;
       else if (modifier == "/.") seg.modifier = Modifier::BasenameNoExt;
+      else if (plus && modifier == "..") seg.modifier = Modifier::NoExt2;
+      else if (plus && modifier == "...") seg.modifier = Modifier::NoExt3;
+      else if (plus && modifier == "+/") seg.modifier = Modifier::DirPlus;
+      else if (plus && modifier == "+.") seg.modifier = Modifier::Ext;
+      else if (plus && modifier == "+..") seg.modifier = Modifier::Ext2;
+      else if (plus && modifier == "+...") seg.modifier = Modifier::Ext3;
+      else if (plus && modifier == "/..") seg.modifier = Modifier::BasenameNoExt2;
+      else if (plus && modifier == "/...") seg.modifier = Modifier::BasenameNoExt3;
       else ok = false;
     }
+    // With --plus, GNU parallel has many more {...} strings (bash-like {:-x} {#re} {%re}, {##},
+    // {0#}, {0%}, {choose_k}...): one procpool lacks is refused, never run as text.
+    if (!ok && plus && !inner.empty() && inner.find_first_of(" \t\n{") == std::string::npos)
+      throw UsageError(fmt::format("--plus: the replacement string {{{}}} is not supported by procpool run; "
+                                   "use {{.}} {{..}} {{...}} {{/}} {{//}} {{/.}} {{/..}} {{+/}} {{+.}} {{+..}} "
+                                   "{{#}} {{%}} {{slot}} or a shell expression",
+                                   inner));
     if (!ok) {  // not a replacement string: keep the brace literally, as GNU parallel does
       add_literal("{");
       pos = open + 1;
@@ -280,13 +295,47 @@ std::string basename_of(const std::string& s) {
   return slash == std::string::npos ? s : s.substr(slash + 1);
 }
 
+// --plus: s:\.[^/.]*\.[^/.]*$:: ({..}) and the like: `n` extensions off, if there are that many.
+std::string strip_extensions(const std::string& s, int n) {
+  std::size_t cut = s.size();
+  for (int i = 0; i < n; ++i) {
+    const auto dot = s.rfind('.', cut == 0 ? 0 : cut - 1);
+    if (cut == 0 || dot == std::string::npos || s.find('/', dot) < cut) return s;
+    cut = dot;
+  }
+  return s.substr(0, cut);
+}
+
+// --plus: what {..} and the like take off ({+.} {+..} {+...}): s:.*\.:: for one, else the last `n`
+// extensions; empty when there are fewer.
+std::string extensions(const std::string& s, int n) {
+  if (n == 1) {
+    const auto dot = s.rfind('.');
+    return dot == std::string::npos ? std::string() : s.substr(dot + 1);
+  }
+  const std::string stripped = strip_extensions(s, n);
+  return stripped.size() == s.size() ? std::string() : s.substr(stripped.size() + 1);
+}
+
 std::string apply_modifier(const std::string& arg, int modifier) {
-  // modifier values mirror CommandTemplate::Modifier: None, NoExt, Basename, Dirname, BasenameNoExt
+  // modifier values mirror CommandTemplate::Modifier: None, NoExt, Basename, Dirname, BasenameNoExt,
+  // then --plus's NoExt2, NoExt3, DirPlus, Ext, Ext2, Ext3, BasenameNoExt2, BasenameNoExt3
   switch (modifier) {
     case 1: return strip_extension(arg);
     case 2: return basename_of(arg);
     case 3: return gnu_dirname(arg);
     case 4: return strip_extension(basename_of(arg));
+    case 5: return strip_extensions(arg, 2);
+    case 6: return strip_extensions(arg, 3);
+    case 7: {  // s:/[^/]*$:: || s:.*$::
+      const auto slash = arg.rfind('/');
+      return slash == std::string::npos ? std::string() : arg.substr(0, slash);
+    }
+    case 8: return extensions(arg, 1);
+    case 9: return extensions(arg, 2);
+    case 10: return extensions(arg, 3);
+    case 11: return strip_extensions(basename_of(arg), 2);
+    case 12: return strip_extensions(basename_of(arg), 3);
     default: return arg;
   }
 }
@@ -526,7 +575,7 @@ struct SourceGroup {
 class TemplateSource final : public JobSource {
  public:
   explicit TemplateSource(const Options& options)
-      : template_(join(options.template_words), options.replace_token),
+      : template_(join(options.template_words), options.replace_token, options.plus),
         splitter_(options.colsep),
         delimiter_(options.delimiter),
         skip_empty_(options.skip_empty),
@@ -562,7 +611,8 @@ class TemplateSource final : public JobSource {
       if (others_.back().size() == 0) any_empty_ = true;
     }
     odometer_.assign(others_.size(), 0);
-    if (!names_.empty()) template_ = CommandTemplate(with_column_numbers(join(options.template_words)), options.replace_token);
+    if (!names_.empty())
+      template_ = CommandTemplate(with_column_numbers(join(options.template_words)), options.replace_token, options.plus);
     base_length_ = pending_length_ = template_.expand({}, 1, 1, true, context_).size();
   }
 

@@ -57,7 +57,9 @@ class CommandTemplate {
   /// parallel, a replacement string in the first word (`{}`, `{} x`, `my_{}`) makes the values part of
   /// the command: nothing is quoted then.
   /// `all_args` is the string for all the arguments, `{}` unless -I renamed it (then `{}` is literal).
-  explicit CommandTemplate(const std::string& text, const std::string& all_args = "{}");
+  /// `plus`: GNU parallel's --plus strings too ({..} {...} {+/} {+.} {+..} {+...} {/..} {/...}
+  /// {slot}); then any other {word} is refused (UsageError) rather than kept as text.
+  explicit CommandTemplate(const std::string& text, const std::string& all_args = "{}", bool plus = false);
   /// Expands for one job; arguments are shell-quoted when `quote` (commands) and raw otherwise (tags).
   /// With `context` (-X, -N), a word holding {} is repeated for each argument (`x{}y` gives
   /// `xay xby`), as GNU parallel's context replace; otherwise {} is all the arguments joined by spaces.
@@ -66,7 +68,10 @@ class CommandTemplate {
 
  private:
   enum class Kind { Literal, Args, Seq, Slot };
-  enum class Modifier { None, NoExt, Basename, Dirname, BasenameNoExt };
+  enum class Modifier {
+    None, NoExt, Basename, Dirname, BasenameNoExt,
+    NoExt2, NoExt3, DirPlus, Ext, Ext2, Ext3, BasenameNoExt2, BasenameNoExt3  // --plus
+  };
   struct Segment {
     Kind kind = Kind::Literal;
     std::string text;      // literal text

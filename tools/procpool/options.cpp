@@ -52,7 +52,7 @@ struct RawOptions {
   bool shell_always = false, link = false, verbose_stderr = false, silent = false, no_keep_order = false;
   bool gnu_noop = false, null = false, no_run_if_empty = false;
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
-  bool multiple = false, xargs = false, shuf = false;
+  bool multiple = false, xargs = false, shuf = false, plus = false;
   std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
@@ -150,6 +150,7 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("--header", raw.header,
                  "Each source's first line names its columns: {name} in the command (VALUE as GNU's: any)")
       ->type_name("VALUE");
+  app.add_flag("--plus", raw.plus, "Also {..} {...} {+/} {+.} {+..} {+...} {/..} {/...} {slot}, as GNU parallel");
   app.add_flag("--shuf", raw.shuf, "Generate every job first, then run them in random order");
   app.add_option("-I", raw.replace, "Use STR instead of {} in the command")->type_name("STR");
   app.add_flag("-r,--no-run-if-empty,--norunifempty", raw.no_run_if_empty,
@@ -394,6 +395,12 @@ std::string run_help_text() {
 
 namespace {
 
+std::string join_words(const std::vector<std::string>& words) {
+  std::string text;
+  for (std::size_t i = 0; i < words.size(); ++i) text += (i > 0 ? " " : "") + words[i];
+  return text;
+}
+
 bool is_source_separator(const std::string& word) {
   return word == ":::" || word == "::::" || word == ":::+" || word == "::::+";
 }
@@ -620,6 +627,7 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     opt.tmpdir = raw.tmpdir;
   }
   opt.shuffle = raw.shuf;
+  opt.plus = raw.plus;
   if (app.count("--header") > 0) {
     // Whatever the value (`:`, `.*`, a number), GNU parallel takes the first line of each source
     // as the header outside --pipe.
@@ -636,6 +644,10 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   }
   for (const auto& word : opt.template_words) refuse_perl_expression(word, "the command");
   if (opt.tagstring) refuse_perl_expression(*opt.tagstring, "--tagstring");
+  if (opt.plus) {  // an unsupported --plus string is refused now, not when the first job starts
+    (void)CommandTemplate(join_words(opt.template_words), opt.replace_token, true);
+    if (opt.tagstring) (void)CommandTemplate(*opt.tagstring, "{}", true);
+  }
   int stdin_users = opt.template_mode ? 0 : (opt.batch_file == "-" ? 1 : 0);
   for (const auto& s : opt.sources)
     if (s.kind == ArgSource::Kind::File && s.path == "-") ++stdin_users;

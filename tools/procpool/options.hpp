@@ -71,7 +71,8 @@ struct Options {
   std::optional<int> nice;              ///< --nice N: the jobs run at this niceness
   std::optional<std::string> tmpdir;    ///< --tmpdir DIR: TMPDIR for procpool's spill files and the jobs
   std::size_t header_lines = 0;         ///< --header: lines at the start of each source naming its columns
-  bool shuffle = false;                 ///< --shuf: every job is generated first, then run in random order  ///< --link/--xapply: every source advances together, the shorter ones wrap around
+  bool shuffle = false;
+  bool plus = false;                    ///< --plus: GNU parallel's extra replacement strings                 ///< --shuf: every job is generated first, then run in random order  ///< --link/--xapply: every source advances together, the shorter ones wrap around
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
   bool shell_always = false;  ///< never exec directly; always /bin/sh -c
 

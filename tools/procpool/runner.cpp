@@ -296,7 +296,7 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   }
   if (job->output == nullptr) {
     std::string prefix;
-    if (opt_.tagstring) prefix = CommandTemplate(*opt_.tagstring).expand(job->input.args, job->input.seq, slot_number, false) + "\t";
+    if (opt_.tagstring) prefix = CommandTemplate(*opt_.tagstring, "{}", opt_.plus).expand(job->input.args, job->input.seq, slot_number, false) + "\t";
     else if (opt_.tag) prefix = JobSource::tag_for(job->input) + "\t";
     job->output = order_.open(std::move(prefix));
   }
