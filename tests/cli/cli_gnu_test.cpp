@@ -245,7 +245,7 @@ for my $k (sort keys %h) {
                     "else out=$($P run --dry-run $n echo ::: a 2>&1); st=$?; fi; "
                     "case \"$out\" in "
                     "*'not supported by procpool run'*|*'add one of them'*|*'not a writable directory'*) [ $st = 255 ] || echo \"BAD STATUS $n $st\";; "
-                    "'echo a'|*'Usage: procpool run'*|*\"cannot open '1'\"*|*'need --joblog'*) ;; "
+                    "'echo a'|*'Usage: procpool run'*|*\"cannot open '1'\"*|*'--joblog FILE'*) ;; "
                     "'') [ $st = 0 ] || echo \"BAD STATUS $n $st\";; "  // --header 1 ::: a: a is the header
                     "*) echo \"UNHANDLED $n: $out\";; esac; done",
                     "", 120s);
@@ -370,4 +370,27 @@ TEST_CASE("Cli.Gnu.PlusStrings") {
     CHECK(r.out.empty());
     CHECK(r.err.find("--plus: the replacement string " + refused + " is not supported") != std::string::npos);
   }
+}
+
+// --retry-failed: the failed jobs of the joblog run again, commands and numbers as logged, appended.
+TEST_CASE("Cli.Gnu.RetryFailed") {
+  TempDir dir;
+  require_gnu();
+  REQUIRE(sh(dir, "parallel --will-cite -j1 --joblog j.tsv 'echo {}; exit {}' ::: 0 1 0 2 > /dev/null; "
+                  "cp j.tsv gnu.tsv; cp j.tsv pp.tsv", "", 90s).exit_code == 0);
+  const auto gnu = sh(dir, "parallel --will-cite -k -j1 --retry-failed --joblog gnu.tsv", "", 90s);
+  const auto pp = sh(dir, "$P run -k -j1 --retry-failed --joblog pp.tsv");
+  CHECK(pp.out == gnu.out);
+  CHECK(pp.out == "1\n2\n");
+  CHECK(pp.exit_code == gnu.exit_code);
+  const auto rows = [](const std::string& text) {  // in file order: the retries are appended
+    std::string out;
+    for (const auto& line : lines_of(text)) {
+      const auto f = split_tabs(line);
+      if (f.size() == 9) out += f[0] + " " + f[6] + " " + f[8] + "\n";
+    }
+    return out;
+  };
+  CHECK(rows(read_file(dir / "pp.tsv")) == rows(read_file(dir / "gnu.tsv")));
+  CHECK(sh(dir, "$P run --retry-failed echo ::: a").exit_code == 255);  // needs --joblog
 }

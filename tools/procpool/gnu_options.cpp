@@ -66,7 +66,6 @@ constexpr std::array kRefused = {
     RefusedOption{"--fg", false, kSemaphore},
     RefusedOption{"--bg", false, kSemaphore},
     RefusedOption{"--wait", false, kSemaphore},
-    RefusedOption{"--retry-failed,--retryfailed", false, "use --joblog FILE --resume-failed with the same input"},
     RefusedOption{"--termseq,--term-seq", true, "procpool sends TERM, then KILL after --grace D"},
     RefusedOption{"--limit", true, "use --load N or --memfree SIZE"},
     RefusedOption{"--memsuspend", true, "use --memfree SIZE"},

@@ -826,6 +826,30 @@ class ShuffledSource final : public JobSource {
   std::size_t next_ = 0;
 };
 
+// --retry-failed: GNU parallel runs the failed jobs of the joblog again, commands as logged.
+class RetrySource final : public JobSource {
+ public:
+  explicit RetrySource(const std::map<std::uint64_t, std::string>& failed) : jobs_(failed.begin(), failed.end()) {}
+  Result next(JobInput& job) override {
+    if (next_ == jobs_.size()) return Result::End;
+    job.seq = jobs_[next_].first;
+    job.args.assign(1, jobs_[next_].second);
+    ++next_;
+    return Result::Job;
+  }
+  [[nodiscard]] int wait_fd() const override { return -1; }
+  [[nodiscard]] std::optional<std::uint64_t> count_total() const override { return jobs_.size(); }
+  [[nodiscard]] std::string command_for(const JobInput& job, unsigned) const override { return job.args[0]; }
+
+ private:
+  std::vector<std::pair<std::uint64_t, std::string>> jobs_;
+  std::size_t next_ = 0;
+};
+
+std::unique_ptr<JobSource> make_retry_source(const std::map<std::uint64_t, std::string>& failed) {
+  return std::make_unique<RetrySource>(failed);
+}
+
 std::unique_ptr<JobSource> make_job_source(const Options& options) {
   std::unique_ptr<JobSource> source;
   if (options.template_mode) source = std::make_unique<TemplateSource>(options);

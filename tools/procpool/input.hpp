@@ -3,6 +3,7 @@
 #include "options.hpp"
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -123,5 +124,7 @@ class JobSource {
 };
 
 std::unique_ptr<JobSource> make_job_source(const Options& options);
+/// --retry-failed: the failed jobs of a joblog, with their logged sequence numbers and commands.
+std::unique_ptr<JobSource> make_retry_source(const std::map<std::uint64_t, std::string>& failed);
 
 } // namespace procpool::cli

@@ -226,6 +226,8 @@ ResumeState ResumeState::load(int fd, const std::string& path) {
     if (!state.logged_seq_[index]) ++state.logged_;
     state.logged_seq_[index] = true;
     state.succeeded_seq_[index] = exitval == 0 && signal == 0;
+    if (state.succeeded_seq_[index]) state.failed_commands_.erase(index);
+    else state.failed_commands_[index] = line.substr(pos);
   }
   return state;
 }

@@ -52,7 +52,7 @@ struct RawOptions {
   bool shell_always = false, link = false, verbose_stderr = false, silent = false, no_keep_order = false;
   bool gnu_noop = false, null = false, no_run_if_empty = false;
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
-  bool multiple = false, xargs = false, shuf = false, plus = false;
+  bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
   std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
@@ -150,6 +150,8 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("--header", raw.header,
                  "Each source's first line names its columns: {name} in the command (VALUE as GNU's: any)")
       ->type_name("VALUE");
+  app.add_flag("--retry-failed,--retryfailed", raw.retry_failed,
+               "Run the failed jobs of --joblog FILE again, commands as logged (the command line's are ignored)");
   app.add_flag("--plus", raw.plus, "Also {..} {...} {+/} {+.} {+..} {+...} {/..} {/...} {slot}, as GNU parallel");
   app.add_flag("--shuf", raw.shuf, "Generate every job first, then run them in random order");
   app.add_option("-I", raw.replace, "Use STR instead of {} in the command")->type_name("STR");
@@ -627,6 +629,8 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     opt.tmpdir = raw.tmpdir;
   }
   opt.shuffle = raw.shuf;
+  opt.retry_failed = raw.retry_failed;
+  if (opt.retry_failed && !opt.joblog) throw UsageError("--retry-failed needs --joblog FILE");
   opt.plus = raw.plus;
   if (app.count("--header") > 0) {
     // Whatever the value (`:`, `.*`, a number), GNU parallel takes the first line of each source

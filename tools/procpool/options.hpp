@@ -42,6 +42,7 @@ struct Options {
   std::optional<std::string> joblog;
   bool resume = false;
   bool resume_failed = false;
+  bool retry_failed = false;  ///< --retry-failed: run the joblog's failed jobs again, commands as logged
   unsigned tries = 1;  ///< --retries N: tries in all; 0 = unlimited
   TimeoutSpec timeout;
   double kill_grace_seconds = 1.0;

@@ -172,8 +172,13 @@ void Runner::setup() {
   }
   source_ = make_job_source(opt_);
   if (opt_.dry_run) return;
-  if (opt_.joblog) joblog_ = std::make_unique<JobLogWriter>(*opt_.joblog, opt_.resume || opt_.resume_failed);
-  if (opt_.resume || opt_.resume_failed) resume_ = ResumeState::load(joblog_->fd(), *opt_.joblog);
+  const bool append = opt_.resume || opt_.resume_failed || opt_.retry_failed;
+  if (opt_.joblog) joblog_ = std::make_unique<JobLogWriter>(*opt_.joblog, append);
+  if (append) resume_ = ResumeState::load(joblog_->fd(), *opt_.joblog);
+  if (opt_.retry_failed) {  // the jobs come from the joblog itself
+    source_ = make_retry_source(resume_->failed_commands());
+    resume_.reset();
+  }
   if (opt_.results_dir) results_ = std::make_unique<ResultsDir>(*opt_.results_dir);
   if (opt_.memfree_bytes > 0) {
     // MemAvailable never exceeds MemTotal: say once that the run will wait, rather than hang silently.
