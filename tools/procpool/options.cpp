@@ -83,7 +83,7 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("--grace", raw.grace, "Time between TERM and KILL when killing a job (default 1s)")
       ->type_name("D");
   app.add_option("--halt,--halt-on-error,--haltonerror", raw.halt,
-                 "Stop early: now|soon,fail=N|fail=N%|success=N|success=N% (also never, 0, 1, 2). "
+                 "Stop early: now|soon,fail=N|success=N|done=N, or N% of all the jobs (also never, 0, 1, 2, -1, -2, N%). "
                  "now kills the running jobs, soon lets them finish")->type_name("WHEN,COND");
   app.add_flag("-k,--keep-order,--keeporder", raw.keep_order, "Print the jobs' output in input order");
   app.add_flag("--no-keep-order,--nokeeporder,--nok,--no-k", raw.no_keep_order, "Cancel an earlier -k (as from $PARALLEL)");
