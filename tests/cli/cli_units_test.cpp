@@ -609,3 +609,15 @@ TEST_CASE("Cli.Options.GnuOptionsRefusedFromTheTable") {
   }
   CHECK(spellings > 150);
 }
+
+// The local runner's options that a --broker run would not honour are refused there, not ignored.
+TEST_CASE("Cli.Options.LocalOnlyOptionsRefusedWithBroker") {
+  using Args = std::vector<std::string>;
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--broker", "redis://h", "--nice", "5", "b"}),
+                       "--nice cannot be used with --broker: start procpool worker with nice -n N", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--broker", "redis://h", "--joblog", "j", "--retry-failed", "b"}),
+                       "--retry-failed cannot be used with --broker: use --resume-failed", UsageError);
+  CHECK_THROWS_AS(cli::parse_run_options(Args{"--broker", "redis://h", "--tmpdir", "/tmp", "b"}), UsageError);
+  CHECK_THROWS_AS(cli::parse_run_options(Args{"--broker", "redis://h", "-t", "b"}), UsageError);
+  CHECK_NOTHROW(cli::parse_run_options(Args{"--broker", "redis://h", "-v", "--shuf", "b"}));
+}

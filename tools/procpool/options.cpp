@@ -195,6 +195,11 @@ void refuse_with_broker(const RawOptions& raw, const Options& opt) {
   if (!raw.load.empty()) throw UsageError("--load is a host throttle: set it on procpool worker");
   if (!raw.delay.empty()) throw UsageError("--delay is a host throttle: set it on procpool worker");
   if (!raw.jobs.empty()) throw UsageError("-j is set per worker: procpool worker -j N");
+  // Options of this runner's own job slots, which a broker run does not use.
+  if (opt.retry_failed) throw UsageError("--retry-failed cannot be used with --broker: use --resume-failed");
+  if (opt.nice) throw UsageError("--nice cannot be used with --broker: start procpool worker with nice -n N");
+  if (opt.tmpdir) throw UsageError("--tmpdir cannot be used with --broker: set TMPDIR for procpool worker");
+  if (opt.verbose_stderr) throw UsageError("-t/--verbose cannot be used with --broker: use -v");
 }
 
 } // namespace
