@@ -90,7 +90,7 @@ TEST_CASE("Broker.Units.RunOptions") {
   CHECK(opt->broker->run_ttl == 3600);
   CHECK(opt->batch_file == "b.txt");
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--queue", "q", "b"}),
-                       "--queue, --max-queued, --max-crashes, --max-output, --env, --no-worker-timeout, --run-ttl and "
+                       "--queue, --max-queued, --max-crashes, --max-output, --no-worker-timeout, --run-ttl and "
                        "--insecure-broker need --broker URL",
                        cli::UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--broker", "redis://h", "--max-output", "1x", "b"}),

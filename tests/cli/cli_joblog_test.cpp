@@ -168,7 +168,12 @@ TEST_CASE("Cli.Halt.SoonAndSuccessAndPercent") {
   r = sh(dir, "$P run -j1 --halt now,success=1 'echo {}; exit {}' ::: 3 0 4");
   CHECK(r.exit_code == 0);
   CHECK(r.out == "3\n0\n");
+  // N% is of all the jobs, as in GNU parallel: 2 of 7 failed is under 50%, so all run, and the
+  // exit status is the percentage that failed, rounded up (2/7 -> 29).
   r = sh(dir, "$P run -j1 --halt soon,fail=50% 'echo {}; exit {}' ::: 0 1 1 0 0 0 0");
-  CHECK(r.exit_code == 1);
-  CHECK(r.out == "0\n1\n1\n");  // after 3 jobs, 2 of 3 failed >= 50%
+  CHECK(r.exit_code == 29);
+  CHECK(r.out == "0\n1\n1\n0\n0\n0\n0\n");
+  r = sh(dir, "$P run -j1 --halt soon,fail=25% 'echo {}; exit {}' ::: 0 1 1 0 0 0 0 0");
+  CHECK(r.exit_code == 25);  // 2 of 8 reach 25%: halted there
+  CHECK(r.out == "0\n1\n1\n");
 }

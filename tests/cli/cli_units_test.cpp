@@ -5,6 +5,7 @@
 #include "cli_helpers.hpp"
 
 #include "command.hpp"
+#include "gnu_options.hpp"
 #include "input.hpp"
 #include "joblog.hpp"
 #include "options.hpp"
@@ -102,7 +103,7 @@ TEST_CASE("Cli.Timeout.FixedAndPercent") {
   const auto dynamic = cli::parse_timeout("150%");
   CHECK(dynamic.seconds == 0);
   CHECK(dynamic.percent == 150);
-  CHECK_THROWS_WITH_AS(cli::parse_timeout("0"), "--timeout: '0' must be above 0", UsageError);
+  CHECK(cli::parse_timeout("0").seconds == 0);  // no timeout, as in GNU parallel
   CHECK_THROWS_WITH_AS(cli::parse_timeout("0%"), "--timeout: '0%' must be above 0%", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_timeout("x%"), "--timeout: 'x' is not a number", UsageError);
 }
@@ -143,7 +144,7 @@ TEST_CASE("Cli.Halt.Forms") {
   auto p = cli::parse_halt("1");
   CHECK(p.when == When::Soon);
   CHECK(p.threshold == 1);
-  CHECK_FALSE(p.on_success);
+  CHECK(p.cond == cli::HaltPolicy::Cond::Fail);
   p = cli::parse_halt("2");
   CHECK(p.when == When::Now);
   CHECK(p.threshold == 1);
@@ -151,22 +152,85 @@ TEST_CASE("Cli.Halt.Forms") {
   CHECK(p.when == When::Now);
   CHECK(p.threshold == 3);
   CHECK_FALSE(p.percent);
-  CHECK_FALSE(p.on_success);
+  CHECK(p.cond == cli::HaltPolicy::Cond::Fail);
   p = cli::parse_halt("fail=2");  // no WHEN: soon
   CHECK(p.when == When::Soon);
   CHECK(p.threshold == 2);
   p = cli::parse_halt("soon,success=50%");
   CHECK(p.when == When::Soon);
-  CHECK(p.on_success);
+  CHECK(p.cond == cli::HaltPolicy::Cond::Success);
   CHECK(p.percent);
   CHECK(p.threshold == 50);
+}
+
+TEST_CASE("Cli.Halt.GnuForms") {
+  using When = cli::HaltPolicy::When;
+  using Cond = cli::HaltPolicy::Cond;
+  auto p = cli::parse_halt("-1");
+  CHECK((p.when == When::Soon && p.cond == Cond::Success && p.threshold == 1));
+  p = cli::parse_halt("-2");
+  CHECK((p.when == When::Now && p.cond == Cond::Success && p.threshold == 1));
+  p = cli::parse_halt("5%");
+  CHECK((p.when == When::Soon && p.cond == Cond::Fail && p.percent && p.threshold == 5));
+  p = cli::parse_halt("now,done=3");
+  CHECK((p.when == When::Now && p.cond == Cond::Done && p.threshold == 3));
+}
+
+// GNU parallel's should_we_halt and halt, value for value (cli_gnu_test.cpp runs GNU parallel itself).
+TEST_CASE("Cli.Halt.StatusAsGnu") {
+  const auto fail1 = cli::parse_halt("now,fail=1");
+  CHECK(cli::halt_status(fail1, {1, 1, 0, 10}, 7, 0, true) == 7);
+  CHECK(cli::halt_status(fail1, {1, 1, 0, 10}, 0, 9, true) == 137);
+  CHECK(cli::halt_status(fail1, {1, 1, 0, 10}, -1, 15, true) == 255);  // killed by --timeout
+  CHECK_FALSE(cli::halt_status(fail1, {1, 0, 1, 10}, 0, 0, false).has_value());
+  const auto fail2 = cli::parse_halt("now,fail=2");
+  CHECK_FALSE(cli::halt_status(fail2, {2, 1, 1, 10}, 3, 0, true).has_value());
+  CHECK(cli::halt_status(fail2, {3, 2, 1, 10}, 3, 0, true) == 2);  // the number failed, not the job's status
+  const auto pct = cli::parse_halt("soon,fail=30%");
+  CHECK_FALSE(cli::halt_status(pct, {3, 2, 1, 10}, 1, 0, true).has_value());
+  CHECK(cli::halt_status(pct, {5, 3, 2, 10}, 1, 0, true) == 30);
+  CHECK(cli::halt_final_status(pct, {10, 2, 8, 10}) == 20);
+  CHECK(cli::halt_final_status(cli::parse_halt("soon,fail=2"), {10, 1, 9, 10}) == 1);
+  const auto done2 = cli::parse_halt("soon,done=2");
+  CHECK(cli::halt_status(done2, {2, 1, 1, 10}, 0, 0, false) == 1);
+  const auto success = cli::parse_halt("now,success=50%");
+  CHECK(cli::halt_status(success, {9, 4, 5, 10}, 0, 0, false) == 0);
+  // Without a known total (a pipe), N% is judged over the jobs done, once 3 are.
+  CHECK_FALSE(cli::halt_status(pct, {2, 2, 0, {}}, 1, 0, true).has_value());
+  CHECK(cli::halt_status(pct, {3, 1, 2, {}}, 1, 0, true) == 34);
+}
+
+TEST_CASE("Cli.Options.ShellWordsAndParallelEnv") {
+  CHECK(cli::shell_words("  -j2   --tag ") == std::vector<std::string>{"-j2", "--tag"});
+  CHECK(cli::shell_words(R"(--tagstring 'a b' "c \"d\"" e\ f)") ==
+        std::vector<std::string>{"--tagstring", "a b", "c \"d\"", "e f"});
+  CHECK_THROWS_AS(cli::shell_words("'open"), UsageError);
+  ::setenv("PARALLEL", "-k --tag", 1);
+  CHECK(cli::with_parallel_env({"echo", ":::", "a"}) == std::vector<std::string>{"-k", "--tag", "echo", ":::", "a"});
+  ::unsetenv("PARALLEL");
+  CHECK(cli::with_parallel_env({"x"}) == std::vector<std::string>{"x"});
+}
+
+TEST_CASE("Cli.Options.LinkedSources") {
+  const auto opt = cli::parse_run_options({"echo", ":::", "a", "b", ":::+", "1", "2", "::::+", "f1", "f2", ":::", "x"});
+  REQUIRE(opt);
+  REQUIRE(opt->sources.size() == 5);
+  CHECK_FALSE(opt->sources[0].linked);
+  CHECK(opt->sources[1].linked);
+  CHECK((opt->sources[2].linked && opt->sources[2].path == "f1"));
+  CHECK((opt->sources[3].linked && opt->sources[3].path == "f2"));
+  CHECK_FALSE(opt->sources[4].linked);
+  CHECK(cli::parse_run_options({"--xapply", "echo", ":::", "a"})->link);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options({"echo", "::::+"}), "::::+ needs at least one argument file", UsageError);
+  CHECK_THROWS_AS(cli::parse_run_options({"echo", "{= s/a/b/ =}", ":::", "a"}), UsageError);
+  CHECK_THROWS_AS(cli::parse_run_options({"--tagstring", "{=uc=}", "echo", ":::", "a"}), UsageError);
 }
 
 TEST_CASE("Cli.Halt.Errors") {
   CHECK_THROWS_WITH_AS(cli::parse_halt("later,fail=1"), "--halt: 'later,fail=1': expected now or soon before the comma",
                        UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_halt("now,bogus"),
-                       "--halt: 'now,bogus': expected fail=N, fail=N%, success=N or success=N%", UsageError);
+                       "--halt: 'now,bogus': expected fail=N, fail=N%, success=N, success=N%, done=N or done=N%", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_halt("fail=0"), "--halt: 'fail=0': the count must be at least 1", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_halt("fail=101%"), "--halt: 'fail=101%': the percentage must be in (0, 100]",
                        UsageError);
@@ -198,9 +262,11 @@ TEST_CASE("Cli.Replacement.Strings") {
   CHECK(cli::CommandTemplate("{/}").expand(one, 1, 1, true) == "file.tar.gz");
   CHECK(cli::CommandTemplate("{//}").expand(one, 1, 1, true) == "dir");
   CHECK(cli::CommandTemplate("{/.}").expand(one, 1, 1, true) == "file.tar");
-  // A dot in a directory name or leading the name is not an extension.
+  // A dot in a directory name is not an extension; a leading dot is one for GNU parallel (s:\.[^/.]*$::).
   CHECK(cli::CommandTemplate("{.}").expand({"a.d/file"}, 1, 1, true) == "a.d/file");
-  CHECK(cli::CommandTemplate("{.}").expand({".bashrc"}, 1, 1, true) == ".bashrc");
+  CHECK(cli::CommandTemplate("echo {.}").expand({".bashrc"}, 1, 1, true) == "echo ''");
+  CHECK(cli::CommandTemplate("{//}").expand({"dir/"}, 1, 1, true) == ".");  // Perl's dirname
+  CHECK(cli::CommandTemplate("{//}").expand({"a/b//"}, 1, 1, true) == "a");
   CHECK(cli::CommandTemplate("{//}").expand({"file"}, 1, 1, true) == ".");
   CHECK(cli::CommandTemplate("{//}").expand({"/file"}, 1, 1, true) == "/");
   const cli::CommandTemplate seq_slot("job {#} on {%}");
@@ -514,4 +580,44 @@ TEST_CASE("Cli.Version.FromMeson") {
   CHECK(std::string(PROCPOOL_VERSION) == PROCPOOL_MESON_VERSION);
   CHECK(fmt::format("{}.{}.{}", PROCPOOL_VERSION_MAJOR, PROCPOOL_VERSION_MINOR, PROCPOOL_VERSION_PATCH) ==
         PROCPOOL_VERSION);
+}
+
+// The refusal table: every spelling of every GNU parallel option procpool lacks is refused, with
+// the option's name and its advice in the message.
+TEST_CASE("Cli.Options.GnuOptionsRefusedFromTheTable") {
+  std::size_t spellings = 0;
+  for (const auto& refused : cli::refused_gnu_options()) {
+    CHECK_FALSE(refused.advice.empty());
+    std::string_view names = refused.names;
+    while (!names.empty()) {
+      const auto comma = names.find(',');
+      const std::string name(names.substr(0, comma));
+      names = comma == std::string_view::npos ? std::string_view{} : names.substr(comma + 1);
+      std::vector<std::string> args{name};
+      if (refused.takes_value) args.push_back("1");
+      args.insert(args.end(), {"echo", ":::", "a"});
+      INFO(name);
+      try {
+        (void)cli::parse_run_options(args);
+        FAIL("accepted");
+      } catch (const UsageError& e) {
+        const std::string message = e.what();
+        CHECK(message.find("not supported by procpool run: " + std::string(refused.advice)) != std::string::npos);
+      }
+      ++spellings;
+    }
+  }
+  CHECK(spellings > 150);
+}
+
+// The local runner's options that a --broker run would not honour are refused there, not ignored.
+TEST_CASE("Cli.Options.LocalOnlyOptionsRefusedWithBroker") {
+  using Args = std::vector<std::string>;
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--broker", "redis://h", "--nice", "5", "b"}),
+                       "--nice cannot be used with --broker: start procpool worker with nice -n N", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--broker", "redis://h", "--joblog", "j", "--retry-failed", "b"}),
+                       "--retry-failed cannot be used with --broker: use --resume-failed", UsageError);
+  CHECK_THROWS_AS(cli::parse_run_options(Args{"--broker", "redis://h", "--tmpdir", "/tmp", "b"}), UsageError);
+  CHECK_THROWS_AS(cli::parse_run_options(Args{"--broker", "redis://h", "-t", "b"}), UsageError);
+  CHECK_NOTHROW(cli::parse_run_options(Args{"--broker", "redis://h", "-v", "--shuf", "b"}));
 }

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <limits>
+#include <random>
 #include <regex>
 
 #include <fcntl.h>
@@ -24,7 +27,8 @@ bool is_blank_or_comment(const std::string& line) {
 
 } // namespace
 
-LineReader::LineReader(const std::string& path) : path_(path) {
+LineReader::LineReader(const std::string& path, bool strip_cr, std::string delimiter)
+    : path_(path), strip_cr_(strip_cr && delimiter == "\n"), delimiter_(std::move(delimiter)) {
   if (path == "-") {
     fd_ = STDIN_FILENO;
   } else {
@@ -70,17 +74,19 @@ bool LineReader::fill() {
 LineReader::Result LineReader::next(std::string& line) {
   for (;;) {
     const char* start = buffer_.data() + begin_;
-    if (const void* nl = std::memchr(start, '\n', end_ - begin_)) {
+    const void* nl = delimiter_.size() == 1 ? std::memchr(start, delimiter_[0], end_ - begin_)
+                                            : ::memmem(start, end_ - begin_, delimiter_.data(), delimiter_.size());
+    if (nl != nullptr) {
       std::size_t length = static_cast<std::size_t>(static_cast<const char*>(nl) - start);
-      begin_ += length + 1;
-      if (length > 0 && start[length - 1] == '\r') --length;
+      begin_ += length + delimiter_.size();
+      if (strip_cr_ && length > 0 && start[length - 1] == '\r') --length;
       line.assign(start, length);
       return Result::Line;
     }
     if (eof_) {
       if (begin_ == end_) return Result::End;
       std::size_t length = end_ - begin_;
-      if (start[length - 1] == '\r') --length;
+      if (strip_cr_ && start[length - 1] == '\r') --length;
       line.assign(start, length);
       begin_ = end_;
       return Result::Line;
@@ -89,15 +95,48 @@ LineReader::Result LineReader::next(std::string& line) {
   }
 }
 
-std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blank_and_comments) {
+bool is_whitespace_only(const std::string& value) {
+  return std::all_of(value.begin(), value.end(), [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  });
+}
+
+namespace {
+
+void wait_readable(int fd) {
+  pollfd pfd{fd, POLLIN, 0};
+  ::poll(&pfd, 1, -1);
+}
+
+} // namespace
+
+LineReader::Result LineReader::next_waiting(std::string& line) {
+  for (;;) {
+    const auto r = next(line);
+    if (r != Result::WouldBlock) return r;
+    wait_readable(fd_);
+  }
+}
+
+JobSource::Result JobSource::next_waiting(JobInput& job) {
+  for (;;) {
+    const auto r = next(job);
+    if (r != Result::WouldBlock) return r;
+    wait_readable(wait_fd());
+  }
+}
+
+std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blank_and_comments,
+                                         const std::string& delimiter, bool skip_empty) {
   if (path == "-") return std::nullopt;
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
-  LineReader reader(path);
+  LineReader reader(path, true, delimiter);
   std::string line;
   std::uint64_t count = 0;
   while (reader.next(line) == LineReader::Result::Line)
-    if (!skip_blank_and_comments || !is_blank_or_comment(line)) ++count;
+    if ((!skip_blank_and_comments || !is_blank_or_comment(line)) && (!skip_empty || !is_whitespace_only(line)))
+      ++count;
   return count;
 }
 
@@ -118,7 +157,7 @@ std::string shell_quote(const std::string& word) {
   return quoted;
 }
 
-CommandTemplate::CommandTemplate(const std::string& text) {
+CommandTemplate::CommandTemplate(const std::string& text, const std::string& all_args, bool plus) {
   bool any_replacement = false;  // GNU parallel appends the arguments only to a template without any
   std::size_t pos = 0;
   auto add_literal = [&](std::string_view s) {
@@ -126,7 +165,19 @@ CommandTemplate::CommandTemplate(const std::string& text) {
     if (segments_.empty() || segments_.back().kind != Kind::Literal) segments_.push_back({Kind::Literal, {}, 0, {}, false});
     segments_.back().text.append(s);
   };
+  const bool renamed = all_args != "{}";
   while (pos < text.size()) {
+    if (renamed) {  // -I STR: STR is {}
+      const auto token = text.find(all_args, pos);
+      const auto brace = text.find('{', pos);
+      if (token != std::string::npos && (brace == std::string::npos || token <= brace)) {
+        add_literal(std::string_view(text).substr(pos, token - pos));
+        segments_.push_back({Kind::Args, {}, 0, Modifier::None, false});
+        any_replacement = true;
+        pos = token + all_args.size();
+        continue;
+      }
+    }
     const auto open = text.find('{', pos);
     if (open == std::string::npos) { add_literal(std::string_view(text).substr(pos)); break; }
     add_literal(std::string_view(text).substr(pos, open - pos));
@@ -138,8 +189,9 @@ CommandTemplate::CommandTemplate(const std::string& text) {
     std::size_t digits = 0;
     while (digits < inner.size() && std::isdigit(static_cast<unsigned char>(inner[digits]))) ++digits;
     bool ok = true;
-    if (inner == "#") seg.kind = Kind::Seq;
-    else if (inner == "%") seg.kind = Kind::Slot;
+    if (renamed && inner.empty()) ok = false;  // {} is literal once -I named another string
+    else if (inner == "#") seg.kind = Kind::Seq;
+    else if (inner == "%" || (plus && inner == "slot")) seg.kind = Kind::Slot;
     else {
       if (digits > 0) {
         seg.index = std::stoul(inner.substr(0, std::min<std::size_t>(digits, 9)));
@@ -151,8 +203,23 @@ CommandTemplate::CommandTemplate(const std::string& text) {
       else if (modifier == "/") seg.modifier = Modifier::Basename;
       else if (modifier == "//") seg.modifier = Modifier::Dirname;
       else if (modifier == "/.") seg.modifier = Modifier::BasenameNoExt;
+      else if (plus && modifier == "..") seg.modifier = Modifier::NoExt2;
+      else if (plus && modifier == "...") seg.modifier = Modifier::NoExt3;
+      else if (plus && modifier == "+/") seg.modifier = Modifier::DirPlus;
+      else if (plus && modifier == "+.") seg.modifier = Modifier::Ext;
+      else if (plus && modifier == "+..") seg.modifier = Modifier::Ext2;
+      else if (plus && modifier == "+...") seg.modifier = Modifier::Ext3;
+      else if (plus && modifier == "/..") seg.modifier = Modifier::BasenameNoExt2;
+      else if (plus && modifier == "/...") seg.modifier = Modifier::BasenameNoExt3;
       else ok = false;
     }
+    // With --plus, GNU parallel has many more {...} strings (bash-like {:-x} {#re} {%re}, {##},
+    // {0#}, {0%}, {choose_k}...): one procpool lacks is refused, never run as text.
+    if (!ok && plus && !inner.empty() && inner.find_first_of(" \t\n{") == std::string::npos)
+      throw UsageError(fmt::format("--plus: the replacement string {{{}}} is not supported by procpool run; "
+                                   "use {{.}} {{..}} {{...}} {{/}} {{//}} {{/.}} {{/..}} {{+/}} {{+.}} {{+..}} "
+                                   "{{#}} {{%}} {{slot}} or a shell expression",
+                                   inner));
     if (!ok) {  // not a replacement string: keep the brace literally, as GNU parallel does
       add_literal("{");
       pos = open + 1;
@@ -168,36 +235,118 @@ CommandTemplate::CommandTemplate(const std::string& text) {
   } else if (!any_replacement) {
     add_literal(" ");
     segments_.push_back({Kind::Args, {}, 0, Modifier::None, false});
+  } else {
+    // GNU parallel quotes nothing when a replacement string is (part of) the first word
+    // (`parallel {} ::: 'echo a'` runs `echo a`); a first word ending at '=' is an assignment (V={}).
+    std::string before;
+    for (const auto& seg : segments_) {
+      if (seg.kind != Kind::Literal) break;
+      before += seg.text;
+    }
+    const auto first = before.find_first_not_of(" \t\n");
+    const bool in_first_word =
+        first == std::string::npos || before.find_first_of(" \t\n=", first) == std::string::npos;
+    if (in_first_word)
+      for (auto& seg : segments_) seg.unquoted = true;
   }
+  for (const auto& seg : segments_) {  // split the literals' blanks off, for context replace
+    if (seg.kind != Kind::Literal) { words_.push_back(seg); continue; }
+    for (std::size_t at = 0; at < seg.text.size();) {
+      const bool blank = seg.text[at] == ' ' || seg.text[at] == '\t';
+      std::size_t end = at;
+      while (end < seg.text.size() && (seg.text[end] == ' ' || seg.text[end] == '\t') == blank) ++end;
+      words_.push_back({Kind::Literal, seg.text.substr(at, end - at), 0, Modifier::None, false, blank});
+      at = end;
+    }
+  }
+}
+
+void refuse_perl_expression(const std::string& text, const char* where) {
+  const auto open = text.find("{=");
+  if (open == std::string::npos || text.find("=}", open + 2) == std::string::npos) return;
+  throw UsageError(fmt::format(
+      "{}: '{}': {{= perl expression =}} is not supported (procpool has no Perl); use "
+      "{{.}} {{/}} {{//}} {{/.}} or a shell expression such as $(echo {{}} | sed ...)",
+      where, text));
+}
+
+std::string gnu_dirname(const std::string& path) {
+  std::string dir = path;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const auto slash = dir.rfind('/');
+  if (slash == std::string::npos) return ".";
+  dir.erase(slash + 1);
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir;
 }
 
 namespace {
 
-std::string apply_modifier(const std::string& arg, int modifier) {
-  // modifier values mirror CommandTemplate::Modifier: None, NoExt, Basename, Dirname, BasenameNoExt
-  const auto slash = arg.rfind('/');
-  auto strip_ext = [](const std::string& s, std::size_t name_start) {
+// GNU parallel's definitions, as Perl substitutions: {.} is s:\.[^/.]*$::, {/} is s:.*/::,
+// {/.} both, {//} File::Basename's dirname.
+std::string strip_extension(const std::string& s) {
+  const auto dot = s.rfind('.');
+  if (dot == std::string::npos || s.find('/', dot) != std::string::npos) return s;
+  return s.substr(0, dot);
+}
+
+std::string basename_of(const std::string& s) {
+  const auto slash = s.rfind('/');
+  return slash == std::string::npos ? s : s.substr(slash + 1);
+}
+
+// --plus: s:\.[^/.]*\.[^/.]*$:: ({..}) and the like: `n` extensions off, if there are that many.
+std::string strip_extensions(const std::string& s, int n) {
+  std::size_t cut = s.size();
+  for (int i = 0; i < n; ++i) {
+    const auto dot = s.rfind('.', cut == 0 ? 0 : cut - 1);
+    if (cut == 0 || dot == std::string::npos || s.find('/', dot) < cut) return s;
+    cut = dot;
+  }
+  return s.substr(0, cut);
+}
+
+// --plus: what {..} and the like take off ({+.} {+..} {+...}): s:.*\.:: for one, else the last `n`
+// extensions; empty when there are fewer.
+std::string extensions(const std::string& s, int n) {
+  if (n == 1) {
     const auto dot = s.rfind('.');
-    return (dot == std::string::npos || dot < name_start || dot == name_start) ? s : s.substr(0, dot);
-  };
+    return dot == std::string::npos ? std::string() : s.substr(dot + 1);
+  }
+  const std::string stripped = strip_extensions(s, n);
+  return stripped.size() == s.size() ? std::string() : s.substr(stripped.size() + 1);
+}
+
+std::string apply_modifier(const std::string& arg, int modifier) {
+  // modifier values mirror CommandTemplate::Modifier: None, NoExt, Basename, Dirname, BasenameNoExt,
+  // then --plus's NoExt2, NoExt3, DirPlus, Ext, Ext2, Ext3, BasenameNoExt2, BasenameNoExt3
   switch (modifier) {
-    case 1: return strip_ext(arg, slash == std::string::npos ? 0 : slash + 1);
-    case 2: return slash == std::string::npos ? arg : arg.substr(slash + 1);
-    case 3: return slash == std::string::npos ? "." : (slash == 0 ? "/" : arg.substr(0, slash));
-    case 4: {
-      const std::string base = slash == std::string::npos ? arg : arg.substr(slash + 1);
-      return strip_ext(base, 0);
+    case 1: return strip_extension(arg);
+    case 2: return basename_of(arg);
+    case 3: return gnu_dirname(arg);
+    case 4: return strip_extension(basename_of(arg));
+    case 5: return strip_extensions(arg, 2);
+    case 6: return strip_extensions(arg, 3);
+    case 7: {  // s:/[^/]*$:: || s:.*$::
+      const auto slash = arg.rfind('/');
+      return slash == std::string::npos ? std::string() : arg.substr(0, slash);
     }
+    case 8: return extensions(arg, 1);
+    case 9: return extensions(arg, 2);
+    case 10: return extensions(arg, 3);
+    case 11: return strip_extensions(basename_of(arg), 2);
+    case 12: return strip_extensions(basename_of(arg), 3);
     default: return arg;
   }
 }
 
 } // namespace
 
-std::string CommandTemplate::expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
-                                    bool quote) const {
-  std::string out;
-  for (const auto& seg : segments_) {
+void CommandTemplate::expand_range(std::string& out, const std::vector<Segment>& segs, std::size_t begin,
+                                   std::size_t end, const std::vector<std::string>& args, long one, std::uint64_t seq,
+                                   unsigned slot, bool quote) const {
+  for (std::size_t s = begin; s < end; ++s) {
+    const auto& seg = segs[s];
     switch (seg.kind) {
       case Kind::Literal: out += seg.text; break;
       case Kind::Seq: out += std::to_string(seq); break;
@@ -206,18 +355,50 @@ std::string CommandTemplate::expand(const std::vector<std::string>& args, std::u
         const bool raw = seg.unquoted;
         const int modifier = static_cast<int>(seg.modifier);
         if (seg.index == 0) {
-          for (std::size_t i = 0; i < args.size(); ++i) {
-            if (i > 0) out += ' ';
+          const std::size_t first = one >= 0 ? static_cast<std::size_t>(one) : 0;
+          const std::size_t last = one >= 0 ? first + 1 : args.size();
+          for (std::size_t i = first; i < last && i < args.size(); ++i) {
+            if (i > first) out += ' ';
             const std::string value = apply_modifier(args[i], modifier);
             out += (quote && !raw) ? shell_quote(value) : value;
           }
         } else if (seg.index <= args.size()) {
           const std::string value = apply_modifier(args[seg.index - 1], modifier);
-          out += quote ? shell_quote(value) : value;
+          out += (quote && !raw) ? shell_quote(value) : value;
         }
         break;  // {N} beyond the arguments expands to nothing, as in GNU parallel
       }
     }
+  }
+}
+
+std::string CommandTemplate::expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
+                                    bool quote, bool context) const {
+  std::string out;
+  if (!context) {
+    expand_range(out, segments_, 0, segments_.size(), args, -1, seq, slot, quote);
+    return out;
+  }
+  // GNU parallel's context replace: each blank-separated word holding {} is repeated per argument.
+  for (std::size_t begin = 0; begin < words_.size();) {
+    if (words_[begin].blank) {
+      out += words_[begin].text;
+      ++begin;
+      continue;
+    }
+    std::size_t end = begin;
+    bool all_args = false;
+    for (; end < words_.size() && !words_[end].blank; ++end)
+      if (words_[end].kind == Kind::Args && words_[end].index == 0) all_args = true;
+    if (!all_args || args.empty()) {
+      expand_range(out, words_, begin, end, args, -1, seq, slot, quote);
+    } else {
+      for (std::size_t i = 0; i < args.size(); ++i) {
+        if (i > 0) out += ' ';
+        expand_range(out, words_, begin, end, args, static_cast<long>(i), seq, slot, quote);
+      }
+    }
+    begin = end;
   }
   return out;
 }
@@ -235,7 +416,8 @@ namespace {
 
 class BatchSource final : public JobSource {
  public:
-  explicit BatchSource(const std::string& path) : reader_(path) {}
+  BatchSource(const std::string& path, const std::string& delimiter)
+      : reader_(path, true, delimiter), delimiter_(delimiter) {}
 
   Result next(JobInput& job) override {
     for (;;) {
@@ -243,8 +425,9 @@ class BatchSource final : public JobSource {
         case LineReader::Result::WouldBlock: return Result::WouldBlock;
         case LineReader::Result::End: return Result::End;
         case LineReader::Result::Line:
+          ++seq_;  // blank and comment lines are numbered too, as GNU parallel's jobs
           if (is_blank_or_comment(line_)) continue;
-          job.seq = ++seq_;
+          job.seq = seq_;
           job.args.resize(1);
           job.args[0] = line_;
           return Result::Job;
@@ -253,26 +436,40 @@ class BatchSource final : public JobSource {
   }
   [[nodiscard]] int wait_fd() const override { return reader_.fd(); }
   [[nodiscard]] std::optional<std::uint64_t> count_total() const override {
-    return count_lines(reader_.path(), true);
+    return count_lines(reader_.path(), true, delimiter_);
   }
   [[nodiscard]] std::string command_for(const JobInput& job, unsigned) const override { return job.args[0]; }
 
  private:
   LineReader reader_;
+  std::string delimiter_;
   std::string line_;
   std::uint64_t seq_ = 0;
 };
 
-// Splits one argument line into --colsep columns.
+// Perl's \s, which GNU parallel's --colsep trimming strips from both ends of every value.
+bool is_perl_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+std::string trimmed(const std::string& s) {
+  std::size_t b = 0, e = s.size();
+  while (b < e && is_perl_space(s[b])) ++b;
+  while (e > b && is_perl_space(s[e - 1])) --e;
+  return s.substr(b, e - b);
+}
+
+// Splits one argument line into --colsep columns, as GNU parallel's `split /COLSEP/, $line, -1`:
+// the separator is a Perl regex (ECMAScript's grammar is Perl's: \t, \s+, \d, [^,]... work), empty
+// fields are kept, and with --colsep every value is trimmed of white space (GNU's --trim lr).
 class ColumnSplitter {
  public:
   explicit ColumnSplitter(const std::optional<std::string>& colsep) {
     if (!colsep) return;
+    active_ = true;
     const bool literal = colsep->find_first_of("\\^$.|?*+()[]{}") == std::string::npos;
     if (literal) literal_ = *colsep;
     else {
       try {
-        regex_.emplace(*colsep, std::regex::extended);
+        regex_.emplace(*colsep, std::regex::ECMAScript);
       } catch (const std::regex_error& e) {
         throw UsageError(fmt::format("--colsep: '{}' is not a valid regex: {}", *colsep, e.what()));
       }
@@ -280,87 +477,171 @@ class ColumnSplitter {
     if (literal && literal_.empty()) throw UsageError("--colsep: empty separator");
   }
   void split(const std::string& line, std::vector<std::string>& out) const {
-    if (literal_.empty() && !regex_) { out.push_back(line); return; }
+    if (!active_) { out.push_back(line); return; }
+    std::size_t pos = 0;
     if (!literal_.empty()) {
-      std::size_t pos = 0;
       for (;;) {
         const auto at = line.find(literal_, pos);
-        if (at == std::string::npos) { out.push_back(line.substr(pos)); return; }
-        out.push_back(line.substr(pos, at - pos));
+        if (at == std::string::npos) break;
+        out.push_back(trimmed(line.substr(pos, at - pos)));
         pos = at + literal_.size();
       }
+    } else {
+      for (std::sregex_iterator it(line.begin(), line.end(), *regex_), end; it != end; ++it) {
+        const auto at = static_cast<std::size_t>(it->position(0));
+        const auto length = static_cast<std::size_t>(it->length(0));
+        if (length == 0 && (at == 0 || at >= line.size())) continue;  // Perl: no field from these
+        out.push_back(trimmed(line.substr(pos, at - pos)));
+        pos = at + length;
+      }
     }
-    std::sregex_token_iterator it(line.begin(), line.end(), *regex_, -1), end;
-    std::size_t added = 0;
-    for (; it != end; ++it, ++added) out.push_back(*it);
-    if (added == 0) out.push_back({});
+    out.push_back(trimmed(line.substr(pos)));
   }
 
  private:
+  bool active_ = false;
   std::string literal_;
   std::optional<std::regex> regex_;
 };
 
-// Every combination of the sources' values, the last source varying fastest. The first source is
-// streamed (it may be endless); the others are read whole at the start.
+// A NUL byte cannot be passed in an argument list: GNU parallel writes it as \0, with a warning.
+void replace_nul_bytes(std::string& value) {
+  if (value.find('\0') == std::string::npos) return;
+  static bool warned = false;
+  if (!warned) {
+    std::fprintf(stderr, "procpool: warning: a NUL byte in the input was replaced with \\0 (for NUL-ended input, use -0)\n");
+    warned = true;
+  }
+  std::string out;
+  for (const char c : value) {
+    if (c == '\0') out += "\\0";
+    else out += c;
+  }
+  value = std::move(out);
+}
+
+std::vector<std::string> read_whole_source(const ArgSource& source, const Options& options) {
+  std::vector<std::string> values;
+  if (source.kind == ArgSource::Kind::InlineArgs) {
+    for (const auto& arg : source.args) {
+      if (options.delimiter == "\n") {
+        if (!options.skip_empty || !is_whitespace_only(arg)) values.push_back(arg);
+        continue;
+      }
+      // GNU parallel writes ::: arguments to a file, each ended by the delimiter, and reads them back:
+      // an argument holding the delimiter becomes several.
+      std::size_t pos = 0;
+      for (;;) {
+        const auto at = arg.find(options.delimiter, pos);
+        std::string value = arg.substr(pos, at == std::string::npos ? std::string::npos : at - pos);
+        if (!options.skip_empty || !is_whitespace_only(value)) values.push_back(std::move(value));
+        if (at == std::string::npos) break;
+        pos = at + options.delimiter.size();
+      }
+    }
+    return values;
+  }
+  LineReader reader(source.path, false, options.delimiter);
+  std::string line;
+  while (reader.next_waiting(line) == LineReader::Result::Line) {  // read whole: wait for the rest
+    replace_nul_bytes(line);
+    if (!options.skip_empty || !is_whitespace_only(line)) values.push_back(line);
+  }
+  return values;
+}
+
+// One dimension of the combinations: a source, or sources linked by :::+ / ::::+ / --link that
+// advance together. Linked by :::+, the shortest ends the group (GNU parallel); with --link the
+// longest does and the shorter ones wrap around.
+struct SourceGroup {
+  std::vector<std::vector<std::string>> members;
+  bool wrap = false;
+
+  [[nodiscard]] std::size_t size() const {
+    std::size_t n = members.front().size();
+    for (const auto& m : members) {
+      if (m.empty()) return 0;
+      n = wrap ? std::max(n, m.size()) : std::min(n, m.size());
+    }
+    return n;
+  }
+  void append(std::size_t index, const ColumnSplitter& splitter, std::vector<std::string>& out) const {
+    for (const auto& m : members) splitter.split(m[index % m.size()], out);
+  }
+};
+
+// Every combination of the source groups' values, the last group varying fastest. The first source
+// is streamed (it may be endless) unless it is linked to others; the others are read whole at the start.
 class TemplateSource final : public JobSource {
  public:
   explicit TemplateSource(const Options& options)
-      : template_(join(options.template_words)), splitter_(options.colsep) {
-    const auto& first = options.sources.front();
-    if (first.kind == ArgSource::Kind::File) {
-      first_reader_ = std::make_unique<LineReader>(first.path);
-      first_path_ = first.path;
-    } else {
-      first_inline_ = first.args;
+      : template_(join(options.template_words), options.replace_token, options.plus),
+        splitter_(options.colsep),
+        delimiter_(options.delimiter),
+        skip_empty_(options.skip_empty),
+        multi_(options.max_args.has_value() || options.fill),
+        fill_(options.fill),
+        context_(options.context_replace),
+        max_args_(options.max_args.value_or(std::numeric_limits<std::size_t>::max())),
+        per_job_(options.max_args.value_or(std::numeric_limits<std::size_t>::max())),
+        max_chars_(options.max_chars),
+        jobs_(std::max(1U, options.jobs)),
+        header_lines_(options.header_lines) {
+    std::vector<std::vector<const ArgSource*>> grouped;
+    for (const auto& source : options.sources) {
+      if (grouped.empty() || !(options.link || source.linked)) grouped.emplace_back();
+      grouped.back().push_back(&source);
     }
-    for (std::size_t i = 1; i < options.sources.size(); ++i) {
-      const auto& source = options.sources[i];
-      std::vector<std::string> values;
-      if (source.kind == ArgSource::Kind::InlineArgs) {
-        values = source.args;
-      } else {
-        LineReader reader(source.path);
-        std::string line;
-        for (;;) {
-          const auto r = reader.next(line);
-          if (r == LineReader::Result::End) break;
-          if (r == LineReader::Result::WouldBlock) {  // only the first source streams: wait for the rest
-            pollfd pfd{reader.fd(), POLLIN, 0};
-            ::poll(&pfd, 1, -1);
-            continue;
-          }
-          values.push_back(line);
-        }
-      }
-      if (values.empty()) any_empty_ = true;
-      others_.push_back(std::move(values));
+    const auto& first = grouped.front();
+    if (first.size() == 1 && first.front()->kind == ArgSource::Kind::File) {
+      first_reader_ = std::make_unique<LineReader>(first.front()->path, false, options.delimiter);
+      first_path_ = first.front()->path;
+      std::vector<std::string> header;
+      std::string line;
+      // --header: wait for the header lines of a pipe.
+      while (header.size() < header_lines_ && first_reader_->next_waiting(line) == LineReader::Result::Line)
+        header.push_back(line);
+      take_header(header);
+    } else {
+      first_group_ = make_group(first, options);
+      first_size_ = first_group_.size();
+    }
+    for (std::size_t i = 1; i < grouped.size(); ++i) {
+      others_.push_back(make_group(grouped[i], options));
+      if (others_.back().size() == 0) any_empty_ = true;
     }
     odometer_.assign(others_.size(), 0);
+    if (!names_.empty())
+      template_ = CommandTemplate(with_column_numbers(join(options.template_words)), options.replace_token, options.plus);
+    base_length_ = pending_length_ = template_.expand({}, 1, 1, true, context_).size();
   }
 
-  Result next(JobInput& job) override {
+  // One record: a value of every source group (one combination), split into columns.
+  Result next_record(std::vector<std::string>& record) {
     if (any_empty_) return Result::End;
     if (!have_first_ || odometer_done_) {
-      std::string value;
-      if (first_reader_) {
-        const auto r = first_reader_->next(value);
-        if (r == LineReader::Result::WouldBlock) return Result::WouldBlock;
-        if (r == LineReader::Result::End) return Result::End;
-      } else {
-        if (inline_pos_ == first_inline_.size()) return Result::End;
-        value = first_inline_[inline_pos_++];
-      }
       first_columns_.clear();
-      splitter_.split(value, first_columns_);
+      if (first_reader_) {
+        std::string value;
+        for (;;) {
+          const auto r = first_reader_->next(value);
+          if (r == LineReader::Result::WouldBlock) return Result::WouldBlock;
+          if (r == LineReader::Result::End) return Result::End;
+          if (!skip_empty_ || !is_whitespace_only(value)) break;  // -r
+        }
+        replace_nul_bytes(value);
+        splitter_.split(value, first_columns_);
+      } else {
+        if (first_pos_ == first_size_) return Result::End;
+        first_group_.append(first_pos_++, splitter_, first_columns_);
+      }
       have_first_ = true;
       odometer_done_ = false;
       std::fill(odometer_.begin(), odometer_.end(), 0);
     }
-    job.seq = ++seq_;
-    job.args = first_columns_;
-    for (std::size_t i = 0; i < others_.size(); ++i) splitter_.split(others_[i][odometer_[i]], job.args);
-    // Advance the odometer: the last source fastest.
+    record = first_columns_;
+    for (std::size_t i = 0; i < others_.size(); ++i) others_[i].append(odometer_[i], splitter_, record);
+    // Advance the odometer: the last group fastest.
     odometer_done_ = true;
     for (std::size_t i = others_.size(); i-- > 0;) {
       if (++odometer_[i] < others_[i].size()) { odometer_done_ = false; break; }
@@ -369,22 +650,85 @@ class TemplateSource final : public JobSource {
     return Result::Job;
   }
 
+  Result next(JobInput& job) override {
+    if (!multi_) {
+      const auto r = next_record(job.args);
+      if (r == Result::Job) job.seq = ++seq_;
+      return r;
+    }
+    // Several records per job (-n, -N, -m, -X): up to max_args_, and with -m/-X as many as fit in
+    // max_chars_. A pipe that would block keeps what is gathered: the job waits for its records.
+    for (;;) {
+      if (!held_) {
+        std::vector<std::string> record;
+        const auto r = next_record(record);
+        if (r == Result::WouldBlock) return Result::WouldBlock;
+        if (r == Result::End) break;
+        held_ = std::move(record);
+      }
+      if (max_args_ == 0) {  // -N0: one job per record, without its arguments
+        held_.reset();
+        job.seq = ++seq_;
+        job.args.clear();
+        return Result::Job;
+      }
+      if (fill_) {
+        // The command's length grows by each argument's own expansion and a space per {}: counted
+        // incrementally (expanding the whole command per argument would be quadratic).
+        std::size_t grown = pending_length_;
+        bool first = pending_.empty();
+        for (const auto& value : *held_) {
+          const std::size_t one = template_.expand({value}, seq_ + 1, 1, true, context_).size();
+          grown += first ? one - base_length_ : template_.expand({value, value}, seq_ + 1, 1, true, context_).size() - one;
+          first = false;
+        }
+        if (!pending_.empty() && grown >= max_chars_) break;  // >=: GNU counts a NUL too
+        pending_length_ = grown;
+      }
+      pending_.insert(pending_.end(), held_->begin(), held_->end());
+      held_.reset();
+      if (++pending_records_ >= records_per_job()) break;
+    }
+    if (pending_records_ == 0) return Result::End;
+    job.seq = ++seq_;
+    job.args = std::move(pending_);
+    pending_.clear();
+    pending_records_ = 0;
+    pending_length_ = base_length_;
+    return Result::Job;
+  }
+
   [[nodiscard]] int wait_fd() const override { return first_reader_ ? first_reader_->fd() : -1; }
 
   [[nodiscard]] std::optional<std::uint64_t> count_total() const override {
-    std::uint64_t product = 1;
-    for (const auto& values : others_) product *= values.size();
-    if (!first_reader_) return product * first_inline_.size();
-    const auto lines = count_lines(first_path_, false);
-    if (!lines) return std::nullopt;
-    return product * *lines;
+    const auto records = count_records();
+    if (!records || !multi_) return records;
+    if (fill_) return std::nullopt;  // depends on the lengths
+    return max_args_ == 0 ? *records : (*records + max_args_ - 1) / max_args_;
   }
 
   [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
-    return template_.expand(job.args, job.seq, slot, true);
+    return template_.expand(job.args, job.seq, slot, true, context_);
   }
 
  private:
+  [[nodiscard]] std::size_t records_per_job() {
+    if (!fill_ || spread_checked_) return per_job_;
+    // -m/-X as GNU parallel: a known input is spread evenly over the job slots.
+    spread_checked_ = true;
+    if (const auto records = count_records())
+      per_job_ = std::min<std::size_t>(per_job_, std::max<std::uint64_t>(1, (*records + jobs_ - 1) / jobs_));
+    return per_job_;
+  }
+  [[nodiscard]] std::optional<std::uint64_t> count_records() const {
+    std::uint64_t product = 1;
+    for (const auto& group : others_) product *= group.size();
+    if (!first_reader_) return product * first_size_;
+    const auto lines = count_lines(first_path_, false, delimiter_, skip_empty_);
+    if (!lines) return std::nullopt;
+    return product * (*lines - std::min<std::uint64_t>(*lines, header_lines_));
+  }
+
   static std::string join(const std::vector<std::string>& words) {
     std::string text;
     for (std::size_t i = 0; i < words.size(); ++i) {
@@ -393,14 +737,58 @@ class TemplateSource final : public JobSource {
     }
     return text;
   }
+  SourceGroup make_group(const std::vector<const ArgSource*>& sources, const Options& options) {
+    SourceGroup group;
+    group.wrap = options.link;
+    for (const auto* source : sources) {
+      group.members.push_back(read_whole_source(*source, options));
+      take_header(group.members.back());
+    }
+    return group;
+  }
+
+  // --header: a source's first line names its columns (split as its values are); the header lines
+  // are not arguments.
+  void take_header(std::vector<std::string>& values) {
+    if (header_lines_ == 0) return;
+    if (!values.empty()) splitter_.split(values.front(), names_);
+    values.erase(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(std::min(header_lines_, values.size())));
+  }
+
+  // {name}, {name.}, {name/}, {name//}, {name/.} become {N}... for the named column.
+  std::string with_column_numbers(std::string text) const {
+    for (std::size_t i = 0; i < names_.size(); ++i) {
+      const std::string& name = names_[i];
+      if (name.empty() || name.find_first_not_of("0123456789") == std::string::npos) continue;
+      for (const char* modifier : {"", ".", "/", "//", "/."}) {
+        const std::string from = "{" + name + modifier + "}";
+        const std::string to = "{" + std::to_string(i + 1) + modifier + "}";
+        for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+          text.replace(at, from.size(), to);
+      }
+    }
+    return text;
+  }
 
   CommandTemplate template_;
   ColumnSplitter splitter_;
+  std::string delimiter_;
+  bool skip_empty_ = false;
+  bool multi_ = false, fill_ = false, context_ = false;  // several records per job: -n/-N, -m/-X
+  std::size_t max_args_, per_job_, max_chars_;
+  unsigned jobs_;
+  bool spread_checked_ = false;
+  std::optional<std::vector<std::string>> held_;  // read, not yet in a job
+  std::vector<std::string> pending_;              // the next job's arguments so far
+  std::size_t pending_records_ = 0;
+  std::size_t header_lines_ = 0;    // --header: lines at the start of each source that name its columns
+  std::vector<std::string> names_;  // the column names, in the order of a job's arguments
+  std::size_t base_length_ = 0, pending_length_ = 0;  // -m/-X: the command's length
   std::unique_ptr<LineReader> first_reader_;
   std::string first_path_;
-  std::vector<std::string> first_inline_;
-  std::size_t inline_pos_ = 0;
-  std::vector<std::vector<std::string>> others_;
+  SourceGroup first_group_;
+  std::size_t first_size_ = 0, first_pos_ = 0;
+  std::vector<SourceGroup> others_;
   std::vector<std::size_t> odometer_;
   std::vector<std::string> first_columns_;
   bool have_first_ = false;
@@ -411,9 +799,63 @@ class TemplateSource final : public JobSource {
 
 } // namespace
 
+// --shuf: every job generated first (the input read to its end), shuffled, then numbered 1, 2, 3...
+// in the order they run, as GNU parallel numbers them.
+class ShuffledSource final : public JobSource {
+ public:
+  explicit ShuffledSource(std::unique_ptr<JobSource> inner) : inner_(std::move(inner)) {
+    JobInput job;
+    while (inner_->next_waiting(job) == Result::Job) jobs_.push_back(job);
+    std::shuffle(jobs_.begin(), jobs_.end(), std::mt19937_64(std::random_device{}()));
+  }
+  Result next(JobInput& job) override {
+    if (next_ == jobs_.size()) return Result::End;
+    job = std::move(jobs_[next_++]);
+    job.seq = next_;
+    return Result::Job;
+  }
+  [[nodiscard]] int wait_fd() const override { return -1; }
+  [[nodiscard]] std::optional<std::uint64_t> count_total() const override { return jobs_.size(); }
+  [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
+    return inner_->command_for(job, slot);
+  }
+
+ private:
+  std::unique_ptr<JobSource> inner_;
+  std::vector<JobInput> jobs_;
+  std::size_t next_ = 0;
+};
+
+// --retry-failed: GNU parallel runs the failed jobs of the joblog again, commands as logged.
+class RetrySource final : public JobSource {
+ public:
+  explicit RetrySource(const std::map<std::uint64_t, std::string>& failed) : jobs_(failed.begin(), failed.end()) {}
+  Result next(JobInput& job) override {
+    if (next_ == jobs_.size()) return Result::End;
+    job.seq = jobs_[next_].first;
+    job.args.assign(1, jobs_[next_].second);
+    ++next_;
+    return Result::Job;
+  }
+  [[nodiscard]] int wait_fd() const override { return -1; }
+  [[nodiscard]] std::optional<std::uint64_t> count_total() const override { return jobs_.size(); }
+  [[nodiscard]] std::string command_for(const JobInput& job, unsigned) const override { return job.args[0]; }
+
+ private:
+  std::vector<std::pair<std::uint64_t, std::string>> jobs_;
+  std::size_t next_ = 0;
+};
+
+std::unique_ptr<JobSource> make_retry_source(const std::map<std::uint64_t, std::string>& failed) {
+  return std::make_unique<RetrySource>(failed);
+}
+
 std::unique_ptr<JobSource> make_job_source(const Options& options) {
-  if (options.template_mode) return std::make_unique<TemplateSource>(options);
-  return std::make_unique<BatchSource>(options.batch_file);
+  std::unique_ptr<JobSource> source;
+  if (options.template_mode) source = std::make_unique<TemplateSource>(options);
+  else source = std::make_unique<BatchSource>(options.batch_file, options.delimiter);
+  if (options.shuffle) return std::make_unique<ShuffledSource>(std::move(source));
+  return source;
 }
 
 } // namespace procpool::cli

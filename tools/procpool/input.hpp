@@ -3,6 +3,7 @@
 #include "options.hpp"
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,17 +12,21 @@
 namespace procpool::cli {
 
 /// Reads lines from a file descriptor with a bounded buffer (it grows only to the longest line).
-/// Strips "\n" and a "\r" before it. Never blocks on a pipe or terminal: it polls first.
+/// Strips "\n", and a "\r" before it when `strip_cr` (batch files; GNU parallel keeps the CR of an
+/// argument, so argument sources keep it too). Never blocks on a pipe or terminal: it polls first.
 class LineReader {
  public:
   enum class Result { Line, WouldBlock, End };
-  /// Opens `path` ("-" is stdin). Throws UsageError when it cannot be read.
-  explicit LineReader(const std::string& path);
+  /// Opens `path` ("-" is stdin). Throws UsageError when it cannot be read. `delimiter` ends a
+  /// record instead of "\n" (-0, -d); then no CR is stripped.
+  explicit LineReader(const std::string& path, bool strip_cr = true, std::string delimiter = "\n");
   ~LineReader();
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
 
   Result next(std::string& line);
+  /// next(), waiting for a pipe's data instead of returning WouldBlock: Line or End.
+  Result next_waiting(std::string& line);
   [[nodiscard]] int fd() const { return fd_; }
   [[nodiscard]] const std::string& path() const { return path_; }
 
@@ -33,34 +38,63 @@ class LineReader {
   bool owns_fd_ = false;
   bool may_block_ = false;  // pipe, terminal, socket: poll before reading
   bool eof_ = false;
+  bool strip_cr_ = true;
+  std::string delimiter_;
   std::vector<char> buffer_;
   std::size_t begin_ = 0, end_ = 0;
 };
 
 /// Counts the lines a LineReader would return for a regular file; nullopt for stdin or a pipe.
-std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blank_and_comments);
+std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blank_and_comments,
+                                         const std::string& delimiter = "\n", bool skip_empty = false);
+
+/// Perl's /^\s*$/: what -r (--no-run-if-empty) skips.
+bool is_whitespace_only(const std::string& value);
 
 /// A parsed command template with GNU parallel replacement strings.
 class CommandTemplate {
  public:
-  /// `text` empty means "the arguments are the command" (like `parallel ::: 'echo a'`).
-  explicit CommandTemplate(const std::string& text);
+  /// `text` empty means "the arguments are the command" (like `parallel ::: 'echo a'`). As in GNU
+  /// parallel, a replacement string in the first word (`{}`, `{} x`, `my_{}`) makes the values part of
+  /// the command: nothing is quoted then.
+  /// `all_args` is the string for all the arguments, `{}` unless -I renamed it (then `{}` is literal).
+  /// `plus`: GNU parallel's --plus strings too ({..} {...} {+/} {+.} {+..} {+...} {/..} {/...}
+  /// {slot}); then any other {word} is refused (UsageError) rather than kept as text.
+  explicit CommandTemplate(const std::string& text, const std::string& all_args = "{}", bool plus = false);
   /// Expands for one job; arguments are shell-quoted when `quote` (commands) and raw otherwise (tags).
+  /// With `context` (-X, -N), a word holding {} is repeated for each argument (`x{}y` gives
+  /// `xay xby`), as GNU parallel's context replace; otherwise {} is all the arguments joined by spaces.
   [[nodiscard]] std::string expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
-                                   bool quote) const;
+                                   bool quote, bool context = false) const;
 
  private:
   enum class Kind { Literal, Args, Seq, Slot };
-  enum class Modifier { None, NoExt, Basename, Dirname, BasenameNoExt };
+  enum class Modifier {
+    None, NoExt, Basename, Dirname, BasenameNoExt,
+    NoExt2, NoExt3, DirPlus, Ext, Ext2, Ext3, BasenameNoExt2, BasenameNoExt3  // --plus
+  };
   struct Segment {
     Kind kind = Kind::Literal;
     std::string text;      // literal text
     std::size_t index = 0; // 0 = all arguments, N = the Nth
     Modifier modifier = Modifier::None;
     bool unquoted = false;  // the arguments are the command: inserted as typed
+    bool blank = false;     // a literal of spaces and tabs: it separates context words
   };
+  /// Expands segs[begin, end); `one` >= 0 puts only that argument where {} is.
+  void expand_range(std::string& out, const std::vector<Segment>& segs, std::size_t begin, std::size_t end,
+                    const std::vector<std::string>& args, long one, std::uint64_t seq, unsigned slot,
+                    bool quote) const;
   std::vector<Segment> segments_;
+  std::vector<Segment> words_;  // segments_ with the blanks of literals split off (for context replace)
 };
+
+/// Throws UsageError when `text` holds a GNU parallel Perl expression (`{= ... =}`): procpool has
+/// no Perl, and running the expression as literal text would run a different command.
+void refuse_perl_expression(const std::string& text, const char* where);
+
+/// GNU parallel's dirname (Perl's File::Basename): trailing slashes do not count (`dir/` -> `.`).
+std::string gnu_dirname(const std::string& path);
 
 /// Quotes `word` for /bin/sh when it holds anything but plain characters.
 std::string shell_quote(const std::string& word);
@@ -85,8 +119,12 @@ class JobSource {
   [[nodiscard]] virtual std::string command_for(const JobInput& job, unsigned slot) const = 0;
   /// The --tag text: the arguments joined by spaces.
   [[nodiscard]] static std::string tag_for(const JobInput& job);
+  /// next(), waiting on wait_fd() instead of returning WouldBlock: Job or End.
+  Result next_waiting(JobInput& job);
 };
 
 std::unique_ptr<JobSource> make_job_source(const Options& options);
+/// --retry-failed: the failed jobs of a joblog, with their logged sequence numbers and commands.
+std::unique_ptr<JobSource> make_retry_source(const std::map<std::uint64_t, std::string>& failed);
 
 } // namespace procpool::cli

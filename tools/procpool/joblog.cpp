@@ -51,6 +51,13 @@ int reopen(int path_fd, int flags) {
 } // namespace
 
 JobLogWriter::JobLogWriter(const std::string& path, bool append) : path_(path) {
+  if (path == "-") {  // GNU parallel's --joblog -: stdout, between the jobs' output
+    if (append) throw UsageError("--joblog -: --resume needs a regular file to read");
+    fd_ = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (fd_ < 0) throw UsageError(fmt::format("cannot use stdout for the joblog: {}", std::strerror(errno)));
+    write_all(fd_, kJoblogHeader, path_);
+    return;
+  }
   auto cannot_open = [&] { return UsageError(fmt::format("cannot open joblog '{}': {}", path, std::strerror(errno))); };
   // The type is checked before the file is really opened (O_PATH opens nothing): opening a device
   // can have effects, a FIFO open blocks, and nothing may be truncated before the check.
@@ -219,6 +226,8 @@ ResumeState ResumeState::load(int fd, const std::string& path) {
     if (!state.logged_seq_[index]) ++state.logged_;
     state.logged_seq_[index] = true;
     state.succeeded_seq_[index] = exitval == 0 && signal == 0;
+    if (state.succeeded_seq_[index]) state.failed_commands_.erase(index);
+    else state.failed_commands_[index] = line.substr(pos);
   }
   return state;
 }

@@ -2,6 +2,7 @@
 // GNU parallel's --joblog format: a header, then one TSV line per finished job:
 // Seq Host Starttime JobRuntime Send Receive Exitval Signal Command
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -56,8 +57,11 @@ class ResumeState {
   /// --resume skips every logged job; --resume-failed only the successful ones.
   [[nodiscard]] bool skip(std::uint64_t seq, bool resume_failed) const;
   [[nodiscard]] std::uint64_t logged() const { return logged_; }
+  /// The jobs whose last line says they failed, with their commands (--retry-failed).
+  [[nodiscard]] const std::map<std::uint64_t, std::string>& failed_commands() const { return failed_commands_; }
 
  private:
+  std::map<std::uint64_t, std::string> failed_commands_;
   std::vector<bool> logged_seq_;
   std::vector<bool> succeeded_seq_;
   std::uint64_t logged_ = 0;

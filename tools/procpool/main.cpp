@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
       return 255;
     }
 #endif
-    const auto options = procpool::cli::parse_run_options(rest);
+    const auto options = procpool::cli::parse_run_options(procpool::cli::with_parallel_env(rest));
     if (!options) return 0;  // --help
 #ifdef PROCPOOL_BROKER
     if (options->broker && !options->dry_run) return broker::submit_run(*options);

@@ -11,6 +11,8 @@
 #include <limits>
 #include <utility>
 
+#include "gnu_options.hpp"
+#include "input.hpp"
 #include "os/cpu.hpp"
 
 namespace procpool::cli {
@@ -47,8 +49,13 @@ struct RawOptions {
   std::string retries, timeout, grace, halt, tagstring, results, delay, memfree, load, colsep;
   bool keep_order = false, group = false, line_buffer = false, ungroup = false, tag = false, dry_run = false;
   bool verbose = false, bar = false, eta = false, progress = false, force_progress = false, tty = false;
-  bool shell_always = false;
+  bool shell_always = false, link = false, verbose_stderr = false, silent = false, no_keep_order = false;
+  bool gnu_noop = false, null = false, no_run_if_empty = false;
+  std::string delimiter, replace, max_args, max_replace_args, max_chars;
+  bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
+  std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
+  std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
   // --broker
   std::string broker, queue, max_queued, max_crashes, max_output, no_worker_timeout, run_ttl;
   std::vector<std::string> env;
@@ -58,14 +65,14 @@ struct RawOptions {
 void build_app(CLI::App& app, RawOptions& raw) {
   app.prefix_command();  // the first word that is not an option starts the batch file or the template
   app.set_help_flag("-h,--help", "Print this help and exit");
-  app.add_option("-j,--jobs", raw.jobs,
+  app.add_option("-j,--jobs,-P,--max-procs,--maxprocs", raw.jobs,
                  "Run up to N jobs at once. N, N% of the CPUs, +N or -N CPUs, 0 = as many as possible "
                  "(default: CPU count)")->type_name("N");
-  app.add_option("--joblog", raw.joblog,
+  app.add_option("--joblog,--jl", raw.joblog,
                  "Log every finished job to FILE in GNU parallel's TSV format, one line per job, "
                  "written as soon as the job ends")->type_name("FILE");
   app.add_flag("--resume", raw.resume, "Skip jobs whose sequence number is already in --joblog; append to it");
-  app.add_flag("--resume-failed", raw.resume_failed,
+  app.add_flag("--resume-failed,--resumefailed", raw.resume_failed,
                "Like --resume, but also run again the jobs the joblog records as failed");
   app.add_option("--retries", raw.retries, "Try a failing job up to N times in all (0 = until it succeeds)")
       ->type_name("N");
@@ -75,22 +82,23 @@ void build_app(CLI::App& app, RawOptions& raw) {
       ->type_name("D");
   app.add_option("--grace", raw.grace, "Time between TERM and KILL when killing a job (default 1s)")
       ->type_name("D");
-  app.add_option("--halt", raw.halt,
-                 "Stop early: now|soon,fail=N|fail=N%|success=N|success=N% (also never, 0, 1, 2). "
+  app.add_option("--halt,--halt-on-error,--haltonerror", raw.halt,
+                 "Stop early: now|soon,fail=N|success=N|done=N, or N% of all the jobs (also never, 0, 1, 2, -1, -2, N%). "
                  "now kills the running jobs, soon lets them finish")->type_name("WHEN,COND");
-  app.add_flag("-k,--keep-order", raw.keep_order, "Print the jobs' output in input order");
-  app.add_flag("--group", raw.group,
+  app.add_flag("-k,--keep-order,--keeporder", raw.keep_order, "Print the jobs' output in input order");
+  app.add_flag("--no-keep-order,--nokeeporder,--nok,--no-k", raw.no_keep_order, "Cancel an earlier -k (as from $PARALLEL)");
+  app.add_flag("-g,--group", raw.group,
                "Print a job's stdout then its stderr when it ends, never mixed with another job's (default)");
-  app.add_flag("--line-buffer,--lb", raw.line_buffer,
+  app.add_flag("--line-buffer,--lb,--line-buffered,--linebuffer,--linebuffered", raw.line_buffer,
                "Print whole lines as soon as they arrive; lines of different jobs may alternate");
   app.add_flag("-u,--ungroup", raw.ungroup, "Jobs write straight to procpool's stdout and stderr: no capture, lines may mix");
   app.add_flag("--tag", raw.tag, "Prefix each output line with the job's arguments and a TAB");
-  app.add_option("--tagstring", raw.tagstring,
+  app.add_option("--tagstring,--tag-string", raw.tagstring,
                  "Prefix each output line with STR (replacement strings allowed) and a TAB")->type_name("STR");
-  app.add_option("--results", raw.results,
+  app.add_option("--results,--result,--res", raw.results,
                  "Also save each job's output to DIR/SEQ/stdout and DIR/SEQ/stderr (and its command to "
                  "DIR/SEQ/cmd)")->type_name("DIR");
-  app.add_flag("--dry-run", raw.dry_run, "Print the commands that would run, run nothing");
+  app.add_flag("--dry-run,--dryrun,--dr", raw.dry_run, "Print the commands that would run, run nothing");
   app.add_option("--delay", raw.delay, "Wait at least D between two job starts")->type_name("D");
   app.add_option("--memfree", raw.memfree,
                  "Start a job only while MemAvailable is at least SIZE (k, M, G, T: powers of 1024)")
@@ -98,18 +106,57 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("--load", raw.load,
                  "Start a job only while fewer than N (or N% of the CPUs) processes are runnable")
       ->type_name("N");
-  app.add_flag("-v,--verbose", raw.verbose, "Print each job's command on stdout before its output");
+  app.add_flag("-v", raw.verbose, "Print each job's command on stdout before its output");
+  app.add_flag("-t,--verbose", raw.verbose_stderr, "Print each job's command on stderr as it starts");
+  app.add_flag("--silent", raw.silent, "Cancel -v and -t (as from $PARALLEL)");
   app.add_flag("--bar", raw.bar, "Show a progress bar on stderr when it is a terminal");
   app.add_flag("--eta", raw.eta, "Show done/left counts and the estimated time left on stderr (terminal)");
   app.add_flag("--progress", raw.progress, "Show done/failed/running counts on stderr (terminal)");
   app.add_flag("--force-progress", raw.force_progress,
                "Draw --bar/--eta/--progress even when stderr is not a terminal");
-  app.add_option("-C,--colsep", raw.colsep,
+  app.add_option("-C,--colsep,--col-sep", raw.colsep,
                  "Split each argument line into columns {1} {2} ... at this separator (a regex)")
       ->type_name("REGEX");
-  app.add_option("-a,--arg-file", raw.arg_files, "Read arguments from FILE (\"-\" is stdin); repeatable")
+  app.add_option("-a,--arg-file,--argfile", raw.arg_files, "Read arguments from FILE (\"-\" is stdin); repeatable")
       ->type_name("FILE")
       ->allow_extra_args(false);  // one file per -a: the template follows
+  app.add_flag("--link,--xapply", raw.link,
+               "Take one value from every source per job instead of every combination; shorter sources "
+               "wrap around (also :::+ and ::::+ for one source)");
+  app.add_flag("--will-cite,--willcite,--nn,--nonotice,--no-notice,--gnu", raw.gnu_noop,
+               "Accepted for GNU parallel's scripts: procpool prints no notice");
+  for (const auto& refused : refused_gnu_options()) {
+    const std::string names(refused.names);
+    raw.refused.push_back(refused.takes_value ? app.add_option(names)->group("") : app.add_flag(names)->group(""));
+  }
+  app.add_flag("-0,--null", raw.null, "Arguments are ended by NUL bytes, not newlines (find -print0)");
+  app.add_option("-d,--delimiter", raw.delimiter,
+                 "Arguments are ended by DELIM, not newlines; \\t \\n \\r \\0 and octal \\NNN work")
+      ->type_name("DELIM");
+  app.add_option("-n,--max-args,--maxargs", raw.max_args, "Give each job up to N arguments; {} is all of them")
+      ->type_name("N");
+  app.add_option("-N,--max-replace-args,--maxreplaceargs", raw.max_replace_args,
+                 "Give each job up to N arguments, {1}..{N} each; a word holding {} is repeated per argument "
+                 "(0: run the command once per argument, without it)")
+      ->type_name("N");
+  app.add_flag("-m", raw.multiple, "Give each job as many arguments as fit in -s (spread evenly over the jobs)");
+  app.add_flag("-X,--xargs", raw.xargs, "Like -m, and a word holding {} is repeated per argument");
+  app.add_option("-s,--max-chars,--maxchars", raw.max_chars, "-m/-X: the longest command to build (126976)")
+      ->type_name("N");
+  app.add_option("--nice", raw.nice, "Run the jobs at niceness N (setpriority), procpool itself as it is")
+      ->type_name("N");
+  app.add_option("--tmpdir,--tempdir", raw.tmpdir,
+                 "Where large output spills, and the jobs' TMPDIR (default: $TMPDIR, else /tmp)")->type_name("DIR");
+  app.add_option("--header", raw.header,
+                 "Each source's first line names its columns: {name} in the command (VALUE as GNU's: any)")
+      ->type_name("VALUE");
+  app.add_flag("--retry-failed,--retryfailed", raw.retry_failed,
+               "Run the failed jobs of --joblog FILE again, commands as logged (the command line's are ignored)");
+  app.add_flag("--plus", raw.plus, "Also {..} {...} {+/} {+.} {+..} {+...} {/..} {/...} {slot}, as GNU parallel");
+  app.add_flag("--shuf", raw.shuf, "Generate every job first, then run them in random order");
+  app.add_option("-I", raw.replace, "Use STR instead of {} in the command")->type_name("STR");
+  app.add_flag("-r,--no-run-if-empty,--norunifempty", raw.no_run_if_empty,
+               "Skip arguments that are empty or only white space");
   app.add_flag("--tty", raw.tty, "Give jobs the terminal as stdin (implies -j1 --ungroup); default /dev/null");
   app.add_flag("--shell", raw.shell_always, "Always run commands through /bin/sh -c, never exec them directly");
   app.add_option("--broker", raw.broker,
@@ -122,7 +169,8 @@ void build_app(CLI::App& app, RawOptions& raw) {
                  "--broker: lost workers one job may cost before it is logged lost (5)")->type_name("N");
   app.add_option("--max-output", raw.max_output, "--broker: output kept per job and stream (16M)")
       ->type_name("SIZE");
-  app.add_option("--env", raw.env, "--broker: pass this variable to the jobs (repeatable)")
+  app.add_option("--env", raw.env,
+                 "--broker: pass this variable to the jobs (repeatable); locally jobs inherit every variable")
       ->type_name("NAME")->allow_extra_args(false);
   app.add_option("--no-worker-timeout", raw.no_worker_timeout,
                  "--broker: exit 255 after D without a live worker (default: warn every 30s)")->type_name("D");
@@ -147,6 +195,11 @@ void refuse_with_broker(const RawOptions& raw, const Options& opt) {
   if (!raw.load.empty()) throw UsageError("--load is a host throttle: set it on procpool worker");
   if (!raw.delay.empty()) throw UsageError("--delay is a host throttle: set it on procpool worker");
   if (!raw.jobs.empty()) throw UsageError("-j is set per worker: procpool worker -j N");
+  // Options of this runner's own job slots, which a broker run does not use.
+  if (opt.retry_failed) throw UsageError("--retry-failed cannot be used with --broker: use --resume-failed");
+  if (opt.nice) throw UsageError("--nice cannot be used with --broker: start procpool worker with nice -n N");
+  if (opt.tmpdir) throw UsageError("--tmpdir cannot be used with --broker: set TMPDIR for procpool worker");
+  if (opt.verbose_stderr) throw UsageError("-t/--verbose cannot be used with --broker: use -v");
 }
 
 } // namespace
@@ -176,8 +229,7 @@ TimeoutSpec parse_timeout(const std::string& text) {
     if (spec.percent <= 0) throw UsageError(fmt::format("--timeout: '{}' must be above 0%", text));
     return spec;
   }
-  spec.seconds = parse_duration_seconds(text, "--timeout");
-  if (spec.seconds <= 0) throw UsageError(fmt::format("--timeout: '{}' must be above 0", text));
+  spec.seconds = parse_duration_seconds(text, "--timeout");  // 0: no timeout, as in GNU parallel
   return spec;
 }
 
@@ -204,22 +256,65 @@ unsigned parse_jobs(const std::string& text, unsigned cpus) {
   return n < 1 ? 1U : static_cast<unsigned>(n);
 }
 
+namespace {
+
+/// A job's own status as GNU parallel reports it for --halt ...=1: its exit code, else
+/// 128+signal; a job killed by --timeout (Exitval -1) gives 255.
+int job_status(int exitval, int signal) {
+  if (exitval != 0) return exitval & 0xff;
+  return signal > 0 ? std::min(128 + signal, 255) : 0;
+}
+
+int failed_percent(std::uint64_t failed, std::uint64_t of) {
+  return static_cast<int>(std::ceil(static_cast<double>(failed) / static_cast<double>(of == 0 ? 1 : of) * 100));
+}
+
+} // namespace
+
 std::optional<int> halt_status(const HaltPolicy& halt, const HaltCounts& counts, int exitval, int signal, bool failed) {
   if (halt.when == HaltPolicy::When::Never) return std::nullopt;
-  if (failed == halt.on_success) return std::nullopt;  // this result does not count towards the condition
-  const double count = static_cast<double>(halt.on_success ? counts.succeeded : counts.failed);
-  const bool triggered = halt.percent ? counts.done >= 3 && count * 100.0 / static_cast<double>(counts.done) >= halt.threshold
-                                      : count >= halt.threshold;
-  if (!triggered) return std::nullopt;
-  return halt.on_success ? 0 : (exitval > 0 ? exitval : (signal > 0 ? std::min(128 + signal, 255) : 1));
+  std::uint64_t limit = 0;  // what the condition counts, as in GNU parallel's should_we_halt
+  switch (halt.cond) {
+    case HaltPolicy::Cond::Fail: if (!failed) return std::nullopt; limit = counts.failed; break;
+    case HaltPolicy::Cond::Success: if (failed) return std::nullopt; limit = counts.succeeded; break;
+    case HaltPolicy::Cond::Done: limit = counts.done; break;
+  }
+  double count = halt.threshold;
+  std::uint64_t of = counts.done;  // the percentage's base without a known total
+  if (halt.percent) {
+    if (counts.total) {
+      of = *counts.total;
+      count = static_cast<double>(*counts.total) * (halt.threshold / 100.0);
+    } else {
+      if (counts.done < 3) return std::nullopt;
+      count = static_cast<double>(counts.done) * (halt.threshold / 100.0);
+    }
+  }
+  if (static_cast<double>(limit) < count) return std::nullopt;
+  if (halt.cond == HaltPolicy::Cond::Success) return 0;
+  if (count == 1) return job_status(exitval, signal);
+  if (halt.percent) return failed_percent(counts.failed, of);
+  return static_cast<int>(std::min<std::uint64_t>(counts.failed, 101));
+}
+
+int halt_final_status(const HaltPolicy& halt, const HaltCounts& counts) {
+  if (halt.when != HaltPolicy::When::Never && halt.percent) return failed_percent(counts.failed, counts.done);
+  return static_cast<int>(std::min<std::uint64_t>(counts.failed, 101));
 }
 
 HaltPolicy parse_halt(const std::string& text) {
   HaltPolicy policy;
   if (text == "never" || text == "0") return policy;
-  if (text == "1") { policy.when = HaltPolicy::When::Soon; policy.threshold = 1; return policy; }
-  if (text == "2") { policy.when = HaltPolicy::When::Now; policy.threshold = 1; return policy; }
+  // GNU parallel's short forms.
+  if (text == "1" || text == "2" || text == "-1" || text == "-2") {
+    policy.when = (text == "2" || text == "-2") ? HaltPolicy::When::Now : HaltPolicy::When::Soon;
+    policy.cond = text.front() == '-' ? HaltPolicy::Cond::Success : HaltPolicy::Cond::Fail;
+    policy.threshold = 1;
+    return policy;
+  }
   std::string condition = text;
+  if (!text.empty() && text.back() == '%' && text.find_first_of(",=") == std::string::npos)
+    condition = "fail=" + text;  // --halt 5% = soon,fail=5%
   policy.when = HaltPolicy::When::Soon;
   if (const auto comma = text.find(','); comma != std::string::npos) {
     const std::string when = text.substr(0, comma);
@@ -230,8 +325,11 @@ HaltPolicy parse_halt(const std::string& text) {
   }
   std::string value;
   if (condition.rfind("fail=", 0) == 0) value = condition.substr(5);
-  else if (condition.rfind("success=", 0) == 0) { policy.on_success = true; value = condition.substr(8); }
-  else throw UsageError(fmt::format("--halt: '{}': expected fail=N, fail=N%, success=N or success=N%", text));
+  else if (condition.rfind("success=", 0) == 0) { policy.cond = HaltPolicy::Cond::Success; value = condition.substr(8); }
+  else if (condition.rfind("done=", 0) == 0) { policy.cond = HaltPolicy::Cond::Done; value = condition.substr(5); }
+  else
+    throw UsageError(
+        fmt::format("--halt: '{}': expected fail=N, fail=N%, success=N, success=N%, done=N or done=N%", text));
   if (!value.empty() && value.back() == '%') {
     policy.percent = true;
     value.pop_back();
@@ -283,26 +381,108 @@ std::string run_help_text() {
       "  procpool run [OPTIONS] TEMPLATE :::: ARGFILE one argument per line of ARGFILE\n"
       "  procpool run [OPTIONS] -a ARGFILE TEMPLATE   the same; TEMPLATE words after the options\n"
       "  procpool run [OPTIONS] WORD WORD... < ARGS   a template of two or more words, arguments from stdin\n"
-      "Several ::: / :::: / -a sources combine: every combination, the last source varying fastest.\n"
+      "Several ::: / :::: / -a sources combine: every combination, the last source varying fastest;\n"
+      ":::+ / ::::+ link a source to the one before (one value of each per job), --link links them all.\n"
+      "Default options may come from $PARALLEL. GNU parallel options procpool lacks are refused (exit 255).\n"
       "\n"
       "Replacement strings in TEMPLATE and --tagstring (values are shell-quoted):\n"
       "  {}  the argument(s)   {.}  without extension   {/}  basename   {//}  dirname\n"
       "  {/.} basename without extension   {#}  job sequence number   {%}  job slot (1..jobs)\n"
       "  {N} the Nth source or --colsep column, also {N.} {N/} {N//} {N/.}\n"
-      "A TEMPLATE without replacement strings gets the arguments appended.\n"
+      "A TEMPLATE without replacement strings gets the arguments appended; one whose first word holds\n"
+      "one is not quoted ({} alone runs the argument as a command). {= perl =} is refused.\n"
       "\n"
       "Exit status: 0 all jobs succeeded; 1-100 that many jobs failed; 101 more than 100 failed;\n"
-      "with --halt ...,fail=N the status of the job that triggered the halt; 255 bad usage, bad input,\n"
-      "or interrupted (SIGINT, SIGTERM, SIGHUP).\n"
+      "with --halt: GNU parallel's (fail=1: the job's status; fail=N: failed count; N%: percent failed);\n"
+      "255 bad usage, bad input, or interrupted (SIGINT, SIGTERM); SIGHUP lets running jobs finish;\n"
+      "a closed stdout ends procpool with SIGPIPE.\n"
       "Jobs get /dev/null as stdin and these variables: PARALLEL_SEQ, PARALLEL_JOBSLOT, PARALLEL_PID.");
   return app.help();
 }
 
+namespace {
+
+std::string join_words(const std::vector<std::string>& words) {
+  std::string text;
+  for (std::size_t i = 0; i < words.size(); ++i) text += (i > 0 ? " " : "") + words[i];
+  return text;
+}
+
+bool is_source_separator(const std::string& word) {
+  return word == ":::" || word == "::::" || word == ":::+" || word == "::::+";
+}
+
+} // namespace
+
+std::string unquote_printf(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) { out += text[i]; continue; }
+    const char next = text[i + 1];
+    if (next == 't') { out += '\t'; ++i; continue; }
+    if (next == 'n') { out += '\n'; ++i; continue; }
+    if (next == 'r') { out += '\r'; ++i; continue; }
+    std::size_t digits = 0;
+    while (digits < 3 && i + 1 + digits < text.size() && text[i + 1 + digits] >= '0' && text[i + 1 + digits] <= '7')
+      ++digits;
+    // GNU parallel takes three octal digits, else exactly one ("\12" is byte 1, then '2').
+    if (digits >= 1) {
+      const std::size_t used = digits == 3 ? 3 : 1;
+      out += static_cast<char>(std::stoi(text.substr(i + 1, used), nullptr, 8));
+      i += used;
+      continue;
+    }
+    out += text[i];
+  }
+  return out;
+}
+
+std::vector<std::string> shell_words(const std::string& text) {
+  // Text::ParseWords::shellwords, which GNU parallel uses for $PARALLEL: blanks separate words,
+  // '...' is literal, "..." and a bare backslash escape the next character.
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) words.push_back(std::exchange(word, {}));
+      in_word = false;
+      continue;
+    }
+    in_word = true;
+    if (c == '\\' && i + 1 < text.size()) {
+      word += text[++i];
+    } else if (c == '\'' || c == '"') {
+      std::size_t j = i + 1;
+      for (; j < text.size() && text[j] != c; ++j) {
+        if (c == '"' && text[j] == '\\' && j + 1 < text.size()) ++j;
+        word += text[j];
+      }
+      if (j == text.size()) throw UsageError(fmt::format("$PARALLEL: unmatched {} in '{}'", c, text));
+      i = j;
+    } else {
+      word += c;
+    }
+  }
+  if (in_word) words.push_back(std::move(word));
+  return words;
+}
+
+std::vector<std::string> with_parallel_env(const std::vector<std::string>& args) {
+  const char* env = std::getenv("PARALLEL");
+  if (env == nullptr || *env == '\0') return args;
+  std::vector<std::string> all = shell_words(env);
+  all.insert(all.end(), args.begin(), args.end());
+  return all;
+}
+
 std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
-  // Everything from the first ::: or :::: on names argument sources; CLI11 parses what comes before.
+  // Everything from the first ::: or :::: (or :::+, ::::+) on names argument sources; CLI11 parses
+  // what comes before.
   std::size_t split = args.size();
   for (std::size_t i = 0; i < args.size(); ++i)
-    if (args[i] == ":::" || args[i] == "::::") { split = i; break; }
+    if (is_source_separator(args[i])) { split = i; break; }
 
   CLI::App app{"procpool run", "procpool run"};
   RawOptions raw;
@@ -315,6 +495,14 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     return std::nullopt;
   } catch (const CLI::ParseError& e) {
     throw UsageError(e.what());
+  }
+  for (std::size_t i = 0; i < raw.refused.size(); ++i) {
+    if (raw.refused[i]->count() == 0) continue;
+    const std::string_view names = refused_gnu_options()[i].names;
+    const auto long_name = names.find("--");  // the long spelling, when there is one, names it best
+    const std::string_view name = names.substr(long_name == std::string_view::npos ? 0 : long_name);
+    throw UsageError(fmt::format("{}: GNU parallel's option is not supported by procpool run: {}",
+                                 name.substr(0, name.find(',')), refused_gnu_options()[i].advice));
   }
   std::vector<std::string> words = app.remaining();
   if (!words.empty() && words.front().size() > 1 && words.front().front() == '-' && words.front() != "--")
@@ -350,7 +538,7 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   if (!raw.timeout.empty()) opt.timeout = parse_timeout(raw.timeout);
   if (!raw.grace.empty()) opt.kill_grace_seconds = parse_duration_seconds(raw.grace, "--grace");
   if (!raw.halt.empty()) opt.halt = parse_halt(raw.halt);
-  opt.keep_order = raw.keep_order;
+  opt.keep_order = raw.keep_order && !raw.no_keep_order;
   if (static_cast<int>(raw.group) + static_cast<int>(raw.line_buffer) + static_cast<int>(raw.ungroup) > 1)
     throw UsageError("--group, --line-buffer and --ungroup exclude each other");
   if (raw.line_buffer) opt.output = OutputMode::LineBuffer;
@@ -368,28 +556,39 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
       opt.load_limit = parse_number(raw.load, "--load");
     if (opt.load_limit <= 0) throw UsageError(fmt::format("--load: '{}' must be above 0", raw.load));
   }
-  opt.verbose = raw.verbose;
+  opt.verbose = raw.verbose && !raw.silent;
+  opt.verbose_stderr = raw.verbose_stderr && !raw.silent;
   if (raw.bar) opt.progress = ProgressStyle::Bar;
   else if (raw.eta) opt.progress = ProgressStyle::Eta;
   else if (raw.progress) opt.progress = ProgressStyle::Progress;
   opt.force_progress = raw.force_progress;
   if (!raw.colsep.empty()) opt.colsep = raw.colsep;
+  opt.link = raw.link;
+  if (raw.null && app.count("--delimiter") > 0) throw UsageError("-0 and -d exclude each other");
+  if (raw.null) opt.delimiter = std::string(1, '\0');
+  if (app.count("--delimiter") > 0) {
+    opt.delimiter = unquote_printf(raw.delimiter);
+    if (opt.delimiter.empty()) throw UsageError("--delimiter: empty value");
+  }
+  opt.skip_empty = raw.no_run_if_empty;
   opt.tty = raw.tty;
   if (opt.tty) { opt.jobs = 1; opt.output = OutputMode::Ungroup; }
   opt.shell_always = raw.shell_always;
 
-  for (const auto& file : raw.arg_files) opt.sources.push_back({ArgSource::Kind::File, {}, file});
+  for (const auto& file : raw.arg_files) opt.sources.push_back({ArgSource::Kind::File, {}, file, false});
   for (std::size_t i = split; i < args.size();) {
-    const bool is_file = args[i] == "::::";
+    const bool is_file = args[i].rfind("::::", 0) == 0;
+    const bool linked = args[i].back() == '+';  // :::+ / ::::+: linked to the source before
     std::size_t j = i + 1;
     ArgSource source;
     source.kind = ArgSource::Kind::InlineArgs;
-    while (j < args.size() && args[j] != ":::" && args[j] != "::::") {
-      if (is_file) opt.sources.push_back({ArgSource::Kind::File, {}, args[j]});
+    source.linked = linked;
+    while (j < args.size() && !is_source_separator(args[j])) {
+      if (is_file) opt.sources.push_back({ArgSource::Kind::File, {}, args[j], linked});
       else source.args.push_back(args[j]);
       ++j;
     }
-    if (is_file && j == i + 1) throw UsageError(":::: needs at least one argument file");
+    if (is_file && j == i + 1) throw UsageError(fmt::format("{} needs at least one argument file", args[i]));
     if (!is_file) opt.sources.push_back(std::move(source));  // an empty ::: means no jobs, as in GNU parallel
     i = j;
   }
@@ -397,7 +596,9 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   if (!opt.sources.empty()) {
     opt.template_mode = true;
     opt.template_words = std::move(words);
-  } else if (words.size() >= 2) {
+  } else if (words.size() >= 2 || (words.size() == 1 && (raw.multiple || raw.xargs || !raw.max_args.empty() ||
+                                                          !raw.max_replace_args.empty()))) {
+    // One word is a batch file, except with -n/-N/-m/-X, which only make sense with a template.
     opt.template_mode = true;
     opt.template_words = std::move(words);
     opt.sources.push_back({ArgSource::Kind::File, {}, "-"});
@@ -405,16 +606,69 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     opt.batch_file = words.front();
   }
   if (!opt.template_mode && opt.colsep) throw UsageError("--colsep needs a template and arguments (::: or -a)");
+  auto count_option = [&](const std::string& text, const char* name, long min) {
+    const long n = parse_integer(text, name);
+    if (n < min) throw UsageError(fmt::format("{}: '{}' must be at least {}", name, text, min));
+    return static_cast<std::size_t>(n);
+  };
+  if (app.count("--max-args") > 0) opt.max_args = count_option(raw.max_args, "--max-args", 1);
+  if (app.count("--max-replace-args") > 0) {
+    opt.max_args = count_option(raw.max_replace_args, "--max-replace-args", 0);
+    opt.context_replace = true;
+  }
+  opt.fill = raw.multiple || raw.xargs;
+  if (raw.xargs) opt.context_replace = true;
+  if (app.count("--max-chars") > 0) {
+    if (!opt.fill) throw UsageError("--max-chars (-s) limits what -m or -X put in one command: add one of them");
+    opt.max_chars = count_option(raw.max_chars, "--max-chars", 1);
+  }
+  if ((opt.fill || opt.max_args) && !opt.template_mode)
+    throw UsageError("-n, -N, -m and -X need a template and arguments (::: or -a)");
+  if (app.count("--nice") > 0) {
+    const long n = parse_integer(raw.nice, "--nice");
+    if (n < -20 || n > 19) throw UsageError(fmt::format("--nice: '{}' must be -20 to 19", raw.nice));
+    opt.nice = static_cast<int>(n);
+  }
+  if (app.count("--tmpdir") > 0) {
+    if (raw.tmpdir.empty()) throw UsageError("--tmpdir: empty value");
+    opt.tmpdir = raw.tmpdir;
+  }
+  opt.shuffle = raw.shuf;
+  opt.retry_failed = raw.retry_failed;
+  if (opt.retry_failed && !opt.joblog) throw UsageError("--retry-failed needs --joblog FILE");
+  opt.plus = raw.plus;
+  if (app.count("--header") > 0) {
+    // Whatever the value (`:`, `.*`, a number), GNU parallel takes the first line of each source
+    // as the header outside --pipe.
+    opt.header_lines = 1;
+    if (!opt.template_mode) throw UsageError("--header needs a template and arguments (::: or -a)");
+  }
+  if (app.count("-I") > 0) {
+    if (raw.replace.empty()) throw UsageError("-I: empty value");
+    opt.replace_token = raw.replace;
+    // Tags are raw text: -I's string is simply renamed there (the broker expands them too).
+    if (opt.tagstring)
+      for (auto at = opt.tagstring->find(raw.replace); at != std::string::npos; at = opt.tagstring->find(raw.replace, at + 2))
+        opt.tagstring->replace(at, raw.replace.size(), "{}");
+  }
+  for (const auto& word : opt.template_words) refuse_perl_expression(word, "the command");
+  if (opt.tagstring) refuse_perl_expression(*opt.tagstring, "--tagstring");
+  if (opt.plus) {  // an unsupported --plus string is refused now, not when the first job starts
+    (void)CommandTemplate(join_words(opt.template_words), opt.replace_token, true);
+    if (opt.tagstring) (void)CommandTemplate(*opt.tagstring, "{}", true);
+  }
   int stdin_users = opt.template_mode ? 0 : (opt.batch_file == "-" ? 1 : 0);
   for (const auto& s : opt.sources)
     if (s.kind == ArgSource::Kind::File && s.path == "-") ++stdin_users;
   if (stdin_users > 1) throw UsageError("stdin (-) can be read by one input source only");
 
+  // --env is not among them: without --broker it is GNU parallel's local --env, a no-op (jobs inherit
+  // the whole environment).
   const bool broker_only = !raw.queue.empty() || !raw.max_queued.empty() || !raw.max_crashes.empty() ||
-                           !raw.max_output.empty() || !raw.env.empty() || !raw.no_worker_timeout.empty() ||
+                           !raw.max_output.empty() || !raw.no_worker_timeout.empty() ||
                            !raw.run_ttl.empty() || raw.insecure_broker;
   if (raw.broker.empty() && broker_only)
-    throw UsageError("--queue, --max-queued, --max-crashes, --max-output, --env, --no-worker-timeout, --run-ttl "
+    throw UsageError("--queue, --max-queued, --max-crashes, --max-output, --no-worker-timeout, --run-ttl "
                      "and --insecure-broker need --broker URL");
   if (!raw.broker.empty()) {
     Options::Broker b;

@@ -22,8 +22,8 @@ struct TimeoutSpec {
 
 struct HaltPolicy {
   enum class When { Never, Soon, Now } when = When::Never;
-  bool on_success = false;  ///< success=N instead of fail=N
-  bool percent = false;     ///< threshold is a percentage of the jobs done so far
+  enum class Cond { Fail, Success, Done } cond = Cond::Fail;  ///< what is counted: fail=, success=, done=
+  bool percent = false;     ///< threshold is a percentage of all the jobs (GNU parallel's rule)
   double threshold = 0;
 };
 
@@ -32,6 +32,7 @@ struct ArgSource {
   enum class Kind { InlineArgs, File } kind = Kind::InlineArgs;
   std::vector<std::string> args;  ///< for InlineArgs (`::: a b c`)
   std::string path;               ///< for File (`:::: FILE`, `-a FILE`); "-" is stdin
+  bool linked = false;            ///< `:::+` / `::::+`: advances with the source before it
 };
 
 enum class ProgressStyle { None, Bar, Eta, Progress };
@@ -41,6 +42,7 @@ struct Options {
   std::optional<std::string> joblog;
   bool resume = false;
   bool resume_failed = false;
+  bool retry_failed = false;  ///< --retry-failed: run the joblog's failed jobs again, commands as logged
   unsigned tries = 1;  ///< --retries N: tries in all; 0 = unlimited
   TimeoutSpec timeout;
   double kill_grace_seconds = 1.0;
@@ -54,10 +56,24 @@ struct Options {
   double delay_seconds = 0;
   std::uint64_t memfree_bytes = 0;
   double load_limit = 0;  ///< 0 = no limit
-  bool verbose = false;
+  bool verbose = false;         ///< -v: each command on stdout, in its job's output
+  bool verbose_stderr = false;  ///< -t, --verbose: each command on stderr as it starts (GNU parallel's)
   ProgressStyle progress = ProgressStyle::None;
   bool force_progress = false;  ///< draw progress even when stderr is not a terminal
   std::optional<std::string> colsep;
+  bool link = false;
+  std::string delimiter = "\n";  ///< -0, -d: what ends an argument (or a batch-file command)
+  bool skip_empty = false;       ///< -r: arguments that are only white space are skipped
+  std::string replace_token = "{}";  ///< -I STR: the string for all the arguments in the command
+  std::optional<std::size_t> max_args;  ///< -n/-N: records per job (0: -N0, none of them in the command)
+  bool fill = false;                    ///< -m/-X: as many records per job as fit in max_chars
+  bool context_replace = false;         ///< -X/-N: a word holding {} is repeated per argument
+  std::size_t max_chars = 126976;       ///< -s: the longest command -m/-X build
+  std::optional<int> nice;              ///< --nice N: the jobs run at this niceness
+  std::optional<std::string> tmpdir;    ///< --tmpdir DIR: TMPDIR for procpool's spill files and the jobs
+  std::size_t header_lines = 0;         ///< --header: lines at the start of each source naming its columns
+  bool shuffle = false;
+  bool plus = false;                    ///< --plus: GNU parallel's extra replacement strings                 ///< --shuf: every job is generated first, then run in random order  ///< --link/--xapply: every source advances together, the shorter ones wrap around
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
   bool shell_always = false;  ///< never exec directly; always /bin/sh -c
 
@@ -115,6 +131,14 @@ std::optional<StatusOptions> parse_status_options(const std::vector<std::string>
 /// The full `procpool run` help text (also shown by `procpool --help`).
 std::string run_help_text();
 
+/// GNU parallel's unquote_printf for -d: \t \n \r, \NNN and \N (octal).
+std::string unquote_printf(const std::string& text);
+
+/// Splits `text` into words as Perl's Text::ParseWords::shellwords does (GNU parallel's $PARALLEL).
+std::vector<std::string> shell_words(const std::string& text);
+/// `args` after the words of $PARALLEL, GNU parallel's default options.
+std::vector<std::string> with_parallel_env(const std::vector<std::string>& args);
+
 /// Parses the arguments after `run`. Throws UsageError for anything invalid.
 /// Returns std::nullopt when help was requested and printed.
 std::optional<Options> parse_run_options(const std::vector<std::string>& args);
@@ -127,10 +151,16 @@ HaltPolicy parse_halt(const std::string& text);
 
 struct HaltCounts {
   std::uint64_t done = 0, failed = 0, succeeded = 0;  ///< including the job just ended
+  std::optional<std::uint64_t> total;  ///< all the jobs of the run, when known in advance (for N%)
 };
-/// --halt after a job ended: the exit status to halt with (0 for success=N; else the job's exit
-/// status, 128+signal, or 1), or nullopt when the condition does not hold.
+/// --halt after a job ended: the exit status to halt with, as GNU parallel computes it (success:
+/// 0; a count of 1: the job's status, 128+signal, 255 for a timeout; N%: the percentage of the jobs
+/// that failed, rounded up; else the number of failed jobs, at most 101), or nullopt when the
+/// condition does not hold. Without a known total, N% is judged over the jobs done (at least 3).
 std::optional<int> halt_status(const HaltPolicy& halt, const HaltCounts& counts, int exitval, int signal, bool failed);
+/// The exit status of a run that ends without its --halt condition met: GNU parallel's
+/// percentage of failed jobs for N%, else the failed count (at most 101).
+int halt_final_status(const HaltPolicy& halt, const HaltCounts& counts);
 std::uint64_t parse_size(const std::string& text);  ///< 100, 10k, 2M, 1G, 1T (powers of 1024)
 std::uint64_t parse_size(const std::string& text, const char* what);  ///< `what` names the option in errors
 

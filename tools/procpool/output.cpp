@@ -16,7 +16,8 @@ namespace {
 // Output held in memory per stream before it moves to a temp file: a few jobs of ordinary output
 // stay in RAM, a 100 MiB job does not.
 constexpr std::size_t kSpillThreshold = 256 * 1024;
-// A --line-buffer line longer than this is written in pieces rather than held.
+// A --line-buffer line longer than this waits in a temp file rather than in memory; it is still
+// written whole, when its newline (or the job's end) comes.
 constexpr std::size_t kMaxPartialLine = 1024 * 1024;
 
 int open_temp_file() {
@@ -125,17 +126,35 @@ void OutputOrder::data(JobOutput& job, int fd, std::string_view bytes) {
     return;
   }
   std::string& partial = is_out ? job.out_partial : job.err_partial;
+  OutputBuffer& long_line = is_out ? job.out_long : job.err_long;
   bool& line_start = is_out ? job.out_line_start : job.err_line_start;
-  partial.append(bytes);
-  const auto nl = partial.rfind('\n');
-  if (nl != std::string::npos) {
-    writer_.write(fd, std::string_view(partial).substr(0, nl + 1), job.prefix, line_start);
-    partial.erase(0, nl + 1);
+  const auto nl = bytes.rfind('\n');
+  if (nl == std::string_view::npos) {  // no line ends here: hold the bytes
+    if (long_line.empty() && partial.size() + bytes.size() <= kMaxPartialLine) {
+      partial.append(bytes);
+    } else {
+      long_line.append(partial);
+      partial.clear();
+      long_line.append(bytes);
+    }
+    return;
   }
+  // Complete lines: the held start, then up to the last newline, with no other job's write between.
+  write_held(fd, long_line, partial, job.prefix, line_start);
+  writer_.write(fd, bytes.substr(0, nl + 1), job.prefix, line_start);
+  partial.assign(bytes.substr(nl + 1));
   if (partial.size() > kMaxPartialLine) {
-    writer_.write(fd, partial, job.prefix, line_start);
+    long_line.append(partial);
     partial.clear();
   }
+}
+
+void OutputOrder::write_held(int fd, OutputBuffer& long_line, std::string& partial, const std::string& prefix,
+                             bool& line_start) {
+  long_line.for_each_chunk([&](std::string_view c) { writer_.write(fd, c, prefix, line_start); });
+  long_line.clear();
+  writer_.write(fd, partial, prefix, line_start);
+  partial.clear();
 }
 
 void OutputOrder::reset(JobOutput& job) {
@@ -146,13 +165,11 @@ void OutputOrder::reset(JobOutput& job) {
 void OutputOrder::write_job(JobOutput& job) {
   if (job.discarded) return;
   job.out.for_each_chunk([&](std::string_view c) { writer_.write(STDOUT_FILENO, c, job.prefix, job.out_line_start); });
-  writer_.write(STDOUT_FILENO, job.out_partial, job.prefix, job.out_line_start);
+  write_held(STDOUT_FILENO, job.out_long, job.out_partial, job.prefix, job.out_line_start);
   job.err.for_each_chunk([&](std::string_view c) { writer_.write(STDERR_FILENO, c, job.prefix, job.err_line_start); });
-  writer_.write(STDERR_FILENO, job.err_partial, job.prefix, job.err_line_start);
+  write_held(STDERR_FILENO, job.err_long, job.err_partial, job.prefix, job.err_line_start);
   job.out.clear();
   job.err.clear();
-  job.out_partial.clear();
-  job.err_partial.clear();
 }
 
 void OutputOrder::drain_head() {

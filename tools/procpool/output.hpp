@@ -54,6 +54,7 @@ struct JobOutput {
   std::string prefix;              ///< "TAG\t" or empty
   bool out_line_start = true, err_line_start = true;
   std::string out_partial, err_partial;  ///< --line-buffer: the unfinished last line
+  OutputBuffer out_long, err_long;       ///< --line-buffer: the start of an unfinished line over 1 MiB
   bool finished = false;           ///< its last try ended; nothing more will come
   bool discarded = false;          ///< killed by Ctrl-C or --halt now: print nothing
 };
@@ -77,6 +78,8 @@ class OutputOrder {
 
  private:
   bool may_stream(const JobOutput& job) const;
+  /// Writes a --line-buffer line's held start (temp file, then memory) and forgets it.
+  void write_held(int fd, OutputBuffer& long_line, std::string& partial, const std::string& prefix, bool& line_start);
   void write_job(JobOutput& job);
   void drain_head();
 

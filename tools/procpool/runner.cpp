@@ -88,6 +88,18 @@ struct SlotJob {
   std::string results_error;              // the first failed --results write, reported when the job ends
 };
 
+/// What GNU parallel does when its stdout's reader is gone: die of SIGPIPE (exit status 141 in a
+/// shell), after the running jobs were stopped.
+[[noreturn]] void die_of_sigpipe() {
+  ::signal(SIGPIPE, SIG_DFL);
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  ::sigprocmask(SIG_UNBLOCK, &pipe_only, nullptr);
+  ::raise(SIGPIPE);
+  ::_exit(255);  // not reached
+}
+
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
   fd = -1;
@@ -117,6 +129,8 @@ class Runner {
   void finish(const JobEnd& end);
   void check_halt(const Job& job, unsigned slot, int exitval, int signal, bool failed);
   void interrupt(int sig);
+  void hang_up();
+  void stop_for_closed_stdout();
   [[nodiscard]] std::optional<double> timeout_seconds() const;
   [[nodiscard]] ProgressCounts counts() const;
   [[nodiscard]] int exit_status() const;
@@ -138,8 +152,10 @@ class Runner {
   bool input_waiting_ = false;  // the source would block: poll its fd
   bool stopping_ = false;       // start nothing new
   bool interrupted_ = false;
+  bool stdout_closed_ = false;  // the reader of stdout went away: stop, then die of SIGPIPE
   bool results_failed_ = false;  // a --results file could not be made: exit 255
   int halt_status_ = -1;        // set when --halt triggered
+  std::optional<std::uint64_t> halt_total_;  // --halt N%: GNU parallel judges over all the jobs
   Clock::time_point next_start_allowed_{};
   std::optional<Clock::time_point> throttle_until_;
   std::uint64_t done_ = 0, failed_ = 0, succeeded_ = 0, skipped_ = 0;
@@ -149,10 +165,20 @@ class Runner {
 
 void Runner::setup() {
   ::signal(SIGPIPE, SIG_IGN);  // a closed stdout, or a joblog pipe's reader gone, shows up as EPIPE
+  if (opt_.tmpdir) {  // GNU parallel's --tmpdir: procpool's spill files, and the jobs' TMPDIR
+    if (::access(opt_.tmpdir->c_str(), W_OK | X_OK) != 0)
+      throw UsageError(fmt::format("--tmpdir: '{}' is not a writable directory: {}", *opt_.tmpdir, std::strerror(errno)));
+    ::setenv("TMPDIR", opt_.tmpdir->c_str(), 1);
+  }
   source_ = make_job_source(opt_);
   if (opt_.dry_run) return;
-  if (opt_.joblog) joblog_ = std::make_unique<JobLogWriter>(*opt_.joblog, opt_.resume || opt_.resume_failed);
-  if (opt_.resume || opt_.resume_failed) resume_ = ResumeState::load(joblog_->fd(), *opt_.joblog);
+  const bool append = opt_.resume || opt_.resume_failed || opt_.retry_failed;
+  if (opt_.joblog) joblog_ = std::make_unique<JobLogWriter>(*opt_.joblog, append);
+  if (append) resume_ = ResumeState::load(joblog_->fd(), *opt_.joblog);
+  if (opt_.retry_failed) {  // the jobs come from the joblog itself
+    source_ = make_retry_source(resume_->failed_commands());
+    resume_.reset();
+  }
   if (opt_.results_dir) results_ = std::make_unique<ResultsDir>(*opt_.results_dir);
   if (opt_.memfree_bytes > 0) {
     // MemAvailable never exceeds MemTotal: say once that the run will wait, rather than hang silently.
@@ -178,6 +204,7 @@ void Runner::setup() {
   // --results goes through the pipes too: procpool writes the files, so it sees a full disk.
   config.capture = !(opt_.output == OutputMode::Ungroup && !results_);
   config.grace_seconds = opt_.kill_grace_seconds;
+  config.nice = opt_.nice;
   config.hidden_env = {"PARALLEL_SEQ=", "PARALLEL_JOBSLOT=", "PARALLEL_PID="};
   // Last: the slots are capped by the descriptors still free once everything else is open.
   slots_ = std::make_unique<JobSlots>(
@@ -186,6 +213,7 @@ void Runner::setup() {
   slot_jobs_.resize(slots_->size());
 
   if (progress_.active()) progress_.set_total(source_->count_total());
+  if (opt_.halt.percent) halt_total_ = source_->count_total();
 }
 
 void Runner::stop_for_results(const std::string& message) {
@@ -197,19 +225,12 @@ void Runner::stop_for_results(const std::string& message) {
 int Runner::dry_run() {
   JobInput input;
   std::string out;
-  for (;;) {
-    const auto r = source_->next(input);
-    if (r == JobSource::Result::End) break;
-    if (r == JobSource::Result::WouldBlock) {
-      pollfd pfd{source_->wait_fd(), POLLIN, 0};
-      ::poll(&pfd, 1, -1);
-      continue;
-    }
+  while (source_->next_waiting(input) == JobSource::Result::Job) {
     out = source_->command_for(input, 1);
     out += '\n';
     bool line_start = true;
     writer_.write(STDOUT_FILENO, out, {}, line_start);
-    if (writer_.broken()) return 255;
+    if (writer_.broken()) die_of_sigpipe();
   }
   return 0;
 }
@@ -280,12 +301,16 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   }
   if (job->output == nullptr) {
     std::string prefix;
-    if (opt_.tagstring) prefix = CommandTemplate(*opt_.tagstring).expand(job->input.args, job->input.seq, slot_number, false) + "\t";
+    if (opt_.tagstring) prefix = CommandTemplate(*opt_.tagstring, "{}", opt_.plus).expand(job->input.args, job->input.seq, slot_number, false) + "\t";
     else if (opt_.tag) prefix = JobSource::tag_for(job->input) + "\t";
     job->output = order_.open(std::move(prefix));
   }
   ++job->tries_done;
 
+  if (opt_.verbose_stderr) {  // GNU parallel's -t: on stderr, as the job starts
+    bool line_start = true;
+    writer_.write(STDERR_FILENO, job->command + "\n", {}, line_start);
+  }
   if (opt_.verbose) {
     const std::string line = job->command + "\n";
     if (opt_.output == OutputMode::Ungroup) {
@@ -348,9 +373,27 @@ void Runner::interrupt(int sig) {
   slots_->kill_all_now(KillReason::Interrupt);  // a second signal: no more grace
 }
 
+void Runner::hang_up() {
+  // GNU parallel's SIGHUP: start no more jobs, let the running ones finish; a later SIGTERM or
+  // SIGINT stops them.
+  if (stopping_) return;
+  std::cerr << fmt::format("procpool: SIGHUP received: starting no more jobs, waiting for the {} running "
+                           "(send SIGTERM to stop them now)\n",
+                           slots_->busy_count());
+  stopping_ = true;
+}
+
+void Runner::stop_for_closed_stdout() {
+  // Silently, as GNU parallel: `procpool run ... | head` is an ordinary way to stop a run.
+  stdout_closed_ = true;
+  interrupted_ = true;
+  stopping_ = true;
+  slots_->kill_all(KillReason::Interrupt);
+}
+
 void Runner::check_halt(const Job& job, unsigned slot, int exitval, int signal, bool failed) {
   if (halt_status_ >= 0) return;
-  const auto status = halt_status(opt_.halt, {done_, failed_, succeeded_}, exitval, signal, failed);
+  const auto status = halt_status(opt_.halt, {done_, failed_, succeeded_, halt_total_}, exitval, signal, failed);
   if (!status) return;
   halt_status_ = *status;
   stopping_ = true;
@@ -392,11 +435,12 @@ void Runner::finish(const JobEnd& end) {
     ++succeeded_;
     if (opt_.timeout.percent > 0) median_.add(end.runtime);
   }
-  if (joblog_)
-    joblog_->write({job->input.seq, end.start_epoch, end.runtime, 0, end.received, end.exitval, end.signal, job->command, {}});
   if (end.reason == KillReason::Timeout)
     std::cerr << fmt::format("procpool: job {} timed out and was killed: {}\n", job->input.seq, job->command);
+  // The output first, then the joblog line, as GNU parallel (visible with --joblog -).
   order_.finish(*job->output);
+  if (joblog_)
+    joblog_->write({job->input.seq, end.start_epoch, end.runtime, 0, end.received, end.exitval, end.signal, job->command, {}});
   check_halt(*job, end.slot, end.exitval, end.signal, failed);
 }
 
@@ -429,6 +473,7 @@ void Runner::poll_once() {
     bool child_exited = false;
     while (::read(signal_fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
       if (info.ssi_signo == SIGCHLD) child_exited = true;
+      else if (info.ssi_signo == SIGHUP && !interrupted_) hang_up();
       else interrupt(static_cast<int>(info.ssi_signo));
     }
     if (child_exited) slots_->reap();
@@ -439,17 +484,14 @@ void Runner::poll_once() {
 int Runner::exit_status() const {
   if (interrupted_ || results_failed_) return 255;
   if (halt_status_ >= 0) return halt_status_;
-  return static_cast<int>(std::min<std::uint64_t>(failed_, 101));
+  return halt_final_status(opt_.halt, {done_, failed_, succeeded_, halt_total_});
 }
 
 int Runner::run() {
   setup();
   if (opt_.dry_run) return dry_run();
   for (;;) {
-    if (writer_.broken() && !interrupted_) {
-      std::cerr << "procpool: stdout is closed: stopping\n";
-      interrupt(SIGPIPE);
-    }
+    if (writer_.broken() && !stdout_closed_) stop_for_closed_stdout();
     start_jobs();
     if (slots_->busy_count() == 0 && (stopping_ || (input_done_ && retry_queue_.empty()))) break;
     progress_.update(counts());
@@ -458,6 +500,7 @@ int Runner::run() {
   order_.flush_all();
   progress_.finish(counts());
   slots_.reset();
+  if (stdout_closed_) die_of_sigpipe();
   return exit_status();
 }
 

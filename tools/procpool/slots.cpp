@@ -176,6 +176,7 @@ void JobSlots::start(unsigned index, const std::string& command, const std::vect
   request.group_slot = config_.tty ? nullptr : &watchdog_->slot(index);
   request.parent = ::getpid();
   request.nofile = restore_nofile_ ? &job_nofile_ : nullptr;
+  request.nice = config_.nice ? &*config_.nice : nullptr;
 
   int child_out = STDOUT_FILENO, child_err = STDERR_FILENO;
   if (config_.capture) {

@@ -30,6 +30,7 @@ struct SlotsConfig {
   bool tty = false;            ///< jobs read /dev/tty and stay in procpool's process group
   bool capture = true;         ///< pipes to procpool; false: jobs write to procpool's stdout/stderr
   double grace_seconds = 1.0;  ///< TERM to KILL
+  std::optional<int> nice;     ///< --nice N: the jobs' niceness
   /// Variables of procpool's environment the jobs do not get (a prefix ending in '=' names one
   /// variable, any other prefix a family).
   std::vector<std::string> hidden_env;

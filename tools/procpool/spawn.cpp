@@ -24,6 +24,7 @@ void job_child_steps(void* arg) noexcept {
   if (r.group_slot != nullptr) r.group_slot->store(::getpid(), std::memory_order_release);
   // A program using select() breaks on descriptors above 1023: jobs get the limit procpool was given.
   if (r.nofile != nullptr) ::setrlimit(RLIMIT_NOFILE, r.nofile);
+  if (r.nice != nullptr) ::setpriority(PRIO_PROCESS, 0, *r.nice);  // GNU parallel's --nice: the job only
 }
 
 } // namespace

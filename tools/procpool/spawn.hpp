@@ -19,6 +19,7 @@ struct SpawnRequest {
   std::atomic<pid_t>* group_slot = nullptr;  ///< the watchdog's slot: the child stores its pid there
   const struct rlimit* nofile = nullptr;     ///< RLIMIT_NOFILE to give the job (procpool raised its own)
   pid_t parent = 0;
+  const int* nice = nullptr;                 ///< --nice: the job's niceness (setpriority before exec)
 };
 
 /// Starts a job; returns its pid (= its process group id). Throws std::system_error on failure.

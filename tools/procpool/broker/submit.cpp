@@ -443,7 +443,7 @@ void Submitter::handle_entry(const std::map<std::string, std::string>& f) {
 
 void Submitter::check_halt(std::uint64_t seq, const std::string& cmd, int exitval, int signal, bool failed) {
   if (halt_status_ >= 0) return;
-  const auto status = halt_status(opt_.halt, {done_, failed_, succeeded_}, exitval, signal, failed);
+  const auto status = halt_status(opt_.halt, {done_, failed_, succeeded_, {}}, exitval, signal, failed);
   if (!status) return;
   halt_status_ = *status;
   stopping_ = true;
@@ -510,7 +510,7 @@ std::optional<bool> Submitter::complete() {
 int Submitter::exit_status() const {
   if (interrupted_ || results_failed_ || no_worker_exit_) return 255;
   if (halt_status_ >= 0) return halt_status_;
-  return static_cast<int>(std::min<std::uint64_t>(failed_, 101));
+  return halt_final_status(opt_.halt, {done_, failed_, succeeded_, {}});
 }
 
 int Submitter::run() {

@@ -1,0 +1,396 @@
+// procpool run side by side with GNU parallel (issue 15): the same arguments through both, comparing
+// stdout, exit status and joblogs (timing columns masked). GNU parallel comes from
+// scripts/install-deps.sh; these tests require it.
+#include "cli_helpers.hpp"
+
+#include <algorithm>
+#include <map>
+
+using namespace clitest;
+
+namespace {
+
+struct Both {
+  testing::ProgramResult gnu, pp;
+};
+
+void require_gnu() {
+  REQUIRE_MESSAGE(std::system("command -v parallel >/dev/null 2>&1") == 0,
+                  "GNU parallel must be installed (scripts/install-deps.sh)");
+}
+
+/// `parallel ARGS` and `procpool run ARGS` in `dir` (ARGS is shell text); PREFIX goes before each
+/// (variables, `cd`).
+Both run_both(const TempDir& dir, const std::string& args, const std::string& stdin_text = "",
+              const std::string& prefix = "") {
+  require_gnu();
+  return {sh(dir, prefix + "parallel --will-cite " + args, stdin_text, 90s),
+          sh(dir, prefix + "$P run " + args, stdin_text, 90s)};
+}
+
+/// The same stdout and exit status.
+void check_same(const Both& b, const std::string& what) {
+  INFO(what, "\nGNU stderr: ", b.gnu.err, "\nprocpool stderr: ", b.pp.err);
+  CHECK(b.pp.out == b.gnu.out);
+  CHECK(b.pp.exit_code == b.gnu.exit_code);
+  CHECK((!b.gnu.out.empty() || b.gnu.exit_code != 0));  // GNU parallel did run something
+}
+
+/// A joblog's text with Starttime and JobRuntime replaced by "T", rows in Seq order.
+std::string masked_joblog(const std::string& text) {
+  std::map<long, std::string> rows;
+  std::string header;
+  for (const auto& line : lines_of(text)) {
+    auto f = split_tabs(line);
+    if (f.size() != 9 || f[0] == "Seq") { header += line + "\n"; continue; }
+    f[2] = f[3] = "T";
+    std::string row;
+    for (std::size_t i = 0; i < f.size(); ++i) row += (i > 0 ? "\t" : "") + f[i];
+    rows[std::stol(f[0])] = row + "\n";
+  }
+  for (const auto& [seq, row] : rows) header += row;
+  return header;
+}
+
+} // namespace
+
+TEST_CASE("Cli.Gnu.LineBufferNeverCutsALongLine") {
+  TempDir dir;
+  const std::string args =
+      "--lb -j2 ::: 'head -c 3000000 /dev/zero | tr \"\\0\" x; echo' "
+      "'for i in $(seq 300); do echo short$i; sleep 0.002; done'";
+  const auto b = run_both(dir, args);
+  for (const auto* r : {&b.gnu, &b.pp}) {
+    const auto lines = lines_of(r->out);
+    CHECK(lines.size() == 301);
+    CHECK(std::count_if(lines.begin(), lines.end(), [](const std::string& l) {
+            return l.size() == 3000000 && l.find_first_not_of('x') == std::string::npos;
+          }) == 1);
+    CHECK(std::count_if(lines.begin(), lines.end(), [](const std::string& l) {
+            return l.rfind("short", 0) == 0 && l.size() <= 8;
+          }) == 300);
+  }
+}
+
+TEST_CASE("Cli.Gnu.LinkedSources") {
+  TempDir dir;
+  write_file(dir / "n.txt", "1\n2\n");
+  // The template with :::+ runs the linked pairs, not every combination.
+  const auto pairs = sh(dir, "$P run -k echo {1}{2} ::: a b :::+ 1 2");
+  CHECK(pairs.out == "a1\nb2\n");
+  for (const std::string args :
+       {"-k echo {1}{2} ::: a b :::+ 1 2", "-k echo ::: a b c :::+ 1 2", "-k echo ::: a b :::+ 1 2 3",
+        "-k echo ::: a b :::+ 1 2 ::: x y :::+ 7 8 9", "-k echo :::+ a b ::: 1 2",
+        "-k --link echo ::: a b ::: 1 2 3 ::: x", "-k --xapply echo ::: a b c ::: 1",
+        "-k --link echo ::: a b :::+ 1 2 3 ::: x", "-k echo ::: a b c ::::+ n.txt", "-k echo :::: n.txt ::::+ n.txt",
+        "-k -a n.txt --link echo ::: a b c"})
+    check_same(run_both(dir, args), args);
+}
+
+TEST_CASE("Cli.Gnu.PerlExpressionsAreRefused") {
+  TempDir dir;
+  for (const std::string args : {"echo '{= s/a/b/ =}' ::: a", "--tagstring '{=uc=}' echo ::: a"}) {
+    const auto r = sh(dir, "$P run " + args);
+    CHECK(r.exit_code == 255);
+    CHECK(r.out.empty());
+    CHECK(r.err.find("{= perl expression =} is not supported") != std::string::npos);
+  }
+}
+
+TEST_CASE("Cli.Gnu.ReplacementStringAsTheCommand") {
+  TempDir dir;
+  for (const std::string args :
+       {"{} ::: 'echo a'", "'{} x' ::: 'echo a'", "{1} ::: 'echo a'", "-k '{} {#}' ::: 'echo a' 'echo b'",
+        "'{}' ::: 'echo a; echo b'", "-k echo {} ::: 'a  b' '$HOME'", "'x={}; echo $x' ::: 'a b'",
+        "{.} ::: 'echo a.b'", "-k {} ::: 'echo a' ::: b"})
+    check_same(run_both(dir, args), args);
+}
+
+TEST_CASE("Cli.Gnu.PathReplacements") {
+  TempDir dir;
+  const std::string args =
+      "-k echo '[{//}] [{/}] [{.}] [{/.}]' ::: dir/ a/b/ / a//b //x .bashrc dir/.x a.b/c x. "
+      "/data/run.tar.gz plain ''";
+  check_same(run_both(dir, args), args);
+}
+
+TEST_CASE("Cli.Gnu.HaltExitStatuses") {
+  TempDir dir;
+  for (const std::string halt :
+       {"now,fail=1", "now,fail=2", "soon,fail=2", "soon,fail=30%", "now,success=50%", "soon,fail=90%",
+        "soon,done=2", "now,done=1", "soon,success=3", "1", "2", "-1", "20%", "soon,fail=10%"}) {
+    const std::string args = "-j1 --halt " + halt + " 'echo {}; exit {}' ::: 0 3 4 0 5 0 0 0 0 0";
+    check_same(run_both(dir, args), args);
+  }
+  // A job killed by --timeout that triggers --halt now,fail=1: 255 in both.
+  const auto b = run_both(dir, "--timeout 0.5 --halt now,fail=1 sleep ::: 5");
+  check_same(b, "timeout and halt");
+  CHECK(b.pp.exit_code == 255);
+}
+
+TEST_CASE("Cli.Gnu.BatchLinesNumberedAsGnu") {
+  TempDir dir;
+  write_file(dir / "b.txt", "echo a\n\n# c\necho b\n   \necho c\n#x\necho d\n");
+  const auto gnu = sh(dir, "parallel --will-cite -j1 --joblog gnu.tsv < b.txt", "", 90s);
+  const auto pp = sh(dir, "$P run -j1 --joblog pp.tsv b.txt");
+  CHECK(pp.out == gnu.out);
+  // GNU parallel runs and logs the blank and comment lines as (empty) commands; procpool skips
+  // them but gives them their numbers, so every real command has the same Seq in both joblogs.
+  std::string gnu_real;
+  for (const auto& line : lines_of(masked_joblog(read_file(dir / "gnu.tsv")))) {
+    const auto f = split_tabs(line);
+    const auto first = f.back().find_first_not_of(" \t");
+    if (first != std::string::npos && f.back()[first] != '#') gnu_real += line + "\n";
+  }
+  CHECK(masked_joblog(read_file(dir / "pp.tsv")) == gnu_real);
+  // --resume across the tools: GNU parallel did the first 4 lines, procpool resumes with the rest.
+  REQUIRE(sh(dir, "head -n 4 b.txt | parallel --will-cite -j1 --joblog both.tsv", "", 90s).exit_code == 0);
+  const auto resumed = sh(dir, "$P run -j1 --joblog both.tsv --resume b.txt");
+  CHECK(resumed.out == "c\nd\n");
+}
+
+TEST_CASE("Cli.Gnu.JoblogToStdoutAndTimeoutZero") {
+  TempDir dir;
+  auto b = run_both(dir, "-j1 --joblog - echo ::: a b");
+  CHECK(b.pp.exit_code == 0);
+  CHECK(masked_joblog(b.pp.out) == masked_joblog(b.gnu.out));
+  CHECK(lines_of(b.pp.out).at(1) == "a");  // a job's output, then its joblog line
+  check_same(run_both(dir, "-k --timeout 0 'sleep 0.2; echo {}' ::: a b"), "--timeout 0");
+  CHECK(sh(dir, "$P run --joblog - --resume echo ::: a").exit_code == 255);
+}
+
+TEST_CASE("Cli.Gnu.CarriageReturnsInArguments") {
+  TempDir dir;
+  write_file(dir / "cr.txt", "x\r\ny\r\n");
+  for (const std::string args :
+       {"-k echo {}: :::: cr.txt", "-k -a cr.txt echo {}:", "-k echo {}: ::: a :::: cr.txt"})
+    check_same(run_both(dir, args), args);
+  check_same(run_both(dir, "-k echo {}:", "x\r\ny\r\n"), "stdin");
+}
+
+TEST_CASE("Cli.Gnu.ParallelEnvironmentVariable") {
+  TempDir dir;
+  check_same(run_both(dir, "echo ::: a b", "", "PARALLEL='-k --tag' "), "$PARALLEL");
+  check_same(run_both(dir, "-j1 echo ::: a b", "", "PARALLEL='--tagstring \"<{}>\"' "), "$PARALLEL quoted");
+}
+
+TEST_CASE("Cli.Gnu.ColsepPerlRegexAndTrim") {
+  TempDir dir;
+  write_file(dir / "t.tsv", "a\tb\tc\n\tx\t\n");
+  for (const std::string args :
+       {"-k --colsep '\\t' echo '[{1}] [{2}] [{3}]' :::: t.tsv", "--colsep '\\s+' echo {2} ::: 'a   b'",
+        "--colsep '\\d' echo {2} ::: a1b", "--colsep '[\\d,]' echo {2} {3} ::: a1b,c",
+        "--colsep , echo '[{1}] [{2}]' ::: ' a , b '", "--colsep , echo '[{}]' ::: ' a , b '",
+        "--colsep '\\|' echo {2} ::: 'a|b'", "--colsep ',+' echo '{1}-{2}-{3}' ::: 'a,,b,'"})
+    check_same(run_both(dir, args), args);
+}
+
+TEST_CASE("Cli.Gnu.HangupFinishesRunningJobs") {
+  require_gnu();
+  for (const std::string tool : {"gnu", "pp"}) {
+    TempDir dir;
+    std::vector<std::string> args = {"-j2", "--joblog", "log.tsv", "touch started.{}; sleep 1; echo {}", ":::",
+                                     "1", "2", "3", "4", "5", "6"};
+    std::unique_ptr<BackgroundProgram> bg;
+    if (tool == "gnu") {
+      args.insert(args.begin(), {"parallel", "--will-cite"});
+      bg = std::make_unique<BackgroundProgram>(dir, args, "out");
+    } else {
+      args.insert(args.begin(), "run");
+      bg = std::make_unique<Background>(dir, args, "out");
+    }
+    REQUIRE(eventually([&] { return fs::exists(dir / "started.2"); }, 30000ms));
+    ::kill(bg->pid, SIGHUP);
+    CHECK(bg->wait(60s) == 0);  // the running jobs finished and succeeded; nothing else started
+    CHECK(joblog_seqs(dir / "log.tsv") == std::set<long>{1, 2});
+    CHECK(lines_of(read_file(dir / "out")).size() == 2);
+  }
+}
+
+TEST_CASE("Cli.Gnu.ClosedStdoutDiesOfSigpipe") {
+  TempDir dir;
+  std::string batch;
+  for (int i = 0; i < 2000; ++i) batch += "echo " + std::to_string(i) + "\n";
+  write_file(dir / "b.txt", batch);
+  require_gnu();
+  const auto gnu = sh(dir, "(parallel --will-cite -k -j2 < b.txt; echo $? > rc) | head -n 3; cat rc", "", 90s);
+  const auto pp = sh(dir, "($P run -k -j2 < b.txt; echo $? > rc) | head -n 3; cat rc");
+  CHECK(gnu.out == "0\n1\n2\n141\n");
+  CHECK(pp.out == gnu.out);
+  CHECK(pp.err.empty());
+}
+
+// Every option GNU parallel 20221122 knows (read from its own option table) is either supported or
+// refused with procpool's message (exit 255), never unknown, never accepted and ignored.
+TEST_CASE("Cli.Gnu.EveryGnuOptionSupportedOrRefused") {
+  require_gnu();
+  TempDir dir;
+  write_file(dir / "names.pl", R"PERL(
+open F, "/usr/bin/parallel" or die; my $src = join "", <F>;
+$src =~ /(sub options_completion_hash\(\) \{.*?\n\}\n)/s or die "no option table"; eval $1; die $@ if $@;
+my %h = options_completion_hash();
+for my $k (sort keys %h) {
+  $k =~ s/\[.*//s; my $v = ($k =~ s/=[sif]$//) ? 1 : 0; $k =~ s/:[sf]$//;
+  for my $n (split /\|/, $k) { next if $n =~ /^_/; print((length($n) == 1 ? "-$n" : "--$n"), " $v\n"); }
+}
+)PERL");
+  const auto names = sh(dir, "perl names.pl");
+  REQUIRE(names.exit_code == 0);
+  const auto all = lines_of(names.out);
+  CHECK(all.size() > 250);
+  // One shell loop, not one test process per name: procpool starts in a few milliseconds.
+  const auto r = sh(dir,
+                    "perl names.pl | while read n v; do "
+                    "if [ $v = 1 ]; then out=$($P run --dry-run $n 1 echo ::: a 2>&1); st=$?; "
+                    "else out=$($P run --dry-run $n echo ::: a 2>&1); st=$?; fi; "
+                    "case \"$out\" in "
+                    "*'not supported by procpool run'*|*'add one of them'*|*'not a writable directory'*) [ $st = 255 ] || echo \"BAD STATUS $n $st\";; "
+                    "'echo a'|*'Usage: procpool run'*|*\"cannot open '1'\"*|*'--joblog FILE'*) ;; "
+                    "'') [ $st = 0 ] || echo \"BAD STATUS $n $st\";; "  // --header 1 ::: a: a is the header
+                    "*) echo \"UNHANDLED $n: $out\";; esac; done",
+                    "", 120s);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "");
+  // Spot checks: the message names the option and what to use instead.
+  auto pipe = sh(dir, "$P run --pipe wc -l");
+  CHECK(pipe.exit_code == 255);
+  CHECK(pipe.err.find("--pipe: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
+  auto lines = sh(dir, "$P run -L 2 echo ::: a");
+  CHECK(lines.err.find("-L: GNU parallel's option is not supported by procpool run: use -N") != std::string::npos);
+  CHECK(sh(dir, "$P run --no-such-option echo ::: a").err.find("unknown option") != std::string::npos);
+}
+
+// GNU parallel's -t/--verbose print each command on stderr, -v on stdout; --silent cancels both.
+TEST_CASE("Cli.Gnu.VerboseFlags") {
+  TempDir dir;
+  for (const std::string flag : {"-t", "--verbose", "-v", "-v --silent"}) {
+    const auto b = run_both(dir, "-j1 " + flag + " echo ::: a b");
+    check_same(b, flag);
+    CHECK(b.pp.err == b.gnu.err);
+  }
+}
+
+// -0, -d (GNU's escapes, several characters, ::: arguments split too), -r, -I.
+TEST_CASE("Cli.Gnu.DelimitersEmptyAndReplace") {
+  TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> inputs = {
+      {"a,b\\n", "comma"}, {"a\\0b\\0\\0 \\0", "nul"}, {"aXYbXY", "xy"}, {"a\\tb\\t", "tab"},
+      {"a\\n\\n  \\nb\\n", "blank"}, {"xAy\\r\\n", "octal"}};
+  for (const std::string args :
+       {"-k -d , printf '[%s]\\n' {}", "-k -0 printf '[%s]\\n' {}", "-k -d XY printf '[%s]\\n' {}",
+        "-k -d '\\t' printf '[%s]\\n' {}", "-k -d , printf '[%s]\\n' {} ::: 'a,b' 'c,'",
+        "-k -r printf '[%s]\\n' {}", "-k -r printf '[%s]\\n' {} ::: x :::: -", "-k -0 -r printf '[%s]\\n' {}",
+        "-k -d '\\101' printf '[%s]\\n' {}", "-k -I @@ printf '[%s]\\n' 'x@@y' @@ ::: a 'b c'",
+        "-k -I @@ printf '[%s]\\n' '@@' {} ::: a"}) {
+    for (const auto& [input, name] : inputs) {
+      const auto b = run_both(dir, args, "", "printf '" + input + "' | ");
+      INFO(name);
+      check_same(b, args);
+    }
+  }
+  // A NUL byte without -0 is passed as \0, as GNU parallel does (with a warning).
+  const auto nul = sh(dir, "printf 'a\\0b\\n' | $P run printf %s");
+  CHECK(nul.out == "a\\0b");
+  CHECK(nul.err.find("NUL byte") != std::string::npos);
+}
+
+// Several arguments per job: -n, -N (context replace, -N0), -m, -X (spread over the slots of a known
+// input, limited by -s), alone and combined, with positional strings, {#}, {.}, --tag, joblog.
+TEST_CASE("Cli.Gnu.SeveralArgumentsPerJob") {
+  TempDir dir;
+  write_file(dir / "n.txt", "1\n2\n3\n4\n5\n6\n7\n");
+  for (const std::string args :
+       {"-k -N2 echo ::: a b c d e", "-k -n2 echo ::: a b c d e", "-k -N2 echo {1}-{2} ::: a b c d e",
+        "-k -n2 echo {1}-{2} ::: a b c d e", "-k -N2 echo x{}y ::: a b c", "-k -X echo x{}y ::: a b c",
+        "-k -m echo x{}y ::: a b c", "-k -N2 echo {#} {.} ::: a.x b.y c", "-k -N0 echo hi ::: a b",
+        "-k -N2 --tag echo ::: a b c", "-k -j1 -X echo ::: a b c d", "-k -N2 echo ::: a b ::: 1 2",
+        "-k -j1 -N2 echo 'x{}y z{.}' ::: a.1 b.2", "-k -j1 -m echo 'x{}y' ::: a b", "-k -j1 -N2 echo x{1}y ::: a b",
+        "-k -j1 -X echo x{}y{}z ::: a b", "-k -j1 -N2 -X echo x{}y ::: a b c", "-k -j1 -n2 -m echo x{}y ::: a b c",
+        "-k -j3 -X echo :::: n.txt", "-k -j1 -X -s 17 echo ::: aaa bbb ccc ddd eee fff",
+        "-k -j1 -m -s 21 echo x{}y ::: aaa bbb 'c c' ddd eee fff", "-k -N3 echo :::: -"}) {
+    const auto b = run_both(dir, args + " < n.txt");
+    check_same(b, args);
+  }
+  const auto log = run_both(dir, "-k -j1 -N2 --joblog - echo ::: a b c");
+  CHECK(masked_joblog(log.pp.out) == masked_joblog(log.gnu.out));
+}
+
+// --nice (the jobs only), --tmpdir (the jobs' TMPDIR too), --shuf (random order, numbered as run).
+TEST_CASE("Cli.Gnu.NiceTmpdirShuf") {
+  TempDir dir;
+  check_same(run_both(dir, "--nice 5 'nice; : {}' ::: a"), "--nice");
+  check_same(run_both(dir, "--tmpdir /var/tmp 'echo $TMPDIR {}' ::: a"), "--tmpdir");
+  CHECK(sh(dir, "$P run --tmpdir /nonexistent echo ::: a").exit_code == 255);
+  const std::string shuf = "-j1 --shuf --joblog - echo ::: a b c d e f g h i j";
+  const auto b = run_both(dir, shuf);
+  auto sorted_lines = [](const std::string& text) {
+    auto lines = lines_of(masked_joblog(text));
+    std::vector<std::string> seqs, outputs;
+    for (const auto& line : lines) {
+      const auto f = split_tabs(line);
+      if (f.size() == 9 && f[0] != "Seq") seqs.push_back(f[0]);
+      else if (f.size() == 1) outputs.push_back(line);
+    }
+    std::sort(outputs.begin(), outputs.end());
+    return std::make_pair(seqs, outputs);
+  };
+  CHECK(sorted_lines(b.pp.out) == sorted_lines(b.gnu.out));  // seqs 1..10 in order, the same outputs
+  // Random order: 10 jobs in input order 5 times running is a 1 in 10^32 event.
+  bool shuffled = false;
+  for (int i = 0; i < 5 && !shuffled; ++i)
+    shuffled = sh(dir, "$P run -j1 --shuf echo ::: a b c d e f g h i j").out != "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n";
+  CHECK(shuffled);
+}
+
+// --header: each source's first line names its columns, {name} (and {name.} ...) in the command.
+TEST_CASE("Cli.Gnu.HeaderNamesColumns") {
+  TempDir dir;
+  write_file(dir / "h.csv", "x,y\n1,2\n3,4\n");
+  for (const std::string args :
+       {"-k --header : echo {a}-{b} ::: a 1 2 ::: b x y", "-k --header : --colsep , echo {y}-{x}-{1} :::: h.csv",
+        "-k --header : echo {} ::: a 1 2", "-k --header '.*' --colsep , echo {x}{.}{x.} :::: h.csv",
+        "-k --header 2 --colsep , echo {x} :::: h.csv", "-k --header : --colsep , echo {x} :::: - < h.csv",
+        "-k --header : --colsep , -a h.csv echo {y}"})
+    check_same(run_both(dir, args), args);
+  const auto log = run_both(dir, "-k -j1 --header : --colsep , --joblog - echo {x} :::: h.csv");
+  CHECK(masked_joblog(log.pp.out) == masked_joblog(log.gnu.out));  // the header line takes no Seq
+}
+
+// --plus: the path strings as GNU parallel's Perl substitutions; its other strings are refused.
+TEST_CASE("Cli.Gnu.PlusStrings") {
+  TempDir dir;
+  const std::string args =
+      "-k --plus echo '[{..}] [{...}] [{+/}] [{+.}] [{+..}] [{+...}] [{/..}] [{/...}] [{2..}] [{slot}]' ::: "
+      "a.b.c.d /x/y.tar.gz .a.b dir.d/f.e a.b/c plain '' x. ::: q.r.s";
+  check_same(run_both(dir, "-j1 " + args), args);
+  check_same(run_both(dir, "-k echo {..} ::: a.b.c"), "without --plus {..} is text");
+  for (const std::string refused : {"{##}", "{0#}", "{:-x}", "{%.c}", "{choose_k}"}) {
+    const auto r = sh(dir, "$P run --plus echo '" + refused + "' ::: a.b.c");
+    CHECK(r.exit_code == 255);
+    CHECK(r.out.empty());
+    CHECK(r.err.find("--plus: the replacement string " + refused + " is not supported") != std::string::npos);
+  }
+}
+
+// --retry-failed: the failed jobs of the joblog run again, commands and numbers as logged, appended.
+TEST_CASE("Cli.Gnu.RetryFailed") {
+  TempDir dir;
+  require_gnu();
+  REQUIRE(sh(dir, "parallel --will-cite -j1 --joblog j.tsv 'echo {}; exit {}' ::: 0 1 0 2 > /dev/null; "
+                  "cp j.tsv gnu.tsv; cp j.tsv pp.tsv", "", 90s).exit_code == 0);
+  const auto gnu = sh(dir, "parallel --will-cite -k -j1 --retry-failed --joblog gnu.tsv", "", 90s);
+  const auto pp = sh(dir, "$P run -k -j1 --retry-failed --joblog pp.tsv");
+  CHECK(pp.out == gnu.out);
+  CHECK(pp.out == "1\n2\n");
+  CHECK(pp.exit_code == gnu.exit_code);
+  const auto rows = [](const std::string& text) {  // in file order: the retries are appended
+    std::string out;
+    for (const auto& line : lines_of(text)) {
+      const auto f = split_tabs(line);
+      if (f.size() == 9) out += f[0] + " " + f[6] + " " + f[8] + "\n";
+    }
+    return out;
+  };
+  CHECK(rows(read_file(dir / "pp.tsv")) == rows(read_file(dir / "gnu.tsv")));
+  CHECK(sh(dir, "$P run --retry-failed echo ::: a").exit_code == 255);  // needs --joblog
+}
