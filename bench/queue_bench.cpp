@@ -97,9 +97,11 @@ int pipe_throughput(long n) {
 int pingpong(long n) {
   procpool::Queue<Msg> ping, pong;
   procpool::Process echo(fork_options(), [&ping, &pong, n] {
+    bench::pin_producer();
     for (long i = 0; i < n + 1000; ++i) pong.put(ping.get());
     ::_exit(0);
   });
+  bench::pin_consumer();
   echo.start();
   Msg m{};
   for (int i = 0; i < 1000; ++i) {  // warm-up

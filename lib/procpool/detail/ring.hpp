@@ -235,6 +235,14 @@ private:
   // The adaptive spin budget (os::SpinBudget; 0: no history yet) of this process's waits.
   // Process-local on purpose: no shared traffic.
   mutable std::atomic<std::uint32_t> spin_budget_{0};
+  // How often this process's waits for records (data) and for room (space) look at the other
+  // side's index while spinning: every N steps (RingAccess::kMaxPace). Process-local, as above.
+  mutable std::atomic<std::uint32_t> data_pace_{1};
+  mutable std::atomic<std::uint32_t> space_pace_{1};
+  // The producers' head as this process's consumers last read it: records below it are
+  // published, so a pop needs no look at the producers' line for them. A hint kept here, not in
+  // the shared consumer side, whose first line is the consumers' lock.
+  mutable std::atomic<std::uint64_t> seen_head_{0};
 
   friend struct RingAccess;
 };
