@@ -241,9 +241,13 @@ bool RingAccess::wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, std::at
     }
   };
   std::uint32_t steps = 0;
-  std::uint32_t found_at = 0;  // the step of the look that succeeded; 0: none (slept)
+  std::uint32_t until_look = stride;  // a countdown, not steps % stride: no division per step
+  std::uint32_t found_at = 0;         // the step of the look that succeeded; 0: none (slept)
   const auto look = [&] {
-    if (++steps % stride != 0 || !pred()) return false;
+    ++steps;
+    if (--until_look != 0) return false;
+    until_look = stride;
+    if (!pred()) return false;
     found_at = steps;
     return true;
   };

@@ -12,7 +12,9 @@
 /// record in and *then* publishes the new head; a consumer copies the record out and *then*
 /// publishes the new tail. Empty/full waits follow the one wait policy (detail/os/wait.hpp:
 /// spin with an adaptive budget per Ring object, yielding now and then, then sleep on a futex
-/// word in the segment); every wait honours its deadline.
+/// word in the segment); every wait honours its deadline. While the other side streams, a
+/// spinning waiter looks at its index less often (up to every 64 steps, adaptively), so that
+/// the two sides' cache lines do not cross between cores on every record.
 ///
 /// Crash guarantee (process backend). A process killed at any instruction (SIGKILL included):
 /// - inside a push: the record is either wholly published or not at all; consumers never see a
