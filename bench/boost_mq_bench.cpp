@@ -1,5 +1,6 @@
 // The peer: Boost.Interprocess message_queue, process -> process (fork), 64-byte messages.
-// Usage: boost_mq_bench throughput N   -> "msgs_per_s<TAB>value<TAB>msgs/s"
+// Usage: boost_mq_bench throughput N [DEPTH] -> "msgs_per_s<TAB>value<TAB>msgs/s" (DEPTH messages
+//          at most in the queue, 4096 by default; bench/queue.sh gives procpool's queue the same)
 //        boost_mq_bench pingpong N     -> "rtt_p50<TAB>µs<TAB>us", "rtt_p99<TAB>µs<TAB>us"
 // message_queue needs a name in /dev/shm: it is removed before and after the run.
 #include <algorithm>
@@ -15,12 +16,14 @@
 
 #include <boost/interprocess/ipc/message_queue.hpp>
 
+#include "pin.hpp"
+
 namespace bip = boost::interprocess;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 constexpr std::size_t kMsg = 64;
-constexpr std::size_t kDepth = 4096;  // comparable to procpool's default ring in items
+constexpr std::size_t kDepth = 4096;  // the round trip's queues; throughput takes its depth as an argument
 
 struct Names {
   std::string a = "pp_bench_mq_a_" + std::to_string(::getpid());
@@ -33,11 +36,12 @@ struct Names {
   }
 };
 
-int throughput(long n) {
+int throughput(long n, std::size_t depth) {
   Names names;
-  bip::message_queue q(bip::create_only, names.a.c_str(), kDepth, kMsg);
+  bip::message_queue q(bip::create_only, names.a.c_str(), depth, kMsg);
   const pid_t child = ::fork();
   if (child == 0) {
+    bench::pin_producer();
     bip::message_queue cq(bip::open_only, names.a.c_str());
     char buf[kMsg] = {};
     for (long i = 0; i <= n; ++i) {
@@ -49,6 +53,7 @@ int throughput(long n) {
   char buf[kMsg];
   std::size_t got = 0;
   unsigned prio = 0;
+  bench::pin_consumer();
   q.receive(buf, kMsg, got, prio);
   const auto t0 = Clock::now();
   for (long i = 1; i <= n; ++i) q.receive(buf, kMsg, got, prio);
@@ -95,12 +100,12 @@ int pingpong(long n) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s throughput|pingpong N\n", argv[0]);
+    std::fprintf(stderr, "usage: %s throughput N [DEPTH] | pingpong N\n", argv[0]);
     return 2;
   }
   const std::string mode = argv[1];
   const long n = std::atol(argv[2]);
-  if (mode == "throughput") return throughput(n);
+  if (mode == "throughput") return throughput(n, argc > 3 ? static_cast<std::size_t>(std::atol(argv[3])) : kDepth);
   if (mode == "pingpong") return pingpong(n);
   return 2;
 }

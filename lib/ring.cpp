@@ -152,8 +152,23 @@ struct __attribute__((visibility("hidden"))) RingAccess {
   /// Under the consumer lock, with the record header at `tail` read: if it is a skip record,
   /// passes it (the producers may be waiting for the room it held) and returns true.
   static bool pass_skip(Ring& r, std::uint64_t header, std::uint64_t tail, std::uint64_t head);
+  /// Waits until pred() (exact, for the sleep) or `deadline`: looks once, then spins, looking
+  /// at the other side every `pace` steps, then sleeps on `wp`, registered in `waker`. Adapts
+  /// `pace` (see kMaxPace).
   template <class Pred>
-  static bool wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, const RingDeadline& deadline, Pred pred);
+  static bool wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, std::atomic<std::uint32_t>& pace,
+                         const RingDeadline& deadline, Pred pred);
+  /// Pacing of a streaming wait. Each look at the other side's index pulls its cache line over,
+  /// and the other side's next publication must take it back before its next atomic instruction
+  /// completes: with a consumer that keeps up and looks at every spin step, every push costs
+  /// the producer a cache-line round trip between cores. So while the awaited side streams (a
+  /// wait ends at the first look of its spin), the waiter's spin looks half as often, down to
+  /// every kMaxPace steps (2.6 µs at 40 ns a step), and the items pile up in between, to be
+  /// taken in one pass from the cached index. A wait that needed more looks (a round trip, an
+  /// idle peer) goes back to looking at every step, so a lone item's latency stays that of one
+  /// spin step. Items already there are seen at once (the look before the spin). (16, 32, 64,
+  /// 128, 256 measured on 2 cores, producer and consumer on different cores: 64 was fastest.)
+  static constexpr std::uint32_t kMaxPace = 64;
 };
 
 bool RingAccess::lock_slow(Ring& r, RingSide& side, std::uint32_t me, const RingDeadline& deadline) {
@@ -203,7 +218,9 @@ bool RingAccess::pass_skip(Ring& r, std::uint64_t header, std::uint64_t tail, st
 }
 
 template <class Pred>
-bool RingAccess::wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, const RingDeadline& deadline, Pred pred) {
+bool RingAccess::wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, std::atomic<std::uint32_t>& pace,
+                            const RingDeadline& deadline, Pred pred) {
+  const std::uint32_t stride = std::clamp<std::uint32_t>(pace.load(std::memory_order_relaxed), 1, kMaxPace);
   if (pred()) return true;
   if (no_wait(deadline)) return false;
   const auto sleep = [&] {
@@ -223,8 +240,22 @@ bool RingAccess::wait_until(Ring& r, RingSide& waker, RingWaitPoint& wp, const R
       if (pred()) return true;
     }
   };
+  std::uint32_t steps = 0;
+  std::uint32_t until_look = stride;  // a countdown, not steps % stride: no division per step
+  std::uint32_t found_at = 0;         // the step of the look that succeeded; 0: none (slept)
+  const auto look = [&] {
+    ++steps;
+    if (--until_look != 0) return false;
+    until_look = stride;
+    if (!pred()) return false;
+    found_at = steps;
+    return true;
+  };
   // The budget is per Ring object and process-local: it learns this process's wake-ups.
-  return os::spin_then_sleep(&r.spin_budget_, deadline, true, pred, sleep);
+  const bool ready = os::spin_then_sleep(&r.spin_budget_, deadline, true, look, sleep);
+  const std::uint32_t next = found_at != 0 && found_at <= stride ? std::min(stride * 2, kMaxPace) : 1;
+  if (next != stride) pace.store(next, std::memory_order_relaxed);
+  return ready;
 }
 
 Ring::Ring(const RingOptions& options, bool interprocess) : interprocess_(interprocess) {
@@ -370,7 +401,7 @@ RingStatus Ring::begin_push(std::size_t size, const RingDeadline& deadline, std:
     const std::uint64_t pushed = p.count.load(std::memory_order_relaxed);
     if (!RingAccess::fits(*this, head, pushed, need)) {
       RingAccess::unlock(*this, p);
-      const bool ready = RingAccess::wait_until(*this, c.cons, c.space, deadline, [&] {
+      const bool ready = RingAccess::wait_until(*this, c.cons, c.space, space_pace_, deadline, [&] {
         return c.closed.load(std::memory_order_acquire) != 0 || room_now();
       });
       if (!ready) return RingStatus::Timeout;
@@ -446,16 +477,21 @@ RingStatus Ring::begin_pop(const RingDeadline& deadline, const std::byte*& src, 
     return c.prod.pos.load(std::memory_order_acquire) != s.pos.load(std::memory_order_acquire);
   };
   for (;;) {
-    // Wait for a record before taking the lock: an empty ring costs no lock traffic.
-    if (!has_record()) {
-      // closed is set under the producer lock after the last push published: seeing it, then
-      // head == tail, means drained.
-      if (c.closed.load(std::memory_order_acquire) != 0 && !has_record()) return RingStatus::Closed;
-      const bool ready = RingAccess::wait_until(*this, c.prod, c.data, deadline, [&] {
+    // Wait for a record before taking the lock: an empty ring costs no lock traffic. Records
+    // this process has seen published already (seen_head_) need no look at the producers'
+    // line: after one look, a consumer takes every record published by then without another
+    // (and the producers' next push finds their line still theirs).
+    if (seen_head_.load(std::memory_order_relaxed) <= s.pos.load(std::memory_order_relaxed)) {
+      const bool ready = RingAccess::wait_until(*this, c.prod, c.data, data_pace_, deadline, [&] {
         return has_record() || c.closed.load(std::memory_order_acquire) != 0;
       });
       if (!ready) return RingStatus::Timeout;
-      if (!has_record()) continue;  // closed: re-check for drained above
+      if (!has_record()) {
+        // closed is set under the producer lock after the last push published: seeing it, then
+        // head == tail, means drained. Otherwise another consumer took the record: wait again.
+        if (c.closed.load(std::memory_order_acquire) != 0 && !has_record()) return RingStatus::Closed;
+        continue;
+      }
     }
     if (!RingAccess::lock_for_op(*this, s, deadline)) return RingStatus::Timeout;
     const std::uint64_t tail = s.pos.load(std::memory_order_relaxed);
@@ -463,6 +499,7 @@ RingStatus Ring::begin_pop(const RingDeadline& deadline, const std::byte*& src, 
     if (head <= tail) {
       head = c.prod.pos.load(std::memory_order_acquire);
       s.seen_pos.store(head, std::memory_order_relaxed);
+      seen_head_.store(head, std::memory_order_relaxed);
     }
     if (head == tail) {  // another consumer took it
       RingAccess::unlock(*this, s);
@@ -502,7 +539,7 @@ RingStatus Ring::wait_readable(const RingDeadline& deadline) {
     return c.prod.pos.load(std::memory_order_seq_cst) != c.cons.pos.load(std::memory_order_seq_cst);
   };
   for (;;) {
-    const bool ready = RingAccess::wait_until(*this, c.prod, c.data, deadline, [&] {
+    const bool ready = RingAccess::wait_until(*this, c.prod, c.data, data_pace_, deadline, [&] {
       return has_data() || c.closed.load(std::memory_order_acquire) != 0;
     });
     if (!ready) return RingStatus::Timeout;

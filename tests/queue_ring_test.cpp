@@ -162,6 +162,39 @@ TEST_CASE_TEMPLATE("Queue.Ring.DeadlinesAndMaxRecords", B, Processes, Threads) {
   CHECK(ring.wait_readable(std::chrono::steady_clock::now() + 20ms) == RingStatus::Timeout);
 }
 
+// A stream makes the consumer look at the producers' index less often (the ring paces its
+// waits); after the stream, a lone record must still arrive (through the futex sleep), a
+// non-blocking pop must still look at once, and a timed pop must still honour its deadline.
+TEST_CASE_TEMPLATE("Queue.Ring.PacedWaitsAfterAStream", B, Processes, Threads) {
+  Ring ring(RingOptions{.capacity_bytes = 64 * 1024, .max_records = 0}, B::interprocess);
+  constexpr std::uint32_t kStream = 200'000;
+  qtest::Workers<B> workers;
+  workers.spawn([&ring] {
+    for (std::uint32_t i = 0; i < kStream; ++i)
+      if (ring.push(std::as_bytes(std::span(&i, 1)), std::nullopt) != RingStatus::Ok) return 1;
+    std::this_thread::sleep_for(30ms);  // the consumer spins, then sleeps
+    const std::uint32_t last = kStream;
+    return ring.push(std::as_bytes(std::span(&last, 1)), std::nullopt) == RingStatus::Ok ? 0 : 2;
+  });
+  std::string out;
+  std::uint32_t bad = 0;
+  for (std::uint32_t i = 0; i <= kStream; ++i) {
+    REQUIRE(ring.pop(out, std::chrono::steady_clock::now() + 10s) == RingStatus::Ok);
+    std::uint32_t v = 0;
+    std::memcpy(&v, out.data(), sizeof v);
+    bad += v != i;
+  }
+  CHECK(bad == 0);
+  CHECK(qtest::all_zero(workers.join()));
+  const std::string rec = "now";
+  CHECK(ring.try_push(bytes(rec)) == RingStatus::Ok);
+  CHECK(ring.try_pop(out) == RingStatus::Ok);
+  CHECK(out == rec);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(ring.pop(out, std::chrono::steady_clock::now() + 20ms) == RingStatus::Timeout);
+  CHECK(qtest::ms_since(t0) >= 20ms);
+}
+
 TEST_CASE_TEMPLATE("Queue.Ring.CloseDrainsThenReportsClosed", B, Processes, Threads) {
   Ring ring(RingOptions{.capacity_bytes = 4096, .max_records = 0}, B::interprocess);
   std::atomic<int> popped{0};

@@ -12,7 +12,9 @@
 /// record in and *then* publishes the new head; a consumer copies the record out and *then*
 /// publishes the new tail. Empty/full waits follow the one wait policy (detail/os/wait.hpp:
 /// spin with an adaptive budget per Ring object, yielding now and then, then sleep on a futex
-/// word in the segment); every wait honours its deadline.
+/// word in the segment); every wait honours its deadline. While the other side streams, a
+/// spinning waiter looks at its index less often (up to every 64 steps, adaptively), so that
+/// the two sides' cache lines do not cross between cores on every record.
 ///
 /// Crash guarantee (process backend). A process killed at any instruction (SIGKILL included):
 /// - inside a push: the record is either wholly published or not at all; consumers never see a
@@ -235,6 +237,14 @@ private:
   // The adaptive spin budget (os::SpinBudget; 0: no history yet) of this process's waits.
   // Process-local on purpose: no shared traffic.
   mutable std::atomic<std::uint32_t> spin_budget_{0};
+  // How often this process's waits for records (data) and for room (space) look at the other
+  // side's index while spinning: every N steps (RingAccess::kMaxPace). Process-local, as above.
+  mutable std::atomic<std::uint32_t> data_pace_{1};
+  mutable std::atomic<std::uint32_t> space_pace_{1};
+  // The producers' head as this process's consumers last read it: records below it are
+  // published, so a pop needs no look at the producers' line for them. A hint kept here, not in
+  // the shared consumer side, whose first line is the consumers' lock.
+  mutable std::atomic<std::uint64_t> seen_head_{0};
 
   friend struct RingAccess;
 };

@@ -3,7 +3,9 @@
 /// Typed items over a Ring, shared by Queue, SimpleQueue and Connection: a trivially copyable
 /// item is one record of sizeof(T) bytes, memcpy'd straight into and out of the ring (no
 /// allocation, no cereal); any other Sendable item is encoded with the codec first.
+#include <array>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -65,9 +67,16 @@ RingStatus push_item(Ring& ring, const T& item, const RingDeadline& deadline,
 template <class T>
 RingStatus pop_item(Ring& ring, std::optional<T>& out, const RingDeadline& deadline) {
   if constexpr (TriviallySendable<T>) {
-    // Decoded under the consumer lock: it is one memcpy.
+    // Copied out under the consumer lock: it is one memcpy, inlined (the codec's decode, with
+    // its size checks, is the cold path, for the error it throws on a record of another size).
     return ring.pop_with(deadline, [&](std::span<const std::byte> rec) {
-      out.emplace(codec::decode<T>(std::string_view(reinterpret_cast<const char*>(rec.data()), rec.size())));
+      if (rec.size() != sizeof(T)) [[unlikely]] {
+        out.emplace(codec::decode<T>(std::string_view(reinterpret_cast<const char*>(rec.data()), rec.size())));
+        return;
+      }
+      std::array<std::byte, sizeof(T)> raw;
+      std::memcpy(raw.data(), rec.data(), sizeof(T));
+      out.emplace(std::bit_cast<T>(raw));
     });
   } else {
     // Copied out under the lock, decoded after it, so consumers decode in parallel.
