@@ -97,6 +97,11 @@ void check_doubled(const std::vector<double>& in, const std::vector<double>& out
   CHECK(all);
 }
 
+int fail_at_ends(int x) {
+  if (x == 3 || x == 98) throw std::invalid_argument("item " + std::to_string(x));
+  return x;
+}
+
 // How many worker threads are inside tracked_slow right now (thread backend only).
 std::atomic<int> g_inside_tracked{0};
 int tracked_slow(int x) {
@@ -506,6 +511,25 @@ TEST_CASE("Pool.Terminate.ThreadMapReturnsOnlyOnceNoWorkerReadsItsItems") {
   stopper.join();
   pool.join();
   CHECK(g_inside_tracked.load() == 0);
+}
+
+TEST_CASE_TEMPLATE("Pool.Map.FirstFailedChunkWinsWhoeverRanIt", P, BOTH_POOLS) {
+  // On the thread backend map()'s caller runs chunks from the end while the workers start at
+  // the front: the error reported is still the first failed chunk's, in input order.
+  P pool(2);
+  std::vector<int> in(100);
+  std::iota(in.begin(), in.end(), 0);
+  for (int round = 0; round < 20; ++round) {
+    try {
+      (void)pool.map(&fail_at_ends, in, 10);
+      FAIL("map should have thrown");
+    } catch (const procpool::RemoteError& e) {
+      CHECK(std::string(e.what()).find("item 3") != std::string::npos);
+    } catch (const std::invalid_argument& e) {
+      CHECK(std::string(e.what()) == "item 3");
+    }
+  }
+  CHECK(pool.map(&square, in, 7).back() == 99 * 99);
 }
 
 TEST_CASE_TEMPLATE("Pool.MapAsync.ItemsMayGoAwayAtOnce", P, BOTH_POOLS) {

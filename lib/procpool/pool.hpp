@@ -95,6 +95,9 @@ struct MapCall {
   /// (map_async: a copy), and the gate that a waiting caller leaves by.
   std::shared_ptr<const void> owned_items;
   InPlaceGate gate;
+  /// map() on the thread backend: each chunk's claim, and the error of a chunk its caller ran.
+  std::unique_ptr<std::atomic<ChunkClaim>[]> claims;
+  std::vector<std::exception_ptr> caller_errors;
   /// Chunks finish on the thread handling results, but terminate() fails the rest on its own.
   std::mutex mutex;
 
@@ -125,7 +128,8 @@ public:
       : call_(std::move(call)), chunk_(chunk), offset_(offset), count_(count), in_place_(in_place) {}
   void complete(std::string_view payload) override {
     if (!in_place_) decode_chunk_results<R>(payload, call_->values.data() + offset_, count_);
-    call_->chunk_done();
+    if (!call_->caller_errors.empty() && call_->caller_errors[chunk_]) call_->chunk_failed(chunk_, call_->caller_errors[chunk_]);
+    else call_->chunk_done();
   }
   void fail(std::exception_ptr error) override { call_->chunk_failed(chunk_, std::move(error)); }
 
@@ -704,6 +708,7 @@ private:
   struct MapSubmission {
     AsyncResult<std::vector<R>> result;
     std::shared_ptr<detail::MapCall<R>> call;
+    std::function<void()> help;  ///< thread backend: runs chunks on the waiting caller's thread
   };
 
   /// map() / starmap(): the result, once every chunk has finished. On the thread backend the
@@ -712,6 +717,7 @@ private:
   template <class R>
   static std::vector<R> wait_for_map(MapSubmission<R> submission) {
     try {
+      if (submission.help) submission.help();
       return submission.result.take();
     } catch (...) {
       if (submission.call) submission.call->gate.abandon_and_wait();
@@ -748,7 +754,7 @@ private:
     call->values.resize(span.size());
     if (span.empty()) {
       state->set_value({});
-      return {AsyncResult<std::vector<R>>(state), call};
+      return {AsyncResult<std::vector<R>>(state), call, {}};
     }
     if constexpr (!Backend::interprocess) {
       // In place: each chunk record says where its items and result slots are.
@@ -761,17 +767,46 @@ private:
       const std::size_t chunks = (span.size() + chunksize - 1) / chunksize;
       call->remaining = chunks;
       const void* invoker = detail::code_address(&detail::invoke_map_in_place<Fn, T, Star>);
+      // A caller that waits runs chunks too, from the last one back, while the workers take
+      // them from the first: its core computes instead of idling (as a TBB caller does). Not
+      // with an initializer: its tasks may rely on the per-worker state it set up.
+      const bool caller_helps = borrow_items && chunks > 1 && !core_->has_initializer();
+      if (caller_helps) {
+        call->claims = std::make_unique<std::atomic<detail::ChunkClaim>[]>(chunks);
+        call->caller_errors.resize(chunks);
+      }
+      const auto chunk_at = [c = call.get(), span, chunksize](std::size_t i) {  // c: kept alive by its tasks
+        const std::size_t offset = i * chunksize;
+        return detail::InPlaceChunk{span.data() + offset, c->values.data() + offset,
+                                    std::min(chunksize, span.size() - offset), &c->gate,
+                                    c->claims ? &c->claims[i] : nullptr};
+      };
       try {
         for (std::size_t i = 0; i < chunks; ++i) {
           const std::size_t offset = i * chunksize;
-          const detail::InPlaceChunk chunk{span.data() + offset, call->values.data() + offset,
-                                           std::min(chunksize, span.size() - offset), &call->gate};
+          const detail::InPlaceChunk chunk = chunk_at(i);
           core_->submit(invoker, function_address(fn), std::string_view(reinterpret_cast<const char*>(&chunk), sizeof chunk),
                         std::make_shared<detail::MapChunkTask<R>>(call, i, offset, chunk.count, /*in_place=*/true));
         }
       } catch (...) {
         call->gate.abandon_and_wait();  // closed meanwhile: the chunks already queued must not read borrowed items
         throw;
+      }
+      if (caller_helps) {
+        const void* function = function_address(fn);
+        MapSubmission<R> submission{AsyncResult<std::vector<R>>(state), call, {}};
+        submission.help = [call = call.get(), chunk_at, chunks, function] {
+          for (std::size_t i = chunks; i-- > 0;) {
+            if (!detail::claim_chunk(call->claims[i])) return;  // the workers have come this far
+            try {
+              detail::run_chunk_in_place<Fn, T, Star>(function, chunk_at(i));
+            } catch (...) {
+              call->caller_errors[i] = std::current_exception();  // reported when the chunk's record completes
+            }
+            detail::finish_chunk(call->claims[i]);
+          }
+        };
+        return submission;
       }
     } else {
       const void* invoker = nullptr;
@@ -789,7 +824,7 @@ private:
         core_->submit(invoker, function_address(fn), pieces, std::make_shared<detail::MapChunkTask<R>>(call, i, c.offset, c.count));
       }
     }
-    return {AsyncResult<std::vector<R>>(state), call};
+    return {AsyncResult<std::vector<R>>(state), call, {}};
   }
 
   template <class Fn, class Range>

@@ -173,6 +173,8 @@ public:
   void join();
 
   [[nodiscard]] int workers() const noexcept { return config_.workers; }
+  /// Whether each worker runs an initializer first (then tasks must run in workers only).
+  [[nodiscard]] bool has_initializer() const noexcept { return config_.initializer.has_value(); }
   /// The most bytes the typed layer puts in one chunk: an eighth of the task ring's warm zone,
   /// so that chunks cycle through pages already committed (Ring::warm_bytes) and each worker's
   /// copy of a chunk stays small.

@@ -190,13 +190,49 @@ private:
   std::atomic<bool> abandoned_{false};
 };
 
+/// A chunk that the waiting caller of map() may run itself (so that its core computes instead
+/// of idling while the workers' placement is settled): whoever moves it from Free to Running
+/// runs it; the other waits for Done.
+enum class ChunkClaim : std::uint8_t { Free = 0, Running = 1, Done = 2 };
+
+/// Claims `claim` for the calling thread; false when another thread has it (then returns once
+/// that thread is done with it).
+inline bool claim_chunk(std::atomic<ChunkClaim>& claim) noexcept {
+  ChunkClaim expected = ChunkClaim::Free;
+  if (claim.compare_exchange_strong(expected, ChunkClaim::Running)) return true;
+  for (ChunkClaim now = claim.load(); now != ChunkClaim::Done; now = claim.load()) claim.wait(now);
+  return false;
+}
+inline void finish_chunk(std::atomic<ChunkClaim>& claim) noexcept {
+  claim.store(ChunkClaim::Done);
+  claim.notify_all();
+}
+
 /// The payload of an in-place chunk (the thread backend's map and starmap).
 struct InPlaceChunk {
   const void* items;
   void* results;
   std::size_t count;
   InPlaceGate* gate;
+  std::atomic<ChunkClaim>* claim;  ///< null unless the caller may run this chunk itself
 };
+
+/// Runs one in-place chunk on the calling thread: results[i] = fn(items[i]) (fn(items[i]...)
+/// for starmap). Each item is copied first, as a decoded one would be: fn may take it by reference.
+template <class Fn, class T, bool Star>
+void run_chunk_in_place(const void* function, const InPlaceChunk& chunk) {
+  const T* items = static_cast<const T*>(chunk.items);
+  auto run = [&](T& item) -> decltype(auto) {
+    if constexpr (Star) return std::apply([&](auto&... a) -> decltype(auto) { return call_task_function<Fn>(function, a...); }, item);
+    else return call_task_function<Fn>(function, item);
+  };
+  using R = std::remove_cvref_t<decltype(run(std::declval<T&>()))>;
+  R* results = static_cast<R*>(chunk.results);
+  for (std::size_t i = 0; i < chunk.count; ++i) {
+    T item = items[i];
+    results[i] = run(item);
+  }
+}
 
 /// map / starmap on worker threads: results[i] = fn(items[i]) (fn(items[i]...) for starmap),
 /// in place. Each item is copied first, as a decoded one would be: fn may take it by reference.
@@ -209,17 +245,14 @@ void invoke_map_in_place(const void* function, std::string_view payload, std::st
     InPlaceGate* gate;
     ~Leave() { gate->leave(); }
   } leave{chunk.gate};
-  const T* items = static_cast<const T*>(chunk.items);
-  auto run = [&](T& item) -> decltype(auto) {
-    if constexpr (Star) return std::apply([&](auto&... a) -> decltype(auto) { return call_task_function<Fn>(function, a...); }, item);
-    else return call_task_function<Fn>(function, item);
-  };
-  using R = std::remove_cvref_t<decltype(run(std::declval<T&>()))>;
-  R* results = static_cast<R*>(chunk.results);
-  for (std::size_t i = 0; i < chunk.count; ++i) {
-    T item = items[i];
-    results[i] = run(item);
-  }
+  if (chunk.claim == nullptr) return run_chunk_in_place<Fn, T, Star>(function, chunk);
+  // The caller ran it (or runs it now: waited for), its outcome is in the call already.
+  if (!claim_chunk(*chunk.claim)) return;
+  struct Finish {
+    std::atomic<ChunkClaim>* claim;
+    ~Finish() { finish_chunk(*claim); }
+  } finish{chunk.claim};
+  run_chunk_in_place<Fn, T, Star>(function, chunk);
 }
 
 /// The error a worker sends back for an exception: (type name, message).
