@@ -91,6 +91,11 @@ int main(int argc, char** argv) {
     procpool::dummy::Pool pool(kWorkers);
     map_rates("thread_map_first_call_tasks_per_s", "thread_map_tasks_per_s", n_map,
               [&] { return pool.map(&tiny, in, kChunk); });
+  }
+  {
+    // A pool of its own: what a pool did before (a map) trains its spin budgets and moves its
+    // threads, and the round trips would measure that history.
+    procpool::dummy::Pool pool(kWorkers);
     round_trips("thread_rtt_p50", "thread_rtt_p99", n_rtt, [&](int i) { return pool.apply_async(&tiny, i).get(); });
   }
   {
