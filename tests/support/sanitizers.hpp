@@ -11,4 +11,14 @@ inline constexpr bool kThreadSanitizer = true;
 inline constexpr bool kThreadSanitizer = false;
 #endif
 
+#if defined(__SANITIZE_ADDRESS__)
+/// GCC 12's ASan allocator is not fork-safe: a child forked while another thread of the parent
+/// holds the allocator's lock deadlocks at its first allocation (seen: replacement pool workers
+/// stuck in SizeClassAllocator64::GetFromAllocator). glibc's malloc, which real programs use, takes
+/// its locks around fork().
+inline constexpr bool kAddressSanitizer = true;
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+
 } // namespace testing
