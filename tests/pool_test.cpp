@@ -85,8 +85,7 @@ std::size_t open_fds() {
                                                 std::filesystem::directory_iterator()));
 }
 bool maps_pool_items() {
-  std::ifstream maps("/proc/self/maps");
-  const std::string text((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
+  const std::string text = testing::read_text_file("/proc/self/maps");
   return text.find("procpool-pool-item") != std::string::npos || text.find("procpool-pool-result") != std::string::npos;
 }
 

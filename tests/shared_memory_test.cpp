@@ -195,9 +195,7 @@ TEST_CASE("SharedMemory.Named.CreatorKilledLeavesNothingBehind") {
   }
   CHECK(dev_shm_entries() == before);
   // With the last mapping gone the memory is freed: no mapping of it is left in this process.
-  std::ifstream maps_file("/proc/self/maps");
-  const std::string maps((std::istreambuf_iterator<char>(maps_file)), std::istreambuf_iterator<char>());
-  CHECK(maps.find("procpool-shared-memory") == std::string::npos);
+  CHECK(testing::read_text_file("/proc/self/maps").find("procpool-shared-memory") == std::string::npos);
 }
 
 TEST_CASE("SharedMemory.Named.AnotherUserIsRefused") {

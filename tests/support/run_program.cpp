@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
@@ -127,6 +128,11 @@ std::vector<std::string> procpool_shm_entries() {
     if (name.find("procpool") != std::string::npos) found.push_back(name);
   }
   return found;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream file(path);
+  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
 }
 
 } // namespace testing

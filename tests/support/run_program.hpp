@@ -31,4 +31,7 @@ std::vector<int> zombie_children(int parent);
 /// Entries of /dev/shm whose name contains "procpool".
 std::vector<std::string> procpool_shm_entries();
 
+/// The whole text of a file (e.g. /proc/self/maps); empty if it cannot be read.
+std::string read_text_file(const std::string& path);
+
 } // namespace testing
