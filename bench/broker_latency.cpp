@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace broker = procpool::cli::broker;
+namespace broker = procpool::broker;
 
 int main(int argc, char** argv) {
   if (argc != 5) {

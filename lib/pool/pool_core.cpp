@@ -122,7 +122,7 @@ void check_pool_size(int workers, bool interprocess) {
 
 /// Forked children's copies of pools, kept reachable (and never destroyed) until exit.
 struct AbandonedCore {
-  std::shared_ptr<PoolCore> core;
+  std::shared_ptr<PoolEngine> core;
   AbandonedCore* next;
 };
 std::atomic<AbandonedCore*> g_abandoned{nullptr};
@@ -226,14 +226,14 @@ void PoolCore::shutdown() noexcept {
   }
 }
 
-void PoolCore::abandon(std::shared_ptr<PoolCore> core) noexcept {
+void PoolEngine::abandon(std::shared_ptr<PoolEngine> core) noexcept {
   // Destroying the copy would terminate the owner's workers and close its shared rings, and
   // joining threads that exist only in the owner is undefined: keep it, reachable, instead.
   auto* node = new AbandonedCore{std::move(core), g_abandoned.load()};
   while (!g_abandoned.compare_exchange_weak(node->next, node)) {}
 }
 
-void PoolCore::throw_not_owner() const {
+void PoolEngine::throw_not_owner() const {
   throw ProcessError("procpool: this pool belongs to process " + std::to_string(owner_pid_) + "; process " +
                      std::to_string(os::current_pid()) +
                      " (a forked child) cannot use it: create a Pool in the child instead");
@@ -390,7 +390,7 @@ thread_local std::string spare_batch_buffer;
 thread_local std::vector<std::pair<std::size_t, std::size_t>> spare_batch_records;
 } // namespace
 
-SubmitBatch::SubmitBatch(PoolCore& core) : core_(core), outer_(open_batch) {
+SubmitBatch::SubmitBatch(PoolEngine& core) : core_(core), outer_(open_batch) {
   buffer_.swap(spare_batch_buffer);
   records_.swap(spare_batch_records);
   open_batch = this;

@@ -220,7 +220,7 @@ public:
     bool exhausted = false;     ///< nothing more will be submitted
   };
 
-  IMapFeed(SubmitNext submit_next, std::shared_ptr<IMapShared<R>> shared, std::weak_ptr<PoolCore> core)
+  IMapFeed(SubmitNext submit_next, std::shared_ptr<IMapShared<R>> shared, std::weak_ptr<PoolEngine> core)
       : submit_next_(std::move(submit_next)), shared_(std::move(shared)), core_(std::move(core)) {}
   IMapFeed(const IMapFeed&) = delete;
   IMapFeed& operator=(const IMapFeed&) = delete;
@@ -232,7 +232,7 @@ public:
 
   /// Registers with the pool (once, right after construction). Throws ValueError unless the
   /// pool is running.
-  void open(PoolCore& core, const std::shared_ptr<IMapFeed>& self) {
+  void open(PoolEngine& core, const std::shared_ptr<IMapFeed>& self) {
     std::lock_guard lock(mutex_);  // a join() on another thread may drain it once registered
     stream_ = core.open_stream(self);
   }
@@ -242,7 +242,7 @@ public:
   Progress top_up(std::size_t limit) {
     std::lock_guard lock(mutex_);
     if (exhausted_ || submitted_ >= limit) return {submitted_, exhausted_};
-    const std::shared_ptr<PoolCore> core = core_.lock();
+    const std::shared_ptr<PoolEngine> core = core_.lock();
     std::optional<SubmitBatch> batch;
     if (core && core->owned_here()) batch.emplace(*core);
     while (!exhausted_ && submitted_ < limit) submit_one();
@@ -260,7 +260,7 @@ public:
     return pool_error_;
   }
   /// The pool, while it exists.
-  std::shared_ptr<PoolCore> core() const { return core_.lock(); }
+  std::shared_ptr<PoolEngine> core() const { return core_.lock(); }
   /// The input range's exception, once.
   std::exception_ptr take_input_error() {
     std::lock_guard lock(mutex_);
@@ -298,13 +298,13 @@ private:
   }
   void close_stream() noexcept {
     if (stream_ == 0) return;
-    if (const std::shared_ptr<PoolCore> core = core_.lock()) core->close_stream(stream_);
+    if (const std::shared_ptr<PoolEngine> core = core_.lock()) core->close_stream(stream_);
   }
 
   std::mutex mutex_;
   SubmitNext submit_next_;
   std::shared_ptr<IMapShared<R>> shared_;
-  std::weak_ptr<PoolCore> core_;
+  std::weak_ptr<PoolEngine> core_;
   std::uint64_t stream_ = 0;
   std::size_t submitted_ = 0;
   bool exhausted_ = false;
@@ -393,7 +393,7 @@ private:
       // As AsyncResult::get(): complete results on this thread (no hop through the pool's
       // handler), else spin (the one wait policy), before sleeping on the condition.
       const auto arrived_now = [&] { return shared_->any_done.load(std::memory_order_acquire); };
-      if (const std::shared_ptr<detail::PoolCore> core = feed_->core()) (void)core->drive(arrived_now, deadline);
+      if (const std::shared_ptr<detail::PoolEngine> core = feed_->core()) (void)core->drive(arrived_now, deadline);
       else if (os::may_spin(deadline)) (void)os::spin_until(arrived_now);
       std::unique_lock lock(shared_->mutex);
       auto arrived = [&] { return !shared_->done.empty(); };
@@ -488,9 +488,9 @@ public:
   BasicPool& operator=(const BasicPool&) = delete;
   /// Terminates the workers, like leaving Python's `with Pool() as pool:` block. In a forked
   /// child (a copy of the owner's pool) it does nothing to the owner's workers: the copy is
-  /// abandoned, see detail::PoolCore::abandon.
+  /// abandoned, see detail::PoolEngine::abandon.
   ~BasicPool() {
-    if (!core_->owned_here()) detail::PoolCore::abandon(std::move(core_));
+    if (!core_->owned_here()) detail::PoolEngine::abandon(std::move(core_));
     else core_->shutdown();  // now, even while an imap iteration briefly holds the core
   }
 
@@ -858,11 +858,11 @@ private:
     // A weak reference: the iteration may outlive the pool (BrokenProcessPool, not a dangling
     // pointer). Input exceptions are kept apart from submission errors: the former end the
     // input after the items read before them, the latter say the pool takes nothing more.
-    auto submit_next = [weak_core = std::weak_ptr<detail::PoolCore>(core_), source, chunksize, invoker, function,
+    auto submit_next = [weak_core = std::weak_ptr<detail::PoolEngine>(core_), source, chunksize, invoker, function,
                         chunk = std::vector<T>(), scratch = std::string()](
                            std::size_t index, std::uint64_t stream,
                            const std::shared_ptr<detail::IMapShared<R>>& shared) mutable -> Submission {
-      const std::shared_ptr<detail::PoolCore> core = weak_core.lock();
+      const std::shared_ptr<detail::PoolEngine> core = weak_core.lock();
       auto broken = [] {
         return BrokenProcessPool("procpool: the pool of this imap iteration was terminated or destroyed; the rest of "
                                  "its input cannot run");
@@ -897,12 +897,17 @@ private:
     // enough that an endless input stays in bounded memory.
     const std::size_t lookahead = static_cast<std::size_t>(std::max(256, core_->workers() * 64));
     auto shared = std::make_shared<detail::IMapShared<R>>();
-    auto feed = std::make_shared<Feed>(std::move(submit_next), shared, std::weak_ptr<detail::PoolCore>(core_));
+    auto feed = std::make_shared<Feed>(std::move(submit_next), shared, std::weak_ptr<detail::PoolEngine>(core_));
     feed->open(*core_, feed);  // ValueError if close() or terminate() came meanwhile
     return IMapResult<R>(std::move(feed), std::move(shared), ordered, lookahead);
   }
 
-  std::shared_ptr<detail::PoolCore> core_;  // shared with nothing but imap iterations' weak references
+protected:
+  /// Over another engine (cluster::Pool: workers on other hosts).
+  explicit BasicPool(std::shared_ptr<detail::PoolEngine> engine) : core_(std::move(engine)) {}
+
+private:
+  std::shared_ptr<detail::PoolEngine> core_;  // shared with nothing but imap iterations' weak references
 };
 
 /// The process pool (multiprocessing.Pool).

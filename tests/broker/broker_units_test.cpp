@@ -9,7 +9,7 @@
 #include <vector>
 
 namespace cli = procpool::cli;
-namespace broker = procpool::cli::broker;
+namespace broker = procpool::broker;
 using Args = std::vector<std::string>;
 
 TEST_CASE("Broker.Units.UrlParse") {
@@ -45,15 +45,15 @@ TEST_CASE("Broker.Units.UrlParse") {
 
 TEST_CASE("Broker.Units.UrlErrors") {
   CHECK_THROWS_WITH_AS(broker::parse_broker_url("http://x", nullptr), "--broker: 'http://x' is not a redis:// or redis+unix:// URL",
-                       cli::UsageError);
+                       broker::ConfigError);
   CHECK_THROWS_WITH_AS(broker::parse_broker_url("redis://h:99999", nullptr), "--broker: 'redis://h:99999': the port must be at most 65535",
-                       cli::UsageError);
+                       broker::ConfigError);
   CHECK_THROWS_WITH_AS(broker::parse_broker_url("redis://h/x", nullptr), "--broker: 'redis://h/x': the database number must be a number",
-                       cli::UsageError);
+                       broker::ConfigError);
   CHECK_THROWS_WITH_AS(broker::parse_broker_url("redis://:6379", nullptr), "--broker: 'redis://:6379' names no host",
-                       cli::UsageError);
+                       broker::ConfigError);
   CHECK_THROWS_WITH_AS(broker::parse_broker_url("redis+unix://rel.sock", nullptr),
-                       "--broker: 'redis+unix://rel.sock': redis+unix:// needs an absolute socket path", cli::UsageError);
+                       "--broker: 'redis+unix://rel.sock': redis+unix:// needs an absolute socket path", broker::ConfigError);
 }
 
 TEST_CASE("Broker.Units.Loopback") {
@@ -62,7 +62,7 @@ TEST_CASE("Broker.Units.Loopback") {
     CHECK_MESSAGE(broker::parse_broker_url(url, nullptr).loopback(), url);
   for (const char* url : {"redis://10.0.0.5", "redis://head", "redis://128.0.0.1", "redis://[fe80::1]"})
     CHECK_MESSAGE(!broker::parse_broker_url(url, nullptr).loopback(), url);
-  CHECK_THROWS_AS(broker::check_broker_security(broker::parse_broker_url("redis://head", nullptr), false), cli::UsageError);
+  CHECK_THROWS_AS(broker::check_broker_security(broker::parse_broker_url("redis://head", nullptr), false), broker::ConfigError);
   CHECK_NOTHROW(broker::check_broker_security(broker::parse_broker_url("redis://head", nullptr), true));
   CHECK_NOTHROW(broker::check_broker_security(broker::parse_broker_url("redis://head", "pw"), false));
 }
@@ -70,9 +70,9 @@ TEST_CASE("Broker.Units.Loopback") {
 TEST_CASE("Broker.Units.QueueNames") {
   CHECK_NOTHROW(broker::check_queue_name("default"));
   CHECK_NOTHROW(broker::check_queue_name("gpu.night-2_a"));
-  CHECK_THROWS_AS(broker::check_queue_name(""), cli::UsageError);
-  CHECK_THROWS_AS(broker::check_queue_name("a}b"), cli::UsageError);
-  CHECK_THROWS_AS(broker::check_queue_name(std::string(65, 'q')), cli::UsageError);
+  CHECK_THROWS_AS(broker::check_queue_name(""), broker::ConfigError);
+  CHECK_THROWS_AS(broker::check_queue_name("a}b"), broker::ConfigError);
+  CHECK_THROWS_AS(broker::check_queue_name(std::string(65, 'q')), broker::ConfigError);
 }
 
 TEST_CASE("Broker.Units.RunOptions") {

@@ -97,6 +97,11 @@ int main(int argc, char** argv) {
   } catch (const procpool::cli::UsageError& e) {
     std::cerr << "procpool: " << e.what() << "\n";
     return 255;
+#ifdef PROCPOOL_BROKER
+  } catch (const procpool::broker::ConfigError& e) {
+    std::cerr << "procpool: " << e.what() << "\n";
+    return 255;
+#endif
   } catch (const std::exception& e) {
     std::cerr << "procpool: error: " << e.what() << "\n";
     return 255;

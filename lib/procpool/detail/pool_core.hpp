@@ -22,6 +22,7 @@
 
 #include "procpool/async_result.hpp"
 #include "procpool/detail/arg_transfer.hpp"
+#include "procpool/detail/pool_engine.hpp"
 #include "procpool/detail/sync_support.hpp"
 #include "procpool/start_method.hpp"
 
@@ -30,41 +31,6 @@ namespace procpool::detail {
 class Ring;
 class SharedSegment;
 struct ResultHeader;
-
-/// The parent's record of a task in flight. complete() or fail() is called exactly once, on
-/// the pool's handler thread (or the thread running terminate()).
-class PendingTask {
-public:
-  virtual ~PendingTask() = default;
-  virtual void complete(std::string_view payload) = 0;
-  virtual void fail(std::exception_ptr error) = 0;
-};
-
-/// A consumer of several results (an imap iteration) that wants one wake-up per batch of
-/// results rather than one per result.
-class ResultWaiter {
-public:
-  virtual ~ResultWaiter() = default;
-  virtual void wake() = 0;
-};
-
-/// Wakes `waiter` now; on a pool's handler thread, once the handler has completed the results
-/// that are already waiting (at most a few dozen), so that a consumer faster than the workers
-/// is not woken for every single result.
-void wake_after_batch(const std::shared_ptr<ResultWaiter>& waiter);
-
-/// An iteration that submits its input lazily (imap / imap_unordered), registered with the pool
-/// while it may still submit: after close(), an open stream may go on submitting (Python feeds
-/// the whole input of an imap started before close()), and the task ring stays open until every
-/// stream has finished or been destroyed. join() after close() drains every open stream: it
-/// submits the rest of its input at once (no look-ahead bound), as CPython's task handler does.
-class PoolStream {
-public:
-  virtual ~PoolStream() = default;
-  /// Submits everything left of the input, then closes the stream (close_stream). Never throws:
-  /// errors are kept for the stream's consumer. Called without any lock of the pool held.
-  virtual void drain() noexcept = 0;
-};
 
 struct PoolCoreConfig {
   int workers = 1;
@@ -79,31 +45,9 @@ struct WorkerControl;
 class WorkerHandle;
 struct Wakeup;
 
-class PoolCore;
-
-/// While one exists, the task records that this thread submits to `core` are collected and go
-/// into the task ring together when it ends (Ring::push_many: one lock, one publication, and
-/// no record's writes waiting for the previous one's cache lines). For imap's look-ahead
-/// top-ups, which submit many small tasks at once. Submission errors are thrown at once, as
-/// without a batch. Not copyable; ends on the thread that made it.
-class SubmitBatch {
-public:
-  explicit SubmitBatch(PoolCore& core);
-  SubmitBatch(const SubmitBatch&) = delete;
-  SubmitBatch& operator=(const SubmitBatch&) = delete;
-  ~SubmitBatch();
-
-private:
-  friend class PoolCore;
-  PoolCore& core_;
-  SubmitBatch* outer_;
-  std::string buffer_;                                       ///< the records, back to back
-  std::vector<std::pair<std::size_t, std::size_t>> records_;  ///< offset and size in buffer_
-};
-
 /// Owned through a shared_ptr: an imap iteration holds a weak_ptr, so that it can outlive the
 /// pool safely (BrokenProcessPool instead of a dangling pointer).
-class PoolCore final : public ResultDriver {
+class PoolCore final : public PoolEngine {
 public:
   /// Throws ValueError for a size that cannot fit (see check_pool_size in pool/pool_core.cpp).
   explicit PoolCore(PoolCoreConfig config);
@@ -121,21 +65,7 @@ public:
 
   /// Terminates and joins, like leaving Python's `with Pool() as p:` block; errors are logged.
   /// Idempotent. Owner process only.
-  void shutdown() noexcept;
-  /// What a pool's destructor does with its core in a process that does not own it (a forked
-  /// child's copy): nothing that touches the owner's pool. Its workers, threads and rings are
-  /// the owner's (the threads do not even exist here), so the copy is neither terminated nor
-  /// joined nor destroyed: it is kept, unused, until this process exits.
-  static void abandon(std::shared_ptr<PoolCore> core) noexcept;
-
-  /// Whether the calling process created this pool (a forked child has a copy, not the pool).
-  /// A cached-pid comparison: cheap enough for every submission. Thread-safe.
-  [[nodiscard]] bool owned_here() const noexcept { return os::current_pid() == owner_pid_; }
-  /// Throws ProcessError unless owned_here(): a child's task ids would collide with the
-  /// owner's, and its results would reach the owner's handler. Thread-safe.
-  void check_owner() const {
-    if (!owned_here()) [[unlikely]] throw_not_owner();
-  }
+  void shutdown() noexcept override;
 
   /// Queues a task: `invoker(function, payload, out)` runs in a worker; `task` gets the outcome.
   /// The payload is the concatenation of `pieces`, copied straight into the task ring (no
@@ -145,45 +75,43 @@ public:
   /// `stream`: the id of the open stream submitting (open_stream), which may still submit
   /// after close(); 0 for any other submission.
   void submit(const void* invoker, const void* function, std::span<const std::string_view> pieces,
-              std::shared_ptr<PendingTask> task, std::uint64_t stream = 0);
-  void submit(const void* invoker, const void* function, std::string_view payload, std::shared_ptr<PendingTask> task) {
-    submit(invoker, function, std::span<const std::string_view>(&payload, 1), std::move(task));
-  }
+              std::shared_ptr<PendingTask> task, std::uint64_t stream = 0) override;
+  using PoolEngine::submit;
 
   /// Registers a lazy iteration (see PoolStream); returns its id (never 0). Throws ValueError
   /// unless the pool is running, ProcessError outside the owner. Thread-safe.
-  std::uint64_t open_stream(std::weak_ptr<PoolStream> stream);
+  std::uint64_t open_stream(std::weak_ptr<PoolStream> stream) override;
   /// The stream submits nothing more (its input ended, the pool refused it, or it is being
   /// destroyed). Idempotent. Thread-safe; a no-op outside the owner.
-  void close_stream(std::uint64_t id) noexcept;
+  void close_stream(std::uint64_t id) noexcept override;
   /// Whether submit() takes tasks from `stream` (0: any other submitter): the pool runs, or it
   /// is closed and the stream is still open. Thread-safe.
-  [[nodiscard]] bool accepts(std::uint64_t stream);
+  [[nodiscard]] bool accepts(std::uint64_t stream) override;
 
   /// No new submissions; open streams may still submit the rest of their input. Workers exit
   /// once the queued tasks are done and every stream is closed. Thread-safe. close(),
   /// terminate(), join() and worker_pids() also check_owner().
-  void close();
+  void close() override;
   /// Stops the workers now (SIGTERM, then SIGKILL after 200 ms for processes); queued and
   /// running tasks fail with BrokenProcessPool. Thread-safe.
-  void terminate();
+  void terminate() override;
   /// Waits for the workers and the handler to finish; after close(), first drains every open
   /// stream (PoolStream::drain), so that it never waits on a consumer. Throws ValueError if the
   /// pool is still running (call close() or terminate() first), like Python.
-  void join();
+  void join() override;
 
-  [[nodiscard]] int workers() const noexcept { return config_.workers; }
+  [[nodiscard]] int workers() const noexcept override { return config_.workers; }
   /// Whether each worker runs an initializer first (then tasks must run in workers only).
-  [[nodiscard]] bool has_initializer() const noexcept { return config_.initializer.has_value(); }
+  [[nodiscard]] bool has_initializer() const noexcept override { return config_.initializer.has_value(); }
   /// The most bytes the typed layer puts in one chunk: an eighth of the task ring's warm zone,
   /// so that chunks cycle through pages already committed (Ring::warm_bytes) and each worker's
   /// copy of a chunk stays small.
-  [[nodiscard]] std::size_t chunk_byte_budget() const noexcept;
+  [[nodiscard]] std::size_t chunk_byte_budget() const noexcept override;
   /// Pids of the current worker processes (the thread backend reports this process's pid).
-  [[nodiscard]] std::vector<int> worker_pids() const;
-  [[nodiscard]] bool running() const noexcept { return state_.load() == State::Run; }
+  [[nodiscard]] std::vector<int> worker_pids() const override;
+  [[nodiscard]] bool running() const noexcept override { return state_.load() == State::Run; }
   /// True once terminate() has begun (explicitly or by the destructor). Thread-safe.
-  [[nodiscard]] bool terminated() const noexcept { return state_.load() == State::Terminate; }
+  [[nodiscard]] bool terminated() const noexcept override { return state_.load() == State::Terminate; }
 
 private:
   enum class State { Run, Close, Terminate };
@@ -196,7 +124,7 @@ private:
   void start_feeder();
   friend class SubmitBatch;
   /// Moves a batch's records into the task ring (what does not fit: into the backlog).
-  void flush_batch(SubmitBatch& batch) noexcept;
+  void flush_batch(SubmitBatch& batch) noexcept override;
   void handle_result(std::string_view record);
   /// Tells the worker that sent this out-of-band result that it may close its segment.
   void take_result_segment(const ResultHeader& header) noexcept;
@@ -207,10 +135,8 @@ private:
   void end_driving(std::unique_lock<std::mutex>& lock) noexcept;
   void fail_all_pending(const std::string& why);
   void encode_code(std::string& out, const void* address, std::uint64_t& field, std::uint32_t& name_len);
-  [[noreturn]] void throw_not_owner() const;
 
   PoolCoreConfig config_;
-  pid_t owner_pid_ = os::current_pid();
   std::atomic<State> state_{State::Run};
   std::unique_ptr<Ring> tasks_;
   std::unique_ptr<Ring> results_;

@@ -14,7 +14,7 @@
 struct redisContext;
 struct redisReply;
 
-namespace procpool::cli::broker {
+namespace procpool::broker {
 
 /// The broker cannot be reached, or the connection broke: the caller retries (what() is hiredis' reason).
 struct BrokerDown : std::runtime_error {
@@ -45,7 +45,7 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  /// Connects, AUTH, SELECT. Throws BrokerDown (unreachable) or UsageError (refused credentials).
+  /// Connects, AUTH, SELECT. Throws BrokerDown (unreachable) or ConfigError (refused credentials).
   void connect();
   [[nodiscard]] bool connected() const { return ctx_ != nullptr; }
   void disconnect();
@@ -83,4 +83,4 @@ class Connection {
 std::string reply_text(const redisReply* reply);
 long long reply_integer(const redisReply* reply);
 
-} // namespace procpool::cli::broker
+} // namespace procpool::broker

@@ -7,7 +7,7 @@
 
 #include <string>
 
-namespace procpool::cli::broker {
+namespace procpool::broker {
 
 inline constexpr int kProtocol = 1;
 
@@ -397,4 +397,4 @@ return out
 #undef PP_LUA_NOW
 #undef PP_LUA_CRASH_OUT
 
-} // namespace procpool::cli::broker
+} // namespace procpool::broker

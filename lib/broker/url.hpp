@@ -1,10 +1,12 @@
 #pragma once
 // Broker URLs: redis://[user[:password]@]host[:port][/db] and redis+unix://[user[:password]@]/path.sock[?db=N].
 // Parsed here (hiredis 0.14 has no URL parser); printed only redacted, never with the password.
+#include "broker/config_error.hpp"
+
 #include <optional>
 #include <string>
 
-namespace procpool::cli::broker {
+namespace procpool::broker {
 
 struct BrokerUrl {
   bool unix_socket = false;
@@ -25,14 +27,14 @@ struct BrokerUrl {
 };
 
 /// Parses `text`; a password missing from the URL comes from `env_password` (PROCPOOL_REDIS_PASSWORD).
-/// Throws UsageError with what is wrong.
+/// Throws ConfigError with what is wrong.
 BrokerUrl parse_broker_url(const std::string& text, const char* env_password);
 
 /// Refuses a non-loopback broker without a password unless `insecure` (anyone who reaches it can run
-/// commands as this user); warns about a password written in the URL. Throws UsageError.
+/// commands as this user); warns about a password written in the URL. Throws ConfigError.
 void check_broker_security(const BrokerUrl& url, bool insecure);
 
-/// Queue names: [A-Za-z0-9_.-]{1,64}. Throws UsageError.
+/// Queue names: [A-Za-z0-9_.-]{1,64}. Throws ConfigError.
 void check_queue_name(const std::string& queue);
 
-} // namespace procpool::cli::broker
+} // namespace procpool::broker

@@ -1,6 +1,6 @@
 #include "broker/connection.hpp"
 
-#include "options.hpp"
+#include "broker/config_error.hpp"
 
 #include <hiredis/hiredis.h>
 
@@ -13,7 +13,7 @@
 #include <poll.h>
 #include <sys/time.h>
 
-namespace procpool::cli::broker {
+namespace procpool::broker {
 namespace {
 
 timeval to_timeval(double seconds) {
@@ -61,7 +61,7 @@ void Connection::connect() {
     if (r->type == REDIS_REPLY_ERROR) {
       const std::string why = r->str;
       disconnect();
-      throw UsageError(fmt::format("{} refused the credentials: {}", url_.redacted(), why));
+      throw ConfigError(fmt::format("{} refused the credentials: {}", url_.redacted(), why));
     }
   }
   if (url_.db != 0) {
@@ -69,7 +69,7 @@ void Connection::connect() {
     if (r->type == REDIS_REPLY_ERROR) {
       const std::string why = r->str;
       disconnect();
-      throw UsageError(fmt::format("{}: {}", url_.redacted(), why));
+      throw ConfigError(fmt::format("{}: {}", url_.redacted(), why));
     }
   }
 }
@@ -210,4 +210,4 @@ long long reply_integer(const redisReply* reply) {
   return 0;
 }
 
-} // namespace procpool::cli::broker
+} // namespace procpool::broker

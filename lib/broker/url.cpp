@@ -1,6 +1,6 @@
 #include "broker/url.hpp"
 
-#include "options.hpp"
+#include "broker/config_error.hpp"
 
 #include <fmt/format.h>
 
@@ -10,14 +10,14 @@
 
 #include <arpa/inet.h>
 
-namespace procpool::cli::broker {
+namespace procpool::broker {
 namespace {
 
 int parse_port_or_db(const std::string& text, const std::string& url, const char* what, int max) {
   if (text.empty() || text.size() > 9 || !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); }))
-    throw UsageError(fmt::format("--broker: '{}': the {} must be a number", url, what));
+    throw ConfigError(fmt::format("--broker: '{}': the {} must be a number", url, what));
   const int value = std::stoi(text);
-  if (value > max) throw UsageError(fmt::format("--broker: '{}': the {} must be at most {}", url, what, max));
+  if (value > max) throw ConfigError(fmt::format("--broker: '{}': the {} must be at most {}", url, what, max));
   return value;
 }
 
@@ -43,7 +43,7 @@ BrokerUrl parse_broker_url(const std::string& text, const char* env_password) {
   std::string rest;
   if (text.rfind("redis://", 0) == 0) rest = text.substr(8);
   else if (text.rfind("redis+unix://", 0) == 0) { url.unix_socket = true; rest = text.substr(13); }
-  else throw UsageError(fmt::format("--broker: '{}' is not a redis:// or redis+unix:// URL", text));
+  else throw ConfigError(fmt::format("--broker: '{}' is not a redis:// or redis+unix:// URL", text));
 
   // Credentials end at the last '@' before the path: a password may hold '@' only percent-encoded,
   // but be lenient with a raw one.
@@ -63,10 +63,10 @@ BrokerUrl parse_broker_url(const std::string& text, const char* env_password) {
     const std::size_t query = rest.find('?');
     url.path = rest.substr(0, query);
     if (url.path.empty() || url.path.front() != '/')
-      throw UsageError(fmt::format("--broker: '{}': redis+unix:// needs an absolute socket path", text));
+      throw ConfigError(fmt::format("--broker: '{}': redis+unix:// needs an absolute socket path", text));
     if (query != std::string::npos) {
       const std::string q = rest.substr(query + 1);
-      if (q.rfind("db=", 0) != 0) throw UsageError(fmt::format("--broker: '{}': the only query is ?db=N", text));
+      if (q.rfind("db=", 0) != 0) throw ConfigError(fmt::format("--broker: '{}': the only query is ?db=N", text));
       url.db = parse_port_or_db(q.substr(3), text, "database number", 1'000'000);
     }
   } else {
@@ -76,11 +76,11 @@ BrokerUrl parse_broker_url(const std::string& text, const char* env_password) {
       url.db = parse_port_or_db(rest.substr(slash + 1), text, "database number", 1'000'000);
     if (!hostport.empty() && hostport.front() == '[') {  // [::1]:6379
       const std::size_t close = hostport.find(']');
-      if (close == std::string::npos) throw UsageError(fmt::format("--broker: '{}': unclosed [", text));
+      if (close == std::string::npos) throw ConfigError(fmt::format("--broker: '{}': unclosed [", text));
       url.host = hostport.substr(1, close - 1);
       hostport = hostport.substr(close + 1);
       if (!hostport.empty()) {
-        if (hostport.front() != ':') throw UsageError(fmt::format("--broker: '{}': expected :PORT after ]", text));
+        if (hostport.front() != ':') throw ConfigError(fmt::format("--broker: '{}': expected :PORT after ]", text));
         url.port = parse_port_or_db(hostport.substr(1), text, "port", 65535);
       }
     } else {
@@ -88,8 +88,8 @@ BrokerUrl parse_broker_url(const std::string& text, const char* env_password) {
       url.host = hostport.substr(0, colon);
       if (colon != std::string::npos) url.port = parse_port_or_db(hostport.substr(colon + 1), text, "port", 65535);
     }
-    if (url.host.empty()) throw UsageError(fmt::format("--broker: '{}' names no host", text));
-    if (url.port == 0) throw UsageError(fmt::format("--broker: '{}': port 0", text));
+    if (url.host.empty()) throw ConfigError(fmt::format("--broker: '{}' names no host", text));
+    if (url.port == 0) throw ConfigError(fmt::format("--broker: '{}': port 0", text));
   }
   if (!url.password && env_password != nullptr && *env_password != '\0') url.password = env_password;
   return url;
@@ -119,7 +119,7 @@ bool BrokerUrl::loopback() const {
 
 void check_broker_security(const BrokerUrl& url, bool insecure) {
   if (!url.password && !url.loopback() && !insecure)
-    throw UsageError(fmt::format(
+    throw ConfigError(fmt::format(
         "refusing {} without a password: anyone who reaches it can run commands as this user; set "
         "PROCPOOL_REDIS_PASSWORD or pass --insecure-broker",
         url.redacted()));
@@ -132,7 +132,7 @@ void check_queue_name(const std::string& queue) {
   const bool ok = !queue.empty() && queue.size() <= 64 && std::all_of(queue.begin(), queue.end(), [](unsigned char c) {
     return std::isalnum(c) || c == '_' || c == '.' || c == '-';
   });
-  if (!ok) throw UsageError(fmt::format("--queue: '{}': a queue name is 1-64 of A-Z a-z 0-9 _ . -", queue));
+  if (!ok) throw ConfigError(fmt::format("--queue: '{}': a queue name is 1-64 of A-Z a-z 0-9 _ . -", queue));
 }
 
-} // namespace procpool::cli::broker
+} // namespace procpool::broker

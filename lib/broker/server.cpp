@@ -1,6 +1,5 @@
-// What the three broker commands share: the checked URL and server, clocks, the host name.
-#include "broker/broker.hpp"
-#include "broker/connection.hpp"
+// What every broker client shares: the checked URL and server, clocks, the host name.
+#include "broker/server.hpp"
 #include "broker/scripts.hpp"
 
 #include <hiredis/hiredis.h>
@@ -13,7 +12,7 @@
 
 #include <unistd.h>
 
-namespace procpool::cli::broker {
+namespace procpool::broker {
 
 BrokerUrl checked_url(const std::string& text, bool insecure) {
   BrokerUrl url = parse_broker_url(text, std::getenv("PROCPOOL_REDIS_PASSWORD"));
@@ -21,29 +20,31 @@ BrokerUrl checked_url(const std::string& text, bool insecure) {
   return url;
 }
 
-void check_server(Connection& connection, const std::string& queue) {
+void check_server(Connection& connection, const std::string& queue) { check_server(connection, queue, key_prefix(queue)); }
+
+void check_server(Connection& connection, const std::string& queue, const std::string& prefix) {
   try {
     connection.connect();
   } catch (const BrokerDown& e) {
-    throw UsageError(fmt::format("cannot connect to {}: {}", connection.url().redacted(), e.what()));
+    throw ConfigError(fmt::format("cannot connect to {}: {}", connection.url().redacted(), e.what()));
   }
   // Evicting a job or a lease would lose it silently: refuse unless noeviction.
   const Reply policy = connection.command({"CONFIG", "GET", "maxmemory-policy"});
   if (policy->type == REDIS_REPLY_ARRAY && policy->elements == 2) {
     const std::string value = reply_text(policy->element[1]);
     if (value != "noeviction")
-      throw UsageError(fmt::format("{} has maxmemory-policy {}; procpool needs noeviction", connection.url().redacted(), value));
+      throw ConfigError(fmt::format("{} has maxmemory-policy {}; procpool needs noeviction", connection.url().redacted(), value));
   } else {
     std::cerr << fmt::format("procpool: warning: cannot read maxmemory-policy of {} ({}); make sure it is noeviction\n",
                              connection.url().redacted(), reply_text(policy.get()));
   }
   try {
-    connection.eval(kCheckProto, key_prefix(queue), {std::to_string(kProtocol)});
+    connection.eval(kCheckProto, prefix, {std::to_string(kProtocol)});
   } catch (const ReplyError& e) {
     const std::string what = e.what();
     const auto at = what.find("PROTO ");
     if (at == std::string::npos) throw;
-    throw UsageError(fmt::format("queue '{}' speaks broker protocol {}; this procpool speaks {}", queue,
+    throw ConfigError(fmt::format("queue '{}' speaks broker protocol {}; this procpool speaks {}", queue,
                                  what.substr(at + 6), kProtocol));
   }
 }
@@ -58,4 +59,4 @@ std::string host_name() {
   return name;
 }
 
-} // namespace procpool::cli::broker
+} // namespace procpool::broker
