@@ -1,6 +1,8 @@
 #include "procpool/detail/callable_ref.hpp"
 
 #include <cstring>
+#include <mutex>
+#include <unordered_set>
 
 #include <elf.h>
 #include <link.h>
@@ -155,6 +157,34 @@ const void* resolve_code_ref(const CodeRef& ref) {
     throw ProcessError("procpool: offset " + std::to_string(ref.offset) + " is not in an executable segment of '" +
                        shown(ref.object) + "'; refusing to call it");
   return reinterpret_cast<const void*>(s.base + ref.offset);
+}
+
+namespace {
+struct AllowedInvokers {
+  std::mutex mutex;
+  std::unordered_set<const void*> set;
+};
+AllowedInvokers& allowed_invokers() {
+  static AllowedInvokers* invokers = new AllowedInvokers;  // never destroyed: used until exit
+  return *invokers;
+}
+} // namespace
+
+bool allow_cluster_invoker(const void* invoker) noexcept {
+  try {
+    AllowedInvokers& a = allowed_invokers();
+    std::lock_guard lock(a.mutex);
+    a.set.insert(invoker);
+  } catch (...) {
+    return false;  // out of memory before main(): that entry stays refused
+  }
+  return true;
+}
+
+bool cluster_invoker_allowed(const void* invoker) noexcept {
+  AllowedInvokers& a = allowed_invokers();
+  std::lock_guard lock(a.mutex);
+  return a.set.contains(invoker);
 }
 
 } // namespace procpool::detail

@@ -23,6 +23,7 @@ inline std::string key_prefix(const std::string& queue) { return "pp:{" + queue 
   "  local inf = P .. 'inflight:' .. wid\n"                                                           \
   "  local jids = redis.call('LRANGE', inf, 0, -1)\n"                                                 \
   "  local host = redis.call('HGET', P .. 'worker:' .. wid, 'host') or wid\n"                         \
+  "  local wpid = redis.call('HGET', P .. 'worker:' .. wid, 'pid') or ''\n"                         \
   "  for i = #jids, 1, -1 do\n"                                                                       \
   "    local jid = jids[i]\n"                                                                         \
   "    local j = P .. 'job:' .. jid\n"                                                                \
@@ -46,7 +47,7 @@ inline std::string key_prefix(const std::string& queue) { return "pp:{" + queue 
   "        elseif c > 0 and c >= maxc then\n"                                                         \
   "          redis.call('XADD', run .. ':log', '*', 'seq', f[2], 'att', f[4], 'exit', '-1', 'sig', '0',\n" \
   "            'start', string.format('%.3f', now / 1000), 'rt', '0', 'host', host, 'rcv', '0', 'out', '',\n" \
-  "            'err', '', 'trunc', '0', 'cmd', f[3], 'lost', tostring(c))\n"                          \
+  "            'err', '', 'trunc', '0', 'cmd', f[3], 'lost', tostring(c), 'pid', wpid)\n"             \
   "          redis.call('HINCRBY', run, 'done', 1)\n"                                                 \
   "          redis.call('HINCRBY', run, 'failed', 1)\n"                                               \
   "          redis.call('HINCRBY', run, 'lost', 1)\n"                                                 \
@@ -206,8 +207,8 @@ local runs = {}
 local function run_of(r)
   local c = runs[r]
   if not c then
-    local h = redis.call('HMGET', P .. 'run:' .. r, 'state', 'tries')
-    c = {key = P .. 'run:' .. r, state = h[1], tries = tonumber(h[2] or '1')}
+    local h = redis.call('HMGET', P .. 'run:' .. r, 'state', 'tries', 'kind')
+    c = {key = P .. 'run:' .. r, state = h[1], tries = tonumber(h[2] or '1'), pool = h[3] == 'pool'}
     runs[r] = c
   end
   return c
@@ -237,10 +238,11 @@ for i = 2, #ARGV, 12 do
     else
       redis.call('XADD', run.key .. ':log', '*', 'seq', f[3], 'att', ARGV[i + 1], 'exit', ARGV[i + 3], 'sig',
         ARGV[i + 4], 'start', ARGV[i + 5], 'rt', ARGV[i + 6], 'host', ARGV[i + 7], 'rcv', ARGV[i + 8], 'out',
-        ARGV[i + 9], 'err', ARGV[i + 10], 'trunc', ARGV[i + 11], 'cmd', f[5], 'lost', '0')
+        ARGV[i + 9], 'err', ARGV[i + 10], 'trunc', ARGV[i + 11], 'cmd', run.pool and '' or f[5], 'lost', '0')
       redis.call('HINCRBY', run.key, 'done', 1)
       if failed then redis.call('HINCRBY', run.key, 'failed', 1) end
       redis.call('DEL', j)
+      if run.pool then redis.call('DEL', j .. ':refused') end  -- a pool task another build refused
       done = done + 1
       if failed then failed_n = failed_n + 1 end
       code = 1
@@ -391,6 +393,89 @@ for _, r in ipairs(runs) do
 end
 out[#out + 1] = #live / 11
 for _, v in ipairs(live) do out[#out + 1] = v end
+return out
+)lua"};
+
+// The cluster Pool's queues (issue 14) live under their own prefix, `pp:{Q}:pool:` (same hash slot as the
+// queue's jobs): a `procpool worker` never claims a pool task (it would run its bytes as a shell command) and
+// a pool worker never claims a shell job. The scripts above serve both; the two below are the pool's.
+inline std::string pool_key_prefix(const std::string& queue) { return key_prefix(queue) + "pool:"; }
+
+/// ARGV: wid jid att host pid. A pool worker's task took its process down (the worker lives on): like a
+/// dead worker's lease, one crash; requeued at the front, or logged lost once max_crashes is reached.
+/// 0 stale (fenced), 1 logged lost, 2 requeued.
+inline const Script kTaskLost{"task_lost", PP_LUA_NOW R"lua(
+local wid, jid = ARGV[1], ARGV[2]
+local j = P .. 'job:' .. jid
+local f = redis.call('HMGET', j, 'att', 'run', 'seq', 'cmd')
+if not f[1] or f[1] ~= ARGV[3] or redis.call('LREM', P .. 'inflight:' .. wid, 1, jid) == 0 then
+  redis.call('HINCRBY', P .. 'stats', 'stale', 1)
+  return 0
+end
+local run = P .. 'run:' .. f[2]
+local st = redis.call('HGET', run, 'state')
+if not st then redis.call('DEL', j) return 0 end
+redis.call('HINCRBY', run, 'running', -1)
+redis.call('HDEL', j, 'owner')
+local c = redis.call('HINCRBY', j, 'crashes', 1)
+local maxc = tonumber(redis.call('HGET', run, 'max_crashes') or '5')
+if st ~= 'active' then
+  redis.call('HINCRBY', run, 'cancelled', 1)
+  redis.call('DEL', j)
+  return 0
+end
+if c >= maxc then
+  redis.call('XADD', run .. ':log', '*', 'seq', f[3], 'att', f[1], 'exit', '-1', 'sig', '0', 'start',
+    string.format('%.3f', now / 1000), 'rt', '0', 'host', ARGV[4], 'rcv', '0', 'out', '', 'err', '', 'trunc', '0',
+    'cmd', '', 'lost', tostring(c), 'pid', ARGV[5])
+  redis.call('HINCRBY', run, 'done', 1)
+  redis.call('HINCRBY', run, 'failed', 1)
+  redis.call('HINCRBY', run, 'lost', 1)
+  redis.call('HINCRBY', P .. 'stats', 'lost', 1)
+  redis.call('DEL', j, j .. ':refused')
+  return 1
+end
+redis.call('LPUSH', P .. 'ready', jid)
+redis.call('HINCRBY', P .. 'stats', 'requeued', 1)
+return 2
+)lua"};
+
+/// ARGV: wid jid att host why. A pool worker cannot run the task (another build of the program): the
+/// task goes to the back of the queue for another worker, unless every live worker has refused it, then
+/// it is logged failed (exit 2) with `why`. 0 stale, 1 logged, 2 requeued.
+inline const Script kRefuse{"refuse", PP_LUA_NOW R"lua(
+local wid, jid = ARGV[1], ARGV[2]
+local j = P .. 'job:' .. jid
+local f = redis.call('HMGET', j, 'att', 'run', 'seq')
+if not f[1] or f[1] ~= ARGV[3] or redis.call('LREM', P .. 'inflight:' .. wid, 1, jid) == 0 then return 0 end
+local run = P .. 'run:' .. f[2]
+local st = redis.call('HGET', run, 'state')
+if not st then redis.call('DEL', j, j .. ':refused') return 0 end
+redis.call('HINCRBY', run, 'running', -1)
+redis.call('HDEL', j, 'owner')
+redis.call('SADD', j .. ':refused', wid)
+local live = redis.call('ZCOUNT', P .. 'workers', now, '+inf')
+if st == 'active' and redis.call('SCARD', j .. ':refused') < live then
+  redis.call('RPUSH', P .. 'ready', jid)
+  return 2
+end
+redis.call('XADD', run .. ':log', '*', 'seq', f[3], 'att', f[1], 'exit', '2', 'sig', '0', 'start',
+  string.format('%.3f', now / 1000), 'rt', '0', 'host', ARGV[4], 'rcv', '0', 'out', '', 'err', ARGV[5], 'trunc', '0',
+  'cmd', '', 'lost', '0')
+redis.call('HINCRBY', run, 'done', 1)
+redis.call('HINCRBY', run, 'failed', 1)
+redis.call('DEL', j, j .. ':refused')
+return 1
+)lua"};
+
+/// The live workers of a queue: {total slots, then each worker's pid}.
+inline const Script kLiveWorkers{"live_workers", PP_LUA_NOW R"lua(
+local out = {0}
+for _, wid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'workers', now, '+inf')) do
+  local h = redis.call('HMGET', P .. 'worker:' .. wid, 'slots', 'pid')
+  out[1] = out[1] + tonumber(h[1] or '0')
+  out[#out + 1] = h[2] or '0'
+end
 return out
 )lua"};
 

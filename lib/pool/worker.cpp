@@ -274,6 +274,16 @@ std::string worker_name_prefix(bool interprocess, StartMethod method) {
 
 } // namespace
 
+std::exception_ptr current_task_error() noexcept {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return std::make_exception_ptr(RemoteError(exception_type_name(e), e.what()));
+  } catch (...) {
+    return std::make_exception_ptr(decode_task_error(encode_foreign_exception()));
+  }
+}
+
 void encode_worker_config(std::string& out, std::optional<int> max_tasks, bool raw_addresses,
                           const std::optional<PortableTarget>& initializer) {
   codec::encode_to(out, WorkerConfig{max_tasks, raw_addresses, initializer});

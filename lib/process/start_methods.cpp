@@ -158,6 +158,17 @@ void set_start_method(std::string_view name) { set_start_method(start_method_fro
 StartMethod get_start_method() { return static_cast<StartMethod>(detail::default_start_method()); }
 std::vector<std::string> get_all_start_methods() { return {"fork", "spawn", "forkserver"}; }
 
+namespace detail {
+namespace {
+std::atomic<int (*)(int, char**)> g_cluster_worker_entry{nullptr};
+} // namespace
+
+bool enable_cluster_worker_entry(int (*entry)(int, char**)) noexcept {
+  g_cluster_worker_entry.store(entry);
+  return true;
+}
+} // namespace detail
+
 void init(int argc, char** argv) {
   auto& state = detail::init_state();
   state.initialized = true;
@@ -189,6 +200,11 @@ void init(int argc, char** argv) {
       ::_exit(1);
     }
     detail::run_portable_child(payload, parent);
+  }
+  // `--procpool-worker URL`: only a program that includes procpool/cluster.hpp (it uses cluster
+  // pools, and its workers are itself) becomes a worker; any other ignores the flag.
+  if (argc >= 2 && argv != nullptr && argv[1] != nullptr && std::string_view(argv[1]) == "--procpool-worker") {
+    if (auto* entry = detail::g_cluster_worker_entry.load()) std::exit(entry(argc, argv));
   }
   if (const char* fd_text = std::getenv("PROCPOOL_FORKSERVER_FD")) {
     const int fd = std::atoi(fd_text);

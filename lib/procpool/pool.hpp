@@ -510,7 +510,7 @@ public:
     auto state =
         std::make_shared<detail::ResultState<R>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
     state->set_driver(core_);
-    const void* invoker = detail::code_address(&detail::invoke_apply<Fn, std::decay_t<Args>...>);
+    const void* invoker = task_entry<&detail::invoke_apply<Fn, std::decay_t<Args>...>>();
     auto task = std::make_shared<detail::SingleTask<R>>(state);
     if ((is_large_contiguous(args) || ...)) {
       // A large vector or string goes from the caller's memory straight to where the task
@@ -617,6 +617,13 @@ private:
       codec::encode_to(own, arg);
       pieces.push_back(own);
     }
+  }
+
+  /// A task's entry point; a cluster pool's entries are registered for its workers (ClusterInvoker).
+  template <auto Invoker>
+  static const void* task_entry() {
+    if constexpr (requires { Backend::cluster; }) (void)detail::ClusterInvoker<Invoker>::allowed;
+    return detail::code_address(Invoker);
   }
 
   template <class Fn>
@@ -801,7 +808,7 @@ private:
             try {
               detail::run_chunk_in_place<Fn, T, Star>(function, chunk_at(i));
             } catch (...) {
-              call->caller_errors[i] = std::current_exception();  // reported when the chunk's record completes
+              call->caller_errors[i] = detail::current_task_error();  // reported when the chunk's record completes
             }
             detail::finish_chunk(call->claims[i]);
           }
@@ -810,8 +817,8 @@ private:
       }
     } else {
       const void* invoker = nullptr;
-      if constexpr (Star) invoker = detail::code_address(&detail::invoke_starmap<Fn, T>);
-      else invoker = detail::code_address(&detail::invoke_map<Fn, T>);
+      if constexpr (Star) invoker = task_entry<&detail::invoke_starmap<Fn, T>>();
+      else invoker = task_entry<&detail::invoke_map<Fn, T>>();
       const std::vector<MapChunk> chunks = cut_chunks<T, R>(span, chunksize);
       call->remaining = chunks.size();
       std::uint32_t count_storage = 0;
@@ -851,7 +858,7 @@ private:
     std::shared_ptr<Source> source;
     if constexpr (std::is_lvalue_reference_v<Range>) source = std::make_shared<Source>(Source{&items, std::nullopt});
     else source = std::make_shared<Source>(Source{std::move(items), std::nullopt});
-    const void* invoker = detail::code_address(&detail::invoke_map<Fn, T>);
+    const void* invoker = task_entry<&detail::invoke_map<Fn, T>>();
     const void* function = function_address(fn);
     using Feed = detail::IMapFeed<R>;
     using Submission = typename Feed::Submission;

@@ -49,6 +49,12 @@ std::vector<LoadedObject> loaded_objects();
 /// code found by offset in it (spawn targets, pool tasks) would be other code.
 void check_same_objects(const std::vector<LoadedObject>& parents);
 
+/// Cluster pool workers run only the task entries (invokers) that this program instantiated for a
+/// cluster pool: a task from the broker cannot name other code of the program as its entry.
+/// Registered before main() (detail::ClusterInvoker in pool_wire.hpp), read by workers. Thread-safe.
+bool allow_cluster_invoker(const void* invoker) noexcept;
+[[nodiscard]] bool cluster_invoker_allowed(const void* invoker) noexcept;
+
 /// A function pointer as an untyped code address (function-to-object pointer casts are
 /// conditionally supported; g++ on Linux supports them).
 template <class F>

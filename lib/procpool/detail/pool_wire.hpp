@@ -16,6 +16,7 @@
 
 #include "procpool/codec.hpp"
 #include "procpool/detail/arg_transfer.hpp"
+#include "procpool/detail/callable_ref.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {
@@ -60,6 +61,12 @@ struct ResultHeader {
   std::int32_t exit_status;  ///< worker_lost: exit code, or -N after signal N
   std::uint32_t worker_index;
   PayloadAt payload_at;
+};
+
+/// Registers a cluster pool's task entry before main() (see allow_cluster_invoker).
+template <auto Invoker>
+struct ClusterInvoker {
+  static inline const bool allowed = allow_cluster_invoker(reinterpret_cast<const void*>(Invoker));
 };
 
 /// Whether `Fn` can run in a pool worker: a function or a captureless lambda.
@@ -262,6 +269,10 @@ inline std::string encode_task_error(std::string type_name, std::string message)
   return out;
 }
 inline std::string encode_task_error(const std::exception& e) { return encode_task_error(exception_type_name(e), e.what()); }
+
+/// The exception being handled as a task error: the RemoteError its worker would have sent, so
+/// that an error is the same whichever thread ran the task (the thread backend's map caller too).
+std::exception_ptr current_task_error() noexcept;
 
 inline RemoteError decode_task_error(std::string_view payload) {
   auto [type, message] = codec::decode<std::pair<std::string, std::string>>(payload);
