@@ -14,6 +14,8 @@ packages=(
   libtbb-dev gnuplot-nox
   # the broker (issue 13): hiredis to build `procpool worker`, a redis-server the tests start themselves
   redis-server libhiredis-dev iproute2 util-linux
+  # the cluster Pool's bench (issue 14): RQ, the Python job queue on the same Redis, as a peer
+  python3-rq
 )
 
 missing=()

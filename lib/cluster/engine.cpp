@@ -24,6 +24,9 @@
 #include <thread>
 #include <unordered_map>
 
+#include <csignal>
+
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace procpool::detail {
@@ -53,10 +56,43 @@ auto translate_broker_errors(const char* what, F&& f) {
   }
 }
 
+class ClusterEngine;
+
+/// Ctrl-C (or SIGTERM, SIGHUP) of the owner cancels its pools' tasks everywhere at once, then the
+/// process dies of the signal as it would have: installed with the first cluster pool, only where the
+/// signal has its default action (a program's own handler is left alone; then the runs expire after
+/// owner_timeout). Forked children keep the default action (the handler re-raises there).
+class InterruptWatch {
+public:
+  /// This process's watch (a forked child that makes a cluster pool gets its own).
+  static InterruptWatch& instance() {
+    static std::mutex mu;
+    static InterruptWatch* watch = nullptr;  // never destroyed: the handler may run until exit
+    std::lock_guard lock(mu);
+    if (watch == nullptr || watch->owner_ != ::getpid()) watch = new InterruptWatch;
+    return *watch;
+  }
+  void add(ClusterEngine* engine);
+  void remove(ClusterEngine* engine);
+
+private:
+  InterruptWatch();
+  static void on_signal(int sig);
+  void watch_loop();
+
+  std::mutex mu_;
+  std::vector<ClusterEngine*> engines_;
+  static inline int write_fd_ = -1;
+  static inline pid_t pid_ = 0;
+  int read_fd_ = -1;
+  pid_t owner_ = ::getpid();
+};
+
 class ClusterEngine final : public PoolEngine {
 public:
   explicit ClusterEngine(const cluster::ClusterOptions& options);
   ~ClusterEngine() override {
+    InterruptWatch::instance().remove(this);
     if (owned_here()) shutdown();
   }
 
@@ -79,6 +115,8 @@ public:
   [[nodiscard]] std::vector<int> worker_pids() const override;
   [[nodiscard]] bool running() const noexcept override { return state_.load() == State::Run; }
   [[nodiscard]] bool terminated() const noexcept override { return state_.load() == State::Terminate; }
+  /// The owner is interrupted: its queued tasks are dropped, running ones stopped (one round trip).
+  void cancel_on_interrupt() noexcept;
 
 private:
   enum class State { Run, Close, Terminate };
@@ -152,6 +190,67 @@ ClusterEngine::ClusterEngine(const cluster::ClusterOptions& options) : options_(
   last_ok_ms_ = monotonic_ms();
   sender_ = std::thread([this] { sender_loop(); });
   receiver_ = std::thread([this] { receiver_loop(); });
+  InterruptWatch::instance().add(this);
+}
+
+void ClusterEngine::cancel_on_interrupt() noexcept {
+  try {
+    Connection conn(url_, 1.0);
+    conn.eval(kCancel, prefix_, {run_id_, "cancelled", "1"});
+  } catch (...) {
+    // Unreachable: the run expires after owner_timeout instead.
+  }
+}
+
+InterruptWatch::InterruptWatch() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return;
+  read_fd_ = fds[0];
+  write_fd_ = fds[1];
+  pid_ = ::getpid();
+  std::thread([this] { watch_loop(); }).detach();
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction old {};
+    if (::sigaction(sig, nullptr, &old) != 0 || (old.sa_flags & SA_SIGINFO) != 0) continue;
+    if (old.sa_handler != SIG_DFL && old.sa_handler != &InterruptWatch::on_signal) continue;
+    struct sigaction act {};
+    act.sa_handler = &InterruptWatch::on_signal;
+    sigemptyset(&act.sa_mask);
+    ::sigaction(sig, &act, nullptr);
+  }
+}
+
+void InterruptWatch::on_signal(int sig) {
+  if (::getpid() != pid_) {  // a forked child: the default action, as before the pool existed
+    ::signal(sig, SIG_DFL);
+    ::raise(sig);
+    return;
+  }
+  const unsigned char byte = static_cast<unsigned char>(sig);
+  (void)!::write(write_fd_, &byte, 1);
+}
+
+void InterruptWatch::watch_loop() {
+  unsigned char byte = 0;
+  while (::read(read_fd_, &byte, 1) != 1) {
+    if (errno != EINTR) return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (ClusterEngine* engine : engines_) engine->cancel_on_interrupt();
+  }
+  ::signal(byte, SIG_DFL);
+  ::raise(byte);
+}
+
+void InterruptWatch::add(ClusterEngine* engine) {
+  std::lock_guard lock(mu_);
+  engines_.push_back(engine);
+}
+
+void InterruptWatch::remove(ClusterEngine* engine) {
+  std::lock_guard lock(mu_);
+  std::erase(engines_, engine);
 }
 
 CodeRef ClusterEngine::code_ref(const void* address) {

@@ -205,3 +205,30 @@ TEST_CASE("Pool.ClusterFailure.Options.ClearErrors") {
   CHECK(parsed.queue == "q1");
   CHECK(parsed.lease == std::chrono::seconds(2));
 }
+
+TEST_CASE("Pool.ClusterFailure.OwnerInterrupted.CancelsItsTasksAtOnce") {
+  TempDir dir;
+  RedisServer redis;
+  auto w = start_worker(dir, redis.url(), "ctrlc", 1, "w.out");
+  wait_for_workers(redis, "ctrlc", 1);
+  const std::string log = dir / "marks";
+  const pid_t owner = ::fork();
+  REQUIRE(owner >= 0);
+  if (owner == 0) {
+    cluster::Pool pool(options_for(redis, "ctrlc"));  // owner_timeout: the default 30 s
+    std::vector<procpool::AsyncResult<int>> results;
+    for (int i = 0; i < 20; ++i) results.push_back(pool.apply_async(mark_and_sleep, log, 300));
+    (void)results.back().get(60s);  // interrupted long before
+    ::_exit(0);
+  }
+  REQUIRE(eventually([&] { return marks(log).size() >= 1; }));
+  ::kill(owner, SIGINT);  // Ctrl-C
+  int status = 0;
+  REQUIRE(::waitpid(owner, &status, 0) == owner);
+  CHECK(WIFSIGNALED(status));  // it still dies of the signal
+  CHECK(WTERMSIG(status) == SIGINT);
+  // Cancelled in Redis by the owner on its way out: the queue is empty well before the 30 s owner timeout.
+  CHECK(eventually([&] { return redis.cmd("LLEN pp:{ctrlc}:pool:ready") == ":0"; }, 3000ms));
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  CHECK(marks(log).size() <= 3);  // the running one (and at most one claimed meanwhile) finished; nothing more ran
+}
