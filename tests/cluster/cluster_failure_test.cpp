@@ -232,3 +232,67 @@ TEST_CASE("Pool.ClusterFailure.OwnerInterrupted.CancelsItsTasksAtOnce") {
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   CHECK(marks(log).size() <= 3);  // the running one (and at most one claimed meanwhile) finished; nothing more ran
 }
+
+TEST_CASE("Pool.ClusterFailure.Status.ShowsPoolWorkersAndRuns") {
+  TempDir dir;
+  RedisServer redis;
+  auto w = start_worker(dir, redis.url(), "st", 1, "w.out", "10s", {"--host-name", "hostS"});
+  wait_for_workers(redis, "st", 1);
+  cluster::Pool pool(options_for(redis, "st"));
+  auto slow = pool.apply_async(mark_and_sleep, dir / "marks", 1500);
+  REQUIRE(eventually([&] { return marks(dir / "marks").size() == 1; }));
+  const auto text = sh(dir, "$P status --broker " + redis.url() + " --queue st");
+  CHECK(text.exit_code == 0);
+  INFO(text.out);
+  CHECK(text.out.find("cluster pools of queue 'st': 0 ready") != std::string::npos);
+  CHECK(text.out.find("hostS pid " + std::to_string(w->pid) + ": ") != std::string::npos);  // busy: as of its last heartbeat
+  CHECK(text.out.find("/1 busy") != std::string::npos);
+  CHECK(text.out.find(":1 running ") != std::string::npos);  // its current task
+  CHECK(text.out.find(" active: done 0 failed 0 running 1 queued 0") != std::string::npos);
+  const auto json = sh(dir, "$P status --broker " + redis.url() + " --queue st --json");
+  CHECK(json.exit_code == 0);
+  CHECK(json.out.find("\"pool\":{") != std::string::npos);
+  CHECK(json.out.find("\"host\":\"hostS\"") != std::string::npos);
+  CHECK(slow.get(10s) == w->pid);
+}
+
+namespace {
+std::string host_after(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  return name;
+}
+} // namespace
+
+TEST_CASE("Pool.ClusterFailure.Netns.ThreeHostsOneLost") {
+  // Workers as separate hosts: their own network and UTS namespaces (a unix socket reaches Redis: a file).
+  TempDir dir;
+  if (::geteuid() != 0 || sh(dir, "unshare -n -u true").exit_code != 0) {
+    MESSAGE("SKIP: needs root for network namespaces (unshare -n -u)");
+    return;
+  }
+  RedisServer redis;
+  std::vector<std::unique_ptr<BackgroundProgram>> hosts;
+  for (const std::string name : {"nsA", "nsB", "nsC"})
+    hosts.push_back(std::make_unique<BackgroundProgram>(
+        dir,
+        std::vector<std::string>{"unshare", "-n", "-u", "sh", "-c",
+                                 "hostname " + name + " && exec '" + self_exe() + "' --procpool-worker '" +
+                                     redis.unix_url() + "' -j 1 --queue hosts --lease 1s"},
+        name));
+  wait_for_workers(redis, "hosts", 3);
+  auto options = options_for(redis, "hosts", 3);
+  options.broker = redis.unix_url();
+  cluster::Pool pool(options);
+  const std::vector<int> delays(30, 50);
+  const auto seen = pool.map(host_after, delays, 1);
+  CHECK(std::set<std::string>(seen.begin(), seen.end()) == std::set<std::string>{"nsA", "nsB", "nsC"});
+  // One host dies mid-map: every task still delivers exactly one result, from the two left.
+  auto later = pool.map_async(host_after, std::vector<int>(30, 100), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ::kill(hosts[1]->pid, SIGKILL);
+  const auto after = later.get(30s);
+  CHECK(after.size() == 30);
+  CHECK(std::count(after.begin(), after.end(), "nsA") + std::count(after.begin(), after.end(), "nsC") >= 26);
+}

@@ -118,8 +118,9 @@ std::string eta(const Snapshot::Run& r, long long now) {
   return age(static_cast<long long>(per_job * static_cast<double>(left)));
 }
 
-std::string render_text(const Snapshot& s, const std::string& queue) {
-  std::string out = fmt::format("queue '{}': {} ready{}\n", queue, s.ready,
+/// `what`: "queue 'Q'" for the jobs of `procpool run`, "cluster pools of queue 'Q'" for cluster::Pool tasks.
+std::string render_text(const Snapshot& s, const std::string& what) {
+  std::string out = fmt::format("{}: {} ready{}\n", what, s.ready,
                                 s.oldest > 0 ? fmt::format(", oldest waiting {}", age(s.now - s.oldest)) : "");
   out += fmt::format("  claimed {}  done {}  failed {}  requeued after a crash {}  lost {}  stale completions refused {}\n",
                      s.stats[0], s.stats[1], s.stats[2], s.stats[3], s.stats[4], s.stats[5]);
@@ -140,9 +141,10 @@ std::string render_text(const Snapshot& s, const std::string& queue) {
   return out;
 }
 
-std::string render_json(const Snapshot& s, const std::string& queue) {
-  std::string out = fmt::format(R"({{"queue":{},"time_ms":{},"ready":{},"oldest_age_ms":{},)", json_string(queue), s.now,
-                                s.ready, s.oldest > 0 ? s.now - s.oldest : 0);
+/// The snapshot's fields as one JSON object's members (without braces).
+std::string json_members(const Snapshot& s) {
+  std::string out = fmt::format(R"("time_ms":{},"ready":{},"oldest_age_ms":{},)", s.now, s.ready,
+                                s.oldest > 0 ? s.now - s.oldest : 0);
   out += fmt::format(R"("stats":{{"claimed":{},"done":{},"failed":{},"requeued":{},"lost":{},"stale":{}}},"workers":[)",
                      s.stats[0], s.stats[1], s.stats[2], s.stats[3], s.stats[4], s.stats[5]);
   for (std::size_t i = 0; i < s.workers.size(); ++i) {
@@ -164,8 +166,15 @@ std::string render_json(const Snapshot& s, const std::string& queue) {
         i ? "," : "", json_string(r.id), json_string(r.state), r.enq, r.done, r.failed, r.running, queued, r.lost,
         r.cancelled, json_string(r.submitter), s.now - r.seen);
   }
-  return out + "]}\n";
+  return out + "]";
 }
+
+/// The queue's jobs, and its cluster pools' tasks and workers under "pool".
+std::string render_json(const Snapshot& jobs, const Snapshot& pools, const std::string& queue) {
+  return fmt::format(R"({{"queue":{},{},"pool":{{{}}}}})", json_string(queue), json_members(jobs), json_members(pools)) + "\n";
+}
+
+bool has_pools(const Snapshot& pools) { return pools.ready > 0 || !pools.workers.empty() || !pools.runs.empty(); }
 
 } // namespace
 
@@ -179,13 +188,20 @@ int show_status(const StatusOptions& options) {
     throw UsageError(fmt::format("cannot connect to {}: {}", url.redacted(), e.what()));
   }
   for (;;) {
-    Snapshot s;
+    Snapshot s, pools;
     try {
       s = read_snapshot(conn, key_prefix(options.queue));
+      pools = read_snapshot(conn, pool_key_prefix(options.queue));
     } catch (const BrokerDown& e) {
       throw UsageError(fmt::format("broker {} unreachable: {}", url.redacted(), e.what()));
     }
-    const std::string text = options.json ? render_json(s, options.queue) : render_text(s, options.queue);
+    std::string text;
+    if (options.json) {
+      text = render_json(s, pools, options.queue);
+    } else {
+      text = render_text(s, fmt::format("queue '{}'", options.queue));
+      if (has_pools(pools)) text += render_text(pools, fmt::format("cluster pools of queue '{}'", options.queue));
+    }
     if (options.watch > 0 && !options.json) std::cout << "\x1b[H\x1b[2J";
     std::cout << text << std::flush;
     if (options.watch <= 0) return 0;
