@@ -275,10 +275,8 @@ void ClusterEngine::submit(const void* invoker, const void* function, std::span<
   for (const std::string_view piece : pieces) wire.payload += piece;
   std::string cmd = codec::encode(wire);
   std::lock_guard lock(mu_);
-  if (!accepts_locked(stream)) {
-    if (state_.load() == State::Terminate) throw ValueError("procpool: Pool not running (terminated)");
-    throw ValueError("procpool: Pool not running: no new tasks after close()");
-  }
+  if (!accepts_locked(stream))
+    throw ValueError("procpool: Pool not running: no task can be submitted after close() or terminate()");
   const std::uint64_t seq = next_seq_++;
   pending_.emplace(seq, std::move(task));
   outbox_.push_back({seq, std::move(cmd)});

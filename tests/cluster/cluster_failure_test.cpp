@@ -4,6 +4,8 @@
 // queued tasks are dropped, the workers move on), Redis restarted from its AOF (nothing lost).
 #include "cluster_helpers.hpp"
 
+#include "sanitizers.hpp"
+
 #include <procpool/procpool.hpp>
 
 #include <doctest/doctest.h>
@@ -128,6 +130,12 @@ TEST_CASE("Pool.ClusterFailure.OtherBuild.RefusesNamingBothBuildIds") {
 }
 
 TEST_CASE("Pool.ClusterFailure.OwnerKilled.QueuedTasksDroppedWorkersMoveOn") {
+  if (testing::kThreadSanitizer || testing::kAddressSanitizer) {
+    // The owner is a forked child that starts threads: TSan cannot follow thread creation in a forked
+    // child of a multithreaded process, and GCC 12's ASan allocator is not fork-safe.
+    MESSAGE("SKIP under sanitizers: the owner is a forked child of a multithreaded test process");
+    return;
+  }
   TempDir dir;
   RedisServer redis;
   auto w = start_worker(dir, redis.url(), "owner", 1, "w.out");
@@ -207,6 +215,12 @@ TEST_CASE("Pool.ClusterFailure.Options.ClearErrors") {
 }
 
 TEST_CASE("Pool.ClusterFailure.OwnerInterrupted.CancelsItsTasksAtOnce") {
+  if (testing::kThreadSanitizer || testing::kAddressSanitizer) {
+    // The owner is a forked child that starts threads: TSan cannot follow thread creation in a forked
+    // child of a multithreaded process, and GCC 12's ASan allocator is not fork-safe.
+    MESSAGE("SKIP under sanitizers: the owner is a forked child of a multithreaded test process");
+    return;
+  }
   TempDir dir;
   RedisServer redis;
   auto w = start_worker(dir, redis.url(), "ctrlc", 1, "w.out");
@@ -295,4 +309,42 @@ TEST_CASE("Pool.ClusterFailure.Netns.ThreeHostsOneLost") {
   const auto after = later.get(30s);
   CHECK(after.size() == 30);
   CHECK(std::count(after.begin(), after.end(), "nsA") + std::count(after.begin(), after.end(), "nsC") >= 26);
+}
+
+TEST_CASE("Pool.ClusterFailure.WorkerStopped.HandsTasksBackWithoutACrash") {
+  TempDir dir;
+  RedisServer redis;
+  auto a = start_worker(dir, redis.url(), "stop", 1, "a.out");
+  wait_for_workers(redis, "stop", 1);
+  auto options = options_for(redis, "stop");
+  options.max_crashes = 1;  // a crash would fail the task at once: a stop must not count as one
+  cluster::Pool pool(options);
+  const std::string log = dir / "marks";
+  auto result = pool.apply_async(mark_and_sleep, log, 1500);
+  REQUIRE(eventually([&] { return marks(log).size() == 1; }));
+  auto b = start_worker(dir, redis.url(), "stop", 1, "b.out");
+  wait_for_workers(redis, "stop", 2);
+  ::kill(a->pid, SIGTERM);
+  CHECK(a->wait(10s) == 0);  // stops its task, hands it back, exits 0
+  CHECK(result.get(20s) == b->pid);
+  CHECK(marks(log).size() == 2);
+  CHECK(read_file(dir / "a.out.err").find("handing 1 running tasks back to the queue") != std::string::npos);
+}
+
+TEST_CASE("Pool.ClusterFailure.BackPressure.MaxQueuedBoundsRedis") {
+  TempDir dir;
+  RedisServer redis;
+  auto options = options_for(redis, "bp");
+  options.max_queued = 5;
+  cluster::Pool pool(options);  // no worker yet: everything waits
+  std::vector<int> items(2000);
+  for (int i = 0; i < 2000; ++i) items[static_cast<std::size_t>(i)] = i;
+  auto all = pool.map_async(twice, items, 1);  // 2,000 tasks
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(redis.cmd("LLEN pp:{bp}:pool:ready") == ":5");  // the rest waits in the owner
+  auto w = start_worker(dir, redis.url(), "bp", 2, "w.out");
+  const auto out = all.get(60s);
+  REQUIRE(out.size() == 2000);
+  CHECK(out[1999] == 3998);
+  CHECK(redis.cmd("LLEN pp:{bp}:pool:ready") == ":0");
 }
