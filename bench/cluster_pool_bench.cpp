@@ -5,7 +5,8 @@
 //   bench-cluster-pool - - local-map N          procpool::Pool(2) map of the same tasks: tasks/s
 //   bench-cluster-pool URL QUEUE rtt N          apply_async().get() round trips: p50 and p99 in microseconds
 //   bench-cluster-pool URL QUEUE cpu TASKS MS   TASKS CPU-bound tasks of about MS ms: serial seconds, cluster seconds
-// Prints `key value` lines.
+//   bench-cluster-pool URL QUEUE all            map 100000, map1 20000, rtt 2000, cpu 8 250 in one process
+// Prints `key<TAB>value` lines (bench/lib.sh).
 #include <procpool/cluster.hpp>
 #include <procpool/procpool.hpp>
 
@@ -22,7 +23,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int square(int x) { return x * x; }
+int twice(int x) { return 2 * x; }
 int nop(int x) { return x; }
 
 /// About `iterations` rounds of integer mixing: CPU only, no memory traffic.
@@ -51,71 +52,79 @@ std::vector<int> items(long n) {
   return v;
 }
 
+/// map of n tiny tasks; chunksize 0: Python's default. False when a result is wrong.
+bool bench_map(procpool::cluster::Pool& pool, long n, std::size_t chunksize, const char* key) {
+  const auto in = items(n);
+  (void)pool.map(twice, items(100));  // the workers' first task: code paths warm
+  const auto t0 = Clock::now();
+  const auto out = pool.map(twice, in, chunksize);
+  std::printf("%s\t%.0f\n", key, static_cast<double>(n) / seconds_since(t0));
+  return out.back() == 2 * (n - 1);
+}
+
+void bench_rtt(procpool::cluster::Pool& pool, long n) {
+  for (int i = 0; i < 200; ++i) (void)pool.apply(nop, i);
+  std::vector<double> us;
+  us.reserve(static_cast<std::size_t>(n));
+  for (long i = 0; i < n; ++i) {
+    const auto t0 = Clock::now();
+    (void)pool.apply_async(nop, static_cast<int>(i)).get();
+    us.push_back(seconds_since(t0) * 1e6);
+  }
+  std::sort(us.begin(), us.end());
+  std::printf("rtt_p50_us\t%.0f\nrtt_p99_us\t%.0f\n", us[us.size() / 2], us[us.size() * 99 / 100]);
+}
+
+/// `tasks` CPU-bound tasks of about `ms` each, serially here and then on the cluster (chunksize 1).
+bool bench_cpu(procpool::cluster::Pool& pool, long tasks, double ms) {
+  std::uint64_t iterations = 1 << 16;  // calibrated: iterations for about `ms` here
+  for (;;) {
+    const auto t0 = Clock::now();
+    g_sink = spin(iterations);
+    const double took = seconds_since(t0) * 1000;
+    if (took > 50) {
+      iterations = static_cast<std::uint64_t>(static_cast<double>(iterations) * ms / took);
+      break;
+    }
+    iterations *= 2;
+  }
+  const std::vector<std::uint64_t> work(static_cast<std::size_t>(tasks), iterations);
+  auto t0 = Clock::now();
+  std::uint64_t serial_sum = 0;
+  for (const auto w : work) serial_sum += spin(w);
+  const double serial = seconds_since(t0);
+  t0 = Clock::now();
+  const auto out = pool.map(spin, work, 1);
+  const double parallel = seconds_since(t0);
+  std::printf("cpu_serial_s\t%.3f\ncpu_cluster_s\t%.3f\ncpu_speedup\t%.3f\n", serial, parallel, serial / parallel);
+  return std::accumulate(out.begin(), out.end(), std::uint64_t{0}) == serial_sum;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   procpool::init(argc, argv);
-  if (argc < 5) {
-    std::fprintf(stderr, "usage: %s URL QUEUE map|map1|local-map|rtt|cpu N [MS]\n", argv[0]);
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: %s URL QUEUE map|map1|local-map|rtt|cpu|all [N [MS]]\n", argv[0]);
     return 2;
   }
   const std::string mode = argv[3];
-  const long n = std::atol(argv[4]);
+  const long n = argc > 4 ? std::atol(argv[4]) : 0;
   if (mode == "local-map") {
     procpool::Pool pool(2);
     const auto in = items(n);
+    (void)pool.map(twice, items(100));
     const auto t0 = Clock::now();
-    const auto out = pool.map(square, in);
-    const double s = seconds_since(t0);
-    std::printf("tasks_per_s %.0f\ncheck %d\n", static_cast<double>(n) / s, out.back());
-    return 0;
+    const auto out = pool.map(twice, in);
+    std::printf("local_map_tasks_per_s\t%.0f\n", static_cast<double>(n) / seconds_since(t0));
+    return out.back() == 2 * (n - 1) ? 0 : 1;
   }
   procpool::cluster::Pool pool(options(argv[1], argv[2]));
-  if (mode == "map" || mode == "map1") {
-    const auto in = items(n);
-    (void)pool.map(square, items(100));  // the workers' first task: code paths warm
-    const auto t0 = Clock::now();
-    const auto out = pool.map(square, in, mode == "map1" ? 1 : 0);
-    const double s = seconds_since(t0);
-    std::printf("tasks_per_s %.0f\ncheck %d\n", static_cast<double>(n) / s, out.back());
-  } else if (mode == "rtt") {
-    for (int i = 0; i < 200; ++i) (void)pool.apply(nop, i);
-    std::vector<double> us;
-    us.reserve(static_cast<std::size_t>(n));
-    for (long i = 0; i < n; ++i) {
-      const auto t0 = Clock::now();
-      (void)pool.apply_async(nop, static_cast<int>(i)).get();
-      us.push_back(seconds_since(t0) * 1e6);
-    }
-    std::sort(us.begin(), us.end());
-    std::printf("p50_us %.0f\np99_us %.0f\n", us[us.size() / 2], us[us.size() * 99 / 100]);
-  } else if (mode == "cpu") {
-    const double ms = argc > 5 ? std::atof(argv[5]) : 200;
-    // Calibrate: iterations for about `ms` here.
-    std::uint64_t iterations = 1 << 20;
-    for (;;) {
-      const auto t0 = Clock::now();
-      g_sink = spin(iterations);
-      const double took = seconds_since(t0) * 1000;
-      if (took > 20) {
-        iterations = static_cast<std::uint64_t>(static_cast<double>(iterations) * ms / took);
-        break;
-      }
-      iterations *= 2;
-    }
-    std::vector<std::uint64_t> work(static_cast<std::size_t>(n), iterations);
-    auto t0 = Clock::now();
-    std::uint64_t serial_sum = 0;
-    for (const auto w : work) serial_sum += spin(w);
-    const double serial = seconds_since(t0);
-    t0 = Clock::now();
-    const auto out = pool.map(spin, work, 1);
-    const double parallel = seconds_since(t0);
-    const std::uint64_t cluster_sum = std::accumulate(out.begin(), out.end(), std::uint64_t{0});
-    std::printf("serial_s %.3f\ncluster_s %.3f\nsame %d\n", serial, parallel, serial_sum == cluster_sum ? 1 : 0);
-  } else {
-    std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
-    return 2;
-  }
-  return 0;
+  bool ok = true;
+  if (mode == "map" || mode == "all") ok = bench_map(pool, mode == "all" ? 100000 : n, 0, "map_tasks_per_s") && ok;
+  if (mode == "map1" || mode == "all") ok = bench_map(pool, mode == "all" ? 20000 : n, 1, "map1_tasks_per_s") && ok;
+  if (mode == "rtt" || mode == "all") bench_rtt(pool, mode == "all" ? 2000 : n);
+  if (mode == "cpu" || mode == "all") ok = bench_cpu(pool, mode == "all" ? 8 : n, argc > 5 ? std::atof(argv[5]) : 250) && ok;
+  if (!ok) std::fprintf(stderr, "bench-cluster-pool: wrong results\n");
+  return ok ? 0 : 1;
 }
