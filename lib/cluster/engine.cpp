@@ -172,6 +172,7 @@ ClusterEngine::ClusterEngine(const cluster::ClusterOptions& options) : options_(
     check_queue_name(options_.queue);
     prefix_ = pool_key_prefix(options_.queue);
     Connection conn(url_, 5.0);
+    conn.connect();  // unreachable: ProcessError (check_server would call it a setting)
     check_server(conn, options_.queue, prefix_);
     const Reply lease = conn.call({"HGET", prefix_ + "conf", "lease_ms"});
     if (lease->type == REDIS_REPLY_STRING) lease_ms_ = std::max(500LL, reply_integer(lease.get()));

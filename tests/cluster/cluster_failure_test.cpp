@@ -190,7 +190,7 @@ TEST_CASE("Pool.ClusterFailure.Options.ClearErrors") {
   bad.broker = "redis://10.1.2.3/0";  // beyond loopback, no password
   CHECK_THROWS_AS(cluster::Pool{bad}, procpool::ValueError);
   bad.broker = "redis://127.0.0.1:1/0";  // nobody listens
-  CHECK_THROWS_AS(cluster::Pool{bad}, procpool::Error);
+  CHECK_THROWS_WITH_AS(cluster::Pool{bad}, doctest::Contains("cannot start"), procpool::ProcessError);
   bad.queue = "bad}queue";
   bad.broker = "redis://127.0.0.1:1/0";
   CHECK_THROWS_AS(cluster::Pool{bad}, procpool::ValueError);
