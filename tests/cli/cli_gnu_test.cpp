@@ -244,7 +244,8 @@ for my $k (sort keys %h) {
                     "if [ $v = 1 ]; then out=$($P run --dry-run $n 1 echo ::: a 2>&1); st=$?; "
                     "else out=$($P run --dry-run $n echo ::: a 2>&1); st=$?; fi; "
                     "case \"$out\" in "
-                    "*'not supported by procpool run'*|*'add one of them'*|*'not a writable directory'*) [ $st = 255 ] || echo \"BAD STATUS $n $st\";; "
+                    "*'not supported by procpool run'*|*'add one of them'*|*'not a writable directory'*|"
+                    "*'arguments cannot be used'*|*'need --pipe or --pipepart'*) [ $st = 255 ] || echo \"BAD STATUS $n $st\";; "
                     "'echo a'|*'Usage: procpool run'*|*\"cannot open '1'\"*|*'--joblog FILE'*) ;; "
                     "'') [ $st = 0 ] || echo \"BAD STATUS $n $st\";; "  // --header 1 ::: a: a is the header
                     "*) echo \"UNHANDLED $n: $out\";; esac; done",
@@ -252,9 +253,9 @@ for my $k (sort keys %h) {
   CHECK(r.exit_code == 0);
   CHECK(r.out == "");
   // Spot checks: the message names the option and what to use instead.
-  auto pipe = sh(dir, "$P run --pipe wc -l");
+  auto pipe = sh(dir, "$P run --pipe --round-robin wc -l");
   CHECK(pipe.exit_code == 255);
-  CHECK(pipe.err.find("--pipe: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
+  CHECK(pipe.err.find("--round-robin: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
   auto lines = sh(dir, "$P run -L 2 echo ::: a");
   CHECK(lines.err.find("-L: GNU parallel's option is not supported by procpool run: use -N") != std::string::npos);
   CHECK(sh(dir, "$P run --no-such-option echo ::: a").err.find("unknown option") != std::string::npos);

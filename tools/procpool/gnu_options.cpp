@@ -7,7 +7,8 @@ namespace {
 
 constexpr std::string_view kManyArgs = "use -N N (N lines per job) or -X / -m";
 constexpr std::string_view kPipe =
-    "procpool does not split stdin into blocks; split it first (split -l N --filter, or split then :::: files)";
+    "procpool's --pipe and --pipepart take --block, --recstart, --recend and -N; for the rest split the input "
+    "first (split -l N --filter)";
 constexpr std::string_view kRemote =
     "procpool has no ssh execution; use procpool run --broker URL with procpool worker on each host (docs/broker.md)";
 constexpr std::string_view kReplace =
@@ -42,13 +43,8 @@ constexpr std::array kRefused = {
     RefusedOption{"--rpl", true, kReplace},
     RefusedOption{"--parens", true, kReplace},
     RefusedOption{"--process-slot-var,--processslotvar", true, "jobs get PARALLEL_JOBSLOT and PARALLEL_SEQ"},
-    // --pipe and its companions.
-    RefusedOption{"--pipe,--spreadstdin", false, kPipe},
-    RefusedOption{"--pipe-part,--pipepart", false, kPipe},
-    RefusedOption{"--block-size,--blocksize,--block", true, kPipe},
+    // --pipe's other companions (--pipe, --pipepart, --block, --recstart, --recend are procpool's).
     RefusedOption{"--block-timeout,--blocktimeout,--bt", true, kPipe},
-    RefusedOption{"--recstart", true, kPipe},
-    RefusedOption{"--recend", true, kPipe},
     RefusedOption{"--regexp,--regex", false, kPipe},
     RefusedOption{"--remove-rec-sep,--removerecsep,--rrs", false, kPipe},
     RefusedOption{"--round-robin,--roundrobin,--round", false, kPipe},

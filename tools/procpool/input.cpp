@@ -1,4 +1,5 @@
 #include "input.hpp"
+#include "pipe_input.hpp"
 
 #include <fmt/format.h>
 
@@ -157,7 +158,7 @@ std::string shell_quote(const std::string& word) {
   return quoted;
 }
 
-CommandTemplate::CommandTemplate(const std::string& text, const std::string& all_args, bool plus) {
+CommandTemplate::CommandTemplate(const std::string& text, const std::string& all_args, bool plus, bool append_args) {
   bool any_replacement = false;  // GNU parallel appends the arguments only to a template without any
   std::size_t pos = 0;
   auto add_literal = [&](std::string_view s) {
@@ -233,8 +234,10 @@ CommandTemplate::CommandTemplate(const std::string& text, const std::string& all
     // The arguments are the command itself: inserted unquoted.
     segments_.push_back({Kind::Args, {}, 0, Modifier::None, true});
   } else if (!any_replacement) {
-    add_literal(" ");
-    segments_.push_back({Kind::Args, {}, 0, Modifier::None, false});
+    if (append_args) {
+      add_literal(" ");
+      segments_.push_back({Kind::Args, {}, 0, Modifier::None, false});
+    }
   } else {
     // GNU parallel quotes nothing when a replacement string is (part of) the first word
     // (`parallel {} ::: 'echo a'` runs `echo a`); a first word ending at '=' is an assignment (V={}).
@@ -851,6 +854,7 @@ std::unique_ptr<JobSource> make_retry_source(const std::map<std::uint64_t, std::
 }
 
 std::unique_ptr<JobSource> make_job_source(const Options& options) {
+  if (options.pipe != PipeMode::None) return make_pipe_source(options);
   std::unique_ptr<JobSource> source;
   if (options.template_mode) source = std::make_unique<TemplateSource>(options);
   else source = std::make_unique<BatchSource>(options.batch_file, options.delimiter);

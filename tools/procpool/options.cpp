@@ -13,6 +13,7 @@
 
 #include "gnu_options.hpp"
 #include "input.hpp"
+#include "pipe_input.hpp"
 #include "os/cpu.hpp"
 
 namespace procpool::cli {
@@ -53,6 +54,8 @@ struct RawOptions {
   bool gnu_noop = false, null = false, no_run_if_empty = false;
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
   bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
+  bool pipe = false, pipepart = false;
+  std::string block, recstart, recend;
   std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
@@ -153,6 +156,16 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_flag("--retry-failed,--retryfailed", raw.retry_failed,
                "Run the failed jobs of --joblog FILE again, commands as logged (the command line's are ignored)");
   app.add_flag("--plus", raw.plus, "Also {..} {...} {+/} {+.} {+..} {+...} {/..} {/...} {slot}, as GNU parallel");
+  app.add_flag("--pipe,--spreadstdin", raw.pipe,
+               "Cut stdin into chunks of --block bytes (whole records) and give each job one on its stdin");
+  app.add_flag("--pipepart,--pipe-part", raw.pipepart,
+               "Like --pipe for a seekable FILE given with -a or ::::, read by the jobs, not by procpool");
+  app.add_option("--block,--block-size,--blocksize", raw.block,
+                 "--pipe, --pipepart: bytes per chunk (1M; k=1000, K=Ki=1024, M, G...); --pipepart -N: N parts per job slot")
+      ->type_name("SIZE");
+  app.add_option("--recstart", raw.recstart, "--pipe, --pipepart: a record starts with STR (\\n \\t \\0 work)")
+      ->type_name("STR");
+  app.add_option("--recend", raw.recend, "--pipe, --pipepart: a record ends with STR (default \\n)")->type_name("STR");
   app.add_flag("--shuf", raw.shuf, "Generate every job first, then run them in random order");
   app.add_option("-I", raw.replace, "Use STR instead of {} in the command")->type_name("STR");
   app.add_flag("-r,--no-run-if-empty,--norunifempty", raw.no_run_if_empty,
@@ -178,6 +191,38 @@ void build_app(CLI::App& app, RawOptions& raw) {
       ->type_name("D");
   app.add_flag("--insecure-broker", raw.insecure_broker,
                "--broker: allow a non-loopback broker without a password");
+}
+
+/// --pipe and --pipepart: the words are the command, the sources (if any) the files to cut.
+void parse_pipe_options(const CLI::App& app, const RawOptions& raw, Options& opt, std::vector<std::string>& words) {
+  const bool part = raw.pipepart;
+  const char* name = part ? "--pipepart" : "--pipe";
+  opt.pipe = part ? PipeMode::Part : PipeMode::Pipe;
+  for (const auto& source : opt.sources) {
+    if (source.kind != ArgSource::Kind::File)
+      throw UsageError(fmt::format("{}: ::: arguments cannot be used: the jobs' data is the input (-a FILE, :::: FILE{})",
+                                   name, part ? "" : " or stdin"));
+    if (part && source.path == "-")
+      throw UsageError("--pipepart only works on seekable files, not streams/pipes: use --pipe for stdin");
+  }
+  if (part && opt.sources.empty()) throw UsageError("--pipepart needs the file to cut: -a FILE or :::: FILE");
+  if (!part && opt.sources.size() > 1) throw UsageError("--pipe reads one input: stdin, or one -a FILE");
+  if (words.empty()) throw UsageError(fmt::format("{} needs a command to run", name));
+  opt.template_mode = true;
+  opt.template_words = std::move(words);
+  if (app.count("--block") > 0) {
+    if (raw.block.empty()) throw UsageError("--block: empty value");
+    opt.block = parse_block_size(raw.block);
+    if (*opt.block < 0 && !part) throw UsageError(fmt::format("--block '{}': a negative size needs --pipepart", raw.block));
+  }
+  if (app.count("--recstart") > 0) opt.recstart = raw.recstart;
+  if (app.count("--recend") > 0) opt.recend = raw.recend;
+  const std::pair<bool, const char*> excluded[] = {
+      {raw.shuf, "--shuf"}, {raw.multiple || raw.xargs, "-m/-X"}, {!raw.colsep.empty(), "--colsep"},
+      {raw.link, "--link"}, {raw.no_run_if_empty, "-r"}, {raw.tty, "--tty"}, {raw.retry_failed, "--retry-failed"},
+      {raw.null || app.count("--delimiter") > 0, "-0/-d (use --recend)"}, {!raw.broker.empty(), "--broker"}};
+  for (const auto& [given, option] : excluded)
+    if (given) throw UsageError(fmt::format("{} cannot be used with {}", option, name));
 }
 
 /// The options that cannot work remotely, refused with --broker (after parsing, so each names itself).
@@ -593,7 +638,12 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     i = j;
   }
 
-  if (!opt.sources.empty()) {
+  if (raw.pipe && raw.pipepart) throw UsageError("--pipe and --pipepart exclude each other");
+  if (raw.pipe || raw.pipepart) {
+    parse_pipe_options(app, raw, opt, words);
+  } else if (app.count("--block") > 0 || app.count("--recstart") > 0 || app.count("--recend") > 0) {
+    throw UsageError("--block, --recstart and --recend need --pipe or --pipepart");
+  } else if (!opt.sources.empty()) {
     opt.template_mode = true;
     opt.template_words = std::move(words);
   } else if (words.size() >= 2 || (words.size() == 1 && (raw.multiple || raw.xargs || !raw.max_args.empty() ||
@@ -613,9 +663,12 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   };
   if (app.count("--max-args") > 0) opt.max_args = count_option(raw.max_args, "--max-args", 1);
   if (app.count("--max-replace-args") > 0) {
-    opt.max_args = count_option(raw.max_replace_args, "--max-replace-args", 0);
+    // With --pipe, -N counts records per job: at least one.
+    opt.max_args = count_option(raw.max_replace_args, "--max-replace-args", opt.pipe == PipeMode::None ? 0 : 1);
     opt.context_replace = true;
   }
+  if (opt.pipe == PipeMode::Part && opt.max_args)
+    throw UsageError("-n/-N (records per job) work with --pipe, not with --pipepart: use --pipe < FILE");
   opt.fill = raw.multiple || raw.xargs;
   if (raw.xargs) opt.context_replace = true;
   if (app.count("--max-chars") > 0) {
@@ -642,6 +695,13 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     // as the header outside --pipe.
     opt.header_lines = 1;
     if (!opt.template_mode) throw UsageError("--header needs a template and arguments (::: or -a)");
+    if (opt.pipe != PipeMode::None && raw.header != ":") {
+      // With --pipe GNU parallel's value is a regex for the header put before every chunk: `:` (one
+      // line) and N (N lines) are what procpool takes.
+      if (raw.header.find_first_not_of("0123456789") != std::string::npos)
+        throw UsageError(fmt::format("--header '{}': with --pipe, procpool takes : (one line) or a number of lines", raw.header));
+      opt.header_lines = static_cast<std::size_t>(parse_integer(raw.header, "--header"));
+    }
   }
   if (app.count("-I") > 0) {
     if (raw.replace.empty()) throw UsageError("-I: empty value");
@@ -658,6 +718,7 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     if (opt.tagstring) (void)CommandTemplate(*opt.tagstring, "{}", true);
   }
   int stdin_users = opt.template_mode ? 0 : (opt.batch_file == "-" ? 1 : 0);
+  if (opt.pipe == PipeMode::Pipe && opt.sources.empty()) ++stdin_users;
   for (const auto& s : opt.sources)
     if (s.kind == ArgSource::Kind::File && s.path == "-") ++stdin_users;
   if (stdin_users > 1) throw UsageError("stdin (-) can be read by one input source only");

@@ -37,6 +37,9 @@ struct ArgSource {
 
 enum class ProgressStyle { None, Bar, Eta, Progress };
 
+/// --pipe: stdin (or one file) cut into chunks; --pipepart: a seekable file cut into byte ranges.
+enum class PipeMode { None, Pipe, Part };
+
 struct Options {
   unsigned jobs = 1;
   std::optional<std::string> joblog;
@@ -61,7 +64,7 @@ struct Options {
   ProgressStyle progress = ProgressStyle::None;
   bool force_progress = false;  ///< draw progress even when stderr is not a terminal
   std::optional<std::string> colsep;
-  bool link = false;
+  bool link = false;                    ///< --link/--xapply: every source advances together, the shorter ones wrap around
   std::string delimiter = "\n";  ///< -0, -d: what ends an argument (or a batch-file command)
   bool skip_empty = false;       ///< -r: arguments that are only white space are skipped
   std::string replace_token = "{}";  ///< -I STR: the string for all the arguments in the command
@@ -72,8 +75,11 @@ struct Options {
   std::optional<int> nice;              ///< --nice N: the jobs run at this niceness
   std::optional<std::string> tmpdir;    ///< --tmpdir DIR: TMPDIR for procpool's spill files and the jobs
   std::size_t header_lines = 0;         ///< --header: lines at the start of each source naming its columns
-  bool shuffle = false;
-  bool plus = false;                    ///< --plus: GNU parallel's extra replacement strings                 ///< --shuf: every job is generated first, then run in random order  ///< --link/--xapply: every source advances together, the shorter ones wrap around
+  bool shuffle = false;                 ///< --shuf: every job is generated first, then run in random order
+  bool plus = false;                    ///< --plus: GNU parallel's extra replacement strings
+  PipeMode pipe = PipeMode::None;       ///< --pipe, --pipepart: chunks of the input to the jobs' stdin
+  std::optional<double> block;          ///< --block: bytes per chunk (negative, --pipepart: parts per slot)
+  std::optional<std::string> recstart, recend;  ///< --recstart, --recend as typed (\n... unescaped later)
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
   bool shell_always = false;  ///< never exec directly; always /bin/sh -c
 

@@ -111,7 +111,8 @@ unsigned JobSlots::slots_within_descriptor_limit(unsigned wanted) {
     }
   }
   const rlim_t needed_now = open_descriptor_count() + kDescriptorsInPassing;
-  const rlim_t room = limit > needed_now ? (limit - needed_now) / kDescriptorsPerJob : 0;
+  const rlim_t room =
+      limit > needed_now ? (limit - needed_now) / (kDescriptorsPerJob + config_.extra_descriptors_per_job) : 0;
   const auto allowed = static_cast<unsigned>(std::clamp<rlim_t>(room, 1, wanted));
   if (allowed < wanted)
     std::cerr << fmt::format(
@@ -170,7 +171,7 @@ void JobSlots::start(unsigned index, const std::string& command, const std::vect
   request.argv = argv.data();
   request.shell_argv = shell_argv;
   request.envp = envp.data();
-  request.stdin_fd = job_stdin_;
+  request.stdin_fd = limits.stdin_fd >= 0 ? limits.stdin_fd : job_stdin_;
   // --tty jobs stay in procpool's (foreground) process group, or reading the terminal would stop them.
   request.new_group = !config_.tty;
   request.group_slot = config_.tty ? nullptr : &watchdog_->slot(index);

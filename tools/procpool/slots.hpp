@@ -34,6 +34,8 @@ struct SlotsConfig {
   /// Variables of procpool's environment the jobs do not get (a prefix ending in '=' names one
   /// variable, any other prefix a family).
   std::vector<std::string> hidden_env;
+  /// Descriptors procpool holds per running job beyond the slots' own (--pipe: the feed's pipe).
+  unsigned extra_descriptors_per_job = 0;
   /// Run by the watchdog process after it killed the jobs of a dead procpool (the worker's release).
   std::function<void()> after_watchdog_kills;
 };
@@ -55,6 +57,7 @@ struct JobLimits {
   std::optional<double> timeout;
   std::optional<double> grace;
   bool shell = false;  ///< through /bin/sh -c even when it could be exec'd directly
+  int stdin_fd = -1;   ///< the job's stdin instead of /dev/null (--pipe: its chunk's pipe); the caller keeps it
 };
 
 class JobSlots {
