@@ -395,3 +395,71 @@ TEST_CASE("Cli.Gnu.RetryFailed") {
   CHECK(rows(read_file(dir / "pp.tsv")) == rows(read_file(dir / "gnu.tsv")));
   CHECK(sh(dir, "$P run --retry-failed echo ::: a").exit_code == 255);  // needs --joblog
 }
+
+// --pipe and --pipepart (issue 15): every chunk as GNU parallel cuts it (md5sum of each, in order),
+// by size with GNU's suffixes, -N records, --recstart/--recend, --header; the same joblog (Send is
+// the chunk's size).
+TEST_CASE("Cli.Gnu.PipeChunksAsGnu") {
+  TempDir dir;
+  // A few dozen jobs each: GNU parallel starts about 100 a second here.
+  REQUIRE(sh(dir, "seq 200000 > in.txt; (echo head; seq 30000) > h.txt; seq 2000 > small.txt").exit_code == 0);
+  for (const std::string args :
+       {"--pipe --block 100k < in.txt", "--pipe --block 1M < in.txt", "--pipe --block 40Ki < in.txt",
+        "--pipe -N 100 < small.txt", "--pipe -N 70 --block 1k < small.txt", "--pipe --block 30k --recend 0 < in.txt",
+        "--pipe --block 30k --recstart 1 < in.txt", "--pipe --block 30k --recstart 1 --recend 9 < in.txt",
+        "--pipe --block 30k --recend '' < in.txt", "--pipe --block 10k --recend '\\n9' < in.txt",
+        "--pipe -N 3 --recstart 1 --recend 9 < small.txt", "--pipepart -a in.txt --block 100k",
+        "--pipepart -a in.txt --block -3", "--pipepart -a in.txt", "--pipepart --block 30k --recstart 1 --recend 9 :::: in.txt",
+        "--pipepart -a in.txt -a h.txt --block 100k"}) {
+    const std::string line = "-k " + args + " md5sum";
+    check_same(run_both(dir, line), line);
+  }
+  for (const std::string args : {"--pipe --block 10k --header : < h.txt", "--pipe --block 10k --header 2 < h.txt",
+                                 "--pipepart -a h.txt --block 10k --header :"}) {
+    const std::string line = "-k " + args + " md5sum";
+    check_same(run_both(dir, line), line);
+  }
+  // The joblog: one line per chunk, Send its size.
+  const auto b = run_both(dir, "-j1 --pipe --block 30k --joblog log.tsv wc -c < in.txt >/dev/null; cat log.tsv");
+  CHECK(masked_joblog(b.pp.out) == masked_joblog(b.gnu.out));
+  CHECK(lines_of(b.pp.out).size() > 40);
+}
+
+TEST_CASE("Cli.Gnu.PipeSumsOrderAndEarlyExit") {
+  TempDir dir;
+  // seq 1e6 | procpool run --pipe --block 100k wc -l: the counts add up, as GNU parallel's.
+  const auto sums = run_both(dir, "--pipe --block 100k wc -l | awk '{s += $1} END {print s}'",
+                             "", "seq 1000000 | ");
+  check_same(sums, "sums");
+  CHECK(sums.pp.out == "1000000\n");
+  // -k: the output in input order although the later chunks finish first.
+  check_same(run_both(dir, "-k -j4 --pipe -N 1 'read x; sleep 0.$((6 - x)); echo $x'", "", "seq 6 | "), "-k");
+  // Jobs that read only part of their chunk (or none of it) end; the rest of it is dropped.
+  check_same(run_both(dir, "-k --pipe --block 50k head -n 1", "", "seq 100000 | "), "head");
+  check_same(run_both(dir, "-k --pipepart -a in.txt --block 50k 'echo x'", "", "seq 100000 > in.txt; "), "none read");
+  // Chunks larger than a pipe holds, several jobs at once.
+  check_same(run_both(dir, "-k -j3 --pipe --block 3M md5sum", "", "seq 2000000 | "), "large chunks");
+  // No input, no job.
+  for (const std::string args : {"--pipe wc -l", "--pipepart -a empty.txt wc -l"}) {
+    const auto none = run_both(dir, args, "", ": > empty.txt; printf '' | ");
+    CHECK(none.pp.out == none.gnu.out);
+    CHECK(none.pp.out.empty());
+    CHECK(none.pp.exit_code == none.gnu.exit_code);
+  }
+  // A failing job's exit status counts as for any job.
+  const auto failing = run_both(dir, "--pipe -N 1 'read x; exit $x'", "", "printf '0\\n3\\n0\\n1\\n' | ");
+  CHECK(failing.pp.exit_code == failing.gnu.exit_code);
+  CHECK(failing.pp.exit_code == 2);
+}
+
+TEST_CASE("Cli.Gnu.PipePartRefusesStreams") {
+  TempDir dir;
+  for (const std::string args : {"--pipepart -a - wc -l", "--pipepart wc -l ::: a"}) {
+    const auto r = sh(dir, "$P run " + args);
+    CHECK(r.exit_code == 255);
+    CHECK(r.out.empty());
+  }
+  const auto fifo = sh(dir, "mkfifo f; $P run --pipepart -a f wc -l");
+  CHECK(fifo.exit_code == 255);
+  CHECK(fifo.err.find("--pipepart only works on seekable files") != std::string::npos);
+}

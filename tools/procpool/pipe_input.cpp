@@ -337,7 +337,8 @@ class PartPipeSource final : public PipeSourceBase {
     std::vector<File> files;
     std::uint64_t total_size = 0;
     for (const auto& source : options.sources) {
-      const int fd = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
+      // O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused.
+      const int fd = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
       if (fd < 0) throw UsageError(fmt::format("cannot open '{}': {}", source.path, std::strerror(errno)));
       fds_.emplace_back(fd);
       struct stat st {};
@@ -350,6 +351,7 @@ class PartPipeSource final : public PipeSourceBase {
                                      "seekable file; use --pipe < FILE",
                                      source.path));
       }
+      (void)::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
       files.push_back({fd, size});
       total_size += size;
     }
