@@ -463,3 +463,25 @@ TEST_CASE("Cli.Gnu.PipePartRefusesStreams") {
   CHECK(fifo.exit_code == 255);
   CHECK(fifo.err.find("--pipepart only works on seekable files") != std::string::npos);
 }
+
+// An empty source (`:::` alone, an empty file) among sources with values is one empty value, as in
+// GNU parallel; when every source is empty no job runs.
+TEST_CASE("Cli.Gnu.EmptySources") {
+  TempDir dir;
+  write_file(dir / "two.txt", "1\n2\n");
+  write_file(dir / "empty.txt", "");
+  for (const std::string args :
+       {"echo [{1}][{2}] ::: a b :::", "echo [{1}][{2}] ::: ::: a b", "echo [{1}][{2}][{3}] ::: a b ::: ::: x y",
+        "echo [{1}][{2}] ::: a b :::+", "echo [{1}][{2}] ::: :::+ a b", "echo [{1}][{2}] ::: a b :::: empty.txt",
+        "echo [{1}][{2}] :::: empty.txt ::: a b", "echo [{1}][{2}] :::: two.txt :::"}) {
+    const std::string line = "-k " + args;
+    check_same(run_both(dir, line), line);
+  }
+  for (const std::string args : {"echo [{1}] :::", "echo [{1}][{2}] ::: :::", "echo [{1}][{2}] :::: empty.txt :::"}) {
+    const auto b = run_both(dir, args);
+    CHECK(b.pp.out.empty());
+    CHECK(b.gnu.out.empty());
+    CHECK(b.pp.exit_code == 0);
+    CHECK(b.gnu.exit_code == 0);
+  }
+}

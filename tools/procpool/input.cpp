@@ -607,12 +607,14 @@ class TemplateSource final : public JobSource {
       take_header(header);
     } else {
       first_group_ = make_group(first, options);
-      first_size_ = first_group_.size();
     }
-    for (std::size_t i = 1; i < grouped.size(); ++i) {
-      others_.push_back(make_group(grouped[i], options));
-      if (others_.back().size() == 0) any_empty_ = true;
-    }
+    for (std::size_t i = 1; i < grouped.size(); ++i) others_.push_back(make_group(grouped[i], options));
+    // GNU parallel: an empty source (`:::` alone, an empty file) among sources with values gives one
+    // empty value (`::: a b :::` runs `a ''` and `b ''`); when every source is empty, no job runs.
+    fill_empty_members(first_group_);
+    for (auto& group : others_) fill_empty_members(group);
+    first_size_ = first_reader_ ? 0 : first_group_.size();
+    if (!first_reader_ && !memory_values_) any_empty_ = true;
     odometer_.assign(others_.size(), 0);
     if (!names_.empty())
       template_ = CommandTemplate(with_column_numbers(join(options.template_words)), options.replace_token, options.plus);
@@ -629,9 +631,15 @@ class TemplateSource final : public JobSource {
         for (;;) {
           const auto r = first_reader_->next(value);
           if (r == LineReader::Result::WouldBlock) return Result::WouldBlock;
-          if (r == LineReader::Result::End) return Result::End;
+          if (r == LineReader::Result::End) {
+            // An empty first source gives one empty value when another source has values.
+            if (first_read_ || !memory_values_) return Result::End;
+            value.clear();
+            break;
+          }
           if (!skip_empty_ || !is_whitespace_only(value)) break;  // -r
         }
+        first_read_ = true;
         replace_nul_bytes(value);
         splitter_.split(value, first_columns_);
       } else {
@@ -740,6 +748,13 @@ class TemplateSource final : public JobSource {
     }
     return text;
   }
+  /// Gives each empty member of `group` one empty value; notes whether any member has values.
+  void fill_empty_members(SourceGroup& group) {
+    for (auto& member : group.members) {
+      if (member.empty()) member.emplace_back();
+      else memory_values_ = true;
+    }
+  }
   SourceGroup make_group(const std::vector<const ArgSource*>& sources, const Options& options) {
     SourceGroup group;
     group.wrap = options.link;
@@ -796,7 +811,9 @@ class TemplateSource final : public JobSource {
   std::vector<std::string> first_columns_;
   bool have_first_ = false;
   bool odometer_done_ = false;
-  bool any_empty_ = false;
+  bool any_empty_ = false;       // every source is empty: no job
+  bool memory_values_ = false;   // a source read whole has values
+  bool first_read_ = false;      // the streamed first source gave a value
   std::uint64_t seq_ = 0;
 };
 

@@ -441,7 +441,8 @@ std::string run_help_text() {
       "with --halt: GNU parallel's (fail=1: the job's status; fail=N: failed count; N%: percent failed);\n"
       "255 bad usage, bad input, or interrupted (SIGINT, SIGTERM); SIGHUP lets running jobs finish;\n"
       "a closed stdout ends procpool with SIGPIPE.\n"
-      "Jobs get /dev/null as stdin and these variables: PARALLEL_SEQ, PARALLEL_JOBSLOT, PARALLEL_PID.");
+      "Jobs get /dev/null as stdin (--pipe: their chunk) and these variables: PARALLEL_SEQ, PARALLEL_JOBSLOT,\n"
+      "PARALLEL_PID.");
   return app.help();
 }
 
@@ -634,7 +635,7 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
       ++j;
     }
     if (is_file && j == i + 1) throw UsageError(fmt::format("{} needs at least one argument file", args[i]));
-    if (!is_file) opt.sources.push_back(std::move(source));  // an empty ::: means no jobs, as in GNU parallel
+    if (!is_file) opt.sources.push_back(std::move(source));  // an empty ::: is one empty value (input.cpp)
     i = j;
   }
 

@@ -24,7 +24,8 @@ namespace procpool::cli {
 namespace {
 
 constexpr std::size_t kMaxWrite = 1 << 20;         // one write or splice into a feed
-constexpr std::size_t kFeedPipeSize = 1 << 20;     // a feed's pipe, for a chunk of at least that
+constexpr std::size_t kDefaultPipeSize = 64 * 1024;
+constexpr std::size_t kFeedPipeSize = 1 << 20;     // a feed's pipe at most (/proc/sys/fs/pipe-max-size)
 constexpr unsigned kFeedPipeSlots = 16;            // larger pipes only up to this many slots: the
                                                    // per-user pipe budget (64 MiB) stays for output
 constexpr std::size_t kFirstWindow = 4096;         // --pipepart: bytes read to find a split
@@ -417,9 +418,10 @@ int ChunkFeeds::open(unsigned slot, std::shared_ptr<const PipeChunk> chunk) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
   (void)os::set_nonblocking(fds[1]);  // only procpool's end: the job reads as from any pipe
-  // A larger pipe: fewer wake-ups for a chunk of a megabyte or more.
-  if (chunk->total() >= kFeedPipeSize && feeds_.size() <= kFeedPipeSlots)
-    (void)::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(kFeedPipeSize));
+  // A pipe that holds the whole chunk (up to 1 MiB): written at once, instead of 64 KiB per round of
+  // the poll loop as the job drains it.
+  if (chunk->total() > kDefaultPipeSize && feeds_.size() <= kFeedPipeSlots)
+    (void)::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(std::min<std::uint64_t>(chunk->total(), kFeedPipeSize)));
   Feed& feed = feeds_[slot];
   close(slot);
   feed.fd = fds[1];
