@@ -376,8 +376,12 @@ TEST_CASE("Cli.Sources.Combinations") {
     commands.push_back(source->command_for(job, 1));
   }
   CHECK(commands == std::vector<std::string>{"echo a 1", "echo a 2", "echo b 1", "echo b 2"});
-  // An empty source means no jobs at all.
-  CHECK(all_jobs(template_options({"echo"}, {{"a"}, {}})).empty());
+  // An empty source among others is one empty value (GNU parallel's); only empty sources: no job.
+  const auto with_empty = all_jobs(template_options({"echo"}, {{"a"}, {}}));
+  REQUIRE(with_empty.size() == 1);
+  CHECK(with_empty[0].second == "echo a ''");
+  CHECK(all_jobs(template_options({"echo"}, {{}, {}})).empty());
+  CHECK(all_jobs(template_options({"echo"}, {{}})).empty());
 }
 
 TEST_CASE("Cli.Sources.BatchFile") {
