@@ -13,7 +13,9 @@ constexpr std::string_view kRemote =
     "procpool has no ssh execution; use procpool run --broker URL with procpool worker on each host (docs/broker.md)";
 constexpr std::string_view kReplace =
     "procpool knows only the standard replacement strings {} {.} {/} {//} {/.} {#} {%} {N}";
-constexpr std::string_view kSemaphore = "procpool has no semaphore mode; use flock(1) or a procpool run batch";
+constexpr std::string_view kSemaphore =
+    "semaphore mode is procpool sem [-j N] [--id NAME] [--fg|--bg] [--st SECS] COMMAND (or procpool run with "
+    "only those options before the command) and procpool sem --wait";
 constexpr std::string_view kInfo = "use nproc, lscpu or getconf ARG_MAX";
 
 constexpr std::array kRefused = {
@@ -56,6 +58,8 @@ constexpr std::array kRefused = {
     RefusedOption{"--group-by,--groupby", true, kPipe},
     RefusedOption{"--output-as-files,--outputasfiles,--files", false, "use --results DIR"},
     // Running and output.
+    // Semaphore mode: main.cpp sends `run` with only sem's options (is_semaphore_run) to procpool sem;
+    // among run's options these are refused.
     RefusedOption{"--semaphore", false, kSemaphore},
     RefusedOption{"--semaphore-name,--semaphorename,--id", true, kSemaphore},
     RefusedOption{"--semaphore-timeout,--semaphoretimeout,--st", true, kSemaphore},
