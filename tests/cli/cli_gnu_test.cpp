@@ -245,7 +245,7 @@ for my $k (sort keys %h) {
                     "else out=$($P run --dry-run $n echo ::: a 2>&1); st=$?; fi; "
                     "case \"$out\" in "
                     "*'not supported by procpool run'*|*'add one of them'*|*'not a writable directory'*|"
-                    "*'arguments cannot be used'*|*'need --pipe or --pipepart'*) [ $st = 255 ] || echo \"BAD STATUS $n $st\";; "
+                    "*'arguments cannot be used'*|*'need --pipe or --pipepart'*|*'must be one of'*) [ $st = 255 ] || echo \"BAD STATUS $n $st\";; "
                     "'echo a'|*'Usage: procpool run'*|*\"cannot open '1'\"*|*'--joblog FILE'*) ;; "
                     "'') [ $st = 0 ] || echo \"BAD STATUS $n $st\";; "  // --header 1 ::: a: a is the header
                     "*) echo \"UNHANDLED $n: $out\";; esac; done",
@@ -484,4 +484,18 @@ TEST_CASE("Cli.Gnu.EmptySources") {
     CHECK(b.pp.exit_code == 0);
     CHECK(b.gnu.exit_code == 0);
   }
+}
+
+// --trim n|l|r|lr|rl on every value, lr by default with --colsep (GNU parallel's).
+TEST_CASE("Cli.Gnu.Trim") {
+  TempDir dir;
+  for (const std::string args :
+       {"-k --trim lr echo '[{}]' ::: ' a ' 'b  '", "-k --trim l echo '[{}]' ::: ' a ' 'b  '",
+        "-k --trim r echo '[{1}]' ::: '  a	 '", "-k --trim rl echo '[{}]' ::: ' a '",
+        "-k --trim n --colsep , echo '[{1}][{2}]' ::: ' a , b '", "-k --colsep , echo '[{1}][{2}]' ::: ' a , b '",
+        "-k --trim r --colsep , echo '[{1}][{2}]' ::: ' a , b '", "-k --trim l -N2 echo '[{1}][{2}]' ::: ' a ' ' b '"})
+    check_same(run_both(dir, args), args);
+  const auto bad = run_both(dir, "--trim x echo ::: a");
+  CHECK(bad.pp.exit_code == 255);
+  CHECK(bad.gnu.exit_code == 255);
 }

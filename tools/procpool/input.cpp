@@ -450,22 +450,17 @@ class BatchSource final : public JobSource {
   std::uint64_t seq_ = 0;
 };
 
-// Perl's \s, which GNU parallel's --colsep trimming strips from both ends of every value.
+// Perl's \s, which GNU parallel's --trim strips (both ends of every value by default with --colsep).
 bool is_perl_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
-std::string trimmed(const std::string& s) {
-  std::size_t b = 0, e = s.size();
-  while (b < e && is_perl_space(s[b])) ++b;
-  while (e > b && is_perl_space(s[e - 1])) --e;
-  return s.substr(b, e - b);
-}
 
 // Splits one argument line into --colsep columns, as GNU parallel's `split /COLSEP/, $line, -1`:
 // the separator is a Perl regex (ECMAScript's grammar is Perl's: \t, \s+, \d, [^,]... work), empty
 // fields are kept, and with --colsep every value is trimmed of white space (GNU's --trim lr).
 class ColumnSplitter {
  public:
-  explicit ColumnSplitter(const std::optional<std::string>& colsep) {
+  /// `trim`: --trim, by default both ends with a separator and none without (GNU parallel's).
+  ColumnSplitter(const std::optional<std::string>& colsep, std::optional<Trim> trim)
+      : trim_(trim.value_or(colsep ? Trim::Both : Trim::None)) {
     if (!colsep) return;
     active_ = true;
     const bool literal = colsep->find_first_of("\\^$.|?*+()[]{}") == std::string::npos;
@@ -479,8 +474,15 @@ class ColumnSplitter {
     }
     if (literal && literal_.empty()) throw UsageError("--colsep: empty separator");
   }
+  [[nodiscard]] std::string trimmed(const std::string& value) const {
+    if (trim_ == Trim::None) return value;
+    std::size_t b = 0, e = value.size();
+    if (trim_ != Trim::Right) while (b < e && is_perl_space(value[b])) ++b;
+    if (trim_ != Trim::Left) while (e > b && is_perl_space(value[e - 1])) --e;
+    return value.substr(b, e - b);
+  }
   void split(const std::string& line, std::vector<std::string>& out) const {
-    if (!active_) { out.push_back(line); return; }
+    if (!active_) { out.push_back(trimmed(line)); return; }
     std::size_t pos = 0;
     if (!literal_.empty()) {
       for (;;) {
@@ -502,6 +504,7 @@ class ColumnSplitter {
   }
 
  private:
+  Trim trim_;
   bool active_ = false;
   std::string literal_;
   std::optional<std::regex> regex_;
@@ -579,7 +582,7 @@ class TemplateSource final : public JobSource {
  public:
   explicit TemplateSource(const Options& options)
       : template_(join(options.template_words), options.replace_token, options.plus),
-        splitter_(options.colsep),
+        splitter_(options.colsep, options.trim),
         delimiter_(options.delimiter),
         skip_empty_(options.skip_empty),
         multi_(options.max_args.has_value() || options.fill),

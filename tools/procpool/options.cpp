@@ -55,7 +55,7 @@ struct RawOptions {
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
   bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
   bool pipe = false, pipepart = false;
-  std::string block, recstart, recend;
+  std::string block, recstart, recend, trim;
   std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
@@ -166,6 +166,9 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("--recstart", raw.recstart, "--pipe, --pipepart: a record starts with STR (\\n \\t \\0 work)")
       ->type_name("STR");
   app.add_option("--recend", raw.recend, "--pipe, --pipepart: a record ends with STR (default \\n)")->type_name("STR");
+  app.add_option("--trim", raw.trim,
+                 "Take white space off each value: n (none), l (left), r (right), lr or rl (both); "
+                 "default lr with --colsep, else n")->type_name("n|l|r|lr");
   app.add_flag("--shuf", raw.shuf, "Generate every job first, then run them in random order");
   app.add_option("-I", raw.replace, "Use STR instead of {} in the command")->type_name("STR");
   app.add_flag("-r,--no-run-if-empty,--norunifempty", raw.no_run_if_empty,
@@ -609,6 +612,13 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   else if (raw.progress) opt.progress = ProgressStyle::Progress;
   opt.force_progress = raw.force_progress;
   if (!raw.colsep.empty()) opt.colsep = raw.colsep;
+  if (app.count("--trim") > 0) {
+    if (raw.trim == "n") opt.trim = Trim::None;
+    else if (raw.trim == "l") opt.trim = Trim::Left;
+    else if (raw.trim == "r") opt.trim = Trim::Right;
+    else if (raw.trim == "lr" || raw.trim == "rl") opt.trim = Trim::Both;
+    else throw UsageError(fmt::format("--trim: '{}' must be one of n, l, r, lr, rl", raw.trim));
+  }
   opt.link = raw.link;
   if (raw.null && app.count("--delimiter") > 0) throw UsageError("-0 and -d exclude each other");
   if (raw.null) opt.delimiter = std::string(1, '\0');

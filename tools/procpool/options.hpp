@@ -37,6 +37,9 @@ struct ArgSource {
 
 enum class ProgressStyle { None, Bar, Eta, Progress };
 
+/// --trim: white space taken off each value (GNU parallel's n, l, r, lr).
+enum class Trim { None, Left, Right, Both };
+
 /// --pipe: stdin (or one file) cut into chunks; --pipepart: a seekable file cut into byte ranges.
 enum class PipeMode { None, Pipe, Part };
 
@@ -64,6 +67,7 @@ struct Options {
   ProgressStyle progress = ProgressStyle::None;
   bool force_progress = false;  ///< draw progress even when stderr is not a terminal
   std::optional<std::string> colsep;
+  std::optional<Trim> trim;  ///< --trim; default: Both with --colsep, else None (GNU parallel's)
   bool link = false;                    ///< --link/--xapply: every source advances together, the shorter ones wrap around
   std::string delimiter = "\n";  ///< -0, -d: what ends an argument (or a batch-file command)
   bool skip_empty = false;       ///< -r: arguments that are only white space are skipped
