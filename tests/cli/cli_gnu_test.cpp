@@ -256,8 +256,8 @@ for my $k (sort keys %h) {
   auto pipe = sh(dir, "$P run --pipe --round-robin wc -l");
   CHECK(pipe.exit_code == 255);
   CHECK(pipe.err.find("--round-robin: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
-  auto lines = sh(dir, "$P run -L 2 echo ::: a");
-  CHECK(lines.err.find("-L: GNU parallel's option is not supported by procpool run: use -N") != std::string::npos);
+  auto lines = sh(dir, "$P run -l 2 echo ::: a");
+  CHECK(lines.err.find("--max-lines: GNU parallel's option is not supported by procpool run: use -L N") != std::string::npos);
   CHECK(sh(dir, "$P run --no-such-option echo ::: a").err.find("unknown option") != std::string::npos);
 }
 
@@ -498,4 +498,15 @@ TEST_CASE("Cli.Gnu.Trim") {
   const auto bad = run_both(dir, "--trim x echo ::: a");
   CHECK(bad.pp.exit_code == 255);
   CHECK(bad.gnu.exit_code == 255);
+}
+
+// -L N: N lines per job, as -N N; with --pipe a record is N lines (-N then counts such records).
+TEST_CASE("Cli.Gnu.MaxLines") {
+  TempDir dir;
+  for (const std::string args : {"-k -L 2 echo", "-k -L 2 -X echo '[{}]'", "-k -L 0 echo x", "-k -L 2 echo '[{}]' x{}y",
+                                 "-k -L 2 -n 1 echo"})
+    check_same(run_both(dir, args, "a b\nc\nd\n"), args);
+  for (const std::string args : {"-k --pipe -L 3 'paste -sd,'", "-k --pipe -L 3 -N 2 'paste -sd,'",
+                                 "-k --pipe -L 7 --block 1k md5sum", "-k --pipe -L 700 --block 1k md5sum"})
+    check_same(run_both(dir, args, "", "seq 3000 | "), args);
 }

@@ -672,8 +672,9 @@ namespace {
 /// Every chunk a StreamChunker makes of `input`, read `step` bytes at a time (with a would-block
 /// between reads, as a slow pipe gives).
 std::vector<std::string> chunks_of(const std::string& input, std::uint64_t block, cli::RecordSplit split,
-                                   std::size_t records, std::size_t step, std::size_t header_lines = 0) {
-  cli::StreamChunker chunker(block, std::move(split), records, header_lines);
+                                   std::size_t records, std::size_t step, std::size_t header_lines = 0,
+                                   std::size_t lines = 0) {
+  cli::StreamChunker chunker(block, std::move(split), records, header_lines, lines);
   std::size_t at = 0;
   bool blocked = false;
   const cli::StreamChunker::ReadFn read = [&](char* to, std::size_t max) -> long {
@@ -708,6 +709,9 @@ TEST_CASE("Cli.Pipe.StreamChunksAsGnu") {
   }
   CHECK(chunks_of("abcdefgh", 3, {"", ""}, 0, 2) == Chunks{"abc", "def", "gh"});  // --recend ''
   CHECK(chunks_of("", 3, {}, 0, 1).empty());                                     // no input, no job
+  // -L 3: whole groups of three lines, also at the end of the input (then the rest).
+  CHECK(chunks_of(ten, 100, {}, 0, 4, 0, 3) == Chunks{"1\n2\n3\n4\n5\n6\n7\n8\n9\n", "10\n"});
+  CHECK(chunks_of(ten, 9, {}, 0, 4, 0, 3) == Chunks{"1\n2\n3\n", "4\n5\n6\n", "7\n8\n9\n", "10\n"});
   CHECK(chunks_of("no newline", 100, {}, 0, 3) == Chunks{"no newline"});
   // A record longer than the block: the block grows (GNU's 1.3x + 1: 7, 11, 16), no record is cut.
   CHECK(chunks_of("aaaaaaaaaaaa\nb\n", 4, {}, 0, 5) == Chunks{"aaaaaaaaaaaa\nb\n"});
@@ -750,7 +754,7 @@ TEST_CASE("Cli.Pipe.OptionConflicts") {
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--pipe", "--shuf", "wc"}), "--shuf cannot be used with --pipe",
                        UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--pipepart", "-N", "2", "-a", "f", "wc"}),
-                       "-n/-N (records per job) work with --pipe, not with --pipepart: use --pipe < FILE", UsageError);
+                       "-n/-N/-L (records per job) work with --pipe, not with --pipepart: use --pipe < FILE", UsageError);
   CHECK_THROWS_AS(cli::parse_run_options(Args{"--pipe", "wc", ":::", "a"}), UsageError);
   CHECK_THROWS_AS(cli::parse_run_options(Args{"--pipe", "--header", "x.*", "wc"}), UsageError);
   CHECK_THROWS_AS(cli::parse_run_options(Args{"--pipe", "-N", "0", "wc"}), UsageError);

@@ -5,7 +5,7 @@
 namespace procpool::cli {
 namespace {
 
-constexpr std::string_view kManyArgs = "use -N N (N lines per job) or -X / -m";
+constexpr std::string_view kManyArgs = "use -L N or -N N (N lines per job) or -X / -m";
 constexpr std::string_view kPipe =
     "procpool's --pipe and --pipepart take --block, --recstart, --recend and -N; for the rest split the input "
     "first (split -l N --filter)";
@@ -20,7 +20,6 @@ constexpr std::string_view kInfo = "use nproc, lscpu or getconf ARG_MAX";
 
 constexpr std::array kRefused = {
     // Several arguments per job.
-    RefusedOption{"-L", true, kManyArgs},
     RefusedOption{"-l,--max-lines,--maxlines", false, kManyArgs},
     RefusedOption{"-x,--exit", false, kManyArgs},
     // Input format.

@@ -55,7 +55,7 @@ struct RawOptions {
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
   bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
   bool pipe = false, pipepart = false;
-  std::string block, recstart, recend, trim;
+  std::string block, recstart, recend, trim, max_lines;
   std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
@@ -142,6 +142,8 @@ void build_app(CLI::App& app, RawOptions& raw) {
                  "Give each job up to N arguments, {1}..{N} each; a word holding {} is repeated per argument "
                  "(0: run the command once per argument, without it)")
       ->type_name("N");
+  app.add_option("-L", raw.max_lines,
+                 "Give each job up to N input lines, as -N N (with --pipe: a record is N lines)")->type_name("N");
   app.add_flag("-m", raw.multiple, "Give each job as many arguments as fit in -s (spread evenly over the jobs)");
   app.add_flag("-X,--xargs", raw.xargs, "Like -m, and a word holding {} is repeated per argument");
   app.add_option("-s,--max-chars,--maxchars", raw.max_chars, "-m/-X: the longest command to build (126976)")
@@ -658,7 +660,7 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     opt.template_mode = true;
     opt.template_words = std::move(words);
   } else if (words.size() >= 2 || (words.size() == 1 && (raw.multiple || raw.xargs || !raw.max_args.empty() ||
-                                                          !raw.max_replace_args.empty()))) {
+                                                          !raw.max_replace_args.empty() || !raw.max_lines.empty()))) {
     // One word is a batch file, except with -n/-N/-m/-X, which only make sense with a template.
     opt.template_mode = true;
     opt.template_words = std::move(words);
@@ -678,8 +680,20 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     opt.max_args = count_option(raw.max_replace_args, "--max-replace-args", opt.pipe == PipeMode::None ? 0 : 1);
     opt.context_replace = true;
   }
-  if (opt.pipe == PipeMode::Part && opt.max_args)
-    throw UsageError("-n/-N (records per job) work with --pipe, not with --pipepart: use --pipe < FILE");
+  if (app.count("-L") > 0) {
+    const std::size_t lines = count_option(raw.max_lines, "-L", 0);
+    if (opt.pipe != PipeMode::None) {
+      // GNU parallel: with --pipe a record is N lines; with -N as well, a chunk is N x L lines.
+      if (lines == 0) throw UsageError("-L: '0' must be at least 1 with --pipe");
+      if (opt.max_args) *opt.max_args *= lines;
+      else opt.record_lines = lines;
+    } else if (!opt.max_args) {
+      opt.max_args = lines;  // as -N N: -n or -N, when given, wins (GNU parallel's)
+      if (!(raw.multiple || raw.xargs)) opt.context_replace = true;
+    }
+  }
+  if (opt.pipe == PipeMode::Part && (opt.max_args || opt.record_lines))
+    throw UsageError("-n/-N/-L (records per job) work with --pipe, not with --pipepart: use --pipe < FILE");
   opt.fill = raw.multiple || raw.xargs;
   if (raw.xargs) opt.context_replace = true;
   if (app.count("--max-chars") > 0) {

@@ -84,6 +84,7 @@ struct Options {
   PipeMode pipe = PipeMode::None;       ///< --pipe, --pipepart: chunks of the input to the jobs' stdin
   std::optional<double> block;          ///< --block: bytes per chunk (negative, --pipepart: parts per slot)
   std::optional<std::string> recstart, recend;  ///< --recstart, --recend as typed (\n... unescaped later)
+  std::size_t record_lines = 0;         ///< --pipe -L N: a record is N lines (0: --recend/--recstart's)
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
   bool shell_always = false;  ///< never exec directly; always /bin/sh -c
 

@@ -120,8 +120,25 @@ std::size_t RecordSplit::nth(std::string_view data, std::size_t n) const {
   return at + recend.size();
 }
 
-StreamChunker::StreamChunker(std::uint64_t block, RecordSplit split, std::size_t records, std::size_t header_lines)
-    : block_(block), split_(std::move(split)), records_(records), header_lines_(header_lines) {}
+StreamChunker::StreamChunker(std::uint64_t block, RecordSplit split, std::size_t records, std::size_t header_lines,
+                             std::size_t lines)
+    : block_(block), split_(std::move(split)), records_(records), header_lines_(header_lines), lines_(lines) {}
+
+namespace {
+
+/// GNU parallel's pass_n_line_records: the position after the last whole group of `lines` lines of
+/// `data`, or npos when it holds fewer.
+std::size_t after_line_groups(std::string_view data, std::size_t lines) {
+  std::size_t count = 0;
+  for (const char c : data) count += c == '\n' ? 1 : 0;
+  std::size_t keep = count - count % lines;
+  if (keep == 0) return std::string_view::npos;
+  std::size_t at = 0;
+  for (;; ++at)
+    if (data[at] == '\n' && --keep == 0) return at + 1;
+}
+
+} // namespace
 
 bool StreamChunker::fill(const ReadFn& read, std::size_t want) {
   if (end_ + want > capacity_) {
@@ -181,6 +198,18 @@ StreamChunker::Result StreamChunker::next(PipeChunk& chunk, const ReadFn& read) 
       if (const auto at = split_.nth(data, records_); at != std::string_view::npos) {
         cut(chunk, at);
         return Result::Chunk;
+      }
+    } else if (lines_ > 0 && (data.size() >= block_ || (eof_ && !data.empty()))) {
+      // Whole groups of lines, also at the end of the input (then the rest is one more chunk).
+      if (const auto at = after_line_groups(data, lines_); at != std::string_view::npos) {
+        cut(chunk, at);
+        return Result::Chunk;
+      }
+      if (!eof_) {
+        const auto grown = static_cast<std::uint64_t>(std::ceil(static_cast<double>(block_) * 1.3 + 1));
+        std::cerr << fmt::format("procpool: warning: A record was longer than {}. Increasing to --blocksize {}.\n",
+                                 block_, grown);
+        block_ = grown;
       }
     } else if (data.size() >= block_) {
       if (const auto at = split_.last(data); at != std::string_view::npos) {
@@ -272,7 +301,7 @@ class StreamPipeSource final : public PipeSourceBase {
   explicit StreamPipeSource(const Options& options)
       : PipeSourceBase(options),
         chunker_(static_cast<std::uint64_t>(options.block.value_or(1 << 20)), record_split(options),
-                 options.max_args.value_or(0), options.header_lines) {
+                 options.max_args.value_or(0), options.header_lines, options.record_lines) {
     if (!options.sources.empty() && options.sources.front().path != "-") {
       path_ = options.sources.front().path;
       fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);

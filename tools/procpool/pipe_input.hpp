@@ -60,7 +60,9 @@ class StreamChunker {
   using ReadFn = std::function<long(char* to, std::size_t max)>;
   enum class Result { Chunk, WouldBlock, End };
 
-  StreamChunker(std::uint64_t block, RecordSplit split, std::size_t records, std::size_t header_lines);
+  /// `lines` > 0 (--pipe -L N): a chunk is cut after a multiple of `lines` lines, not at `split`.
+  StreamChunker(std::uint64_t block, RecordSplit split, std::size_t records, std::size_t header_lines,
+                std::size_t lines = 0);
   Result next(PipeChunk& chunk, const ReadFn& read);
 
  private:
@@ -70,6 +72,7 @@ class StreamChunker {
   RecordSplit split_;
   std::size_t records_;
   std::size_t header_lines_;
+  std::size_t lines_;
   bool header_done_ = false;
   std::string header_;
   std::unique_ptr<char[]> buffer_;
