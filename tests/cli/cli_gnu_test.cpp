@@ -510,3 +510,19 @@ TEST_CASE("Cli.Gnu.MaxLines") {
                                  "-k --pipe -L 7 --block 1k md5sum", "-k --pipe -L 700 --block 1k md5sum"})
     check_same(run_both(dir, args, "", "seq 3000 | "), args);
 }
+
+// --termseq: the signals and waits that kill a timed-out job, as GNU parallel sends them.
+TEST_CASE("Cli.Gnu.TermSeq") {
+  TempDir dir;
+  for (const std::string args :
+       {"--timeout 0.3 --termseq TERM,300,TERM,300,KILL,25 'trap \"echo T\" TERM; while :; do sleep 0.05; done; : {}' ::: 1",
+        "--timeout 0.3 --termseq INT,300,SIGUSR1,300,KILL 'trap \"echo I\" INT; trap \"echo U\" USR1; "
+        "while :; do sleep 0.05; done; : {}' ::: 1"})
+    check_same(run_both(dir, args), args);
+  // After the last step procpool sends KILL (GNU parallel leaves the job running).
+  const auto r = sh(dir, "$P run --timeout 0.2 --termseq TERM,100 'trap \"echo T\" TERM; while :; do sleep 0.05; done; : {}' ::: 1");
+  CHECK(r.out == "T\n");
+  CHECK(r.exit_code == 1);
+  CHECK(sh(dir, "$P run --termseq FOO,1 echo ::: 1").exit_code == 255);
+  CHECK(sh(dir, "$P run --termseq TERM,1 --grace 1 echo ::: 1").exit_code == 255);
+}

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include <csignal>
 #include <cstring>
 
 #include <fcntl.h>
@@ -759,4 +760,18 @@ TEST_CASE("Cli.Pipe.OptionConflicts") {
   CHECK_THROWS_AS(cli::parse_run_options(Args{"--pipe", "--header", "x.*", "wc"}), UsageError);
   CHECK_THROWS_AS(cli::parse_run_options(Args{"--pipe", "-N", "0", "wc"}), UsageError);
   CHECK_THROWS_AS(cli::parse_run_options(Args{"--pipe"}), UsageError);
+}
+
+TEST_CASE("Cli.Options.TermSeq") {
+  const auto steps = cli::parse_termseq("TERM,200,SIGINT,1.5,9");
+  REQUIRE(steps.size() == 3);
+  CHECK(steps[0].signal == SIGTERM);
+  CHECK(steps[0].seconds == 0.2);
+  CHECK(steps[1].signal == SIGINT);
+  CHECK(steps[1].seconds == 0.0015);
+  CHECK(steps[2].signal == SIGKILL);
+  CHECK(steps[2].seconds == 0);
+  CHECK_THROWS_AS(cli::parse_termseq("NOPE,1"), UsageError);
+  CHECK_THROWS_AS(cli::parse_termseq("TERM,-1"), UsageError);
+  CHECK_THROWS_AS(cli::parse_termseq(""), UsageError);
 }

@@ -64,7 +64,6 @@ constexpr std::array kRefused = {
     RefusedOption{"--fg", false, kSemaphore},
     RefusedOption{"--bg", false, kSemaphore},
     RefusedOption{"--wait", false, kSemaphore},
-    RefusedOption{"--termseq,--term-seq", true, "procpool sends TERM, then KILL after --grace D"},
     RefusedOption{"--limit", true, "use --load N or --memfree SIZE"},
     RefusedOption{"--memsuspend", true, "use --memfree SIZE"},
     RefusedOption{"--noswap", false, "use --memfree SIZE or --load N"},

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstring>
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -55,7 +57,7 @@ struct RawOptions {
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
   bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
   bool pipe = false, pipepart = false;
-  std::string block, recstart, recend, trim, max_lines;
+  std::string block, recstart, recend, trim, max_lines, termseq;
   std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
@@ -85,6 +87,9 @@ void build_app(CLI::App& app, RawOptions& raw) {
       ->type_name("D");
   app.add_option("--grace", raw.grace, "Time between TERM and KILL when killing a job (default 1s)")
       ->type_name("D");
+  app.add_option("--termseq,--term-seq", raw.termseq,
+                 "How a job is killed: SIGNAL,MS,SIGNAL,MS... (GNU parallel's; e.g. TERM,200,TERM,100,KILL,25); "
+                 "instead of TERM, then KILL after --grace")->type_name("SEQ");
   app.add_option("--halt,--halt-on-error,--haltonerror", raw.halt,
                  "Stop early: now|soon,fail=N|success=N|done=N, or N% of all the jobs (also never, 0, 1, 2, -1, -2, N%). "
                  "now kills the running jobs, soon lets them finish")->type_name("WHEN,COND");
@@ -248,6 +253,7 @@ void refuse_with_broker(const RawOptions& raw, const Options& opt) {
   // Options of this runner's own job slots, which a broker run does not use.
   if (opt.retry_failed) throw UsageError("--retry-failed cannot be used with --broker: use --resume-failed");
   if (opt.nice) throw UsageError("--nice cannot be used with --broker: start procpool worker with nice -n N");
+  if (!opt.term_seq.empty()) throw UsageError("--termseq cannot be used with --broker: use --grace D");
   if (opt.tmpdir) throw UsageError("--tmpdir cannot be used with --broker: set TMPDIR for procpool worker");
   if (opt.verbose_stderr) throw UsageError("-t/--verbose cannot be used with --broker: use -v");
 }
@@ -416,6 +422,37 @@ std::uint64_t parse_size(const std::string& text, const char* what) {
   if (!(value < kTwoTo64))
     throw UsageError(fmt::format("{}: '{}' is too large (the limit is 16 EiB)", what, text));
   return static_cast<std::uint64_t>(value);
+}
+
+std::vector<TermStep> parse_termseq(const std::string& text) {
+  std::vector<std::string> fields;
+  for (std::size_t at = 0;;) {
+    const auto comma = text.find(',', at);
+    fields.push_back(text.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  std::vector<TermStep> steps;
+  for (std::size_t i = 0; i < fields.size(); i += 2) {
+    std::string name = fields[i];
+    if (name.rfind("SIG", 0) == 0) name.erase(0, 3);
+    TermStep step;
+    if (!name.empty() && name.find_first_not_of("0123456789") == std::string::npos) {
+      step.signal = static_cast<int>(parse_integer(name, "--termseq"));
+    } else {
+      for (int sig = 1; sig < NSIG && step.signal == 0; ++sig)
+        if (const char* abbrev = ::sigabbrev_np(sig); abbrev != nullptr && name == abbrev) step.signal = sig;
+    }
+    if (step.signal <= 0 || step.signal >= NSIG)
+      throw UsageError(fmt::format("--termseq: '{}' is not a signal (TERM, KILL, INT, 15...)", fields[i]));
+    if (i + 1 < fields.size()) {
+      const double ms = parse_number(fields[i + 1], "--termseq");
+      if (ms < 0) throw UsageError(fmt::format("--termseq: '{}' is negative", fields[i + 1]));
+      step.seconds = ms / 1000;
+    }
+    steps.push_back(step);
+  }
+  return steps;
 }
 
 std::string run_help_text() {
@@ -588,6 +625,10 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   }
   if (!raw.timeout.empty()) opt.timeout = parse_timeout(raw.timeout);
   if (!raw.grace.empty()) opt.kill_grace_seconds = parse_duration_seconds(raw.grace, "--grace");
+  if (app.count("--termseq") > 0) {
+    if (!raw.grace.empty()) throw UsageError("--termseq and --grace exclude each other");
+    opt.term_seq = parse_termseq(raw.termseq);
+  }
   if (!raw.halt.empty()) opt.halt = parse_halt(raw.halt);
   opt.keep_order = raw.keep_order && !raw.no_keep_order;
   if (static_cast<int>(raw.group) + static_cast<int>(raw.line_buffer) + static_cast<int>(raw.ungroup) > 1)

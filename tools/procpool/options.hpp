@@ -37,6 +37,12 @@ struct ArgSource {
 
 enum class ProgressStyle { None, Bar, Eta, Progress };
 
+/// One step of --termseq: send `signal` to the job's group, then wait `seconds`.
+struct TermStep {
+  int signal = 0;
+  double seconds = 0;
+};
+
 /// --trim: white space taken off each value (GNU parallel's n, l, r, lr).
 enum class Trim { None, Left, Right, Both };
 
@@ -52,6 +58,7 @@ struct Options {
   unsigned tries = 1;  ///< --retries N: tries in all; 0 = unlimited
   TimeoutSpec timeout;
   double kill_grace_seconds = 1.0;
+  std::vector<TermStep> term_seq;  ///< --termseq; empty: TERM, then KILL after kill_grace_seconds
   HaltPolicy halt;
   bool keep_order = false;
   OutputMode output = OutputMode::Group;
@@ -173,6 +180,9 @@ std::optional<int> halt_status(const HaltPolicy& halt, const HaltCounts& counts,
 /// percentage of failed jobs for N%, else the failed count (at most 101).
 int halt_final_status(const HaltPolicy& halt, const HaltCounts& counts);
 std::uint64_t parse_size(const std::string& text);  ///< 100, 10k, 2M, 1G, 1T (powers of 1024)
+/// GNU parallel's --termseq: SIGNAL,MS,SIGNAL,MS,... (names with or without SIG, or numbers; a last
+/// signal may go without its wait).
+std::vector<TermStep> parse_termseq(const std::string& text);
 std::uint64_t parse_size(const std::string& text, const char* what);  ///< `what` names the option in errors
 
 } // namespace procpool::cli

@@ -206,6 +206,7 @@ void Runner::setup() {
   // --results goes through the pipes too: procpool writes the files, so it sees a full disk.
   config.capture = !(opt_.output == OutputMode::Ungroup && !results_);
   config.grace_seconds = opt_.kill_grace_seconds;
+  config.term_seq = opt_.term_seq;
   config.nice = opt_.nice;
   config.hidden_env = {"PARALLEL_SEQ=", "PARALLEL_JOBSLOT=", "PARALLEL_PID="};
   if (opt_.pipe != PipeMode::None) config.extra_descriptors_per_job = 1;

@@ -235,8 +235,26 @@ void JobSlots::kill(unsigned index, KillReason reason) {
   Slot& slot = slots_[index];
   if (!busy(index) || slot.kill_reason != KillReason::None) return;
   slot.kill_reason = reason;
-  signal_job(slot, SIGTERM);
-  slot.kill_deadline = after(Clock::now(), slot.grace);
+  if (config_.term_seq.empty()) {
+    signal_job(slot, SIGTERM);
+    slot.kill_deadline = after(Clock::now(), slot.grace);
+    return;
+  }
+  slot.kill_step = 0;
+  slot.kill_deadline = Clock::now();
+  next_kill_step(slot);
+}
+
+void JobSlots::next_kill_step(Slot& slot) {
+  // --termseq: the next step's signal, then its wait; after the last one, SIGKILL.
+  if (slot.kill_step == config_.term_seq.size()) {
+    signal_job(slot, SIGKILL);
+    slot.kill_sent = true;
+    return;
+  }
+  const TermStep& step = config_.term_seq[slot.kill_step++];
+  signal_job(slot, step.signal);
+  slot.kill_deadline = after(slot.kill_deadline, step.seconds);
 }
 
 void JobSlots::kill_now(unsigned index, KillReason reason) {
@@ -262,10 +280,14 @@ void JobSlots::check_timeouts(Clock::time_point now) {
     const auto limit = slot.timeout ? slot.timeout : timeout_;
     if (slot.kill_reason == KillReason::None && limit && now >= after(slot.started, *limit))
       kill(i, KillReason::Timeout);
-    if (slot.kill_reason != KillReason::None && !slot.kill_sent && now >= slot.kill_deadline) {
-      signal_job(slot, SIGKILL);
-      slot.kill_sent = true;
+    if (config_.term_seq.empty()) {
+      if (slot.kill_reason != KillReason::None && !slot.kill_sent && now >= slot.kill_deadline) {
+        signal_job(slot, SIGKILL);
+        slot.kill_sent = true;
+      }
+      continue;
     }
+    while (slot.kill_reason != KillReason::None && !slot.kill_sent && now >= slot.kill_deadline) next_kill_step(slot);
   }
 }
 

@@ -4,6 +4,7 @@
 // the watchdog's table), reads its pipes, applies the kill sequence (TERM, KILL after the grace) and the
 // fixed timeout, reaps it and reports how it ended. The caller decides what a job is and what its end means.
 #include "command.hpp"
+#include "options.hpp"
 #include "spawn.hpp"
 
 #include <chrono>
@@ -30,6 +31,8 @@ struct SlotsConfig {
   bool tty = false;            ///< jobs read /dev/tty and stay in procpool's process group
   bool capture = true;         ///< pipes to procpool; false: jobs write to procpool's stdout/stderr
   double grace_seconds = 1.0;  ///< TERM to KILL
+  /// --termseq: the signals and waits that kill a job, then KILL; empty: TERM, KILL after the grace.
+  std::vector<TermStep> term_seq;
   std::optional<int> nice;     ///< --nice N: the jobs' niceness
   /// Variables of procpool's environment the jobs do not get (a prefix ending in '=' names one
   /// variable, any other prefix a family).
@@ -117,6 +120,7 @@ class JobSlots {
     std::uint64_t received = 0;
     KillReason kill_reason = KillReason::None;
     Clock::time_point kill_deadline;
+    std::size_t kill_step = 0;  // the next --termseq step
     bool kill_sent = false;
     std::optional<double> timeout;  // the job's own, else timeout_
     double grace = 1.0;
@@ -125,6 +129,7 @@ class JobSlots {
   void read_output(unsigned index, int& fd, int which, bool until_empty);
   void finish(unsigned index, int status);
   void check_timeouts(Clock::time_point now);
+  void next_kill_step(Slot& slot);
   void signal_job(const Slot& slot, int sig) const;
 
   SlotsConfig config_;
