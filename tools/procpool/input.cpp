@@ -273,6 +273,15 @@ void refuse_perl_expression(const std::string& text, const char* where) {
       where, text));
 }
 
+std::string join_words(const std::vector<std::string>& words) {
+  std::string text;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) text += ' ';
+    text += words[i];
+  }
+  return text;
+}
+
 std::string gnu_dirname(const std::string& path) {
   std::string dir = path;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
@@ -581,7 +590,7 @@ struct SourceGroup {
 class TemplateSource final : public JobSource {
  public:
   explicit TemplateSource(const Options& options)
-      : template_(join(options.template_words), options.replace_token, options.plus),
+      : template_(join_words(options.template_words), options.replace_token, options.plus),
         splitter_(options.colsep, options.trim),
         delimiter_(options.delimiter),
         skip_empty_(options.skip_empty),
@@ -620,7 +629,7 @@ class TemplateSource final : public JobSource {
     if (!first_reader_ && !memory_values_) any_empty_ = true;
     odometer_.assign(others_.size(), 0);
     if (!names_.empty())
-      template_ = CommandTemplate(with_column_numbers(join(options.template_words)), options.replace_token, options.plus);
+      template_ = CommandTemplate(with_column_numbers(join_words(options.template_words)), options.replace_token, options.plus);
     base_length_ = pending_length_ = template_.expand({}, 1, 1, true, context_).size();
   }
 
@@ -743,14 +752,6 @@ class TemplateSource final : public JobSource {
     return product * (*lines - std::min<std::uint64_t>(*lines, header_lines_));
   }
 
-  static std::string join(const std::vector<std::string>& words) {
-    std::string text;
-    for (std::size_t i = 0; i < words.size(); ++i) {
-      if (i > 0) text += ' ';
-      text += words[i];
-    }
-    return text;
-  }
   /// Gives each empty member of `group` one empty value; notes whether any member has values.
   void fill_empty_members(SourceGroup& group) {
     for (auto& member : group.members) {

@@ -98,6 +98,9 @@ class CommandTemplate {
 /// no Perl, and running the expression as literal text would run a different command.
 void refuse_perl_expression(const std::string& text, const char* where);
 
+/// The template's words joined by spaces: the command template's text.
+std::string join_words(const std::vector<std::string>& words);
+
 /// GNU parallel's dirname (Perl's File::Basename): trailing slashes do not count (`dir/` -> `.`).
 std::string gnu_dirname(const std::string& path);
 

@@ -493,12 +493,6 @@ std::string run_help_text() {
 
 namespace {
 
-std::string join_words(const std::vector<std::string>& words) {
-  std::string text;
-  for (std::size_t i = 0; i < words.size(); ++i) text += (i > 0 ? " " : "") + words[i];
-  return text;
-}
-
 bool is_source_separator(const std::string& word) {
   return word == ":::" || word == "::::" || word == ":::+" || word == "::::+";
 }

@@ -33,15 +33,6 @@ constexpr std::size_t kLargestWindow = 1 << 20;
 
 [[noreturn]] void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
 
-std::string join_words(const std::vector<std::string>& words) {
-  std::string text;
-  for (std::size_t i = 0; i < words.size(); ++i) {
-    if (i > 0) text += ' ';
-    text += words[i];
-  }
-  return text;
-}
-
 /// The header lines (--header with --pipe: `:` is one line, N is N lines), cut from the front of
 /// `data`: the header's length, or npos when `data` holds fewer lines.
 std::size_t header_length(std::string_view data, std::size_t lines) {
