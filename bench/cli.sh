@@ -12,6 +12,9 @@
 # BENCH_RUNS rounds, the runners interleaved in each. Jobs/s from the wall time, peak RSS from GNU
 # time's %M (the largest of the runner and its jobs). Then procpool's and GNU parallel's own peak RSS
 # (VmHWM) on a 1M-line batch after CLI_BENCH_RSS_SECONDS (default 10): measured once, it is stable.
+# Last, --pipe and --pipepart throughput (issue 15): a CLI_BENCH_PIPE_MB (default 1024) MiB file of
+# numbers counted by `wc -l` jobs (-j2) through procpool run --pipe / --pipepart, GNU parallel's, and
+# split -C 1M + xargs -P2 (bench/cli_pipe.sh prints the same comparison on its own, with wc alone).
 # Usage: bench/cli.sh [BUILD_DIR]  (default: build; bench/run.sh passes its release build-bench)
 # Needs GNU parallel and /usr/bin/time (scripts/install-deps.sh). Prints the area's markdown table.
 set -euo pipefail
@@ -78,6 +81,29 @@ peak_rss() {  # the command execs the runner, so $! is the runner itself
 bench_record million.procpool rss_mib "$(peak_rss "exec $procpool run -j2 $work/million.txt")"
 bench_record million.parallel rss_mib "$(peak_rss "exec parallel --will-cite -j2 < $work/million.txt")"
 
+# --pipe / --pipepart: MB/s, each runner's line counts checked against the file's.
+pipe_mib=${CLI_BENCH_PIPE_MB:-1024}
+(seq 1 200000000 || true) | head -c $((pipe_mib * 1024 * 1024)) | sed '$d' > "$work/big.txt"
+pipe_bytes=$(stat -c %s "$work/big.txt")
+pipe_lines=$(wc -l < "$work/big.txt")
+declare -A pipe_cmd=(
+  [procpool-pipe]="$procpool run -j2 --pipe wc -l < $work/big.txt"
+  [procpool-pipepart]="$procpool run -j2 --pipepart -a $work/big.txt wc -l"
+  [parallel-pipe]="parallel --will-cite -j2 --pipe wc -l < $work/big.txt"
+  [parallel-pipepart]="parallel --will-cite -j2 --pipepart -a $work/big.txt wc -l"
+  [split-xargs]="rm -rf $work/parts && mkdir $work/parts && split -C 1M $work/big.txt $work/parts/p. && ls $work/parts/p.* | xargs -P2 -n1 wc -l | awk '{print \$1}'")
+pipe_tools=(procpool-pipe procpool-pipepart parallel-pipe parallel-pipepart split-xargs)
+for _ in $(seq "$bench_runs"); do
+  for tool in "${pipe_tools[@]}"; do
+    start=$(date +%s.%N)
+    counted=$(bash -c "${pipe_cmd[$tool]}" | awk '{s += $1} END {print s}')
+    end=$(date +%s.%N)
+    [[ $counted == "$pipe_lines" ]] || { echo "cli.sh: $tool counted $counted lines, not $pipe_lines" >&2; exit 1; }
+    bench_record "pipe.$tool" mb_per_s "$(awk -v b="$pipe_bytes" -v s="$start" -v e="$end" 'BEGIN { print b / 1e6 / (e - s) }')"
+  done
+done
+rm -rf "$work/parts" "$work/big.txt"
+
 for workload in true echo; do
   jobs=$([ "$workload" = true ] && echo "$true_jobs" || echo "$echo_jobs")
   f="$jobs × \`$workload\`, jobs/s"
@@ -92,5 +118,12 @@ done
 f="peak RSS of the runner, 1M-line batch after ${rss_seconds} s (one run)"
 bench_row "$f" "procpool run -j2" ours million.procpool:rss_mib MiB lower
 bench_row "$f" "GNU parallel -j2" peer million.parallel:rss_mib MiB lower
+f="--pipe, ${pipe_mib} MiB of lines to \`wc -l\` jobs, MB/s"
+bench_row "$f" "procpool run -j2 --pipe" ours pipe.procpool-pipe:mb_per_s MB/s
+bench_row "$f" "GNU parallel -j2 --pipe" peer pipe.parallel-pipe:mb_per_s MB/s
+bench_row "$f" "split -C 1M + xargs -P2" peer pipe.split-xargs:mb_per_s MB/s
+f="--pipepart, the same file, MB/s"
+bench_row "$f" "procpool run -j2 --pipepart" ours pipe.procpool-pipepart:mb_per_s MB/s
+bench_row "$f" "GNU parallel -j2 --pipepart" peer pipe.parallel-pipepart:mb_per_s MB/s
 bench_table "\`procpool run\` vs xargs and GNU parallel (-j2)" \
   "The limits are bench/cli_raw_spawn.cpp: 2 children in flight and nothing else, either \`vfork\` + \`execve\` of the line's words (the program looked up in \$PATH once) or \`posix_spawn\` of \`/bin/sh -c LINE\`. A limit row's \"procpool is\" is \`procpool run -j2\`'s job rate as a fraction of that limit's."

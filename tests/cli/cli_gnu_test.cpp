@@ -244,7 +244,8 @@ for my $k (sort keys %h) {
                     "if [ $v = 1 ]; then out=$($P run --dry-run $n 1 echo ::: a 2>&1); st=$?; "
                     "else out=$($P run --dry-run $n echo ::: a 2>&1); st=$?; fi; "
                     "case \"$out\" in "
-                    "*'not supported by procpool run'*|*'add one of them'*|*'not a writable directory'*) [ $st = 255 ] || echo \"BAD STATUS $n $st\";; "
+                    "*'not supported by procpool run'*|*'add one of them'*|*'not a writable directory'*|"
+                    "*'arguments cannot be used'*|*'need --pipe or --pipepart'*|*'must be one of'*) [ $st = 255 ] || echo \"BAD STATUS $n $st\";; "
                     "'echo a'|*'Usage: procpool run'*|*\"cannot open '1'\"*|*'--joblog FILE'*) ;; "
                     "'') [ $st = 0 ] || echo \"BAD STATUS $n $st\";; "  // --header 1 ::: a: a is the header
                     "*) echo \"UNHANDLED $n: $out\";; esac; done",
@@ -252,11 +253,11 @@ for my $k (sort keys %h) {
   CHECK(r.exit_code == 0);
   CHECK(r.out == "");
   // Spot checks: the message names the option and what to use instead.
-  auto pipe = sh(dir, "$P run --pipe wc -l");
+  auto pipe = sh(dir, "$P run --pipe --round-robin wc -l");
   CHECK(pipe.exit_code == 255);
-  CHECK(pipe.err.find("--pipe: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
-  auto lines = sh(dir, "$P run -L 2 echo ::: a");
-  CHECK(lines.err.find("-L: GNU parallel's option is not supported by procpool run: use -N") != std::string::npos);
+  CHECK(pipe.err.find("--round-robin: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
+  auto lines = sh(dir, "$P run -l 2 echo ::: a");
+  CHECK(lines.err.find("--max-lines: GNU parallel's option is not supported by procpool run: use -L N") != std::string::npos);
   CHECK(sh(dir, "$P run --no-such-option echo ::: a").err.find("unknown option") != std::string::npos);
 }
 
@@ -393,4 +394,135 @@ TEST_CASE("Cli.Gnu.RetryFailed") {
   };
   CHECK(rows(read_file(dir / "pp.tsv")) == rows(read_file(dir / "gnu.tsv")));
   CHECK(sh(dir, "$P run --retry-failed echo ::: a").exit_code == 255);  // needs --joblog
+}
+
+// --pipe and --pipepart (issue 15): every chunk as GNU parallel cuts it (md5sum of each, in order),
+// by size with GNU's suffixes, -N records, --recstart/--recend, --header; the same joblog (Send is
+// the chunk's size).
+TEST_CASE("Cli.Gnu.PipeChunksAsGnu") {
+  TempDir dir;
+  // A few dozen jobs each: GNU parallel starts about 100 a second here.
+  REQUIRE(sh(dir, "seq 200000 > in.txt; (echo head; seq 30000) > h.txt; seq 2000 > small.txt").exit_code == 0);
+  for (const std::string args :
+       {"--pipe --block 100k < in.txt", "--pipe --block 1M < in.txt", "--pipe --block 40Ki < in.txt",
+        "--pipe -N 100 < small.txt", "--pipe -N 70 --block 1k < small.txt", "--pipe --block 30k --recend 0 < in.txt",
+        "--pipe --block 30k --recstart 1 < in.txt", "--pipe --block 30k --recstart 1 --recend 9 < in.txt",
+        "--pipe --block 30k --recend '' < in.txt", "--pipe --block 10k --recend '\\n9' < in.txt",
+        "--pipe -N 3 --recstart 1 --recend 9 < small.txt", "--pipepart -a in.txt --block 100k",
+        "--pipepart -a in.txt --block -3", "--pipepart -a in.txt", "--pipepart --block 30k --recstart 1 --recend 9 :::: in.txt",
+        "--pipepart -a in.txt -a h.txt --block 100k"}) {
+    const std::string line = "-k " + args + " md5sum";
+    check_same(run_both(dir, line), line);
+  }
+  for (const std::string args : {"--pipe --block 10k --header : < h.txt", "--pipe --block 10k --header 2 < h.txt",
+                                 "--pipepart -a h.txt --block 10k --header :"}) {
+    const std::string line = "-k " + args + " md5sum";
+    check_same(run_both(dir, line), line);
+  }
+  // The joblog: one line per chunk, Send its size.
+  const auto b = run_both(dir, "-j1 --pipe --block 30k --joblog log.tsv wc -c < in.txt >/dev/null; cat log.tsv");
+  CHECK(masked_joblog(b.pp.out) == masked_joblog(b.gnu.out));
+  CHECK(lines_of(b.pp.out).size() > 40);
+}
+
+TEST_CASE("Cli.Gnu.PipeSumsOrderAndEarlyExit") {
+  TempDir dir;
+  // seq 1e6 | procpool run --pipe --block 100k wc -l: the counts add up, as GNU parallel's.
+  const auto sums = run_both(dir, "--pipe --block 100k wc -l | awk '{s += $1} END {print s}'",
+                             "", "seq 1000000 | ");
+  check_same(sums, "sums");
+  CHECK(sums.pp.out == "1000000\n");
+  // -k: the output in input order although the later chunks finish first.
+  check_same(run_both(dir, "-k -j4 --pipe -N 1 'read x; sleep 0.$((6 - x)); echo $x'", "", "seq 6 | "), "-k");
+  // Jobs that read only part of their chunk (or none of it) end; the rest of it is dropped.
+  check_same(run_both(dir, "-k --pipe --block 50k head -n 1", "", "seq 100000 | "), "head");
+  check_same(run_both(dir, "-k --pipepart -a in.txt --block 50k 'echo x'", "", "seq 100000 > in.txt; "), "none read");
+  // Chunks larger than a pipe holds, several jobs at once.
+  check_same(run_both(dir, "-k -j3 --pipe --block 3M md5sum", "", "seq 2000000 | "), "large chunks");
+  // No input, no job.
+  for (const std::string args : {"--pipe wc -l", "--pipepart -a empty.txt wc -l"}) {
+    const auto none = run_both(dir, args, "", ": > empty.txt; printf '' | ");
+    CHECK(none.pp.out == none.gnu.out);
+    CHECK(none.pp.out.empty());
+    CHECK(none.pp.exit_code == none.gnu.exit_code);
+  }
+  // A failing job's exit status counts as for any job.
+  const auto failing = run_both(dir, "--pipe -N 1 'read x; exit $x'", "", "printf '0\\n3\\n0\\n1\\n' | ");
+  CHECK(failing.pp.exit_code == failing.gnu.exit_code);
+  CHECK(failing.pp.exit_code == 2);
+}
+
+TEST_CASE("Cli.Gnu.PipePartRefusesStreams") {
+  TempDir dir;
+  for (const std::string args : {"--pipepart -a - wc -l", "--pipepart wc -l ::: a"}) {
+    const auto r = sh(dir, "$P run " + args);
+    CHECK(r.exit_code == 255);
+    CHECK(r.out.empty());
+  }
+  const auto fifo = sh(dir, "mkfifo f; $P run --pipepart -a f wc -l");
+  CHECK(fifo.exit_code == 255);
+  CHECK(fifo.err.find("--pipepart only works on seekable files") != std::string::npos);
+}
+
+// An empty source (`:::` alone, an empty file) among sources with values is one empty value, as in
+// GNU parallel; when every source is empty no job runs.
+TEST_CASE("Cli.Gnu.EmptySources") {
+  TempDir dir;
+  write_file(dir / "two.txt", "1\n2\n");
+  write_file(dir / "empty.txt", "");
+  for (const std::string args :
+       {"echo [{1}][{2}] ::: a b :::", "echo [{1}][{2}] ::: ::: a b", "echo [{1}][{2}][{3}] ::: a b ::: ::: x y",
+        "echo [{1}][{2}] ::: a b :::+", "echo [{1}][{2}] ::: :::+ a b", "echo [{1}][{2}] ::: a b :::: empty.txt",
+        "echo [{1}][{2}] :::: empty.txt ::: a b", "echo [{1}][{2}] :::: two.txt :::"}) {
+    const std::string line = "-k " + args;
+    check_same(run_both(dir, line), line);
+  }
+  for (const std::string args : {"echo [{1}] :::", "echo [{1}][{2}] ::: :::", "echo [{1}][{2}] :::: empty.txt :::"}) {
+    const auto b = run_both(dir, args);
+    CHECK(b.pp.out.empty());
+    CHECK(b.gnu.out.empty());
+    CHECK(b.pp.exit_code == 0);
+    CHECK(b.gnu.exit_code == 0);
+  }
+}
+
+// --trim n|l|r|lr|rl on every value, lr by default with --colsep (GNU parallel's).
+TEST_CASE("Cli.Gnu.Trim") {
+  TempDir dir;
+  for (const std::string args :
+       {"-k --trim lr echo '[{}]' ::: ' a ' 'b  '", "-k --trim l echo '[{}]' ::: ' a ' 'b  '",
+        "-k --trim r echo '[{1}]' ::: '  a	 '", "-k --trim rl echo '[{}]' ::: ' a '",
+        "-k --trim n --colsep , echo '[{1}][{2}]' ::: ' a , b '", "-k --colsep , echo '[{1}][{2}]' ::: ' a , b '",
+        "-k --trim r --colsep , echo '[{1}][{2}]' ::: ' a , b '", "-k --trim l -N2 echo '[{1}][{2}]' ::: ' a ' ' b '"})
+    check_same(run_both(dir, args), args);
+  const auto bad = run_both(dir, "--trim x echo ::: a");
+  CHECK(bad.pp.exit_code == 255);
+  CHECK(bad.gnu.exit_code == 255);
+}
+
+// -L N: N lines per job, as -N N; with --pipe a record is N lines (-N then counts such records).
+TEST_CASE("Cli.Gnu.MaxLines") {
+  TempDir dir;
+  for (const std::string args : {"-k -L 2 echo", "-k -L 2 -X echo '[{}]'", "-k -L 0 echo x", "-k -L 2 echo '[{}]' x{}y",
+                                 "-k -L 2 -n 1 echo"})
+    check_same(run_both(dir, args, "a b\nc\nd\n"), args);
+  for (const std::string args : {"-k --pipe -L 3 'paste -sd,'", "-k --pipe -L 3 -N 2 'paste -sd,'",
+                                 "-k --pipe -L 7 --block 1k md5sum", "-k --pipe -L 700 --block 1k md5sum"})
+    check_same(run_both(dir, args, "", "seq 3000 | "), args);
+}
+
+// --termseq: the signals and waits that kill a timed-out job, as GNU parallel sends them.
+TEST_CASE("Cli.Gnu.TermSeq") {
+  TempDir dir;
+  for (const std::string args :
+       {"--timeout 0.3 --termseq TERM,300,TERM,300,KILL,25 'trap \"echo T\" TERM; while :; do sleep 0.05; done; : {}' ::: 1",
+        "--timeout 0.3 --termseq INT,300,SIGUSR1,300,KILL 'trap \"echo I\" INT; trap \"echo U\" USR1; "
+        "while :; do sleep 0.05; done; : {}' ::: 1"})
+    check_same(run_both(dir, args), args);
+  // After the last step procpool sends KILL (GNU parallel leaves the job running).
+  const auto r = sh(dir, "$P run --timeout 0.2 --termseq TERM,100 'trap \"echo T\" TERM; while :; do sleep 0.05; done; : {}' ::: 1");
+  CHECK(r.out == "T\n");
+  CHECK(r.exit_code == 1);
+  CHECK(sh(dir, "$P run --termseq FOO,1 echo ::: 1").exit_code == 255);
+  CHECK(sh(dir, "$P run --termseq TERM,1 --grace 1 echo ::: 1").exit_code == 255);
 }

@@ -9,6 +9,7 @@
 #include "input.hpp"
 #include "joblog.hpp"
 #include "options.hpp"
+#include "pipe_input.hpp"
 
 #include <procpool/version.hpp>
 
@@ -25,7 +26,12 @@
 #include <utility>
 #include <vector>
 
+#include <csignal>
+#include <cstring>
+
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace {
 
@@ -371,8 +377,12 @@ TEST_CASE("Cli.Sources.Combinations") {
     commands.push_back(source->command_for(job, 1));
   }
   CHECK(commands == std::vector<std::string>{"echo a 1", "echo a 2", "echo b 1", "echo b 2"});
-  // An empty source means no jobs at all.
-  CHECK(all_jobs(template_options({"echo"}, {{"a"}, {}})).empty());
+  // An empty source among others is one empty value (GNU parallel's); only empty sources: no job.
+  const auto with_empty = all_jobs(template_options({"echo"}, {{"a"}, {}}));
+  REQUIRE(with_empty.size() == 1);
+  CHECK(with_empty[0].second == "echo a ''");
+  CHECK(all_jobs(template_options({"echo"}, {{}, {}})).empty());
+  CHECK(all_jobs(template_options({"echo"}, {{}})).empty());
 }
 
 TEST_CASE("Cli.Sources.BatchFile") {
@@ -620,4 +630,148 @@ TEST_CASE("Cli.Options.LocalOnlyOptionsRefusedWithBroker") {
   CHECK_THROWS_AS(cli::parse_run_options(Args{"--broker", "redis://h", "--tmpdir", "/tmp", "b"}), UsageError);
   CHECK_THROWS_AS(cli::parse_run_options(Args{"--broker", "redis://h", "-t", "b"}), UsageError);
   CHECK_NOTHROW(cli::parse_run_options(Args{"--broker", "redis://h", "-v", "--shuf", "b"}));
+}
+
+// --pipe / --pipepart (issue 15): sizes, separators and chunk boundaries as GNU parallel computes them
+// (the end-to-end comparison with GNU parallel itself is Cli.Gnu.PipeChunksAsGnu).
+TEST_CASE("Cli.Pipe.BlockSizes") {
+  CHECK(cli::parse_block_size("100") == 100);
+  CHECK(cli::parse_block_size("10k") == 10000);
+  CHECK(cli::parse_block_size("10K") == 10240);
+  CHECK(cli::parse_block_size("10ki") == 10240);
+  CHECK(cli::parse_block_size("1M") == 1 << 20);
+  CHECK(cli::parse_block_size("1m") == 1e6);
+  CHECK(cli::parse_block_size("1.5Mi") == 1.5 * (1 << 20));
+  CHECK(cli::parse_block_size("2G") == 2.0 * (1 << 30));
+  CHECK(cli::parse_block_size("-3") == -3);
+  CHECK_THROWS_AS(cli::parse_block_size(""), UsageError);
+  CHECK_THROWS_AS(cli::parse_block_size("0"), UsageError);
+  CHECK_THROWS_AS(cli::parse_block_size("1x"), UsageError);
+  CHECK_THROWS_AS(cli::parse_block_size("1kb"), UsageError);
+  CHECK_THROWS_AS(cli::parse_block_size("k"), UsageError);
+  CHECK(cli::unescape_record_separator("a\\n\\t\\0\\\\\\x") == std::string("a\n\t\0\\\\x", 7));
+}
+
+TEST_CASE("Cli.Pipe.RecordSplits") {
+  const cli::RecordSplit lines;
+  CHECK(lines.last("a\nbb\nc") == 5);
+  CHECK(lines.last("abc") == std::string::npos);
+  CHECK(lines.nth("a\nb\nc\n", 2) == 4);
+  CHECK(lines.nth("a\nb\n", 3) == std::string::npos);
+  const cli::RecordSplit fasta{"", ">"};
+  CHECK(fasta.last(">a\n>b\n") == 3);
+  CHECK(fasta.last(">a\n") == std::string::npos);  // a split at 0 is not one
+  CHECK(fasta.nth(">a\n>b\n>c", 2) == 6);           // the record at 0 is the first
+  const cli::RecordSplit both{"\n", ">"};
+  CHECK(both.last("x\n>a\ny\n") == 2);
+  const cli::RecordSplit anywhere{"", ""};
+  CHECK(anywhere.last("abc") == 3);
+}
+
+namespace {
+
+/// Every chunk a StreamChunker makes of `input`, read `step` bytes at a time (with a would-block
+/// between reads, as a slow pipe gives).
+std::vector<std::string> chunks_of(const std::string& input, std::uint64_t block, cli::RecordSplit split,
+                                   std::size_t records, std::size_t step, std::size_t header_lines = 0,
+                                   std::size_t lines = 0) {
+  cli::StreamChunker chunker(block, std::move(split), records, header_lines, lines);
+  std::size_t at = 0;
+  bool blocked = false;
+  const cli::StreamChunker::ReadFn read = [&](char* to, std::size_t max) -> long {
+    if ((blocked = !blocked)) return -1;
+    const std::size_t n = std::min({max, step, input.size() - at});
+    std::memcpy(to, input.data() + at, n);
+    at += n;
+    return static_cast<long>(n);
+  };
+  std::vector<std::string> chunks;
+  for (int rounds = 0; rounds < 100000; ++rounds) {
+    cli::PipeChunk chunk;
+    const auto r = chunker.next(chunk, read);
+    if (r == cli::StreamChunker::Result::End) break;
+    if (r == cli::StreamChunker::Result::Chunk) chunks.push_back(chunk.header + std::string(chunk.bytes.get(), chunk.size));
+  }
+  return chunks;
+}
+
+} // namespace
+
+TEST_CASE("Cli.Pipe.StreamChunksAsGnu") {
+  using Chunks = std::vector<std::string>;
+  // seq 10 | parallel --pipe --block 5: the last split within every 5 bytes.
+  const std::string ten = "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n";
+  for (const std::size_t step : {1UL, 3UL, 100UL}) {
+    INFO(step);
+    CHECK(chunks_of(ten, 5, {}, 0, step) == Chunks{"1\n2\n", "3\n4\n", "5\n6\n", "7\n8\n", "9\n10\n"});
+    CHECK(chunks_of(ten, 5, {}, 3, step) == Chunks{"1\n2\n3\n", "4\n5\n6\n", "7\n8\n9\n", "10\n"});  // -N3
+    CHECK(chunks_of("h\n" + ten, 5, {}, 0, step, 1) ==
+          Chunks{"h\n1\n2\n", "h\n3\n4\n", "h\n5\n6\n", "h\n7\n8\n", "h\n9\n10\n"});  // --header :
+  }
+  CHECK(chunks_of("abcdefgh", 3, {"", ""}, 0, 2) == Chunks{"abc", "def", "gh"});  // --recend ''
+  CHECK(chunks_of("", 3, {}, 0, 1).empty());                                     // no input, no job
+  // -L 3: whole groups of three lines, also at the end of the input (then the rest).
+  CHECK(chunks_of(ten, 100, {}, 0, 4, 0, 3) == Chunks{"1\n2\n3\n4\n5\n6\n7\n8\n9\n", "10\n"});
+  CHECK(chunks_of(ten, 9, {}, 0, 4, 0, 3) == Chunks{"1\n2\n3\n", "4\n5\n6\n", "7\n8\n9\n", "10\n"});
+  CHECK(chunks_of("no newline", 100, {}, 0, 3) == Chunks{"no newline"});
+  // A record longer than the block: the block grows (GNU's 1.3x + 1: 7, 11, 16), no record is cut.
+  CHECK(chunks_of("aaaaaaaaaaaa\nb\n", 4, {}, 0, 5) == Chunks{"aaaaaaaaaaaa\nb\n"});
+  CHECK(chunks_of("aaaaaaaaaaaa\nbbbbbbbbbbbbbbbbbbbbb\n", 4, {}, 0, 5) ==
+        Chunks{"aaaaaaaaaaaa\n", "bbbbbbbbbbbbbbbbbbbbb\n"});
+}
+
+TEST_CASE("Cli.Pipe.PartPositionsAsGnu") {
+  TempDir dir;
+  const std::string path = dir / "f.txt";
+  std::string text;
+  for (int i = 1; i <= 10; ++i) text += std::to_string(i) + "\n";
+  write_file(path, text);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  // parallel --pipepart --block 5: the first split at or after every 5th byte.
+  CHECK(cli::part_positions(fd, text.size(), 5, 0, {}) == std::vector<std::uint64_t>{0, 6, 12, 18, 21});
+  CHECK(cli::part_positions(fd, text.size(), 100, 0, {}) == std::vector<std::uint64_t>{0, 21});
+  CHECK(cli::part_positions(fd, text.size(), 5, 2, {}) == std::vector<std::uint64_t>{2, 8, 14, 21});
+  ::close(fd);
+}
+
+TEST_CASE("Cli.Pipe.OptionConflicts") {
+  using Args = std::vector<std::string>;
+  const auto pipe = parse({"--pipe", "--block", "10k", "--recend", "\\n", "-N", "3", "wc"});
+  CHECK(pipe.pipe == cli::PipeMode::Pipe);
+  CHECK(pipe.template_words == std::vector<std::string>{"wc"});  // one word is the command, not a batch file
+  CHECK(*pipe.block == 10000);
+  CHECK(*pipe.max_args == 3);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--block", "1", "b"}),
+                       "--block, --recstart and --recend need --pipe or --pipepart", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--pipe", "--pipepart", "wc"}),
+                       "--pipe and --pipepart exclude each other", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--pipepart", "wc"}),
+                       "--pipepart needs the file to cut: -a FILE or :::: FILE", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--pipepart", "-a", "-", "wc"}),
+                       "--pipepart only works on seekable files, not streams/pipes: use --pipe for stdin", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--pipe", "--block", "-2", "wc"}),
+                       "--block '-2': a negative size needs --pipepart", UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--pipe", "--shuf", "wc"}), "--shuf cannot be used with --pipe",
+                       UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--pipepart", "-N", "2", "-a", "f", "wc"}),
+                       "-n/-N/-L (records per job) work with --pipe, not with --pipepart: use --pipe < FILE", UsageError);
+  CHECK_THROWS_AS(cli::parse_run_options(Args{"--pipe", "wc", ":::", "a"}), UsageError);
+  CHECK_THROWS_AS(cli::parse_run_options(Args{"--pipe", "--header", "x.*", "wc"}), UsageError);
+  CHECK_THROWS_AS(cli::parse_run_options(Args{"--pipe", "-N", "0", "wc"}), UsageError);
+  CHECK_THROWS_AS(cli::parse_run_options(Args{"--pipe"}), UsageError);
+}
+
+TEST_CASE("Cli.Options.TermSeq") {
+  const auto steps = cli::parse_termseq("TERM,200,SIGINT,1.5,9");
+  REQUIRE(steps.size() == 3);
+  CHECK(steps[0].signal == SIGTERM);
+  CHECK(steps[0].seconds == 0.2);
+  CHECK(steps[1].signal == SIGINT);
+  CHECK(steps[1].seconds == 0.0015);
+  CHECK(steps[2].signal == SIGKILL);
+  CHECK(steps[2].seconds == 0);
+  CHECK_THROWS_AS(cli::parse_termseq("NOPE,1"), UsageError);
+  CHECK_THROWS_AS(cli::parse_termseq("TERM,-1"), UsageError);
+  CHECK_THROWS_AS(cli::parse_termseq(""), UsageError);
 }

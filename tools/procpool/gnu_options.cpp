@@ -5,26 +5,27 @@
 namespace procpool::cli {
 namespace {
 
-constexpr std::string_view kManyArgs = "use -N N (N lines per job) or -X / -m";
+constexpr std::string_view kManyArgs = "use -L N or -N N (N lines per job) or -X / -m";
 constexpr std::string_view kPipe =
-    "procpool does not split stdin into blocks; split it first (split -l N --filter, or split then :::: files)";
+    "procpool's --pipe and --pipepart take --block, --recstart, --recend and -N; for the rest split the input "
+    "first (split -l N --filter)";
 constexpr std::string_view kRemote =
     "procpool has no ssh execution; use procpool run --broker URL with procpool worker on each host (docs/broker.md)";
 constexpr std::string_view kReplace =
     "procpool knows only the standard replacement strings {} {.} {/} {//} {/.} {#} {%} {N}";
-constexpr std::string_view kSemaphore = "procpool has no semaphore mode; use flock(1) or a procpool run batch";
+constexpr std::string_view kSemaphore =
+    "semaphore mode is procpool sem [-j N] [--id NAME] [--fg|--bg] [--st SECS] COMMAND (or procpool run with "
+    "only those options before the command) and procpool sem --wait";
 constexpr std::string_view kInfo = "use nproc, lscpu or getconf ARG_MAX";
 
 constexpr std::array kRefused = {
     // Several arguments per job.
-    RefusedOption{"-L", true, kManyArgs},
     RefusedOption{"-l,--max-lines,--maxlines", false, kManyArgs},
     RefusedOption{"-x,--exit", false, kManyArgs},
     // Input format.
     RefusedOption{"-E", true, "arguments are read to the end; cut the input first: sed '/^EOF$/q'"},
     RefusedOption{"-e,--eof", false, "arguments are read to the end; cut the input first: sed '/^EOF$/q'"},
     RefusedOption{"--csv", false, "use --colsep , (no quoted fields) or convert the CSV to TSV and use --colsep '\\t'"},
-    RefusedOption{"--trim", true, "--colsep trims both ends, as GNU parallel's default"},
     RefusedOption{"--skip-first-line,--skipfirstline", false, "drop it first: tail -n +2 FILE | procpool run ..."},
     RefusedOption{"--arg-sep,--argsep", true, "use ::: (and :::+)"},
     RefusedOption{"--arg-file-sep,--argfilesep", true, "use :::: (and ::::+)"},
@@ -42,13 +43,8 @@ constexpr std::array kRefused = {
     RefusedOption{"--rpl", true, kReplace},
     RefusedOption{"--parens", true, kReplace},
     RefusedOption{"--process-slot-var,--processslotvar", true, "jobs get PARALLEL_JOBSLOT and PARALLEL_SEQ"},
-    // --pipe and its companions.
-    RefusedOption{"--pipe,--spreadstdin", false, kPipe},
-    RefusedOption{"--pipe-part,--pipepart", false, kPipe},
-    RefusedOption{"--block-size,--blocksize,--block", true, kPipe},
+    // --pipe's other companions (--pipe, --pipepart, --block, --recstart, --recend are procpool's).
     RefusedOption{"--block-timeout,--blocktimeout,--bt", true, kPipe},
-    RefusedOption{"--recstart", true, kPipe},
-    RefusedOption{"--recend", true, kPipe},
     RefusedOption{"--regexp,--regex", false, kPipe},
     RefusedOption{"--remove-rec-sep,--removerecsep,--rrs", false, kPipe},
     RefusedOption{"--round-robin,--roundrobin,--round", false, kPipe},
@@ -60,13 +56,14 @@ constexpr std::array kRefused = {
     RefusedOption{"--group-by,--groupby", true, kPipe},
     RefusedOption{"--output-as-files,--outputasfiles,--files", false, "use --results DIR"},
     // Running and output.
+    // Semaphore mode: main.cpp sends `run` with only sem's options (is_semaphore_run) to procpool sem;
+    // among run's options these are refused.
     RefusedOption{"--semaphore", false, kSemaphore},
     RefusedOption{"--semaphore-name,--semaphorename,--id", true, kSemaphore},
     RefusedOption{"--semaphore-timeout,--semaphoretimeout,--st", true, kSemaphore},
     RefusedOption{"--fg", false, kSemaphore},
     RefusedOption{"--bg", false, kSemaphore},
     RefusedOption{"--wait", false, kSemaphore},
-    RefusedOption{"--termseq,--term-seq", true, "procpool sends TERM, then KILL after --grace D"},
     RefusedOption{"--limit", true, "use --load N or --memfree SIZE"},
     RefusedOption{"--memsuspend", true, "use --memfree SIZE"},
     RefusedOption{"--noswap", false, "use --memfree SIZE or --load N"},

@@ -1,4 +1,5 @@
 #include "input.hpp"
+#include "pipe_input.hpp"
 
 #include <fmt/format.h>
 
@@ -157,7 +158,7 @@ std::string shell_quote(const std::string& word) {
   return quoted;
 }
 
-CommandTemplate::CommandTemplate(const std::string& text, const std::string& all_args, bool plus) {
+CommandTemplate::CommandTemplate(const std::string& text, const std::string& all_args, bool plus, bool append_args) {
   bool any_replacement = false;  // GNU parallel appends the arguments only to a template without any
   std::size_t pos = 0;
   auto add_literal = [&](std::string_view s) {
@@ -233,8 +234,10 @@ CommandTemplate::CommandTemplate(const std::string& text, const std::string& all
     // The arguments are the command itself: inserted unquoted.
     segments_.push_back({Kind::Args, {}, 0, Modifier::None, true});
   } else if (!any_replacement) {
-    add_literal(" ");
-    segments_.push_back({Kind::Args, {}, 0, Modifier::None, false});
+    if (append_args) {
+      add_literal(" ");
+      segments_.push_back({Kind::Args, {}, 0, Modifier::None, false});
+    }
   } else {
     // GNU parallel quotes nothing when a replacement string is (part of) the first word
     // (`parallel {} ::: 'echo a'` runs `echo a`); a first word ending at '=' is an assignment (V={}).
@@ -268,6 +271,15 @@ void refuse_perl_expression(const std::string& text, const char* where) {
       "{}: '{}': {{= perl expression =}} is not supported (procpool has no Perl); use "
       "{{.}} {{/}} {{//}} {{/.}} or a shell expression such as $(echo {{}} | sed ...)",
       where, text));
+}
+
+std::string join_words(const std::vector<std::string>& words) {
+  std::string text;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) text += ' ';
+    text += words[i];
+  }
+  return text;
 }
 
 std::string gnu_dirname(const std::string& path) {
@@ -447,22 +459,17 @@ class BatchSource final : public JobSource {
   std::uint64_t seq_ = 0;
 };
 
-// Perl's \s, which GNU parallel's --colsep trimming strips from both ends of every value.
+// Perl's \s, which GNU parallel's --trim strips (both ends of every value by default with --colsep).
 bool is_perl_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
-std::string trimmed(const std::string& s) {
-  std::size_t b = 0, e = s.size();
-  while (b < e && is_perl_space(s[b])) ++b;
-  while (e > b && is_perl_space(s[e - 1])) --e;
-  return s.substr(b, e - b);
-}
 
 // Splits one argument line into --colsep columns, as GNU parallel's `split /COLSEP/, $line, -1`:
 // the separator is a Perl regex (ECMAScript's grammar is Perl's: \t, \s+, \d, [^,]... work), empty
 // fields are kept, and with --colsep every value is trimmed of white space (GNU's --trim lr).
 class ColumnSplitter {
  public:
-  explicit ColumnSplitter(const std::optional<std::string>& colsep) {
+  /// `trim`: --trim, by default both ends with a separator and none without (GNU parallel's).
+  ColumnSplitter(const std::optional<std::string>& colsep, std::optional<Trim> trim)
+      : trim_(trim.value_or(colsep ? Trim::Both : Trim::None)) {
     if (!colsep) return;
     active_ = true;
     const bool literal = colsep->find_first_of("\\^$.|?*+()[]{}") == std::string::npos;
@@ -476,8 +483,15 @@ class ColumnSplitter {
     }
     if (literal && literal_.empty()) throw UsageError("--colsep: empty separator");
   }
+  [[nodiscard]] std::string trimmed(const std::string& value) const {
+    if (trim_ == Trim::None) return value;
+    std::size_t b = 0, e = value.size();
+    if (trim_ != Trim::Right) while (b < e && is_perl_space(value[b])) ++b;
+    if (trim_ != Trim::Left) while (e > b && is_perl_space(value[e - 1])) --e;
+    return value.substr(b, e - b);
+  }
   void split(const std::string& line, std::vector<std::string>& out) const {
-    if (!active_) { out.push_back(line); return; }
+    if (!active_) { out.push_back(trimmed(line)); return; }
     std::size_t pos = 0;
     if (!literal_.empty()) {
       for (;;) {
@@ -499,6 +513,7 @@ class ColumnSplitter {
   }
 
  private:
+  Trim trim_;
   bool active_ = false;
   std::string literal_;
   std::optional<std::regex> regex_;
@@ -575,8 +590,8 @@ struct SourceGroup {
 class TemplateSource final : public JobSource {
  public:
   explicit TemplateSource(const Options& options)
-      : template_(join(options.template_words), options.replace_token, options.plus),
-        splitter_(options.colsep),
+      : template_(join_words(options.template_words), options.replace_token, options.plus),
+        splitter_(options.colsep, options.trim),
         delimiter_(options.delimiter),
         skip_empty_(options.skip_empty),
         multi_(options.max_args.has_value() || options.fill),
@@ -604,15 +619,17 @@ class TemplateSource final : public JobSource {
       take_header(header);
     } else {
       first_group_ = make_group(first, options);
-      first_size_ = first_group_.size();
     }
-    for (std::size_t i = 1; i < grouped.size(); ++i) {
-      others_.push_back(make_group(grouped[i], options));
-      if (others_.back().size() == 0) any_empty_ = true;
-    }
+    for (std::size_t i = 1; i < grouped.size(); ++i) others_.push_back(make_group(grouped[i], options));
+    // GNU parallel: an empty source (`:::` alone, an empty file) among sources with values gives one
+    // empty value (`::: a b :::` runs `a ''` and `b ''`); when every source is empty, no job runs.
+    fill_empty_members(first_group_);
+    for (auto& group : others_) fill_empty_members(group);
+    first_size_ = first_reader_ ? 0 : first_group_.size();
+    if (!first_reader_ && !memory_values_) any_empty_ = true;
     odometer_.assign(others_.size(), 0);
     if (!names_.empty())
-      template_ = CommandTemplate(with_column_numbers(join(options.template_words)), options.replace_token, options.plus);
+      template_ = CommandTemplate(with_column_numbers(join_words(options.template_words)), options.replace_token, options.plus);
     base_length_ = pending_length_ = template_.expand({}, 1, 1, true, context_).size();
   }
 
@@ -626,9 +643,15 @@ class TemplateSource final : public JobSource {
         for (;;) {
           const auto r = first_reader_->next(value);
           if (r == LineReader::Result::WouldBlock) return Result::WouldBlock;
-          if (r == LineReader::Result::End) return Result::End;
+          if (r == LineReader::Result::End) {
+            // An empty first source gives one empty value when another source has values.
+            if (first_read_ || !memory_values_) return Result::End;
+            value.clear();
+            break;
+          }
           if (!skip_empty_ || !is_whitespace_only(value)) break;  // -r
         }
+        first_read_ = true;
         replace_nul_bytes(value);
         splitter_.split(value, first_columns_);
       } else {
@@ -729,13 +752,12 @@ class TemplateSource final : public JobSource {
     return product * (*lines - std::min<std::uint64_t>(*lines, header_lines_));
   }
 
-  static std::string join(const std::vector<std::string>& words) {
-    std::string text;
-    for (std::size_t i = 0; i < words.size(); ++i) {
-      if (i > 0) text += ' ';
-      text += words[i];
+  /// Gives each empty member of `group` one empty value; notes whether any member has values.
+  void fill_empty_members(SourceGroup& group) {
+    for (auto& member : group.members) {
+      if (member.empty()) member.emplace_back();
+      else memory_values_ = true;
     }
-    return text;
   }
   SourceGroup make_group(const std::vector<const ArgSource*>& sources, const Options& options) {
     SourceGroup group;
@@ -793,7 +815,9 @@ class TemplateSource final : public JobSource {
   std::vector<std::string> first_columns_;
   bool have_first_ = false;
   bool odometer_done_ = false;
-  bool any_empty_ = false;
+  bool any_empty_ = false;       // every source is empty: no job
+  bool memory_values_ = false;   // a source read whole has values
+  bool first_read_ = false;      // the streamed first source gave a value
   std::uint64_t seq_ = 0;
 };
 
@@ -851,6 +875,7 @@ std::unique_ptr<JobSource> make_retry_source(const std::map<std::uint64_t, std::
 }
 
 std::unique_ptr<JobSource> make_job_source(const Options& options) {
+  if (options.pipe != PipeMode::None) return make_pipe_source(options);
   std::unique_ptr<JobSource> source;
   if (options.template_mode) source = std::make_unique<TemplateSource>(options);
   else source = std::make_unique<BatchSource>(options.batch_file, options.delimiter);

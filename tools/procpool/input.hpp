@@ -11,6 +11,8 @@
 
 namespace procpool::cli {
 
+struct PipeChunk;
+
 /// Reads lines from a file descriptor with a bounded buffer (it grows only to the longest line).
 /// Strips "\n", and a "\r" before it when `strip_cr` (batch files; GNU parallel keeps the CR of an
 /// argument, so argument sources keep it too). Never blocks on a pipe or terminal: it polls first.
@@ -60,7 +62,10 @@ class CommandTemplate {
   /// `all_args` is the string for all the arguments, `{}` unless -I renamed it (then `{}` is literal).
   /// `plus`: GNU parallel's --plus strings too ({..} {...} {+/} {+.} {+..} {+...} {/..} {/...}
   /// {slot}); then any other {word} is refused (UsageError) rather than kept as text.
-  explicit CommandTemplate(const std::string& text, const std::string& all_args = "{}", bool plus = false);
+  /// `append_args`: a template without any replacement string gets the arguments appended (not with
+  /// --pipe, whose jobs have none).
+  explicit CommandTemplate(const std::string& text, const std::string& all_args = "{}", bool plus = false,
+                           bool append_args = true);
   /// Expands for one job; arguments are shell-quoted when `quote` (commands) and raw otherwise (tags).
   /// With `context` (-X, -N), a word holding {} is repeated for each argument (`x{}y` gives
   /// `xay xby`), as GNU parallel's context replace; otherwise {} is all the arguments joined by spaces.
@@ -93,6 +98,9 @@ class CommandTemplate {
 /// no Perl, and running the expression as literal text would run a different command.
 void refuse_perl_expression(const std::string& text, const char* where);
 
+/// The template's words joined by spaces: the command template's text.
+std::string join_words(const std::vector<std::string>& words);
+
 /// GNU parallel's dirname (Perl's File::Basename): trailing slashes do not count (`dir/` -> `.`).
 std::string gnu_dirname(const std::string& path);
 
@@ -103,6 +111,7 @@ std::string shell_quote(const std::string& word);
 struct JobInput {
   std::uint64_t seq = 0;
   std::vector<std::string> args;  ///< batch mode: the command line itself
+  std::shared_ptr<const PipeChunk> chunk;  ///< --pipe, --pipepart: the job's stdin
 };
 
 /// Produces jobs in input order, streaming the batch file or the first argument source.

@@ -1,6 +1,7 @@
 // procpool: run a batch of shell commands on N workers, GNU parallel style. See the README (The procpool command).
 #include "options.hpp"
 #include "runner.hpp"
+#include "semaphore.hpp"
 #ifdef PROCPOOL_BROKER
 #include "broker/broker.hpp"
 #endif
@@ -26,6 +27,7 @@ void print_top_help() {
                "Usage:\n"
                "  procpool run [OPTIONS] [BATCH_FILE|-]\n"
                "  procpool run [OPTIONS] TEMPLATE ::: ARG...\n"
+               "  procpool sem [-j N] [--id NAME] [--fg] COMMAND...  a counting semaphore (GNU sem); sem --wait\n"
                "  procpool worker --broker URL [-j N] [OPTIONS]      run jobs from a Redis queue (docs/broker.md)\n"
                "  procpool run --broker URL [OPTIONS] BATCH          send a batch to the workers\n"
                "  procpool status --broker URL [--json] [--watch D]  queues, workers, runs\n"
@@ -61,12 +63,16 @@ int main(int argc, char** argv) {
     std::cout << "procpool " PROCPOOL_VERSION "\n";
     return 0;
   }
-  if (args[0] != "run" && args[0] != "worker" && args[0] != "status") {
+  if (args[0] != "run" && args[0] != "worker" && args[0] != "status" && args[0] != "sem") {
     std::cerr << fmt::format("procpool: unknown command '{}'; try: procpool run --help\n", args[0]);
     return 255;
   }
   try {
     const std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (args[0] == "sem" || (args[0] == "run" && procpool::cli::is_semaphore_run(procpool::cli::with_parallel_env(rest)))) {
+      const auto options = procpool::cli::parse_sem_options(procpool::cli::with_parallel_env(rest));
+      return options ? procpool::cli::run_semaphore(*options) : 0;
+    }
 #ifdef PROCPOOL_BROKER
     namespace broker = procpool::cli::broker;
     if (args[0] == "worker") {

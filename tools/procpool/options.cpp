@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstring>
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -13,6 +15,7 @@
 
 #include "gnu_options.hpp"
 #include "input.hpp"
+#include "pipe_input.hpp"
 #include "os/cpu.hpp"
 
 namespace procpool::cli {
@@ -53,6 +56,8 @@ struct RawOptions {
   bool gnu_noop = false, null = false, no_run_if_empty = false;
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
   bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
+  bool pipe = false, pipepart = false;
+  std::string block, recstart, recend, trim, max_lines, termseq;
   std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
@@ -82,6 +87,9 @@ void build_app(CLI::App& app, RawOptions& raw) {
       ->type_name("D");
   app.add_option("--grace", raw.grace, "Time between TERM and KILL when killing a job (default 1s)")
       ->type_name("D");
+  app.add_option("--termseq,--term-seq", raw.termseq,
+                 "How a job is killed: SIGNAL,MS,SIGNAL,MS... (GNU parallel's; e.g. TERM,200,TERM,100,KILL,25); "
+                 "instead of TERM, then KILL after --grace")->type_name("SEQ");
   app.add_option("--halt,--halt-on-error,--haltonerror", raw.halt,
                  "Stop early: now|soon,fail=N|success=N|done=N, or N% of all the jobs (also never, 0, 1, 2, -1, -2, N%). "
                  "now kills the running jobs, soon lets them finish")->type_name("WHEN,COND");
@@ -139,6 +147,8 @@ void build_app(CLI::App& app, RawOptions& raw) {
                  "Give each job up to N arguments, {1}..{N} each; a word holding {} is repeated per argument "
                  "(0: run the command once per argument, without it)")
       ->type_name("N");
+  app.add_option("-L", raw.max_lines,
+                 "Give each job up to N input lines, as -N N (with --pipe: a record is N lines)")->type_name("N");
   app.add_flag("-m", raw.multiple, "Give each job as many arguments as fit in -s (spread evenly over the jobs)");
   app.add_flag("-X,--xargs", raw.xargs, "Like -m, and a word holding {} is repeated per argument");
   app.add_option("-s,--max-chars,--maxchars", raw.max_chars, "-m/-X: the longest command to build (126976)")
@@ -153,6 +163,19 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_flag("--retry-failed,--retryfailed", raw.retry_failed,
                "Run the failed jobs of --joblog FILE again, commands as logged (the command line's are ignored)");
   app.add_flag("--plus", raw.plus, "Also {..} {...} {+/} {+.} {+..} {+...} {/..} {/...} {slot}, as GNU parallel");
+  app.add_flag("--pipe,--spreadstdin", raw.pipe,
+               "Cut stdin into chunks of --block bytes (whole records) and give each job one on its stdin");
+  app.add_flag("--pipepart,--pipe-part", raw.pipepart,
+               "Like --pipe for a seekable FILE given with -a or ::::, read by the jobs, not by procpool");
+  app.add_option("--block,--block-size,--blocksize", raw.block,
+                 "--pipe, --pipepart: bytes per chunk (1M; k=1000, K=Ki=1024, M, G...); --pipepart -N: N parts per job slot")
+      ->type_name("SIZE");
+  app.add_option("--recstart", raw.recstart, "--pipe, --pipepart: a record starts with STR (\\n \\t \\0 work)")
+      ->type_name("STR");
+  app.add_option("--recend", raw.recend, "--pipe, --pipepart: a record ends with STR (default \\n)")->type_name("STR");
+  app.add_option("--trim", raw.trim,
+                 "Take white space off each value: n (none), l (left), r (right), lr or rl (both); "
+                 "default lr with --colsep, else n")->type_name("n|l|r|lr");
   app.add_flag("--shuf", raw.shuf, "Generate every job first, then run them in random order");
   app.add_option("-I", raw.replace, "Use STR instead of {} in the command")->type_name("STR");
   app.add_flag("-r,--no-run-if-empty,--norunifempty", raw.no_run_if_empty,
@@ -180,6 +203,38 @@ void build_app(CLI::App& app, RawOptions& raw) {
                "--broker: allow a non-loopback broker without a password");
 }
 
+/// --pipe and --pipepart: the words are the command, the sources (if any) the files to cut.
+void parse_pipe_options(const CLI::App& app, const RawOptions& raw, Options& opt, std::vector<std::string>& words) {
+  const bool part = raw.pipepart;
+  const char* name = part ? "--pipepart" : "--pipe";
+  opt.pipe = part ? PipeMode::Part : PipeMode::Pipe;
+  for (const auto& source : opt.sources) {
+    if (source.kind != ArgSource::Kind::File)
+      throw UsageError(fmt::format("{}: ::: arguments cannot be used: the jobs' data is the input (-a FILE, :::: FILE{})",
+                                   name, part ? "" : " or stdin"));
+    if (part && source.path == "-")
+      throw UsageError("--pipepart only works on seekable files, not streams/pipes: use --pipe for stdin");
+  }
+  if (part && opt.sources.empty()) throw UsageError("--pipepart needs the file to cut: -a FILE or :::: FILE");
+  if (!part && opt.sources.size() > 1) throw UsageError("--pipe reads one input: stdin, or one -a FILE");
+  if (words.empty()) throw UsageError(fmt::format("{} needs a command to run", name));
+  opt.template_mode = true;
+  opt.template_words = std::move(words);
+  if (app.count("--block") > 0) {
+    if (raw.block.empty()) throw UsageError("--block: empty value");
+    opt.block = parse_block_size(raw.block);
+    if (*opt.block < 0 && !part) throw UsageError(fmt::format("--block '{}': a negative size needs --pipepart", raw.block));
+  }
+  if (app.count("--recstart") > 0) opt.recstart = raw.recstart;
+  if (app.count("--recend") > 0) opt.recend = raw.recend;
+  const std::pair<bool, const char*> excluded[] = {
+      {raw.shuf, "--shuf"}, {raw.multiple || raw.xargs, "-m/-X"}, {!raw.colsep.empty(), "--colsep"},
+      {raw.link, "--link"}, {raw.no_run_if_empty, "-r"}, {raw.tty, "--tty"}, {raw.retry_failed, "--retry-failed"},
+      {raw.null || app.count("--delimiter") > 0, "-0/-d (use --recend)"}, {!raw.broker.empty(), "--broker"}};
+  for (const auto& [given, option] : excluded)
+    if (given) throw UsageError(fmt::format("{} cannot be used with {}", option, name));
+}
+
 /// The options that cannot work remotely, refused with --broker (after parsing, so each names itself).
 void refuse_with_broker(const RawOptions& raw, const Options& opt) {
   if (opt.timeout.percent > 0)
@@ -198,6 +253,7 @@ void refuse_with_broker(const RawOptions& raw, const Options& opt) {
   // Options of this runner's own job slots, which a broker run does not use.
   if (opt.retry_failed) throw UsageError("--retry-failed cannot be used with --broker: use --resume-failed");
   if (opt.nice) throw UsageError("--nice cannot be used with --broker: start procpool worker with nice -n N");
+  if (!opt.term_seq.empty()) throw UsageError("--termseq cannot be used with --broker: use --grace D");
   if (opt.tmpdir) throw UsageError("--tmpdir cannot be used with --broker: set TMPDIR for procpool worker");
   if (opt.verbose_stderr) throw UsageError("-t/--verbose cannot be used with --broker: use -v");
 }
@@ -368,6 +424,37 @@ std::uint64_t parse_size(const std::string& text, const char* what) {
   return static_cast<std::uint64_t>(value);
 }
 
+std::vector<TermStep> parse_termseq(const std::string& text) {
+  std::vector<std::string> fields;
+  for (std::size_t at = 0;;) {
+    const auto comma = text.find(',', at);
+    fields.push_back(text.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  std::vector<TermStep> steps;
+  for (std::size_t i = 0; i < fields.size(); i += 2) {
+    std::string name = fields[i];
+    if (name.rfind("SIG", 0) == 0) name.erase(0, 3);
+    TermStep step;
+    if (!name.empty() && name.find_first_not_of("0123456789") == std::string::npos) {
+      step.signal = static_cast<int>(parse_integer(name, "--termseq"));
+    } else {
+      for (int sig = 1; sig < NSIG && step.signal == 0; ++sig)
+        if (const char* abbrev = ::sigabbrev_np(sig); abbrev != nullptr && name == abbrev) step.signal = sig;
+    }
+    if (step.signal <= 0 || step.signal >= NSIG)
+      throw UsageError(fmt::format("--termseq: '{}' is not a signal (TERM, KILL, INT, 15...)", fields[i]));
+    if (i + 1 < fields.size()) {
+      const double ms = parse_number(fields[i + 1], "--termseq");
+      if (ms < 0) throw UsageError(fmt::format("--termseq: '{}' is negative", fields[i + 1]));
+      step.seconds = ms / 1000;
+    }
+    steps.push_back(step);
+  }
+  return steps;
+}
+
 std::string run_help_text() {
   CLI::App app{"Run shell commands from a batch file, or a command template over arguments, on N workers.",
                "procpool run"};
@@ -381,6 +468,9 @@ std::string run_help_text() {
       "  procpool run [OPTIONS] TEMPLATE :::: ARGFILE one argument per line of ARGFILE\n"
       "  procpool run [OPTIONS] -a ARGFILE TEMPLATE   the same; TEMPLATE words after the options\n"
       "  procpool run [OPTIONS] WORD WORD... < ARGS   a template of two or more words, arguments from stdin\n"
+      "  procpool run [OPTIONS] --pipe COMMAND < DATA DATA cut into --block chunks of whole records, one per\n"
+      "                                               job on its stdin (--pipepart -a FILE: FILE's parts)\n"
+      "  procpool sem [-j N] [--id NAME] [--fg] CMD   a counting semaphore across invocations (GNU sem)\n"
       "Several ::: / :::: / -a sources combine: every combination, the last source varying fastest;\n"
       ":::+ / ::::+ link a source to the one before (one value of each per job), --link links them all.\n"
       "Default options may come from $PARALLEL. GNU parallel options procpool lacks are refused (exit 255).\n"
@@ -396,17 +486,12 @@ std::string run_help_text() {
       "with --halt: GNU parallel's (fail=1: the job's status; fail=N: failed count; N%: percent failed);\n"
       "255 bad usage, bad input, or interrupted (SIGINT, SIGTERM); SIGHUP lets running jobs finish;\n"
       "a closed stdout ends procpool with SIGPIPE.\n"
-      "Jobs get /dev/null as stdin and these variables: PARALLEL_SEQ, PARALLEL_JOBSLOT, PARALLEL_PID.");
+      "Jobs get /dev/null as stdin (--pipe: their chunk) and these variables: PARALLEL_SEQ, PARALLEL_JOBSLOT,\n"
+      "PARALLEL_PID.");
   return app.help();
 }
 
 namespace {
-
-std::string join_words(const std::vector<std::string>& words) {
-  std::string text;
-  for (std::size_t i = 0; i < words.size(); ++i) text += (i > 0 ? " " : "") + words[i];
-  return text;
-}
 
 bool is_source_separator(const std::string& word) {
   return word == ":::" || word == "::::" || word == ":::+" || word == "::::+";
@@ -537,6 +622,10 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   }
   if (!raw.timeout.empty()) opt.timeout = parse_timeout(raw.timeout);
   if (!raw.grace.empty()) opt.kill_grace_seconds = parse_duration_seconds(raw.grace, "--grace");
+  if (app.count("--termseq") > 0) {
+    if (!raw.grace.empty()) throw UsageError("--termseq and --grace exclude each other");
+    opt.term_seq = parse_termseq(raw.termseq);
+  }
   if (!raw.halt.empty()) opt.halt = parse_halt(raw.halt);
   opt.keep_order = raw.keep_order && !raw.no_keep_order;
   if (static_cast<int>(raw.group) + static_cast<int>(raw.line_buffer) + static_cast<int>(raw.ungroup) > 1)
@@ -563,6 +652,13 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   else if (raw.progress) opt.progress = ProgressStyle::Progress;
   opt.force_progress = raw.force_progress;
   if (!raw.colsep.empty()) opt.colsep = raw.colsep;
+  if (app.count("--trim") > 0) {
+    if (raw.trim == "n") opt.trim = Trim::None;
+    else if (raw.trim == "l") opt.trim = Trim::Left;
+    else if (raw.trim == "r") opt.trim = Trim::Right;
+    else if (raw.trim == "lr" || raw.trim == "rl") opt.trim = Trim::Both;
+    else throw UsageError(fmt::format("--trim: '{}' must be one of n, l, r, lr, rl", raw.trim));
+  }
   opt.link = raw.link;
   if (raw.null && app.count("--delimiter") > 0) throw UsageError("-0 and -d exclude each other");
   if (raw.null) opt.delimiter = std::string(1, '\0');
@@ -589,15 +685,20 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
       ++j;
     }
     if (is_file && j == i + 1) throw UsageError(fmt::format("{} needs at least one argument file", args[i]));
-    if (!is_file) opt.sources.push_back(std::move(source));  // an empty ::: means no jobs, as in GNU parallel
+    if (!is_file) opt.sources.push_back(std::move(source));  // an empty ::: is one empty value (input.cpp)
     i = j;
   }
 
-  if (!opt.sources.empty()) {
+  if (raw.pipe && raw.pipepart) throw UsageError("--pipe and --pipepart exclude each other");
+  if (raw.pipe || raw.pipepart) {
+    parse_pipe_options(app, raw, opt, words);
+  } else if (app.count("--block") > 0 || app.count("--recstart") > 0 || app.count("--recend") > 0) {
+    throw UsageError("--block, --recstart and --recend need --pipe or --pipepart");
+  } else if (!opt.sources.empty()) {
     opt.template_mode = true;
     opt.template_words = std::move(words);
   } else if (words.size() >= 2 || (words.size() == 1 && (raw.multiple || raw.xargs || !raw.max_args.empty() ||
-                                                          !raw.max_replace_args.empty()))) {
+                                                          !raw.max_replace_args.empty() || !raw.max_lines.empty()))) {
     // One word is a batch file, except with -n/-N/-m/-X, which only make sense with a template.
     opt.template_mode = true;
     opt.template_words = std::move(words);
@@ -613,9 +714,24 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   };
   if (app.count("--max-args") > 0) opt.max_args = count_option(raw.max_args, "--max-args", 1);
   if (app.count("--max-replace-args") > 0) {
-    opt.max_args = count_option(raw.max_replace_args, "--max-replace-args", 0);
+    // With --pipe, -N counts records per job: at least one.
+    opt.max_args = count_option(raw.max_replace_args, "--max-replace-args", opt.pipe == PipeMode::None ? 0 : 1);
     opt.context_replace = true;
   }
+  if (app.count("-L") > 0) {
+    const std::size_t lines = count_option(raw.max_lines, "-L", 0);
+    if (opt.pipe != PipeMode::None) {
+      // GNU parallel: with --pipe a record is N lines; with -N as well, a chunk is N x L lines.
+      if (lines == 0) throw UsageError("-L: '0' must be at least 1 with --pipe");
+      if (opt.max_args) *opt.max_args *= lines;
+      else opt.record_lines = lines;
+    } else if (!opt.max_args) {
+      opt.max_args = lines;  // as -N N: -n or -N, when given, wins (GNU parallel's)
+      if (!(raw.multiple || raw.xargs)) opt.context_replace = true;
+    }
+  }
+  if (opt.pipe == PipeMode::Part && (opt.max_args || opt.record_lines))
+    throw UsageError("-n/-N/-L (records per job) work with --pipe, not with --pipepart: use --pipe < FILE");
   opt.fill = raw.multiple || raw.xargs;
   if (raw.xargs) opt.context_replace = true;
   if (app.count("--max-chars") > 0) {
@@ -642,6 +758,13 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     // as the header outside --pipe.
     opt.header_lines = 1;
     if (!opt.template_mode) throw UsageError("--header needs a template and arguments (::: or -a)");
+    if (opt.pipe != PipeMode::None && raw.header != ":") {
+      // With --pipe GNU parallel's value is a regex for the header put before every chunk: `:` (one
+      // line) and N (N lines) are what procpool takes.
+      if (raw.header.find_first_not_of("0123456789") != std::string::npos)
+        throw UsageError(fmt::format("--header '{}': with --pipe, procpool takes : (one line) or a number of lines", raw.header));
+      opt.header_lines = static_cast<std::size_t>(parse_integer(raw.header, "--header"));
+    }
   }
   if (app.count("-I") > 0) {
     if (raw.replace.empty()) throw UsageError("-I: empty value");
@@ -658,6 +781,7 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     if (opt.tagstring) (void)CommandTemplate(*opt.tagstring, "{}", true);
   }
   int stdin_users = opt.template_mode ? 0 : (opt.batch_file == "-" ? 1 : 0);
+  if (opt.pipe == PipeMode::Pipe && opt.sources.empty()) ++stdin_users;
   for (const auto& s : opt.sources)
     if (s.kind == ArgSource::Kind::File && s.path == "-") ++stdin_users;
   if (stdin_users > 1) throw UsageError("stdin (-) can be read by one input source only");

@@ -37,6 +37,18 @@ struct ArgSource {
 
 enum class ProgressStyle { None, Bar, Eta, Progress };
 
+/// One step of --termseq: send `signal` to the job's group, then wait `seconds`.
+struct TermStep {
+  int signal = 0;
+  double seconds = 0;
+};
+
+/// --trim: white space taken off each value (GNU parallel's n, l, r, lr).
+enum class Trim { None, Left, Right, Both };
+
+/// --pipe: stdin (or one file) cut into chunks; --pipepart: a seekable file cut into byte ranges.
+enum class PipeMode { None, Pipe, Part };
+
 struct Options {
   unsigned jobs = 1;
   std::optional<std::string> joblog;
@@ -46,6 +58,7 @@ struct Options {
   unsigned tries = 1;  ///< --retries N: tries in all; 0 = unlimited
   TimeoutSpec timeout;
   double kill_grace_seconds = 1.0;
+  std::vector<TermStep> term_seq;  ///< --termseq; empty: TERM, then KILL after kill_grace_seconds
   HaltPolicy halt;
   bool keep_order = false;
   OutputMode output = OutputMode::Group;
@@ -61,7 +74,8 @@ struct Options {
   ProgressStyle progress = ProgressStyle::None;
   bool force_progress = false;  ///< draw progress even when stderr is not a terminal
   std::optional<std::string> colsep;
-  bool link = false;
+  std::optional<Trim> trim;  ///< --trim; default: Both with --colsep, else None (GNU parallel's)
+  bool link = false;                    ///< --link/--xapply: every source advances together, the shorter ones wrap around
   std::string delimiter = "\n";  ///< -0, -d: what ends an argument (or a batch-file command)
   bool skip_empty = false;       ///< -r: arguments that are only white space are skipped
   std::string replace_token = "{}";  ///< -I STR: the string for all the arguments in the command
@@ -72,8 +86,12 @@ struct Options {
   std::optional<int> nice;              ///< --nice N: the jobs run at this niceness
   std::optional<std::string> tmpdir;    ///< --tmpdir DIR: TMPDIR for procpool's spill files and the jobs
   std::size_t header_lines = 0;         ///< --header: lines at the start of each source naming its columns
-  bool shuffle = false;
-  bool plus = false;                    ///< --plus: GNU parallel's extra replacement strings                 ///< --shuf: every job is generated first, then run in random order  ///< --link/--xapply: every source advances together, the shorter ones wrap around
+  bool shuffle = false;                 ///< --shuf: every job is generated first, then run in random order
+  bool plus = false;                    ///< --plus: GNU parallel's extra replacement strings
+  PipeMode pipe = PipeMode::None;       ///< --pipe, --pipepart: chunks of the input to the jobs' stdin
+  std::optional<double> block;          ///< --block: bytes per chunk (negative, --pipepart: parts per slot)
+  std::optional<std::string> recstart, recend;  ///< --recstart, --recend as typed (\n... unescaped later)
+  std::size_t record_lines = 0;         ///< --pipe -L N: a record is N lines (0: --recend/--recstart's)
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
   bool shell_always = false;  ///< never exec directly; always /bin/sh -c
 
@@ -162,6 +180,9 @@ std::optional<int> halt_status(const HaltPolicy& halt, const HaltCounts& counts,
 /// percentage of failed jobs for N%, else the failed count (at most 101).
 int halt_final_status(const HaltPolicy& halt, const HaltCounts& counts);
 std::uint64_t parse_size(const std::string& text);  ///< 100, 10k, 2M, 1G, 1T (powers of 1024)
+/// GNU parallel's --termseq: SIGNAL,MS,SIGNAL,MS,... (names with or without SIG, or numbers; a last
+/// signal may go without its wait).
+std::vector<TermStep> parse_termseq(const std::string& text);
 std::uint64_t parse_size(const std::string& text, const char* what);  ///< `what` names the option in errors
 
 } // namespace procpool::cli

@@ -3,6 +3,7 @@
 #include "input.hpp"
 #include "joblog.hpp"
 #include "output.hpp"
+#include "pipe_input.hpp"
 #include "progress.hpp"
 #include "results.hpp"
 #include "slots.hpp"
@@ -144,6 +145,7 @@ class Runner {
   std::unique_ptr<JobLogWriter> joblog_;
   std::unique_ptr<ResultsDir> results_;
   std::unique_ptr<JobSlots> slots_;
+  std::unique_ptr<ChunkFeeds> feeds_;  // --pipe, --pipepart: each running job's stdin
   std::vector<SlotJob> slot_jobs_;
   std::deque<std::unique_ptr<Job>> retry_queue_;
   int signal_fd_ = -1;
@@ -204,13 +206,16 @@ void Runner::setup() {
   // --results goes through the pipes too: procpool writes the files, so it sees a full disk.
   config.capture = !(opt_.output == OutputMode::Ungroup && !results_);
   config.grace_seconds = opt_.kill_grace_seconds;
+  config.term_seq = opt_.term_seq;
   config.nice = opt_.nice;
   config.hidden_env = {"PARALLEL_SEQ=", "PARALLEL_JOBSLOT=", "PARALLEL_PID="};
+  if (opt_.pipe != PipeMode::None) config.extra_descriptors_per_job = 1;
   // Last: the slots are capped by the descriptors still free once everything else is open.
   slots_ = std::make_unique<JobSlots>(
       std::move(config), [this](unsigned slot, int which, std::string_view bytes) { on_output(slot, which, bytes); },
       [this](const JobEnd& end) { finish(end); });
   slot_jobs_.resize(slots_->size());
+  if (opt_.pipe != PipeMode::None) feeds_ = std::make_unique<ChunkFeeds>(slots_->size());
 
   if (progress_.active()) progress_.set_total(source_->count_total());
   if (opt_.halt.percent) halt_total_ = source_->count_total();
@@ -326,7 +331,13 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
     slot.results_error.clear();
   }
   slot.job = std::move(job);
-  slots_->start(slot_index, slot.job->command, {fmt::format("PARALLEL_SEQ={}", slot.job->input.seq)});
+  JobLimits limits;
+  os::UniqueFd job_stdin;
+  if (slot.job->input.chunk) {
+    job_stdin.reset(feeds_->open(slot_index, slot.job->input.chunk));
+    limits.stdin_fd = job_stdin.get();
+  }
+  slots_->start(slot_index, slot.job->command, {fmt::format("PARALLEL_SEQ={}", slot.job->input.seq)}, limits);
   if (opt_.delay_seconds > 0) next_start_allowed_ = after(slots_->started(slot_index), opt_.delay_seconds);
 }
 
@@ -409,6 +420,7 @@ void Runner::check_halt(const Job& job, unsigned slot, int exitval, int signal, 
 void Runner::finish(const JobEnd& end) {
   SlotJob& slot = slot_jobs_[end.slot];
   std::unique_ptr<Job> job = std::move(slot.job);
+  if (feeds_) feeds_->close(end.slot);
   close_fd(slot.results_out);
   close_fd(slot.results_err);
 
@@ -440,7 +452,8 @@ void Runner::finish(const JobEnd& end) {
   // The output first, then the joblog line, as GNU parallel (visible with --joblog -).
   order_.finish(*job->output);
   if (joblog_)
-    joblog_->write({job->input.seq, end.start_epoch, end.runtime, 0, end.received, end.exitval, end.signal, job->command, {}});
+    joblog_->write({job->input.seq, end.start_epoch, end.runtime, job->input.chunk ? job->input.chunk->total() : 0,
+                    end.received, end.exitval, end.signal, job->command, {}});
   check_halt(*job, end.slot, end.exitval, end.signal, failed);
 }
 
@@ -450,6 +463,7 @@ void Runner::poll_once() {
   fds.push_back({signal_fd_, POLLIN, 0});
   if (input_waiting_ && !stopping_ && source_->wait_fd() >= 0) fds.push_back({source_->wait_fd(), POLLIN, 0});
   slots_->add_poll_fds(fds);
+  if (feeds_) feeds_->add_poll_fds(fds);
   // Sleep until the nearest deadline: a timeout, a SIGKILL after grace, --delay, a throttle re-check.
   const auto now = Clock::now();
   slots_->set_timeout(timeout_seconds());
@@ -478,6 +492,7 @@ void Runner::poll_once() {
     }
     if (child_exited) slots_->reap();
   }
+  if (feeds_) feeds_->pump();
   slots_->service();
 }
 

@@ -111,7 +111,8 @@ unsigned JobSlots::slots_within_descriptor_limit(unsigned wanted) {
     }
   }
   const rlim_t needed_now = open_descriptor_count() + kDescriptorsInPassing;
-  const rlim_t room = limit > needed_now ? (limit - needed_now) / kDescriptorsPerJob : 0;
+  const rlim_t room =
+      limit > needed_now ? (limit - needed_now) / (kDescriptorsPerJob + config_.extra_descriptors_per_job) : 0;
   const auto allowed = static_cast<unsigned>(std::clamp<rlim_t>(room, 1, wanted));
   if (allowed < wanted)
     std::cerr << fmt::format(
@@ -170,7 +171,7 @@ void JobSlots::start(unsigned index, const std::string& command, const std::vect
   request.argv = argv.data();
   request.shell_argv = shell_argv;
   request.envp = envp.data();
-  request.stdin_fd = job_stdin_;
+  request.stdin_fd = limits.stdin_fd >= 0 ? limits.stdin_fd : job_stdin_;
   // --tty jobs stay in procpool's (foreground) process group, or reading the terminal would stop them.
   request.new_group = !config_.tty;
   request.group_slot = config_.tty ? nullptr : &watchdog_->slot(index);
@@ -234,8 +235,26 @@ void JobSlots::kill(unsigned index, KillReason reason) {
   Slot& slot = slots_[index];
   if (!busy(index) || slot.kill_reason != KillReason::None) return;
   slot.kill_reason = reason;
-  signal_job(slot, SIGTERM);
-  slot.kill_deadline = after(Clock::now(), slot.grace);
+  if (config_.term_seq.empty()) {
+    signal_job(slot, SIGTERM);
+    slot.kill_deadline = after(Clock::now(), slot.grace);
+    return;
+  }
+  slot.kill_step = 0;
+  slot.kill_deadline = Clock::now();
+  next_kill_step(slot);
+}
+
+void JobSlots::next_kill_step(Slot& slot) {
+  // --termseq: the next step's signal, then its wait; after the last one, SIGKILL.
+  if (slot.kill_step == config_.term_seq.size()) {
+    signal_job(slot, SIGKILL);
+    slot.kill_sent = true;
+    return;
+  }
+  const TermStep& step = config_.term_seq[slot.kill_step++];
+  signal_job(slot, step.signal);
+  slot.kill_deadline = after(slot.kill_deadline, step.seconds);
 }
 
 void JobSlots::kill_now(unsigned index, KillReason reason) {
@@ -261,10 +280,14 @@ void JobSlots::check_timeouts(Clock::time_point now) {
     const auto limit = slot.timeout ? slot.timeout : timeout_;
     if (slot.kill_reason == KillReason::None && limit && now >= after(slot.started, *limit))
       kill(i, KillReason::Timeout);
-    if (slot.kill_reason != KillReason::None && !slot.kill_sent && now >= slot.kill_deadline) {
-      signal_job(slot, SIGKILL);
-      slot.kill_sent = true;
+    if (config_.term_seq.empty()) {
+      if (slot.kill_reason != KillReason::None && !slot.kill_sent && now >= slot.kill_deadline) {
+        signal_job(slot, SIGKILL);
+        slot.kill_sent = true;
+      }
+      continue;
     }
+    while (slot.kill_reason != KillReason::None && !slot.kill_sent && now >= slot.kill_deadline) next_kill_step(slot);
   }
 }
 

@@ -4,6 +4,7 @@
 // the watchdog's table), reads its pipes, applies the kill sequence (TERM, KILL after the grace) and the
 // fixed timeout, reaps it and reports how it ended. The caller decides what a job is and what its end means.
 #include "command.hpp"
+#include "options.hpp"
 #include "spawn.hpp"
 
 #include <chrono>
@@ -30,10 +31,14 @@ struct SlotsConfig {
   bool tty = false;            ///< jobs read /dev/tty and stay in procpool's process group
   bool capture = true;         ///< pipes to procpool; false: jobs write to procpool's stdout/stderr
   double grace_seconds = 1.0;  ///< TERM to KILL
+  /// --termseq: the signals and waits that kill a job, then KILL; empty: TERM, KILL after the grace.
+  std::vector<TermStep> term_seq;
   std::optional<int> nice;     ///< --nice N: the jobs' niceness
   /// Variables of procpool's environment the jobs do not get (a prefix ending in '=' names one
   /// variable, any other prefix a family).
   std::vector<std::string> hidden_env;
+  /// Descriptors procpool holds per running job beyond the slots' own (--pipe: the feed's pipe).
+  unsigned extra_descriptors_per_job = 0;
   /// Run by the watchdog process after it killed the jobs of a dead procpool (the worker's release).
   std::function<void()> after_watchdog_kills;
 };
@@ -55,6 +60,7 @@ struct JobLimits {
   std::optional<double> timeout;
   std::optional<double> grace;
   bool shell = false;  ///< through /bin/sh -c even when it could be exec'd directly
+  int stdin_fd = -1;   ///< the job's stdin instead of /dev/null (--pipe: its chunk's pipe); the caller keeps it
 };
 
 class JobSlots {
@@ -114,6 +120,7 @@ class JobSlots {
     std::uint64_t received = 0;
     KillReason kill_reason = KillReason::None;
     Clock::time_point kill_deadline;
+    std::size_t kill_step = 0;  // the next --termseq step
     bool kill_sent = false;
     std::optional<double> timeout;  // the job's own, else timeout_
     double grace = 1.0;
@@ -122,6 +129,7 @@ class JobSlots {
   void read_output(unsigned index, int& fd, int which, bool until_empty);
   void finish(unsigned index, int status);
   void check_timeouts(Clock::time_point now);
+  void next_kill_step(Slot& slot);
   void signal_job(const Slot& slot, int sig) const;
 
   SlotsConfig config_;

@@ -1,0 +1,506 @@
+#include "pipe_input.hpp"
+
+#include "os/fd.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <system_error>
+#include <utility>
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace procpool::cli {
+namespace {
+
+constexpr std::size_t kMaxWrite = 1 << 20;         // one write or splice into a feed
+constexpr std::size_t kDefaultPipeSize = 64 * 1024;
+constexpr std::size_t kFeedPipeSize = 1 << 20;     // a feed's pipe at most (/proc/sys/fs/pipe-max-size)
+constexpr unsigned kFeedPipeSlots = 16;            // larger pipes only up to this many slots: the
+                                                   // per-user pipe budget (64 MiB) stays for output
+constexpr std::size_t kFirstWindow = 4096;         // --pipepart: bytes read to find a split
+constexpr std::size_t kLargestWindow = 1 << 20;
+
+[[noreturn]] void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
+
+/// The header lines (--header with --pipe: `:` is one line, N is N lines), cut from the front of
+/// `data`: the header's length, or npos when `data` holds fewer lines.
+std::size_t header_length(std::string_view data, std::size_t lines) {
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < lines; ++i) {
+    const auto nl = data.find('\n', at);
+    if (nl == std::string_view::npos) return std::string_view::npos;
+    at = nl + 1;
+  }
+  return at;
+}
+
+} // namespace
+
+double parse_block_size(const std::string& text) {
+  if (text.empty()) throw UsageError("--block: empty value");
+  char* end = nullptr;
+  const double number = std::strtod(text.c_str(), &end);
+  const std::string suffix(end);
+  if (end == text.c_str() || !std::isfinite(number)) throw UsageError(fmt::format("--block: '{}' is not a size", text));
+  double unit = 1;
+  if (!suffix.empty()) {
+    constexpr std::string_view kLetters = "kmgtpe";
+    const char letter = suffix[0];
+    const auto power = kLetters.find(static_cast<char>(std::tolower(static_cast<unsigned char>(letter))));
+    const bool binary_suffix = suffix.size() == 2 && (suffix[1] == 'i' || suffix[1] == 'I');
+    if (power == std::string_view::npos || suffix.size() > 2 || (suffix.size() == 2 && !binary_suffix))
+      throw UsageError(fmt::format("--block: '{}': expected a number with k, K, Ki, M, Mi, G... (GNU parallel's)", text));
+    const bool binary = binary_suffix || std::isupper(static_cast<unsigned char>(letter));
+    unit = std::pow(binary ? 1024.0 : 1000.0, static_cast<double>(power + 1));
+  }
+  const double bytes = std::trunc(number * unit);
+  if (bytes == 0 || !std::isfinite(bytes) || std::fabs(bytes) > 1e15)
+    throw UsageError(fmt::format("--block: '{}' must be 1 byte to 1 PB (or negative with --pipepart)", text));
+  return bytes;
+}
+
+std::string unescape_record_separator(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) { out += text[i]; continue; }
+    switch (text[i + 1]) {
+      case '0': out += '\0'; break;
+      case 'r': out += '\r'; break;
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case '\'': case '"': case '\\': out += text[i + 1]; break;
+      default: out += '\\'; continue;  // kept as typed, as GNU parallel's s///gee keeps it
+    }
+    ++i;
+  }
+  return out;
+}
+
+std::size_t RecordSplit::last(std::string_view data) const {
+  const std::string joined = recend + recstart;
+  if (joined.empty()) return data.empty() ? std::string_view::npos : data.size();
+  std::size_t at = std::string_view::npos;
+  if (joined.size() == 1) {
+    if (const void* p = ::memrchr(data.data(), joined[0], data.size()))
+      at = static_cast<std::size_t>(static_cast<const char*>(p) - data.data());
+  } else {
+    at = data.rfind(joined);
+  }
+  if (at == std::string_view::npos || at + recend.size() == 0) return std::string_view::npos;
+  return at + recend.size();
+}
+
+std::size_t RecordSplit::nth(std::string_view data, std::size_t n) const {
+  const std::string joined = recend + recstart;
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    at = joined.size() == 1 ? data.find(joined[0], at + 1) : data.find(joined, at + 1);
+    if (at == std::string_view::npos) return at;
+  }
+  return at + recend.size();
+}
+
+StreamChunker::StreamChunker(std::uint64_t block, RecordSplit split, std::size_t records, std::size_t header_lines,
+                             std::size_t lines)
+    : block_(block), split_(std::move(split)), records_(records), header_lines_(header_lines), lines_(lines) {}
+
+namespace {
+
+/// GNU parallel's pass_n_line_records: the position after the last whole group of `lines` lines of
+/// `data`, or npos when it holds fewer.
+std::size_t after_line_groups(std::string_view data, std::size_t lines) {
+  std::size_t count = 0;
+  for (const char c : data) count += c == '\n' ? 1 : 0;
+  std::size_t keep = count - count % lines;
+  if (keep == 0) return std::string_view::npos;
+  std::size_t at = 0;
+  for (;; ++at)
+    if (data[at] == '\n' && --keep == 0) return at + 1;
+}
+
+} // namespace
+
+bool StreamChunker::fill(const ReadFn& read, std::size_t want) {
+  if (end_ + want > capacity_) {
+    // Room for `want` more: move the data to the front, or into a larger buffer.
+    const std::size_t used = end_ - begin_;
+    if (used + want > capacity_ || !buffer_) {
+      const std::size_t grown = std::max(used + want, capacity_ + capacity_ / 2);
+      auto larger = std::make_unique_for_overwrite<char[]>(grown);
+      if (used > 0) std::memcpy(larger.get(), buffer_.get() + begin_, used);
+      buffer_ = std::move(larger);
+      capacity_ = grown;
+    } else {
+      std::memmove(buffer_.get(), buffer_.get() + begin_, used);
+    }
+    begin_ = 0;
+    end_ = used;
+  }
+  const long n = read(buffer_.get() + end_, want);
+  if (n < 0) return false;
+  if (n == 0) eof_ = true;
+  end_ += static_cast<std::size_t>(n);
+  return true;
+}
+
+void StreamChunker::cut(PipeChunk& chunk, std::size_t at) {
+  chunk.header = header_;
+  chunk.size = at;
+  if (begin_ == 0 && at >= capacity_ / 2) {
+    // A large chunk takes the buffer itself; what follows it moves to a fresh one.
+    chunk.bytes = std::move(buffer_);
+    buffer_ = std::make_unique_for_overwrite<char[]>(capacity_);
+    end_ -= at;
+    if (end_ > 0) std::memcpy(buffer_.get(), chunk.bytes.get() + at, end_);
+    return;
+  }
+  chunk.bytes = std::make_unique_for_overwrite<char[]>(at);
+  std::memcpy(chunk.bytes.get(), buffer_.get() + begin_, at);
+  begin_ += at;
+}
+
+StreamChunker::Result StreamChunker::next(PipeChunk& chunk, const ReadFn& read) {
+  while (!header_done_) {
+    const std::string_view data(buffer_.get() + begin_, end_ - begin_);
+    const std::size_t length = header_lines_ == 0 ? 0 : header_length(data, header_lines_);
+    if (length != std::string_view::npos || eof_) {
+      const std::size_t taken = std::min(length, data.size());
+      header_.assign(data.data(), taken);
+      begin_ += taken;
+      header_done_ = true;
+      break;
+    }
+    if (!fill(read, static_cast<std::size_t>(block_))) return Result::WouldBlock;
+  }
+  for (;;) {
+    const std::string_view data(buffer_.get() + begin_, end_ - begin_);
+    if (records_ > 0) {
+      if (const auto at = split_.nth(data, records_); at != std::string_view::npos) {
+        cut(chunk, at);
+        return Result::Chunk;
+      }
+    } else if (lines_ > 0 && (data.size() >= block_ || (eof_ && !data.empty()))) {
+      // Whole groups of lines, also at the end of the input (then the rest is one more chunk).
+      if (const auto at = after_line_groups(data, lines_); at != std::string_view::npos) {
+        cut(chunk, at);
+        return Result::Chunk;
+      }
+      if (!eof_) {
+        const auto grown = static_cast<std::uint64_t>(std::ceil(static_cast<double>(block_) * 1.3 + 1));
+        std::cerr << fmt::format("procpool: warning: A record was longer than {}. Increasing to --blocksize {}.\n",
+                                 block_, grown);
+        block_ = grown;
+      }
+    } else if (data.size() >= block_) {
+      if (const auto at = split_.last(data); at != std::string_view::npos) {
+        cut(chunk, at);
+        return Result::Chunk;
+      }
+      // No split in a whole block: a record longer than the block. GNU parallel grows it.
+      const auto grown = static_cast<std::uint64_t>(std::ceil(static_cast<double>(block_) * 1.3 + 1));
+      std::cerr << fmt::format("procpool: warning: A record was longer than {}. Increasing to --blocksize {}.\n",
+                               block_, grown);
+      block_ = grown;
+    }
+    if (eof_) {
+      if (data.empty()) return Result::End;
+      cut(chunk, data.size());
+      return Result::Chunk;
+    }
+    const std::size_t want = records_ > 0 ? static_cast<std::size_t>(block_) : static_cast<std::size_t>(block_) - data.size();
+    if (!fill(read, want)) return Result::WouldBlock;
+  }
+}
+
+std::vector<std::uint64_t> part_positions(int fd, std::uint64_t size, std::uint64_t block, std::uint64_t skip,
+                                          const RecordSplit& split) {
+  std::vector<std::uint64_t> positions{skip};
+  const std::string joined = split.recend + split.recstart;
+  std::string window;
+  for (std::uint64_t at = block + skip; at < size; at += block) {
+    if (joined.empty()) {  // records end anywhere
+      positions.push_back(at);
+      continue;
+    }
+    window.clear();
+    std::size_t read_size = kFirstWindow;
+    bool found = false;
+    for (;;) {
+      const std::size_t old = window.size();
+      window.resize(old + read_size);
+      ssize_t n = 0;
+      do n = ::pread(fd, window.data() + old, read_size, static_cast<off_t>(at + old));
+      while (n < 0 && errno == EINTR);
+      if (n < 0) throw UsageError(fmt::format("--pipepart: cannot read the file: {}", std::strerror(errno)));
+      window.resize(old + static_cast<std::size_t>(n));
+      if (n == 0) break;
+      const std::size_t from = old >= joined.size() ? old - joined.size() + 1 : 0;
+      if (const auto i = window.find(joined, from); i != std::string::npos) {
+        at += i + split.recend.size();
+        positions.push_back(at);
+        found = true;
+        break;
+      }
+      read_size = std::min(read_size * 2, kLargestWindow);
+    }
+    if (!found) break;  // no split up to the end of the file: none after a later point either
+  }
+  if (positions.back() != size) positions.push_back(size);
+  return positions;
+}
+
+namespace {
+
+/// What both pipe sources share: the command, expanded with one empty argument ({} is '', as in
+/// GNU parallel) and nothing appended.
+class PipeSourceBase : public JobSource {
+ public:
+  explicit PipeSourceBase(const Options& options)
+      : template_(join_words(options.template_words), options.replace_token, options.plus, false) {}
+  [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
+    return template_.expand({std::string()}, job.seq, slot, true);
+  }
+
+ protected:
+  CommandTemplate template_;
+  std::uint64_t seq_ = 0;
+};
+
+RecordSplit record_split(const Options& options) {
+  RecordSplit split;
+  // GNU parallel's recstartrecend(): either one alone, or both.
+  if (options.recstart || options.recend) {
+    split.recstart = options.recstart ? unescape_record_separator(*options.recstart) : std::string();
+    split.recend = options.recend ? unescape_record_separator(*options.recend) : std::string();
+  }
+  return split;
+}
+
+class StreamPipeSource final : public PipeSourceBase {
+ public:
+  explicit StreamPipeSource(const Options& options)
+      : PipeSourceBase(options),
+        chunker_(static_cast<std::uint64_t>(options.block.value_or(1 << 20)), record_split(options),
+                 options.max_args.value_or(0), options.header_lines, options.record_lines) {
+    if (!options.sources.empty() && options.sources.front().path != "-") {
+      path_ = options.sources.front().path;
+      fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd_ < 0) throw UsageError(fmt::format("cannot open '{}': {}", path_, std::strerror(errno)));
+      owns_fd_ = true;
+    }
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) throw UsageError(fmt::format("cannot read '{}': {}", path_, std::strerror(errno)));
+    if (S_ISDIR(st.st_mode)) throw UsageError(fmt::format("cannot read '{}': it is a directory", path_));
+    may_block_ = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+    read_ = [this](char* to, std::size_t max) -> long {
+      if (may_block_) {  // stdin stays blocking (it may be shared): look before reading
+        pollfd pfd{fd_, POLLIN, 0};
+        if (::poll(&pfd, 1, 0) == 0) return -1;
+      }
+      for (;;) {
+        const ssize_t n = ::read(fd_, to, max);
+        if (n >= 0) return static_cast<long>(n);
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) return -1;
+        throw UsageError(fmt::format("cannot read '{}': {}", path_, std::strerror(errno)));
+      }
+    };
+  }
+  ~StreamPipeSource() override {
+    if (owns_fd_) ::close(fd_);
+  }
+  StreamPipeSource(const StreamPipeSource&) = delete;
+  StreamPipeSource& operator=(const StreamPipeSource&) = delete;
+
+  Result next(JobInput& job) override {
+    auto chunk = std::make_shared<PipeChunk>();
+    switch (chunker_.next(*chunk, read_)) {
+      case StreamChunker::Result::WouldBlock: return Result::WouldBlock;
+      case StreamChunker::Result::End: return Result::End;
+      case StreamChunker::Result::Chunk: break;
+    }
+    job.seq = ++seq_;
+    job.args.clear();
+    job.chunk = std::move(chunk);
+    return Result::Job;
+  }
+  [[nodiscard]] int wait_fd() const override { return fd_; }
+  [[nodiscard]] std::optional<std::uint64_t> count_total() const override { return std::nullopt; }
+
+ private:
+  StreamChunker chunker_;
+  StreamChunker::ReadFn read_;
+  std::string path_ = "-";
+  int fd_ = STDIN_FILENO;
+  bool owns_fd_ = false;
+  bool may_block_ = false;
+};
+
+class PartPipeSource final : public PipeSourceBase {
+ public:
+  explicit PartPipeSource(const Options& options) : PipeSourceBase(options) {
+    const RecordSplit split = record_split(options);
+    struct File {
+      int fd;
+      std::uint64_t size;
+    };
+    std::vector<File> files;
+    std::uint64_t total_size = 0;
+    for (const auto& source : options.sources) {
+      // O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused.
+      const int fd = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      if (fd < 0) throw UsageError(fmt::format("cannot open '{}': {}", source.path, std::strerror(errno)));
+      fds_.emplace_back(fd);
+      struct stat st {};
+      if (::fstat(fd, &st) != 0) throw UsageError(fmt::format("cannot read '{}': {}", source.path, std::strerror(errno)));
+      std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+      if (S_ISBLK(st.st_mode)) {
+        if (::ioctl(fd, BLKGETSIZE64, &size) != 0) throw UsageError(fmt::format("cannot size '{}': {}", source.path, std::strerror(errno)));
+      } else if (!S_ISREG(st.st_mode)) {
+        throw UsageError(fmt::format("--pipepart only works on seekable files, not streams/pipes: '{}' is not a "
+                                     "seekable file; use --pipe < FILE",
+                                     source.path));
+      }
+      (void)::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+      files.push_back({fd, size});
+      total_size += size;
+    }
+    // GNU parallel's default: 10 parts per job slot; --block -N: N parts per slot.
+    const double block = options.block.value_or(-10);
+    const std::uint64_t block_bytes =
+        block > 0 ? static_cast<std::uint64_t>(block)
+                  : 1 + static_cast<std::uint64_t>(static_cast<double>(total_size) / std::max(1U, options.jobs) / -block);
+    for (const auto& file : files) {
+      std::string header;
+      if (options.header_lines > 0) {  // the first lines, put before every part
+        std::string head(std::min<std::uint64_t>(file.size, kLargestWindow), '\0');
+        const ssize_t n = ::pread(file.fd, head.data(), head.size(), 0);
+        head.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+        const auto length = header_length(head, options.header_lines);
+        header = head.substr(0, length == std::string::npos ? head.size() : length);
+      }
+      const auto positions = part_positions(file.fd, file.size, block_bytes, header.size(), split);
+      for (std::size_t i = 0; i + 1 < positions.size(); ++i)
+        if (positions[i + 1] > positions[i]) parts_.push_back({file.fd, positions[i], positions[i + 1] - positions[i], header});
+    }
+  }
+
+  Result next(JobInput& job) override {
+    if (next_ == parts_.size()) return Result::End;
+    const Part& part = parts_[next_++];
+    auto chunk = std::make_shared<PipeChunk>();
+    chunk->header = part.header;
+    chunk->file_fd = part.fd;
+    chunk->offset = part.offset;
+    chunk->length = part.length;
+    job.seq = ++seq_;
+    job.args.clear();
+    job.chunk = std::move(chunk);
+    return Result::Job;
+  }
+  [[nodiscard]] int wait_fd() const override { return -1; }
+  [[nodiscard]] std::optional<std::uint64_t> count_total() const override { return parts_.size(); }
+
+ private:
+  struct Part {
+    int fd;
+    std::uint64_t offset, length;
+    std::string header;
+  };
+  std::vector<os::UniqueFd> fds_;
+  std::vector<Part> parts_;
+  std::size_t next_ = 0;
+};
+
+} // namespace
+
+std::unique_ptr<JobSource> make_pipe_source(const Options& options) {
+  if (options.pipe == PipeMode::Part) return std::make_unique<PartPipeSource>(options);
+  return std::make_unique<StreamPipeSource>(options);
+}
+
+ChunkFeeds::~ChunkFeeds() {
+  for (unsigned i = 0; i < feeds_.size(); ++i) close(i);
+}
+
+int ChunkFeeds::open(unsigned slot, std::shared_ptr<const PipeChunk> chunk) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
+  (void)os::set_nonblocking(fds[1]);  // only procpool's end: the job reads as from any pipe
+  // A pipe that holds the whole chunk (up to 1 MiB): written at once, instead of 64 KiB per round of
+  // the poll loop as the job drains it.
+  if (chunk->total() > kDefaultPipeSize && feeds_.size() <= kFeedPipeSlots)
+    (void)::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(std::min<std::uint64_t>(chunk->total(), kFeedPipeSize)));
+  Feed& feed = feeds_[slot];
+  close(slot);
+  feed.fd = fds[1];
+  feed.chunk = std::move(chunk);
+  feed.done = 0;
+  pump(feed);
+  return fds[0];
+}
+
+void ChunkFeeds::close(unsigned slot) {
+  Feed& feed = feeds_[slot];
+  if (feed.fd >= 0) ::close(feed.fd);
+  feed.fd = -1;
+  feed.chunk.reset();
+}
+
+void ChunkFeeds::add_poll_fds(std::vector<pollfd>& fds) const {
+  for (const auto& feed : feeds_)
+    if (feed.fd >= 0) fds.push_back({feed.fd, POLLOUT, 0});
+}
+
+void ChunkFeeds::pump() {
+  for (auto& feed : feeds_)
+    if (feed.fd >= 0) pump(feed);
+}
+
+void ChunkFeeds::pump(Feed& feed) {
+  const PipeChunk& c = *feed.chunk;
+  const std::uint64_t header = c.header.size(), bytes_end = header + c.size;
+  while (feed.done < c.total()) {
+    ssize_t n = 0;
+    if (feed.done < header) {
+      n = ::write(feed.fd, c.header.data() + feed.done, header - feed.done);
+    } else if (feed.done < bytes_end) {
+      const std::uint64_t at = feed.done - header;
+      n = ::write(feed.fd, c.bytes.get() + at, std::min<std::uint64_t>(c.size - at, kMaxWrite));
+    } else {
+      // --pipepart: page cache to pipe, never through procpool's memory.
+      loff_t offset = static_cast<loff_t>(c.offset + (feed.done - bytes_end));
+      const std::uint64_t left = c.total() - feed.done;
+      n = ::splice(c.file_fd, &offset, feed.fd, nullptr, std::min<std::uint64_t>(left, kMaxWrite),
+                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+      if (n < 0 && errno == EINVAL) {  // a file system without splice: through a small buffer
+        char buffer[64 * 1024];
+        const ssize_t got = ::pread(c.file_fd, buffer, std::min<std::uint64_t>(left, sizeof buffer), offset);
+        n = got <= 0 ? -1 : ::write(feed.fd, buffer, static_cast<std::size_t>(got));
+        if (got == 0) errno = EPIPE;  // the file shrank: end the feed
+      }
+    }
+    if (n > 0) {
+      feed.done += static_cast<std::uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    break;  // EPIPE (the job stopped reading), a file that shrank, an error: the job gets what it got
+  }
+  ::close(feed.fd);  // all written (or given up): the job sees the end of its input
+  feed.fd = -1;
+}
+
+} // namespace procpool::cli

@@ -1,0 +1,120 @@
+#pragma once
+// --pipe and --pipepart (issue 15): the input is cut into chunks at record boundaries, as GNU parallel
+// cuts it, and each chunk is fed to one job's stdin through a pipe. --pipe reads stdin (or one file)
+// through a buffer; --pipepart only looks at a few KiB around each boundary of a seekable file, and
+// the kernel moves each part from the page cache into its job's pipe (splice), never through procpool.
+#include "input.hpp"
+#include "options.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <poll.h>
+
+namespace procpool::cli {
+
+/// GNU parallel's --block SIZE (multiply_binary_prefix): k = 1000, K = Ki = ki = 1024, m = 10^6,
+/// M = Mi = 2^20, and so on up to E; decimals allowed (1.5M). Negative only for --pipepart (parts
+/// per job slot). Throws UsageError.
+double parse_block_size(const std::string& text);
+
+/// --recstart/--recend as GNU parallel reads them without --regexp: \0 \r \n \t \' \" \\ unescaped.
+std::string unescape_record_separator(const std::string& text);
+
+/// Where records split: after `recend`, where `recstart` follows (both may be empty).
+struct RecordSplit {
+  std::string recend = "\n";
+  std::string recstart;
+
+  /// The last split position in `data` (> 0; both strings inside `data`), or npos. With both
+  /// strings empty records end anywhere: data.size().
+  [[nodiscard]] std::size_t last(std::string_view data) const;
+  /// The position after the `n`th record of `data` (GNU's nindex: a split at 0 is not one), or npos.
+  [[nodiscard]] std::size_t nth(std::string_view data, std::size_t n) const;
+};
+
+/// One job's stdin: a --header, then a chunk of the stream (--pipe) or a byte range of a file
+/// (--pipepart, the file owned by its source).
+struct PipeChunk {
+  std::string header;
+  std::unique_ptr<char[]> bytes;
+  std::size_t size = 0;
+  int file_fd = -1;
+  std::uint64_t offset = 0, length = 0;
+  [[nodiscard]] std::uint64_t total() const { return header.size() + size + length; }
+};
+
+/// Cuts a stream into chunks exactly as GNU parallel's --pipe does (spreadstdin): by size, a chunk
+/// ends at the last record split within `block` bytes (a window holding no split grows by 1.3x, with
+/// GNU's warning); with `records` > 0 (-N), a chunk is that many records. The data after the
+/// last split waits for the next chunk; at the end of the input whatever is left is the last chunk.
+/// Memory: the one buffer being filled (the block, or the longest run of records) plus the chunks
+/// handed out.
+class StreamChunker {
+ public:
+  /// Reads up to `max` bytes into `to`: the count, 0 at the end, -1 when it would block.
+  using ReadFn = std::function<long(char* to, std::size_t max)>;
+  enum class Result { Chunk, WouldBlock, End };
+
+  /// `lines` > 0 (--pipe -L N): a chunk is cut after a multiple of `lines` lines, not at `split`.
+  StreamChunker(std::uint64_t block, RecordSplit split, std::size_t records, std::size_t header_lines,
+                std::size_t lines = 0);
+  Result next(PipeChunk& chunk, const ReadFn& read);
+
+ private:
+  bool fill(const ReadFn& read, std::size_t want);  // false: would block
+  void cut(PipeChunk& chunk, std::size_t at);
+  std::uint64_t block_;
+  RecordSplit split_;
+  std::size_t records_;
+  std::size_t header_lines_;
+  std::size_t lines_;
+  bool header_done_ = false;
+  std::string header_;
+  std::unique_ptr<char[]> buffer_;
+  std::size_t capacity_ = 0, begin_ = 0, end_ = 0;  // the unread data is [begin_, end_)
+  bool eof_ = false;
+};
+
+/// The split positions of a --pipepart file, as GNU parallel's find_split_positions: every `block`
+/// bytes after `skip`, the first record split at or after it (read in small windows with pread).
+/// Returns the boundaries, first `skip`, last the file's size.
+std::vector<std::uint64_t> part_positions(int fd, std::uint64_t size, std::uint64_t block, std::uint64_t skip,
+                                          const RecordSplit& split);
+
+/// --pipe / --pipepart job source: one job per chunk, the template expanded without arguments.
+std::unique_ptr<JobSource> make_pipe_source(const Options& options);
+
+/// Feeds chunks into their jobs' stdin pipes from the runner's poll loop, without blocking it.
+class ChunkFeeds {
+ public:
+  explicit ChunkFeeds(unsigned slots) : feeds_(slots) {}
+  ~ChunkFeeds();
+  ChunkFeeds(const ChunkFeeds&) = delete;
+  ChunkFeeds& operator=(const ChunkFeeds&) = delete;
+
+  /// A pipe for `slot`'s next job: returns the read end, to be its stdin (the caller closes it once
+  /// the job has started), and writes what fits at once. Throws std::system_error.
+  int open(unsigned slot, std::shared_ptr<const PipeChunk> chunk);
+  /// Writes what fits into every open feed (after poll); a feed whose job stopped reading (EPIPE)
+  /// is closed.
+  void pump();
+  /// Closes `slot`'s feed (its job ended).
+  void close(unsigned slot);
+  void add_poll_fds(std::vector<pollfd>& fds) const;
+
+ private:
+  struct Feed {
+    int fd = -1;
+    std::shared_ptr<const PipeChunk> chunk;
+    std::uint64_t done = 0;  // bytes written, header included
+  };
+  void pump(Feed& feed);
+  std::vector<Feed> feeds_;
+};
+
+} // namespace procpool::cli
