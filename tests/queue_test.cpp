@@ -135,7 +135,7 @@ TEST_CASE_TEMPLATE("Queue.Api.HugeTimeoutsWaitInsteadOfExpiring", B, Processes, 
   CHECK(q.join(std::chrono::duration<double>(1e300)));
 }
 
-TEST_CASE_TEMPLATE("Queue.Api.TooLargeItemIsRefusedAndNothingIsLost", B, Processes, Threads) {
+TEST_CASE_TEMPLATE("Queue.Api.TooLargeItemIsRefusedAndNothingIsLost", B, Threads) {
   BasicQueue<std::string, B> q(0, procpool::QueueOptions{.capacity_bytes = 64 * 1024});
   q.put("small");
   try {

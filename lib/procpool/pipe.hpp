@@ -224,7 +224,7 @@ namespace detail {
 template <class T, class Backend>
 std::pair<BasicConnection<T, Backend>, BasicConnection<T, Backend>> make_pipe(bool duplex, const QueueOptions& options) {
   using C = BasicConnection<T, Backend>;
-  const RingOptions ring_options{options.capacity_bytes, 0};
+  const RingOptions ring_options{options.capacity_bytes, 0, Backend::interprocess, options.max_large_bytes};
   auto forward = std::make_shared<Ring>(ring_options, Backend::interprocess);
   auto backward = duplex ? std::make_shared<Ring>(ring_options, Backend::interprocess) : nullptr;
   std::pair<EndTokens, EndTokens> tokens;

@@ -20,6 +20,7 @@
 #include "procpool/detail/os/futex.hpp"
 #include "procpool/detail/ring.hpp"
 #include "procpool/detail/ring_items.hpp"
+#include "procpool/detail/ring_large.hpp"
 #include "procpool/detail/shared_handle.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/queue_options.hpp"
@@ -40,7 +41,9 @@ public:
 
 protected:
   QueueCore(const char* name, std::uint64_t max_records, const QueueOptions& options)
-      : ring_(std::make_unique<Ring>(RingOptions{options.capacity_bytes, max_records}, Backend::interprocess)),
+      : ring_(std::make_unique<Ring>(
+            RingOptions{options.capacity_bytes, max_records, Backend::interprocess, options.max_large_bytes},
+            Backend::interprocess)),
         name_(name) {}
   /// Attaches to the ring described at the front of `in` (spawn hand-off).
   QueueCore(const char* name, std::string_view& in) : ring_(Ring::attach(in)), name_(name) {}
@@ -108,6 +111,9 @@ private:
     if (status == RingStatus::Closed) throw_error<ValueError>("put", ": the queue's ring is closed");
     if (ring_->max_records() != 0 && ring_->size() >= ring_->max_records())
       throw_error<Full>("put", (": the queue is full (maxsize " + std::to_string(ring_->max_records()) + ")").c_str());
+    if (ring_->large() != nullptr && ring_->large()->over_budget() && ring_->used_bytes() < ring_->capacity() / 2)
+      throw_error<Full>("put", ": the queue's out-of-band items are at QueueOptions::max_large_bytes (consume faster, "
+                               "or raise it)");
     throw_error<Full>("put", (": the queue's ring of " + std::to_string(ring_->capacity()) +
                               " bytes is full (raise QueueOptions::capacity_bytes, or consume faster)")
                                  .c_str());

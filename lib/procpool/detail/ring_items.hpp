@@ -19,6 +19,7 @@
 #include "procpool/codec.hpp"
 #include "procpool/detail/os/deadline.hpp"
 #include "procpool/detail/ring.hpp"
+#include "procpool/detail/ring_large.hpp"
 #include "procpool/queue_options.hpp"
 
 namespace procpool::detail {
@@ -38,58 +39,136 @@ inline void trim_buffer(std::string& buf) {
   if (buf.capacity() > (std::size_t{1} << 20)) std::string().swap(buf);
 }
 
+/// Pushes an item of `size` bytes out of band (see detail/ring_large.hpp), written by `write(dst)`.
+template <class Write>
+RingStatus push_large(Ring& ring, std::size_t size, const RingDeadline& deadline, Write& write,
+                      std::atomic<std::uint32_t>* count_in) {
+  return ring.large()->push(
+      ring, size, deadline, [](void* context, std::byte* dst) { (*static_cast<Write*>(context))(dst); }, &write,
+      count_in);
+}
+
 /// Pushes one item. `count_in`, if given, is incremented once the item is in the ring,
 /// still under the producer lock, so a consumer can pop the item only after the count
 /// includes it, and a producer that never gets room (blocked, timed out, killed) never
-/// counted it (JoinableQueue's unfinished tasks).
+/// counted it (JoinableQueue's unfinished tasks). An item larger than the ring's
+/// large_threshold() travels out of band when the ring has large() (process backend queues).
 template <class T>
 RingStatus push_item(Ring& ring, const T& item, const RingDeadline& deadline,
                      std::atomic<std::uint32_t>* count_in = nullptr) {
   if constexpr (TriviallySendable<T>) {
+    if (sizeof(T) > ring.large_threshold() && ring.large() != nullptr) [[unlikely]] {
+      auto write = [&](std::byte* dst) { std::memcpy(dst, &item, sizeof(T)); };
+      return push_large(ring, sizeof(T), deadline, write, count_in);
+    }
     return ring.push_with(sizeof(T), deadline, [&](std::byte* dst) {
       std::memcpy(dst, &item, sizeof(T));
       if (count_in != nullptr) count_in->fetch_add(1, std::memory_order_seq_cst);
     });
   } else {
+    if constexpr (ContiguousSendable<T>) {
+      // Written straight from the value into its segment: one copy.
+      const std::size_t size = 2 * sizeof(std::uint64_t) + item.size() * sizeof(item[0]);
+      if (size > ring.large_threshold() && ring.large() != nullptr) [[unlikely]] {
+        auto write = [&](std::byte* dst) {
+          std::string prefix;
+          const std::string_view elements = codec::encode_split(prefix, item);
+          std::memcpy(dst, prefix.data(), prefix.size());
+          if (!elements.empty()) std::memcpy(dst + prefix.size(), elements.data(), elements.size());
+        };
+        return push_large(ring, size, deadline, write, count_in);
+      }
+    }
     thread_local std::string buf;  // per-thread guard: fork-safe (the child's thread is the forker)
     buf.clear();
     codec::encode_to(buf, item);
-    const RingStatus status = ring.push_with(buf.size(), deadline, [&](std::byte* dst) {
+    struct Trim {
+      std::string& b;
+      ~Trim() { trim_buffer(b); }
+    } trim{buf};
+    if (buf.size() > ring.large_threshold() && ring.large() != nullptr) [[unlikely]] {
+      auto write = [&](std::byte* dst) { std::memcpy(dst, buf.data(), buf.size()); };
+      return push_large(ring, buf.size(), deadline, write, count_in);
+    }
+    return ring.push_with(buf.size(), deadline, [&](std::byte* dst) {
       if (!buf.empty()) std::memcpy(dst, buf.data(), buf.size());
       if (count_in != nullptr) count_in->fetch_add(1, std::memory_order_seq_cst);
     });
-    trim_buffer(buf);
-    return status;
   }
+}
+
+/// What a pop found: -2 an inline item, -1 a large record whose item went with a dead consumer
+/// (skip it), else the large item's descriptor.
+inline constexpr int kInlineItem = -2;
+
+/// Under the consumer lock: the descriptor of the large record `rec`, or -1 (see kInlineItem).
+inline int take_large(Ring& ring, std::span<const std::byte> rec) { return ring.large()->take(rec); }
+
+/// Decodes a large item received as `fd` (taken by take_large) into `out`.
+template <class T>
+void decode_large(int fd, std::span<const std::byte> rec, std::optional<T>& out) {
+  LargeRecord record;
+  std::memcpy(&record, rec.data(), sizeof record);
+  const MappedItem mapped(fd, static_cast<std::size_t>(record.size));
+  out.emplace(codec::decode<T>(mapped.bytes()));
 }
 
 /// Pops one item into `out` (emplaced) or returns why not.
 template <class T>
 RingStatus pop_item(Ring& ring, std::optional<T>& out, const RingDeadline& deadline) {
   if constexpr (TriviallySendable<T>) {
-    // Copied out under the consumer lock: it is one memcpy, inlined (the codec's decode, with
-    // its size checks, is the cold path, for the error it throws on a record of another size).
-    return ring.pop_with(deadline, [&](std::span<const std::byte> rec) {
-      if (rec.size() != sizeof(T)) [[unlikely]] {
-        out.emplace(codec::decode<T>(std::string_view(reinterpret_cast<const char*>(rec.data()), rec.size())));
-        return;
+    for (;;) {
+      // Copied out under the consumer lock: it is one memcpy, inlined (the codec's decode, with
+      // its size checks, is the cold path, for a large item or the error it throws on a record
+      // of another size).
+      int large = kInlineItem;
+      LargeRecord record{};
+      const RingStatus status = ring.pop_with(deadline, [&](std::span<const std::byte> rec) {
+        if (rec.size() != sizeof(T)) [[unlikely]] {
+          if (ring.large() != nullptr && is_large_record(rec)) {
+            std::memcpy(&record, rec.data(), sizeof record);
+            large = take_large(ring, rec);
+            return;
+          }
+          out.emplace(codec::decode<T>(std::string_view(reinterpret_cast<const char*>(rec.data()), rec.size())));
+          return;
+        }
+        std::array<std::byte, sizeof(T)> raw;
+        std::memcpy(raw.data(), rec.data(), sizeof(T));
+        out.emplace(std::bit_cast<T>(raw));
+      });
+      if (large == kInlineItem || status != RingStatus::Ok) [[likely]]
+        return status;
+      if (large >= 0) {
+        decode_large(large, std::as_bytes(std::span(&record, 1)), out);
+        return status;
       }
-      std::array<std::byte, sizeof(T)> raw;
-      std::memcpy(raw.data(), rec.data(), sizeof(T));
-      out.emplace(std::bit_cast<T>(raw));
-    });
+    }
   } else {
     // Copied out under the lock, decoded after it, so consumers decode in parallel.
     thread_local std::string buf;  // per-thread guard: fork-safe, as above
-    const RingStatus status = ring.pop(buf, deadline);
-    if (status == RingStatus::Ok) {
+    for (;;) {
+      int large = kInlineItem;
+      const RingStatus status = ring.pop_with(deadline, [&](std::span<const std::byte> rec) {
+        buf.resize(rec.size());
+        if (!rec.empty()) std::memcpy(buf.data(), rec.data(), rec.size());
+        if (ring.large() != nullptr && is_large_record(rec)) [[unlikely]]
+          large = take_large(ring, rec);
+      });
+      if (status != RingStatus::Ok) return status;
       struct Trim {
         std::string& b;
         ~Trim() { trim_buffer(b); }
       } trim{buf};
-      out.emplace(codec::decode<T>(buf));
+      if (large == kInlineItem) [[likely]] {
+        out.emplace(codec::decode<T>(buf));
+        return status;
+      }
+      if (large >= 0) {
+        decode_large(large, std::as_bytes(std::span(buf)), out);
+        return status;
+      }
     }
-    return status;
   }
 }
 
