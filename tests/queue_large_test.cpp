@@ -1,13 +1,16 @@
-// Items of any size through Queue, JoinableQueue, SimpleQueue and Pipe (process backend): out of
+// Items of any size through Queue, JoinableQueue, SimpleQueue and Pipe. Process backend: out of
 // band in a memfd each, with nothing left behind whoever dies, and the out-of-band byte budget.
+// Thread backend: values moved through memory (no copy, no codec, move-only types).
 #include <doctest/doctest.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <sstream>
@@ -122,10 +125,10 @@ void echo_pipe(procpool::Connection<Vec>& end, int n) {
 
 } // namespace
 
-TEST_CASE("Queue.Large.SizesThroughQueueAndJoinableQueue") {
-  procpool::Queue<Vec> in;
-  procpool::JoinableQueue<Vec> out;
-  qtest::Workers<procpool::Processes> w;
+TEST_CASE_TEMPLATE("Queue.Large.SizesThroughQueueAndJoinableQueue", B, procpool::Processes, procpool::Threads) {
+  procpool::BasicQueue<Vec, B> in;
+  procpool::BasicJoinableQueue<Vec, B> out;
+  qtest::Workers<B> w;
   w.spawn([&] {
     for (std::size_t i = 0; i <= kCounts.size(); ++i) out.put(in.get());
     return 0;
@@ -145,10 +148,10 @@ TEST_CASE("Queue.Large.SizesThroughQueueAndJoinableQueue") {
   check_nothing_left_here();
 }
 
-TEST_CASE("Queue.Large.SizesThroughSimpleQueueAndPipe") {
-  procpool::SimpleQueue<std::string> strings;
-  auto [parent, child] = procpool::Pipe<Vec>();
-  qtest::Workers<procpool::Processes> w;
+TEST_CASE_TEMPLATE("Queue.Large.SizesThroughSimpleQueueAndPipe", B, procpool::Processes, procpool::Threads) {
+  procpool::BasicSimpleQueue<std::string, B> strings;
+  auto [parent, child] = B::template Pipe<Vec>();
+  qtest::Workers<B> w;
   w.spawn([&] {
     for (std::size_t i = 0; i <= kCounts.size(); ++i) child.send(child.recv());
     for (std::size_t bytes : {std::size_t{0}, std::size_t{5}, 3 * kMiB, 256 * kMiB})
@@ -171,11 +174,11 @@ TEST_CASE("Queue.Large.SizesThroughSimpleQueueAndPipe") {
   check_nothing_left_here();
 }
 
-TEST_CASE("Queue.Large.FixedSizeAndCerealTypes") {
+TEST_CASE_TEMPLATE("Queue.Large.FixedSizeAndCerealTypes", B, procpool::Processes, procpool::Threads) {
   const procpool::QueueOptions small{.capacity_bytes = 64 * 1024};  // out of band over 16 KiB
-  procpool::Queue<Block> blocks(0, small);
-  procpool::Queue<Labelled> labelled(0, small);
-  qtest::Workers<procpool::Processes> w;
+  procpool::BasicQueue<Block, B> blocks(0, small);
+  procpool::BasicQueue<Labelled, B> labelled(0, small);
+  qtest::Workers<B> w;
   w.spawn([&] {
     for (std::uint64_t i = 0; i < 20; ++i) blocks.put(make_block(i));
     labelled.put(Labelled{"big", pattern(kMiB, 1.5)});
@@ -417,4 +420,112 @@ TEST_CASE("Queue.Large.ProducersKilledMidStreamLeaveWholeItemsAndAFreeBudget") {
   CHECK(q.try_put(std::vector<std::uint64_t>(kBudget / 8 - 512)));
   CHECK(q.try_put(std::vector<std::uint64_t>(1)));
   check_nothing_left_here();
+}
+
+// -- Thread backend: moved, not copied -------------------------------------------------------------
+
+namespace {
+
+/// Counts live instances and copies: a queue must neither copy nor leak them.
+struct Counted {
+  static inline std::atomic<int> live{0};
+  static inline std::atomic<int> copies{0};
+  std::unique_ptr<int> payload;
+  explicit Counted(int v) : payload(std::make_unique<int>(v)) { ++live; }
+  Counted(Counted&& other) noexcept : payload(std::move(other.payload)) { ++live; }
+  Counted(const Counted& other) : payload(std::make_unique<int>(*other.payload)) {
+    ++live;
+    ++copies;
+  }
+  Counted& operator=(Counted&& other) noexcept = default;
+  ~Counted() { --live; }
+};
+
+/// Over-aligned: kept on the heap, the ring holding its pointer.
+struct alignas(64) Wide {
+  std::unique_ptr<int> payload;
+};
+
+/// Larger than a 64 KiB ring: on the heap too.
+struct Huge {
+  std::array<std::uint64_t, 16 * 1024> words;  // 128 KiB
+};
+
+} // namespace
+
+TEST_CASE("Queue.Large.ThreadBackendMovesValuesWithoutCopying") {
+  // A 256 MiB vector arrives with the very buffer it was put with: no byte is copied.
+  procpool::dummy::Queue<Vec> q(0, procpool::QueueOptions{.capacity_bytes = 4096});
+  Vec big = pattern(k256MiB, 1.0);
+  const double* buffer = big.data();
+  q.put(std::move(big));
+  const Vec got = q.get();
+  CHECK(got.data() == buffer);
+  CHECK(matches(got, k256MiB, 1.0));
+
+  // Move-only values through every transport, no copies.
+  procpool::dummy::JoinableQueue<std::unique_ptr<int>> jq(1);
+  auto p = std::make_unique<int>(7);
+  int* const raw = p.get();
+  jq.put(std::move(p));
+  auto second = std::make_unique<int>(8);
+  CHECK_FALSE(jq.try_put(std::move(second)));  // full: the value stays with the caller
+  REQUIRE(second != nullptr);
+  CHECK(*second == 8);
+  const auto back = jq.get();
+  CHECK(back.get() == raw);
+  jq.task_done();
+  CHECK(jq.join(1s));
+
+  procpool::dummy::SimpleQueue<Counted> sq;
+  std::thread producer([&] {
+    for (int i = 0; i < 1000; ++i) sq.put(Counted(i));
+  });
+  for (int i = 0; i < 1000; ++i) CHECK(*sq.get().payload == i);
+  producer.join();
+  CHECK(Counted::copies == 0);
+  CHECK(Counted::live == 0);
+
+  auto [a, b] = procpool::dummy::Pipe<std::unique_ptr<std::string>>();
+  auto s = std::make_unique<std::string>(1000, 'z');
+  const std::string* const sp = s.get();
+  a.send(std::move(s));
+  CHECK(b.recv().get() == sp);
+}
+
+TEST_CASE("Queue.Large.ThreadBackendKeepsOverAlignedAndHugeValuesOnTheHeap") {
+  const procpool::QueueOptions small{.capacity_bytes = 64 * 1024};
+  procpool::dummy::Queue<Wide> wide(0, small);
+  wide.put(Wide{std::make_unique<int>(3)});
+  const Wide w = wide.get();
+  CHECK(*w.payload == 3);
+  CHECK(reinterpret_cast<std::uintptr_t>(&w) % 64 == 0);
+
+  procpool::dummy::Queue<Huge> huge(2, small);
+  auto h = std::make_unique<Huge>();
+  for (std::size_t i = 0; i < h->words.size(); ++i) h->words[i] = i * 3;
+  huge.put(*h);
+  huge.put(*h);
+  CHECK_FALSE(huge.try_put(*h));  // maxsize counts them as any item
+  for (int k = 0; k < 2; ++k) {
+    *h = huge.get();
+    bool same = true;
+    for (std::size_t i = 0; i < h->words.size(); ++i) same = same && h->words[i] == i * 3;
+    CHECK(same);
+  }
+}
+
+TEST_CASE("Queue.Large.ThreadBackendDestroysWhatIsLeftInAQueueOrPipe") {
+  {
+    procpool::dummy::Queue<Counted> q;
+    for (int i = 0; i < 10; ++i) q.put(Counted(i));
+    procpool::dummy::Queue<std::unique_ptr<Huge>> boxed;
+    boxed.put(std::make_unique<Huge>());
+    auto [a, b] = procpool::dummy::Pipe<Counted>();
+    a.send(Counted(1));
+    b.send(Counted(2));
+    CHECK(Counted::live == 12);
+  }
+  CHECK(Counted::live == 0);
+  CHECK(Counted::copies == 0);
 }

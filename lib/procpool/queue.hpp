@@ -33,7 +33,7 @@ namespace detail {
 /// `name` ("Queue", "SimpleQueue") starts its error messages. Thread-safety: as the queues.
 template <class T, class Backend>
 class QueueCore {
-  static_assert(check_item_type<T>());
+  static_assert(check_item_type<T, Backend::interprocess>());
 
 public:
   QueueCore(const QueueCore&) = delete;
@@ -47,7 +47,10 @@ protected:
         name_(name) {}
   /// Attaches to the ring described at the front of `in` (spawn hand-off).
   QueueCore(const char* name, std::string_view& in) : ring_(Ring::attach(in)), name_(name) {}
-  ~QueueCore() = default;
+  /// Thread backend: the items still in the queue are destroyed with it.
+  ~QueueCore() {
+    if constexpr (!Backend::interprocess) drain_values<T>(*ring_);
+  }
 
   /// The spawn hand-off: the ring is the whole handle.
   void encode_handle(std::string& out) const { ring_->encode_handle(out); }
@@ -57,15 +60,22 @@ protected:
       throw_error<ValueError>(what, " after close(): this queue object is closed");
   }
 
-  RingStatus put_status(const T& item, const RingDeadline& deadline) {
+  /// `item`: const T& or T&& (the thread backend moves an rvalue in; processes copy bytes).
+  template <class U>
+  RingStatus put_status(U&& item, const RingDeadline& deadline) {
     check_open("put");
     // JoinableQueue: the task is counted once the item is in (see push_item), never while
     // waiting for room, so a producer killed while blocked leaves the count as it was.
-    return push_item(*ring_, item, deadline, counts_tasks_ ? &unfinished() : nullptr);
+    std::atomic<std::uint32_t>* const count = counts_tasks_ ? &unfinished() : nullptr;
+    if constexpr (Backend::interprocess)
+      return push_item(*ring_, static_cast<const T&>(item), deadline, count);
+    else
+      return push_value<T>(*ring_, std::forward<U>(item), deadline, count);
   }
 
-  void put_until(const T& item, const RingDeadline& deadline) {
-    const RingStatus status = put_status(item, deadline);
+  template <class U>
+  void put_until(U&& item, const RingDeadline& deadline) {
+    const RingStatus status = put_status(std::forward<U>(item), deadline);
     if (status != RingStatus::Ok) [[unlikely]]
       throw_put_failed(status);
   }
@@ -73,7 +83,7 @@ protected:
   T get_until(const RingDeadline& deadline) {
     check_open("get");
     std::optional<T> out;
-    const RingStatus status = pop_item(*ring_, out, deadline);
+    const RingStatus status = pop(out, deadline);
     if (status != RingStatus::Ok) [[unlikely]] {
       if (status == RingStatus::Timeout) throw_error<Empty>("get", ": the queue is empty");
       throw_error<ValueError>("get", ": the queue's ring is closed");
@@ -84,8 +94,15 @@ protected:
   std::optional<T> try_get() {
     check_open("get");
     std::optional<T> out;
-    (void)pop_item(*ring_, out, kRingNoWait);
+    (void)pop(out, kRingNoWait);
     return out;
+  }
+
+  RingStatus pop(std::optional<T>& out, const RingDeadline& deadline) {
+    if constexpr (Backend::interprocess)
+      return pop_item(*ring_, out, deadline);
+    else
+      return pop_value(*ring_, out, deadline);
   }
 
   /// ValueError after close(), as CPython's empty() raises on a closed queue (its reader is closed).
@@ -146,19 +163,32 @@ public:
       : Core("Queue", maxsize > 0 ? static_cast<std::uint64_t>(maxsize) : 0, options) {}
 
   /// Puts `item`, waiting for room if `block` (forever), else raising Full at once.
-  /// Throws ValueError if closed or if the encoded item exceeds the ring (see QueueOptions).
+  /// Throws ValueError if closed. Items of any size (process backend: large ones out of band,
+  /// see QueueOptions). The T&& forms move the item in on the thread backend (move-only types
+  /// welcome); an item that was not put is left as it was.
   void put(const T& item, bool block = true) {
     this->put_until(item, block ? detail::RingDeadline{} : detail::kRingNoWait);
+  }
+  void put(T&& item, bool block = true) {
+    this->put_until(std::move(item), block ? detail::RingDeadline{} : detail::kRingNoWait);
   }
   /// Puts `item`, waiting at most `timeout` for room (if `block`); raises Full after it.
   template <class Rep, class Period>
   void put(const T& item, bool block, std::chrono::duration<Rep, Period> timeout) {
     this->put_until(item, detail::block_deadline(block, timeout));
   }
+  template <class Rep, class Period>
+  void put(T&& item, bool block, std::chrono::duration<Rep, Period> timeout) {
+    this->put_until(std::move(item), detail::block_deadline(block, timeout));
+  }
   void put_nowait(const T& item) { put(item, false); }
+  void put_nowait(T&& item) { put(std::move(item), false); }
   /// put without the exception: false when full.
   [[nodiscard]] bool try_put(const T& item) {
     return this->put_status(item, detail::kRingNoWait) == detail::RingStatus::Ok;
+  }
+  [[nodiscard]] bool try_put(T&& item) {
+    return this->put_status(std::move(item), detail::kRingNoWait) == detail::RingStatus::Ok;
   }
 
   /// Removes and returns the oldest item, waiting if `block` (forever), else raising Empty.
@@ -262,6 +292,7 @@ public:
 
   /// Waits while the ring's bytes are full.
   void put(const T& item) { this->put_until(item, std::nullopt); }
+  void put(T&& item) { this->put_until(std::move(item), std::nullopt); }
   /// Waits for an item.
   T get() { return this->get_until(std::nullopt); }
   /// Whether no item is there (a snapshot). ValueError after close(), as CPython.

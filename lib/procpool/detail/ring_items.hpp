@@ -1,8 +1,10 @@
 #pragma once
 /// @file detail/ring_items.hpp
-/// Typed items over a Ring, shared by Queue, SimpleQueue and Connection: a trivially copyable
-/// item is one record of sizeof(T) bytes, memcpy'd straight into and out of the ring (no
-/// allocation, no cereal); any other Sendable item is encoded with the codec first.
+/// Typed items over a Ring, shared by Queue, SimpleQueue and Connection. Process backend
+/// (push_item/pop_item): a trivially copyable item is one record of sizeof(T) bytes, memcpy'd
+/// straight into and out of the ring (no allocation, no cereal); any other Sendable item is
+/// encoded with the codec first; a large one travels out of band (detail/ring_large.hpp).
+/// Thread backend (push_value/pop_value): the value itself is moved into its record and out.
 #include <array>
 #include <atomic>
 #include <bit>
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
@@ -24,12 +27,20 @@
 
 namespace procpool::detail {
 
-template <class T>
+/// The compile-time rule for a queue's or pipe's items. Process backend: Sendable (the clear
+/// error below names what to do). Thread backend: any movable type, as multiprocessing.dummy
+/// passes references (items are moved through memory, never encoded).
+template <class T, bool Interprocess = true>
 constexpr bool check_item_type() {
-  static_assert(Sendable<T>,
-                "procpool: this type cannot travel through a Queue or Pipe. Use a trivially copyable type "
-                "(no pointers inside), a std::string / standard container / tuple / optional of such, "
-                "or give your type a cereal `template <class A> void serialize(A&)` member.");
+  if constexpr (Interprocess) {
+    static_assert(Sendable<T>,
+                  "procpool: this type cannot travel through a Queue or Pipe. Use a trivially copyable type "
+                  "(no pointers inside), a std::string / standard container / tuple / optional of such, "
+                  "or give your type a cereal `template <class A> void serialize(A&)` member.");
+  } else {
+    static_assert(std::is_move_constructible_v<T> && std::is_destructible_v<T>,
+                  "procpool: a thread-backend (procpool::dummy) queue's items must be move-constructible");
+  }
   static_assert(!std::is_reference_v<T> && !std::is_const_v<T>, "procpool: queue items are plain values");
   return true;
 }
@@ -169,6 +180,85 @@ RingStatus pop_item(Ring& ring, std::optional<T>& out, const RingDeadline& deadl
         return status;
       }
     }
+  }
+}
+
+// -- Thread backend: values moved through memory, no codec, no size limit -------------------------
+
+/// Alignment of a record's payload in a ring.
+inline constexpr std::size_t kRecordAlign = 8;
+
+/// Whether the thread backend keeps a T on the heap, the ring holding only its pointer: for a
+/// type over-aligned for a record or larger than the ring. Otherwise the T itself lives in its
+/// record, moved in and moved out. The same answer for every user of one ring.
+template <class T>
+bool boxed_in(const Ring& ring) noexcept {
+  return alignof(T) > kRecordAlign || sizeof(T) > ring.max_record_size();
+}
+
+/// Thread backend: moves (an rvalue) or copies (an lvalue) `item` into the ring. `count_in` as
+/// push_item's. An item that is not put (full, closed) is left as it was.
+template <class T, class U>
+RingStatus push_value(Ring& ring, U&& item, const RingDeadline& deadline,
+                      std::atomic<std::uint32_t>* count_in = nullptr) {
+  if (!boxed_in<T>(ring)) [[likely]] {
+    return ring.push_with(sizeof(T), deadline, [&](std::byte* dst) {
+      if constexpr (std::is_trivially_copyable_v<T>)
+        std::memcpy(dst, std::addressof(item), sizeof(T));
+      else
+        ::new (static_cast<void*>(dst)) T(std::forward<U>(item));
+      if (count_in != nullptr) count_in->fetch_add(1, std::memory_order_seq_cst);
+    });
+  }
+  auto box = std::make_unique<T>(std::forward<U>(item));
+  T* raw = box.get();
+  const RingStatus status = ring.push_with(sizeof raw, deadline, [&](std::byte* dst) {
+    std::memcpy(dst, &raw, sizeof raw);
+    if (count_in != nullptr) count_in->fetch_add(1, std::memory_order_seq_cst);
+  });
+  if (status == RingStatus::Ok) {
+    (void)box.release();  // the ring's now: popped or drained
+  } else if constexpr (!std::is_lvalue_reference_v<U> && std::is_move_assignable_v<T>) {
+    item = std::move(*box);  // not put: the caller keeps its value
+  }
+  return status;
+}
+
+/// Thread backend: moves the oldest item out of the ring into `out` (emplaced).
+template <class T>
+RingStatus pop_value(Ring& ring, std::optional<T>& out, const RingDeadline& deadline) {
+  const bool boxed = boxed_in<T>(ring);
+  return ring.pop_with(deadline, [&](std::span<const std::byte> rec) {
+    if (boxed) [[unlikely]] {
+      T* raw = nullptr;
+      std::memcpy(&raw, rec.data(), sizeof raw);
+      const std::unique_ptr<T> box(raw);
+      out.emplace(std::move(*box));
+      return;
+    }
+    if constexpr (std::is_trivially_copyable_v<T>) {
+      std::array<std::byte, sizeof(T)> raw;
+      std::memcpy(raw.data(), rec.data(), sizeof(T));
+      out.emplace(std::bit_cast<T>(raw));
+    } else {
+      // The record is ours (the consumer lock): the value is moved out, then destroyed there.
+      T* value = std::launder(reinterpret_cast<T*>(const_cast<std::byte*>(rec.data())));
+      struct Destroy {
+        T* value;
+        ~Destroy() { value->~T(); }
+      } destroy{value};
+      out.emplace(std::move(*value));
+    }
+  });
+}
+
+/// Thread backend: destroys the items left in `ring` (its queue or pipe is going away).
+template <class T>
+void drain_values(Ring& ring) noexcept {
+  std::optional<T> out;
+  try {
+    while (pop_value<T>(ring, out, kRingNoWait) == RingStatus::Ok) out.reset();
+  } catch (...) {  // a throwing move constructor: what it left is lost, as with any container
   }
 }
 
