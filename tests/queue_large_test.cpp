@@ -529,3 +529,39 @@ TEST_CASE("Queue.Large.ThreadBackendDestroysWhatIsLeftInAQueueOrPipe") {
   CHECK(Counted::live == 0);
   CHECK(Counted::copies == 0);
 }
+
+// -- Views: a received vector read in place ------------------------------------------------------
+
+TEST_CASE_TEMPLATE("Queue.Large.ViewsReadTheItemWhereItLies", B, procpool::Processes, procpool::Threads) {
+  procpool::BasicQueue<Vec, B> q;
+  procpool::BasicSimpleQueue<std::string, B> strings;
+  auto [a, b] = B::template Pipe<Vec>();
+  qtest::Workers<B> w;
+  w.spawn([&] {
+    q.put(pattern(4 * kMiB, 1.0));  // 32 MiB: out of band on processes
+    q.put(pattern(10, 2.0));        // through the ring
+    strings.put(std::string(3 * kMiB, 's'));
+    a.send(pattern(kMiB, 3.0));
+    return 0;
+  });
+  {
+    procpool::LargeView<Vec> big = q.get_view();
+    CHECK(big.in_place() == B::interprocess);
+    CHECK(big.size() == 4 * kMiB);
+    CHECK(std::equal(big.begin(), big.end(), pattern(4 * kMiB, 1.0).begin()));
+    if constexpr (B::interprocess) CHECK(item_mapped());
+    const procpool::LargeView<Vec> moved = std::move(big);  // the mapping moves with it
+    CHECK(moved.size() == 4 * kMiB);
+    CHECK(moved[4 * kMiB - 1] == pattern(4 * kMiB, 1.0).back());
+  }
+  CHECK_FALSE(item_mapped());  // unmapped with the view
+  const auto small = q.get_view(true, 5s);
+  CHECK_FALSE(small.in_place());
+  CHECK(matches(small.to_value(), 10, 2.0));
+  const auto s = strings.get_view();
+  CHECK(std::string_view(s.data(), s.size()) == std::string(3 * kMiB, 's'));
+  const auto v = b.recv_view();
+  const std::span<const double> span = v;
+  CHECK(std::equal(span.begin(), span.end(), pattern(kMiB, 3.0).begin()));
+  CHECK(qtest::all_zero(w.join()));
+}

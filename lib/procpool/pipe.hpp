@@ -34,6 +34,7 @@
 #include "procpool/detail/ring_items.hpp"
 #include "procpool/detail/shared_handle.hpp"
 #include "procpool/errors.hpp"
+#include "procpool/large_view.hpp"
 #include "procpool/queue_options.hpp"
 
 namespace procpool {
@@ -79,6 +80,30 @@ public:
     if (status == detail::RingStatus::Closed)
       throw EOFError("procpool: Connection.recv: the other end of the pipe is closed and nothing is left to receive");
     return std::move(*out);
+  }
+
+  /// recv() for a std::vector / std::string of trivially copyable elements, as a read-only view:
+  /// an out-of-band item is read in place, without a copy (see large_view.hpp).
+  LargeView<T> recv_view()
+    requires ContiguousSendable<T>
+  {
+    check_usable("recv", readable_, "a send-only end (Pipe(duplex=false) gives (recv, send))");
+    LargeView<T> view;
+    auto op = [&](const detail::RingDeadline& d) {
+      if constexpr (Backend::interprocess) {
+        return detail::pop_view(*rx_, view, d);
+      } else {
+        std::optional<T> out;
+        const detail::RingStatus status = detail::pop_value(*rx_, out, d);
+        if (status == detail::RingStatus::Ok) detail::LargeViewAccess::hold(view, std::move(*out));
+        return status;
+      }
+    };
+    detail::RingStatus status = op(detail::kRingNoWait);
+    if (status == detail::RingStatus::Timeout) status = sliced(std::nullopt, op);
+    if (status == detail::RingStatus::Closed)
+      throw EOFError("procpool: Connection.recv: the other end of the pipe is closed and nothing is left to receive");
+    return view;
   }
 
   /// Whether recv() would not block (an item is there, or end of file): checks without waiting.

@@ -23,6 +23,7 @@
 #include "procpool/detail/ring_large.hpp"
 #include "procpool/detail/shared_handle.hpp"
 #include "procpool/errors.hpp"
+#include "procpool/large_view.hpp"
 #include "procpool/queue_options.hpp"
 
 namespace procpool {
@@ -84,11 +85,27 @@ protected:
     check_open("get");
     std::optional<T> out;
     const RingStatus status = pop(out, deadline);
-    if (status != RingStatus::Ok) [[unlikely]] {
-      if (status == RingStatus::Timeout) throw_error<Empty>("get", ": the queue is empty");
-      throw_error<ValueError>("get", ": the queue's ring is closed");
-    }
+    if (status != RingStatus::Ok) [[unlikely]]
+      throw_get_failed(status);
     return std::move(*out);
+  }
+
+  LargeView<T> get_view_until(const RingDeadline& deadline)
+    requires ContiguousSendable<T>
+  {
+    check_open("get");
+    LargeView<T> view;
+    RingStatus status;
+    if constexpr (Backend::interprocess) {
+      status = pop_view(*ring_, view, deadline);
+    } else {
+      std::optional<T> out;
+      status = pop_value(*ring_, out, deadline);
+      if (status == RingStatus::Ok) LargeViewAccess::hold(view, std::move(*out));
+    }
+    if (status != RingStatus::Ok) [[unlikely]]
+      throw_get_failed(status);
+    return view;
   }
 
   std::optional<T> try_get() {
@@ -123,6 +140,10 @@ private:
   template <class Error>
   [[noreturn, gnu::cold, gnu::noinline]] void throw_error(const char* what, const char* why) const {
     throw Error(std::string("procpool: ") + name_ + "." + what + why);
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void throw_get_failed(RingStatus status) const {
+    if (status == RingStatus::Timeout) throw_error<Empty>("get", ": the queue is empty");
+    throw_error<ValueError>("get", ": the queue's ring is closed");
   }
   [[noreturn, gnu::cold, gnu::noinline]] void throw_put_failed(RingStatus status) const {
     if (status == RingStatus::Closed) throw_error<ValueError>("put", ": the queue's ring is closed");
@@ -199,6 +220,20 @@ public:
     return this->get_until(detail::block_deadline(block, timeout));
   }
   T get_nowait() { return get(false); }
+  /// get() for a std::vector / std::string of trivially copyable elements, as a read-only view:
+  /// an out-of-band item (over a quarter of the ring) is read in place from the shared memory it
+  /// came in, without a copy, until the view goes away (see large_view.hpp).
+  LargeView<T> get_view(bool block = true)
+    requires ContiguousSendable<T>
+  {
+    return this->get_view_until(block ? detail::RingDeadline{} : detail::kRingNoWait);
+  }
+  template <class Rep, class Period>
+  LargeView<T> get_view(bool block, std::chrono::duration<Rep, Period> timeout)
+    requires ContiguousSendable<T>
+  {
+    return this->get_view_until(detail::block_deadline(block, timeout));
+  }
   /// get without the exception: empty optional when there is no item.
   [[nodiscard]] std::optional<T> try_get() { return Core::try_get(); }
 
@@ -295,6 +330,12 @@ public:
   void put(T&& item) { this->put_until(std::move(item), std::nullopt); }
   /// Waits for an item.
   T get() { return this->get_until(std::nullopt); }
+  /// get() as a view (see BasicQueue::get_view).
+  LargeView<T> get_view()
+    requires ContiguousSendable<T>
+  {
+    return this->get_view_until(std::nullopt);
+  }
   /// Whether no item is there (a snapshot). ValueError after close(), as CPython.
   [[nodiscard]] bool empty() const { return Core::empty(); }
   /// Local to this object, as BasicQueue::close().

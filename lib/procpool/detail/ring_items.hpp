@@ -23,6 +23,7 @@
 #include "procpool/detail/os/deadline.hpp"
 #include "procpool/detail/ring.hpp"
 #include "procpool/detail/ring_large.hpp"
+#include "procpool/large_view.hpp"
 #include "procpool/queue_options.hpp"
 
 namespace procpool::detail {
@@ -179,6 +180,34 @@ RingStatus pop_item(Ring& ring, std::optional<T>& out, const RingDeadline& deadl
         decode_large(large, std::as_bytes(std::span(buf)), out);
         return status;
       }
+    }
+  }
+}
+
+/// Process backend: pops one ContiguousSendable item into `view`: in place in its segment if it
+/// came out of band, else decoded into a container of the view's own.
+template <class T>
+RingStatus pop_view(Ring& ring, LargeView<T>& view, const RingDeadline& deadline) {
+  thread_local std::string buf;  // per-thread guard: fork-safe, as pop_item's
+  for (;;) {
+    int large = kInlineItem;
+    const RingStatus status = ring.pop_with(deadline, [&](std::span<const std::byte> rec) {
+      buf.resize(rec.size());
+      if (!rec.empty()) std::memcpy(buf.data(), rec.data(), rec.size());
+      if (ring.large() != nullptr && is_large_record(rec)) [[unlikely]]
+        large = take_large(ring, rec);
+    });
+    if (status != RingStatus::Ok) return status;
+    if (large == kInlineItem) {
+      LargeViewAccess::hold(view, codec::decode<T>(buf));
+      trim_buffer(buf);
+      return status;
+    }
+    if (large >= 0) {
+      LargeRecord record;
+      std::memcpy(&record, buf.data(), sizeof record);
+      LargeViewAccess::map(view, MappedItem(large, static_cast<std::size_t>(record.size)));
+      return status;
     }
   }
 }
