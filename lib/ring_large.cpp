@@ -151,27 +151,26 @@ void LargeItems::release_pages(std::uint32_t pages) noexcept {
   if (state_.budget_pages.load(std::memory_order_relaxed) != 0) os::futex::wake(state_.pages_in_flight, true);
 }
 
-RingStatus LargeItems::push(Ring& ring, std::size_t size, const RingDeadline& deadline,
-                            void (*write)(void*, std::byte*), void* context, std::atomic<std::uint32_t>* count_in) {
+RingStatus LargeItems::push(Ring& ring, std::span<const std::string_view> pieces, const RingDeadline& deadline,
+                            std::atomic<std::uint32_t>* count_in) {
+  std::size_t size = 0;
+  for (const std::string_view piece : pieces) size += piece.size();
   const std::uint32_t pages = pages_of(size);
   if (ring.closed()) return RingStatus::Closed;
   if (!wait_budget(pages, deadline)) return RingStatus::Timeout;
 
-  // The item's own segment, written whole before the record exists: populated in one call
-  // (one fault per page otherwise), unmapped once written (the descriptor keeps the memory).
+  // The item's own segment, written whole before the record exists. Written with pwritev, not
+  // through a mapping: the kernel then allocates each page and copies into it without zeroing
+  // it first (a populated mapping is zeroed, then copied: 1.8x slower for 256 MiB here).
   os::UniqueFd memfd(::memfd_create("procpool-queue-item", MFD_CLOEXEC));
   if (!memfd) throw_errno("procpool: memfd_create for a large item failed", errno);
   if (::ftruncate(memfd.get(), static_cast<off_t>(size)) != 0)
     throw_errno("procpool: cannot size a " + std::to_string(size) + "-byte item segment", errno);
-  {
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, memfd.get(), 0);
-    if (p == MAP_FAILED) throw_errno("procpool: cannot map a " + std::to_string(size) + "-byte item segment", errno);
-    struct Unmap {
-      void* p;
-      std::size_t n;
-      ~Unmap() { ::munmap(p, n); }
-    } unmap{p, size};
-    write(context, static_cast<std::byte*>(p));
+  std::uint64_t offset = 0;
+  for (const std::string_view piece : pieces) {
+    if (const int err = os::pwrite_all(memfd.get(), piece, offset); err != 0)
+      throw_errno("procpool: cannot write a " + std::to_string(size) + "-byte item segment", err);
+    offset += piece.size();
   }
 
   for (;;) {

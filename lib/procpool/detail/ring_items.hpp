@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <new>
 #include <optional>
@@ -51,13 +52,11 @@ inline void trim_buffer(std::string& buf) {
   if (buf.capacity() > (std::size_t{1} << 20)) std::string().swap(buf);
 }
 
-/// Pushes an item of `size` bytes out of band (see detail/ring_large.hpp), written by `write(dst)`.
-template <class Write>
-RingStatus push_large(Ring& ring, std::size_t size, const RingDeadline& deadline, Write& write,
-                      std::atomic<std::uint32_t>* count_in) {
-  return ring.large()->push(
-      ring, size, deadline, [](void* context, std::byte* dst) { (*static_cast<Write*>(context))(dst); }, &write,
-      count_in);
+/// Pushes an item out of band (see detail/ring_large.hpp): the concatenation of `pieces`.
+inline RingStatus push_large(Ring& ring, std::initializer_list<std::string_view> pieces, const RingDeadline& deadline,
+                             std::atomic<std::uint32_t>* count_in) {
+  return ring.large()->push(ring, std::span<const std::string_view>(pieces.begin(), pieces.size()), deadline,
+                            count_in);
 }
 
 /// Pushes one item. `count_in`, if given, is incremented once the item is in the ring,
@@ -70,8 +69,8 @@ RingStatus push_item(Ring& ring, const T& item, const RingDeadline& deadline,
                      std::atomic<std::uint32_t>* count_in = nullptr) {
   if constexpr (TriviallySendable<T>) {
     if (sizeof(T) > ring.large_threshold() && ring.large() != nullptr) [[unlikely]] {
-      auto write = [&](std::byte* dst) { std::memcpy(dst, &item, sizeof(T)); };
-      return push_large(ring, sizeof(T), deadline, write, count_in);
+      return push_large(ring, {std::string_view(reinterpret_cast<const char*>(&item), sizeof(T))}, deadline,
+                        count_in);
     }
     return ring.push_with(sizeof(T), deadline, [&](std::byte* dst) {
       std::memcpy(dst, &item, sizeof(T));
@@ -82,13 +81,9 @@ RingStatus push_item(Ring& ring, const T& item, const RingDeadline& deadline,
       // Written straight from the value into its segment: one copy.
       const std::size_t size = 2 * sizeof(std::uint64_t) + item.size() * sizeof(item[0]);
       if (size > ring.large_threshold() && ring.large() != nullptr) [[unlikely]] {
-        auto write = [&](std::byte* dst) {
-          std::string prefix;
-          const std::string_view elements = codec::encode_split(prefix, item);
-          std::memcpy(dst, prefix.data(), prefix.size());
-          if (!elements.empty()) std::memcpy(dst + prefix.size(), elements.data(), elements.size());
-        };
-        return push_large(ring, size, deadline, write, count_in);
+        std::string prefix;
+        const std::string_view elements = codec::encode_split(prefix, item);
+        return push_large(ring, {prefix, elements}, deadline, count_in);
       }
     }
     thread_local std::string buf;  // per-thread guard: fork-safe (the child's thread is the forker)
@@ -99,8 +94,7 @@ RingStatus push_item(Ring& ring, const T& item, const RingDeadline& deadline,
       ~Trim() { trim_buffer(b); }
     } trim{buf};
     if (buf.size() > ring.large_threshold() && ring.large() != nullptr) [[unlikely]] {
-      auto write = [&](std::byte* dst) { std::memcpy(dst, buf.data(), buf.size()); };
-      return push_large(ring, buf.size(), deadline, write, count_in);
+      return push_large(ring, {buf}, deadline, count_in);
     }
     return ring.push_with(buf.size(), deadline, [&](std::byte* dst) {
       if (!buf.empty()) std::memcpy(dst, buf.data(), buf.size());

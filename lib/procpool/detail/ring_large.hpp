@@ -105,12 +105,12 @@ public:
   /// What a spawned child needs to attach (serves the sockets while this object lives).
   void encode_handle(std::string& out) const;
 
-  /// Writes an item of `size` bytes into a fresh memfd with `write(context, dst)` and pushes
-  /// its record: waits for the budget, then for room in the ring and the socket, until
-  /// `deadline`. `count_in` as push_item's. Throws what `write` throws, ProcessError on a
-  /// system error, ValueError if the item is larger than the budget can ever count.
-  RingStatus push(Ring& ring, std::size_t size, const RingDeadline& deadline, void (*write)(void*, std::byte*),
-                  void* context, std::atomic<std::uint32_t>* count_in);
+  /// Writes an item, the concatenation of `pieces`, into a fresh memfd and pushes its record:
+  /// waits for the budget, then for room in the ring and the socket, until `deadline`.
+  /// `count_in` as push_item's. Throws ProcessError on a system error, ValueError if the item is
+  /// larger than the budget can ever count.
+  RingStatus push(Ring& ring, std::span<const std::string_view> pieces, const RingDeadline& deadline,
+                  std::atomic<std::uint32_t>* count_in);
 
   /// Under the consumer lock, for the large record `record`: receives its memfd (the caller
   /// owns it), or returns -1 when it is gone with a dead consumer (skip the record).
