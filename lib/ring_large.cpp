@@ -99,7 +99,7 @@ LargeItems::LargeItems(RingLargeState& state, std::string_view& in) : state_(sta
 LargeItems::~LargeItems() {
   {
     std::lock_guard lock(served_mutex_);
-    if (!served_.empty()) {
+    if (!served_.empty() && served_by_ == ::getpid()) {
       std::string_view names(served_);
       stop_serving_descriptor(decode_name(names));
       stop_serving_descriptor(decode_name(names));
@@ -111,8 +111,9 @@ LargeItems::~LargeItems() {
 
 void LargeItems::encode_handle(std::string& out) const {
   std::lock_guard lock(served_mutex_);
-  // Served once per process and object: a forked child that hands the queue on serves its own.
-  if (served_.empty()) {
+  // Served once per process and object: a forked child that hands the queue on serves its own
+  // (its copy of the parent's names is not served by it, and may outlive the parent).
+  if (served_.empty() || served_by_ != ::getpid()) {
     std::string names;
     const std::string send_name = serve_descriptor(send_);
     try {
@@ -123,6 +124,7 @@ void LargeItems::encode_handle(std::string& out) const {
       throw;
     }
     served_ = std::move(names);
+    served_by_ = ::getpid();
   }
   out += served_;
 }

@@ -565,3 +565,20 @@ TEST_CASE_TEMPLATE("Queue.Large.ViewsReadTheItemWhereItLies", B, procpool::Proce
   CHECK(std::equal(span.begin(), span.end(), pattern(kMiB, 3.0).begin()));
   CHECK(qtest::all_zero(w.join()));
 }
+
+TEST_CASE("Queue.Large.OneGiBItem") {
+  // One GiB (plus its 16-byte header: over the default 1 GiB budget, so it goes alone), received
+  // as a view: two GiB at the peak, about a second here.
+  procpool::Queue<std::string> q;
+  {
+    std::string item(std::size_t{1} << 30, 'g');
+    item.back() = '!';
+    q.put(item);
+  }
+  const auto view = q.get_view();
+  CHECK(view.in_place());
+  REQUIRE(view.size() == std::size_t{1} << 30);
+  CHECK(view[0] == 'g');
+  CHECK(view[view.size() / 2] == 'g');
+  CHECK(view[view.size() - 1] == '!');
+}

@@ -110,6 +110,17 @@ inline constexpr int kInlineItem = -2;
 /// Under the consumer lock: the descriptor of the large record `rec`, or -1 (see kInlineItem).
 inline int take_large(Ring& ring, std::span<const std::byte> rec) { return ring.large()->take(rec); }
 
+/// Pops the oldest record into `buf`; for a large record, also takes its descriptor into
+/// `large` under the consumer lock (see kInlineItem).
+inline RingStatus pop_record(Ring& ring, std::string& buf, const RingDeadline& deadline, int& large) {
+  return ring.pop_with(deadline, [&](std::span<const std::byte> rec) {
+    buf.resize(rec.size());
+    if (!rec.empty()) std::memcpy(buf.data(), rec.data(), rec.size());
+    if (ring.large() != nullptr && is_large_record(rec)) [[unlikely]]
+      large = take_large(ring, rec);
+  });
+}
+
 /// Decodes a large item received as `fd` (taken by take_large) into `out`.
 template <class T>
 void decode_large(int fd, std::span<const std::byte> rec, std::optional<T>& out) {
@@ -155,12 +166,7 @@ RingStatus pop_item(Ring& ring, std::optional<T>& out, const RingDeadline& deadl
     thread_local std::string buf;  // per-thread guard: fork-safe, as above
     for (;;) {
       int large = kInlineItem;
-      const RingStatus status = ring.pop_with(deadline, [&](std::span<const std::byte> rec) {
-        buf.resize(rec.size());
-        if (!rec.empty()) std::memcpy(buf.data(), rec.data(), rec.size());
-        if (ring.large() != nullptr && is_large_record(rec)) [[unlikely]]
-          large = take_large(ring, rec);
-      });
+      const RingStatus status = pop_record(ring, buf, deadline, large);
       if (status != RingStatus::Ok) return status;
       struct Trim {
         std::string& b;
@@ -185,12 +191,7 @@ RingStatus pop_view(Ring& ring, LargeView<T>& view, const RingDeadline& deadline
   thread_local std::string buf;  // per-thread guard: fork-safe, as pop_item's
   for (;;) {
     int large = kInlineItem;
-    const RingStatus status = ring.pop_with(deadline, [&](std::span<const std::byte> rec) {
-      buf.resize(rec.size());
-      if (!rec.empty()) std::memcpy(buf.data(), rec.data(), rec.size());
-      if (ring.large() != nullptr && is_large_record(rec)) [[unlikely]]
-        large = take_large(ring, rec);
-    });
+    const RingStatus status = pop_record(ring, buf, deadline, large);
     if (status != RingStatus::Ok) return status;
     if (large == kInlineItem) {
       LargeViewAccess::hold(view, codec::decode<T>(buf));

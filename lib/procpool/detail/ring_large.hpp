@@ -127,7 +127,8 @@ private:
   int send_ = -1;  ///< producers' end of the socket pair (non-blocking)
   int recv_ = -1;  ///< consumers' end (non-blocking)
   mutable std::mutex served_mutex_;
-  mutable std::string served_;  ///< the names under which this process serves the sockets ("" until a hand-off)
+  mutable std::string served_;  ///< the names under which served_by_ serves the sockets ("" until a hand-off)
+  mutable int served_by_ = 0;   ///< the pid that serves them (a forked child inherits the string, not the names)
 };
 
 } // namespace procpool::detail
