@@ -12,6 +12,7 @@
 
 #include "procpool/codec.hpp"
 #include "procpool/errors.hpp"
+#include "procpool/detail/ring_large.hpp"
 #include "procpool/detail/shm.hpp"
 #include "procpool/detail/os/ids.hpp"
 #include "procpool/detail/os/robust_lock.hpp"
@@ -61,6 +62,7 @@ struct RingControl {
   RingWaitPoint space;  ///< producers wait here for room (registered in cons.sleepers)
   alignas(64) std::atomic<std::uint32_t> closed{0};
   alignas(64) std::atomic<std::uint32_t> aux[Ring::kAuxWords]{};
+  alignas(64) RingLargeState large;
 };
 static_assert(sizeof(RingControl) <= kPage, "the control block must fit its page");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
@@ -280,6 +282,15 @@ Ring::Ring(const RingOptions& options, bool interprocess) : interprocess_(interp
   auto* ctl = new (ctl_) RingControl();
   ctl->capacity = cap;
   ctl->max_records = options.max_records;
+  if (options.large_items) {
+    try {
+      large_ = std::make_unique<LargeItems>(ctl->large, options.large_budget_bytes);
+    } catch (...) {
+      ::munmap(mapping_, mapping_size_);
+      ::close(fd_);
+      throw;
+    }
+  }
 }
 
 Ring::Ring(Attach, int fd, std::size_t total_size) {
@@ -317,6 +328,7 @@ void Ring::map(int fd, std::size_t capacity) {
 }
 
 Ring::~Ring() {
+  large_.reset();
   if (mapping_ != nullptr) ::munmap(mapping_, mapping_size_);
   if (fd_ >= 0) ::close(fd_);
 }
@@ -336,6 +348,7 @@ void Ring::encode_handle(std::string& out) const {
   if (::fstat(fd_, &st) != 0) throw_errno("procpool: fstat of a ring failed", errno);
   codec::encode_to(out, RingHandle{::getpid(), fd_, kPage + capacity_, static_cast<std::uint64_t>(st.st_dev),
                                    static_cast<std::uint64_t>(st.st_ino)});
+  if (large_) large_->encode_handle(out);
 }
 
 std::unique_ptr<Ring> Ring::attach(std::string_view& in) {
@@ -345,6 +358,8 @@ std::unique_ptr<Ring> Ring::attach(std::string_view& in) {
   const RingControl* ctl = std::launder(ring->ctl_);
   if (ctl->magic != kMagic || ctl->capacity != ring->capacity_)
     throw SerializationError("procpool: the attached segment of process " + std::to_string(h.pid) + " is not a procpool ring");
+  if (ring->ctl_->large.enabled.load(std::memory_order_acquire) != 0)
+    ring->large_ = std::make_unique<LargeItems>(ring->ctl_->large, in);
   return ring;
 }
 

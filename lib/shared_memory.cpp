@@ -11,6 +11,7 @@
 #include <limits>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <condition_variable>
 #include <mutex>
@@ -29,6 +30,7 @@
 #include <unistd.h>
 
 #include "os/fd.hpp"
+#include "procpool/detail/fd_server.hpp"
 
 namespace procpool {
 namespace {
@@ -232,6 +234,44 @@ std::optional<os::UniqueFd> ask(const std::string& name, char request) {
 }
 
 } // namespace
+
+namespace detail {
+
+std::string serve_descriptor(int fd) {
+  static thread_local std::mt19937_64 generator{std::random_device{}()};
+  for (int attempt = 0;; ++attempt) {
+    char name[21];
+    std::snprintf(name, sizeof name, "pfd_%016llx", static_cast<unsigned long long>(generator()));
+    try {
+      NameServer::instance().add(name, fd);
+      return name;
+    } catch (const FileExistsError&) {
+      if (attempt == 16) throw ProcessError("procpool: cannot find a free name to serve a descriptor under");
+    }
+  }
+}
+
+void stop_serving_descriptor(const std::string& name) noexcept {
+  try {
+    (void)NameServer::instance().remove(name);
+  } catch (...) {  // remove() takes a mutex and waits on a condition variable: nothing to report
+  }
+}
+
+int fetch_descriptor(const std::string& name) {
+  std::optional<os::UniqueFd> sock = ask(name, 'A');
+  char reply = 0;
+  const int fd = sock ? os::recv_with_fd(sock->get(), &reply, 1) : -1;
+  if (fd < 0 || reply != 'A') {
+    if (fd >= 0) ::close(fd);
+    throw ProcessError("procpool: cannot fetch descriptor '" + name +
+                       "' from its creator (it has ended or dropped the object; keep the object alive until the "
+                       "child has started)");
+  }
+  return fd;
+}
+
+} // namespace detail
 
 SharedMemory::SharedMemory(std::size_t size) : size_(size) {
   if (size == 0) throw ValueError("procpool: 'size' must be a positive number different from zero");

@@ -34,6 +34,7 @@
 #include "procpool/detail/ring_items.hpp"
 #include "procpool/detail/shared_handle.hpp"
 #include "procpool/errors.hpp"
+#include "procpool/large_view.hpp"
 #include "procpool/queue_options.hpp"
 
 namespace procpool {
@@ -44,7 +45,7 @@ namespace procpool {
 /// race with its use in this process.
 template <class T, class Backend>
 class BasicConnection : public detail::SharedHandle<BasicConnection<T, Backend>, Backend> {
-  static_assert(detail::check_item_type<T>());
+  static_assert(detail::check_item_type<T, Backend::interprocess>());
 
 public:
   using value_type = T;
@@ -63,27 +64,46 @@ public:
   /// Closes this end (as close()), like CPython's Connection when it is collected.
   ~BasicConnection() { close(); }
 
-  /// Sends `item`; waits while the direction's ring is full. Throws BrokenPipeError once the
-  /// peer end is gone, StateError if this end is closed, moved-from or receive-only,
-  /// ValueError if the item is too large.
-  void send(const T& item) {
-    check_usable("send", writable_, "a receive-only end (Pipe(duplex=false) gives (recv, send))");
-    detail::RingStatus status = detail::push_item(*tx_, item, detail::kRingNoWait);
-    if (status == detail::RingStatus::Timeout) status = send_slow(item);
-    if (status == detail::RingStatus::Closed)
-      throw BrokenPipeError("procpool: Connection.send: the other end of the pipe is closed");
-  }
+  /// Sends `item` (of any size); waits while the direction's ring is full. Throws
+  /// BrokenPipeError once the peer end is gone, StateError if this end is closed, moved-from or
+  /// receive-only. The thread backend moves an rvalue in (move-only types welcome).
+  void send(const T& item) { send_any(item); }
+  void send(T&& item) { send_any(std::move(item)); }
 
   /// Receives the next item, waiting for one. Throws EOFError once the peer end is gone and
   /// everything it sent has been received.
   T recv() {
     check_usable("recv", readable_, "a send-only end (Pipe(duplex=false) gives (recv, send))");
     std::optional<T> out;
-    detail::RingStatus status = detail::pop_item(*rx_, out, detail::kRingNoWait);
+    detail::RingStatus status = pop(out, detail::kRingNoWait);
     if (status == detail::RingStatus::Timeout) status = recv_slow(out, std::nullopt);
     if (status == detail::RingStatus::Closed)
       throw EOFError("procpool: Connection.recv: the other end of the pipe is closed and nothing is left to receive");
     return std::move(*out);
+  }
+
+  /// recv() for a std::vector / std::string of trivially copyable elements, as a read-only view:
+  /// an out-of-band item is read in place, without a copy (see large_view.hpp).
+  LargeView<T> recv_view()
+    requires ContiguousSendable<T>
+  {
+    check_usable("recv", readable_, "a send-only end (Pipe(duplex=false) gives (recv, send))");
+    LargeView<T> view;
+    auto op = [&](const detail::RingDeadline& d) {
+      if constexpr (Backend::interprocess) {
+        return detail::pop_view(*rx_, view, d);
+      } else {
+        std::optional<T> out;
+        const detail::RingStatus status = detail::pop_value(*rx_, out, d);
+        if (status == detail::RingStatus::Ok) detail::LargeViewAccess::hold(view, std::move(*out));
+        return status;
+      }
+    };
+    detail::RingStatus status = op(detail::kRingNoWait);
+    if (status == detail::RingStatus::Timeout) status = sliced(std::nullopt, op);
+    if (status == detail::RingStatus::Closed)
+      throw EOFError("procpool: Connection.recv: the other end of the pipe is closed and nothing is left to receive");
+    return view;
   }
 
   /// Whether recv() would not block (an item is there, or end of file): checks without waiting.
@@ -189,11 +209,33 @@ private:
     }
   }
 
-  detail::RingStatus send_slow(const T& item) {
-    return sliced(std::nullopt, [&](const detail::RingDeadline& d) { return detail::push_item(*tx_, item, d); });
+  template <class U>
+  void send_any(U&& item) {
+    check_usable("send", writable_, "a receive-only end (Pipe(duplex=false) gives (recv, send))");
+    detail::RingStatus status = push(item, detail::kRingNoWait);
+    if (status == detail::RingStatus::Timeout)
+      status = sliced(std::nullopt, [&](const detail::RingDeadline& d) { return push(item, d); });
+    if (status == detail::RingStatus::Closed)
+      throw BrokenPipeError("procpool: Connection.send: the other end of the pipe is closed");
+  }
+  /// `item` is an lvalue here: forwarded as what the caller gave (a push that fails leaves it).
+  template <class U>
+  detail::RingStatus push(U& item, const detail::RingDeadline& deadline) {
+    if constexpr (Backend::interprocess)
+      return detail::push_item(*tx_, static_cast<const T&>(item), deadline);
+    else if constexpr (std::is_const_v<U>)
+      return detail::push_value<T>(*tx_, item, deadline);
+    else
+      return detail::push_value<T>(*tx_, std::move(item), deadline);
+  }
+  detail::RingStatus pop(std::optional<T>& out, const detail::RingDeadline& deadline) {
+    if constexpr (Backend::interprocess)
+      return detail::pop_item(*rx_, out, deadline);
+    else
+      return detail::pop_value(*rx_, out, deadline);
   }
   detail::RingStatus recv_slow(std::optional<T>& out, const detail::RingDeadline& deadline) {
-    return sliced(deadline, [&](const detail::RingDeadline& d) { return detail::pop_item(*rx_, out, d); });
+    return sliced(deadline, [&](const detail::RingDeadline& d) { return pop(out, d); });
   }
 
   bool poll_until(const detail::RingDeadline& deadline) {
@@ -224,9 +266,20 @@ namespace detail {
 template <class T, class Backend>
 std::pair<BasicConnection<T, Backend>, BasicConnection<T, Backend>> make_pipe(bool duplex, const QueueOptions& options) {
   using C = BasicConnection<T, Backend>;
-  const RingOptions ring_options{options.capacity_bytes, 0};
-  auto forward = std::make_shared<Ring>(ring_options, Backend::interprocess);
-  auto backward = duplex ? std::make_shared<Ring>(ring_options, Backend::interprocess) : nullptr;
+  const RingOptions ring_options{options.capacity_bytes, 0, Backend::interprocess, options.max_large_bytes};
+  auto make_ring = [&] {
+    if constexpr (Backend::interprocess) {
+      return std::make_shared<Ring>(ring_options, true);
+    } else {
+      // The items still in a direction are destroyed with its ring.
+      return std::shared_ptr<Ring>(new Ring(ring_options, false), [](Ring* ring) {
+        drain_values<T>(*ring);
+        delete ring;
+      });
+    }
+  };
+  auto forward = make_ring();
+  auto backward = duplex ? make_ring() : nullptr;
   std::pair<EndTokens, EndTokens> tokens;
   if constexpr (Backend::interprocess) tokens = EndTokens::create_pair();
   // Duplex: a sends on `forward` and receives on `backward`; b the reverse.

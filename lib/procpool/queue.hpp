@@ -20,8 +20,10 @@
 #include "procpool/detail/os/futex.hpp"
 #include "procpool/detail/ring.hpp"
 #include "procpool/detail/ring_items.hpp"
+#include "procpool/detail/ring_large.hpp"
 #include "procpool/detail/shared_handle.hpp"
 #include "procpool/errors.hpp"
+#include "procpool/large_view.hpp"
 #include "procpool/queue_options.hpp"
 
 namespace procpool {
@@ -32,7 +34,7 @@ namespace detail {
 /// `name` ("Queue", "SimpleQueue") starts its error messages. Thread-safety: as the queues.
 template <class T, class Backend>
 class QueueCore {
-  static_assert(check_item_type<T>());
+  static_assert(check_item_type<T, Backend::interprocess>());
 
 public:
   QueueCore(const QueueCore&) = delete;
@@ -40,11 +42,16 @@ public:
 
 protected:
   QueueCore(const char* name, std::uint64_t max_records, const QueueOptions& options)
-      : ring_(std::make_unique<Ring>(RingOptions{options.capacity_bytes, max_records}, Backend::interprocess)),
+      : ring_(std::make_unique<Ring>(
+            RingOptions{options.capacity_bytes, max_records, Backend::interprocess, options.max_large_bytes},
+            Backend::interprocess)),
         name_(name) {}
   /// Attaches to the ring described at the front of `in` (spawn hand-off).
   QueueCore(const char* name, std::string_view& in) : ring_(Ring::attach(in)), name_(name) {}
-  ~QueueCore() = default;
+  /// Thread backend: the items still in the queue are destroyed with it.
+  ~QueueCore() {
+    if constexpr (!Backend::interprocess) drain_values<T>(*ring_);
+  }
 
   /// The spawn hand-off: the ring is the whole handle.
   void encode_handle(std::string& out) const { ring_->encode_handle(out); }
@@ -54,15 +61,22 @@ protected:
       throw_error<ValueError>(what, " after close(): this queue object is closed");
   }
 
-  RingStatus put_status(const T& item, const RingDeadline& deadline) {
+  /// `item`: const T& or T&& (the thread backend moves an rvalue in; processes copy bytes).
+  template <class U>
+  RingStatus put_status(U&& item, const RingDeadline& deadline) {
     check_open("put");
     // JoinableQueue: the task is counted once the item is in (see push_item), never while
     // waiting for room, so a producer killed while blocked leaves the count as it was.
-    return push_item(*ring_, item, deadline, counts_tasks_ ? &unfinished() : nullptr);
+    std::atomic<std::uint32_t>* const count = counts_tasks_ ? &unfinished() : nullptr;
+    if constexpr (Backend::interprocess)
+      return push_item(*ring_, static_cast<const T&>(item), deadline, count);
+    else
+      return push_value<T>(*ring_, std::forward<U>(item), deadline, count);
   }
 
-  void put_until(const T& item, const RingDeadline& deadline) {
-    const RingStatus status = put_status(item, deadline);
+  template <class U>
+  void put_until(U&& item, const RingDeadline& deadline) {
+    const RingStatus status = put_status(std::forward<U>(item), deadline);
     if (status != RingStatus::Ok) [[unlikely]]
       throw_put_failed(status);
   }
@@ -70,19 +84,42 @@ protected:
   T get_until(const RingDeadline& deadline) {
     check_open("get");
     std::optional<T> out;
-    const RingStatus status = pop_item(*ring_, out, deadline);
-    if (status != RingStatus::Ok) [[unlikely]] {
-      if (status == RingStatus::Timeout) throw_error<Empty>("get", ": the queue is empty");
-      throw_error<ValueError>("get", ": the queue's ring is closed");
-    }
+    const RingStatus status = pop(out, deadline);
+    if (status != RingStatus::Ok) [[unlikely]]
+      throw_get_failed(status);
     return std::move(*out);
+  }
+
+  LargeView<T> get_view_until(const RingDeadline& deadline)
+    requires ContiguousSendable<T>
+  {
+    check_open("get");
+    LargeView<T> view;
+    RingStatus status;
+    if constexpr (Backend::interprocess) {
+      status = pop_view(*ring_, view, deadline);
+    } else {
+      std::optional<T> out;
+      status = pop_value(*ring_, out, deadline);
+      if (status == RingStatus::Ok) LargeViewAccess::hold(view, std::move(*out));
+    }
+    if (status != RingStatus::Ok) [[unlikely]]
+      throw_get_failed(status);
+    return view;
   }
 
   std::optional<T> try_get() {
     check_open("get");
     std::optional<T> out;
-    (void)pop_item(*ring_, out, kRingNoWait);
+    (void)pop(out, kRingNoWait);
     return out;
+  }
+
+  RingStatus pop(std::optional<T>& out, const RingDeadline& deadline) {
+    if constexpr (Backend::interprocess)
+      return pop_item(*ring_, out, deadline);
+    else
+      return pop_value(*ring_, out, deadline);
   }
 
   /// ValueError after close(), as CPython's empty() raises on a closed queue (its reader is closed).
@@ -104,10 +141,17 @@ private:
   [[noreturn, gnu::cold, gnu::noinline]] void throw_error(const char* what, const char* why) const {
     throw Error(std::string("procpool: ") + name_ + "." + what + why);
   }
+  [[noreturn, gnu::cold, gnu::noinline]] void throw_get_failed(RingStatus status) const {
+    if (status == RingStatus::Timeout) throw_error<Empty>("get", ": the queue is empty");
+    throw_error<ValueError>("get", ": the queue's ring is closed");
+  }
   [[noreturn, gnu::cold, gnu::noinline]] void throw_put_failed(RingStatus status) const {
     if (status == RingStatus::Closed) throw_error<ValueError>("put", ": the queue's ring is closed");
     if (ring_->max_records() != 0 && ring_->size() >= ring_->max_records())
       throw_error<Full>("put", (": the queue is full (maxsize " + std::to_string(ring_->max_records()) + ")").c_str());
+    if (ring_->large() != nullptr && ring_->large()->over_budget() && ring_->used_bytes() < ring_->capacity() / 2)
+      throw_error<Full>("put", ": the queue's out-of-band items are at QueueOptions::max_large_bytes (consume faster, "
+                               "or raise it)");
     throw_error<Full>("put", (": the queue's ring of " + std::to_string(ring_->capacity()) +
                               " bytes is full (raise QueueOptions::capacity_bytes, or consume faster)")
                                  .c_str());
@@ -140,19 +184,32 @@ public:
       : Core("Queue", maxsize > 0 ? static_cast<std::uint64_t>(maxsize) : 0, options) {}
 
   /// Puts `item`, waiting for room if `block` (forever), else raising Full at once.
-  /// Throws ValueError if closed or if the encoded item exceeds the ring (see QueueOptions).
+  /// Throws ValueError if closed. Items of any size (process backend: large ones out of band,
+  /// see QueueOptions). The T&& forms move the item in on the thread backend (move-only types
+  /// welcome); an item that was not put is left as it was.
   void put(const T& item, bool block = true) {
     this->put_until(item, block ? detail::RingDeadline{} : detail::kRingNoWait);
+  }
+  void put(T&& item, bool block = true) {
+    this->put_until(std::move(item), block ? detail::RingDeadline{} : detail::kRingNoWait);
   }
   /// Puts `item`, waiting at most `timeout` for room (if `block`); raises Full after it.
   template <class Rep, class Period>
   void put(const T& item, bool block, std::chrono::duration<Rep, Period> timeout) {
     this->put_until(item, detail::block_deadline(block, timeout));
   }
+  template <class Rep, class Period>
+  void put(T&& item, bool block, std::chrono::duration<Rep, Period> timeout) {
+    this->put_until(std::move(item), detail::block_deadline(block, timeout));
+  }
   void put_nowait(const T& item) { put(item, false); }
+  void put_nowait(T&& item) { put(std::move(item), false); }
   /// put without the exception: false when full.
   [[nodiscard]] bool try_put(const T& item) {
     return this->put_status(item, detail::kRingNoWait) == detail::RingStatus::Ok;
+  }
+  [[nodiscard]] bool try_put(T&& item) {
+    return this->put_status(std::move(item), detail::kRingNoWait) == detail::RingStatus::Ok;
   }
 
   /// Removes and returns the oldest item, waiting if `block` (forever), else raising Empty.
@@ -163,6 +220,20 @@ public:
     return this->get_until(detail::block_deadline(block, timeout));
   }
   T get_nowait() { return get(false); }
+  /// get() for a std::vector / std::string of trivially copyable elements, as a read-only view:
+  /// an out-of-band item (over a quarter of the ring) is read in place from the shared memory it
+  /// came in, without a copy, until the view goes away (see large_view.hpp).
+  LargeView<T> get_view(bool block = true)
+    requires ContiguousSendable<T>
+  {
+    return this->get_view_until(block ? detail::RingDeadline{} : detail::kRingNoWait);
+  }
+  template <class Rep, class Period>
+  LargeView<T> get_view(bool block, std::chrono::duration<Rep, Period> timeout)
+    requires ContiguousSendable<T>
+  {
+    return this->get_view_until(detail::block_deadline(block, timeout));
+  }
   /// get without the exception: empty optional when there is no item.
   [[nodiscard]] std::optional<T> try_get() { return Core::try_get(); }
 
@@ -256,8 +327,15 @@ public:
 
   /// Waits while the ring's bytes are full.
   void put(const T& item) { this->put_until(item, std::nullopt); }
+  void put(T&& item) { this->put_until(std::move(item), std::nullopt); }
   /// Waits for an item.
   T get() { return this->get_until(std::nullopt); }
+  /// get() as a view (see BasicQueue::get_view).
+  LargeView<T> get_view()
+    requires ContiguousSendable<T>
+  {
+    return this->get_view_until(std::nullopt);
+  }
   /// Whether no item is there (a snapshot). ValueError after close(), as CPython.
   [[nodiscard]] bool empty() const { return Core::empty(); }
   /// Local to this object, as BasicQueue::close().

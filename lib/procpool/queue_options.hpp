@@ -8,9 +8,15 @@ namespace procpool {
 /// Options of a Queue, JoinableQueue, SimpleQueue or Pipe.
 struct QueueOptions {
   /// Bytes of shared ring memory (rounded up to a power of two). One item takes its encoded
-  /// size plus 8 bytes, rounded up to 8; an item larger than capacity_bytes - 8 is refused
-  /// with ValueError. Pages are committed as the ring is used.
+  /// size plus 8 bytes, rounded up to 8. Pages are committed as the ring is used. Process
+  /// backend: an item over a quarter of the ring travels out of band, in shared memory of its
+  /// own (the ring holds a 24-byte record); thread backend: an item larger than
+  /// capacity_bytes - 8 is refused with ValueError.
   std::size_t capacity_bytes = std::size_t{4} << 20;
+  /// Process backend: bytes of out-of-band items in the queue (put and not yet taken) past
+  /// which put() waits (or raises Full), as it does for a full ring; an item larger than this
+  /// waits until no other is in the queue. 0: no limit. Counted in 4 KiB pages.
+  std::size_t max_large_bytes = std::size_t{1} << 30;
 };
 
 } // namespace procpool

@@ -62,6 +62,7 @@
 namespace procpool::detail {
 
 struct RingControl;
+class LargeItems;
 
 /// Sizing of a ring.
 struct RingOptions {
@@ -70,6 +71,11 @@ struct RingOptions {
   std::size_t capacity_bytes = std::size_t{4} << 20;
   /// At most this many records in the ring at once (Python's maxsize); 0: limited by bytes only.
   std::uint64_t max_records = 0;
+  /// Process backend queues and pipes: a record larger than large_threshold() is sent out of
+  /// band, in a memfd of its own (detail/ring_large.hpp), instead of being refused.
+  bool large_items = false;
+  /// Bytes of out-of-band items in flight at which pushes of more wait (0: no limit).
+  std::size_t large_budget_bytes = 0;
 };
 
 /// Outcome of a ring operation.
@@ -122,6 +128,12 @@ public:
   static constexpr std::size_t kWarmMax = std::size_t{1} << 20;
   [[nodiscard]] std::uint64_t max_records() const noexcept;
   [[nodiscard]] bool interprocess() const noexcept { return interprocess_; }
+
+  /// The out-of-band channel of a ring created with RingOptions::large_items; null otherwise.
+  [[nodiscard]] LargeItems* large() const noexcept { return large_.get(); }
+  /// Records over this size go out of band (when large() is set): a quarter of the ring, so
+  /// that one item never takes the room of many.
+  [[nodiscard]] std::size_t large_threshold() const noexcept { return max_record_size() / 4; }
 
   /// Appends a record of `size` bytes, written in place by `fill(std::byte* dst)` while the
   /// producer lock is held (so keep it short; it must not use this ring). If `fill` throws,
@@ -228,6 +240,7 @@ private:
   void commit_pop(std::size_t size) noexcept;
 
   RingControl* ctl_ = nullptr;
+  std::unique_ptr<LargeItems> large_;
   std::byte* data_ = nullptr;
   void* mapping_ = nullptr;
   std::size_t mapping_size_ = 0;
