@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "os/fd.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {
@@ -51,6 +52,27 @@ SharedSegment SharedSegment::create(std::size_t size, const char* name, bool pop
   seg.data_ = p;
   seg.size_ = size;
   return seg;
+}
+
+SharedSegment SharedSegment::create_written(std::span<const std::string_view> pieces, const char* name) {
+  std::size_t size = 0;
+  for (const std::string_view piece : pieces) size += piece.size();
+  int fd = ::memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) throw_errno("procpool: memfd_create failed", errno);
+  if (::ftruncate(fd, static_cast<off_t>(size == 0 ? 1 : size)) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw_errno("procpool: ftruncate of shared segment failed", err);
+  }
+  std::uint64_t offset = 0;
+  for (const std::string_view piece : pieces) {
+    if (const int err = os::pwrite_all(fd, piece, offset); err != 0) {
+      ::close(fd);
+      throw_errno("procpool: cannot write a " + std::to_string(size) + "-byte shared segment", err);
+    }
+    offset += piece.size();
+  }
+  return adopt(fd);
 }
 
 SharedSegment SharedSegment::attach(const SegmentHandle& handle, bool populate) {

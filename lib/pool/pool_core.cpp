@@ -307,12 +307,7 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
   std::string_view where_piece;
   if (size > out_of_band_threshold()) {
     if (config_.interprocess) {
-      auto segment = std::make_shared<SharedSegment>(SharedSegment::create(payload_size, "procpool-pool-item", true));
-      auto* dst = static_cast<char*>(segment->data());
-      for (const std::string_view piece : pieces) {
-        if (!piece.empty()) std::memcpy(dst, piece.data(), piece.size());
-        dst += piece.size();
-      }
+      auto segment = std::make_shared<SharedSegment>(SharedSegment::create_written(pieces, "procpool-pool-item"));
       const SegmentHandle handle = segment->handle();
       where.assign(reinterpret_cast<const char*>(&handle), sizeof handle);
       header.payload_at = PayloadAt::Segment;

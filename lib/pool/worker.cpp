@@ -117,8 +117,8 @@ void send_out_of_band(std::string& out, ResultHeader& result, bool thread_worker
     result.payload_at = PayloadAt::Memory;
     return;
   }
-  SharedSegment segment = SharedSegment::create(size, "procpool-pool-result", /*populate=*/true);
-  std::memcpy(segment.data(), out.data() + sizeof result, size);
+  const std::string_view body(out.data() + sizeof result, size);
+  SharedSegment segment = SharedSegment::create_written(std::span<const std::string_view>(&body, 1), "procpool-pool-result");
   const SegmentHandle handle = segment.handle();
   sent.emplace_back(result.task_id, std::move(segment));
   out.resize(sizeof result);

@@ -5,6 +5,8 @@
 /// creator's /proc/<pid>/fd/<fd>. The memory is gone when the last mapping and fd close.
 #include <cstddef>
 #include <cstdint>
+#include <span>
+#include <string_view>
 #include <memory>
 #include <new>
 #include <string>
@@ -43,6 +45,10 @@ public:
   /// `populate`: map every page now, in one system call, instead of one fault at a time (for a
   /// segment that is about to be written or read whole: a large out-of-band item).
   static SharedSegment create(std::size_t size, const char* name = "procpool", bool populate = false);
+  /// Creates a segment holding `pieces` back to back, written with pwrite: the kernel allocates
+  /// each page and copies into it without zeroing it first (a mapping is zeroed, then copied:
+  /// 1.8x slower for 256 MiB here). For a large out-of-band item written once by its sender.
+  static SharedSegment create_written(std::span<const std::string_view> pieces, const char* name);
   /// Maps the segment described by `handle` (created by another, live process).
   static SharedSegment attach(const SegmentHandle& handle, bool populate = false);
   /// Maps the whole memfd `fd`, which the segment then owns (closed on failure too).
