@@ -6,7 +6,7 @@
 #     procpool::Pool(2).map; map with chunksize 1 (a Redis record per task) vs RQ (python3-rq) on the same
 #     Redis (300 tiny jobs, 2 burst workers: RQ forks once per job)
 #   apply_async().get() round trip over TCP loopback (target p50 <= 1 ms)
-#   CPU-bound: 8 tasks of ~250 ms on 2 workers vs the same work serially (target >= 1.8x)
+#   CPU-bound: 16 tasks of ~250 ms on 2 workers vs the same work serially, before and after (target >= 1.8x)
 # Prints the area's markdown table (bench/lib.sh).
 set -euo pipefail
 build_dir=${1:-build-bench}
@@ -76,7 +76,7 @@ f="\`apply_async().get()\` round trip, TCP loopback, p50"
 bench_row "$f" cluster::Pool ours ours:rtt_p50_us µs lower max=1000 "target=≤ 1 ms"
 f="\`apply_async().get()\` round trip, TCP loopback, p99"
 bench_row "$f" cluster::Pool ours ours:rtt_p99_us µs lower
-f="CPU-bound, 8 × ~250 ms, 2 workers vs serial"
+f="CPU-bound, 16 × ~250 ms, 2 workers vs serial"
 bench_row "$f" cluster::Pool ours ours:cpu_speedup × min=1.8 "target=≥ 1.8×"
 note="Redis and both workers run on this 2-core host (TCP loopback), so the owner, Redis and the workers share two cores."
 ((have_rq)) || note="$note RQ: not installed (apt-get install python3-rq)."
