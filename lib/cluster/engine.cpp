@@ -152,6 +152,7 @@ private:
   std::unordered_map<std::uint64_t, std::weak_ptr<PoolStream>> streams_;
   std::uint64_t next_stream_id_ = 1;
   bool joined_ = false;
+  bool run_ended_ = false;  // join() after close() ended the run in Redis
   long long last_ok_ms_ = 0;
 
   std::mutex code_mu_;
@@ -323,6 +324,7 @@ void ClusterEngine::terminate() {
     std::lock_guard lock(mu_);
     if (state_.exchange(State::Terminate) == State::Terminate) return;
     outbox_.clear();
+    if (run_ended_) return;  // closed and joined: nothing is left to cancel (the destructor's terminate)
   }
   // Queued tasks are dropped by the claims, running ones when they end ('kill': their workers stop them).
   try {
@@ -366,6 +368,8 @@ void ClusterEngine::join() {
     } catch (const std::exception& e) {
       logger().warn("procpool::cluster::Pool: cannot end run {}: {} (it expires)", run_id_, e.what());
     }
+    std::lock_guard lock(mu_);
+    run_ended_ = true;
   }
   stop_threads();
 }
