@@ -246,7 +246,7 @@ for my $k (sort keys %h) {
                     "case \"$out\" in "
                     "*'not supported by procpool run'*|*'add one of them'*|*'not a writable directory'*|"
                     "*'arguments cannot be used'*|*'need --pipe or --pipepart'*|*'must be one of'*) [ $st = 255 ] || echo \"BAD STATUS $n $st\";; "
-                    "'echo a'|*'Usage: procpool run'*|*\"cannot open '1'\"*|*'--joblog FILE'*) ;; "
+                    "*'echo a'|*'echo a'?'[m'|*'Usage: procpool run'*|*\"cannot open '1'\"*|*'--joblog FILE'*) ;; "  // dry runs, tagged or coloured (?'[m': the reset)
                     "'') [ $st = 0 ] || echo \"BAD STATUS $n $st\";; "  // --header 1 ::: a: a is the header
                     "*) echo \"UNHANDLED $n: $out\";; esac; done",
                     "", 120s);
@@ -525,4 +525,24 @@ TEST_CASE("Cli.Gnu.TermSeq") {
   CHECK(r.exit_code == 1);
   CHECK(sh(dir, "$P run --termseq FOO,1 echo ::: 1").exit_code == 255);
   CHECK(sh(dir, "$P run --termseq TERM,1 --grace 1 echo ::: 1").exit_code == 255);
+}
+
+TEST_CASE("Cli.Gnu.Colour") {
+  TempDir dir;
+  // Byte for byte, escape sequences included: grouped (stdout and stderr, a CR inside a line, a last
+  // line without a newline), --line-buffer (whose unfinished last line GNU parallel writes uncoloured),
+  // -u (never coloured), -v, --dry-run, and 320 jobs to go once through GNU parallel's 307 colours.
+  for (const std::string args :
+       {"--ctag -k sh -c 'echo {}; echo e{} >&2' ::: a b", "--color -k printf 'x\\ry\\r' ::: a",
+        "--color -k echo ::: $(seq 320)", "--ctagstring '<{}>' -k echo ::: a b", "--tagstring X --ctagstring Y echo ::: a",
+        "--tagstring X echo ::: a", "--lb --ctag -k printf 'x\\ny' ::: a b", "--lb --color -k printf '%s\\r%s\\n' ::: a b",
+        "--colour -u echo ::: a", "-v --color echo ::: a", "--dry-run --ctag -k echo ::: a b", "--dry-run --tag echo ::: a"}) {
+    const auto b = run_both(dir, args);
+    check_same(b, args);
+    CHECK(b.pp.err == b.gnu.err);
+  }
+  // The broker's output arrives uncoloured: refused there.
+  const auto r = sh(dir, "$P run --broker redis://127.0.0.1:1 --color echo ::: a");
+  CHECK(r.exit_code == 255);
+  CHECK(r.err.find("--color, --ctag and --ctagstring cannot be used with --broker") != std::string::npos);
 }

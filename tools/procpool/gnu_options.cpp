@@ -72,9 +72,6 @@ constexpr std::array kRefused = {
                   "procpool spills large output uncompressed to $TMPDIR"},
     RefusedOption{"--decompress-program,--use-decompress-program,--usedecompressprogram,--decompressprogram", true,
                   "procpool spills large output uncompressed to $TMPDIR"},
-    RefusedOption{"--ctag", false, "use --tag"},
-    RefusedOption{"--ctagstring,--ctag-string", true, "use --tagstring STR"},
-    RefusedOption{"--color,--colour", false, "use --tag or --tagstring STR"},
     RefusedOption{"--color-failed,--colour-failed,--colorfailed,--colourfailed,--color-fail,--colour-fail,"
                   "--colorfail,--colourfail,--cf",
                   false, "use --joblog FILE (Exitval) or --halt"},

@@ -49,7 +49,8 @@ struct RawOptions {
   std::string jobs;
   std::string joblog;
   bool resume = false, resume_failed = false;
-  std::string retries, timeout, grace, halt, tagstring, results, delay, memfree, load, colsep;
+  std::string retries, timeout, grace, halt, tagstring, ctagstring, results, delay, memfree, load, colsep;
+  bool ctag = false, color = false;
   bool keep_order = false, group = false, line_buffer = false, ungroup = false, tag = false, dry_run = false;
   bool verbose = false, bar = false, eta = false, progress = false, force_progress = false, tty = false;
   bool shell_always = false, link = false, verbose_stderr = false, silent = false, no_keep_order = false;
@@ -103,6 +104,10 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_flag("--tag", raw.tag, "Prefix each output line with the job's arguments and a TAB");
   app.add_option("--tagstring,--tag-string", raw.tagstring,
                  "Prefix each output line with STR (replacement strings allowed) and a TAB")->type_name("STR");
+  app.add_flag("--ctag", raw.ctag, "--tag --color");
+  app.add_option("--ctagstring,--ctag-string", raw.ctagstring, "--tagstring STR --color")->type_name("STR");
+  app.add_flag("--color,--colour", raw.color,
+               "Print each job's output lines in its own colours (terminal escape sequences, GNU parallel's)");
   app.add_option("--results,--result,--res", raw.results,
                  "Also save each job's output to DIR/SEQ/stdout and DIR/SEQ/stderr (and its command to "
                  "DIR/SEQ/cmd)")->type_name("DIR");
@@ -256,6 +261,7 @@ void refuse_with_broker(const RawOptions& raw, const Options& opt) {
   if (!opt.term_seq.empty()) throw UsageError("--termseq cannot be used with --broker: use --grace D");
   if (opt.tmpdir) throw UsageError("--tmpdir cannot be used with --broker: set TMPDIR for procpool worker");
   if (opt.verbose_stderr) throw UsageError("-t/--verbose cannot be used with --broker: use -v");
+  if (opt.color) throw UsageError("--color, --ctag and --ctagstring cannot be used with --broker: use --tag or --tagstring");
 }
 
 } // namespace
@@ -632,8 +638,11 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     throw UsageError("--group, --line-buffer and --ungroup exclude each other");
   if (raw.line_buffer) opt.output = OutputMode::LineBuffer;
   if (raw.ungroup) opt.output = OutputMode::Ungroup;
-  opt.tag = raw.tag;
+  // GNU parallel's: --ctag is --tag --color, --ctagstring --tagstring --color; --tagstring wins over --ctagstring.
+  opt.tag = raw.tag || raw.ctag;
   if (!raw.tagstring.empty()) opt.tagstring = raw.tagstring;
+  else if (!raw.ctagstring.empty()) opt.tagstring = raw.ctagstring;
+  opt.color = raw.color || raw.ctag || app.count("--ctagstring") > 0;
   if (!raw.results.empty()) opt.results_dir = raw.results;
   opt.dry_run = raw.dry_run;
   if (!raw.delay.empty()) opt.delay_seconds = parse_duration_seconds(raw.delay, "--delay");

@@ -64,6 +64,7 @@ struct Options {
   OutputMode output = OutputMode::Group;
   bool tag = false;
   std::optional<std::string> tagstring;
+  bool color = false;  ///< --color, --ctag, --ctagstring: each job's lines in its own colours (GNU parallel's)
   std::optional<std::string> results_dir;
   bool dry_run = false;
   double delay_seconds = 0;
