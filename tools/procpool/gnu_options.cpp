@@ -25,7 +25,6 @@ constexpr std::array kRefused = {
     // Input format.
     RefusedOption{"-E", true, "arguments are read to the end; cut the input first: sed '/^EOF$/q'"},
     RefusedOption{"-e,--eof", false, "arguments are read to the end; cut the input first: sed '/^EOF$/q'"},
-    RefusedOption{"--csv", false, "use --colsep , (no quoted fields) or convert the CSV to TSV and use --colsep '\\t'"},
     RefusedOption{"--skip-first-line,--skipfirstline", false, "drop it first: tail -n +2 FILE | procpool run ..."},
     RefusedOption{"--arg-sep,--argsep", true, "use ::: (and :::+)"},
     RefusedOption{"--arg-file-sep,--argfilesep", true, "use :::: (and ::::+)"},

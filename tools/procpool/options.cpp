@@ -50,7 +50,7 @@ struct RawOptions {
   std::string joblog;
   bool resume = false, resume_failed = false;
   std::string retries, timeout, grace, halt, tagstring, ctagstring, results, delay, memfree, load, colsep;
-  bool ctag = false, color = false;
+  bool ctag = false, color = false, csv = false;
   bool keep_order = false, group = false, line_buffer = false, ungroup = false, tag = false, dry_run = false;
   bool verbose = false, bar = false, eta = false, progress = false, force_progress = false, tty = false;
   bool shell_always = false, link = false, verbose_stderr = false, silent = false, no_keep_order = false;
@@ -130,6 +130,9 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("-C,--colsep,--col-sep", raw.colsep,
                  "Split each argument line into columns {1} {2} ... at this separator (a regex)")
       ->type_name("REGEX");
+  app.add_flag("--csv", raw.csv,
+               "Read arguments as CSV: columns {1} {2} ... at --colsep's character (default ,), quoted fields "
+               "may hold it, quotes and newlines");
   app.add_option("-a,--arg-file,--argfile", raw.arg_files, "Read arguments from FILE (\"-\" is stdin); repeatable")
       ->type_name("FILE")
       ->allow_extra_args(false);  // one file per -a: the template follows
@@ -233,7 +236,7 @@ void parse_pipe_options(const CLI::App& app, const RawOptions& raw, Options& opt
   if (app.count("--recstart") > 0) opt.recstart = raw.recstart;
   if (app.count("--recend") > 0) opt.recend = raw.recend;
   const std::pair<bool, const char*> excluded[] = {
-      {raw.shuf, "--shuf"}, {raw.multiple || raw.xargs, "-m/-X"}, {!raw.colsep.empty(), "--colsep"},
+      {raw.shuf, "--shuf"}, {raw.multiple || raw.xargs, "-m/-X"}, {!raw.colsep.empty(), "--colsep"}, {raw.csv, "--csv"},
       {raw.link, "--link"}, {raw.no_run_if_empty, "-r"}, {raw.tty, "--tty"}, {raw.retry_failed, "--retry-failed"},
       {raw.null || app.count("--delimiter") > 0, "-0/-d (use --recend)"}, {!raw.broker.empty(), "--broker"}};
   for (const auto& [given, option] : excluded)
@@ -661,6 +664,18 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   else if (raw.progress) opt.progress = ProgressStyle::Progress;
   opt.force_progress = raw.force_progress;
   if (!raw.colsep.empty()) opt.colsep = raw.colsep;
+  if (raw.csv) {
+    // GNU parallel's Text::CSV: one separator character, `,` by default; values are trimmed only when
+    // --colsep was given (its --trim lr default comes with --colsep, before --csv sets the `,`).
+    opt.csv = true;
+    if (!opt.colsep) {
+      opt.colsep = ",";
+      if (app.count("--trim") == 0) opt.trim = Trim::None;
+    }
+    if (*opt.colsep == "\\t") opt.colsep = "\t";  // the usual TSV idiom
+    if (opt.colsep->size() != 1 || *opt.colsep == "\"")
+      throw UsageError(fmt::format("--csv: --colsep '{}' must be one character other than \" (or \\t)", raw.colsep));
+  }
   if (app.count("--trim") > 0) {
     if (raw.trim == "n") opt.trim = Trim::None;
     else if (raw.trim == "l") opt.trim = Trim::Left;
@@ -715,7 +730,8 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   } else if (words.size() == 1) {
     opt.batch_file = words.front();
   }
-  if (!opt.template_mode && opt.colsep) throw UsageError("--colsep needs a template and arguments (::: or -a)");
+  if (!opt.template_mode && opt.colsep)
+    throw UsageError(fmt::format("{} needs a template and arguments (::: or -a)", opt.csv ? "--csv" : "--colsep"));
   auto count_option = [&](const std::string& text, const char* name, long min) {
     const long n = parse_integer(text, name);
     if (n < min) throw UsageError(fmt::format("{}: '{}' must be at least {}", name, text, min));
