@@ -530,13 +530,14 @@ TEST_CASE("Cli.Gnu.TermSeq") {
 TEST_CASE("Cli.Gnu.Colour") {
   TempDir dir;
   // Byte for byte, escape sequences included: grouped (stdout and stderr, a CR inside a line, a last
-  // line without a newline), --line-buffer (whose unfinished last line GNU parallel writes uncoloured),
+  // line without a newline), --line-buffer (whose unfinished last line GNU parallel writes uncoloured,
+  // also for a job that finished while -k held it),
   // -u (never coloured), -v, --dry-run, and 320 jobs to go once through GNU parallel's 307 colours.
   for (const std::string args :
        {"--ctag -k sh -c 'echo {}; echo e{} >&2' ::: a b", "--color -k printf 'x\\ry\\r' ::: a",
         "--color -k echo ::: $(seq 320)", "--ctagstring '<{}>' -k echo ::: a b", "--tagstring X --ctagstring Y echo ::: a",
         "--tagstring X echo ::: a", "--lb --ctag -k printf 'x\\ny' ::: a b", "--lb --color -k printf '%s\\r%s\\n' ::: a b",
-        "--colour -u echo ::: a", "-v --color echo ::: a", "--dry-run --ctag -k echo ::: a b", "--dry-run --tag echo ::: a"}) {
+        "--lb -k --color -j2 'sleep {}; printf \"y\\nx{}\"' ::: 0.3 0", "--colour -u echo ::: a", "-v --color echo ::: a", "--dry-run --ctag -k echo ::: a b", "--dry-run --tag echo ::: a"}) {
     const auto b = run_both(dir, args);
     check_same(b, args);
     CHECK(b.pp.err == b.gnu.err);

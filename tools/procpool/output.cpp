@@ -188,6 +188,11 @@ void OutputOrder::data(JobOutput& job, int fd, std::string_view bytes) {
     (is_out ? job.out : job.err).append(bytes);
     return;
   }
+  stream(job, fd, bytes);
+}
+
+void OutputOrder::stream(JobOutput& job, int fd, std::string_view bytes) {
+  const bool is_out = fd == STDOUT_FILENO;
   std::string& partial = is_out ? job.out_partial : job.err_partial;
   OutputBuffer& long_line = is_out ? job.out_long : job.err_long;
   bool& line_start = is_out ? job.out_line_start : job.err_line_start;
@@ -227,16 +232,22 @@ void OutputOrder::reset(JobOutput& job) {
 
 void OutputOrder::write_job(JobOutput& job) {
   if (job.discarded) return;
-  // Grouped output ends a coloured last line; --line-buffer's unfinished last line is written with the
-  // plain prefix and no colour, as GNU parallel does.
-  job.out.for_each_chunk(
-      [&](std::string_view c) { writer_.write(STDOUT_FILENO, c, job.prefix, job.out_line_start, job.colour); });
-  writer_.end_colour_line(STDOUT_FILENO, job.colour, job.out_line_start);
-  write_held(STDOUT_FILENO, job.out_long, job.out_partial, job.prefix, job.out_line_start, {});
-  job.err.for_each_chunk(
-      [&](std::string_view c) { writer_.write(STDERR_FILENO, c, job.prefix, job.err_line_start, job.colour); });
-  writer_.end_colour_line(STDERR_FILENO, job.colour, job.err_line_start);
-  write_held(STDERR_FILENO, job.err_long, job.err_partial, job.prefix, job.err_line_start, {});
+  // Grouped output ends a coloured last line; --line-buffer's unfinished last line (also of a job that
+  // waited for -k) is written with the plain prefix and no colour, as GNU parallel does.
+  for (const int fd : {STDOUT_FILENO, STDERR_FILENO}) {
+    const bool is_out = fd == STDOUT_FILENO;
+    bool& line_start = is_out ? job.out_line_start : job.err_line_start;
+    if (mode_ == OutputMode::LineBuffer) {
+      (is_out ? job.out : job.err).for_each_chunk([&](std::string_view c) { stream(job, fd, c); });
+    } else {
+      (is_out ? job.out : job.err).for_each_chunk([&](std::string_view c) {
+        writer_.write(fd, c, job.prefix, line_start, job.colour);
+      });
+      writer_.end_colour_line(fd, job.colour, line_start);
+    }
+    write_held(fd, is_out ? job.out_long : job.err_long, is_out ? job.out_partial : job.err_partial, job.prefix,
+               line_start, {});
+  }
   job.out.clear();
   job.err.clear();
 }

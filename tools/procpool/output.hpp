@@ -87,6 +87,8 @@ class OutputOrder {
 
  private:
   bool may_stream(const JobOutput& job) const;
+  /// --line-buffer: writes the complete lines of `bytes` now and holds the unfinished last one.
+  void stream(JobOutput& job, int fd, std::string_view bytes);
   /// Writes a --line-buffer line's held start (temp file, then memory) and forgets it.
   void write_held(int fd, OutputBuffer& long_line, std::string& partial, const std::string& prefix, bool& line_start,
                   std::string_view colour);
