@@ -10,6 +10,8 @@ packages=(
   libboost-dev libspdlog-dev libfmt-dev doctest-dev libcereal-dev libcli11-dev
   # tests and benchmarks: peers, a terminal for the progress bar, process tools
   python3 parallel tmux procps findutils coreutils time
+  # GNU parallel's --csv needs Text::CSV (tests/cli compare procpool run --csv with it)
+  libtext-csv-perl
   # benchmarks: oneTBB (the thread backend's peer), gnuplot (bench/run.sh's charts)
   libtbb-dev gnuplot-nox
   # the broker (issue 13): hiredis to build `procpool worker`, a redis-server the tests start themselves

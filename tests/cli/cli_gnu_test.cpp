@@ -246,7 +246,7 @@ for my $k (sort keys %h) {
                     "case \"$out\" in "
                     "*'not supported by procpool run'*|*'add one of them'*|*'not a writable directory'*|"
                     "*'arguments cannot be used'*|*'need --pipe or --pipepart'*|*'must be one of'*) [ $st = 255 ] || echo \"BAD STATUS $n $st\";; "
-                    "'echo a'|*'Usage: procpool run'*|*\"cannot open '1'\"*|*'--joblog FILE'*) ;; "
+                    "*'echo a'|*'echo a'?'[m'|*'Usage: procpool run'*|*\"cannot open '1'\"*|*'--joblog FILE'*) ;; "  // dry runs, tagged or coloured (?'[m': the reset)
                     "'') [ $st = 0 ] || echo \"BAD STATUS $n $st\";; "  // --header 1 ::: a: a is the header
                     "*) echo \"UNHANDLED $n: $out\";; esac; done",
                     "", 120s);
@@ -525,4 +525,61 @@ TEST_CASE("Cli.Gnu.TermSeq") {
   CHECK(r.exit_code == 1);
   CHECK(sh(dir, "$P run --termseq FOO,1 echo ::: 1").exit_code == 255);
   CHECK(sh(dir, "$P run --termseq TERM,1 --grace 1 echo ::: 1").exit_code == 255);
+}
+
+TEST_CASE("Cli.Gnu.Colour") {
+  TempDir dir;
+  // Byte for byte, escape sequences included: grouped (stdout and stderr, a CR inside a line, a last
+  // line without a newline), --line-buffer (whose unfinished last line GNU parallel writes uncoloured,
+  // also for a job that finished while -k held it),
+  // -u (never coloured), -v, --dry-run, and 320 jobs to go once through GNU parallel's 307 colours.
+  for (const std::string args :
+       {"--ctag -k sh -c 'echo {}; echo e{} >&2' ::: a b", "--color -k printf 'x\\ry\\r' ::: a",
+        "--color -k echo ::: $(seq 320)", "--ctagstring '<{}>' -k echo ::: a b", "--tagstring X --ctagstring Y echo ::: a",
+        "--tagstring X echo ::: a", "--lb --ctag -k printf 'x\\ny' ::: a b", "--lb --color -k printf '%s\\r%s\\n' ::: a b",
+        "--lb -k --color -j2 'sleep {}; printf \"y\\nx{}\"' ::: 0.3 0", "--colour -u echo ::: a", "-v --color echo ::: a", "--dry-run --ctag -k echo ::: a b", "--dry-run --tag echo ::: a"}) {
+    const auto b = run_both(dir, args);
+    check_same(b, args);
+    CHECK(b.pp.err == b.gnu.err);
+  }
+  // The broker's output arrives uncoloured: refused there.
+  const auto r = sh(dir, "$P run --broker redis://127.0.0.1:1 --color echo ::: a");
+  CHECK(r.exit_code == 255);
+  CHECK(r.err.find("--color, --ctag and --ctagstring cannot be used with --broker") != std::string::npos);
+}
+
+TEST_CASE("Cli.Gnu.Csv") {
+  TempDir dir;
+  // Quoted fields holding the separator, "" and newlines; an empty record; untrimmed values without
+  // --colsep, trimmed with it; --header names; -a and stdin; a ::: argument whose quote goes on in the
+  // next one (GNU parallel reads ::: arguments as lines of a file too).
+  write_file(dir / "a.csv", "a,\"x,y\"\n\"p\"\"q\",\"r\ns\"\n\n  u , v \n\"\",\"\",\n");
+  write_file(dir / "s.csv", "a;\"x;y\"\n  u ; v \n");
+  write_file(dir / "h.csv", "y,x\n1,2\n\"3\n4\",5\n");
+  for (const std::string args :
+       {"--csv -k echo {2}-{1}-{3} :::: a.csv", "--csv --colsep ';' -k echo {2}-{1} :::: s.csv",
+        "--csv --header : -k echo {x}-{y} :::: h.csv", "--csv -k -a a.csv echo {2}", "--csv -k echo {2} :::: - < a.csv",
+        "--csv -k echo {} :::: a.csv", "--csv -k echo {3}-{2}-{1} ::: 'a,,' ',\"\",x' '\"\",\"a\"\"\"'",
+        "--csv -k echo {1}{2}{3} ::: 'a,\"b' 'c\"' ::: x,y", "--csv --trim n --colsep , -k echo [{1}] ::: ' a , b'"}) {
+    const auto b = run_both(dir, args);
+    check_same(b, args);
+  }
+  // A malformed record (a stray quote, a CR outside quotes, an unclosed quote at the end): both stop
+  // with the same message (GNU parallel's status is Perl's die status, 255 or errno).
+  write_file(dir / "crlf.csv", "a,b\r\n");
+  write_file(dir / "open.csv", "a,\"b\n");
+  for (const std::string args : {"--csv echo {2} ::: 'a,b\"c'", "--csv echo {2} ::: 'a,\"b\"c'", "--csv echo {2} :::: crlf.csv",
+                                 "--csv echo {2} :::: open.csv", "--csv echo {2} :::: - < open.csv"}) {
+    const auto b = run_both(dir, args);
+    INFO(args);
+    CHECK(b.gnu.exit_code != 0);
+    CHECK(b.pp.exit_code == 255);
+    CHECK(b.pp.out.empty());
+    const auto message = b.pp.err.substr(std::string("procpool: ").size());
+    CHECK(b.gnu.err.rfind(message.substr(0, message.size() - 1), 0) == 0);  // GNU adds " at /usr/bin/parallel..."
+  }
+  CHECK(sh(dir, "$P run --csv --colsep '[,]' echo ::: a").exit_code == 255);
+  CHECK(sh(dir, "$P run --csv --pipe cat").exit_code == 255);
+  // procpool takes --colsep '\t' as a TAB, the usual TSV idiom (Text::CSV would take two characters).
+  CHECK(sh(dir, "$P run --csv --colsep '\\t' echo {2} ::: \"$(printf 'a\\t\"b\\tc\"')\"").out == "b\tc\n");
 }

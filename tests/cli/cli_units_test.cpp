@@ -9,6 +9,7 @@
 #include "input.hpp"
 #include "joblog.hpp"
 #include "options.hpp"
+#include "output.hpp"
 #include "pipe_input.hpp"
 
 #include <procpool/version.hpp>
@@ -774,4 +775,23 @@ TEST_CASE("Cli.Options.TermSeq") {
   CHECK_THROWS_AS(cli::parse_termseq("NOPE,1"), UsageError);
   CHECK_THROWS_AS(cli::parse_termseq("TERM,-1"), UsageError);
   CHECK_THROWS_AS(cli::parse_termseq(""), UsageError);
+}
+
+TEST_CASE("Cli.Options.ColourAndCsv") {
+  const auto ctag = cli::parse_run_options({"--ctag", "echo", ":::", "a"});
+  CHECK((ctag->tag && ctag->color));
+  const auto ctagstring = cli::parse_run_options({"--ctagstring", "<{}>", "echo", ":::", "a"});
+  CHECK((ctagstring->color && ctagstring->tagstring == "<{}>"));
+  CHECK(cli::parse_run_options({"--tagstring", "X", "--ctagstring", "Y", "echo", ":::", "a"})->tagstring == "X");
+  CHECK(!cli::parse_run_options({"--tag", "echo", ":::", "a"})->color);
+  // GNU parallel's first colours (seq 1, 2) and its cycle of 307.
+  CHECK(cli::colour_for_seq(1) == "\033[48;5;134;38;5;231m\033[K");
+  CHECK(cli::colour_for_seq(2) == "\033[48;5;021;38;5;231m\033[K");
+  CHECK(cli::colour_for_seq(308) == cli::colour_for_seq(1));
+  const auto csv = cli::parse_run_options({"--csv", "echo", ":::", "a"});
+  CHECK((csv->csv && csv->colsep == "," && csv->trim == cli::Trim::None));
+  const auto tsv = cli::parse_run_options({"--csv", "--colsep", "\\t", "echo", ":::", "a"});
+  CHECK((tsv->colsep == "\t" && !tsv->trim));  // trimmed (lr) by default, as with --colsep
+  CHECK_THROWS_AS(cli::parse_run_options({"--csv", "--colsep", "ab", "echo", ":::", "a"}), UsageError);
+  CHECK_THROWS_AS(cli::parse_run_options({"--csv", "--colsep", "\"", "echo", ":::", "a"}), UsageError);
 }

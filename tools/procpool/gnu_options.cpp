@@ -25,7 +25,6 @@ constexpr std::array kRefused = {
     // Input format.
     RefusedOption{"-E", true, "arguments are read to the end; cut the input first: sed '/^EOF$/q'"},
     RefusedOption{"-e,--eof", false, "arguments are read to the end; cut the input first: sed '/^EOF$/q'"},
-    RefusedOption{"--csv", false, "use --colsep , (no quoted fields) or convert the CSV to TSV and use --colsep '\\t'"},
     RefusedOption{"--skip-first-line,--skipfirstline", false, "drop it first: tail -n +2 FILE | procpool run ..."},
     RefusedOption{"--arg-sep,--argsep", true, "use ::: (and :::+)"},
     RefusedOption{"--arg-file-sep,--argfilesep", true, "use :::: (and ::::+)"},
@@ -72,9 +71,6 @@ constexpr std::array kRefused = {
                   "procpool spills large output uncompressed to $TMPDIR"},
     RefusedOption{"--decompress-program,--use-decompress-program,--usedecompressprogram,--decompressprogram", true,
                   "procpool spills large output uncompressed to $TMPDIR"},
-    RefusedOption{"--ctag", false, "use --tag"},
-    RefusedOption{"--ctagstring,--ctag-string", true, "use --tagstring STR"},
-    RefusedOption{"--color,--colour", false, "use --tag or --tagstring STR"},
     RefusedOption{"--color-failed,--colour-failed,--colorfailed,--colourfailed,--color-fail,--colour-fail,"
                   "--colorfail,--colourfail,--cf",
                   false, "use --joblog FILE (Exitval) or --halt"},

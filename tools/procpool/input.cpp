@@ -468,10 +468,15 @@ bool is_perl_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '
 class ColumnSplitter {
  public:
   /// `trim`: --trim, by default both ends with a separator and none without (GNU parallel's).
-  ColumnSplitter(const std::optional<std::string>& colsep, std::optional<Trim> trim)
+  /// `csv`: colsep is one character and lines are CSV records (GNU parallel's --csv, Text::CSV).
+  ColumnSplitter(const std::optional<std::string>& colsep, std::optional<Trim> trim, bool csv = false)
       : trim_(trim.value_or(colsep ? Trim::Both : Trim::None)) {
     if (!colsep) return;
     active_ = true;
+    if (csv) {
+      csv_separator_ = colsep->front();
+      return;
+    }
     const bool literal = colsep->find_first_of("\\^$.|?*+()[]{}") == std::string::npos;
     if (literal) literal_ = *colsep;
     else {
@@ -492,6 +497,7 @@ class ColumnSplitter {
   }
   void split(const std::string& line, std::vector<std::string>& out) const {
     if (!active_) { out.push_back(trimmed(line)); return; }
+    if (csv_separator_) { split_csv(line, out); return; }
     std::size_t pos = 0;
     if (!literal_.empty()) {
       for (;;) {
@@ -512,7 +518,39 @@ class ColumnSplitter {
     out.push_back(trimmed(line.substr(pos)));
   }
 
+  /// --csv: Text::CSV's rules (binary, no loose quotes): a field that starts with " ends at a " before
+  /// the separator or the end, "" in it is one "; a " anywhere else, or a CR or LF outside quotes, is an error. An empty record is one
+  /// empty field (GNU parallel's).
+  void split_csv(const std::string& line, std::vector<std::string>& out) const {
+    const char sep = *csv_separator_;
+    auto bad = [&] { return UsageError(fmt::format("CSV has unexpected format: ^{}^", line)); };
+    std::size_t pos = 0;
+    for (;;) {
+      std::string field;
+      if (pos < line.size() && line[pos] == '"') {
+        for (++pos;; ++pos) {
+          if (pos >= line.size()) throw bad();
+          if (line[pos] != '"') { field += line[pos]; continue; }
+          if (pos + 1 < line.size() && line[pos + 1] == '"') { field += '"'; ++pos; continue; }
+          ++pos;  // the closing quote: the separator or the end must follow
+          break;
+        }
+        if (pos < line.size() && line[pos] != sep) throw bad();
+      } else {
+        const auto end = line.find(sep, pos);
+        field = line.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+        if (field.find_first_of("\"\r\n") != std::string::npos) throw bad();  // CR, LF only when quoted
+        pos = end == std::string::npos ? line.size() : end;
+      }
+      out.push_back(trimmed(field));
+      if (pos >= line.size()) return;
+      ++pos;  // past the separator: a field follows, empty at the end
+      if (pos == line.size()) { out.push_back(std::string()); return; }
+    }
+  }
+
  private:
+  std::optional<char> csv_separator_;
   Trim trim_;
   bool active_ = false;
   std::string literal_;
@@ -535,7 +573,28 @@ void replace_nul_bytes(std::string& value) {
   value = std::move(out);
 }
 
+// The values of a source as lines (below).
+std::vector<std::string> read_source_lines(const ArgSource& source, const Options& options);
+
+// --csv: a record whose quotes are not balanced goes on over the next line (a quoted field holding the
+// delimiter), as GNU parallel reads it. ::: arguments are lines too (GNU parallel writes them to a file).
+std::vector<std::string> join_csv_records(std::vector<std::string> lines, const std::string& delimiter) {
+  std::vector<std::string> records;
+  bool open = false;
+  for (auto& line : lines) {
+    const bool odd = std::count(line.begin(), line.end(), '"') % 2 == 1;
+    if (open) records.back().append(delimiter).append(line);
+    else records.push_back(std::move(line));
+    open = open != odd;
+  }
+  return records;
+}
+
 std::vector<std::string> read_whole_source(const ArgSource& source, const Options& options) {
+  std::vector<std::string> values = read_source_lines(source, options);
+  return options.csv ? join_csv_records(std::move(values), options.delimiter) : values;
+}
+std::vector<std::string> read_source_lines(const ArgSource& source, const Options& options) {
   std::vector<std::string> values;
   if (source.kind == ArgSource::Kind::InlineArgs) {
     for (const auto& arg : source.args) {
@@ -591,7 +650,8 @@ class TemplateSource final : public JobSource {
  public:
   explicit TemplateSource(const Options& options)
       : template_(join_words(options.template_words), options.replace_token, options.plus),
-        splitter_(options.colsep, options.trim),
+        splitter_(options.colsep, options.trim, options.csv),
+        csv_(options.csv),
         delimiter_(options.delimiter),
         skip_empty_(options.skip_empty),
         multi_(options.max_args.has_value() || options.fill),
@@ -614,8 +674,11 @@ class TemplateSource final : public JobSource {
       std::vector<std::string> header;
       std::string line;
       // --header: wait for the header lines of a pipe.
-      while (header.size() < header_lines_ && first_reader_->next_waiting(line) == LineReader::Result::Line)
-        header.push_back(line);
+      while (header.size() < header_lines_) {
+        std::string record;
+        if (next_first_record(record, true) != LineReader::Result::Line) break;
+        header.push_back(record);
+      }
       take_header(header);
     } else {
       first_group_ = make_group(first, options);
@@ -641,7 +704,7 @@ class TemplateSource final : public JobSource {
       if (first_reader_) {
         std::string value;
         for (;;) {
-          const auto r = first_reader_->next(value);
+          const auto r = next_first_record(value, false);
           if (r == LineReader::Result::WouldBlock) return Result::WouldBlock;
           if (r == LineReader::Result::End) {
             // An empty first source gives one empty value when another source has values.
@@ -747,9 +810,37 @@ class TemplateSource final : public JobSource {
     std::uint64_t product = 1;
     for (const auto& group : others_) product *= group.size();
     if (!first_reader_) return product * first_size_;
+    if (csv_) return std::nullopt;  // a CSV record may span lines
     const auto lines = count_lines(first_path_, false, delimiter_, skip_empty_);
     if (!lines) return std::nullopt;
     return product * (*lines - std::min<std::uint64_t>(*lines, header_lines_));
+  }
+
+  /// The streamed first source's next line, or with --csv its next record (lines joined while a
+  /// quoted field is open; a record still open at the end is returned as it is, and fails to parse).
+  LineReader::Result next_first_record(std::string& value, bool wait) {
+    for (;;) {
+      std::string line;
+      const auto r = wait ? first_reader_->next_waiting(line) : first_reader_->next(line);
+      if (!csv_ || r == LineReader::Result::WouldBlock) {
+        if (r == LineReader::Result::Line) value = std::move(line);
+        return r;
+      }
+      if (r == LineReader::Result::End) {
+        if (!csv_open_) return r;
+        value = std::move(csv_partial_);
+        csv_partial_.clear();
+        csv_open_ = false;
+        return LineReader::Result::Line;
+      }
+      if (csv_open_) csv_partial_.append(delimiter_);
+      csv_partial_.append(line);
+      if (std::count(line.begin(), line.end(), '"') % 2 == 1) csv_open_ = !csv_open_;
+      if (csv_open_) continue;
+      value = std::move(csv_partial_);
+      csv_partial_.clear();
+      return LineReader::Result::Line;
+    }
   }
 
   /// Gives each empty member of `group` one empty value; notes whether any member has values.
@@ -765,6 +856,11 @@ class TemplateSource final : public JobSource {
     for (const auto* source : sources) {
       group.members.push_back(read_whole_source(*source, options));
       take_header(group.members.back());
+      if (!csv_) continue;
+      for (const auto& value : group.members.back()) {  // --csv: a malformed record stops the run before any job
+        std::vector<std::string> columns;
+        splitter_.split(value, columns);
+      }
     }
     return group;
   }
@@ -794,6 +890,9 @@ class TemplateSource final : public JobSource {
 
   CommandTemplate template_;
   ColumnSplitter splitter_;
+  bool csv_ = false;
+  std::string csv_partial_;  // --csv: a streamed record with an open quoted field, so far
+  bool csv_open_ = false;
   std::string delimiter_;
   bool skip_empty_ = false;
   bool multi_ = false, fill_ = false, context_ = false;  // several records per job: -n/-N, -m/-X

@@ -49,7 +49,8 @@ struct RawOptions {
   std::string jobs;
   std::string joblog;
   bool resume = false, resume_failed = false;
-  std::string retries, timeout, grace, halt, tagstring, results, delay, memfree, load, colsep;
+  std::string retries, timeout, grace, halt, tagstring, ctagstring, results, delay, memfree, load, colsep;
+  bool ctag = false, color = false, csv = false;
   bool keep_order = false, group = false, line_buffer = false, ungroup = false, tag = false, dry_run = false;
   bool verbose = false, bar = false, eta = false, progress = false, force_progress = false, tty = false;
   bool shell_always = false, link = false, verbose_stderr = false, silent = false, no_keep_order = false;
@@ -103,6 +104,10 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_flag("--tag", raw.tag, "Prefix each output line with the job's arguments and a TAB");
   app.add_option("--tagstring,--tag-string", raw.tagstring,
                  "Prefix each output line with STR (replacement strings allowed) and a TAB")->type_name("STR");
+  app.add_flag("--ctag", raw.ctag, "--tag --color");
+  app.add_option("--ctagstring,--ctag-string", raw.ctagstring, "--tagstring STR --color")->type_name("STR");
+  app.add_flag("--color,--colour", raw.color,
+               "Print each job's output lines in its own colours (terminal escape sequences, GNU parallel's)");
   app.add_option("--results,--result,--res", raw.results,
                  "Also save each job's output to DIR/SEQ/stdout and DIR/SEQ/stderr (and its command to "
                  "DIR/SEQ/cmd)")->type_name("DIR");
@@ -125,6 +130,9 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("-C,--colsep,--col-sep", raw.colsep,
                  "Split each argument line into columns {1} {2} ... at this separator (a regex)")
       ->type_name("REGEX");
+  app.add_flag("--csv", raw.csv,
+               "Read arguments as CSV: columns {1} {2} ... at --colsep's character (default ,), quoted fields "
+               "may hold it, quotes and newlines");
   app.add_option("-a,--arg-file,--argfile", raw.arg_files, "Read arguments from FILE (\"-\" is stdin); repeatable")
       ->type_name("FILE")
       ->allow_extra_args(false);  // one file per -a: the template follows
@@ -228,7 +236,7 @@ void parse_pipe_options(const CLI::App& app, const RawOptions& raw, Options& opt
   if (app.count("--recstart") > 0) opt.recstart = raw.recstart;
   if (app.count("--recend") > 0) opt.recend = raw.recend;
   const std::pair<bool, const char*> excluded[] = {
-      {raw.shuf, "--shuf"}, {raw.multiple || raw.xargs, "-m/-X"}, {!raw.colsep.empty(), "--colsep"},
+      {raw.shuf, "--shuf"}, {raw.multiple || raw.xargs, "-m/-X"}, {!raw.colsep.empty(), "--colsep"}, {raw.csv, "--csv"},
       {raw.link, "--link"}, {raw.no_run_if_empty, "-r"}, {raw.tty, "--tty"}, {raw.retry_failed, "--retry-failed"},
       {raw.null || app.count("--delimiter") > 0, "-0/-d (use --recend)"}, {!raw.broker.empty(), "--broker"}};
   for (const auto& [given, option] : excluded)
@@ -256,6 +264,7 @@ void refuse_with_broker(const RawOptions& raw, const Options& opt) {
   if (!opt.term_seq.empty()) throw UsageError("--termseq cannot be used with --broker: use --grace D");
   if (opt.tmpdir) throw UsageError("--tmpdir cannot be used with --broker: set TMPDIR for procpool worker");
   if (opt.verbose_stderr) throw UsageError("-t/--verbose cannot be used with --broker: use -v");
+  if (opt.color) throw UsageError("--color, --ctag and --ctagstring cannot be used with --broker: use --tag or --tagstring");
 }
 
 } // namespace
@@ -632,8 +641,11 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     throw UsageError("--group, --line-buffer and --ungroup exclude each other");
   if (raw.line_buffer) opt.output = OutputMode::LineBuffer;
   if (raw.ungroup) opt.output = OutputMode::Ungroup;
-  opt.tag = raw.tag;
+  // GNU parallel's: --ctag is --tag --color, --ctagstring --tagstring --color; --tagstring wins over --ctagstring.
+  opt.tag = raw.tag || raw.ctag;
   if (!raw.tagstring.empty()) opt.tagstring = raw.tagstring;
+  else if (!raw.ctagstring.empty()) opt.tagstring = raw.ctagstring;
+  opt.color = raw.color || raw.ctag || app.count("--ctagstring") > 0;
   if (!raw.results.empty()) opt.results_dir = raw.results;
   opt.dry_run = raw.dry_run;
   if (!raw.delay.empty()) opt.delay_seconds = parse_duration_seconds(raw.delay, "--delay");
@@ -652,6 +664,18 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   else if (raw.progress) opt.progress = ProgressStyle::Progress;
   opt.force_progress = raw.force_progress;
   if (!raw.colsep.empty()) opt.colsep = raw.colsep;
+  if (raw.csv) {
+    // GNU parallel's Text::CSV: one separator character, `,` by default; values are trimmed only when
+    // --colsep was given (its --trim lr default comes with --colsep, before --csv sets the `,`).
+    opt.csv = true;
+    if (!opt.colsep) {
+      opt.colsep = ",";
+      if (app.count("--trim") == 0) opt.trim = Trim::None;
+    }
+    if (*opt.colsep == "\\t") opt.colsep = "\t";  // the usual TSV idiom
+    if (opt.colsep->size() != 1 || *opt.colsep == "\"")
+      throw UsageError(fmt::format("--csv: --colsep '{}' must be one character other than \" (or \\t)", raw.colsep));
+  }
   if (app.count("--trim") > 0) {
     if (raw.trim == "n") opt.trim = Trim::None;
     else if (raw.trim == "l") opt.trim = Trim::Left;
@@ -706,7 +730,8 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   } else if (words.size() == 1) {
     opt.batch_file = words.front();
   }
-  if (!opt.template_mode && opt.colsep) throw UsageError("--colsep needs a template and arguments (::: or -a)");
+  if (!opt.template_mode && opt.colsep)
+    throw UsageError(fmt::format("{} needs a template and arguments (::: or -a)", opt.csv ? "--csv" : "--colsep"));
   auto count_option = [&](const std::string& text, const char* name, long min) {
     const long n = parse_integer(text, name);
     if (n < min) throw UsageError(fmt::format("{}: '{}' must be at least {}", name, text, min));

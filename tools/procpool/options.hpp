@@ -64,6 +64,7 @@ struct Options {
   OutputMode output = OutputMode::Group;
   bool tag = false;
   std::optional<std::string> tagstring;
+  bool color = false;  ///< --color, --ctag, --ctagstring: each job's lines in its own colours (GNU parallel's)
   std::optional<std::string> results_dir;
   bool dry_run = false;
   double delay_seconds = 0;
@@ -74,6 +75,7 @@ struct Options {
   ProgressStyle progress = ProgressStyle::None;
   bool force_progress = false;  ///< draw progress even when stderr is not a terminal
   std::optional<std::string> colsep;
+  bool csv = false;  ///< --csv: arguments are CSV records split at colsep's one character (input.cpp)
   std::optional<Trim> trim;  ///< --trim; default: Both with --colsep, else None (GNU parallel's)
   bool link = false;                    ///< --link/--xapply: every source advances together, the shorter ones wrap around
   std::string delimiter = "\n";  ///< -0, -d: what ends an argument (or a batch-file command)

@@ -2,9 +2,13 @@
 
 #include "os/fd.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -37,7 +41,38 @@ void pwrite_all(int fd, std::string_view data, std::uint64_t offset) {
     throw std::system_error(err, std::generic_category(), "cannot write a temp file");
 }
 
+// GNU parallel's fallback sequences when `tput el` / `tput sgr0` print nothing (no terminal).
+constexpr std::string_view kClearToEol = "\033[K";
+constexpr std::string_view kResetColour = "\033[m";
+
 } // namespace
+
+std::string colour_for_seq(std::uint64_t seq) {
+  // GNU parallel's readable pairs (background, then black or white text), each code three digits so
+  // that TABs line up, reordered so that neighbouring jobs differ (its %23 and %7 sort, stable).
+  static const std::vector<std::string> colours = [] {
+    std::vector<std::pair<int, int>> pairs;
+    auto add = [&](std::initializer_list<std::pair<int, int>> ranges, int fg) {
+      for (const auto& [from, to] : ranges)
+        for (int c = from; c <= to; ++c) pairs.emplace_back(c, fg);
+    };
+    add({{6, 7}, {9, 11}, {13, 15}, {40, 51}, {75, 87}, {113, 123}, {147, 159}, {171, 182}, {185, 231}, {249, 254}}, 0);
+    add({{1, 9}, {12, 13}, {16, 45}, {52, 81}, {88, 114}, {124, 149}, {160, 178}, {180, 180}, {182, 184}, {196, 214},
+         {232, 250}},
+        231);
+    std::vector<std::size_t> order(pairs.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [](std::size_t a, std::size_t b) {
+      if (a % 23 != b % 23) return a % 23 < b % 23;
+      return a % 7 > b % 7;
+    });
+    std::vector<std::string> out;
+    for (const std::size_t i : order)
+      out.push_back(fmt::format("\033[48;5;{:03};38;5;{:03}m", pairs[i].first, pairs[i].second));
+    return out;
+  }();
+  return colours[seq % colours.size()] + std::string(kClearToEol);
+}
 
 OutputBuffer::~OutputBuffer() {
   if (file_ >= 0) ::close(file_);
@@ -85,9 +120,29 @@ void StdWriter::write_raw(int fd, std::string_view data) {
   if (!data.empty() && !broken_ && os::write_all(fd, data, os::WhenFull::Wait) != 0) broken_ = true;
 }
 
-void StdWriter::write(int fd, std::string_view data, const std::string& prefix, bool& at_line_start) {
+void StdWriter::write(int fd, std::string_view data, const std::string& prefix, bool& at_line_start,
+                      std::string_view colour) {
   if (data.empty() || broken_) return;
   if (before_write_) before_write_();
+  if (!colour.empty()) {
+    std::string coloured;
+    coloured.reserve(data.size() + (colour.size() + prefix.size() + kResetColour.size()) * 4);
+    for (std::size_t pos = 0; pos < data.size();) {
+      if (at_line_start) coloured.append(colour).append(prefix);
+      const auto end = data.find_first_of("\n\r", pos);
+      coloured.append(data.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos));
+      if (end == std::string_view::npos) {
+        at_line_start = false;
+        break;
+      }
+      coloured.append(kResetColour).push_back(data[end]);
+      if (data[end] == '\r') coloured.append(colour).append(prefix);
+      at_line_start = data[end] == '\n';
+      pos = end + 1;
+    }
+    write_raw(fd, coloured);
+    return;
+  }
   if (prefix.empty()) {
     write_raw(fd, data);
     at_line_start = data.back() == '\n';
@@ -106,12 +161,20 @@ void StdWriter::write(int fd, std::string_view data, const std::string& prefix, 
   write_raw(fd, tagged);
 }
 
+void StdWriter::end_colour_line(int fd, std::string_view colour, bool& at_line_start) {
+  if (colour.empty() || at_line_start || broken_) return;
+  if (before_write_) before_write_();
+  write_raw(fd, std::string(kResetColour) + "\n");
+  at_line_start = true;
+}
+
 OutputOrder::OutputOrder(OutputMode mode, bool keep_order, StdWriter& writer)
     : mode_(mode), keep_order_(keep_order), writer_(writer) {}
 
-JobOutput* OutputOrder::open(std::string prefix) {
+JobOutput* OutputOrder::open(std::string prefix, std::string colour) {
   jobs_.push_back(std::make_unique<JobOutput>());
   jobs_.back()->prefix = std::move(prefix);
+  jobs_.back()->colour = std::move(colour);
   return jobs_.back().get();
 }
 
@@ -125,6 +188,11 @@ void OutputOrder::data(JobOutput& job, int fd, std::string_view bytes) {
     (is_out ? job.out : job.err).append(bytes);
     return;
   }
+  stream(job, fd, bytes);
+}
+
+void OutputOrder::stream(JobOutput& job, int fd, std::string_view bytes) {
+  const bool is_out = fd == STDOUT_FILENO;
   std::string& partial = is_out ? job.out_partial : job.err_partial;
   OutputBuffer& long_line = is_out ? job.out_long : job.err_long;
   bool& line_start = is_out ? job.out_line_start : job.err_line_start;
@@ -140,8 +208,8 @@ void OutputOrder::data(JobOutput& job, int fd, std::string_view bytes) {
     return;
   }
   // Complete lines: the held start, then up to the last newline, with no other job's write between.
-  write_held(fd, long_line, partial, job.prefix, line_start);
-  writer_.write(fd, bytes.substr(0, nl + 1), job.prefix, line_start);
+  write_held(fd, long_line, partial, job.prefix, line_start, job.colour);
+  writer_.write(fd, bytes.substr(0, nl + 1), job.prefix, line_start, job.colour);
   partial.assign(bytes.substr(nl + 1));
   if (partial.size() > kMaxPartialLine) {
     long_line.append(partial);
@@ -150,10 +218,10 @@ void OutputOrder::data(JobOutput& job, int fd, std::string_view bytes) {
 }
 
 void OutputOrder::write_held(int fd, OutputBuffer& long_line, std::string& partial, const std::string& prefix,
-                             bool& line_start) {
-  long_line.for_each_chunk([&](std::string_view c) { writer_.write(fd, c, prefix, line_start); });
+                             bool& line_start, std::string_view colour) {
+  long_line.for_each_chunk([&](std::string_view c) { writer_.write(fd, c, prefix, line_start, colour); });
   long_line.clear();
-  writer_.write(fd, partial, prefix, line_start);
+  writer_.write(fd, partial, prefix, line_start, colour);
   partial.clear();
 }
 
@@ -164,10 +232,22 @@ void OutputOrder::reset(JobOutput& job) {
 
 void OutputOrder::write_job(JobOutput& job) {
   if (job.discarded) return;
-  job.out.for_each_chunk([&](std::string_view c) { writer_.write(STDOUT_FILENO, c, job.prefix, job.out_line_start); });
-  write_held(STDOUT_FILENO, job.out_long, job.out_partial, job.prefix, job.out_line_start);
-  job.err.for_each_chunk([&](std::string_view c) { writer_.write(STDERR_FILENO, c, job.prefix, job.err_line_start); });
-  write_held(STDERR_FILENO, job.err_long, job.err_partial, job.prefix, job.err_line_start);
+  // Grouped output ends a coloured last line; --line-buffer's unfinished last line (also of a job that
+  // waited for -k) is written with the plain prefix and no colour, as GNU parallel does.
+  for (const int fd : {STDOUT_FILENO, STDERR_FILENO}) {
+    const bool is_out = fd == STDOUT_FILENO;
+    bool& line_start = is_out ? job.out_line_start : job.err_line_start;
+    if (mode_ == OutputMode::LineBuffer) {
+      (is_out ? job.out : job.err).for_each_chunk([&](std::string_view c) { stream(job, fd, c); });
+    } else {
+      (is_out ? job.out : job.err).for_each_chunk([&](std::string_view c) {
+        writer_.write(fd, c, job.prefix, line_start, job.colour);
+      });
+      writer_.end_colour_line(fd, job.colour, line_start);
+    }
+    write_held(fd, is_out ? job.out_long : job.err_long, is_out ? job.out_partial : job.err_partial, job.prefix,
+               line_start, {});
+  }
   job.out.clear();
   job.err.clear();
 }

@@ -39,7 +39,12 @@ class StdWriter {
  public:
   explicit StdWriter(std::function<void()> before_write) : before_write_(std::move(before_write)) {}
   /// Writes `data` to `fd`, putting `prefix` at each line start; `at_line_start` carries over.
-  void write(int fd, std::string_view data, const std::string& prefix, bool& at_line_start);
+  /// A non-empty `colour` (--color) goes before the prefix and each line ends with the reset sequence,
+  /// as GNU parallel writes them: a CR also resets and starts the colour and prefix again.
+  void write(int fd, std::string_view data, const std::string& prefix, bool& at_line_start,
+             std::string_view colour = {});
+  /// --color: ends a last line that had no newline (reset, newline), as GNU parallel's grouped output.
+  void end_colour_line(int fd, std::string_view colour, bool& at_line_start);
   [[nodiscard]] bool broken() const { return broken_; }
 
  private:
@@ -48,10 +53,14 @@ class StdWriter {
   bool broken_ = false;
 };
 
+/// --color: GNU parallel's colours for job `seq` (background and foreground, then clear to end of line).
+std::string colour_for_seq(std::uint64_t seq);
+
 /// The output of one job (all its tries), owned by OutputOrder.
 struct JobOutput {
   OutputBuffer out, err;
   std::string prefix;              ///< "TAG\t" or empty
+  std::string colour;              ///< --color: colour_for_seq, or empty
   bool out_line_start = true, err_line_start = true;
   std::string out_partial, err_partial;  ///< --line-buffer: the unfinished last line
   OutputBuffer out_long, err_long;       ///< --line-buffer: the start of an unfinished line over 1 MiB
@@ -66,7 +75,7 @@ struct JobOutput {
 class OutputOrder {
  public:
   OutputOrder(OutputMode mode, bool keep_order, StdWriter& writer);
-  JobOutput* open(std::string prefix);
+  JobOutput* open(std::string prefix, std::string colour = {});
   /// Data read from the job's stdout (fd 1) or stderr (fd 2).
   void data(JobOutput& job, int fd, std::string_view bytes);
   /// A failed try will be retried: forget what it printed (not yet written).
@@ -78,8 +87,11 @@ class OutputOrder {
 
  private:
   bool may_stream(const JobOutput& job) const;
+  /// --line-buffer: writes the complete lines of `bytes` now and holds the unfinished last one.
+  void stream(JobOutput& job, int fd, std::string_view bytes);
   /// Writes a --line-buffer line's held start (temp file, then memory) and forgets it.
-  void write_held(int fd, OutputBuffer& long_line, std::string& partial, const std::string& prefix, bool& line_start);
+  void write_held(int fd, OutputBuffer& long_line, std::string& partial, const std::string& prefix, bool& line_start,
+                  std::string_view colour);
   void write_job(JobOutput& job);
   void drain_head();
 

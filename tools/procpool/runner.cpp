@@ -120,6 +120,8 @@ class Runner {
   void setup();
   void stop_for_results(const std::string& message);
   int dry_run();
+  /// --tag / --tagstring: the prefix of each of the job's lines ("TAG\t"), or empty.
+  std::string prefix_for(const JobInput& input, unsigned slot_number) const;
   void start_jobs();
   bool throttled(Clock::time_point now);
   std::unique_ptr<Job> next_job();
@@ -227,6 +229,13 @@ void Runner::stop_for_results(const std::string& message) {
   stopping_ = true;
 }
 
+std::string Runner::prefix_for(const JobInput& input, unsigned slot_number) const {
+  if (opt_.tagstring)
+    return CommandTemplate(*opt_.tagstring, "{}", opt_.plus, false).expand(input.args, input.seq, slot_number, false) + "\t";
+  if (opt_.tag) return JobSource::tag_for(input) + "\t";
+  return {};
+}
+
 int Runner::dry_run() {
   JobInput input;
   std::string out;
@@ -234,7 +243,9 @@ int Runner::dry_run() {
     out = source_->command_for(input, 1);
     out += '\n';
     bool line_start = true;
-    writer_.write(STDOUT_FILENO, out, {}, line_start);
+    // GNU parallel tags and colours the dry-run lines as it would the output.
+    writer_.write(STDOUT_FILENO, out, prefix_for(input, 1), line_start,
+                  opt_.color ? colour_for_seq(input.seq) : std::string());
     if (writer_.broken()) die_of_sigpipe();
   }
   return 0;
@@ -304,12 +315,9 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
       return;
     }
   }
-  if (job->output == nullptr) {
-    std::string prefix;
-    if (opt_.tagstring) prefix = CommandTemplate(*opt_.tagstring, "{}", opt_.plus).expand(job->input.args, job->input.seq, slot_number, false) + "\t";
-    else if (opt_.tag) prefix = JobSource::tag_for(job->input) + "\t";
-    job->output = order_.open(std::move(prefix));
-  }
+  if (job->output == nullptr)
+    job->output = order_.open(prefix_for(job->input, slot_number),
+                              opt_.color ? colour_for_seq(job->input.seq) : std::string());
   ++job->tries_done;
 
   if (opt_.verbose_stderr) {  // GNU parallel's -t: on stderr, as the job starts
