@@ -61,6 +61,9 @@ TEST_CASE("Broker.Run.TagstringWithPlus") {
   // --plus replacement strings in --tagstring, as locally and as GNU parallel ({+.}: the extension).
   const auto r = sh(dir, "$P run --broker " + redis.url() + " --plus --tagstring '{+.}' -k echo ::: a/b.c d/e.txt");
   CHECK(r.out == "c\ta/b.c\ntxt\td/e.txt\n");
+  // A tag without a replacement string is the text alone, as GNU parallel's (the arguments are not appended).
+  const auto plain = sh(dir, "$P run --broker " + redis.url() + " --tagstring X -k echo ::: a b");
+  CHECK(plain.out == "X\ta\nX\tb\n");
 }
 
 TEST_CASE("Broker.Run.Environment") {

@@ -147,7 +147,8 @@ class Submitter {
 
 Submitter::Pending Submitter::make_pending(const JobInput& input) {
   Pending p;
-  if (opt_.tagstring) p.prefix = CommandTemplate(*opt_.tagstring, "{}", opt_.plus).expand(input.args, input.seq, 0, false) + "\t";
+  if (opt_.tagstring)  // a tag is never given the arguments a template without replacement strings gets
+    p.prefix = CommandTemplate(*opt_.tagstring, "{}", opt_.plus, /*append_args=*/false).expand(input.args, input.seq, 0, false) + "\t";
   else if (opt_.tag) p.prefix = JobSource::tag_for(input) + "\t";
   if (opt_.keep_order) p.output = order_.open(p.prefix);
   return p;
