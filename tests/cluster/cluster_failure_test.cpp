@@ -49,6 +49,14 @@ std::vector<std::pair<pid_t, pid_t>> marks(const std::string& path) {
   return out;
 }
 
+// The owner is a forked child that starts threads: TSan cannot follow thread creation in a forked child of a
+// multithreaded process, and GCC 12's ASan allocator is not fork-safe.
+#define SKIP_FORKED_OWNER_UNDER_SANITIZERS()                                                     \
+  if (testing::kThreadSanitizer || testing::kAddressSanitizer) {                                 \
+    MESSAGE("SKIP under sanitizers: the owner is a forked child of a multithreaded test process"); \
+    return;                                                                                      \
+  }
+
 std::string other_build() {
   const char* path = std::getenv("PROCPOOL_CLUSTER_OTHER_BUILD");
   REQUIRE_MESSAGE(path != nullptr, "PROCPOOL_CLUSTER_OTHER_BUILD is not set (run through meson test)");
@@ -130,12 +138,7 @@ TEST_CASE("Pool.ClusterFailure.OtherBuild.RefusesNamingBothBuildIds") {
 }
 
 TEST_CASE("Pool.ClusterFailure.OwnerKilled.QueuedTasksDroppedWorkersMoveOn") {
-  if (testing::kThreadSanitizer || testing::kAddressSanitizer) {
-    // The owner is a forked child that starts threads: TSan cannot follow thread creation in a forked
-    // child of a multithreaded process, and GCC 12's ASan allocator is not fork-safe.
-    MESSAGE("SKIP under sanitizers: the owner is a forked child of a multithreaded test process");
-    return;
-  }
+  SKIP_FORKED_OWNER_UNDER_SANITIZERS();
   TempDir dir;
   RedisServer redis;
   auto w = start_worker(dir, redis.url(), "owner", 1, "w.out");
@@ -215,12 +218,7 @@ TEST_CASE("Pool.ClusterFailure.Options.ClearErrors") {
 }
 
 TEST_CASE("Pool.ClusterFailure.OwnerInterrupted.CancelsItsTasksAtOnce") {
-  if (testing::kThreadSanitizer || testing::kAddressSanitizer) {
-    // The owner is a forked child that starts threads: TSan cannot follow thread creation in a forked
-    // child of a multithreaded process, and GCC 12's ASan allocator is not fork-safe.
-    MESSAGE("SKIP under sanitizers: the owner is a forked child of a multithreaded test process");
-    return;
-  }
+  SKIP_FORKED_OWNER_UNDER_SANITIZERS();
   TempDir dir;
   RedisServer redis;
   auto w = start_worker(dir, redis.url(), "ctrlc", 1, "w.out");
