@@ -57,6 +57,25 @@ std::vector<std::pair<pid_t, pid_t>> marks(const std::string& path) {
     return;                                                                                      \
   }
 
+/// Forks an owner: a cluster pool on `queue` that submits 20 tasks of `task_ms` (each marks `log`), then
+/// runs `then` (which must not return: it dies or _exits). Returns the owner's pid.
+template <class Then>
+pid_t fork_owner(const RedisServer& redis, const std::string& queue, const std::string& log, int task_ms,
+                 std::chrono::milliseconds owner_timeout, Then then) {
+  const pid_t owner = ::fork();
+  REQUIRE(owner >= 0);
+  if (owner == 0) {
+    auto options = options_for(redis, queue);
+    options.owner_timeout = owner_timeout;
+    cluster::Pool pool(options);
+    std::vector<procpool::AsyncResult<int>> results;
+    for (int i = 0; i < 20; ++i) results.push_back(pool.apply_async(mark_and_sleep, log, task_ms));
+    then(results);
+    ::_exit(0);
+  }
+  return owner;
+}
+
 std::string other_build() {
   const char* path = std::getenv("PROCPOOL_CLUSTER_OTHER_BUILD");
   REQUIRE_MESSAGE(path != nullptr, "PROCPOOL_CLUSTER_OTHER_BUILD is not set (run through meson test)");
@@ -144,17 +163,10 @@ TEST_CASE("Pool.ClusterFailure.OwnerKilled.QueuedTasksDroppedWorkersMoveOn") {
   auto w = start_worker(dir, redis.url(), "owner", 1, "w.out");
   wait_for_workers(redis, "owner", 1);
   const std::string log = dir / "marks";
-  const pid_t owner = ::fork();
-  REQUIRE(owner >= 0);
-  if (owner == 0) {
-    auto options = options_for(redis, "owner");
-    options.owner_timeout = std::chrono::seconds(1);
-    cluster::Pool pool(options);
-    std::vector<procpool::AsyncResult<int>> results;
-    for (int i = 0; i < 20; ++i) results.push_back(pool.apply_async(mark_and_sleep, log, 250));
+  const pid_t owner = fork_owner(redis, "owner", log, 250, std::chrono::seconds(1), [](auto&) {
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
     ::raise(SIGKILL);  // no destructor, no cancel: the owner just vanishes
-  }
+  });
   int status = 0;
   REQUIRE(::waitpid(owner, &status, 0) == owner);
   REQUIRE(WIFSIGNALED(status));
@@ -224,15 +236,9 @@ TEST_CASE("Pool.ClusterFailure.OwnerInterrupted.CancelsItsTasksAtOnce") {
   auto w = start_worker(dir, redis.url(), "ctrlc", 1, "w.out");
   wait_for_workers(redis, "ctrlc", 1);
   const std::string log = dir / "marks";
-  const pid_t owner = ::fork();
-  REQUIRE(owner >= 0);
-  if (owner == 0) {
-    cluster::Pool pool(options_for(redis, "ctrlc"));  // owner_timeout: the default 30 s
-    std::vector<procpool::AsyncResult<int>> results;
-    for (int i = 0; i < 20; ++i) results.push_back(pool.apply_async(mark_and_sleep, log, 300));
-    (void)results.back().get(60s);  // interrupted long before
-    ::_exit(0);
-  }
+  // owner_timeout: the default 30 s; the owner waits for its last task, interrupted long before.
+  const pid_t owner = fork_owner(redis, "ctrlc", log, 300, std::chrono::seconds(30),
+                                 [](auto& results) { (void)results.back().get(60s); });
   REQUIRE(eventually([&] { return marks(log).size() >= 1; }));
   ::kill(owner, SIGINT);  // Ctrl-C
   int status = 0;
