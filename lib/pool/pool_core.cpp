@@ -50,6 +50,9 @@ thread_local std::vector<std::shared_ptr<ResultWaiter>>* handler_wakeups = nullp
 /// The pool whose results this thread is handling (the handler thread, or a waiter driving):
 /// a callback that waits on the same pool must not try to drive it again.
 thread_local const PoolCore* handling_core = nullptr;
+/// How a task fails when terminate() comes first.
+constexpr const char* kTerminatedBeforeFinish = "procpool: the pool was terminated before this task finished";
+
 /// The innermost SubmitBatch of this thread, if any.
 thread_local SubmitBatch* open_batch = nullptr;
 /// A batch buffer up to this size is kept for the thread's next batch.
@@ -543,6 +546,12 @@ void PoolCore::handle_result(std::string_view record) {
       case ResultKind::Ok: task->complete(record); break;
       case ResultKind::Error: task->fail(std::make_exception_ptr(decode_task_error(record))); break;
       case ResultKind::WorkerLost:
+        // Once terminate() has begun, workers stop (or see the closed ring and leave) before it fails
+        // the pending tasks: a worker lost now was stopped by it, and its task fails as every other.
+        if (state_.load() == State::Terminate) {
+          task->fail(std::make_exception_ptr(BrokenProcessPool(kTerminatedBeforeFinish)));
+          break;
+        }
         task->fail(std::make_exception_ptr(WorkerLostError(
             "procpool: pool worker " + std::to_string(header.worker_index) + " (pid " + std::to_string(header.worker_pid) +
             ") " + describe_exit(header.exit_status) + " while running this task; the pool replaced it")));
@@ -631,7 +640,7 @@ void PoolCore::handler_loop() {
   {
     std::lock_guard lock(driver_mutex_);  // a waiter still completing a result finishes first
   }
-  fail_all_pending("procpool: the pool was terminated before this task finished");
+  fail_all_pending(kTerminatedBeforeFinish);
 }
 
 bool PoolCore::drive_until(bool (*ready)(const void*), const void* context, const os::Deadline& deadline) {
@@ -829,7 +838,7 @@ void PoolCore::terminate() {
   }
   control_->terminating.store(1);
   tasks_->close();
-  fail_all_pending("procpool: the pool was terminated before this task finished");
+  fail_all_pending(kTerminatedBeforeFinish);
   results_->wake_consumers();  // waiters driving the ring look at their results again
   {
     std::lock_guard lock(workers_mutex_);
