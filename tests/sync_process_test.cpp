@@ -64,6 +64,17 @@ void rendezvous(procpool::Event& go, procpool::Barrier& barrier, procpool::Semap
   cond.notify_all();
 }
 
+// Under the lock shared by both objects, the pair always sums to 100.
+void move_units(procpool::RLock& lock, procpool::Value<long>& a, procpool::Array<long>& b, int n) {
+  for (int i = 0; i < n; ++i) {
+    std::lock_guard g(lock);
+    if (a.value() + b.get(0) != 100) ::_exit(20);
+    a.set(a.value() - 1);
+    b.set(0, b.get(0) + 1);
+    if (!a.get_lock().is_owned() || !b.get_lock().is_owned()) ::_exit(21);
+  }
+}
+
 void die_holding(procpool::Lock& lock, procpool::RLock& rlock) {
   lock.acquire();
   rlock.acquire();
@@ -105,6 +116,21 @@ TEST_CASE_TEMPLATE("Sync.Process.ValueAndArray", M, ALL_START_METHODS) {
   CHECK(num.value() == 3.1415927);
   CHECK(arr.to_vector() == std::vector<int>{0, -1, -2, -3, -4, -5, -6, -7, -8, -9});
   CHECK(raw.to_vector() == std::vector<int>{2, 4, 6});
+}
+
+TEST_CASE_TEMPLATE("Sync.Process.ValueAndArrayWithASharedLock", M, ALL_START_METHODS) {
+  // The shared lock travels with each object: a spawned child attaches to the same lock.
+  procpool::RLock lock;
+  procpool::Value<long> a(100, lock);
+  procpool::Array<long> b({0L}, lock);
+  Process one(testing::options<M>(), &move_units, lock, a, b, 20);
+  Process two(testing::options<M>(), &move_units, lock, a, b, 20);
+  one.start();
+  two.start();
+  CHECK(exit_code_of(one) == 0);
+  CHECK(exit_code_of(two) == 0);
+  CHECK(a.value() == 60);
+  CHECK(b.get(0) == 40);
 }
 
 TEST_CASE_TEMPLATE("Sync.Process.EventBarrierSemaphoreCondition", M, ALL_START_METHODS) {

@@ -60,6 +60,42 @@ TEST_CASE_TEMPLATE("Sync.Value.IncrementUnderLock", B, Processes, Threads) {
   CHECK(v.value() == 20000);
 }
 
+TEST_CASE_TEMPLATE("Sync.Value.SharedLockGuardsSeveralObjects", B, Processes, Threads) {
+  // Python: `lock = RLock(); a = Value('l', 0, lock=lock); b = Array('l', 4, lock=lock)`: one lock
+  // makes a transfer between them atomic, and each object's own accesses take that same lock.
+  typename B::RLock lock;
+  typename B::template Value<long> from(1000, lock);
+  typename B::template Array<long> to(4, lock);
+  typename B::template Array<long> listed({5, 6}, lock);
+  typename B::template Array<long> ranged(std::views::iota(0L, 3L), lock);
+  CHECK(&from.get_lock() != &lock);  // a view of it, not the same object...
+  {
+    std::lock_guard g(lock);  // ...but the same lock: held here, it is held for everyone
+    CHECK(from.get_lock().is_owned());
+    CHECK(to.get_lock().is_owned());
+    CHECK(listed.get_lock().count() == 1);
+  }
+  CHECK(listed.to_vector() == std::vector<long>{5, 6});
+  CHECK(ranged.to_vector() == std::vector<long>{0, 1, 2});
+  const int failures = synctest::run_workers<B>(4, [&](int w) {
+    for (int i = 0; i < 1000; ++i) {
+      std::lock_guard g(lock);
+      from.set(from.value() - 1);  // value()/set() re-enter the shared lock
+      to.set(static_cast<std::size_t>(w), to.get(static_cast<std::size_t>(w)) + 1);
+    }
+    return true;
+  });
+  CHECK(failures == 0);
+  // A reader holding the lock never sees the sum off: the transfer is atomic.
+  const auto v = to.to_vector();
+  CHECK(from.value() + std::accumulate(v.begin(), v.end(), 0L) == 1000);
+  CHECK(from.value() == 1000 - 4000);
+  // An unrelated object keeps its own lock.
+  typename B::template Value<long> own(0);
+  std::lock_guard g(lock);
+  CHECK_FALSE(own.get_lock().is_owned());
+}
+
 TEST_CASE_TEMPLATE("Sync.Array.Construction", B, Processes, Threads) {
   typename B::template Array<int> zeros(10);  // Array('i', 10)
   CHECK(zeros.size() == 10);

@@ -100,7 +100,30 @@ public:
   template <std::ranges::input_range R>
     requires(std::ranges::sized_range<R> || std::ranges::forward_range<R>) &&
             std::convertible_to<std::ranges::range_reference_t<R>, T>
-  explicit BasicArray(R&& items) : BasicArray(range_size(items), Uninit{}) {
+  explicit BasicArray(R&& items) : BasicArray(std::forward<R>(items), nullptr) {}
+
+  /// Python's Array(typecode, n, lock=rlock) and Array(typecode, items, lock=rlock): guarded by
+  /// an existing RLock, shared with whatever else it guards. The lock must outlive this Array;
+  /// get_lock() is that lock. It travels with the Array to spawned children. (Python also
+  /// takes a plain Lock: get()/set() under get_lock() would then deadlock, so procpool does not.)
+  BasicArray(std::size_t n, const BasicRLock<Backend>& lock)
+    requires Locked && std::is_default_constructible_v<T>
+      : BasicArray(n, Uninit{}, &lock) {
+    std::uninitialized_value_construct_n(data(), n);
+  }
+  BasicArray(std::initializer_list<T> items, const BasicRLock<Backend>& lock)
+    requires Locked
+      : BasicArray(items.size(), Uninit{}, &lock) {
+    std::uninitialized_copy(items.begin(), items.end(), data());
+  }
+  template <std::ranges::input_range R>
+    requires Locked && (std::ranges::sized_range<R> || std::ranges::forward_range<R>) &&
+             std::convertible_to<std::ranges::range_reference_t<R>, T>
+  BasicArray(R&& items, const BasicRLock<Backend>& lock) : BasicArray(std::forward<R>(items), &lock) {}
+
+private:
+  template <class R>
+  BasicArray(R&& items, const BasicRLock<Backend>* lock) : BasicArray(range_size(items), Uninit{}, lock) {
     std::size_t i = 0;
     for (auto&& x : items) {
       if (i == size_) break;
@@ -108,6 +131,7 @@ public:
     }
   }
 
+public:
   BasicArray(const BasicArray&) = delete;
   BasicArray& operator=(const BasicArray&) = delete;
 
@@ -131,18 +155,18 @@ public:
   /// Python's `a[i]` on a synchronised array: a copy, under the lock when Locked.
   [[nodiscard]] T get(std::size_t i) const {
     check_index(i);
-    Guard g(header());
+    Guard g(guarded_by());
     return data_[i];
   }
   /// Python's `a[i] = v`, under the lock when Locked.
   void set(std::size_t i, const T& v) {
     check_index(i);
-    Guard g(header());
+    Guard g(guarded_by());
     data_[i] = v;
   }
   /// Python's `a[:]`: a consistent snapshot (under the lock when Locked).
   [[nodiscard]] std::vector<T> to_vector() const {
-    Guard g(header());
+    Guard g(guarded_by());
     return std::vector<T>(begin(), end());
   }
   /// The lock guarding this array (an RLock, as in Python).
@@ -163,16 +187,32 @@ private:
       (sizeof(detail::ArrayHeader) + alignof(T) - 1) / alignof(T) * alignof(T);
 
   struct Guard {
-    explicit Guard(detail::ArrayHeader& h) : h_(h) {
-      if constexpr (Locked) detail::rlock_acquire(h_.lock, Backend::interprocess, true, std::nullopt);
+    explicit Guard(detail::RLockState* st) : st_(st) {
+      if constexpr (Locked) detail::rlock_acquire(*st_, Backend::interprocess, true, std::nullopt);
     }
     ~Guard() {
-      if constexpr (Locked) detail::rlock_release(h_.lock, Backend::interprocess);
+      if constexpr (Locked) detail::rlock_release(*st_, Backend::interprocess);
     }
     Guard(const Guard&) = delete;
     Guard& operator=(const Guard&) = delete;
-    detail::ArrayHeader& h_;
+    detail::RLockState* st_;
   };
+  [[nodiscard]] detail::RLockState* guarded_by() const noexcept {
+    if constexpr (Locked)
+      return lock_.st_;
+    else
+      return nullptr;
+  }
+  struct NoBorrowed {
+    NoBorrowed() = default;
+    explicit NoBorrowed(const BasicRLock<Backend>&) noexcept {}
+    [[nodiscard]] detail::RLockState* state_or(detail::RLockState* own) const noexcept { return own; }
+  };
+  using Borrowed = std::conditional_t<Locked, detail::BorrowedRLock<Backend>, NoBorrowed>;
+  static Borrowed borrow(const BasicRLock<Backend>* lock) {
+    if (lock == nullptr) return Borrowed{};
+    return Borrowed(*lock);
+  }
 
   static std::size_t bytes_for(std::size_t n) {
     if (n > (SIZE_MAX - kDataOffset) / sizeof(T))
@@ -188,26 +228,38 @@ private:
     return bytes;
   }
 
-  BasicArray(std::size_t n, Uninit)
+  BasicArray(std::size_t n, Uninit, const BasicRLock<Backend>* shared_lock = nullptr)
       : block_(checked_bytes_for(n)),
         header_(::new (block_.data()) detail::ArrayHeader{}),
         data_(reinterpret_cast<T*>(static_cast<unsigned char*>(block_.data()) + kDataOffset)),
         size_(n),
-        lock_(&header_->lock) {
+        borrowed_(borrow(shared_lock)),
+        lock_(borrowed_.state_or(&header_->lock)) {
     header_->size = n;
   }
 
-  // Spawn hand-off (detail::SharedHandle): the block's segment, header included, is the whole handle.
+  // Spawn hand-off (detail::SharedHandle): the block's segment, header and own lock included,
+  // and the shared lock's handle when there is one.
   friend detail::HandleAccess;
-  void encode_handle(std::string& out) const { detail::encode_segment_handle(out, block_.handle()); }
-  BasicArray(detail::AttachTag, std::string_view& in) : BasicArray(detail::decode_segment_handle(in)) {}
-  explicit BasicArray(const detail::SegmentHandle& handle)
+  void encode_handle(std::string& out) const {
+    detail::encode_segment_handle(out, block_.handle());
+    if constexpr (Locked) borrowed_.encode(out);
+  }
+  BasicArray(detail::AttachTag, std::string_view& in) : BasicArray(detail::decode_segment_handle(in), in) {}
+  BasicArray(const detail::SegmentHandle& handle, std::string_view& in)
       : block_(handle),
         header_(std::launder(static_cast<detail::ArrayHeader*>(block_.data()))),
         data_(std::launder(reinterpret_cast<T*>(static_cast<unsigned char*>(block_.data()) + kDataOffset))),
         size_(static_cast<std::size_t>(header_->size)),
-        lock_(&header_->lock) {
+        borrowed_(decode_borrowed(in)),
+        lock_(borrowed_.state_or(&header_->lock)) {
     if (bytes_for(size_) > handle.size) throw SerializationError("procpool: attached Array segment is too small");
+  }
+  static Borrowed decode_borrowed(std::string_view& in) {
+    if constexpr (Locked)
+      return detail::BorrowedRLock<Backend>::decode(in);
+    else
+      return {};
   }
 
   template <class R>
@@ -223,12 +275,12 @@ private:
       throw IndexError("procpool: array index " + std::to_string(i) + " out of range (size " + std::to_string(size_) +
                        ")");
   }
-  detail::ArrayHeader& header() const noexcept { return *header_; }
 
   detail::Block<Backend::interprocess> block_;
   detail::ArrayHeader* header_;
   T* data_;
   std::size_t size_;
+  Borrowed borrowed_;
   LockMember lock_;
 };
 

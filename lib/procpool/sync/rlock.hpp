@@ -22,6 +22,11 @@ namespace procpool {
 /// thread (by kernel tid), across processes too. If the owning thread or process dies, the
 /// next acquirer gets it and `owner_died()` is true until it fully releases.
 /// Usable with the std lock guards. Pinned. All members are thread-safe and process-safe.
+namespace detail {
+template <class Backend>
+class BorrowedRLock;
+} // namespace detail
+
 template <class Backend>
 class BasicRLock : public detail::SharedHandle<BasicRLock<Backend>, Backend>,
                    public detail::StdLockable<BasicRLock<Backend>> {
@@ -55,6 +60,8 @@ private:
   friend class BasicArray;
   template <class>
   friend class BasicCondition;
+  template <class>
+  friend class detail::BorrowedRLock;
 
   // Spawn hand-off (detail::SharedHandle): the state segment is the whole handle. A Value's,
   // Array's or Condition's lock (a view) cannot travel alone: its owner does.
@@ -75,6 +82,41 @@ private:
   std::unique_ptr<Storage> own_;
   detail::RLockState* st_;
 };
+
+namespace detail {
+/// The lock a Value or Array shares with other objects (Python's `Value(..., lock=rlock)`): a
+/// view of the caller's RLock, which must outlive the object; in a spawned child, the same lock
+/// attached from its handle. Empty when the object uses a lock of its own.
+template <class Backend>
+class BorrowedRLock {
+public:
+  BorrowedRLock() = default;
+  explicit BorrowedRLock(const BasicRLock<Backend>& lock) noexcept : lock_(&lock) {}
+  /// The shared lock's state, or `own` when the object has its own lock.
+  [[nodiscard]] RLockState* state_or(RLockState* own) const noexcept { return lock_ != nullptr ? lock_->st_ : own; }
+  /// Spawn hand-off: a flag, then the shared lock's handle (StateError when that lock is
+  /// itself another object's, as for any lock view).
+  void encode(std::string& out) const {
+    out.push_back(lock_ != nullptr ? '\1' : '\0');
+    if (lock_ != nullptr) HandleAccess::encode(*lock_, out);
+  }
+  static BorrowedRLock decode(std::string_view& in) {
+    if (in.empty()) throw SerializationError("procpool: truncated shared-object handle: missing its lock flag");
+    const bool shared = in.front() != '\0';
+    in.remove_prefix(1);
+    BorrowedRLock borrowed;
+    if (shared) {
+      borrowed.attached_ = HandleAccess::attach<BasicRLock<Backend>>(in);
+      borrowed.lock_ = borrowed.attached_.get();
+    }
+    return borrowed;
+  }
+
+private:
+  const BasicRLock<Backend>* lock_ = nullptr;
+  std::unique_ptr<BasicRLock<Backend>> attached_;
+};
+} // namespace detail
 
 using RLock = Processes::RLock;
 namespace dummy {

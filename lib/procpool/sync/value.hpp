@@ -2,6 +2,7 @@
 /// @file sync/value.hpp
 /// Value<T> and RawValue<T>: Python's multiprocessing.Value / RawValue, a single T in
 /// shared memory, with or without a lock.
+#include <concepts>
 #include <memory>
 #include <new>
 #include <string>
@@ -51,13 +52,29 @@ public:
       : BasicValue(T{}) {}
   /// Python's Value(typecode, initial).
   explicit BasicValue(const T& initial) : state_() { ::new (static_cast<void*>(state_->slot.bytes)) T(initial); }
+  /// Python's Value(typecode, initial, lock=rlock): guarded by an existing RLock, shared with
+  /// whatever else it guards (several values updated under one lock). The lock must outlive
+  /// this Value; get_lock() is that lock. It travels with the Value to spawned children.
+  BasicValue(const T& initial, const BasicRLock<Backend>& lock)
+    requires Locked
+      : state_(), borrowed_(lock), lock_(lock_state(*state_, borrowed_)) {
+    ::new (static_cast<void*>(state_->slot.bytes)) T(initial);
+  }
+  /// Python also takes a plain Lock; procpool takes an RLock only, since value() and set()
+  /// inside `std::lock_guard g(v.get_lock())` would deadlock on a plain one.
+  template <class L>
+    requires std::same_as<L, BasicLock<Backend>>
+  BasicValue(const T&, L&) {
+    static_assert(sizeof(L) == 0, "procpool::Value(initial, lock): pass an RLock (value()/set() under get_lock() "
+                                  "would deadlock on a plain Lock)");
+  }
   BasicValue(const BasicValue&) = delete;
   BasicValue& operator=(const BasicValue&) = delete;
 
   /// Python's `.value` read: a copy, taken under the lock when Locked.
   [[nodiscard]] T value() const {
     if constexpr (Locked) {
-      Guard g(*state_);
+      Guard g(guarded_by());
       return obj();
     } else {
       return obj();
@@ -66,7 +83,7 @@ public:
   /// Python's `.value = x`, under the lock when Locked.
   void set(const T& v) {
     if constexpr (Locked) {
-      Guard g(*state_);
+      Guard g(guarded_by());
       obj() = v;
     } else {
       obj() = v;
@@ -91,28 +108,48 @@ private:
 
   // Scoped RLock hold for value()/set(); re-entrant, so it nests inside get_lock().
   struct Guard {
-    explicit Guard(State& st) : st_(st) { detail::rlock_acquire(st_.lock, Backend::interprocess, true, std::nullopt); }
-    ~Guard() { detail::rlock_release(st_.lock, Backend::interprocess); }
+    explicit Guard(detail::RLockState* st) : st_(st) { detail::rlock_acquire(*st_, Backend::interprocess, true, std::nullopt); }
+    ~Guard() { detail::rlock_release(*st_, Backend::interprocess); }
     Guard(const Guard&) = delete;
     Guard& operator=(const Guard&) = delete;
-    State& st_;
+    detail::RLockState* st_;
   };
-
-  // Spawn hand-off (detail::SharedHandle): the state segment, lock included, is the whole handle.
-  friend detail::HandleAccess;
-  void encode_handle(std::string& out) const { detail::encode_segment_handle(out, state_.handle()); }
-  BasicValue(detail::AttachTag, std::string_view& in) : state_(detail::decode_segment_handle(in)) {}
-
-  static detail::RLockState* lock_state(State& st) noexcept {
+  [[nodiscard]] detail::RLockState* guarded_by() const noexcept {
     if constexpr (Locked)
-      return &st.lock;
+      return lock_.st_;
+    else
+      return nullptr;
+  }
+
+  // Spawn hand-off (detail::SharedHandle): the state segment, own lock included, and the
+  // shared lock's handle when there is one.
+  friend detail::HandleAccess;
+  void encode_handle(std::string& out) const {
+    detail::encode_segment_handle(out, state_.handle());
+    if constexpr (Locked) borrowed_.encode(out);
+  }
+  BasicValue(detail::AttachTag, std::string_view& in)
+      : state_(detail::decode_segment_handle(in)), borrowed_(decode_borrowed(in)), lock_(lock_state(*state_, borrowed_)) {}
+
+  struct NoBorrowed {};
+  using Borrowed = std::conditional_t<Locked, detail::BorrowedRLock<Backend>, NoBorrowed>;
+  static Borrowed decode_borrowed(std::string_view& in) {
+    if constexpr (Locked)
+      return detail::BorrowedRLock<Backend>::decode(in);
+    else
+      return {};
+  }
+  static detail::RLockState* lock_state(State& st, const Borrowed& borrowed) noexcept {
+    if constexpr (Locked)
+      return borrowed.state_or(&st.lock);
     else
       return nullptr;
   }
   T& obj() const noexcept { return *std::launder(reinterpret_cast<T*>(state_->slot.bytes)); }
 
   typename Backend::template Storage<State> state_;
-  LockMember lock_{lock_state(*state_)};
+  Borrowed borrowed_{};
+  LockMember lock_{lock_state(*state_, borrowed_)};
 };
 
 /// Process backend: Python's multiprocessing.Value (locked) and RawValue.
