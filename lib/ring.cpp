@@ -68,6 +68,11 @@ static_assert(sizeof(RingControl) <= kPage, "the control block must fit its page
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 namespace {
+/// Where the control page holds the out-of-band state (LargeItems maps the page itself).
+std::size_t large_state_offset(const RingControl* ctl) noexcept {
+  return static_cast<std::size_t>(reinterpret_cast<const std::byte*>(&ctl->large) -
+                                  reinterpret_cast<const std::byte*>(ctl));
+}
 bool no_wait(const RingDeadline& d) noexcept { return is_no_wait(d); }
 RingDeadline lock_deadline(const RingDeadline& d) noexcept { return no_wait(d) ? std::nullopt : d; }
 } // namespace
@@ -284,7 +289,8 @@ Ring::Ring(const RingOptions& options, bool interprocess) : interprocess_(interp
   ctl->max_records = options.max_records;
   if (options.large_items) {
     try {
-      large_ = std::make_unique<LargeItems>(ctl->large, options.large_budget_bytes);
+      large_ = std::make_unique<LargeItems>(fd_, large_state_offset(ctl), options.large_budget_bytes,
+                                            options.large_spare_bytes);
     } catch (...) {
       ::munmap(mapping_, mapping_size_);
       ::close(fd_);
@@ -359,7 +365,7 @@ std::unique_ptr<Ring> Ring::attach(std::string_view& in) {
   if (ctl->magic != kMagic || ctl->capacity != ring->capacity_)
     throw SerializationError("procpool: the attached segment of process " + std::to_string(h.pid) + " is not a procpool ring");
   if (ring->ctl_->large.enabled.load(std::memory_order_acquire) != 0)
-    ring->large_ = std::make_unique<LargeItems>(ring->ctl_->large, in);
+    ring->large_ = std::make_unique<LargeItems>(ring->fd_, large_state_offset(ring->ctl_), in);
   return ring;
 }
 

@@ -63,51 +63,140 @@ std::string decode_name(std::string_view& in) {
 
 } // namespace
 
-MappedItem::MappedItem(int fd, std::size_t size) {
-  os::UniqueFd owned(fd);
-  if (size == 0) return;
+/// The socket pair and the control page of one ring's out-of-band items, shared by the
+/// LargeItems object and every MappedItem taken from it (which may outlive it).
+class LargeChannel {
+public:
+  LargeChannel(int send, int recv, int ring_fd, std::size_t state_offset) : send_(send), recv_(recv) {
+    void* page = ::mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, ring_fd, 0);
+    if (page == MAP_FAILED) {
+      const int err = errno;
+      close_sockets();
+      throw_errno("procpool: cannot map a ring's control page", err);
+    }
+    page_ = page;
+    state_ = std::launder(reinterpret_cast<RingLargeState*>(static_cast<std::byte*>(page) + state_offset));
+  }
+  LargeChannel(const LargeChannel&) = delete;
+  LargeChannel& operator=(const LargeChannel&) = delete;
+  ~LargeChannel() {
+    ::munmap(page_, kPage);
+    close_sockets();
+  }
+
+  [[nodiscard]] RingLargeState& state() const noexcept { return *state_; }
+  [[nodiscard]] int send_end() const noexcept { return send_; }
+  [[nodiscard]] int recv_end() const noexcept { return recv_; }
+
+  /// A taken item's memfd, no longer mapped here: kept as a spare in the socket if the spare
+  /// budget has room, else closed (its pages freed once no one else holds it).
+  void give_back(int fd, std::size_t size) noexcept {
+    const std::size_t pages = (size + kPage - 1) / kPage;
+    const std::uint32_t budget = state_->spare_budget_pages.load(std::memory_order_relaxed);
+    std::uint32_t now = state_->spare_pages.load(std::memory_order_relaxed);
+    bool reserved = false;
+    while (pages <= budget && now + pages <= budget) {
+      if (state_->spare_pages.compare_exchange_weak(now, now + static_cast<std::uint32_t>(pages),
+                                                    std::memory_order_acq_rel)) {
+        reserved = true;
+        break;
+      }
+    }
+    if (reserved) {
+      const LargeMessage message{0, static_cast<std::uint32_t>(pages)};
+      // The consumers' end sends, the producers' end receives: the pair's other direction.
+      if (os::send_with_fd(recv_, &message, sizeof message, fd) != 0) release_spare(message.pages);
+    }
+    ::close(fd);  // a sent descriptor is the kernel's now
+  }
+
+  /// A spare memfd and its pages (uncounted), or -1 when there is none.
+  int take_spare() noexcept {
+    LargeMessage message{};
+    const int fd = os::recv_with_fd(send_, &message, sizeof message);
+    if (fd >= 0) release_spare(message.pages);
+    return fd;
+  }
+
+private:
+  void release_spare(std::uint32_t pages) noexcept {
+    std::uint32_t now = state_->spare_pages.load(std::memory_order_relaxed);
+    while (!state_->spare_pages.compare_exchange_weak(now, now > pages ? now - pages : 0, std::memory_order_acq_rel)) {
+    }
+  }
+  void close_sockets() noexcept {
+    if (send_ >= 0) ::close(send_);
+    if (recv_ >= 0) ::close(recv_);
+  }
+
+  int send_ = -1;  ///< producers' end of the socket pair (non-blocking): items out, spares in
+  int recv_ = -1;  ///< consumers' end (non-blocking): items in, spares out
+  void* page_ = nullptr;
+  RingLargeState* state_ = nullptr;
+};
+
+MappedItem::MappedItem(int fd, std::size_t size, std::shared_ptr<LargeChannel> home) : fd_(fd) {
+  if (size == 0) return;  // nothing to map; the memfd is closed with the item
   void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
-  if (p == MAP_FAILED) throw_errno("procpool: cannot map a received " + std::to_string(size) + "-byte item", errno);
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    ::close(fd);
+    fd_ = -1;
+    throw_errno("procpool: cannot map a received " + std::to_string(size) + "-byte item", err);
+  }
   data_ = p;
   size_ = size;
+  home_ = std::move(home);
+  taker_ = ::getpid();
 }
 
 MappedItem::~MappedItem() {
   if (data_ != nullptr) ::munmap(data_, size_);
+  if (fd_ < 0) return;
+  // Only by the process that took it: a forked child's copy of the item is still mapped in
+  // the parent, and a spare is rewritten by the next put.
+  if (home_ && data_ != nullptr && taker_ == ::getpid())
+    home_->give_back(fd_, size_);
+  else
+    ::close(fd_);
 }
 
-LargeItems::LargeItems(RingLargeState& state, std::size_t budget_bytes) : state_(state) {
+LargeItems::LargeItems(int ring_fd, std::size_t state_offset, std::size_t budget_bytes, std::size_t spare_bytes) {
   int pair[2];
   // SEQPACKET: one message per item, and (a socket pair) no backlog limit but the send buffer.
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0)
     throw_errno("procpool: socketpair for a queue's large items failed", errno);
-  send_ = pair[0];
-  recv_ = pair[1];
-  const std::size_t budget_pages = budget_bytes == 0 ? 0 : std::max<std::size_t>(1, budget_bytes / kPage);
-  state_.budget_pages.store(static_cast<std::uint32_t>(std::min<std::size_t>(budget_pages, UINT32_MAX / 2)));
-  state_.enabled.store(1, std::memory_order_release);
+  channel_ = std::make_shared<LargeChannel>(pair[0], pair[1], ring_fd, state_offset);
+  RingLargeState& state = channel_->state();
+  const auto to_pages = [](std::size_t bytes) {
+    const std::size_t pages = bytes == 0 ? 0 : std::max<std::size_t>(1, bytes / kPage);
+    return static_cast<std::uint32_t>(std::min<std::size_t>(pages, UINT32_MAX / 2));
+  };
+  state.budget_pages.store(to_pages(budget_bytes));
+  state.spare_budget_pages.store(to_pages(spare_bytes));
+  state.enabled.store(1, std::memory_order_release);
 }
 
-LargeItems::LargeItems(RingLargeState& state, std::string_view& in) : state_(state) {
+LargeItems::LargeItems(int ring_fd, std::size_t state_offset, std::string_view& in) {
   const std::string send_name = decode_name(in);
   const std::string recv_name = decode_name(in);
   os::UniqueFd send(fetch_descriptor(send_name));
-  recv_ = fetch_descriptor(recv_name);
-  send_ = send.release();
+  os::UniqueFd recv(fetch_descriptor(recv_name));
+  channel_ = std::make_shared<LargeChannel>(send.get(), recv.get(), ring_fd, state_offset);
+  (void)send.release();
+  (void)recv.release();
 }
 
 LargeItems::~LargeItems() {
-  {
-    std::lock_guard lock(served_mutex_);
-    if (!served_.empty() && served_by_ == ::getpid()) {
-      std::string_view names(served_);
-      stop_serving_descriptor(decode_name(names));
-      stop_serving_descriptor(decode_name(names));
-    }
+  std::lock_guard lock(served_mutex_);
+  if (!served_.empty() && served_by_ == ::getpid()) {
+    std::string_view names(served_);
+    stop_serving_descriptor(decode_name(names));
+    stop_serving_descriptor(decode_name(names));
   }
-  if (send_ >= 0) ::close(send_);
-  if (recv_ >= 0) ::close(recv_);
 }
+
+MappedItem LargeItems::map(int fd, std::size_t size) const { return MappedItem(fd, size, channel_); }
 
 void LargeItems::encode_handle(std::string& out) const {
   std::lock_guard lock(served_mutex_);
@@ -115,10 +204,10 @@ void LargeItems::encode_handle(std::string& out) const {
   // (its copy of the parent's names is not served by it, and may outlive the parent).
   if (served_.empty() || served_by_ != ::getpid()) {
     std::string names;
-    const std::string send_name = serve_descriptor(send_);
+    const std::string send_name = serve_descriptor(channel_->send_end());
     try {
       encode_name(names, send_name);
-      encode_name(names, serve_descriptor(recv_));
+      encode_name(names, serve_descriptor(channel_->recv_end()));
     } catch (...) {
       stop_serving_descriptor(send_name);
       throw;
@@ -130,27 +219,40 @@ void LargeItems::encode_handle(std::string& out) const {
 }
 
 bool LargeItems::wait_budget(std::uint32_t pages, const RingDeadline& deadline) {
-  const std::uint32_t budget = state_.budget_pages.load(std::memory_order_relaxed);
+  const std::uint32_t budget = channel_->state().budget_pages.load(std::memory_order_relaxed);
   if (budget == 0) return true;
   for (;;) {
-    const std::uint32_t now = state_.pages_in_flight.load(std::memory_order_acquire);
+    const std::uint32_t now = channel_->state().pages_in_flight.load(std::memory_order_acquire);
     if (now == 0 || static_cast<std::uint64_t>(now) + pages <= budget) return true;
     if (is_no_wait(deadline)) return false;
-    if (!os::futex::wait(state_.pages_in_flight, now, true, deadline)) return false;
+    if (!os::futex::wait(channel_->state().pages_in_flight, now, true, deadline)) return false;
   }
 }
 
 bool LargeItems::over_budget() const noexcept {
-  const std::uint32_t budget = state_.budget_pages.load(std::memory_order_relaxed);
-  return budget != 0 && state_.pages_in_flight.load(std::memory_order_relaxed) != 0;
+  const std::uint32_t budget = channel_->state().budget_pages.load(std::memory_order_relaxed);
+  return budget != 0 && channel_->state().pages_in_flight.load(std::memory_order_relaxed) != 0;
 }
 
 void LargeItems::release_pages(std::uint32_t pages) noexcept {
   // Saturating: a count left too low by a death must not wrap (see the header).
-  std::uint32_t now = state_.pages_in_flight.load(std::memory_order_relaxed);
-  while (!state_.pages_in_flight.compare_exchange_weak(now, now > pages ? now - pages : 0, std::memory_order_acq_rel)) {
+  std::uint32_t now = channel_->state().pages_in_flight.load(std::memory_order_relaxed);
+  while (!channel_->state().pages_in_flight.compare_exchange_weak(now, now > pages ? now - pages : 0, std::memory_order_acq_rel)) {
   }
-  if (state_.budget_pages.load(std::memory_order_relaxed) != 0) os::futex::wake(state_.pages_in_flight, true);
+  if (channel_->state().budget_pages.load(std::memory_order_relaxed) != 0) os::futex::wake(channel_->state().pages_in_flight, true);
+}
+
+int LargeItems::segment_for(std::size_t size) {
+  if (const int spare = channel_->take_spare(); spare >= 0) {
+    // Sized to the item: a larger spare's tail is freed, a smaller one grows.
+    if (::ftruncate(spare, static_cast<off_t>(size)) == 0) return spare;
+    ::close(spare);
+  }
+  os::UniqueFd memfd(::memfd_create("procpool-queue-item", MFD_CLOEXEC));
+  if (!memfd) throw_errno("procpool: memfd_create for a large item failed", errno);
+  if (::ftruncate(memfd.get(), static_cast<off_t>(size)) != 0)
+    throw_errno("procpool: cannot size a " + std::to_string(size) + "-byte item segment", errno);
+  return memfd.release();
 }
 
 RingStatus LargeItems::push(Ring& ring, std::span<const std::string_view> pieces, const RingDeadline& deadline,
@@ -162,12 +264,10 @@ RingStatus LargeItems::push(Ring& ring, std::span<const std::string_view> pieces
   if (!wait_budget(pages, deadline)) return RingStatus::Timeout;
 
   // The item's own segment, written whole before the record exists. Written with pwritev, not
-  // through a mapping: the kernel then allocates each page and copies into it without zeroing
-  // it first (a populated mapping is zeroed, then copied: 1.8x slower for 256 MiB here).
-  os::UniqueFd memfd(::memfd_create("procpool-queue-item", MFD_CLOEXEC));
-  if (!memfd) throw_errno("procpool: memfd_create for a large item failed", errno);
-  if (::ftruncate(memfd.get(), static_cast<off_t>(size)) != 0)
-    throw_errno("procpool: cannot size a " + std::to_string(size) + "-byte item segment", errno);
+  // through a mapping: the kernel then copies into the pages without zeroing them first (a
+  // populated mapping is zeroed, then copied: 1.8x slower for 256 MiB here). A spare's pages
+  // exist already: rewriting them costs a copy, not an allocation.
+  os::UniqueFd memfd(segment_for(size));
   std::uint64_t offset = 0;
   for (const std::string_view piece : pieces) {
     if (const int err = os::pwrite_all(memfd.get(), piece, offset); err != 0)
@@ -178,15 +278,15 @@ RingStatus LargeItems::push(Ring& ring, std::span<const std::string_view> pieces
   for (;;) {
     try {
       return ring.push_with(sizeof(LargeRecord), deadline, [&](std::byte* dst) {
-        const std::uint32_t id = state_.next_id.load(std::memory_order_relaxed);
-        state_.next_id.store(id + 1, std::memory_order_relaxed);
+        const std::uint32_t id = channel_->state().next_id.load(std::memory_order_relaxed);
+        channel_->state().next_id.store(id + 1, std::memory_order_relaxed);
         const LargeMessage message{id, pages};
         // Sent before it is counted and recorded: a death in between leaves a message without
         // a record, which the next consumer drops (and uncounts: the count can only end low).
-        const int err = os::send_with_fd(send_, &message, sizeof message, memfd.get());
+        const int err = os::send_with_fd(channel_->send_end(), &message, sizeof message, memfd.get());
         if (err == EAGAIN || err == ENOBUFS) throw SocketFull{};
         if (err != 0) throw_errno("procpool: cannot send a large item's descriptor", err);
-        state_.pages_in_flight.fetch_add(pages, std::memory_order_acq_rel);
+        channel_->state().pages_in_flight.fetch_add(pages, std::memory_order_acq_rel);
         const LargeRecord record{LargeRecord::kMarker, id, pages, size};
         std::memcpy(dst, &record, sizeof record);
         if (count_in != nullptr) count_in->fetch_add(1, std::memory_order_seq_cst);
@@ -194,7 +294,7 @@ RingStatus LargeItems::push(Ring& ring, std::span<const std::string_view> pieces
     } catch (const SocketFull&) {
       // The socket's buffer holds a few hundred descriptors: wait for consumers to take some.
       if (is_no_wait(deadline)) return RingStatus::Timeout;
-      pollfd writable{send_, POLLOUT, 0};
+      pollfd writable{channel_->send_end(), POLLOUT, 0};
       const int ready = ::poll(&writable, 1, poll_timeout(deadline));
       if (ready == 0 && deadline && os::SteadyClock::now() >= *deadline) return RingStatus::Timeout;
     }
@@ -208,7 +308,7 @@ int LargeItems::take(std::span<const std::byte> raw) {
     LargeMessage next{};
     ssize_t got;
     do {
-      got = ::recv(recv_, &next, sizeof next, MSG_PEEK | MSG_DONTWAIT);
+      got = ::recv(channel_->recv_end(), &next, sizeof next, MSG_PEEK | MSG_DONTWAIT);
     } while (got < 0 && errno == EINTR);
     // No message, or only later ones: a consumer that died after receiving this record's
     // descriptor (and uncounting it) took the item with it.
@@ -218,7 +318,7 @@ int LargeItems::take(std::span<const std::byte> raw) {
     // Uncounted before it is received: a death in between leaves the count low, never high.
     release_pages(next.pages);
     LargeMessage taken{};
-    const int fd = os::recv_with_fd(recv_, &taken, sizeof taken);
+    const int fd = os::recv_with_fd(channel_->recv_end(), &taken, sizeof taken);
     if (ahead == 0) {
       if (fd < 0) throw_errno("procpool: cannot receive a large item's descriptor", errno != 0 ? errno : EPROTO);
       return fd;

@@ -57,7 +57,7 @@ SharedSegment SharedSegment::create(std::size_t size, const char* name, bool pop
 SharedSegment SharedSegment::create_written(std::span<const std::string_view> pieces, const char* name) {
   std::size_t size = 0;
   for (const std::string_view piece : pieces) size += piece.size();
-  int fd = ::memfd_create(name, MFD_CLOEXEC);
+  const int fd = ::memfd_create(name, MFD_CLOEXEC);
   if (fd < 0) throw_errno("procpool: memfd_create failed", errno);
   if (::ftruncate(fd, static_cast<off_t>(size == 0 ? 1 : size)) != 0) {
     const int err = errno;
@@ -111,5 +111,70 @@ SharedSegment::~SharedSegment() {
 }
 
 SegmentHandle SharedSegment::handle() const noexcept { return {::getpid(), fd_, size_, dev_, ino_}; }
+
+void SharedSegment::overwrite(std::span<const std::string_view> pieces) {
+  std::size_t size = 0;
+  for (const std::string_view piece : pieces) size += piece.size();
+  if (size == 0) size = 1;
+  if (size != size_) {
+    // A larger spare's tail is freed, a smaller one grows; the mapping keeps its pages.
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) throw_errno("procpool: cannot resize a shared segment", errno);
+    void* p = ::mremap(data_, size_, size, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) throw_errno("procpool: cannot remap a resized shared segment", errno);
+    data_ = p;
+    size_ = size;
+  }
+  auto* dst = static_cast<char*>(data_);
+  for (const std::string_view piece : pieces) {
+    if (!piece.empty()) std::memcpy(dst, piece.data(), piece.size());
+    dst += piece.size();
+  }
+}
+
+SpareSegments::~SpareSegments() { clear(); }
+
+void SpareSegments::clear() noexcept {
+  std::vector<SharedSegment> spares;
+  {
+    std::lock_guard lock(mutex_);
+    spares.swap(spares_);
+    bytes_ = 0;
+  }
+}
+
+SharedSegment SpareSegments::write(std::span<const std::string_view> pieces, const char* name) {
+  std::size_t size = 0;
+  for (const std::string_view piece : pieces) size += piece.size();
+  SharedSegment segment;
+  {
+    std::lock_guard lock(mutex_);
+    if (!spares_.empty()) {
+      // Best fit: the smallest that holds it (shrinking frees only its excess), else the largest.
+      auto best = spares_.begin();
+      for (auto it = spares_.begin(); it != spares_.end(); ++it) {
+        const bool fits = it->size() >= size;
+        const bool best_fits = best->size() >= size;
+        if ((fits && (!best_fits || it->size() < best->size())) || (!fits && !best_fits && it->size() > best->size()))
+          best = it;
+      }
+      bytes_ -= best->size();
+      segment = std::move(*best);
+      spares_.erase(best);
+    }
+  }
+  if (segment.data() == nullptr) return SharedSegment::create_written(pieces, name);
+  segment.overwrite(pieces);
+  return segment;
+}
+
+void SpareSegments::keep(SharedSegment&& segment) noexcept {
+  if (segment.data() == nullptr) return;
+  SharedSegment kept(std::move(segment));
+  std::lock_guard lock(mutex_);
+  if (spares_.size() < kMaxSpares && bytes_ + kept.size() <= max_bytes_) {
+    bytes_ += kept.size();
+    spares_.push_back(std::move(kept));
+  }
+}
 
 } // namespace procpool::detail

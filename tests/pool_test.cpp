@@ -12,6 +12,7 @@
 #include <optional>
 #include <ranges>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <procpool/detail/shm.hpp>
 #include <procpool/procpool.hpp>
 
 #include "run_program.hpp"
@@ -87,6 +89,22 @@ std::size_t open_fds() {
 bool maps_pool_items() {
   const std::string text = testing::read_text_file("/proc/self/maps");
   return text.find("procpool-pool-item") != std::string::npos || text.find("procpool-pool-result") != std::string::npos;
+}
+/// How many mappings of this process, or descriptors of process `pid`, name `what`.
+std::size_t mappings_of(const std::string& what) {
+  std::istringstream in(testing::read_text_file("/proc/self/maps"));
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);) n += line.find(what) != std::string::npos ? 1 : 0;
+  return n;
+}
+std::size_t descriptors_of(int pid, const std::string& what) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    std::error_code link_ec;
+    n += std::filesystem::read_symlink(entry.path(), link_ec).string().find(what) != std::string::npos ? 1 : 0;
+  }
+  return n;
 }
 
 void check_doubled(const std::vector<double>& in, const std::vector<double>& out) {
@@ -581,14 +599,55 @@ TEST_CASE_TEMPLATE("Pool.BigItems.NothingLeftBehind", M, ALL_START_METHODS) {
     procpool::Pool pool(procpool::PoolOptions{.processes = 2, .start_method = M::method});
     const std::vector<double> big(std::size_t{4} << 17, 3.0);  // 4 MiB
     for (int i = 0; i < 6; ++i) check_doubled(big, pool.apply(&doubled, big));
-    CHECK(!maps_pool_items());  // each mapping goes with its task
+    // Results are unmapped once decoded; the last argument's segment stays mapped as a spare
+    // for the next large argument (one, since each was the same size).
+    CHECK(mappings_of("procpool-pool-result") == 0);
+    CHECK(mappings_of("procpool-pool-item") <= 1);
     // A worker that dies holding a big argument: its task fails, the segment goes with it.
     CHECK_THROWS_AS((void)pool.apply_async(&die_with, big).get(60s), procpool::WorkerLostError);
-    CHECK(!maps_pool_items());
+    CHECK(mappings_of("procpool-pool-result") == 0);
+    CHECK(mappings_of("procpool-pool-item") == 0);  // the dead worker's argument is freed, not kept
     check_doubled(big, pool.apply(&doubled, big));
   }
   CHECK(open_fds() == fds_before);
   CHECK(!maps_pool_items());
+}
+
+TEST_CASE("Pool.BigItems.SegmentsAreReusedResizedAndFreed") {
+  // Sizes that grow and shrink: a spare segment is resized to each item, and every byte read is
+  // the item's own (a stale tail or a short copy would not double back to it).
+  const int worker = [] {
+    procpool::Pool pool(1);
+    for (const std::size_t mib : {16, 2, 24, 24, 4, 16, 1}) {
+      CAPTURE(mib);
+      std::vector<double> v(mib << 17);
+      std::iota(v.begin(), v.end(), static_cast<double>(mib));
+      check_doubled(v, pool.apply_async(&doubled, v).get(60s));
+    }
+    CHECK(mappings_of("procpool-pool-result") == 0);
+    CHECK(mappings_of("procpool-pool-item") <= procpool::detail::SpareSegments::kMaxSpares);
+    const int pid = pool.worker_pids().at(0);
+    // An idle worker frees its spare result segments after a second.
+    CHECK(descriptors_of(pid, "procpool-pool-result") >= 1);
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (descriptors_of(pid, "procpool-pool-result") != 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(50ms);
+    CHECK(descriptors_of(pid, "procpool-pool-result") == 0);
+    check_doubled(std::vector<double>(3 << 17, 1.0), pool.apply(&doubled, std::vector<double>(3 << 17, 1.0)));
+    return pid;
+  }();
+  CHECK(worker > 0);
+  CHECK(!maps_pool_items());  // the pool's spares go with it
+}
+
+TEST_CASE_TEMPLATE("Pool.Apply.GetOnATemporaryMovesOnlyAnUnsharedResult", P, BOTH_POOLS) {
+  P pool(1);
+  const std::vector<double> big(std::size_t{1} << 20, 1.5);
+  auto result = pool.apply_async(&doubled, big);
+  const auto shared = result;
+  check_doubled(big, std::move(result).get(60s));  // shared with `shared`: copied out
+  check_doubled(big, shared.get());
+  check_doubled(big, pool.apply_async(&doubled, big).get());  // nobody else holds it: moved out
 }
 
 TEST_CASE("Pool.StartMethods.SpawnAndForkserver") {

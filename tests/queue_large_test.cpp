@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <procpool/procpool.hpp>
@@ -373,6 +374,85 @@ TEST_CASE("Queue.Large.ConsumerKilledBetweenReceivingAndPoppingSkipsOnlyItsItem"
   CHECK(*out == Vec{3.0});
   CHECK(ring.size() == 0);
   check_nothing_left_here();
+}
+
+TEST_CASE("Queue.Large.ProducerKilledBetweenSendingAndRecordingLeavesNothing") {
+  // Deterministically inside the window: the child's push sends the item's descriptor, counts
+  // its pages and writes its record, then dies (SIGSEGV on a read-only count_in) before the
+  // record is committed. The message without a record is dropped by the next consumer, its
+  // pages uncounted with it.
+  using procpool::detail::Ring;
+  using procpool::detail::RingStatus;
+  Ring ring(procpool::detail::RingOptions{.capacity_bytes = 64 * 1024, .max_records = 0, .large_items = true,
+                                          .large_budget_bytes = 64 * kMiB},
+            true);
+  void* page = ::mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(page != MAP_FAILED);
+  auto* read_only_count = static_cast<std::atomic<std::uint32_t>*>(page);
+  qtest::Workers<procpool::Processes> w;
+  w.spawn([&] {
+    struct sigaction on_segv {};
+    on_segv.sa_handler = [](int) { ::_exit(7); };
+    ::sigaction(SIGSEGV, &on_segv, nullptr);
+    (void)procpool::detail::push_item(ring, pattern(kMiB, 1.0), std::nullopt, read_only_count);
+    return 1;
+  });
+  CHECK(w.join() == std::vector<int>{7});
+  ::munmap(page, 4096);
+  CHECK(ring.size() == 0);
+  CHECK(ring.large()->over_budget());  // its pages are counted, its message is in the socket
+  REQUIRE(procpool::detail::push_item(ring, pattern(kMiB, 2.0), std::nullopt) == RingStatus::Ok);
+  REQUIRE(procpool::detail::push_item(ring, Vec{3.0}, std::nullopt) == RingStatus::Ok);
+  std::optional<Vec> out;
+  REQUIRE(procpool::detail::pop_item(ring, out, procpool::detail::kRingNoWait) == RingStatus::Ok);
+  CHECK(matches(*out, kMiB, 2.0));
+  out.reset();
+  REQUIRE(procpool::detail::pop_item(ring, out, procpool::detail::kRingNoWait) == RingStatus::Ok);
+  CHECK(*out == Vec{3.0});
+  CHECK_FALSE(ring.large()->over_budget());  // nothing counted is left
+  check_nothing_left_here();
+}
+
+TEST_CASE("Queue.Large.TakenItemsAreReusedBoundedAndNeverWhileViewed") {
+  const std::int64_t before = shmem_bytes();
+  {
+    // Taken items' memfds come back as spares (at most 100 MiB here) and are rewritten by the
+    // next puts, resized to each item: every item read back is its own, whatever the sizes.
+    procpool::Queue<Vec> q(0, procpool::QueueOptions{.spare_large_bytes = 100 * kMiB});
+    qtest::Workers<procpool::Processes> w;
+    const std::vector<std::size_t> sizes = {8 * kMiB, kMiB, 8 * kMiB, 4 * kMiB, 8 * kMiB, 2 * kMiB};  // doubles
+    w.spawn([&] {
+      for (std::size_t i = 0; i < sizes.size(); ++i) q.put(pattern(sizes[i], static_cast<double>(i)));
+      return 0;
+    });
+    for (std::size_t i = 0; i < sizes.size(); ++i) CHECK(matches(q.get(), sizes[i], static_cast<double>(i)));
+    CHECK(qtest::all_zero(w.join()));
+    // A held view's memory is never handed out: items put while it lives do not touch it.
+    const procpool::LargeView<Vec> held = [&] {
+      q.put(pattern(4 * kMiB, 10.0));
+      return q.get_view();
+    }();
+    for (int i = 0; i < 4; ++i) {
+      q.put(pattern(4 * kMiB, 20.0 + i));
+      CHECK(matches(q.get(), 4 * kMiB, 20.0 + i));
+    }
+    CHECK(std::equal(held.begin(), held.end(), pattern(4 * kMiB, 10.0).begin()));
+    CHECK(item_fds() == 1);  // the view's memfd, handed back when it goes
+    // The spares stay within their bound (Shmem is the machine's: a loose check).
+    CHECK(shmem_bytes() - before < std::int64_t{(100 + 32 + 64) * kMiB});
+  }
+  CHECK(shmem_bytes() - before < std::int64_t{64 * kMiB});  // the spares go with the queue
+  check_nothing_left_here();
+}
+
+TEST_CASE("Queue.Large.WithoutSparesEachTakenItemIsFreed") {
+  const std::int64_t before = shmem_bytes();
+  procpool::Queue<Vec> q(0, procpool::QueueOptions{.spare_large_bytes = 0});
+  for (int i = 0; i < 3; ++i) {
+    q.put(pattern(16 * kMiB, i));  // 128 MiB
+    CHECK(matches(q.get(), 16 * kMiB, i));
+  }
+  CHECK(shmem_bytes() - before < std::int64_t{64 * kMiB});
 }
 
 TEST_CASE("Queue.Large.ProducersKilledMidStreamLeaveWholeItemsAndAFreeBudget") {

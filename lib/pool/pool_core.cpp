@@ -51,6 +51,8 @@ thread_local std::vector<std::shared_ptr<ResultWaiter>>* handler_wakeups = nullp
 /// a callback that waits on the same pool must not try to drive it again.
 thread_local const PoolCore* handling_core = nullptr;
 /// How a task fails when terminate() comes first.
+/// Bytes of finished out-of-band arguments the pool keeps for reuse (SpareSegments).
+constexpr std::size_t kSpareSegmentBytes = std::size_t{512} << 20;
 constexpr const char* kTerminatedBeforeFinish = "procpool: the pool was terminated before this task finished";
 
 /// The innermost SubmitBatch of this thread, if any.
@@ -195,6 +197,7 @@ PoolCore::PoolCore(PoolCoreConfig config) : config_(std::move(config)) {
   control_->count = static_cast<std::uint32_t>(config_.workers);
   for (int i = 0; i < config_.workers; ++i) new (&control_->slot(static_cast<std::size_t>(i))) WorkerSlot();
   wakeup_ = std::make_unique<Wakeup>();
+  if (config_.interprocess) spares_ = std::make_unique<SpareSegments>(kSpareSegmentBytes);
   pending_.reserve(512);  // an imap's look-ahead without rehashing
   // Two chunks per worker in flight, each way, keep every worker busy; a pool of many workers
   // uses more of the ring.
@@ -310,7 +313,7 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
   std::string_view where_piece;
   if (size > out_of_band_threshold()) {
     if (config_.interprocess) {
-      auto segment = std::make_shared<SharedSegment>(SharedSegment::create_written(pieces, "procpool-pool-item"));
+      auto segment = std::make_shared<SharedSegment>(spares_->write(pieces, "procpool-pool-item"));
       const SegmentHandle handle = segment->handle();
       where.assign(reinterpret_cast<const char*>(&handle), sizeof handle);
       header.payload_at = PayloadAt::Segment;
@@ -347,7 +350,8 @@ void PoolCore::submit(const void* invoker, const void* function, std::span<const
   }
   {
     std::lock_guard lock(pending_mutex_);
-    pending_.emplace(header.task_id, Pending{std::move(task), size, std::move(out_of_band)});
+    pending_.emplace(header.task_id, Pending{std::move(task), size, std::move(out_of_band),
+                                             header.payload_at == PayloadAt::Segment});
   }
   if (open_batch != nullptr && &open_batch->core_ == this && backlog_.empty()) {
     // Collected: the batch's end puts it in the ring with the others.
@@ -513,6 +517,8 @@ void PoolCore::handle_result(std::string_view record) {
   }
   std::shared_ptr<PendingTask> task;
   std::size_t bytes = 0;
+  std::shared_ptr<const void> argument;
+  bool argument_is_segment = false;
   {
     std::lock_guard lock(pending_mutex_);
     auto it = pending_.find(header.task_id);
@@ -522,9 +528,16 @@ void PoolCore::handle_result(std::string_view record) {
     }
     task = std::move(it->second.task);
     bytes = it->second.bytes;
+    argument = std::move(it->second.payload);
+    argument_is_segment = it->second.payload_is_segment;
     pending_.erase(it);
   }
   release_inflight(bytes);  // outside pending_mutex_: it may take feed_mutex_ (submit nests them the other way)
+  // The worker that answered has unmapped its out-of-band argument: the memfd is reusable. (Not
+  // after a lost worker: its twin may still read it.)
+  if (argument_is_segment && header.kind != ResultKind::WorkerLost && argument.use_count() == 1)
+    spares_->keep(std::move(*std::const_pointer_cast<SharedSegment>(std::static_pointer_cast<const SharedSegment>(argument))));
+  argument.reset();  // freed outside the lock
   std::optional<SharedSegment> mapped;
   if (header.payload_at == PayloadAt::Segment) {
     SegmentHandle handle{};
@@ -538,9 +551,19 @@ void PoolCore::handle_result(std::string_view record) {
           ") ended before its result (" + std::to_string(handle.size) + " bytes) could be read: " + e.what())));
       return;
     }
-    take_result_segment(header);  // mapped here: the worker may close its copy
     record = std::string_view(static_cast<const char*>(mapped->data()), handle.size);
   }
+  // Once the result is decoded and unmapped, the worker may rewrite its segment for another.
+  struct TakenAfterDecode {
+    PoolCore& core;
+    const ResultHeader& header;
+    std::optional<SharedSegment>& mapped;
+    ~TakenAfterDecode() {
+      if (!mapped) return;
+      mapped.reset();
+      core.take_result_segment(header);
+    }
+  } taken_after_decode{*this, header, mapped};
   try {
     switch (header.kind) {
       case ResultKind::Ok: task->complete(record); break;
@@ -861,6 +884,7 @@ void PoolCore::terminate() {
     for (auto& w : workers_)
       if (w && w->alive()) w->signal(SIGKILL);
   }
+  if (spares_) spares_->clear();
   wakeup_->notify();
 }
 
@@ -890,6 +914,7 @@ void PoolCore::join() {
   wakeup_->notify();
   if (supervisor_.joinable()) supervisor_.join();
   if (handler_.joinable()) handler_.join();
+  if (spares_) spares_->clear();
   std::lock_guard lock(pending_mutex_);
   retired_.clear();  // the workers are gone: nothing runs these any more
 }

@@ -30,6 +30,11 @@
 namespace procpool::detail {
 namespace {
 
+/// Bytes of read results' segments a worker keeps for reuse (SpareSegments), and how long an
+/// idle worker keeps them.
+constexpr std::size_t kWorkerSpareBytes = std::size_t{512} << 20;
+constexpr std::chrono::milliseconds kSpareIdle{1000};
+
 /// The error record of the exception being handled when it is not a std::exception (`throw 42`,
 /// `throw "text"`): its demangled type name and, for strings and integers, its value.
 std::string encode_foreign_exception() {
@@ -107,7 +112,7 @@ std::string_view task_payload(const TaskHeader& header, std::string_view rest, s
 /// result ring: into a segment kept in `sent` until the parent has mapped it (processes), or
 /// onto the heap for the parent to free (threads). Leaves the record's new body in `out`.
 void send_out_of_band(std::string& out, ResultHeader& result, bool thread_worker,
-                      std::deque<std::pair<std::uint64_t, SharedSegment>>& sent) {
+                      std::deque<std::pair<std::uint64_t, SharedSegment>>& sent, SpareSegments& spares) {
   const std::size_t size = out.size() - sizeof result;
   if (thread_worker) {
     auto body = std::make_unique<std::string>(out, sizeof result);
@@ -118,7 +123,7 @@ void send_out_of_band(std::string& out, ResultHeader& result, bool thread_worker
     return;
   }
   const std::string_view body(out.data() + sizeof result, size);
-  SharedSegment segment = SharedSegment::create_written(std::span<const std::string_view>(&body, 1), "procpool-pool-result");
+  SharedSegment segment = spares.write(std::span<const std::string_view>(&body, 1), "procpool-pool-result");
   const SegmentHandle handle = segment.handle();
   sent.emplace_back(result.task_id, std::move(segment));
   out.resize(sizeof result);
@@ -136,16 +141,35 @@ void worker_loop(Ring& tasks, Ring& results, WorkerControl& control, std::uint32
   std::string task;
   std::string out;
   const std::size_t out_of_band_over = results.max_record_size() / 4;
-  std::deque<std::pair<std::uint64_t, SharedSegment>> sent;  // out-of-band results not yet mapped by the parent
-  for (int done = 0; !max_tasks || done < *max_tasks; ++done) {
-    while (!sent.empty() && sent.front().first <= slot.result_taken.load(std::memory_order_acquire)) sent.pop_front();
-    const RingStatus popped = tasks.pop_with(std::nullopt, [&](std::span<const std::byte> record) {
+  std::deque<std::pair<std::uint64_t, SharedSegment>> sent;  // out-of-band results not yet read by the parent
+  // Segments of results the parent has read, rewritten by the next large results; freed after
+  // kSpareIdle without a task, so that an idle worker holds no memory for them.
+  SpareSegments spares(kWorkerSpareBytes);
+  const auto pop_task = [&](const RingDeadline& deadline) {
+    return tasks.pop_with(deadline, [&](std::span<const std::byte> record) {
       task.assign(reinterpret_cast<const char*>(record.data()), record.size());
       TaskHeader header;
       std::memcpy(&header, task.data(), sizeof header);
       slot.task_id.store(header.task_id, std::memory_order_release);
     });
+  };
+  const auto keep_read_results = [&] {
+    while (!sent.empty() && sent.front().first <= slot.result_taken.load(std::memory_order_acquire)) {
+      spares.keep(std::move(sent.front().second));
+      sent.pop_front();
+    }
+  };
+  for (int done = 0; !max_tasks || done < *max_tasks; ++done) {
+    keep_read_results();
+    RingStatus popped = RingStatus::Timeout;
+    if (!spares.empty() || !sent.empty()) popped = pop_task(os::SteadyClock::now() + kSpareIdle);
+    if (popped == RingStatus::Timeout) {
+      keep_read_results();
+      spares.clear();
+      popped = pop_task(std::nullopt);
+    }
     if (popped != RingStatus::Ok) break;                              // closed and drained
+    keep_read_results();  // the parent has usually read the last result by the time a task comes
     if (control.terminating.load(std::memory_order_acquire)) break;  // terminate(): run nothing more
 
     TaskHeader header;
@@ -165,7 +189,7 @@ void worker_loop(Ring& tasks, Ring& results, WorkerControl& control, std::uint32
       const auto invoker = reinterpret_cast<TaskInvoker>(const_cast<void*>(resolver.resolve(invoker_object, header.invoker)));
       const void* function = header.function == 0 ? nullptr : resolver.resolve(function_object, header.function);
       invoker(function, payload, out);
-      if (out.size() - sizeof result > out_of_band_over) send_out_of_band(out, result, thread_worker, sent);
+      if (out.size() - sizeof result > out_of_band_over) send_out_of_band(out, result, thread_worker, sent, spares);
     } catch (const std::exception& e) {
       result.kind = ResultKind::Error;
       out.resize(sizeof result);

@@ -195,16 +195,27 @@ public:
 
   /// Waits for the result and returns it, or rethrows the task's error: RemoteError (with the
   /// worker exception's type name and message), WorkerLostError, BrokenProcessPool.
-  R get() const {
+  R get() const& {
     state_->wait_until(std::nullopt);
     return result();
+  }
+  /// get() on a temporary (`pool.apply_async(f, x).get()`): when no other AsyncResult shares
+  /// the result, the value is moved out instead of copied (a 256 MiB vector is not copied).
+  R get() && {
+    state_->wait_until(std::nullopt);
+    return sole_owner() ? moved_result() : result();
   }
   /// Same, but throws TimeoutError if the result is not ready within `timeout` (a timeout too
   /// long to represent, e.g. hours::max(), waits forever).
   template <class Rep, class Period>
-  R get(std::chrono::duration<Rep, Period> timeout) const {
+  R get(std::chrono::duration<Rep, Period> timeout) const& {
     if (!wait(timeout)) throw TimeoutError("procpool: the result was not ready within the timeout");
     return result();
+  }
+  template <class Rep, class Period>
+  R get(std::chrono::duration<Rep, Period> timeout) && {
+    if (!wait(timeout)) throw TimeoutError("procpool: the result was not ready within the timeout");
+    return sole_owner() ? moved_result() : result();
   }
   /// Waits for the result (value or error).
   void wait() const { state_->wait_until(std::nullopt); }
@@ -230,9 +241,15 @@ private:
   /// that could still be reading the value.
   R take() {
     state_->wait_until(std::nullopt);
+    return moved_result();
+  }
+  R moved_result() {
     if constexpr (std::is_void_v<R>) (void)state_->value_or_throw();
     else return state_->take_or_throw();
   }
+  /// Whether this object alone holds the result (the pool has let go of it once it is ready;
+  /// if it has not yet, the caller copies, which is only slower).
+  [[nodiscard]] bool sole_owner() const noexcept { return state_.use_count() == 1; }
 
   R result() const {
     if constexpr (std::is_void_v<R>) (void)state_->value_or_throw();

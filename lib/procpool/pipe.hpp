@@ -266,7 +266,8 @@ namespace detail {
 template <class T, class Backend>
 std::pair<BasicConnection<T, Backend>, BasicConnection<T, Backend>> make_pipe(bool duplex, const QueueOptions& options) {
   using C = BasicConnection<T, Backend>;
-  const RingOptions ring_options{options.capacity_bytes, 0, Backend::interprocess, options.max_large_bytes};
+  const RingOptions ring_options{options.capacity_bytes, 0, Backend::interprocess, options.max_large_bytes,
+                                 options.spare_large_bytes};
   auto make_ring = [&] {
     if constexpr (Backend::interprocess) {
       return std::make_shared<Ring>(ring_options, true);

@@ -43,7 +43,8 @@ public:
 protected:
   QueueCore(const char* name, std::uint64_t max_records, const QueueOptions& options)
       : ring_(std::make_unique<Ring>(
-            RingOptions{options.capacity_bytes, max_records, Backend::interprocess, options.max_large_bytes},
+            RingOptions{options.capacity_bytes, max_records, Backend::interprocess, options.max_large_bytes,
+                        options.spare_large_bytes},
             Backend::interprocess)),
         name_(name) {}
   /// Attaches to the ring described at the front of `in` (spawn hand-off).

@@ -17,6 +17,12 @@ struct QueueOptions {
   /// which put() waits (or raises Full), as it does for a full ring; an item larger than this
   /// waits until no other is in the queue. 0: no limit. Counted in 4 KiB pages.
   std::size_t max_large_bytes = std::size_t{1} << 30;
+  /// Process backend: bytes of taken out-of-band items' memory the queue keeps for reuse. The
+  /// next large put rewrites those pages instead of allocating fresh ones, and the taker's
+  /// unmap frees nothing: 2-3x faster for items of hundreds of MiB. The memory stays with the
+  /// queue (counted in Shmem) until a put reuses it or the queue's last holder closes it.
+  /// 0: each taken item's memory is freed at once. Counted in 4 KiB pages.
+  std::size_t spare_large_bytes = std::size_t{512} << 20;
 };
 
 } // namespace procpool

@@ -30,6 +30,7 @@ namespace procpool::detail {
 
 class Ring;
 class SharedSegment;
+class SpareSegments;
 struct ResultHeader;
 
 struct PoolCoreConfig {
@@ -152,7 +153,11 @@ private:
     std::shared_ptr<PendingTask> task;
     std::size_t bytes = 0;
     std::shared_ptr<const void> payload;  ///< an out-of-band payload, kept until the task has ended
+    bool payload_is_segment = false;      ///< payload is a SharedSegment (spares_ may keep it)
   };
+  /// Process backend: memfds of out-of-band arguments whose tasks completed, rewritten by the
+  /// next large submissions instead of allocated afresh; freed by join() and terminate().
+  std::unique_ptr<SpareSegments> spares_;
   /// Records over this size carry their payload out of band (PayloadAt).
   [[nodiscard]] std::size_t out_of_band_threshold() const noexcept;
   std::mutex pending_mutex_;

@@ -86,6 +86,21 @@ decltype(auto) call_task_function(const void* function, A&&... args) {
   else return std::invoke(D{}, std::forward<A>(args)...);
 }
 
+/// Calls the task function with the worker's own decoded arguments: moved into it when it takes
+/// them by value or by rvalue reference (a large argument is not copied once more), else as
+/// lvalues (a `T&` parameter).
+template <class Fn, class Tuple>
+decltype(auto) call_with_decoded(const void* function, Tuple& args) {
+  return std::apply(
+      [&](auto&... a) -> decltype(auto) {
+        if constexpr (std::is_invocable_v<std::decay_t<Fn>&, std::remove_reference_t<decltype(a)>&&...>)
+          return call_task_function<Fn>(function, std::move(a)...);
+        else
+          return call_task_function<Fn>(function, a...);
+      },
+      args);
+}
+
 /// apply / apply_async: the payload is the encoded arguments; the result is one encoded R.
 template <class Fn, class... Args>
 void invoke_apply(const void* function, std::string_view payload, std::string& out) {
@@ -93,9 +108,9 @@ void invoke_apply(const void* function, std::string_view payload, std::string& o
   (void)payload;  // unused when there are no arguments
   using R = std::invoke_result_t<std::decay_t<Fn>&, Args&...>;
   if constexpr (std::is_void_v<R>) {
-    std::apply([&](auto&... a) { call_task_function<Fn>(function, a...); }, args);
+    call_with_decoded<Fn>(function, args);
   } else {
-    codec::encode_to(out, std::apply([&](auto&... a) -> R { return call_task_function<Fn>(function, a...); }, args));
+    codec::encode_to(out, static_cast<R>(call_with_decoded<Fn>(function, args)));
   }
 }
 
@@ -154,7 +169,12 @@ void invoke_map(const void* function, std::string_view payload, std::string& out
       std::memcpy(out.data() + base + sizeof(R) * i, &r, sizeof(R));
     }
   } else {
-    decode_chunk_items<T>(payload, [&](T item) { codec::encode_to(out, call_task_function<Fn>(function, item)); });
+    decode_chunk_items<T>(payload, [&](T item) {
+      if constexpr (std::is_invocable_v<std::decay_t<Fn>&, T&&>)
+        codec::encode_to(out, call_task_function<Fn>(function, std::move(item)));
+      else
+        codec::encode_to(out, call_task_function<Fn>(function, item));
+    });
   }
 }
 
@@ -162,7 +182,7 @@ void invoke_map(const void* function, std::string_view payload, std::string& out
 template <class Fn, class Tuple>
 void invoke_starmap(const void* function, std::string_view payload, std::string& out) {
   decode_chunk_items<Tuple>(payload, [&](Tuple item) {
-    codec::encode_to(out, std::apply([&](auto&... a) { return call_task_function<Fn>(function, a...); }, item));
+    codec::encode_to(out, call_with_decoded<Fn>(function, item));
   });
 }
 

@@ -76,6 +76,8 @@ struct RingOptions {
   bool large_items = false;
   /// Bytes of out-of-band items in flight at which pushes of more wait (0: no limit).
   std::size_t large_budget_bytes = 0;
+  /// Bytes of taken items' memory kept for reuse by the next large pushes (0: none).
+  std::size_t large_spare_bytes = 0;
 };
 
 /// Outcome of a ring operation.

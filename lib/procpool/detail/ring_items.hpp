@@ -123,10 +123,10 @@ inline RingStatus pop_record(Ring& ring, std::string& buf, const RingDeadline& d
 
 /// Decodes a large item received as `fd` (taken by take_large) into `out`.
 template <class T>
-void decode_large(int fd, std::span<const std::byte> rec, std::optional<T>& out) {
+void decode_large(const Ring& ring, int fd, std::span<const std::byte> rec, std::optional<T>& out) {
   LargeRecord record;
   std::memcpy(&record, rec.data(), sizeof record);
-  const MappedItem mapped(fd, static_cast<std::size_t>(record.size));
+  const MappedItem mapped = ring.large()->map(fd, static_cast<std::size_t>(record.size));
   out.emplace(codec::decode<T>(mapped.bytes()));
 }
 
@@ -157,7 +157,7 @@ RingStatus pop_item(Ring& ring, std::optional<T>& out, const RingDeadline& deadl
       if (large == kInlineItem || status != RingStatus::Ok) [[likely]]
         return status;
       if (large >= 0) {
-        decode_large(large, std::as_bytes(std::span(&record, 1)), out);
+        decode_large(ring, large, std::as_bytes(std::span(&record, 1)), out);
         return status;
       }
     }
@@ -177,7 +177,7 @@ RingStatus pop_item(Ring& ring, std::optional<T>& out, const RingDeadline& deadl
         return status;
       }
       if (large >= 0) {
-        decode_large(large, std::as_bytes(std::span(buf)), out);
+        decode_large(ring, large, std::as_bytes(std::span(buf)), out);
         return status;
       }
     }
@@ -201,7 +201,7 @@ RingStatus pop_view(Ring& ring, LargeView<T>& view, const RingDeadline& deadline
     if (large >= 0) {
       LargeRecord record;
       std::memcpy(&record, buf.data(), sizeof record);
-      LargeViewAccess::map(view, MappedItem(large, static_cast<std::size_t>(record.size)));
+      LargeViewAccess::map(view, ring.large()->map(large, static_cast<std::size_t>(record.size)));
       return status;
     }
   }

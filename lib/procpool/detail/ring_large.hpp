@@ -24,6 +24,14 @@
 /// waits until nothing else is in flight). The count is updated next to the socket operations,
 /// so a death between them can only leave it too low (never too high: the queue cannot get
 /// stuck), by at most one item per death inside those few instructions.
+///
+/// Recycling: a consumer done with an item (decoded, or its LargeView gone) hands the memfd
+/// back through the same socket pair, the other way, as a spare; the next push rewrites its
+/// pages instead of allocating fresh ones (and the consumer's unmap frees nothing): for a
+/// 256 MiB item that is most of the cost of a transfer. Spares are bounded by a second count
+/// in the control page (`spare_pages` against the queue's spare budget); a death between a
+/// spare's count and its socket operation can only leave that count high, which means fewer
+/// spares, never a wait. A spare belongs to the socket, so spares go when the queue does.
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -44,7 +52,11 @@ struct RingLargeState {
   std::atomic<std::uint32_t> next_id{0};         ///< producers' message counter (under the producer lock)
   std::atomic<std::uint32_t> pages_in_flight{0}; ///< 4 KiB pages of the items sent and not taken; a futex word
   std::atomic<std::uint32_t> budget_pages{0};    ///< 0: no budget
+  std::atomic<std::uint32_t> spare_pages{0};     ///< 4 KiB pages of the spares in the socket
+  std::atomic<std::uint32_t> spare_budget_pages{0};  ///< 0: no spares (each taken item is freed)
 };
+
+class LargeChannel;
 
 /// A large item's record in the ring.
 struct LargeRecord {
@@ -63,20 +75,18 @@ inline bool is_large_record(std::span<const std::byte> record) noexcept {
   return marker == LargeRecord::kMarker;
 }
 
-/// A received large item: its memfd mapped read-only. Move-only; unmaps on destruction.
+/// A received large item: its memfd mapped read-only. Move-only; unmaps on destruction and
+/// hands the memfd back to its channel as a spare (or closes it).
 class MappedItem {
 public:
   MappedItem() = default;
-  /// Maps `size` bytes of `fd` (all pages at once) and closes `fd`. Throws ProcessError.
-  MappedItem(int fd, std::size_t size);
-  MappedItem(MappedItem&& other) noexcept : data_(other.data_), size_(other.size_) {
-    other.data_ = nullptr;
-    other.size_ = 0;
-  }
+  /// Maps `size` bytes of `fd` (all pages at once); owns `fd` (closed on failure too).
+  /// `home`: where the memfd goes back once unmapped (null: closed). Throws ProcessError.
+  MappedItem(int fd, std::size_t size, std::shared_ptr<LargeChannel> home = nullptr);
+  MappedItem(MappedItem&& other) noexcept { swap(other); }
   MappedItem& operator=(MappedItem&& other) noexcept {
     MappedItem tmp(std::move(other));
-    std::swap(data_, tmp.data_);
-    std::swap(size_, tmp.size_);
+    swap(tmp);
     return *this;
   }
   MappedItem(const MappedItem&) = delete;
@@ -87,18 +97,30 @@ public:
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
 private:
+  void swap(MappedItem& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+    std::swap(fd_, other.fd_);
+    std::swap(home_, other.home_);
+    std::swap(taker_, other.taker_);
+  }
   void* data_ = nullptr;
   std::size_t size_ = 0;
+  int fd_ = -1;
+  std::shared_ptr<LargeChannel> home_;
+  int taker_ = 0;  ///< the pid that took it
 };
 
 /// One ring's out-of-band channel (see the file comment). Thread-safe: push and take may be
 /// called concurrently from any thread of any process holding the ring.
 class LargeItems {
 public:
-  /// A new channel (a socket pair), for a ring whose state `state` it initialises.
-  LargeItems(RingLargeState& state, std::size_t budget_bytes);
+  /// A new channel (a socket pair), for the ring in memfd `ring_fd` whose RingLargeState, at
+  /// `state_offset` of its control page, it initialises. The channel maps that page itself:
+  /// an item's view may outlive the ring object and still hand its memfd back.
+  LargeItems(int ring_fd, std::size_t state_offset, std::size_t budget_bytes, std::size_t spare_bytes);
   /// Attaches to the channel of another, live process (spawn hand-off); advances `in`.
-  LargeItems(RingLargeState& state, std::string_view& in);
+  LargeItems(int ring_fd, std::size_t state_offset, std::string_view& in);
   LargeItems(const LargeItems&) = delete;
   LargeItems& operator=(const LargeItems&) = delete;
   ~LargeItems();
@@ -116,16 +138,20 @@ public:
   /// owns it), or returns -1 when it is gone with a dead consumer (skip the record).
   int take(std::span<const std::byte> record);
 
+  /// Maps an item received by take() (`size` from its record); the memfd goes back as a spare
+  /// when the MappedItem goes. Throws ProcessError.
+  [[nodiscard]] MappedItem map(int fd, std::size_t size) const;
+
   /// Whether out-of-band items in flight have reached the budget (for Full's message).
   [[nodiscard]] bool over_budget() const noexcept;
 
 private:
   void release_pages(std::uint32_t pages) noexcept;
   bool wait_budget(std::uint32_t pages, const RingDeadline& deadline);
+  /// A spare memfd for an item of `size` bytes, or a fresh one.
+  int segment_for(std::size_t size);
 
-  RingLargeState& state_;
-  int send_ = -1;  ///< producers' end of the socket pair (non-blocking)
-  int recv_ = -1;  ///< consumers' end (non-blocking)
+  std::shared_ptr<LargeChannel> channel_;
   mutable std::mutex served_mutex_;
   mutable std::string served_;  ///< the names under which served_by_ serves the sockets ("" until a hand-off)
   mutable int served_by_ = 0;   ///< the pid that serves them (a forked child inherits the string, not the names)

@@ -8,6 +8,8 @@
 #include <span>
 #include <string_view>
 #include <memory>
+#include <mutex>
+#include <vector>
 #include <new>
 #include <string>
 #include <type_traits>
@@ -53,6 +55,10 @@ public:
   static SharedSegment attach(const SegmentHandle& handle, bool populate = false);
   /// Maps the whole memfd `fd`, which the segment then owns (closed on failure too).
   static SharedSegment adopt(int fd);
+  /// Resizes the segment (file and mapping) to hold `pieces` back to back and copies them in
+  /// through the mapping: for a spare whose pages, and this process's mapping of them, exist
+  /// already (SpareSegments), a plain memcpy. Throws ProcessError.
+  void overwrite(std::span<const std::string_view> pieces);
 
   SharedSegment(SharedSegment&& other) noexcept { swap(other); }
   SharedSegment& operator=(SharedSegment&& other) noexcept {
@@ -82,6 +88,37 @@ private:
   int fd_ = -1;
   std::uint64_t dev_ = 0;
   std::uint64_t ino_ = 0;
+};
+
+/// This process's finished out-of-band items (a Pool's arguments and results), kept mapped for
+/// reuse: writing a 256 MiB item into a spare's existing, mapped pages is a memcpy, where a
+/// fresh memfd costs an allocation of every page and its unmap a free of every page (~6x).
+/// Bounded by `max_bytes` and kMaxSpares. Thread-safe. A segment must be kept only once no
+/// other process can still read it (its reader said so), since the next item rewrites it.
+class SpareSegments {
+public:
+  static constexpr std::size_t kMaxSpares = 8;
+  explicit SpareSegments(std::size_t max_bytes) noexcept : max_bytes_(max_bytes) {}
+  SpareSegments(const SpareSegments&) = delete;
+  SpareSegments& operator=(const SpareSegments&) = delete;
+  ~SpareSegments();
+  /// A segment holding `pieces` back to back: the smallest spare that holds them (else the
+  /// largest, grown) rewritten, or a fresh one (SharedSegment::create_written).
+  [[nodiscard]] SharedSegment write(std::span<const std::string_view> pieces, const char* name);
+  /// Keeps `segment`'s memfd for a later write() if the bound allows, else frees it.
+  void keep(SharedSegment&& segment) noexcept;
+  /// Frees every spare.
+  void clear() noexcept;
+  [[nodiscard]] bool empty() noexcept {
+    std::lock_guard lock(mutex_);
+    return spares_.empty();
+  }
+
+private:
+  std::mutex mutex_;
+  std::vector<SharedSegment> spares_;
+  std::size_t bytes_ = 0;
+  std::size_t max_bytes_;
 };
 
 /// The process backend's storage: a T built in place in its own shared segment (pinned: it
