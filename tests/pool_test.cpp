@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
+#include <stdexcept>
 #include <numeric>
 #include <optional>
 #include <ranges>
@@ -638,6 +640,36 @@ TEST_CASE("Pool.BigItems.SegmentsAreReusedResizedAndFreed") {
   }();
   CHECK(worker > 0);
   CHECK(!maps_pool_items());  // the pool's spares go with it
+}
+
+namespace {
+std::unique_ptr<std::vector<double>> take_and_double(std::unique_ptr<std::vector<double>> v) {
+  if (!v) throw std::invalid_argument("no vector");
+  for (auto& x : *v) x *= 2;
+  return v;
+}
+std::uintptr_t address_of_elements(std::vector<double> v) { return reinterpret_cast<std::uintptr_t>(v.data()); }
+} // namespace
+
+TEST_CASE("Pool.Dummy.ApplyMovesValuesWithoutCopying") {
+  // As multiprocessing.dummy passes references: move-only arguments and results, and a moved
+  // vector reaches the task with the caller's own buffer (no copy, no codec).
+  procpool::dummy::Pool pool(2);
+  auto v = std::make_unique<std::vector<double>>(std::size_t{1} << 20, 1.5);
+  const double* elements = v->data();
+  auto back = pool.apply_async(&take_and_double, std::move(v)).get();
+  REQUIRE(back != nullptr);
+  CHECK(back->data() == elements);
+  CHECK(back->at(12345) == 3.0);
+  std::vector<double> big(std::size_t{4} << 20, 2.0);  // 32 MiB
+  const auto address = reinterpret_cast<std::uintptr_t>(big.data());
+  CHECK(pool.apply(&address_of_elements, std::move(big)) == address);
+  // A copied argument is the task's own: the caller's stays as it was.
+  std::vector<double> kept(10, 1.0);
+  CHECK(pool.apply(&doubled, kept).size() == 20);
+  CHECK(kept == std::vector<double>(10, 1.0));
+  // A task's exception is a RemoteError, as before.
+  CHECK_THROWS_AS((void)pool.apply_async(&take_and_double, std::unique_ptr<std::vector<double>>{}).get(), procpool::RemoteError);
 }
 
 TEST_CASE_TEMPLATE("Pool.Apply.GetOnATemporaryMovesOnlyAnUnsharedResult", P, BOTH_POOLS) {

@@ -200,10 +200,11 @@ public:
     return result();
   }
   /// get() on a temporary (`pool.apply_async(f, x).get()`): when no other AsyncResult shares
-  /// the result, the value is moved out instead of copied (a 256 MiB vector is not copied).
+  /// the result, the value is moved out instead of copied (a 256 MiB vector is not copied). A
+  /// move-only result (thread backend: `std::unique_ptr`...) is always moved out: take it once.
   R get() && {
     state_->wait_until(std::nullopt);
-    return sole_owner() ? moved_result() : result();
+    return moved_or_copied();
   }
   /// Same, but throws TimeoutError if the result is not ready within `timeout` (a timeout too
   /// long to represent, e.g. hours::max(), waits forever).
@@ -215,7 +216,7 @@ public:
   template <class Rep, class Period>
   R get(std::chrono::duration<Rep, Period> timeout) && {
     if (!wait(timeout)) throw TimeoutError("procpool: the result was not ready within the timeout");
-    return sole_owner() ? moved_result() : result();
+    return moved_or_copied();
   }
   /// Waits for the result (value or error).
   void wait() const { state_->wait_until(std::nullopt); }
@@ -246,6 +247,12 @@ private:
   R moved_result() {
     if constexpr (std::is_void_v<R>) (void)state_->value_or_throw();
     else return state_->take_or_throw();
+  }
+  R moved_or_copied() {
+    if constexpr (std::is_void_v<R> || std::is_copy_constructible_v<R>)
+      return sole_owner() ? moved_result() : result();
+    else
+      return moved_result();
   }
   /// Whether this object alone holds the result (the pool has let go of it once it is ready;
   /// if it has not yet, the caller copies, which is only slower).

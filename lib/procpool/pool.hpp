@@ -69,6 +69,25 @@ private:
   std::shared_ptr<ResultState<R>> state_;
 };
 
+/// Thread backend: an apply whose arguments and result stay in memory (InPlaceApply).
+template <class R, class Call>
+class InPlaceApplyTask final : public PendingTask {
+public:
+  InPlaceApplyTask(std::shared_ptr<ResultState<R>> state, std::unique_ptr<Call> call)
+      : state_(std::move(state)), call_(std::move(call)) {}
+  /// The worker thread has run the call (the result record orders its writes before this).
+  void complete(std::string_view) override {
+    if (!call_->result) throw StateError("procpool: an in-place task completed without its result");
+    state_->set_value(std::move(*call_->result));
+  }
+  void fail(std::exception_ptr error) override { state_->set_error(error); }
+  [[nodiscard]] const Call* call() const noexcept { return call_.get(); }
+
+private:
+  std::shared_ptr<ResultState<R>> state_;
+  std::unique_ptr<Call> call_;  // lives with the task: until the worker is done with it
+};
+
 /// Decodes `count` results of a chunk into `out` (one memcpy for trivially copyable results).
 template <class R>
 void decode_chunk_results(std::string_view payload, R* out, std::size_t count) {
@@ -506,23 +525,34 @@ public:
   AsyncResult<R> apply_async(Callbacks<R> callbacks, Fn fn, Args&&... args) {
     detail::require_pool_callable<Fn>();
     static_assert(std::is_same_v<R, result_of_apply<Fn, Args...>>, "procpool: the callbacks' type must match fn's result");
-    (codec::require_sendable<std::decay_t<Args>>(), ...);
     auto state =
         std::make_shared<detail::ResultState<R>>(std::move(callbacks.callback), std::move(callbacks.error_callback));
     state->set_driver(core_);
-    const void* invoker = task_entry<&detail::invoke_apply<Fn, std::decay_t<Args>...>>();
-    auto task = std::make_shared<detail::SingleTask<R>>(state);
-    if ((is_large_contiguous(args) || ...)) {
-      // A large vector or string goes from the caller's memory straight to where the task
-      // reads it (the ring, or its own segment): no intermediate copy.
-      std::deque<std::string> encoded;  // stable addresses for the pieces
-      std::vector<std::string_view> pieces;
-      (add_piece(encoded, pieces, static_cast<const std::decay_t<Args>&>(args)), ...);
-      core_->submit(invoker, function_address(fn), pieces, std::move(task));
+    if constexpr (!Backend::interprocess) {
+      // Threads: the arguments move into memory the worker reads, the result moves back.
+      using Call = detail::InPlaceApply<R, std::decay_t<Args>...>;
+      auto task = std::make_shared<detail::InPlaceApplyTask<R, Call>>(
+          state, std::make_unique<Call>(Call{std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...), {}}));
+      const Call* address = task->call();
+      const void* invoker = task_entry<&detail::invoke_apply_in_place<Fn, R, std::decay_t<Args>...>>();
+      core_->submit(invoker, function_address(fn), std::string_view(reinterpret_cast<const char*>(&address), sizeof address),
+                    std::move(task));
     } else {
-      std::string payload;
-      (codec::encode_to(payload, static_cast<const std::decay_t<Args>&>(args)), ...);
-      core_->submit(invoker, function_address(fn), payload, std::move(task));
+      (codec::require_sendable<std::decay_t<Args>>(), ...);
+      const void* invoker = task_entry<&detail::invoke_apply<Fn, std::decay_t<Args>...>>();
+      auto task = std::make_shared<detail::SingleTask<R>>(state);
+      if ((is_large_contiguous(args) || ...)) {
+        // A large vector or string goes from the caller's memory straight to where the task
+        // reads it (the ring, or its own segment): no intermediate copy.
+        std::deque<std::string> encoded;  // stable addresses for the pieces
+        std::vector<std::string_view> pieces;
+        (add_piece(encoded, pieces, static_cast<const std::decay_t<Args>&>(args)), ...);
+        core_->submit(invoker, function_address(fn), pieces, std::move(task));
+      } else {
+        std::string payload;
+        (codec::encode_to(payload, static_cast<const std::decay_t<Args>&>(args)), ...);
+        core_->submit(invoker, function_address(fn), payload, std::move(task));
+      }
     }
     return AsyncResult<R>(state);
   }
@@ -593,7 +623,7 @@ public:
 
 private:
   template <class Fn, class... Args>
-  using result_of_apply = std::invoke_result_t<std::decay_t<Fn>&, std::decay_t<Args>&...>;
+  using result_of_apply = detail::decoded_call_result_t<Fn, std::decay_t<Args>...>;
   template <class Fn, class T>
   using result_of_item = std::invoke_result_t<std::decay_t<Fn>&, T&>;
   template <class Fn, class Range>

@@ -101,16 +101,46 @@ decltype(auto) call_with_decoded(const void* function, Tuple& args) {
       args);
 }
 
+/// What call_with_decoded returns for arguments of types Args (decayed).
+template <class Fn, class... Args>
+using decoded_call_result_t =
+    typename std::conditional_t<std::is_invocable_v<std::decay_t<Fn>&, Args&&...>,
+                                std::invoke_result<std::decay_t<Fn>&, Args&&...>,
+                                std::invoke_result<std::decay_t<Fn>&, Args&...>>::type;
+
 /// apply / apply_async: the payload is the encoded arguments; the result is one encoded R.
 template <class Fn, class... Args>
 void invoke_apply(const void* function, std::string_view payload, std::string& out) {
   std::tuple<Args...> args{codec::decode_from<Args>(payload)...};
   (void)payload;  // unused when there are no arguments
-  using R = std::invoke_result_t<std::decay_t<Fn>&, Args&...>;
+  using R = decoded_call_result_t<Fn, Args...>;
   if constexpr (std::is_void_v<R>) {
     call_with_decoded<Fn>(function, args);
   } else {
     codec::encode_to(out, static_cast<R>(call_with_decoded<Fn>(function, args)));
+  }
+}
+
+/// Thread backend: an apply's arguments and result, kept in the caller's memory; the task record
+/// carries only this object's address. No codec: any movable type, of any size, is moved in and
+/// out, never copied or encoded (as multiprocessing.dummy passes references).
+template <class R, class... Args>
+struct InPlaceApply {
+  std::tuple<Args...> args;
+  std::optional<std::conditional_t<std::is_void_v<R>, std::monostate, R>> result;
+};
+
+/// The worker side of InPlaceApply: the record's payload is the object's address.
+template <class Fn, class R, class... Args>
+void invoke_apply_in_place(const void* function, std::string_view payload, std::string&) {
+  InPlaceApply<R, Args...>* call = nullptr;
+  if (payload.size() != sizeof call) throw SerializationError("procpool: malformed in-place task record");
+  std::memcpy(static_cast<void*>(&call), payload.data(), sizeof call);
+  if constexpr (std::is_void_v<R>) {
+    call_with_decoded<Fn>(function, call->args);
+    call->result.emplace();
+  } else {
+    call->result.emplace(call_with_decoded<Fn>(function, call->args));
   }
 }
 
