@@ -186,17 +186,7 @@ private:
   static constexpr std::size_t kDataOffset =
       (sizeof(detail::ArrayHeader) + alignof(T) - 1) / alignof(T) * alignof(T);
 
-  struct Guard {
-    explicit Guard(detail::RLockState* st) : st_(st) {
-      if constexpr (Locked) detail::rlock_acquire(*st_, Backend::interprocess, true, std::nullopt);
-    }
-    ~Guard() {
-      if constexpr (Locked) detail::rlock_release(*st_, Backend::interprocess);
-    }
-    Guard(const Guard&) = delete;
-    Guard& operator=(const Guard&) = delete;
-    detail::RLockState* st_;
-  };
+  using Guard = detail::RLockStateGuard<Backend>;
   [[nodiscard]] detail::RLockState* guarded_by() const noexcept {
     if constexpr (Locked)
       return lock_.st_;

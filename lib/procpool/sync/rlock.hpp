@@ -84,6 +84,24 @@ private:
 };
 
 namespace detail {
+/// Holds an RLock's state for a scope (Value's and Array's accessors); nothing for null (the
+/// unlocked RawValue and RawArray). Re-entrant: it nests inside the holder's get_lock().
+template <class Backend>
+class RLockStateGuard {
+public:
+  explicit RLockStateGuard(RLockState* st) : st_(st) {
+    if (st_ != nullptr) rlock_acquire(*st_, Backend::interprocess, true, std::nullopt);
+  }
+  ~RLockStateGuard() {
+    if (st_ != nullptr) rlock_release(*st_, Backend::interprocess);
+  }
+  RLockStateGuard(const RLockStateGuard&) = delete;
+  RLockStateGuard& operator=(const RLockStateGuard&) = delete;
+
+private:
+  RLockState* st_;
+};
+
 /// The lock a Value or Array shares with other objects (Python's `Value(..., lock=rlock)`): a
 /// view of the caller's RLock, which must outlive the object; in a spawned child, the same lock
 /// attached from its handle. Empty when the object uses a lock of its own.

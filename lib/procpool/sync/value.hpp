@@ -106,14 +106,7 @@ private:
   };
   using LockMember = std::conditional_t<Locked, BasicRLock<Backend>, NoLock>;
 
-  // Scoped RLock hold for value()/set(); re-entrant, so it nests inside get_lock().
-  struct Guard {
-    explicit Guard(detail::RLockState* st) : st_(st) { detail::rlock_acquire(*st_, Backend::interprocess, true, std::nullopt); }
-    ~Guard() { detail::rlock_release(*st_, Backend::interprocess); }
-    Guard(const Guard&) = delete;
-    Guard& operator=(const Guard&) = delete;
-    detail::RLockState* st_;
-  };
+  using Guard = detail::RLockStateGuard<Backend>;
   [[nodiscard]] detail::RLockState* guarded_by() const noexcept {
     if constexpr (Locked)
       return lock_.st_;
