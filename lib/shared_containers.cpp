@@ -87,6 +87,12 @@ void map_assign(Map& m, std::string_view key, std::string_view value, SegmentMan
   m.emplace(bytes(key, sm), bytes(value, sm));
 }
 
+// Keeps the stores before it ahead of those after it in the program as compiled. That is all a
+// crash needs: a SIGKILL stops a process between two instructions, and every store before that
+// point still reaches memory (the next holder reads it after the kernel has torn the process
+// down); a live holder hands everything over through the lock's release and acquire.
+inline void crash_order() noexcept { std::atomic_signal_fence(std::memory_order_seq_cst); }
+
 // Runs `f`; false if it ran out of room in its heap (Boost throws bad_alloc, or length_error for
 // a request beyond the heap's size), whatever it had done by then.
 template <class F>
@@ -223,7 +229,7 @@ void SharedContainer::grow() {
   const std::uint64_t old_end = h.total.load(std::memory_order_relaxed);
   const std::uint64_t new_total = old_end + next;
   h.standby_dirty.store(1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  crash_order();
 
   const int fd = segment_.handle().fd;
   struct stat st {};
@@ -242,7 +248,7 @@ void SharedContainer::grow() {
     throw shared::CapacityError("procpool::shared: cannot copy the container into a heap of " +
                                 std::to_string(next) + " bytes");
   h.active.store(s, std::memory_order_release);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  crash_order();
   h.slots[a].offset.store(kHeaderBytes, std::memory_order_release);
   h.slots[a].size.store(old_end - kHeaderBytes, std::memory_order_release);
   build<Root>(a, &active<Root>());  // a heap at least as large as the active one: fits
@@ -263,14 +269,14 @@ void SharedContainer::write(Op&& op) {
       return std::launder(reinterpret_cast<SegmentManager*>(base_ + h.slots[slot].offset.load(std::memory_order_relaxed)));
     };
     h.standby_dirty.store(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // flagged before the copy changes
+    crash_order();  // flagged before the copy changes
     if (!fits([&] { op(root<Root>(s), heap(s)); })) {
       grow<Root>();  // rebuilds the half-changed copy too; CapacityError past max_bytes
       continue;
     }
     if (shared_container_fault_hook != nullptr) shared_container_fault_hook(1);
     h.active.store(s, std::memory_order_release);  // the commit point
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    crash_order();
     if (shared_container_fault_hook != nullptr) shared_container_fault_hook(2);
     // The older copy may be more fragmented and not fit where the other did; a fresh copy packs
     // tighter. If even that fails, the flag stays set and the next write rebuilds or grows.
