@@ -25,6 +25,7 @@
 #include <boost/interprocess/sync/mutex_family.hpp>
 #include <boost/unordered_map.hpp>
 
+#include "procpool/detail/fd_server.hpp"
 #include "procpool/detail/os/ids.hpp"
 #include "procpool/detail/os/robust_lock.hpp"
 #include "procpool/detail/robust_mutex.hpp"
@@ -125,6 +126,7 @@ struct SharedContainer::Header {
   };
   std::uint64_t magic = kMagic;
   ContainerKind kind = ContainerKind::Dict;
+  std::uint64_t type_tag = 0;  // detail::element_type_tag of the elements
   os::RobustLockState lock;
   std::atomic<std::uint32_t> active{0};
   std::atomic<std::uint32_t> standby_dirty{0};
@@ -286,7 +288,9 @@ void SharedContainer::write(Op&& op) {
   }
 }
 
-SharedContainer::SharedContainer(ContainerKind kind, std::size_t initial_bytes, std::size_t max_bytes) : kind_(kind) {
+SharedContainer::SharedContainer(ContainerKind kind, std::uint64_t type_tag, std::size_t initial_bytes,
+                                 std::size_t max_bytes)
+    : kind_(kind) {
   const std::size_t heap = page_round(std::max(initial_bytes, kMinHeap));
   if (max_bytes < heap)
     throw ValueError("procpool::shared: Options::max_bytes (" + std::to_string(max_bytes) +
@@ -299,6 +303,7 @@ SharedContainer::SharedContainer(ContainerKind kind, std::size_t initial_bytes, 
   mapped_ = segment_.size();
   Header& h = *::new (segment_.data()) Header();
   h.kind = kind;
+  h.type_tag = type_tag;
   h.total.store(mapped_);
   h.max_heap.store(max_bytes);
   h.slots[0].offset.store(kHeaderBytes);
@@ -314,16 +319,41 @@ SharedContainer::SharedContainer(ContainerKind kind, std::size_t initial_bytes, 
   }
 }
 
-SharedContainer::SharedContainer(ContainerKind kind, std::string_view& in)
+SharedContainer::SharedContainer(ContainerKind kind, std::uint64_t type_tag, std::string_view& in)
     : kind_(kind), segment_(SharedSegment::attach(decode_segment_handle(in))) {
+  check_header(type_tag);
+}
+
+SharedContainer::SharedContainer(ContainerKind kind, std::uint64_t type_tag, const std::string& name) : kind_(kind) {
+  int fd = -1;
+  try {
+    fd = fetch_descriptor(name);
+  } catch (const ProcessError&) {
+    throw FileNotFoundError("procpool::shared: no container is served under the name '" + name +
+                            "' (never made, or the process that made it has destroyed it or ended)");
+  }
+  segment_ = SharedSegment::adopt(fd);
+  check_header(type_tag);
+}
+
+void SharedContainer::check_header(std::uint64_t type_tag) const {
   base_ = static_cast<char*>(segment_.data());
   mapped_ = segment_.size();
-  if (mapped_ < kHeaderBytes || header().magic != kMagic || header().kind != kind)
-    throw SerializationError("procpool::shared: the handle does not describe a shared container of this kind");
+  if (mapped_ < kHeaderBytes || header().magic != kMagic)
+    throw ValueError("procpool::shared: that segment does not hold a shared container");
+  if (header().kind != kind_ || header().type_tag != type_tag)
+    throw ValueError("procpool::shared: that container is of another kind or holds other types");
 }
 
 SharedContainer::~SharedContainer() {
+  if (!served_name_.empty()) stop_serving_descriptor(served_name_);
   if (grown_map_ != nullptr) ::munmap(grown_map_, mapped_);
+}
+
+std::string SharedContainer::name() const {
+  Held g(*this);
+  if (served_name_.empty()) served_name_ = serve_descriptor(segment_.handle().fd);
+  return served_name_;
 }
 
 void SharedContainer::encode_handle(std::string& out) const { encode_segment_handle(out, segment_.handle()); }

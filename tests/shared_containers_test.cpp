@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -93,6 +94,15 @@ void child_writes(Dict<std::string, int>& d, List<std::string>& l, String& s, in
   l.append("from child " + std::to_string(tag));
   s.append(" and child");
   if (d.at("seen") != 1 || d.size() < 500) std::_Exit(3);  // the parent's items, grown segment included
+}
+
+void attach_by_name(std::string dict_name, std::string list_name, std::string string_name) {
+  Dict<std::string, int> d(procpool::shared::Attach{dict_name});
+  List<double> l(procpool::shared::Attach{list_name});
+  String s(procpool::shared::Attach{string_name});
+  d.modify("visits", 0, [](int& v) { ++v; });
+  l.append(2.5);
+  s += "!";
 }
 
 // The crash tests' fault hook: a forked child kills itself at the chosen point of a write.
@@ -265,6 +275,37 @@ TEST_CASE_TEMPLATE("Shared.Containers.StartMethods.ChildrenWriteThroughTheArgume
   CHECK(d.at("count") == 11);
   CHECK(l.to_vector() == std::vector<std::string>{"from child 7"});
   CHECK(s.str() == "parent and child");
+}
+
+TEST_CASE("Shared.Containers.Named.AnyProcessAttachesByName") {
+  using procpool::shared::Attach;
+  auto d = std::make_unique<Dict<std::string, int>>();
+  List<double> l;
+  String s("hi");
+  const std::string name = d->name();
+  CHECK(name == d->name());  // made once
+  // Spawned children get only the names (strings), as an unrelated process would.
+  for (int i = 0; i < 2; ++i) {
+    procpool::Process p(testing::options<testing::Spawn>(), &attach_by_name, name, l.name(), s.name());
+    p.start();
+    p.join();
+    CHECK(p.exitcode() == 0);
+  }
+  CHECK(d->at("visits") == 2);
+  CHECK(l.to_vector() == std::vector<double>{2.5, 2.5});
+  CHECK(s.str() == "hi!!");
+  {
+    Dict<std::string, int> same(Attach{name});  // in this process too
+    CHECK(same.at("visits") == 2);
+    using OtherTypes = Dict<std::string, double>;
+    CHECK_THROWS_AS(OtherTypes(Attach{name}), procpool::ValueError);
+    using NotAList = List<int>;
+    CHECK_THROWS_AS(NotAList(Attach{name}), procpool::ValueError);
+    d.reset();  // the name goes with the object that served it; the memory stays with `same`
+    CHECK(same.at("visits") == 2);
+  }
+  using IntDict = Dict<std::string, int>;
+  CHECK_THROWS_AS(IntDict(Attach{name}), procpool::FileNotFoundError);
 }
 
 TEST_CASE("Shared.Dict.Grow.OtherProcessesFollow") {

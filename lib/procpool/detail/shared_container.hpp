@@ -73,17 +73,23 @@ public:
   using Compute = FnRef<std::string_view(const std::string_view* old)>;
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
-  /// A new, empty container. ValueError for sizes out of range, ProcessError if the segment
-  /// cannot be made.
-  SharedContainer(ContainerKind kind, std::size_t initial_bytes, std::size_t max_bytes);
+  /// A new, empty container whose elements have the fingerprint `type_tag`. ValueError for sizes
+  /// out of range, ProcessError if the segment cannot be made.
+  SharedContainer(ContainerKind kind, std::uint64_t type_tag, std::size_t initial_bytes, std::size_t max_bytes);
   /// Attaches to the container described at the front of `in` (consumed): a spawned child.
-  SharedContainer(ContainerKind kind, std::string_view& in);
+  SharedContainer(ContainerKind kind, std::uint64_t type_tag, std::string_view& in);
+  /// Attaches to the container another process serves under `name` (see name()):
+  /// FileNotFoundError if none is served, ValueError if it holds another kind or other types.
+  SharedContainer(ContainerKind kind, std::uint64_t type_tag, const std::string& name);
   SharedContainer(const SharedContainer&) = delete;
   SharedContainer& operator=(const SharedContainer&) = delete;
   ~SharedContainer();
 
   /// Appends what a spawned child needs to attach.
   void encode_handle(std::string& out) const;
+  /// The name under which this process serves the container to processes of the same user
+  /// (made on first call; served until this object is destroyed or this process ends).
+  [[nodiscard]] std::string name() const;
 
   [[nodiscard]] std::size_t size() const;
   void clear();
@@ -141,7 +147,10 @@ private:
   template <class Root, class Op>
   void write(Op&& op);
 
+  void check_header(std::uint64_t type_tag) const;
+
   ContainerKind kind_;
+  mutable std::string served_name_;  // set under the lock
   SharedSegment segment_;  // the first mapping: the header (and its lock) stay here for good
   // The newest mapping of the whole segment, which grows (changed under the lock only; the
   // heaps are read through it, always under the lock). Null while segment_ maps it all.

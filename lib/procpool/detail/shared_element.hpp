@@ -5,6 +5,8 @@
 /// implementation (lib/shared_containers.cpp) serves every element type and the public headers
 /// need no Boost.
 #include <concepts>
+#include <cstdint>
+#include <typeinfo>
 #include <cstring>
 #include <new>
 #include <string>
@@ -81,6 +83,18 @@ template <class K>
     return key;
   else
     return ElementBytes<K>::view(key);
+}
+
+/// A fingerprint of a container's element types, kept in its segment, so that attaching by name
+/// with other types is refused instead of misreading the bytes.
+template <class... Ts>
+[[nodiscard]] std::uint64_t element_type_tag() noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a over the types' names
+  for (const char* name : {typeid(Ts).name()...}) {
+    for (const char* c = name; *c != '\0'; ++c) h = (h ^ static_cast<unsigned char>(*c)) * 0x100000001b3ULL;
+    h = (h ^ '|') * 0x100000001b3ULL;
+  }
+  return h;
 }
 
 } // namespace procpool::detail

@@ -65,9 +65,13 @@ public:
 
   /// An empty dict.
   explicit Dict(const Options& options = {})
-      : core_(detail::ContainerKind::Dict, options.initial_bytes, options.max_bytes) {}
+      : core_(detail::ContainerKind::Dict, detail::element_type_tag<K, V>(), options.initial_bytes, options.max_bytes) {}
   /// A dict holding `items` (later ones win, as Python's dict()).
   Dict(std::initializer_list<std::pair<K, V>> items, const Options& options = {}) : Dict(options) { update(items); }
+  /// Attaches to the dict another process of the same user serves under `attach.name` (its
+  /// name()). FileNotFoundError if none is served; ValueError if that one has other K or V.
+  explicit Dict(const Attach& attach)
+      : core_(detail::ContainerKind::Dict, detail::element_type_tag<K, V>(), attach.name) {}
   Dict(const Dict&) = delete;
   Dict& operator=(const Dict&) = delete;
 
@@ -159,15 +163,25 @@ public:
     core_.dict_items([&](std::string_view k, std::string_view v) { out.emplace_back(KB::from(k), VB::from(v)); });
     return out;
   }
+  /// A name for `Dict(shared::Attach{name})` in any process of the same user: made on the first
+  /// call, served while this object lives (not by copies in forked children). Processes that
+  /// attached keep the dict after that. No file anywhere (see SharedMemory's names).
+  [[nodiscard]] std::string name() const { return core_.name(); }
   /// Room, use and recoveries (see detail::ContainerStats).
   [[nodiscard]] detail::ContainerStats stats() const { return core_.stats(); }
 
 private:
   friend detail::HandleAccess;
   void encode_handle(std::string& out) const { core_.encode_handle(out); }
-  Dict(detail::AttachTag, std::string_view& in) : core_(detail::ContainerKind::Dict, in) {}
+  Dict(detail::AttachTag, std::string_view& in) : core_(detail::ContainerKind::Dict, detail::element_type_tag<K, V>(), in) {}
 
   mutable detail::SharedContainer core_;
 };
 
 } // namespace procpool::shared
+
+namespace procpool::dummy::shared {
+/// The same type serves threads: its lock and memory work within one process as across many.
+template <class K, class V>
+using Dict = procpool::shared::Dict<K, V>;
+} // namespace procpool::dummy::shared

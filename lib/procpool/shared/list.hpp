@@ -56,9 +56,12 @@ public:
 
   /// An empty list.
   explicit List(const Options& options = {})
-      : core_(detail::ContainerKind::List, options.initial_bytes, options.max_bytes) {}
+      : core_(detail::ContainerKind::List, detail::element_type_tag<T>(), options.initial_bytes, options.max_bytes) {}
   /// A list holding `items`.
   List(std::initializer_list<T> items, const Options& options = {}) : List(options) { extend(items); }
+  /// Attaches to the list another process of the same user serves under `attach.name` (its
+  /// name()). FileNotFoundError if none is served; ValueError if that one holds another T.
+  explicit List(const Attach& attach) : core_(detail::ContainerKind::List, detail::element_type_tag<T>(), attach.name) {}
   List(const List&) = delete;
   List& operator=(const List&) = delete;
 
@@ -124,15 +127,24 @@ public:
     core_.list_items([&](std::string_view v) { out.push_back(TB::from(v)); });
     return out;
   }
+  /// A name for `List(shared::Attach{name})` in any process of the same user: made on the first
+  /// call, served while this object lives (not by copies in forked children).
+  [[nodiscard]] std::string name() const { return core_.name(); }
   /// Room, use and recoveries (see detail::ContainerStats).
   [[nodiscard]] detail::ContainerStats stats() const { return core_.stats(); }
 
 private:
   friend detail::HandleAccess;
   void encode_handle(std::string& out) const { core_.encode_handle(out); }
-  List(detail::AttachTag, std::string_view& in) : core_(detail::ContainerKind::List, in) {}
+  List(detail::AttachTag, std::string_view& in) : core_(detail::ContainerKind::List, detail::element_type_tag<T>(), in) {}
 
   mutable detail::SharedContainer core_;
 };
 
 } // namespace procpool::shared
+
+namespace procpool::dummy::shared {
+/// The same type serves threads: its lock and memory work within one process as across many.
+template <class T>
+using List = procpool::shared::List<T>;
+} // namespace procpool::dummy::shared

@@ -2,6 +2,7 @@
 /// @file shared/options.hpp
 /// The room of a shared container (Dict, List, String) and the errors its operations raise.
 #include <cstddef>
+#include <string>
 
 #include "procpool/errors.hpp"
 
@@ -14,6 +15,11 @@ namespace procpool::shared {
 struct Options {
   std::size_t initial_bytes = std::size_t{256} << 10;  ///< each copy's heap at creation (at least 16 KiB)
   std::size_t max_bytes = std::size_t{1} << 30;        ///< each copy's heap at most; CapacityError past it
+};
+
+/// Names a container served by another process (its name()): `Dict<K, V> d(shared::Attach{name});`.
+struct Attach {
+  std::string name;
 };
 
 /// An operation needs more room than Options::max_bytes allows (or the system refused to grow

@@ -8,6 +8,7 @@
 
 #include "procpool/backend.hpp"
 #include "procpool/detail/shared_container.hpp"
+#include "procpool/detail/shared_element.hpp"
 #include "procpool/detail/shared_handle.hpp"
 #include "procpool/shared/options.hpp"
 
@@ -22,9 +23,13 @@ class String : public detail::SharedHandle<String, Processes> {
 public:
   /// Holding `initial`.
   explicit String(std::string_view initial = {}, const Options& options = {})
-      : core_(detail::ContainerKind::String, options.initial_bytes, options.max_bytes) {
+      : core_(detail::ContainerKind::String, detail::element_type_tag<std::string>(), options.initial_bytes, options.max_bytes) {
     if (!initial.empty()) assign(initial);
   }
+  /// Attaches to the String another process of the same user serves under `attach.name` (its
+  /// name()). FileNotFoundError if none is served.
+  explicit String(const Attach& attach)
+      : core_(detail::ContainerKind::String, detail::element_type_tag<std::string>(), attach.name) {}
   String(const String&) = delete;
   String& operator=(const String&) = delete;
 
@@ -49,15 +54,23 @@ public:
   void clear() { core_.clear(); }
   [[nodiscard]] std::size_t size() const { return core_.size(); }
   [[nodiscard]] bool empty() const { return size() == 0; }
+  /// A name for `String(shared::Attach{name})` in any process of the same user: made on the first
+  /// call, served while this object lives (not by copies in forked children).
+  [[nodiscard]] std::string name() const { return core_.name(); }
   /// Room, use and recoveries (see detail::ContainerStats).
   [[nodiscard]] detail::ContainerStats stats() const { return core_.stats(); }
 
 private:
   friend detail::HandleAccess;
   void encode_handle(std::string& out) const { core_.encode_handle(out); }
-  String(detail::AttachTag, std::string_view& in) : core_(detail::ContainerKind::String, in) {}
+  String(detail::AttachTag, std::string_view& in) : core_(detail::ContainerKind::String, detail::element_type_tag<std::string>(), in) {}
 
   mutable detail::SharedContainer core_;
 };
 
 } // namespace procpool::shared
+
+namespace procpool::dummy::shared {
+/// The same type serves threads: its lock and memory work within one process as across many.
+using String = procpool::shared::String;
+} // namespace procpool::dummy::shared
