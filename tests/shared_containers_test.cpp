@@ -105,6 +105,17 @@ void attach_by_name(std::string dict_name, std::string list_name, std::string st
   s += "!";
 }
 
+// A Pool's workers attach once, in the initializer, and keep the dict for their tasks.
+std::unique_ptr<Dict<std::string, int>> g_worker_dict;
+void attach_worker_dict(std::string name) {
+  g_worker_dict = std::make_unique<Dict<std::string, int>>(procpool::shared::Attach{name});
+}
+int count_task(int x) {
+  g_worker_dict->modify("tasks", 0, [](int& v) { ++v; });
+  g_worker_dict->set("item" + std::to_string(x), x * x);
+  return x;
+}
+
 // The crash tests' fault hook: a forked child kills itself at the chosen point of a write.
 int g_die_at = 0;
 void die_at_point(int point) noexcept {
@@ -306,6 +317,17 @@ TEST_CASE("Shared.Containers.Named.AnyProcessAttachesByName") {
   }
   using IntDict = Dict<std::string, int>;
   CHECK_THROWS_AS(IntDict(Attach{name}), procpool::FileNotFoundError);
+}
+
+TEST_CASE_TEMPLATE("Shared.Containers.Pool.WorkersAttachInTheInitializer", M, ALL_START_METHODS) {
+  Dict<std::string, int> d;
+  procpool::Pool pool(procpool::PoolOptions{.processes = 2, .start_method = M::method}, &attach_worker_dict, d.name());
+  const auto out = pool.map(&count_task, std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8});
+  CHECK(out.size() == 8);
+  CHECK(d.at("tasks") == 8);
+  CHECK(d.at("item7") == 49);
+  pool.close();
+  pool.join();
 }
 
 TEST_CASE("Shared.Dict.Grow.OtherProcessesFollow") {
