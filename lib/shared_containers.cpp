@@ -249,8 +249,10 @@ void SharedContainer::grow() {
   if (!fits([&] { build<Root>(s, &active<Root>()); }))
     throw shared::CapacityError("procpool::shared: cannot copy the container into a heap of " +
                                 std::to_string(next) + " bytes");
+  if (shared_container_fault_hook != nullptr) shared_container_fault_hook(3);
   h.active.store(s, std::memory_order_release);
   crash_order();
+  if (shared_container_fault_hook != nullptr) shared_container_fault_hook(4);
   h.slots[a].offset.store(kHeaderBytes, std::memory_order_release);
   h.slots[a].size.store(old_end - kHeaderBytes, std::memory_order_release);
   build<Root>(a, &active<Root>());  // a heap at least as large as the active one: fits

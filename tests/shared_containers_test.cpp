@@ -419,6 +419,33 @@ TEST_CASE("Shared.Crash.KilledAtEachPointOfAWrite") {
   }
 }
 
+TEST_CASE("Shared.Crash.KilledWhileGrowing") {
+  for (const int point : {3, 4}) {
+    CAPTURE(point);
+    Dict<std::int32_t, std::int64_t> d(Options{.initial_bytes = 16 << 10});
+    std::int32_t n = 0;
+    while (d.stats().capacity_bytes - d.stats().used_bytes > 256) d.set(n, n), ++n;  // nearly full
+    const auto capacity = d.stats().capacity_bytes;
+    const int code = in_child([&] {
+      g_die_at = point;
+      procpool::detail::shared_container_fault_hook = &die_at_point;
+      for (std::int32_t i = n; i < n + 1000; ++i) d.set(i, i);  // the first that does not fit grows
+      return 0;
+    });
+    REQUIRE(code == 128 + SIGKILL);
+    // The writes before the growth are all there; the one that grew did not happen (it is
+    // retried after growing); the container grows again and takes more.
+    const auto size = d.size();
+    CHECK(size >= static_cast<std::size_t>(n));
+    CHECK(size < static_cast<std::size_t>(n) + 1000);
+    for (std::int32_t i = 0; i < static_cast<std::int32_t>(size); ++i) REQUIRE(d.at(i) == i);
+    for (std::int32_t i = static_cast<std::int32_t>(size); i < 5000; ++i) d.set(i, i);
+    CHECK(d.size() == 5000);
+    CHECK(d.stats().capacity_bytes > capacity);
+    for (std::int32_t i = 0; i < 5000; i += 11) REQUIRE(d.at(i) == i);
+  }
+}
+
 TEST_CASE("Shared.Crash.FourProcessesOneKilledAgainAndAgain") {
   // Three workers run to the end; the fourth is SIGKILLed at random moments, 40 times, each time
   // replaced. Its writes are 8-pair updates and 8-item extends, long enough to be killed inside.

@@ -58,9 +58,11 @@ struct ContainerStats {
   std::uint64_t grows = 0;         ///< times both heaps doubled
 };
 
-/// Called, when set, at the two points of a write where a crash matters: 1 after the standby
-/// copy was changed (not yet active), 2 right after the switch (the other copy not yet changed).
-/// For the crash tests only (a forked child sets it to kill itself there); null otherwise.
+/// Called, when set, at the points of a write where a crash matters: 1 after the standby copy was
+/// changed (not yet active), 2 right after the switch (the other copy not yet changed); while
+/// growing, 3 with the copy in the new heap made (not yet active), 4 right after the switch (the
+/// old heaps not yet rebuilt). For the crash tests only (a forked child sets it to kill itself
+/// there); null otherwise.
 extern void (*shared_container_fault_hook)(int point) noexcept;
 
 /// Pinned. Every member takes the container's robust lock (thread-safe and process-safe); the
