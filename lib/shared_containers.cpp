@@ -255,9 +255,10 @@ void SharedContainer::grow() {
   if (shared_container_fault_hook != nullptr) shared_container_fault_hook(4);
   h.slots[a].offset.store(kHeaderBytes, std::memory_order_release);
   h.slots[a].size.store(old_end - kHeaderBytes, std::memory_order_release);
-  build<Root>(a, &active<Root>());  // a heap at least as large as the active one: fits
   h.grows.fetch_add(1, std::memory_order_relaxed);
-  h.standby_dirty.store(0, std::memory_order_release);
+  // A heap at least as large as the active one: the copy fits. Were it not to, the flag stays set
+  // and the next write tries again; the active copy is whole either way.
+  if (fits([&] { build<Root>(a, &active<Root>()); })) h.standby_dirty.store(0, std::memory_order_release);
 }
 
 // Applies `op(root, heap)` to both copies, all or nothing (see the header). `op` must do the
