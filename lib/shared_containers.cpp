@@ -142,8 +142,13 @@ struct SharedContainer::Header {
 class SharedContainer::Held {
 public:
   explicit Held(const SharedContainer& c) : header_(c.header()) {
-    robust_acquire(header_.lock, static_cast<std::uint32_t>(os::current_tid()), os::OwnerScope::Thread,
-                   /*shared=*/true, /*blocking=*/true, std::nullopt);
+    const auto self = static_cast<std::uint32_t>(os::current_tid());
+    // The lock is not re-entrant: a modify() callback that uses its own container would wait for
+    // itself forever.
+    if (os::robust_owner(header_.lock) == self)
+      throw StateError("procpool::shared: a container used from inside one of its own operations (a modify() "
+                       "callback or an element's operator==)");
+    robust_acquire(header_.lock, self, os::OwnerScope::Thread, /*shared=*/true, /*blocking=*/true, std::nullopt);
     try {
       c.remap();
     } catch (...) {

@@ -175,6 +175,9 @@ TEST_CASE("Shared.Dict.Api.PlainAndVectorTypes") {
   CHECK(points.modify(3, Point{0, 0.0}, [](Point& p) { p.x += 7; }) == Point{14, 0.0});
   CHECK_THROWS_AS(points.modify(3, Point{}, [](Point&) { throw std::runtime_error("no"); }), std::runtime_error);
   CHECK(points.at(3) == Point{14, 0.0});  // a throwing fn changes nothing
+  // The callback runs under the lock: using the same dict there is an error, not a deadlock.
+  CHECK_THROWS_AS(points.modify(3, Point{}, [&](Point& p) { p.x = points.at(1).x; }), procpool::StateError);
+  CHECK(points.at(3) == Point{14, 0.0});
 
   Dict<std::string, std::vector<double>> arrays;
   arrays.set("big", std::vector<double>(10000, 0.25));

@@ -123,7 +123,7 @@ public:
   }
   /// An atomic read-modify-write (Python needs a separate lock for `d[k] += 1`): `fn(V&)` changes
   /// the value of `key` (`initial` when absent) and the result is stored; returns it. `fn` runs
-  /// under the Dict's lock: it must not use this Dict. If it throws, nothing changes.
+  /// under the Dict's lock: it must not use this Dict (StateError). If it throws, nothing changes.
   template <class F>
   V modify(Key key, const V& initial, F&& fn) {
     V value = initial;
