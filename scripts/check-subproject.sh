@@ -2,7 +2,7 @@
 # Checks that procpool works as a meson subproject: a throwaway parent project with this tree under
 # subprojects/procpool (a symlink) gets `dependency('procpool')`, builds a program that starts a process
 # and passes it a value through a Queue, and runs it. Also checks that the parent's build holds the
-# library only: no examples, no command, no tests, no benchmarks (so no CLI11, doctest or Boost needed).
+# library only: no examples, no command, no tests, no benchmarks (so no CLI11 or doctest needed; the library's build needs Boost's headers).
 # Not a meson test: it compiles the library again (about 2 minutes of CPU). Usage: scripts/check-subproject.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
