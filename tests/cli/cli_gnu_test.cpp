@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <regex>
 
 using namespace clitest;
 
@@ -582,4 +583,59 @@ TEST_CASE("Cli.Gnu.Csv") {
   CHECK(sh(dir, "$P run --csv --pipe cat").exit_code == 255);
   // procpool takes --colsep '\t' as a TAB, the usual TSV idiom (Text::CSV would take two characters).
   CHECK(sh(dir, "$P run --csv --colsep '\\t' echo {2} ::: \"$(printf 'a\\t\"b\\tc\"')\"").out == "b\tc\n");
+}
+
+namespace {
+
+/// Every file under `root`, sorted, as "path: content" lines; the CSV/TSV/JSON timing columns masked.
+std::string tree_text(const fs::path& root) {
+  std::map<std::string, std::string> files;
+  if (fs::exists(root))
+    for (const auto& entry : fs::recursive_directory_iterator(root))
+      if (entry.is_regular_file()) files[fs::relative(entry.path(), root).string()] = read_file(entry.path());
+  std::string text;
+  static const std::regex kTimes(R"([0-9]{10}\.[0-9]{3}([,\t]|, "JobRuntime": )[0-9]+\.[0-9]{3})");
+  for (const auto& [path, content] : files) text += path + ": " + std::regex_replace(content, kTimes, "T$1R") + "\n";
+  return text;
+}
+
+} // namespace
+
+TEST_CASE("Cli.Gnu.Results") {
+  TempDir dir;
+  // GNU parallel's --results layouts: the output goes to the files only (--line-buffer prints each
+  // job's stdout file name); -j1 for the tables, whose rows come in the order the jobs end.
+  for (const std::string results : {"res", "sub/my_{}", "sub/{1}/{2}/", "t.csv", "t.tsv", "t.json"}) {
+    for (const std::string args :
+         {"'echo {}; echo e{} >&2' ::: a 'b/c' '../x' 'q\"u,o te' '' . 'tab\tx'", "-n2 echo ::: a b c",
+          "echo {1}-{2} ::: a b ::: 1 2", "--header : echo {b} {a} ::: b III IIII ::: a I II",
+          "-v 'echo {}; exit 3' ::: x y", "--lb echo ::: a", "-u echo ::: a"}) {
+      if (results.find('{') != std::string::npos && args.find("'../x'") != std::string::npos) continue;  // refused
+      if (results == "t.json" && args.rfind("--lb", 0) == 0) continue;  // GNU prints a temporary file's name
+      const std::string both_args = "-j1 --results '" + results + "' " + args;
+      fs::remove_all(dir / "g");
+      fs::remove_all(dir / "p");
+      fs::create_directories(dir / "g");
+      fs::create_directories(dir / "p");
+      require_gnu();
+      const auto gnu = sh(dir, "cd g && parallel --will-cite " + both_args, "", 90s);
+      const auto pp = sh(dir, "cd p && $P run " + both_args, "", 90s);
+      INFO(both_args, "\nGNU stderr: ", gnu.err, "\nprocpool stderr: ", pp.err);
+      CHECK(pp.out == gnu.out);
+      CHECK(pp.exit_code == gnu.exit_code);
+      CHECK(tree_text(dir / "p") == tree_text(dir / "g"));
+      CHECK(!tree_text(dir / "g").empty());
+    }
+  }
+  // The tables on stdout; procpool's older layout behind --results-layout seq, output printed as well.
+  const auto b = run_both(dir, "-j1 --results -.csv echo ::: a 'b c'");
+  CHECK(std::regex_replace(b.pp.out, std::regex(R"([0-9]{10}\.[0-9]{3},[0-9.]+)"), "T") ==
+        std::regex_replace(b.gnu.out, std::regex(R"([0-9]{10}\.[0-9]{3},[0-9.]+)"), "T"));
+  const auto seq = sh(dir, "$P run -j1 --results-layout seq --results old echo ::: a");
+  CHECK(seq.out == "a\n");
+  CHECK(read_file(dir / "old/1/stdout") == "a\n");
+  CHECK(read_file(dir / "old/1/cmd") == "echo a\n");
+  CHECK(sh(dir, "$P run --results-layout gnu echo ::: a").exit_code == 255);  // needs --results
+  CHECK(sh(dir, "$P run --results x --results-layout flat echo ::: a").exit_code == 255);
+  CHECK(sh(dir, "$P run --broker redis://127.0.0.1:1 --results x --results-layout gnu echo ::: a").exit_code == 255);
 }

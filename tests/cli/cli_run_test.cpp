@@ -219,7 +219,8 @@ TEST_CASE("Cli.Run.TagAndTagstring") {
 
 TEST_CASE("Cli.Run.Results") {
   TempDir dir;
-  const auto r = sh(dir, "$P run -j2 --results res 'echo out-{}; echo err-{} >&2' ::: a b");
+  // --results-layout seq: procpool's own layout, the output printed as well.
+  const auto r = sh(dir, "$P run -j2 --results-layout seq --results res 'echo out-{}; echo err-{} >&2' ::: a b");
   CHECK(r.exit_code == 0);
   CHECK(read_file(dir / "res/1/stdout") == "out-a\n");
   CHECK(read_file(dir / "res/1/stderr") == "err-a\n");

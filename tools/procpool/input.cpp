@@ -415,6 +415,11 @@ std::string CommandTemplate::expand(const std::vector<std::string>& args, std::u
   return out;
 }
 
+const std::vector<std::string>& JobSource::column_names() const {
+  static const std::vector<std::string> kNone;
+  return kNone;
+}
+
 std::string JobSource::tag_for(const JobInput& job) {
   std::string tag;
   for (std::size_t i = 0; i < job.args.size(); ++i) {
@@ -772,13 +777,16 @@ class TemplateSource final : public JobSource {
         pending_length_ = grown;
       }
       pending_.insert(pending_.end(), held_->begin(), held_->end());
+      pending_sizes_.push_back(held_->size());
       held_.reset();
       if (++pending_records_ >= records_per_job()) break;
     }
     if (pending_records_ == 0) return Result::End;
     job.seq = ++seq_;
     job.args = std::move(pending_);
+    job.record_sizes = std::move(pending_sizes_);
     pending_.clear();
+    pending_sizes_.clear();
     pending_records_ = 0;
     pending_length_ = base_length_;
     return Result::Job;
@@ -796,6 +804,7 @@ class TemplateSource final : public JobSource {
   [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
     return template_.expand(job.args, job.seq, slot, true, context_);
   }
+  [[nodiscard]] const std::vector<std::string>& column_names() const override { return names_; }
 
  private:
   [[nodiscard]] std::size_t records_per_job() {
@@ -901,6 +910,7 @@ class TemplateSource final : public JobSource {
   bool spread_checked_ = false;
   std::optional<std::vector<std::string>> held_;  // read, not yet in a job
   std::vector<std::string> pending_;              // the next job's arguments so far
+  std::vector<std::size_t> pending_sizes_;        // how many of them each record gave
   std::size_t pending_records_ = 0;
   std::size_t header_lines_ = 0;    // --header: lines at the start of each source that name its columns
   std::vector<std::string> names_;  // the column names, in the order of a job's arguments
@@ -942,6 +952,7 @@ class ShuffledSource final : public JobSource {
   [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
     return inner_->command_for(job, slot);
   }
+  [[nodiscard]] const std::vector<std::string>& column_names() const override { return inner_->column_names(); }
 
  private:
   std::unique_ptr<JobSource> inner_;

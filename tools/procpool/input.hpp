@@ -111,6 +111,9 @@ std::string shell_quote(const std::string& word);
 struct JobInput {
   std::uint64_t seq = 0;
   std::vector<std::string> args;  ///< batch mode: the command line itself
+  /// -n/-N/-m/-X: how many of `args` each input record gave, in order (--results names them per
+  /// record); empty: all of them are one record.
+  std::vector<std::size_t> record_sizes;
   std::shared_ptr<const PipeChunk> chunk;  ///< --pipe, --pipepart: the job's stdin
 };
 
@@ -126,6 +129,8 @@ class JobSource {
   [[nodiscard]] virtual std::optional<std::uint64_t> count_total() const = 0;
   /// The command for a job (template expanded and quoted, or the batch line).
   [[nodiscard]] virtual std::string command_for(const JobInput& job, unsigned slot) const = 0;
+  /// --header: the names of a record's columns, in the order of its values (may be fewer).
+  [[nodiscard]] virtual const std::vector<std::string>& column_names() const;
   /// The --tag text: the arguments joined by spaces.
   [[nodiscard]] static std::string tag_for(const JobInput& job);
   /// next(), waiting on wait_fd() instead of returning WouldBlock: Job or End.

@@ -49,7 +49,7 @@ struct RawOptions {
   std::string jobs;
   std::string joblog;
   bool resume = false, resume_failed = false;
-  std::string retries, timeout, grace, halt, tagstring, ctagstring, results, delay, memfree, load, colsep;
+  std::string retries, timeout, grace, halt, tagstring, ctagstring, results, results_layout, delay, memfree, load, colsep;
   bool ctag = false, color = false, csv = false;
   bool keep_order = false, group = false, line_buffer = false, ungroup = false, tag = false, dry_run = false;
   bool verbose = false, bar = false, eta = false, progress = false, force_progress = false, tty = false;
@@ -109,8 +109,12 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_flag("--color,--colour", raw.color,
                "Print each job's output lines in its own colours (terminal escape sequences, GNU parallel's)");
   app.add_option("--results,--result,--res", raw.results,
-                 "Also save each job's output to DIR/SEQ/stdout and DIR/SEQ/stderr (and its command to "
-                 "DIR/SEQ/cmd)")->type_name("DIR");
+                 "Save each job's output instead of printing it, as GNU parallel: NAME/1/ARG1/2/ARG2/{seq,stdout,"
+                 "stderr}; a NAME with replacement strings is the stdout file (and NAME.err, NAME.seq) or, ending "
+                 "in /, the directory; NAME.csv, .tsv, .json: one row per job (-.csv: on stdout)")->type_name("NAME");
+  app.add_option("--results-layout", raw.results_layout,
+                 "gnu (default) or seq: procpool's DIR/SEQ/{cmd,stdout,stderr}, the output printed as well "
+                 "(the only layout with --broker)")->type_name("gnu|seq");
   app.add_flag("--dry-run,--dryrun,--dr", raw.dry_run, "Print the commands that would run, run nothing");
   app.add_option("--delay", raw.delay, "Wait at least D between two job starts")->type_name("D");
   app.add_option("--memfree", raw.memfree,
@@ -647,6 +651,12 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   else if (!raw.ctagstring.empty()) opt.tagstring = raw.ctagstring;
   opt.color = raw.color || raw.ctag || app.count("--ctagstring") > 0;
   if (!raw.results.empty()) opt.results_dir = raw.results;
+  if (app.count("--results-layout") > 0) {
+    if (raw.results_layout != "gnu" && raw.results_layout != "seq")
+      throw UsageError(fmt::format("--results-layout: '{}' must be gnu or seq", raw.results_layout));
+    if (!opt.results_dir) throw UsageError("--results-layout needs --results NAME");
+    opt.results_layout = raw.results_layout == "seq" ? ResultsLayout::Seq : ResultsLayout::Gnu;
+  }
   opt.dry_run = raw.dry_run;
   if (!raw.delay.empty()) opt.delay_seconds = parse_duration_seconds(raw.delay, "--delay");
   if (!raw.memfree.empty()) opt.memfree_bytes = parse_size(raw.memfree);
@@ -842,6 +852,10 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
       if (b.run_ttl < 10) throw UsageError(fmt::format("--run-ttl: '{}' must be at least 10s", raw.run_ttl));
     }
     b.insecure = raw.insecure_broker;
+    // The broker writes procpool's own layout as the results arrive.
+    if (opt.results_dir && app.count("--results-layout") > 0 && opt.results_layout != ResultsLayout::Seq)
+      throw UsageError("--results-layout gnu cannot be used with --broker: its results are DIR/SEQ/{cmd,stdout,stderr}");
+    opt.results_layout = ResultsLayout::Seq;
     if (!opt.dry_run) refuse_with_broker(raw, opt);
     opt.broker = std::move(b);
   }

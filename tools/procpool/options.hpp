@@ -46,6 +46,10 @@ struct TermStep {
 /// --trim: white space taken off each value (GNU parallel's n, l, r, lr).
 enum class Trim { None, Left, Right, Both };
 
+/// --results: GNU parallel's layout (DIR/1/VALUE/..., templated names, .csv/.tsv/.json tables; the
+/// output is not printed) or procpool's older DIR/SEQ/{cmd,stdout,stderr}, output printed as well.
+enum class ResultsLayout { Gnu, Seq };
+
 /// --pipe: stdin (or one file) cut into chunks; --pipepart: a seekable file cut into byte ranges.
 enum class PipeMode { None, Pipe, Part };
 
@@ -66,6 +70,7 @@ struct Options {
   std::optional<std::string> tagstring;
   bool color = false;  ///< --color, --ctag, --ctagstring: each job's lines in its own colours (GNU parallel's)
   std::optional<std::string> results_dir;
+  ResultsLayout results_layout = ResultsLayout::Gnu;  ///< --results-layout; Seq with --broker
   bool dry_run = false;
   double delay_seconds = 0;
   std::uint64_t memfree_bytes = 0;

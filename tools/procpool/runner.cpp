@@ -86,7 +86,9 @@ struct Job {
 struct SlotJob {
   std::unique_ptr<Job> job;
   int results_out = -1, results_err = -1; // --results files: what the pipes bring is also written there
+  std::string results_out_path, results_err_path;  // their names, for messages
   std::string results_error;              // the first failed --results write, reported when the job ends
+  std::string table_out, table_err;       // --results x.csv/.tsv/.json: the whole output, for the job's row
 };
 
 /// What GNU parallel does when its stdout's reader is gone: die of SIGPIPE (exit status 141 in a
@@ -134,6 +136,11 @@ class Runner {
   void interrupt(int sig);
   void hang_up();
   void stop_for_closed_stdout();
+  /// GNU parallel's --results saves the output instead of printing it, except a table's with -u or
+  /// --line-buffer.
+  [[nodiscard]] bool prints_output() const {
+    return !gnu_results_ || (gnu_results_->table() && opt_.output != OutputMode::Group);
+  }
   [[nodiscard]] std::optional<double> timeout_seconds() const;
   [[nodiscard]] ProgressCounts counts() const;
   [[nodiscard]] int exit_status() const;
@@ -145,7 +152,8 @@ class Runner {
   std::unique_ptr<JobSource> source_;
   std::optional<ResumeState> resume_;
   std::unique_ptr<JobLogWriter> joblog_;
-  std::unique_ptr<ResultsDir> results_;
+  std::unique_ptr<ResultsDir> results_;        // --results-layout seq: the output is printed as well
+  std::unique_ptr<GnuResults> gnu_results_;   // GNU parallel's --results: the output is not printed
   std::unique_ptr<JobSlots> slots_;
   std::unique_ptr<ChunkFeeds> feeds_;  // --pipe, --pipepart: each running job's stdin
   std::vector<SlotJob> slot_jobs_;
@@ -183,7 +191,10 @@ void Runner::setup() {
     source_ = make_retry_source(resume_->failed_commands());
     resume_.reset();
   }
-  if (opt_.results_dir) results_ = std::make_unique<ResultsDir>(*opt_.results_dir);
+  if (opt_.results_dir && opt_.results_layout == ResultsLayout::Seq)
+    results_ = std::make_unique<ResultsDir>(*opt_.results_dir);
+  else if (opt_.results_dir)
+    gnu_results_ = std::make_unique<GnuResults>(*opt_.results_dir, opt_.replace_token, opt_.plus);
   if (opt_.memfree_bytes > 0) {
     // MemAvailable never exceeds MemTotal: say once that the run will wait, rather than hang silently.
     if (const auto total = os::read_meminfo().total; total && opt_.memfree_bytes > *total)
@@ -206,7 +217,7 @@ void Runner::setup() {
   config.shell_always = opt_.shell_always;
   config.tty = opt_.tty;
   // --results goes through the pipes too: procpool writes the files, so it sees a full disk.
-  config.capture = !(opt_.output == OutputMode::Ungroup && !results_);
+  config.capture = !(opt_.output == OutputMode::Ungroup && !results_ && !gnu_results_);
   config.grace_seconds = opt_.kill_grace_seconds;
   config.term_seq = opt_.term_seq;
   config.nice = opt_.nice;
@@ -305,20 +316,34 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   const unsigned slot_number = slot_index + 1;
   job->command = source_->command_for(job->input, slot_number);
   // --results first: a job whose files cannot be made (a planted symlink, a full disk) does not run.
-  ResultsDir::JobFiles result_files;
-  if (results_) {
-    try {
-      result_files = results_->create(job->input.seq, job->command);
-    } catch (const ResultsError& e) {
-      if (job->output != nullptr) order_.discard(*job->output);  // a retry: its earlier tries printed nothing
-      stop_for_results(e.what());
-      return;
+  GnuResults::JobFiles result_files;
+  try {
+    if (results_) {
+      const auto files = results_->create(job->input.seq, job->command);
+      result_files = {files.out, files.err, results_->file_path(job->input.seq, "stdout"),
+                      results_->file_path(job->input.seq, "stderr")};
+    } else if (gnu_results_ && !gnu_results_->table()) {
+      result_files = gnu_results_->create(job->input, source_->column_names(), slot_number);
     }
+  } catch (const ResultsError& e) {
+    if (job->output != nullptr) order_.discard(*job->output);  // a retry: its earlier tries printed nothing
+    stop_for_results(e.what());
+    return;
   }
   if (job->output == nullptr)
     job->output = order_.open(prefix_for(job->input, slot_number),
                               opt_.color ? colour_for_seq(job->input.seq) : std::string());
   ++job->tries_done;
+  slot.results_out = result_files.out;
+  slot.results_err = result_files.err;
+  slot.results_out_path = std::move(result_files.out_path);
+  slot.results_err_path = std::move(result_files.err_path);
+  slot.results_error.clear();
+  slot.table_out.clear();
+  slot.table_err.clear();
+  // GNU parallel's --line-buffer --results prints the name of each job's stdout file.
+  if (gnu_results_ && !gnu_results_->table() && opt_.output == OutputMode::LineBuffer)
+    order_.data(*job->output, STDOUT_FILENO, slot.results_out_path + "\n");
 
   if (opt_.verbose_stderr) {  // GNU parallel's -t: on stderr, as the job starts
     bool line_start = true;
@@ -326,17 +351,14 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   }
   if (opt_.verbose) {
     const std::string line = job->command + "\n";
-    if (opt_.output == OutputMode::Ungroup) {
+    if (gnu_results_ && !prints_output()) {  // part of the job's saved output, as GNU parallel's
+      save_result(slot, STDOUT_FILENO, line);
+    } else if (opt_.output == OutputMode::Ungroup) {
       bool line_start = true;
       writer_.write(STDOUT_FILENO, line, {}, line_start);
     } else {
       order_.data(*job->output, STDOUT_FILENO, line);
     }
-  }
-  if (results_) {
-    slot.results_out = result_files.out;
-    slot.results_err = result_files.err;
-    slot.results_error.clear();
   }
   slot.job = std::move(job);
   JobLimits limits;
@@ -351,7 +373,10 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
 
 void Runner::on_output(unsigned slot_index, int which, std::string_view bytes) {
   SlotJob& slot = slot_jobs_[slot_index];
-  if (results_) save_result(slot, which, bytes);
+  // GNU parallel's -u writes a table's output straight through, not into the table.
+  if (results_ || (gnu_results_ && !(gnu_results_->table() && opt_.output == OutputMode::Ungroup)))
+    save_result(slot, which, bytes);
+  if (!prints_output()) return;
   if (opt_.output == OutputMode::Ungroup) {  // only with --results: otherwise the job has our stdout
     bool line_start = true;
     writer_.write(which, bytes, {}, line_start);
@@ -361,13 +386,17 @@ void Runner::on_output(unsigned slot_index, int which, std::string_view bytes) {
 }
 
 void Runner::save_result(SlotJob& slot, int which, std::string_view bytes) {
+  if (gnu_results_ && gnu_results_->table()) {  // GNU parallel keeps a table row's output in memory too
+    (which == STDOUT_FILENO ? slot.table_out : slot.table_err).append(bytes);
+    return;
+  }
   int& fd = which == STDOUT_FILENO ? slot.results_out : slot.results_err;
   if (fd < 0 || bytes.empty()) return;
   if (const int err = os::write_all(fd, bytes); err != 0) {
     if (slot.results_error.empty())
-      slot.results_error = fmt::format(
-          "--results: cannot write '{}': {}",
-          results_->file_path(slot.job->input.seq, which == STDOUT_FILENO ? "stdout" : "stderr"), std::strerror(err));
+      slot.results_error = fmt::format("--results: cannot write '{}': {}",
+                                       which == STDOUT_FILENO ? slot.results_out_path : slot.results_err_path,
+                                       std::strerror(err));
     close_fd(fd);  // the rest of this stream is not saved; the job runs on
   }
 }
@@ -459,9 +488,21 @@ void Runner::finish(const JobEnd& end) {
     std::cerr << fmt::format("procpool: job {} timed out and was killed: {}\n", job->input.seq, job->command);
   // The output first, then the joblog line, as GNU parallel (visible with --joblog -).
   order_.finish(*job->output);
-  if (joblog_)
-    joblog_->write({job->input.seq, end.start_epoch, end.runtime, job->input.chunk ? job->input.chunk->total() : 0,
-                    end.received, end.exitval, end.signal, job->command, {}});
+  // A table's Receive is what it holds (-v's line included, nothing with -u), as GNU parallel's.
+  const bool table = gnu_results_ && gnu_results_->table();
+  const JobLogEntry entry{job->input.seq, end.start_epoch, end.runtime,
+                          job->input.chunk ? job->input.chunk->total() : 0, table ? slot.table_out.size() : end.received,
+                          end.exitval, end.signal, job->command, {}};
+  if (joblog_) joblog_->write(entry);
+  if (table) {
+    try {
+      gnu_results_->write_row(entry, job->input.args, source_->column_names(), slot.table_out, slot.table_err);
+    } catch (const ResultsError& e) {
+      stop_for_results(e.what());
+    }
+    slot.table_out.clear();
+    slot.table_err.clear();
+  }
   check_halt(*job, end.slot, end.exitval, end.signal, failed);
 }
 
