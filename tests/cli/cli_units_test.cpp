@@ -11,6 +11,7 @@
 #include "options.hpp"
 #include "output.hpp"
 #include "pipe_input.hpp"
+#include "results.hpp"
 
 #include <procpool/version.hpp>
 
@@ -794,4 +795,32 @@ TEST_CASE("Cli.Options.ColourAndCsv") {
   CHECK((tsv->colsep == "\t" && !tsv->trim));  // trimmed (lr) by default, as with --colsep
   CHECK_THROWS_AS(cli::parse_run_options({"--csv", "--colsep", "ab", "echo", ":::", "a"}), UsageError);
   CHECK_THROWS_AS(cli::parse_run_options({"--csv", "--colsep", "\"", "echo", ":::", "a"}), UsageError);
+}
+
+TEST_CASE("Cli.Results.GnuNames") {
+  using procpool::cli::args_as_dirname;
+  using procpool::cli::components_beneath;
+  // Per record: each column's name then its escaped value; --header names sorted numerically, then as text.
+  CHECK(args_as_dirname({"a", "b/c"}, {}, {}) == "1/a/2/b\\_c");
+  CHECK(args_as_dirname({"a", "b", "c"}, {1, 1, 1}, {}) == "1/a/1/b/1/c");
+  CHECK(args_as_dirname({"x", "y"}, {}, {"b", "a"}) == "a/y/b/x");
+  CHECK(args_as_dirname({"x", "y", "z"}, {}, {"10", "9"}) == "3/z/9/y/10/x");
+  CHECK(args_as_dirname({std::string("t\tb\\n\0", 6)}, {}, {}) == "1/t\\tb\\\\n\\0");
+  CHECK(args_as_dirname({std::string(300, 'v')}, {}, {}) == "1/" + std::string(255, 'v'));
+  CHECK(args_as_dirname({}, {}, {}).empty());
+  CHECK(components_beneath("a//./b/../c/") == std::vector<std::string>{"a", "c"});
+  CHECK(components_beneath("1/..") == std::vector<std::string>{});
+  CHECK(!components_beneath("1/../.."));
+  CHECK(!components_beneath("../x"));
+}
+
+TEST_CASE("Cli.Results.TableFields") {
+  using procpool::cli::csv_field;
+  CHECK(csv_field("plain", ',') == "plain");
+  CHECK(csv_field("a,b", ',') == "\"a,b\"");
+  CHECK(csv_field("a,b", '\t') == "a,b");
+  CHECK(csv_field("say \"hi\"", ',') == "\"say \"\"hi\"\"\"");
+  CHECK(csv_field("x\ny", ',') == "\"x\ny\"");
+  CHECK(csv_field("", ',').empty());
+  CHECK(procpool::cli::json_escape("a\"b\\c\n\x01") == "a\\\"b\\\\c\\u000a\\u0001");
 }
