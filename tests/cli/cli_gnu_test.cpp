@@ -605,7 +605,7 @@ TEST_CASE("Cli.Gnu.Results") {
   TempDir dir;
   // GNU parallel's --results layouts: the output goes to the files only (--line-buffer prints each
   // job's stdout file name); -j1 for the tables, whose rows come in the order the jobs end.
-  for (const std::string results : {"res", "sub/my_{}", "sub/{1}/{2}/", "t.csv", "t.tsv", "t.json"}) {
+  for (const std::string results : {"res", "sub/my_{}", "sub/{1}/{2}/", "sub/{a}/x{b}", "t.csv", "t.tsv", "t.json"}) {
     for (const std::string args :
          {"'echo {}; echo e{} >&2' ::: a 'b/c' '../x' 'q\"u,o te' '' . 'tab\tx'", "-n2 echo ::: a b c",
           "echo {1}-{2} ::: a b ::: 1 2", "--header : echo {b} {a} ::: b III IIII ::: a I II",

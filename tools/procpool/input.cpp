@@ -805,6 +805,9 @@ class TemplateSource final : public JobSource {
     return template_.expand(job.args, job.seq, slot, true, context_);
   }
   [[nodiscard]] const std::vector<std::string>& column_names() const override { return names_; }
+  [[nodiscard]] std::string with_named_columns(const std::string& text) const override {
+    return with_column_numbers(text);
+  }
 
  private:
   [[nodiscard]] std::size_t records_per_job() {
@@ -953,6 +956,9 @@ class ShuffledSource final : public JobSource {
     return inner_->command_for(job, slot);
   }
   [[nodiscard]] const std::vector<std::string>& column_names() const override { return inner_->column_names(); }
+  [[nodiscard]] std::string with_named_columns(const std::string& text) const override {
+    return inner_->with_named_columns(text);
+  }
 
  private:
   std::unique_ptr<JobSource> inner_;

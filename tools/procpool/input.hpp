@@ -131,6 +131,8 @@ class JobSource {
   [[nodiscard]] virtual std::string command_for(const JobInput& job, unsigned slot) const = 0;
   /// --header: the names of a record's columns, in the order of its values (may be fewer).
   [[nodiscard]] virtual const std::vector<std::string>& column_names() const;
+  /// `text` with --header's {name} strings turned into {N} (as the command's), for --results.
+  [[nodiscard]] virtual std::string with_named_columns(const std::string& text) const { return text; }
   /// The --tag text: the arguments joined by spaces.
   [[nodiscard]] static std::string tag_for(const JobInput& job);
   /// next(), waiting on wait_fd() instead of returning WouldBlock: Job or End.

@@ -220,7 +220,8 @@ std::string json_escape(std::string_view value) {
   return out;
 }
 
-GnuResults::GnuResults(const std::string& name, const std::string& all_args, bool plus) : name_(name) {
+GnuResults::GnuResults(const std::string& name, const std::string& named, const std::string& all_args, bool plus)
+    : name_(name) {
   if (ends_with_nocase(name, ".csv")) table_ = Table::Csv;
   else if (ends_with_nocase(name, ".tsv")) table_ = Table::Tsv;
   else if (ends_with_nocase(name, ".json")) table_ = Table::Json;
@@ -235,8 +236,8 @@ GnuResults::GnuResults(const std::string& name, const std::string& all_args, boo
     return;
   }
   // GNU parallel: a name that its replacement strings change is a template.
-  CommandTemplate name_template(name, all_args, plus, false);
-  if (name_template.expand({"\x01"}, 1, 1, false) != name) {
+  CommandTemplate name_template(named, all_args, plus, false);
+  if (name_template.expand({"\x01"}, 1, 1, false) != named) {
     template_ = std::move(name_template);
     // Every expansion starts with the text before the first replacement string: its directory is
     // the root that no argument may climb out of.

@@ -57,9 +57,9 @@ class ResultsDir {
 /// a template that expands to an absolute path, is refused, and so is a symbolic link on the way.
 class GnuResults {
  public:
-  /// `all_args` and `plus` as the command template's. Creates NAME (or a template's directory). Throws
-  /// UsageError if it cannot.
-  GnuResults(const std::string& name, const std::string& all_args, bool plus);
+  /// `named` is `name` with --header's {name} strings as {N}; `all_args` and `plus` as the command
+  /// template's. Creates NAME (or a template's directory). Throws UsageError if it cannot.
+  GnuResults(const std::string& name, const std::string& named, const std::string& all_args, bool plus);
   ~GnuResults();
   GnuResults(const GnuResults&) = delete;
   GnuResults& operator=(const GnuResults&) = delete;

@@ -194,7 +194,8 @@ void Runner::setup() {
   if (opt_.results_dir && opt_.results_layout == ResultsLayout::Seq)
     results_ = std::make_unique<ResultsDir>(*opt_.results_dir);
   else if (opt_.results_dir)
-    gnu_results_ = std::make_unique<GnuResults>(*opt_.results_dir, opt_.replace_token, opt_.plus);
+    gnu_results_ = std::make_unique<GnuResults>(*opt_.results_dir, source_->with_named_columns(*opt_.results_dir),
+                                                opt_.replace_token, opt_.plus);
   if (opt_.memfree_bytes > 0) {
     // MemAvailable never exceeds MemTotal: say once that the run will wait, rather than hang silently.
     if (const auto total = os::read_meminfo().total; total && opt_.memfree_bytes > *total)
