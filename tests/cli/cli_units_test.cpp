@@ -249,11 +249,18 @@ TEST_CASE("Cli.Halt.Errors") {
 
 TEST_CASE("Cli.Size.Units") {
   CHECK(cli::parse_size("100") == 100);
-  CHECK(cli::parse_size("10k") == 10240);
+  // GNU parallel's multiply_binary_prefix: lower case k, m, g... are powers of 1000, upper case and Ki, Mi... of 1024.
+  CHECK(cli::parse_size("10k") == 10000);
   CHECK(cli::parse_size("1.5K") == 1536);
+  CHECK(cli::parse_size("2ki") == 2048);
+  CHECK(cli::parse_size("2m") == 2000000);
   CHECK(cli::parse_size("2M") == 2ULL << 20);
+  CHECK(cli::parse_size("2Mi") == 2ULL << 20);
   CHECK(cli::parse_size("1G") == 1ULL << 30);
-  CHECK(cli::parse_size("3t") == 3ULL << 40);
+  CHECK(cli::parse_size("3t") == 3000000000000ULL);
+  CHECK(cli::parse_size("3T") == 3ULL << 40);
+  CHECK(cli::parse_size("1e") == 1000000000000000000ULL);
+  CHECK_THROWS_WITH_AS(cli::parse_size("5i"), "--memfree: '5i' is not a number", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_size(""), "--memfree: empty size", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_size("k"), "--memfree: empty value", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_size("5x"), "--memfree: '5x' is not a number", UsageError);

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -118,7 +119,7 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_flag("--dry-run,--dryrun,--dr", raw.dry_run, "Print the commands that would run, run nothing");
   app.add_option("--delay", raw.delay, "Wait at least D between two job starts")->type_name("D");
   app.add_option("--memfree", raw.memfree,
-                 "Start a job only while MemAvailable is at least SIZE (k, M, G, T: powers of 1024)")
+                 "Start a job only while MemAvailable is at least SIZE (GNU parallel's k = 1000, K = Ki = 1024, m, M, g, G...)")
       ->type_name("SIZE");
   app.add_option("--load", raw.load,
                  "Start a job only while fewer than N (or N% of the CPUs) processes are runnable")
@@ -417,17 +418,24 @@ std::uint64_t parse_size(const std::string& text) { return parse_size(text, "--m
 
 std::uint64_t parse_size(const std::string& text, const char* what) {
   if (text.empty()) throw UsageError(fmt::format("{}: empty size", what));
+  // GNU parallel's multiply_binary_prefix: k = 1000, K = Ki = ki = 1024, m = 10^6, M = Mi = 2^20, ... e, E.
   std::string number = text;
-  double unit = 1;
-  switch (text.back()) {
-    case 'k': case 'K': unit = 1024.0; break;
-    case 'm': case 'M': unit = 1024.0 * 1024; break;
-    case 'g': case 'G': unit = 1024.0 * 1024 * 1024; break;
-    case 't': case 'T': unit = 1024.0 * 1024 * 1024 * 1024; break;
-    case 'p': case 'P': unit = 1024.0 * 1024 * 1024 * 1024 * 1024; break;
-    default: break;
+  bool binary = false;
+  if (number.size() >= 2 && (number.back() == 'i' || number.back() == 'I') &&
+      std::isalpha(static_cast<unsigned char>(number[number.size() - 2]))) {
+    binary = true;
+    number.pop_back();
   }
-  if (unit != 1) number.pop_back();
+  double unit = 1;
+  const char letter = number.back();
+  const auto power = std::string_view("kmgtpe").find(static_cast<char>(std::tolower(static_cast<unsigned char>(letter))));
+  if (power != std::string_view::npos) {
+    binary = binary || std::isupper(static_cast<unsigned char>(letter));
+    unit = std::pow(binary ? 1024.0 : 1000.0, static_cast<double>(power + 1));
+    number.pop_back();
+  } else if (binary) {
+    throw UsageError(fmt::format("{}: '{}' is not a number", what, text));
+  }
   const double value = parse_number(number, what) * unit;
   if (value < 0) throw UsageError(fmt::format("{}: '{}' is negative", what, text));
   // 2^64 exactly: converting it or anything above to uint64_t is undefined (it wrapped to small values).

@@ -186,7 +186,7 @@ std::optional<int> halt_status(const HaltPolicy& halt, const HaltCounts& counts,
 /// The exit status of a run that ends without its --halt condition met: GNU parallel's
 /// percentage of failed jobs for N%, else the failed count (at most 101).
 int halt_final_status(const HaltPolicy& halt, const HaltCounts& counts);
-std::uint64_t parse_size(const std::string& text);  ///< 100, 10k, 2M, 1G, 1T (powers of 1024)
+std::uint64_t parse_size(const std::string& text);  ///< 100, 10k, 2M, 1Gi, 1T: GNU parallel's (k = 1000, K = 1024)
 /// GNU parallel's --termseq: SIGNAL,MS,SIGNAL,MS,... (names with or without SIG, or numbers; a last
 /// signal may go without its wait).
 std::vector<TermStep> parse_termseq(const std::string& text);
