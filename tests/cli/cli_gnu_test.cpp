@@ -639,3 +639,29 @@ TEST_CASE("Cli.Gnu.Results") {
   CHECK(sh(dir, "$P run --results x --results-layout flat echo ::: a").exit_code == 255);
   CHECK(sh(dir, "$P run --broker redis://127.0.0.1:1 --results x --results-layout gnu echo ::: a").exit_code == 255);
 }
+
+TEST_CASE("Cli.Gnu.Limit") {
+  TempDir dir;
+  // Exit 2 kills the youngest running job (logged -1, SIGTERM, a failure); 1 waits; the command sees
+  // SSHLOGIN=: and its stdin is not procpool's.
+  write_file(dir / "lim.sh",
+             "n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n\n[ $n -eq 3 ] && exit 2\nexit 0\n");
+  write_file(dir / "slow.sh", "n=$(cat s 2>/dev/null || echo 0); echo $((n+1)) > s; [ $n -ge 4 ]\n");
+  for (const std::string args :
+       {"-k -j2 --joblog - --limit 'sh lim.sh' 'sleep 1; echo {}' ::: a b c", "-k --limit 'sh slow.sh' echo ::: a b",
+        "-k --limit 'test \"$SSHLOGIN\" = : && test ! -p /dev/stdin' echo ::: a b < /dev/null",
+        "-k --limit 'mem 1k' echo ::: a b", "-k --limit 'load 100000' echo ::: a b"}) {
+    const auto b = run_both(dir, args, "", "rm -f n s; ");
+    INFO(args, "\nGNU stderr: ", b.gnu.err, "\nprocpool stderr: ", b.pp.err);
+    CHECK(masked_joblog(b.pp.out) == masked_joblog(b.gnu.out));
+    CHECK(b.pp.exit_code == b.gnu.exit_code);
+    CHECK(!b.gnu.out.empty());
+    if (args.find("slow.sh") != std::string::npos) CHECK(std::stoi(read_file(dir / "s")) >= 5);  // four exit 1s
+  }
+  // GNU parallel's `io N` needs iostat; procpool reads /proc/diskstats (it waits a first second).
+  const auto io = sh(dir, "$P run -k --limit 'io 100' echo ::: a b");
+  CHECK(io.out == "a\nb\n");
+  CHECK(sh(dir, "$P run --limit 'mem 1x' echo ::: a").exit_code == 255);
+  CHECK(sh(dir, "$P run --limit 'load x' echo ::: a").exit_code == 255);
+  CHECK(sh(dir, "$P run --broker redis://127.0.0.1:1 --limit 'exit 0' echo ::: a").exit_code == 255);
+}

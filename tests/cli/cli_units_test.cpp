@@ -8,6 +8,7 @@
 #include "gnu_options.hpp"
 #include "input.hpp"
 #include "joblog.hpp"
+#include "limit.hpp"
 #include "options.hpp"
 #include "output.hpp"
 #include "pipe_input.hpp"
@@ -830,4 +831,27 @@ TEST_CASE("Cli.Results.TableFields") {
   CHECK(csv_field("x\ny", ',') == "\"x\ny\"");
   CHECK(csv_field("", ',').empty());
   CHECK(procpool::cli::json_escape("a\"b\\c\n\x01") == "a\\\"b\\\\c\\u000a\\u0001");
+}
+
+TEST_CASE("Cli.Limit.Predefined") {
+  using procpool::cli::JobLimit;
+  using procpool::cli::LimitVerdict;
+  CHECK(procpool::cli::limit_verdict(0) == LimitVerdict::Start);
+  CHECK(procpool::cli::limit_verdict(1) == LimitVerdict::Wait);
+  CHECK(procpool::cli::limit_verdict(2) == LimitVerdict::KillYoungest);
+  CHECK(procpool::cli::limit_verdict(127) == LimitVerdict::Wait);
+  CHECK(JobLimit::cached_and_free("MemTotal: 100 kB\nMemFree: 10 kB\nMemAvailable: 50 kB\nBuffers: 1 kB\n"
+                                  "Cached: 2 kB\nSwapCached: 4 kB\nActive: 8 kB\n") == 17 * 1024);
+  CHECK(!JobLimit::cached_and_free("nothing: 1 kB\n"));
+  const auto ticks = JobLimit::io_ticks("   8       0 sda 1 2 3 4 5 6 7 8 9 1234 11\n 7 0 loop0 1 2\n");
+  CHECK(ticks.size() == 1);
+  CHECK(ticks.at("sda") == 1234);
+  // A predefined limit reads its value as GNU parallel does; anything else is a command.
+  CHECK_THROWS_AS(JobLimit("mem 5x"), UsageError);
+  CHECK_THROWS_AS(JobLimit("load -1"), UsageError);
+  CHECK(JobLimit("mem 1k").check() == LimitVerdict::Start);
+  CHECK(JobLimit("mem 1E").check() == LimitVerdict::KillYoungest);
+  CHECK(JobLimit("exit 2").check() == LimitVerdict::KillYoungest);
+  CHECK(JobLimit("exit 1").check() == LimitVerdict::Wait);
+  CHECK(JobLimit("test \"$SSHLOGIN\" = :").check() == LimitVerdict::Start);
 }

@@ -63,7 +63,6 @@ constexpr std::array kRefused = {
     RefusedOption{"--fg", false, kSemaphore},
     RefusedOption{"--bg", false, kSemaphore},
     RefusedOption{"--wait", false, kSemaphore},
-    RefusedOption{"--limit", true, "use --load N or --memfree SIZE"},
     RefusedOption{"--memsuspend", true, "use --memfree SIZE"},
     RefusedOption{"--noswap", false, "use --memfree SIZE or --load N"},
     RefusedOption{"--compress", false, "procpool spills large output uncompressed to $TMPDIR"},

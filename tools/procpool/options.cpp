@@ -60,7 +60,7 @@ struct RawOptions {
   bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
   bool pipe = false, pipepart = false;
   std::string block, recstart, recend, trim, max_lines, termseq;
-  std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
+  std::string nice, tmpdir, header, limit;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
   // --broker
@@ -121,6 +121,10 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("--memfree", raw.memfree,
                  "Start a job only while MemAvailable is at least SIZE (GNU parallel's k = 1000, K = Ki = 1024, m, M, g, G...)")
       ->type_name("SIZE");
+  app.add_option("--limit", raw.limit,
+                 "Before each job start run CMD (/bin/sh -c): exit 0 starts it, 1 waits, 2 kills the youngest job; "
+                 "also every 0.1 s while jobs run. 'mem SIZE', 'load N', 'io N' are GNU parallel's "
+                 "predefined limits")->type_name("CMD");
   app.add_option("--load", raw.load,
                  "Start a job only while fewer than N (or N% of the CPUs) processes are runnable")
       ->type_name("N");
@@ -262,6 +266,7 @@ void refuse_with_broker(const RawOptions& raw, const Options& opt) {
   if (!raw.memfree.empty()) throw UsageError("--memfree is a host throttle: set it on procpool worker");
   if (!raw.load.empty()) throw UsageError("--load is a host throttle: set it on procpool worker");
   if (!raw.delay.empty()) throw UsageError("--delay is a host throttle: set it on procpool worker");
+  if (opt.limit) throw UsageError("--limit cannot be used with --broker: use procpool worker --memfree or --load");
   if (!raw.jobs.empty()) throw UsageError("-j is set per worker: procpool worker -j N");
   // Options of this runner's own job slots, which a broker run does not use.
   if (opt.retry_failed) throw UsageError("--retry-failed cannot be used with --broker: use --resume-failed");
@@ -674,6 +679,10 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     else
       opt.load_limit = parse_number(raw.load, "--load");
     if (opt.load_limit <= 0) throw UsageError(fmt::format("--load: '{}' must be above 0", raw.load));
+  }
+  if (app.count("--limit") > 0) {
+    if (raw.limit.empty()) throw UsageError("--limit: empty value");
+    opt.limit = raw.limit;
   }
   opt.verbose = raw.verbose && !raw.silent;
   opt.verbose_stderr = raw.verbose_stderr && !raw.silent;

@@ -75,6 +75,7 @@ struct Options {
   double delay_seconds = 0;
   std::uint64_t memfree_bytes = 0;
   double load_limit = 0;  ///< 0 = no limit
+  std::optional<std::string> limit;  ///< --limit CMD: GNU parallel's dynamic job limit (limit.hpp)
   bool verbose = false;         ///< -v: each command on stdout, in its job's output
   bool verbose_stderr = false;  ///< -t, --verbose: each command on stderr as it starts (GNU parallel's)
   ProgressStyle progress = ProgressStyle::None;

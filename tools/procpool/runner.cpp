@@ -2,6 +2,7 @@
 
 #include "input.hpp"
 #include "joblog.hpp"
+#include "limit.hpp"
 #include "output.hpp"
 #include "pipe_input.hpp"
 #include "progress.hpp"
@@ -41,6 +42,7 @@ using Clock = std::chrono::steady_clock;
 using Seconds = std::chrono::duration<double>;
 
 constexpr auto kThrottleRecheck = std::chrono::milliseconds(100);
+constexpr auto kLimitRecheck = std::chrono::milliseconds(100);  // --limit while no job can start
 
 /// `from + seconds`, saturated: a duration beyond the clock's range is "never".
 Clock::time_point after(Clock::time_point from, double seconds) {
@@ -126,6 +128,8 @@ class Runner {
   std::string prefix_for(const JobInput& input, unsigned slot_number) const;
   void start_jobs();
   bool throttled(Clock::time_point now);
+  /// --limit: asks the command; exit 2 kills the youngest running job.
+  LimitVerdict check_limit(Clock::time_point now);
   std::unique_ptr<Job> next_job();
   void start(std::unique_ptr<Job> job, unsigned slot_index);
   void poll_once();
@@ -155,6 +159,8 @@ class Runner {
   std::unique_ptr<ResultsDir> results_;        // --results-layout seq: the output is printed as well
   std::unique_ptr<GnuResults> gnu_results_;   // GNU parallel's --results: the output is not printed
   std::unique_ptr<JobSlots> slots_;
+  std::unique_ptr<JobLimit> limit_;
+  Clock::time_point next_limit_check_{};
   std::unique_ptr<ChunkFeeds> feeds_;  // --pipe, --pipepart: each running job's stdin
   std::vector<SlotJob> slot_jobs_;
   std::deque<std::unique_ptr<Job>> retry_queue_;
@@ -196,6 +202,7 @@ void Runner::setup() {
   else if (opt_.results_dir)
     gnu_results_ = std::make_unique<GnuResults>(*opt_.results_dir, source_->with_named_columns(*opt_.results_dir),
                                                 opt_.replace_token, opt_.plus);
+  if (opt_.limit) limit_ = std::make_unique<JobLimit>(*opt_.limit);
   if (opt_.memfree_bytes > 0) {
     // MemAvailable never exceeds MemTotal: say once that the run will wait, rather than hang silently.
     if (const auto total = os::read_meminfo().total; total && opt_.memfree_bytes > *total)
@@ -280,7 +287,22 @@ bool Runner::throttled(Clock::time_point now) {
     const double runnable = os::runnable_tasks().value_or(0) - 1;
     if (runnable >= opt_.load_limit) { throttle_until_ = now + kThrottleRecheck; return true; }
   }
+  // GNU parallel asks --limit before each job start.
+  if (limit_ && check_limit(now) != LimitVerdict::Start) { throttle_until_ = now + kThrottleRecheck; return true; }
   return false;
+}
+
+LimitVerdict Runner::check_limit(Clock::time_point now) {
+  next_limit_check_ = now + kLimitRecheck;
+  const LimitVerdict verdict = limit_->check();
+  if (verdict != LimitVerdict::KillYoungest) return verdict;
+  // The youngest is the running job with the highest sequence number, as GNU parallel picks it.
+  std::optional<unsigned> youngest;
+  for (unsigned i = 0; i < slots_->size(); ++i)
+    if (slot_jobs_[i].job && (!youngest || slot_jobs_[i].job->input.seq > slot_jobs_[*youngest].job->input.seq))
+      youngest = i;
+  if (youngest) slots_->kill(*youngest, KillReason::Limit);
+  return verdict;
 }
 
 std::unique_ptr<Job> Runner::next_job() {
@@ -304,8 +326,9 @@ std::unique_ptr<Job> Runner::next_job() {
 void Runner::start_jobs() {
   while (!stopping_) {
     const auto free_slot = slots_->free_slot();
-    if (!free_slot) return;
-    if ((opt_.delay_seconds > 0 || opt_.memfree_bytes > 0 || opt_.load_limit > 0) && throttled(Clock::now())) return;
+    if (!free_slot || (input_done_ && retry_queue_.empty())) return;
+    if ((opt_.delay_seconds > 0 || opt_.memfree_bytes > 0 || opt_.load_limit > 0 || limit_) && throttled(Clock::now()))
+      return;
     auto job = next_job();
     if (!job) return;
     start(std::move(job), *free_slot);
@@ -524,6 +547,7 @@ void Runner::poll_once() {
   if (want_start && next_start_allowed_ > now) consider(next_start_allowed_);
   if (want_start && throttle_until_) consider(*throttle_until_);
   if (progress_.active()) consider(now + std::chrono::milliseconds(200));
+  if (limit_ && !stopping_ && slots_->busy_count() > 0) consider(next_limit_check_);
   int timeout_ms = -1;
   if (wake) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*wake - now).count() + 1;
@@ -558,6 +582,9 @@ int Runner::run() {
   for (;;) {
     if (writer_.broken() && !stdout_closed_) stop_for_closed_stdout();
     start_jobs();
+    // GNU parallel keeps asking --limit while jobs run, to kill the youngest on exit 2.
+    if (limit_ && !stopping_ && slots_->busy_count() > 0 && Clock::now() >= next_limit_check_)
+      check_limit(Clock::now());
     if (slots_->busy_count() == 0 && (stopping_ || (input_done_ && retry_queue_.empty()))) break;
     progress_.update(counts());
     poll_once();
