@@ -665,3 +665,20 @@ TEST_CASE("Cli.Gnu.Limit") {
   CHECK(sh(dir, "$P run --limit 'load x' echo ::: a").exit_code == 255);
   CHECK(sh(dir, "$P run --broker redis://127.0.0.1:1 --limit 'exit 0' echo ::: a").exit_code == 255);
 }
+
+TEST_CASE("Cli.Gnu.ColorFailed") {
+  TempDir dir;
+  // White on red for a job that exited non-zero, grouped output only; a last line without a newline
+  // gets one; a job killed by a signal has exit status 0 there; with --color the others keep theirs.
+  for (const std::string args :
+       {"--cf -k 'echo {}; exit {}' ::: 0 1 2", "--cf -k --tag 'printf \"x\\ny{}\"; exit {}' ::: 0 1",
+        "--colour-failed --color -k 'echo {}; echo e{} >&2; exit {}' ::: 0 1", "--cf --lb -k 'echo {}; exit {}' ::: 0 1",
+        "--cf -u -j1 'echo {}; exit {}' ::: 0 1", "--cf -k 'kill $$' ::: 1"}) {
+    const auto b = run_both(dir, args);
+    check_same(b, args);
+    CHECK(b.pp.err == b.gnu.err);
+  }
+  const auto r = sh(dir, "$P run --broker redis://127.0.0.1:1 --cf echo ::: a");
+  CHECK(r.exit_code == 255);
+  CHECK(r.err.find("--color-failed cannot be used with --broker") != std::string::npos);
+}

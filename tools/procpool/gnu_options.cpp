@@ -70,9 +70,6 @@ constexpr std::array kRefused = {
                   "procpool spills large output uncompressed to $TMPDIR"},
     RefusedOption{"--decompress-program,--use-decompress-program,--usedecompressprogram,--decompressprogram", true,
                   "procpool spills large output uncompressed to $TMPDIR"},
-    RefusedOption{"--color-failed,--colour-failed,--colorfailed,--colourfailed,--color-fail,--colour-fail,"
-                  "--colorfail,--colourfail,--cf",
-                  false, "use --joblog FILE (Exitval) or --halt"},
     RefusedOption{"--latest-line,--latestline,--ll", false, "use --line-buffer"},
     RefusedOption{"--total-jobs,--totaljobs,--total", true, "--bar counts a regular file's lines in advance"},
     RefusedOption{"-p,--interactive", false, "use --dry-run to see the commands first"},

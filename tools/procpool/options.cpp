@@ -51,7 +51,7 @@ struct RawOptions {
   std::string joblog;
   bool resume = false, resume_failed = false;
   std::string retries, timeout, grace, halt, tagstring, ctagstring, results, results_layout, delay, memfree, load, colsep;
-  bool ctag = false, color = false, csv = false;
+  bool ctag = false, color = false, color_failed = false, csv = false;
   bool keep_order = false, group = false, line_buffer = false, ungroup = false, tag = false, dry_run = false;
   bool verbose = false, bar = false, eta = false, progress = false, force_progress = false, tty = false;
   bool shell_always = false, link = false, verbose_stderr = false, silent = false, no_keep_order = false;
@@ -136,6 +136,11 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_flag("--progress", raw.progress, "Show done/failed/running counts on stderr (terminal)");
   app.add_flag("--force-progress", raw.force_progress,
                "Draw --bar/--eta/--progress even when stderr is not a terminal");
+  app.add_flag("--color-failed,--colour-failed,--colorfailed,--colourfailed,--color-fail,--colour-fail,"
+               "--colorfail,--colourfail,--cf",
+               raw.color_failed,
+               "Print the output of a job that exited non-zero white on red (GNU parallel's; not with -u or "
+               "--line-buffer)");
   app.add_option("-C,--colsep,--col-sep", raw.colsep,
                  "Split each argument line into columns {1} {2} ... at this separator (a regex)")
       ->type_name("REGEX");
@@ -275,6 +280,7 @@ void refuse_with_broker(const RawOptions& raw, const Options& opt) {
   if (opt.tmpdir) throw UsageError("--tmpdir cannot be used with --broker: set TMPDIR for procpool worker");
   if (opt.verbose_stderr) throw UsageError("-t/--verbose cannot be used with --broker: use -v");
   if (opt.color) throw UsageError("--color, --ctag and --ctagstring cannot be used with --broker: use --tag or --tagstring");
+  if (opt.color_failed) throw UsageError("--color-failed cannot be used with --broker: use --joblog FILE (Exitval)");
 }
 
 } // namespace
@@ -663,6 +669,7 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   if (!raw.tagstring.empty()) opt.tagstring = raw.tagstring;
   else if (!raw.ctagstring.empty()) opt.tagstring = raw.ctagstring;
   opt.color = raw.color || raw.ctag || app.count("--ctagstring") > 0;
+  opt.color_failed = raw.color_failed;
   if (!raw.results.empty()) opt.results_dir = raw.results;
   if (app.count("--results-layout") > 0) {
     if (raw.results_layout != "gnu" && raw.results_layout != "seq")

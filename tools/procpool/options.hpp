@@ -69,6 +69,7 @@ struct Options {
   bool tag = false;
   std::optional<std::string> tagstring;
   bool color = false;  ///< --color, --ctag, --ctagstring: each job's lines in its own colours (GNU parallel's)
+  bool color_failed = false;  ///< --color-failed: a failed job's grouped lines white on red
   std::optional<std::string> results_dir;
   ResultsLayout results_layout = ResultsLayout::Gnu;  ///< --results-layout; Seq with --broker
   bool dry_run = false;

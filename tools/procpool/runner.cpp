@@ -510,6 +510,11 @@ void Runner::finish(const JobEnd& end) {
   }
   if (end.reason == KillReason::Timeout)
     std::cerr << fmt::format("procpool: job {} timed out and was killed: {}\n", job->input.seq, job->command);
+  // GNU parallel's --color-failed: grouped output only; a job that died of a signal has exit status 0 there.
+  if (opt_.color_failed && opt_.output == OutputMode::Group) {
+    job->output->whole_lines = true;
+    if (end.exitval != 0) job->output->colour = failed_colour();
+  }
   // The output first, then the joblog line, as GNU parallel (visible with --joblog -).
   order_.finish(*job->output);
   // A table's Receive is what it holds (-v's line included, nothing with -u), as GNU parallel's.
