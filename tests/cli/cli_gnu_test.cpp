@@ -257,8 +257,9 @@ for my $k (sort keys %h) {
   auto pipe = sh(dir, "$P run --pipe --round-robin wc -l");
   CHECK(pipe.exit_code == 255);
   CHECK(pipe.err.find("--round-robin: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
-  auto lines = sh(dir, "$P run -l 2 echo ::: a");
-  CHECK(lines.err.find("--max-lines: GNU parallel's option is not supported by procpool run: use -L N") != std::string::npos);
+  auto compress = sh(dir, "$P run --compress echo ::: a");
+  CHECK(compress.err.find("--compress: GNU parallel's option is not supported by procpool run: procpool spills") !=
+        std::string::npos);
   CHECK(sh(dir, "$P run --no-such-option echo ::: a").err.find("unknown option") != std::string::npos);
 }
 
@@ -507,7 +508,16 @@ TEST_CASE("Cli.Gnu.MaxLines") {
   for (const std::string args : {"-k -L 2 echo", "-k -L 2 -X echo '[{}]'", "-k -L 0 echo x", "-k -L 2 echo '[{}]' x{}y",
                                  "-k -L 2 -n 1 echo"})
     check_same(run_both(dir, args, "a b\nc\nd\n"), args);
-  for (const std::string args : {"-k --pipe -L 3 'paste -sd,'", "-k --pipe -L 3 -N 2 'paste -sd,'",
+  // -l [N]: -L N without the context replace, N optional (a word after it that is no number is the
+  // command's); with -L or -l a line ending in white space goes on with the next (-r judged once joined).
+  for (const std::string args : {"-k -l 2 echo '[{}]' x{}y", "-k -l echo x", "-k -l 0 echo x", "-k -l2 echo x",
+                                 "-k --max-lines 2 echo x", "-k --max-lines=2 echo x", "-k -l -X echo x",
+                                 "-k -L1 echo x", "-k -r -L1 echo x", "-k -L 2 echo '[{}]' x{}y", "-k -n1 echo x",
+                                 "-k -L1 echo x ::: 1 2 :::: -", "-k -l1 -a - echo x"})
+    for (const std::string input : {"a \nb\n", "a\nb \n", "a \n \nb\n", "a \n\nb\nc  \nd\n"})
+      check_same(run_both(dir, args, input), args + " < " + input);
+  check_same(run_both(dir, "-k -L1 echo x ::: 'a ' b 'c '"), "::: with -L");
+  for (const std::string args : {"-k --pipe -L 3 'paste -sd,'", "-k --pipe -L 3 -N 2 'paste -sd,'", "-k --pipe -l 3 'paste -sd,'",
                                  "-k --pipe -L 7 --block 1k md5sum", "-k --pipe -L 700 --block 1k md5sum"})
     check_same(run_both(dir, args, "", "seq 3000 | "), args);
 }
@@ -681,4 +691,21 @@ TEST_CASE("Cli.Gnu.ColorFailed") {
   const auto r = sh(dir, "$P run --broker redis://127.0.0.1:1 --cf echo ::: a");
   CHECK(r.exit_code == 255);
   CHECK(r.err.find("--color-failed cannot be used with --broker") != std::string::npos);
+}
+
+TEST_CASE("Cli.Gnu.ExitIfTooLong") {
+  TempDir dir;
+  // -x with -m/-X: an argument that alone makes the command longer than -s stops the run, the jobs
+  // before it run; GNU parallel's message. Without -m/-X, -x changes nothing (as in GNU parallel).
+  const std::string input = "a b\nc\nd\naaaaaaaaaaaaaaaaaaaaaaaaa\ne\n";
+  const auto b = run_both(dir, "-x -k -X -s 20 echo", input);
+  // GNU parallel may stop before it starts the jobs formed first: not compared.
+  CHECK(b.gnu.exit_code == 255);
+  CHECK(b.pp.exit_code == 255);
+  CHECK(b.pp.out == "a b c d\n");
+  CHECK(b.pp.err == "procpool: Command line too long (30 >= 20) at input 0: aaaaaaaaaaaaaaaaaaaaaaaaa\n");
+  CHECK(b.gnu.err.find("Command line too long (30 >= 20) at input 0: aaaaaaaaaaaaaaaaaaaaaaaaa\n") != std::string::npos);
+  const auto cut = sh(dir, "$P run -x -m -s 20 echo ::: " + std::string(60, 'z'));
+  CHECK(cut.err == "procpool: Command line too long (65 >= 20) at input 0: " + std::string(50, 'z') + "...\n");
+  check_same(run_both(dir, "-x -k echo x", input), "-x alone");
 }

@@ -5,7 +5,6 @@
 namespace procpool::cli {
 namespace {
 
-constexpr std::string_view kManyArgs = "use -L N or -N N (N lines per job) or -X / -m";
 constexpr std::string_view kPipe =
     "procpool's --pipe and --pipepart take --block, --recstart, --recend and -N; for the rest split the input "
     "first (split -l N --filter)";
@@ -20,8 +19,6 @@ constexpr std::string_view kInfo = "use nproc, lscpu or getconf ARG_MAX";
 
 constexpr std::array kRefused = {
     // Several arguments per job.
-    RefusedOption{"-l,--max-lines,--maxlines", false, kManyArgs},
-    RefusedOption{"-x,--exit", false, kManyArgs},
     // Input format.
     RefusedOption{"-E", true, "arguments are read to the end; cut the input first: sed '/^EOF$/q'"},
     RefusedOption{"-e,--eof", false, "arguments are read to the end; cut the input first: sed '/^EOF$/q'"},

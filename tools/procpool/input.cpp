@@ -102,6 +102,16 @@ bool is_whitespace_only(const std::string& value) {
   });
 }
 
+bool ContinuedLines::take(std::string& line) {
+  line.insert(0, std::exchange(held_, {}));
+  if (skip_empty_ && is_whitespace_only(line)) return false;
+  if (join_ && !line.empty() && is_whitespace_only(line.substr(line.size() - 1))) {
+    held_ = std::move(line);
+    return false;
+  }
+  return true;
+}
+
 namespace {
 
 void wait_readable(int fd) {
@@ -602,9 +612,10 @@ std::vector<std::string> read_whole_source(const ArgSource& source, const Option
 std::vector<std::string> read_source_lines(const ArgSource& source, const Options& options) {
   std::vector<std::string> values;
   if (source.kind == ArgSource::Kind::InlineArgs) {
+    ContinuedLines lines(options.skip_empty, options.continued_lines);
     for (const auto& arg : source.args) {
       if (options.delimiter == "\n") {
-        if (!options.skip_empty || !is_whitespace_only(arg)) values.push_back(arg);
+        if (std::string value = arg; lines.take(value)) values.push_back(std::move(value));
         continue;
       }
       // GNU parallel writes ::: arguments to a file, each ended by the delimiter, and reads them back:
@@ -613,19 +624,22 @@ std::vector<std::string> read_source_lines(const ArgSource& source, const Option
       for (;;) {
         const auto at = arg.find(options.delimiter, pos);
         std::string value = arg.substr(pos, at == std::string::npos ? std::string::npos : at - pos);
-        if (!options.skip_empty || !is_whitespace_only(value)) values.push_back(std::move(value));
+        if (lines.take(value)) values.push_back(std::move(value));
         if (at == std::string::npos) break;
         pos = at + options.delimiter.size();
       }
     }
+    if (lines.pending()) values.push_back(lines.flush());
     return values;
   }
   LineReader reader(source.path, false, options.delimiter);
   std::string line;
+  ContinuedLines lines(options.skip_empty, options.continued_lines);
   while (reader.next_waiting(line) == LineReader::Result::Line) {  // read whole: wait for the rest
     replace_nul_bytes(line);
-    if (!options.skip_empty || !is_whitespace_only(line)) values.push_back(line);
+    if (lines.take(line)) values.push_back(line);
   }
+  if (lines.pending()) values.push_back(lines.flush());
   return values;
 }
 
@@ -665,6 +679,8 @@ class TemplateSource final : public JobSource {
         max_args_(options.max_args.value_or(std::numeric_limits<std::size_t>::max())),
         per_job_(options.max_args.value_or(std::numeric_limits<std::size_t>::max())),
         max_chars_(options.max_chars),
+        exit_too_long_(options.exit_too_long),
+        first_lines_(options.skip_empty, options.continued_lines && !options.csv),
         jobs_(std::max(1U, options.jobs)),
         header_lines_(options.header_lines) {
     std::vector<std::vector<const ArgSource*>> grouped;
@@ -712,12 +728,16 @@ class TemplateSource final : public JobSource {
           const auto r = next_first_record(value, false);
           if (r == LineReader::Result::WouldBlock) return Result::WouldBlock;
           if (r == LineReader::Result::End) {
+            if (first_lines_.pending()) {  // -L: a last line ending in white space is a value as it is
+              value = first_lines_.flush();
+              break;
+            }
             // An empty first source gives one empty value when another source has values.
             if (first_read_ || !memory_values_) return Result::End;
             value.clear();
             break;
           }
-          if (!skip_empty_ || !is_whitespace_only(value)) break;  // -r
+          if (first_lines_.take(value)) break;  // -r, -L's continued lines
         }
         first_read_ = true;
         replace_nul_bytes(value);
@@ -774,6 +794,11 @@ class TemplateSource final : public JobSource {
           first = false;
         }
         if (!pending_.empty() && grown >= max_chars_) break;  // >=: GNU counts a NUL too
+        if (grown >= max_chars_ && exit_too_long_) {
+          std::string shown = join_words(*held_);
+          if (shown.size() > 50) shown = shown.substr(0, 50) + "...";
+          throw InputStop(fmt::format("Command line too long ({} >= {}) at input 0: {}", grown, max_chars_, shown));
+        }
         pending_length_ = grown;
       }
       pending_.insert(pending_.end(), held_->begin(), held_->end());
@@ -909,6 +934,8 @@ class TemplateSource final : public JobSource {
   bool skip_empty_ = false;
   bool multi_ = false, fill_ = false, context_ = false;  // several records per job: -n/-N, -m/-X
   std::size_t max_args_, per_job_, max_chars_;
+  bool exit_too_long_ = false;  // -x
+  ContinuedLines first_lines_;  // the streamed first source's -r and -L
   unsigned jobs_;
   bool spread_checked_ = false;
   std::optional<std::vector<std::string>> held_;  // read, not yet in a job

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace procpool::cli {
@@ -52,6 +53,28 @@ std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blan
 
 /// Perl's /^\s*$/: what -r (--no-run-if-empty) skips.
 bool is_whitespace_only(const std::string& value);
+
+/// GNU parallel's reading of argument lines: with -L/-l (`join`) a line ending in white space goes on
+/// with the next one (joined as they are); -r (`skip_empty`) drops a value that is only white space,
+/// judged once joined.
+class ContinuedLines {
+ public:
+  ContinuedLines(bool skip_empty, bool join) : skip_empty_(skip_empty), join_(join) {}
+  /// True when `line` (its held start put before it) is a value now; false when it was dropped or is held.
+  bool take(std::string& line);
+  /// A held start at the end of the input: a value as it is.
+  [[nodiscard]] bool pending() const { return !held_.empty(); }
+  std::string flush() { return std::exchange(held_, {}); }
+
+ private:
+  bool skip_empty_, join_;
+  std::string held_;
+};
+
+/// Input that ends the run after the running jobs, exit 255 (-x: GNU parallel's "Command line too long").
+struct InputStop : UsageError {
+  using UsageError::UsageError;
+};
 
 /// A parsed command template with GNU parallel replacement strings.
 class CommandTemplate {

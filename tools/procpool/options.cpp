@@ -60,6 +60,8 @@ struct RawOptions {
   bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
   bool pipe = false, pipepart = false;
   std::string block, recstart, recend, trim, max_lines, termseq;
+  std::string max_lines_l;  // -l [N]: GNU parallel's optional value
+  bool exit_too_long = false;
   std::string nice, tmpdir, header, limit;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
@@ -171,6 +173,12 @@ void build_app(CLI::App& app, RawOptions& raw) {
       ->type_name("N");
   app.add_option("-L", raw.max_lines,
                  "Give each job up to N input lines, as -N N (with --pipe: a record is N lines)")->type_name("N");
+  app.add_option("-l,--max-lines,--maxlines", raw.max_lines_l,
+                 "Give each job up to N input lines (default 1), {} all of them (with --pipe: a record is N lines)")
+      ->expected(0, 1)
+      ->type_name("[N]");
+  app.add_flag("-x,--exit", raw.exit_too_long,
+               "-m/-X: stop (exit 255) when one argument makes the command longer than -s, as GNU parallel");
   app.add_flag("-m", raw.multiple, "Give each job as many arguments as fit in -s (spread evenly over the jobs)");
   app.add_flag("-X,--xargs", raw.xargs, "Like -m, and a word holding {} is repeated per argument");
   app.add_option("-s,--max-chars,--maxchars", raw.max_chars, "-m/-X: the longest command to build (126976)")
@@ -625,6 +633,20 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   if (!words.empty() && words.front().size() > 1 && words.front().front() == '-' && words.front() != "--")
     throw UsageError(fmt::format("unknown option '{}' (see procpool run --help)", words.front()));
   if (!words.empty() && words.front() == "--") words.erase(words.begin());
+  // -l's value is optional: as GNU parallel (Getopt::Long's :f), a word after -l that is no number is
+  // not its value but the command's first word.
+  std::optional<double> max_lines_l;
+  if (app.count("--max-lines") > 0) {
+    char* end = nullptr;
+    const double value = raw.max_lines_l.empty() ? 0 : std::strtod(raw.max_lines_l.c_str(), &end);
+    if (!raw.max_lines_l.empty() && (end != raw.max_lines_l.c_str() + raw.max_lines_l.size() || !std::isfinite(value))) {
+      words.insert(words.begin(), raw.max_lines_l);
+      max_lines_l = 1;
+    } else {
+      if (value < 0) throw UsageError(fmt::format("--max-lines: '{}' is negative", raw.max_lines_l));
+      max_lines_l = std::max(1.0, std::ceil(value));  // -l and -l 0 are -l 1
+    }
+  }
 
   // An option given an empty value (`-j ''`, often an unset shell variable) is an error, not the default.
   const std::pair<const char*, const std::string*> valued_options[] = {
@@ -756,7 +778,8 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     opt.template_mode = true;
     opt.template_words = std::move(words);
   } else if (words.size() >= 2 || (words.size() == 1 && (raw.multiple || raw.xargs || !raw.max_args.empty() ||
-                                                          !raw.max_replace_args.empty() || !raw.max_lines.empty()))) {
+                                                          !raw.max_replace_args.empty() || !raw.max_lines.empty() ||
+                                                          max_lines_l))) {
     // One word is a batch file, except with -n/-N/-m/-X, which only make sense with a template.
     opt.template_mode = true;
     opt.template_words = std::move(words);
@@ -784,14 +807,30 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
       if (lines == 0) throw UsageError("-L: '0' must be at least 1 with --pipe");
       if (opt.max_args) *opt.max_args *= lines;
       else opt.record_lines = lines;
-    } else if (!opt.max_args) {
-      opt.max_args = lines;  // as -N N: -n or -N, when given, wins (GNU parallel's)
-      if (!(raw.multiple || raw.xargs)) opt.context_replace = true;
+    } else {
+      opt.continued_lines = lines > 0;
+      if (!opt.max_args) {
+        opt.max_args = lines;  // as -N N: -n or -N, when given, wins (GNU parallel's)
+        if (!(raw.multiple || raw.xargs)) opt.context_replace = true;
+      }
+    }
+  }
+  if (max_lines_l && app.count("-L") == 0) {
+    // GNU parallel's -l N: -L N without its context replace (-L, when given too, wins).
+    if (*max_lines_l > 1e9) throw UsageError(fmt::format("--max-lines: '{}' is too large", raw.max_lines_l));
+    const auto lines = static_cast<std::size_t>(*max_lines_l);
+    if (opt.pipe != PipeMode::None) {
+      if (opt.max_args) *opt.max_args *= lines;
+      else opt.record_lines = lines;
+    } else {
+      opt.continued_lines = true;
+      if (!opt.max_args) opt.max_args = lines;
     }
   }
   if (opt.pipe == PipeMode::Part && (opt.max_args || opt.record_lines))
     throw UsageError("-n/-N/-L (records per job) work with --pipe, not with --pipepart: use --pipe < FILE");
   opt.fill = raw.multiple || raw.xargs;
+  opt.exit_too_long = raw.exit_too_long;
   if (raw.xargs) opt.context_replace = true;
   if (app.count("--max-chars") > 0) {
     if (!opt.fill) throw UsageError("--max-chars (-s) limits what -m or -X put in one command: add one of them");

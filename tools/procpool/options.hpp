@@ -92,6 +92,8 @@ struct Options {
   bool fill = false;                    ///< -m/-X: as many records per job as fit in max_chars
   bool context_replace = false;         ///< -X/-N: a word holding {} is repeated per argument
   std::size_t max_chars = 126976;       ///< -s: the longest command -m/-X build
+  bool exit_too_long = false;           ///< -x: with -m/-X, one argument too long for -s stops the run
+  bool continued_lines = false;         ///< -L/-l: a line ending in white space goes on with the next
   std::optional<int> nice;              ///< --nice N: the jobs run at this niceness
   std::optional<std::string> tmpdir;    ///< --tmpdir DIR: TMPDIR for procpool's spill files and the jobs
   std::size_t header_lines = 0;         ///< --header: lines at the start of each source naming its columns

@@ -172,6 +172,7 @@ class Runner {
   bool interrupted_ = false;
   bool stdout_closed_ = false;  // the reader of stdout went away: stop, then die of SIGPIPE
   bool results_failed_ = false;  // a --results file could not be made: exit 255
+  bool input_stopped_ = false;   // -x: an argument too long for -s: exit 255
   int halt_status_ = -1;        // set when --halt triggered
   std::optional<std::uint64_t> halt_total_;  // --halt N%: GNU parallel judges over all the jobs
   Clock::time_point next_start_allowed_{};
@@ -315,7 +316,15 @@ std::unique_ptr<Job> Runner::next_job() {
   if (input_done_) return nullptr;
   auto job = std::make_unique<Job>();
   for (;;) {
-    const auto r = source_->next(job->input);
+    JobSource::Result r;
+    try {
+      r = source_->next(job->input);
+    } catch (const InputStop& e) {  // GNU parallel lets the running jobs finish, then exits 255
+      std::cerr << fmt::format("procpool: {}\n", e.what());
+      input_done_ = true;
+      input_stopped_ = true;
+      return nullptr;
+    }
     if (r == JobSource::Result::End) { input_done_ = true; return nullptr; }
     if (r == JobSource::Result::WouldBlock) { input_waiting_ = true; return nullptr; }
     if (resume_ && resume_->skip(job->input.seq, opt_.resume_failed)) { ++skipped_; continue; }
@@ -576,7 +585,7 @@ void Runner::poll_once() {
 }
 
 int Runner::exit_status() const {
-  if (interrupted_ || results_failed_) return 255;
+  if (interrupted_ || results_failed_ || input_stopped_) return 255;
   if (halt_status_ >= 0) return halt_status_;
   return halt_final_status(opt_.halt, {done_, failed_, succeeded_, halt_total_});
 }
