@@ -709,3 +709,25 @@ TEST_CASE("Cli.Gnu.ExitIfTooLong") {
   CHECK(cut.err == "procpool: Command line too long (65 >= 20) at input 0: " + std::string(50, 'z') + "...\n");
   check_same(run_both(dir, "-x -k echo x", input), "-x alone");
 }
+
+TEST_CASE("Cli.Gnu.ResumeFromResults") {
+  TempDir dir;
+  // GNU parallel's --resume without --joblog: a job whose --results files exist is not run again.
+  for (const std::string results : {"res", "t/{1}-{2}"}) {
+    const std::string args = "-k --resume --results '" + results + "' 'echo {1}{2}; touch ran.{1}{2}' ::: a b ::: 1 2";
+    fs::remove_all(dir / "res");
+    fs::remove_all(dir / "t");
+    fs::create_directories(dir / "g");
+    fs::create_directories(dir / "p");
+    require_gnu();
+    for (const char* side : {"g", "p"}) {
+      const std::string program = side == std::string("g") ? "parallel --will-cite" : "$P run";
+      CHECK(sh(dir, std::string("cd ") + side + " && " + program + " -k --results '" + results + "' 'echo {1}{2}' ::: a ::: 1 2")
+                .exit_code == 0);
+      const auto r = sh(dir, std::string("cd ") + side + " && rm -f ran.* && " + program + " " + args + " && ls ran.*");
+      INFO(side, " ", results, ": ", r.err);
+      CHECK(r.exit_code == 0);
+      CHECK(r.out == "ran.b1\nran.b2\n");
+    }
+  }
+}

@@ -572,8 +572,12 @@ TEST_CASE("Cli.Options.Conflicts") {
                        "--group, --line-buffer and --ungroup exclude each other", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--lb", "-u", "b"}),
                        "--group, --line-buffer and --ungroup exclude each other", UsageError);
-  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--resume", "b"}), "--resume and --resume-failed need --joblog FILE",
-                       UsageError);
+  const char* const resume_needs = "--resume needs --joblog FILE or --results NAME (GNU parallel's layout, not a table)";
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--resume", "b"}), resume_needs, UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--resume", "--results", "r.csv", "b"}), resume_needs, UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--resume", "--results", "r", "--results-layout", "seq", "b"}),
+                       resume_needs, UsageError);
+  CHECK(cli::parse_run_options(Args{"--resume", "--results", "r", "b"})->resume);
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--resume-failed", "b"}),
                        "--resume and --resume-failed need --joblog FILE", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--colsep", ",", "b.txt"}),

@@ -666,8 +666,7 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   if (!raw.joblog.empty()) opt.joblog = raw.joblog;
   opt.resume = raw.resume;
   opt.resume_failed = raw.resume_failed;
-  if ((opt.resume || opt.resume_failed) && !opt.joblog)
-    throw UsageError("--resume and --resume-failed need --joblog FILE");
+
   if (!raw.retries.empty()) {
     const long n = parse_integer(raw.retries, "--retries");
     if (n < 0) throw UsageError(fmt::format("--retries: '{}' is negative", raw.retries));
@@ -693,6 +692,17 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   opt.color = raw.color || raw.ctag || app.count("--ctagstring") > 0;
   opt.color_failed = raw.color_failed;
   if (!raw.results.empty()) opt.results_dir = raw.results;
+  // GNU parallel's --resume also reads --results' files (not a table's, not procpool's seq layout).
+  const auto lower_results = [&] {
+    std::string lower = raw.results;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return lower;
+  }();
+  const bool results_table = lower_results.ends_with(".csv") || lower_results.ends_with(".tsv") ||
+                             lower_results.ends_with(".json");
+  if (opt.resume_failed && !opt.joblog) throw UsageError("--resume and --resume-failed need --joblog FILE");
+  if (opt.resume && !opt.joblog && (!opt.results_dir || results_table || raw.results_layout == "seq" || !raw.broker.empty()))
+    throw UsageError("--resume needs --joblog FILE or --results NAME (GNU parallel's layout, not a table)");
   if (app.count("--results-layout") > 0) {
     if (raw.results_layout != "gnu" && raw.results_layout != "seq")
       throw UsageError(fmt::format("--results-layout: '{}' must be gnu or seq", raw.results_layout));

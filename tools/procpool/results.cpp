@@ -60,6 +60,17 @@ void write_all(int fd, const std::string& data, const std::string& path) {
   if (const int err = os::write_all(fd, data); err != 0) fail(path, "cannot write", err);
 }
 
+/// The user's own results directory, created if needed (with its parents) and resolved normally (it may
+/// be a symlink to a bigger disk). Throws UsageError.
+int open_results_root(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw UsageError(fmt::format("--results: cannot create '{}': {}", dir, ec.message()));
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw UsageError(fmt::format("--results: cannot open '{}': {}", dir, std::strerror(errno)));
+  return fd;
+}
+
 /// Opens (making them as needed) the directories `components` beneath `root_fd`, one at a time with
 /// O_NOFOLLOW; `shown` is how the root is named in messages (empty or ending in /).
 Fd open_dirs_beneath(int root_fd, const std::vector<std::string>& components, std::string shown) {
@@ -121,13 +132,7 @@ std::string escape_dir_value(const std::string& value) {
 
 } // namespace
 
-ResultsDir::ResultsDir(const std::string& path) : path_(path) {
-  std::error_code ec;
-  std::filesystem::create_directories(path, ec);
-  if (ec) throw UsageError(fmt::format("--results: cannot create '{}': {}", path, ec.message()));
-  fd_ = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd_ < 0) throw UsageError(fmt::format("--results: cannot open '{}': {}", path, std::strerror(errno)));
-}
+ResultsDir::ResultsDir(const std::string& path) : path_(path), fd_(open_results_root(path)) {}
 
 ResultsDir::~ResultsDir() {
   if (fd_ >= 0) ::close(fd_);
@@ -247,46 +252,64 @@ GnuResults::GnuResults(const std::string& name, const std::string& named, const 
   } else {
     root_ = name;
   }
-  const std::string dir = root_.empty() ? "." : root_;
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw UsageError(fmt::format("--results: cannot create '{}': {}", dir, ec.message()));
-  root_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd_ < 0) throw UsageError(fmt::format("--results: cannot open '{}': {}", dir, std::strerror(errno)));
+  root_fd_ = open_results_root(root_.empty() ? "." : root_);
 }
 
 GnuResults::~GnuResults() {
   if (owns_fd_ && root_fd_ >= 0) ::close(root_fd_);
 }
 
-GnuResults::JobFiles GnuResults::create(const JobInput& job, const std::vector<std::string>& names,
-                                        unsigned slot) const {
-  std::string expanded, relative, shown_root;
-  bool directory = true;
+GnuResults::Target GnuResults::target(const JobInput& job, const std::vector<std::string>& names, unsigned slot) const {
+  Target t;
+  std::string relative;
   if (template_) {
-    expanded = template_->expand(job.args, job.seq, slot, false);
-    relative = expanded.substr(std::min(root_.size(), expanded.size()));
+    t.expanded = template_->expand(job.args, job.seq, slot, false);
+    relative = t.expanded.substr(std::min(root_.size(), t.expanded.size()));
     if (root_.empty() && !relative.empty() && relative.front() == '/')
       throw ResultsError(fmt::format("--results: '{}' is an absolute path: the arguments may not lead outside "
-                                     "the current directory", expanded));
-    directory = !expanded.empty() && expanded.back() == '/';
-    shown_root = root_;
+                                     "the current directory", t.expanded));
+    t.directory = !t.expanded.empty() && t.expanded.back() == '/';
+    t.shown_root = root_;
   } else {
     relative = args_as_dirname(job.args, job.record_sizes, names);
-    expanded = name_ + "/" + relative + "/";  // GNU parallel's name of the directory
-    shown_root = name_ + "/";
+    t.expanded = name_ + "/" + relative + "/";  // GNU parallel's name of the directory
+    t.shown_root = name_ + "/";
   }
   auto components = components_beneath(relative);
   if (!components)
-    throw ResultsError(fmt::format("--results: '{}' leads outside '{}': refusing to write there", expanded,
+    throw ResultsError(fmt::format("--results: '{}' leads outside '{}': refusing to write there", t.expanded,
                                    root_.empty() ? "." : root_));
-  std::string base;
-  if (!directory) {
-    if (components->empty()) throw ResultsError(fmt::format("--results: '{}' names no file", expanded));
-    base = components->back();
-    components->pop_back();
+  t.components = std::move(*components);
+  if (!t.directory) {
+    if (t.components.empty()) throw ResultsError(fmt::format("--results: '{}' names no file", t.expanded));
+    t.base = t.components.back();
+    t.components.pop_back();
   }
-  const Fd dir = open_dirs_beneath(root_fd_, *components, shown_root);
+  return t;
+}
+
+bool GnuResults::already_done(const JobInput& job, const std::vector<std::string>& names) const {
+  if (table()) return false;
+  Target t;
+  try {
+    t = target(job, names, 1);
+  } catch (const ResultsError&) {
+    return false;  // it will be refused when it starts
+  }
+  std::string path;
+  for (const auto& component : t.components) path += component + "/";
+  path += t.directory ? "stdout" : t.base;
+  struct stat st {};
+  return ::fstatat(root_fd_, path.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+GnuResults::JobFiles GnuResults::create(const JobInput& job, const std::vector<std::string>& names,
+                                        unsigned slot) const {
+  const Target t = target(job, names, slot);
+  const bool directory = t.directory;
+  const std::string& base = t.base;
+  const std::string& expanded = t.expanded;
+  const Fd dir = open_dirs_beneath(root_fd_, t.components, t.shown_root);
   const std::string seq_name = directory ? "seq" : base + ".seq";
   const std::string out_name = directory ? "stdout" : base;
   const std::string err_name = directory ? "stderr" : base + ".err";

@@ -74,6 +74,9 @@ class GnuResults {
   /// Files: makes the job's directories, writes its seq file, opens stdout and stderr (existing
   /// regular files are overwritten, anything else refused, as ResultsDir). Throws ResultsError.
   [[nodiscard]] JobFiles create(const JobInput& job, const std::vector<std::string>& names, unsigned slot) const;
+  /// --resume without --joblog (GNU parallel's): the job's stdout file (a template's file) exists.
+  /// Always false for a table.
+  [[nodiscard]] bool already_done(const JobInput& job, const std::vector<std::string>& names) const;
   /// Table: the finished job's row (the header row first), with its values and whole output.
   /// Throws ResultsError.
   void write_row(const JobLogEntry& entry, const std::vector<std::string>& values,
@@ -81,6 +84,14 @@ class GnuResults {
 
  private:
   enum class Table { None, Csv, Tsv, Json };
+  /// Where a job's files go: `components` beneath the root, then a directory's seq/stdout/stderr or
+  /// the file `base` and its .err and .seq; `expanded` and `shown_root` name them as GNU parallel does.
+  struct Target {
+    std::vector<std::string> components;
+    bool directory = true;
+    std::string base, expanded, shown_root;
+  };
+  [[nodiscard]] Target target(const JobInput& job, const std::vector<std::string>& names, unsigned slot) const;
   std::string name_;
   Table table_ = Table::None;
   std::optional<CommandTemplate> template_;  ///< a name with replacement strings

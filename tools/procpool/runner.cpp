@@ -193,7 +193,7 @@ void Runner::setup() {
   if (opt_.dry_run) return;
   const bool append = opt_.resume || opt_.resume_failed || opt_.retry_failed;
   if (opt_.joblog) joblog_ = std::make_unique<JobLogWriter>(*opt_.joblog, append);
-  if (append) resume_ = ResumeState::load(joblog_->fd(), *opt_.joblog);
+  if (append && joblog_) resume_ = ResumeState::load(joblog_->fd(), *opt_.joblog);
   if (opt_.retry_failed) {  // the jobs come from the joblog itself
     source_ = make_retry_source(resume_->failed_commands());
     resume_.reset();
@@ -328,6 +328,11 @@ std::unique_ptr<Job> Runner::next_job() {
     if (r == JobSource::Result::End) { input_done_ = true; return nullptr; }
     if (r == JobSource::Result::WouldBlock) { input_waiting_ = true; return nullptr; }
     if (resume_ && resume_->skip(job->input.seq, opt_.resume_failed)) { ++skipped_; continue; }
+    // GNU parallel's --resume --results: a job whose output files exist has run.
+    if (opt_.resume && gnu_results_ && gnu_results_->already_done(job->input, source_->column_names())) {
+      ++skipped_;
+      continue;
+    }
     return job;
   }
 }
