@@ -511,11 +511,11 @@ TEST_CASE("Cli.Gnu.MaxLines") {
   // -l [N]: -L N without the context replace, N optional (a word after it that is no number is the
   // command's); with -L or -l a line ending in white space goes on with the next (-r judged once joined).
   for (const std::string args : {"-k -l 2 echo '[{}]' x{}y", "-k -l echo x", "-k -l 0 echo x", "-k -l2 echo x",
-                                 "-k --max-lines 2 echo x", "-k --max-lines=2 echo x", "-k -l -X echo x",
-                                 "-k -L1 echo x", "-k -r -L1 echo x", "-k -L 2 echo '[{}]' x{}y", "-k -n1 echo x",
-                                 "-k -L1 echo x ::: 1 2 :::: -", "-k -l1 -a - echo x"})
-    for (const std::string input : {"a \nb\n", "a\nb \n", "a \n \nb\n", "a \n\nb\nc  \nd\n"})
-      check_same(run_both(dir, args, input), args + " < " + input);
+                                 "-k --max-lines=2 echo x", "-k -l -X echo x", "-k -L 2 echo '[{}]' x{}y",
+                                 "-k -n1 echo x", "-k -L1 echo x ::: 1 2 :::: -", "-k -l1 -a - echo x"})
+    check_same(run_both(dir, args, "a \n\nb\nc  \nd\n"), args);
+  for (const std::string args : {"-k -L1 echo x", "-k -r -L1 echo x"})
+    for (const std::string input : {"a\nb \n", "a \n \nb\n"}) check_same(run_both(dir, args, input), args + " < " + input);
   check_same(run_both(dir, "-k -L1 echo x ::: 'a ' b 'c '"), "::: with -L");
   for (const std::string args : {"-k --pipe -L 3 'paste -sd,'", "-k --pipe -L 3 -N 2 'paste -sd,'", "-k --pipe -l 3 'paste -sd,'",
                                  "-k --pipe -L 7 --block 1k md5sum", "-k --pipe -L 700 --block 1k md5sum"})
