@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <regex>
 
 using namespace clitest;
 
@@ -256,8 +257,9 @@ for my $k (sort keys %h) {
   auto pipe = sh(dir, "$P run --pipe --round-robin wc -l");
   CHECK(pipe.exit_code == 255);
   CHECK(pipe.err.find("--round-robin: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
-  auto lines = sh(dir, "$P run -l 2 echo ::: a");
-  CHECK(lines.err.find("--max-lines: GNU parallel's option is not supported by procpool run: use -L N") != std::string::npos);
+  auto compress = sh(dir, "$P run --compress echo ::: a");
+  CHECK(compress.err.find("--compress: GNU parallel's option is not supported by procpool run: procpool spills") !=
+        std::string::npos);
   CHECK(sh(dir, "$P run --no-such-option echo ::: a").err.find("unknown option") != std::string::npos);
 }
 
@@ -506,7 +508,16 @@ TEST_CASE("Cli.Gnu.MaxLines") {
   for (const std::string args : {"-k -L 2 echo", "-k -L 2 -X echo '[{}]'", "-k -L 0 echo x", "-k -L 2 echo '[{}]' x{}y",
                                  "-k -L 2 -n 1 echo"})
     check_same(run_both(dir, args, "a b\nc\nd\n"), args);
-  for (const std::string args : {"-k --pipe -L 3 'paste -sd,'", "-k --pipe -L 3 -N 2 'paste -sd,'",
+  // -l [N]: -L N without the context replace, N optional (a word after it that is no number is the
+  // command's); with -L or -l a line ending in white space goes on with the next (-r judged once joined).
+  for (const std::string args : {"-k -l 2 echo '[{}]' x{}y", "-k -l echo x", "-k -l 0 echo x", "-k -l2 echo x",
+                                 "-k --max-lines=2 echo x", "-k -l -X echo x", "-k -L 2 echo '[{}]' x{}y",
+                                 "-k -n1 echo x", "-k -L1 echo x ::: 1 2 :::: -", "-k -l1 -a - echo x"})
+    check_same(run_both(dir, args, "a \n\nb\nc  \nd\n"), args);
+  for (const std::string args : {"-k -L1 echo x", "-k -r -L1 echo x"})
+    for (const std::string input : {"a\nb \n", "a \n \nb\n"}) check_same(run_both(dir, args, input), args + " < " + input);
+  check_same(run_both(dir, "-k -L1 echo x ::: 'a ' b 'c '"), "::: with -L");
+  for (const std::string args : {"-k --pipe -L 3 'paste -sd,'", "-k --pipe -L 3 -N 2 'paste -sd,'", "-k --pipe -l 3 'paste -sd,'",
                                  "-k --pipe -L 7 --block 1k md5sum", "-k --pipe -L 700 --block 1k md5sum"})
     check_same(run_both(dir, args, "", "seq 3000 | "), args);
 }
@@ -582,4 +593,141 @@ TEST_CASE("Cli.Gnu.Csv") {
   CHECK(sh(dir, "$P run --csv --pipe cat").exit_code == 255);
   // procpool takes --colsep '\t' as a TAB, the usual TSV idiom (Text::CSV would take two characters).
   CHECK(sh(dir, "$P run --csv --colsep '\\t' echo {2} ::: \"$(printf 'a\\t\"b\\tc\"')\"").out == "b\tc\n");
+}
+
+namespace {
+
+/// Every file under `root`, sorted, as "path: content" lines; the CSV/TSV/JSON timing columns masked.
+std::string tree_text(const fs::path& root) {
+  std::map<std::string, std::string> files;
+  if (fs::exists(root))
+    for (const auto& entry : fs::recursive_directory_iterator(root))
+      if (entry.is_regular_file()) files[fs::relative(entry.path(), root).string()] = read_file(entry.path());
+  std::string text;
+  static const std::regex kTimes(R"([0-9]{10}\.[0-9]{3}([,\t]|, "JobRuntime": )[0-9]+\.[0-9]{3})");
+  for (const auto& [path, content] : files) text += path + ": " + std::regex_replace(content, kTimes, "T$1R") + "\n";
+  return text;
+}
+
+} // namespace
+
+TEST_CASE("Cli.Gnu.Results") {
+  TempDir dir;
+  // GNU parallel's --results layouts: the output goes to the files only (--line-buffer prints each
+  // job's stdout file name); -j1 for the tables, whose rows come in the order the jobs end.
+  for (const std::string results : {"res", "sub/my_{}", "sub/{1}/{2}/", "sub/{a}/x{b}", "t.csv", "t.tsv", "t.json"}) {
+    for (const std::string args :
+         {"'echo {}; echo e{} >&2' ::: a 'b/c' '../x' 'q\"u,o te' '' . 'tab\tx'", "-n2 echo ::: a b c",
+          "echo {1}-{2} ::: a b ::: 1 2", "--header : echo {b} {a} ::: b III IIII ::: a I II",
+          "-v 'echo {}; exit 3' ::: x y", "--lb echo ::: a", "-u echo ::: a"}) {
+      if (results.find('{') != std::string::npos && args.find("'../x'") != std::string::npos) continue;  // refused
+      if (results == "t.json" && args.rfind("--lb", 0) == 0) continue;  // GNU prints a temporary file's name
+      const std::string both_args = "-j1 --results '" + results + "' " + args;
+      fs::remove_all(dir / "g");
+      fs::remove_all(dir / "p");
+      fs::create_directories(dir / "g");
+      fs::create_directories(dir / "p");
+      require_gnu();
+      const auto gnu = sh(dir, "cd g && parallel --will-cite " + both_args, "", 90s);
+      const auto pp = sh(dir, "cd p && $P run " + both_args, "", 90s);
+      INFO(both_args, "\nGNU stderr: ", gnu.err, "\nprocpool stderr: ", pp.err);
+      CHECK(pp.out == gnu.out);
+      CHECK(pp.exit_code == gnu.exit_code);
+      CHECK(tree_text(dir / "p") == tree_text(dir / "g"));
+      CHECK(!tree_text(dir / "g").empty());
+    }
+  }
+  // The tables on stdout; procpool's older layout behind --results-layout seq, output printed as well.
+  const auto b = run_both(dir, "-j1 --results -.csv echo ::: a 'b c'");
+  CHECK(std::regex_replace(b.pp.out, std::regex(R"([0-9]{10}\.[0-9]{3},[0-9.]+)"), "T") ==
+        std::regex_replace(b.gnu.out, std::regex(R"([0-9]{10}\.[0-9]{3},[0-9.]+)"), "T"));
+  const auto seq = sh(dir, "$P run -j1 --results-layout seq --results old echo ::: a");
+  CHECK(seq.out == "a\n");
+  CHECK(read_file(dir / "old/1/stdout") == "a\n");
+  CHECK(read_file(dir / "old/1/cmd") == "echo a\n");
+  CHECK(sh(dir, "$P run --results-layout gnu echo ::: a").exit_code == 255);  // needs --results
+  CHECK(sh(dir, "$P run --results x --results-layout flat echo ::: a").exit_code == 255);
+  CHECK(sh(dir, "$P run --broker redis://127.0.0.1:1 --results x --results-layout gnu echo ::: a").exit_code == 255);
+}
+
+TEST_CASE("Cli.Gnu.Limit") {
+  TempDir dir;
+  // Exit 2 kills the youngest running job (logged -1, SIGTERM, a failure); 1 waits; the command sees
+  // SSHLOGIN=: and its stdin is not procpool's.
+  write_file(dir / "lim.sh",
+             "n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n\n[ $n -eq 3 ] && exit 2\nexit 0\n");
+  write_file(dir / "slow.sh", "n=$(cat s 2>/dev/null || echo 0); echo $((n+1)) > s; [ $n -ge 4 ]\n");
+  for (const std::string args :
+       {"-k -j2 --joblog - --limit 'sh lim.sh' 'sleep 1; echo {}' ::: a b c", "-k --limit 'sh slow.sh' echo ::: a b",
+        "-k --limit 'test \"$SSHLOGIN\" = : && test ! -p /dev/stdin' echo ::: a b < /dev/null",
+        "-k --limit 'mem 1k' echo ::: a b", "-k --limit 'load 100000' echo ::: a b"}) {
+    const auto b = run_both(dir, args, "", "rm -f n s; ");
+    INFO(args, "\nGNU stderr: ", b.gnu.err, "\nprocpool stderr: ", b.pp.err);
+    CHECK(masked_joblog(b.pp.out) == masked_joblog(b.gnu.out));
+    CHECK(b.pp.exit_code == b.gnu.exit_code);
+    CHECK(!b.gnu.out.empty());
+    if (args.find("slow.sh") != std::string::npos) CHECK(std::stoi(read_file(dir / "s")) >= 5);  // four exit 1s
+  }
+  // GNU parallel's `io N` needs iostat; procpool reads /proc/diskstats (it waits a first second).
+  const auto io = sh(dir, "$P run -k --limit 'io 100' echo ::: a b");
+  CHECK(io.out == "a\nb\n");
+  CHECK(sh(dir, "$P run --limit 'mem 1x' echo ::: a").exit_code == 255);
+  CHECK(sh(dir, "$P run --limit 'load x' echo ::: a").exit_code == 255);
+  CHECK(sh(dir, "$P run --broker redis://127.0.0.1:1 --limit 'exit 0' echo ::: a").exit_code == 255);
+}
+
+TEST_CASE("Cli.Gnu.ColorFailed") {
+  TempDir dir;
+  // White on red for a job that exited non-zero, grouped output only; a last line without a newline
+  // gets one; a job killed by a signal has exit status 0 there; with --color the others keep theirs.
+  for (const std::string args :
+       {"--cf -k 'echo {}; exit {}' ::: 0 1 2", "--cf -k --tag 'printf \"x\\ny{}\"; exit {}' ::: 0 1",
+        "--colour-failed --color -k 'echo {}; echo e{} >&2; exit {}' ::: 0 1", "--cf --lb -k 'echo {}; exit {}' ::: 0 1",
+        "--cf -u -j1 'echo {}; exit {}' ::: 0 1", "--cf -k 'kill $$' ::: 1"}) {
+    const auto b = run_both(dir, args);
+    check_same(b, args);
+    CHECK(b.pp.err == b.gnu.err);
+  }
+  const auto r = sh(dir, "$P run --broker redis://127.0.0.1:1 --cf echo ::: a");
+  CHECK(r.exit_code == 255);
+  CHECK(r.err.find("--color-failed cannot be used with --broker") != std::string::npos);
+}
+
+TEST_CASE("Cli.Gnu.ExitIfTooLong") {
+  TempDir dir;
+  // -x with -m/-X: an argument that alone makes the command longer than -s stops the run, the jobs
+  // before it run; GNU parallel's message. Without -m/-X, -x changes nothing (as in GNU parallel).
+  const std::string input = "a b\nc\nd\naaaaaaaaaaaaaaaaaaaaaaaaa\ne\n";
+  const auto b = run_both(dir, "-x -k -X -s 20 echo", input);
+  // GNU parallel may stop before it starts the jobs formed first: not compared.
+  CHECK(b.gnu.exit_code == 255);
+  CHECK(b.pp.exit_code == 255);
+  CHECK(b.pp.out == "a b c d\n");
+  CHECK(b.pp.err == "procpool: Command line too long (30 >= 20) at input 0: aaaaaaaaaaaaaaaaaaaaaaaaa\n");
+  CHECK(b.gnu.err.find("Command line too long (30 >= 20) at input 0: aaaaaaaaaaaaaaaaaaaaaaaaa\n") != std::string::npos);
+  const auto cut = sh(dir, "$P run -x -m -s 20 echo ::: " + std::string(60, 'z'));
+  CHECK(cut.err == "procpool: Command line too long (65 >= 20) at input 0: " + std::string(50, 'z') + "...\n");
+  check_same(run_both(dir, "-x -k echo x", input), "-x alone");
+}
+
+TEST_CASE("Cli.Gnu.ResumeFromResults") {
+  TempDir dir;
+  // GNU parallel's --resume without --joblog: a job whose --results files exist is not run again.
+  for (const std::string results : {"res", "t/{1}-{2}"}) {
+    const std::string args = "-k --resume --results '" + results + "' 'echo {1}{2}; touch ran.{1}{2}' ::: a b ::: 1 2";
+    fs::remove_all(dir / "res");
+    fs::remove_all(dir / "t");
+    fs::create_directories(dir / "g");
+    fs::create_directories(dir / "p");
+    require_gnu();
+    for (const char* side : {"g", "p"}) {
+      const std::string program = side == std::string("g") ? "parallel --will-cite" : "$P run";
+      CHECK(sh(dir, std::string("cd ") + side + " && " + program + " -k --results '" + results + "' 'echo {1}{2}' ::: a ::: 1 2")
+                .exit_code == 0);
+      const auto r = sh(dir, std::string("cd ") + side + " && rm -f ran.* && " + program + " " + args + " && ls ran.*");
+      INFO(side, " ", results, ": ", r.err);
+      CHECK(r.exit_code == 0);
+      CHECK(r.out == "ran.b1\nran.b2\n");
+    }
+  }
 }

@@ -29,7 +29,7 @@ TEST_CASE("Cli.Results.RefusesPlantedLinks") {
   write_file(dir / "victim", "precious\n");
   fs::create_directories(dir / "res/1");
   fs::create_symlink(dir / "victim", dir / "res/1/stdout");
-  auto r = sh(dir, "$P run --results res echo ::: hi", "", 20s);
+  auto r = sh(dir, "$P run --results-layout seq --results res echo ::: hi", "", 20s);
   CHECK(r.exit_code == 255);
   CHECK_MESSAGE(contains(r.err, "'res/1/stdout' is a symbolic link"), r.err);
   CHECK(read_file(dir / "victim") == "precious\n");
@@ -40,7 +40,7 @@ TEST_CASE("Cli.Results.RefusesPlantedLinks") {
   fs::create_directories(dir / "res");
   fs::create_directories(dir / "elsewhere");
   fs::create_directory_symlink(dir / "elsewhere", dir / "res/2");
-  r = sh(dir, "$P run -j1 --joblog log.tsv --results res echo ::: a b", "", 20s);
+  r = sh(dir, "$P run -j1 --joblog log.tsv --results-layout seq --results res echo ::: a b", "", 20s);
   CHECK(r.exit_code == 255);
   CHECK_MESSAGE(contains(r.err, "'res/2' is a symbolic link"), r.err);
   CHECK(fs::is_empty(dir / "elsewhere"));
@@ -51,7 +51,7 @@ TEST_CASE("Cli.Results.RefusesPlantedLinks") {
   fs::remove_all(dir / "res");
   fs::create_directories(dir / "res/1");
   fs::create_hard_link(dir / "victim", dir / "res/1/stderr");
-  r = sh(dir, "$P run --results res echo ::: hi", "", 20s);
+  r = sh(dir, "$P run --results-layout seq --results res echo ::: hi", "", 20s);
   CHECK(r.exit_code == 255);
   CHECK_MESSAGE(contains(r.err, "'res/1/stderr' has 2 hard links"), r.err);
   CHECK(read_file(dir / "victim") == "precious\n");
@@ -63,7 +63,7 @@ TEST_CASE("Cli.Results.OverwritesExistingRegularFiles") {
   fs::create_directories(dir / "res/1");
   write_file(dir / "res/1/stdout", "an older and much longer output\n");
   write_file(dir / "res/1/cmd", "an older and much longer command\n");
-  const auto r = sh(dir, "$P run --results res echo ::: hi", "", 20s);
+  const auto r = sh(dir, "$P run --results-layout seq --results res echo ::: hi", "", 20s);
   CHECK(r.exit_code == 0);
   CHECK(read_file(dir / "res/1/stdout") == "hi\n");
   CHECK(read_file(dir / "res/1/cmd") == "echo hi\n");
@@ -81,7 +81,7 @@ TEST_CASE("Cli.Results.FullDiskIsReported") {
   auto r = sh(dir,
               "export P && mkdir full && unshare -m sh -c 'mount -t tmpfs -o size=64k tmpfs full && "
               "{ dd if=/dev/zero of=full/fill bs=4k 2>/dev/null; "
-              "$P run -j1 --joblog log.tsv --results full/r echo ::: a b; }'",
+              "$P run -j1 --joblog log.tsv --results-layout seq --results full/r echo ::: a b; }'",
               "", 30s);
   CHECK(r.exit_code == 255);
   CHECK_MESSAGE(contains(r.err, "--results: cannot write 'full/r/1/cmd': No space left on device"), r.err);
@@ -90,7 +90,7 @@ TEST_CASE("Cli.Results.FullDiskIsReported") {
   // Full while the job writes: procpool writes the files, sees ENOSPC, and says so.
   r = sh(dir,
          "export P && mkdir full2 && unshare -m sh -c 'mount -t tmpfs -o size=64k tmpfs full2 && "
-         "$P run -j1 --joblog log2.tsv --results full2/r \"head -c 200000 /dev/zero; : {}\" ::: a b'",
+         "$P run -j1 --joblog log2.tsv --results-layout seq --results full2/r \"head -c 200000 /dev/zero; : {}\" ::: a b'",
          "", 30s);
   CHECK(r.exit_code == 255);
   CHECK_MESSAGE(contains(r.err, "job 1: --results: cannot write 'full2/r/1/stdout': No space left on device"), r.err);
@@ -241,4 +241,43 @@ TEST_CASE("Cli.Descriptors.LowUlimitCapsSlots") {
   CHECK_MESSAGE(r.exit_code == 0, r.err);
   CHECK(!contains(r.err, "only enough"));
   CHECK(testing::count_matching_lines(r.out, "^64$") == 60);
+}
+
+// GNU parallel's --results layout: an argument never leads the files outside the directory the name
+// starts in (GNU parallel's would write there), and links on the way are refused as in the seq layout.
+TEST_CASE("Cli.Results.GnuLayoutStaysBeneathItsDirectory") {
+  TempDir dir;
+  fs::create_directories(dir / "inner");
+  // Values are escaped (/ is \_), and `..` climbs at most out of its own column name.
+  auto r = sh(dir, "$P run -j1 --results res echo ::: ../x /abs ..", "", 20s);
+  CHECK_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(read_file(dir / "res/1/..\\_x/stdout") == "../x\n");
+  CHECK(read_file(dir / "res/1/\\_abs/stdout") == "/abs\n");
+  CHECK(read_file(dir / "res/stdout") == "..\n");
+  // A header name or a templated value that climbs out is refused: nothing written, exit 255.
+  for (const std::string& args : {"--header : --results h echo ::: .. v", "--results 'inner/t/{}' echo ::: ../../x",
+                                  "--results 'inner/{}/' echo ::: ..", "--results '{}' echo ::: \"$PWD/abs\""}) {
+    r = sh(dir, "$P run -j1 " + args, "", 20s);
+    CHECK_MESSAGE(r.exit_code == 255, args);
+    CHECK_MESSAGE((contains(r.err, "leads outside") || contains(r.err, "is an absolute path")), r.err);
+  }
+  CHECK(!fs::exists(dir / "x"));
+  CHECK(!fs::exists(dir / "inner/seq"));
+  CHECK(!fs::exists(dir / "abs"));
+  CHECK(!fs::exists(dir / "v"));
+  // A link planted on the way or at a file is refused, never written through.
+  write_file(dir / "victim", "precious\n");
+  fs::create_directories(dir / "links/1");
+  fs::create_directories(dir / "target");
+  fs::create_directory_symlink(dir / "target", dir / "links/1/a");
+  r = sh(dir, "$P run --results links echo ::: a", "", 20s);
+  CHECK(r.exit_code == 255);
+  CHECK_MESSAGE(contains(r.err, "'links/1/a' is a symbolic link"), r.err);
+  CHECK(fs::is_empty(dir / "target"));
+  fs::create_directories(dir / "t");
+  fs::create_symlink(dir / "victim", dir / "t/b.err");
+  r = sh(dir, "$P run --results 't/{}' echo ::: b", "", 20s);
+  CHECK(r.exit_code == 255);
+  CHECK_MESSAGE(contains(r.err, "'t/b.err' is a symbolic link"), r.err);
+  CHECK(read_file(dir / "victim") == "precious\n");
 }

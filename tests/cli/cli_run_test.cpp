@@ -177,7 +177,8 @@ TEST_CASE("Cli.Run.BadInputExits255") {
       {"$P run --halt now,fail=0 ok.txt", "--halt"},
       {"$P run --retries x ok.txt", "--retries"},
       {"$P run --memfree 1Q ok.txt", "--memfree"},
-      {"$P run --resume ok.txt", "need --joblog"},
+      {"$P run --resume ok.txt", "--resume needs --joblog FILE or --results NAME"},
+      {"$P run --resume-failed ok.txt", "need --joblog"},
       {"$P run --no-such-option ok.txt", "unknown option"},
       {"$P run --group --ungroup ok.txt", "exclude each other"},
       {"$P run echo :::: missing-args.txt", "cannot open 'missing-args.txt'"},
@@ -219,7 +220,8 @@ TEST_CASE("Cli.Run.TagAndTagstring") {
 
 TEST_CASE("Cli.Run.Results") {
   TempDir dir;
-  const auto r = sh(dir, "$P run -j2 --results res 'echo out-{}; echo err-{} >&2' ::: a b");
+  // --results-layout seq: procpool's own layout, the output printed as well.
+  const auto r = sh(dir, "$P run -j2 --results-layout seq --results res 'echo out-{}; echo err-{} >&2' ::: a b");
   CHECK(r.exit_code == 0);
   CHECK(read_file(dir / "res/1/stdout") == "out-a\n");
   CHECK(read_file(dir / "res/1/stderr") == "err-a\n");

@@ -8,9 +8,11 @@
 #include "gnu_options.hpp"
 #include "input.hpp"
 #include "joblog.hpp"
+#include "limit.hpp"
 #include "options.hpp"
 #include "output.hpp"
 #include "pipe_input.hpp"
+#include "results.hpp"
 
 #include <procpool/version.hpp>
 
@@ -248,11 +250,18 @@ TEST_CASE("Cli.Halt.Errors") {
 
 TEST_CASE("Cli.Size.Units") {
   CHECK(cli::parse_size("100") == 100);
-  CHECK(cli::parse_size("10k") == 10240);
+  // GNU parallel's multiply_binary_prefix: lower case k, m, g... are powers of 1000, upper case and Ki, Mi... of 1024.
+  CHECK(cli::parse_size("10k") == 10000);
   CHECK(cli::parse_size("1.5K") == 1536);
+  CHECK(cli::parse_size("2ki") == 2048);
+  CHECK(cli::parse_size("2m") == 2000000);
   CHECK(cli::parse_size("2M") == 2ULL << 20);
+  CHECK(cli::parse_size("2Mi") == 2ULL << 20);
   CHECK(cli::parse_size("1G") == 1ULL << 30);
-  CHECK(cli::parse_size("3t") == 3ULL << 40);
+  CHECK(cli::parse_size("3t") == 3000000000000ULL);
+  CHECK(cli::parse_size("3T") == 3ULL << 40);
+  CHECK(cli::parse_size("1e") == 1000000000000000000ULL);
+  CHECK_THROWS_WITH_AS(cli::parse_size("5i"), "--memfree: '5i' is not a number", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_size(""), "--memfree: empty size", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_size("k"), "--memfree: empty value", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_size("5x"), "--memfree: '5x' is not a number", UsageError);
@@ -563,8 +572,12 @@ TEST_CASE("Cli.Options.Conflicts") {
                        "--group, --line-buffer and --ungroup exclude each other", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--lb", "-u", "b"}),
                        "--group, --line-buffer and --ungroup exclude each other", UsageError);
-  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--resume", "b"}), "--resume and --resume-failed need --joblog FILE",
-                       UsageError);
+  const char* const resume_needs = "--resume needs --joblog FILE or --results NAME (GNU parallel's layout, not a table)";
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--resume", "b"}), resume_needs, UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--resume", "--results", "r.csv", "b"}), resume_needs, UsageError);
+  CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--resume", "--results", "r", "--results-layout", "seq", "b"}),
+                       resume_needs, UsageError);
+  CHECK(cli::parse_run_options(Args{"--resume", "--results", "r", "b"})->resume);
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--resume-failed", "b"}),
                        "--resume and --resume-failed need --joblog FILE", UsageError);
   CHECK_THROWS_WITH_AS(cli::parse_run_options(Args{"--colsep", ",", "b.txt"}),
@@ -794,4 +807,55 @@ TEST_CASE("Cli.Options.ColourAndCsv") {
   CHECK((tsv->colsep == "\t" && !tsv->trim));  // trimmed (lr) by default, as with --colsep
   CHECK_THROWS_AS(cli::parse_run_options({"--csv", "--colsep", "ab", "echo", ":::", "a"}), UsageError);
   CHECK_THROWS_AS(cli::parse_run_options({"--csv", "--colsep", "\"", "echo", ":::", "a"}), UsageError);
+}
+
+TEST_CASE("Cli.Results.GnuNames") {
+  using procpool::cli::args_as_dirname;
+  using procpool::cli::components_beneath;
+  // Per record: each column's name then its escaped value; --header names sorted numerically, then as text.
+  CHECK(args_as_dirname({"a", "b/c"}, {}, {}) == "1/a/2/b\\_c");
+  CHECK(args_as_dirname({"a", "b", "c"}, {1, 1, 1}, {}) == "1/a/1/b/1/c");
+  CHECK(args_as_dirname({"x", "y"}, {}, {"b", "a"}) == "a/y/b/x");
+  CHECK(args_as_dirname({"x", "y", "z"}, {}, {"10", "9"}) == "3/z/9/y/10/x");
+  CHECK(args_as_dirname({std::string("t\tb\\n\0", 6)}, {}, {}) == "1/t\\tb\\\\n\\0");
+  CHECK(args_as_dirname({std::string(300, 'v')}, {}, {}) == "1/" + std::string(255, 'v'));
+  CHECK(args_as_dirname({}, {}, {}).empty());
+  CHECK(components_beneath("a//./b/../c/") == std::vector<std::string>{"a", "c"});
+  CHECK(components_beneath("1/..") == std::vector<std::string>{});
+  CHECK(!components_beneath("1/../.."));
+  CHECK(!components_beneath("../x"));
+}
+
+TEST_CASE("Cli.Results.TableFields") {
+  using procpool::cli::csv_field;
+  CHECK(csv_field("plain", ',') == "plain");
+  CHECK(csv_field("a,b", ',') == "\"a,b\"");
+  CHECK(csv_field("a,b", '\t') == "a,b");
+  CHECK(csv_field("say \"hi\"", ',') == "\"say \"\"hi\"\"\"");
+  CHECK(csv_field("x\ny", ',') == "\"x\ny\"");
+  CHECK(csv_field("", ',').empty());
+  CHECK(procpool::cli::json_escape("a\"b\\c\n\x01") == "a\\\"b\\\\c\\u000a\\u0001");
+}
+
+TEST_CASE("Cli.Limit.Predefined") {
+  using procpool::cli::JobLimit;
+  using procpool::cli::LimitVerdict;
+  CHECK(procpool::cli::limit_verdict(0) == LimitVerdict::Start);
+  CHECK(procpool::cli::limit_verdict(1) == LimitVerdict::Wait);
+  CHECK(procpool::cli::limit_verdict(2) == LimitVerdict::KillYoungest);
+  CHECK(procpool::cli::limit_verdict(127) == LimitVerdict::Wait);
+  CHECK(JobLimit::cached_and_free("MemTotal: 100 kB\nMemFree: 10 kB\nMemAvailable: 50 kB\nBuffers: 1 kB\n"
+                                  "Cached: 2 kB\nSwapCached: 4 kB\nActive: 8 kB\n") == 17 * 1024);
+  CHECK(!JobLimit::cached_and_free("nothing: 1 kB\n"));
+  const auto ticks = JobLimit::io_ticks("   8       0 sda 1 2 3 4 5 6 7 8 9 1234 11\n 7 0 loop0 1 2\n");
+  CHECK(ticks.size() == 1);
+  CHECK(ticks.at("sda") == 1234);
+  // A predefined limit reads its value as GNU parallel does; anything else is a command.
+  CHECK_THROWS_AS(JobLimit("mem 5x"), UsageError);
+  CHECK_THROWS_AS(JobLimit("load -1"), UsageError);
+  CHECK(JobLimit("mem 1k").check() == LimitVerdict::Start);
+  CHECK(JobLimit("mem 1E").check() == LimitVerdict::KillYoungest);
+  CHECK(JobLimit("exit 2").check() == LimitVerdict::KillYoungest);
+  CHECK(JobLimit("exit 1").check() == LimitVerdict::Wait);
+  CHECK(JobLimit("test \"$SSHLOGIN\" = :").check() == LimitVerdict::Start);
 }

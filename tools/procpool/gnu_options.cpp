@@ -5,7 +5,6 @@
 namespace procpool::cli {
 namespace {
 
-constexpr std::string_view kManyArgs = "use -L N or -N N (N lines per job) or -X / -m";
 constexpr std::string_view kPipe =
     "procpool's --pipe and --pipepart take --block, --recstart, --recend and -N; for the rest split the input "
     "first (split -l N --filter)";
@@ -20,8 +19,6 @@ constexpr std::string_view kInfo = "use nproc, lscpu or getconf ARG_MAX";
 
 constexpr std::array kRefused = {
     // Several arguments per job.
-    RefusedOption{"-l,--max-lines,--maxlines", false, kManyArgs},
-    RefusedOption{"-x,--exit", false, kManyArgs},
     // Input format.
     RefusedOption{"-E", true, "arguments are read to the end; cut the input first: sed '/^EOF$/q'"},
     RefusedOption{"-e,--eof", false, "arguments are read to the end; cut the input first: sed '/^EOF$/q'"},
@@ -63,7 +60,6 @@ constexpr std::array kRefused = {
     RefusedOption{"--fg", false, kSemaphore},
     RefusedOption{"--bg", false, kSemaphore},
     RefusedOption{"--wait", false, kSemaphore},
-    RefusedOption{"--limit", true, "use --load N or --memfree SIZE"},
     RefusedOption{"--memsuspend", true, "use --memfree SIZE"},
     RefusedOption{"--noswap", false, "use --memfree SIZE or --load N"},
     RefusedOption{"--compress", false, "procpool spills large output uncompressed to $TMPDIR"},
@@ -71,9 +67,6 @@ constexpr std::array kRefused = {
                   "procpool spills large output uncompressed to $TMPDIR"},
     RefusedOption{"--decompress-program,--use-decompress-program,--usedecompressprogram,--decompressprogram", true,
                   "procpool spills large output uncompressed to $TMPDIR"},
-    RefusedOption{"--color-failed,--colour-failed,--colorfailed,--colourfailed,--color-fail,--colour-fail,"
-                  "--colorfail,--colourfail,--cf",
-                  false, "use --joblog FILE (Exitval) or --halt"},
     RefusedOption{"--latest-line,--latestline,--ll", false, "use --line-buffer"},
     RefusedOption{"--total-jobs,--totaljobs,--total", true, "--bar counts a regular file's lines in advance"},
     RefusedOption{"-p,--interactive", false, "use --dry-run to see the commands first"},

@@ -102,6 +102,16 @@ bool is_whitespace_only(const std::string& value) {
   });
 }
 
+bool ContinuedLines::take(std::string& line) {
+  line.insert(0, std::exchange(held_, {}));
+  if (skip_empty_ && is_whitespace_only(line)) return false;
+  if (join_ && !line.empty() && is_whitespace_only(line.substr(line.size() - 1))) {
+    held_ = std::move(line);
+    return false;
+  }
+  return true;
+}
+
 namespace {
 
 void wait_readable(int fd) {
@@ -415,6 +425,11 @@ std::string CommandTemplate::expand(const std::vector<std::string>& args, std::u
   return out;
 }
 
+const std::vector<std::string>& JobSource::column_names() const {
+  static const std::vector<std::string> kNone;
+  return kNone;
+}
+
 std::string JobSource::tag_for(const JobInput& job) {
   std::string tag;
   for (std::size_t i = 0; i < job.args.size(); ++i) {
@@ -597,9 +612,10 @@ std::vector<std::string> read_whole_source(const ArgSource& source, const Option
 std::vector<std::string> read_source_lines(const ArgSource& source, const Options& options) {
   std::vector<std::string> values;
   if (source.kind == ArgSource::Kind::InlineArgs) {
+    ContinuedLines lines(options.skip_empty, options.continued_lines);
     for (const auto& arg : source.args) {
       if (options.delimiter == "\n") {
-        if (!options.skip_empty || !is_whitespace_only(arg)) values.push_back(arg);
+        if (std::string value = arg; lines.take(value)) values.push_back(std::move(value));
         continue;
       }
       // GNU parallel writes ::: arguments to a file, each ended by the delimiter, and reads them back:
@@ -608,19 +624,22 @@ std::vector<std::string> read_source_lines(const ArgSource& source, const Option
       for (;;) {
         const auto at = arg.find(options.delimiter, pos);
         std::string value = arg.substr(pos, at == std::string::npos ? std::string::npos : at - pos);
-        if (!options.skip_empty || !is_whitespace_only(value)) values.push_back(std::move(value));
+        if (lines.take(value)) values.push_back(std::move(value));
         if (at == std::string::npos) break;
         pos = at + options.delimiter.size();
       }
     }
+    if (lines.pending()) values.push_back(lines.flush());
     return values;
   }
   LineReader reader(source.path, false, options.delimiter);
   std::string line;
+  ContinuedLines lines(options.skip_empty, options.continued_lines);
   while (reader.next_waiting(line) == LineReader::Result::Line) {  // read whole: wait for the rest
     replace_nul_bytes(line);
-    if (!options.skip_empty || !is_whitespace_only(line)) values.push_back(line);
+    if (lines.take(line)) values.push_back(line);
   }
+  if (lines.pending()) values.push_back(lines.flush());
   return values;
 }
 
@@ -660,6 +679,8 @@ class TemplateSource final : public JobSource {
         max_args_(options.max_args.value_or(std::numeric_limits<std::size_t>::max())),
         per_job_(options.max_args.value_or(std::numeric_limits<std::size_t>::max())),
         max_chars_(options.max_chars),
+        exit_too_long_(options.exit_too_long),
+        first_lines_(options.skip_empty, options.continued_lines && !options.csv),
         jobs_(std::max(1U, options.jobs)),
         header_lines_(options.header_lines) {
     std::vector<std::vector<const ArgSource*>> grouped;
@@ -707,12 +728,16 @@ class TemplateSource final : public JobSource {
           const auto r = next_first_record(value, false);
           if (r == LineReader::Result::WouldBlock) return Result::WouldBlock;
           if (r == LineReader::Result::End) {
+            if (first_lines_.pending()) {  // -L: a last line ending in white space is a value as it is
+              value = first_lines_.flush();
+              break;
+            }
             // An empty first source gives one empty value when another source has values.
             if (first_read_ || !memory_values_) return Result::End;
             value.clear();
             break;
           }
-          if (!skip_empty_ || !is_whitespace_only(value)) break;  // -r
+          if (first_lines_.take(value)) break;  // -r, -L's continued lines
         }
         first_read_ = true;
         replace_nul_bytes(value);
@@ -769,16 +794,24 @@ class TemplateSource final : public JobSource {
           first = false;
         }
         if (!pending_.empty() && grown >= max_chars_) break;  // >=: GNU counts a NUL too
+        if (grown >= max_chars_ && exit_too_long_) {
+          std::string shown = join_words(*held_);
+          if (shown.size() > 50) shown = shown.substr(0, 50) + "...";
+          throw InputStop(fmt::format("Command line too long ({} >= {}) at input 0: {}", grown, max_chars_, shown));
+        }
         pending_length_ = grown;
       }
       pending_.insert(pending_.end(), held_->begin(), held_->end());
+      pending_sizes_.push_back(held_->size());
       held_.reset();
       if (++pending_records_ >= records_per_job()) break;
     }
     if (pending_records_ == 0) return Result::End;
     job.seq = ++seq_;
     job.args = std::move(pending_);
+    job.record_sizes = std::move(pending_sizes_);
     pending_.clear();
+    pending_sizes_.clear();
     pending_records_ = 0;
     pending_length_ = base_length_;
     return Result::Job;
@@ -795,6 +828,10 @@ class TemplateSource final : public JobSource {
 
   [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
     return template_.expand(job.args, job.seq, slot, true, context_);
+  }
+  [[nodiscard]] const std::vector<std::string>& column_names() const override { return names_; }
+  [[nodiscard]] std::string with_named_columns(const std::string& text) const override {
+    return with_column_numbers(text);
   }
 
  private:
@@ -897,10 +934,13 @@ class TemplateSource final : public JobSource {
   bool skip_empty_ = false;
   bool multi_ = false, fill_ = false, context_ = false;  // several records per job: -n/-N, -m/-X
   std::size_t max_args_, per_job_, max_chars_;
+  bool exit_too_long_ = false;  // -x
+  ContinuedLines first_lines_;  // the streamed first source's -r and -L
   unsigned jobs_;
   bool spread_checked_ = false;
   std::optional<std::vector<std::string>> held_;  // read, not yet in a job
   std::vector<std::string> pending_;              // the next job's arguments so far
+  std::vector<std::size_t> pending_sizes_;        // how many of them each record gave
   std::size_t pending_records_ = 0;
   std::size_t header_lines_ = 0;    // --header: lines at the start of each source that name its columns
   std::vector<std::string> names_;  // the column names, in the order of a job's arguments
@@ -941,6 +981,10 @@ class ShuffledSource final : public JobSource {
   [[nodiscard]] std::optional<std::uint64_t> count_total() const override { return jobs_.size(); }
   [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
     return inner_->command_for(job, slot);
+  }
+  [[nodiscard]] const std::vector<std::string>& column_names() const override { return inner_->column_names(); }
+  [[nodiscard]] std::string with_named_columns(const std::string& text) const override {
+    return inner_->with_named_columns(text);
   }
 
  private:

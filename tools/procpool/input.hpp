@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace procpool::cli {
@@ -52,6 +53,28 @@ std::optional<std::uint64_t> count_lines(const std::string& path, bool skip_blan
 
 /// Perl's /^\s*$/: what -r (--no-run-if-empty) skips.
 bool is_whitespace_only(const std::string& value);
+
+/// GNU parallel's reading of argument lines: with -L/-l (`join`) a line ending in white space goes on
+/// with the next one (joined as they are); -r (`skip_empty`) drops a value that is only white space,
+/// judged once joined.
+class ContinuedLines {
+ public:
+  ContinuedLines(bool skip_empty, bool join) : skip_empty_(skip_empty), join_(join) {}
+  /// True when `line` (its held start put before it) is a value now; false when it was dropped or is held.
+  bool take(std::string& line);
+  /// A held start at the end of the input: a value as it is.
+  [[nodiscard]] bool pending() const { return !held_.empty(); }
+  std::string flush() { return std::exchange(held_, {}); }
+
+ private:
+  bool skip_empty_, join_;
+  std::string held_;
+};
+
+/// Input that ends the run after the running jobs, exit 255 (-x: GNU parallel's "Command line too long").
+struct InputStop : UsageError {
+  using UsageError::UsageError;
+};
 
 /// A parsed command template with GNU parallel replacement strings.
 class CommandTemplate {
@@ -111,6 +134,9 @@ std::string shell_quote(const std::string& word);
 struct JobInput {
   std::uint64_t seq = 0;
   std::vector<std::string> args;  ///< batch mode: the command line itself
+  /// -n/-N/-m/-X: how many of `args` each input record gave, in order (--results names them per
+  /// record); empty: all of them are one record.
+  std::vector<std::size_t> record_sizes;
   std::shared_ptr<const PipeChunk> chunk;  ///< --pipe, --pipepart: the job's stdin
 };
 
@@ -126,6 +152,10 @@ class JobSource {
   [[nodiscard]] virtual std::optional<std::uint64_t> count_total() const = 0;
   /// The command for a job (template expanded and quoted, or the batch line).
   [[nodiscard]] virtual std::string command_for(const JobInput& job, unsigned slot) const = 0;
+  /// --header: the names of a record's columns, in the order of its values (may be fewer).
+  [[nodiscard]] virtual const std::vector<std::string>& column_names() const;
+  /// `text` with --header's {name} strings turned into {N} (as the command's), for --results.
+  [[nodiscard]] virtual std::string with_named_columns(const std::string& text) const { return text; }
   /// The --tag text: the arguments joined by spaces.
   [[nodiscard]] static std::string tag_for(const JobInput& job);
   /// next(), waiting on wait_fd() instead of returning WouldBlock: Job or End.

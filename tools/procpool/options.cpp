@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -49,8 +50,8 @@ struct RawOptions {
   std::string jobs;
   std::string joblog;
   bool resume = false, resume_failed = false;
-  std::string retries, timeout, grace, halt, tagstring, ctagstring, results, delay, memfree, load, colsep;
-  bool ctag = false, color = false, csv = false;
+  std::string retries, timeout, grace, halt, tagstring, ctagstring, results, results_layout, delay, memfree, load, colsep;
+  bool ctag = false, color = false, color_failed = false, csv = false;
   bool keep_order = false, group = false, line_buffer = false, ungroup = false, tag = false, dry_run = false;
   bool verbose = false, bar = false, eta = false, progress = false, force_progress = false, tty = false;
   bool shell_always = false, link = false, verbose_stderr = false, silent = false, no_keep_order = false;
@@ -59,7 +60,9 @@ struct RawOptions {
   bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
   bool pipe = false, pipepart = false;
   std::string block, recstart, recend, trim, max_lines, termseq;
-  std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
+  std::string max_lines_l;  // -l [N]: GNU parallel's optional value
+  bool exit_too_long = false;
+  std::string nice, tmpdir, header, limit;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
   // --broker
@@ -109,13 +112,21 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_flag("--color,--colour", raw.color,
                "Print each job's output lines in its own colours (terminal escape sequences, GNU parallel's)");
   app.add_option("--results,--result,--res", raw.results,
-                 "Also save each job's output to DIR/SEQ/stdout and DIR/SEQ/stderr (and its command to "
-                 "DIR/SEQ/cmd)")->type_name("DIR");
+                 "Save each job's output instead of printing it, as GNU parallel: NAME/1/ARG1/2/ARG2/{seq,stdout,"
+                 "stderr}; a NAME with replacement strings is the stdout file (and NAME.err, NAME.seq) or, ending "
+                 "in /, the directory; NAME.csv, .tsv, .json: one row per job (-.csv: on stdout)")->type_name("NAME");
+  app.add_option("--results-layout", raw.results_layout,
+                 "gnu (default) or seq: procpool's DIR/SEQ/{cmd,stdout,stderr}, the output printed as well "
+                 "(the only layout with --broker)")->type_name("gnu|seq");
   app.add_flag("--dry-run,--dryrun,--dr", raw.dry_run, "Print the commands that would run, run nothing");
   app.add_option("--delay", raw.delay, "Wait at least D between two job starts")->type_name("D");
   app.add_option("--memfree", raw.memfree,
-                 "Start a job only while MemAvailable is at least SIZE (k, M, G, T: powers of 1024)")
+                 "Start a job only while MemAvailable is at least SIZE (GNU parallel's k = 1000, K = Ki = 1024, m, M, g, G...)")
       ->type_name("SIZE");
+  app.add_option("--limit", raw.limit,
+                 "Before each job start run CMD (/bin/sh -c): exit 0 starts it, 1 waits, 2 kills the youngest job; "
+                 "also every 0.1 s while jobs run. 'mem SIZE', 'load N', 'io N' are GNU parallel's "
+                 "predefined limits")->type_name("CMD");
   app.add_option("--load", raw.load,
                  "Start a job only while fewer than N (or N% of the CPUs) processes are runnable")
       ->type_name("N");
@@ -127,6 +138,11 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_flag("--progress", raw.progress, "Show done/failed/running counts on stderr (terminal)");
   app.add_flag("--force-progress", raw.force_progress,
                "Draw --bar/--eta/--progress even when stderr is not a terminal");
+  app.add_flag("--color-failed,--colour-failed,--colorfailed,--colourfailed,--color-fail,--colour-fail,"
+               "--colorfail,--colourfail,--cf",
+               raw.color_failed,
+               "Print the output of a job that exited non-zero white on red (GNU parallel's; not with -u or "
+               "--line-buffer)");
   app.add_option("-C,--colsep,--col-sep", raw.colsep,
                  "Split each argument line into columns {1} {2} ... at this separator (a regex)")
       ->type_name("REGEX");
@@ -157,6 +173,12 @@ void build_app(CLI::App& app, RawOptions& raw) {
       ->type_name("N");
   app.add_option("-L", raw.max_lines,
                  "Give each job up to N input lines, as -N N (with --pipe: a record is N lines)")->type_name("N");
+  app.add_option("-l,--max-lines,--maxlines", raw.max_lines_l,
+                 "Give each job up to N input lines (default 1), {} all of them (with --pipe: a record is N lines)")
+      ->expected(0, 1)
+      ->type_name("[N]");
+  app.add_flag("-x,--exit", raw.exit_too_long,
+               "-m/-X: stop (exit 255) when one argument makes the command longer than -s, as GNU parallel");
   app.add_flag("-m", raw.multiple, "Give each job as many arguments as fit in -s (spread evenly over the jobs)");
   app.add_flag("-X,--xargs", raw.xargs, "Like -m, and a word holding {} is repeated per argument");
   app.add_option("-s,--max-chars,--maxchars", raw.max_chars, "-m/-X: the longest command to build (126976)")
@@ -257,6 +279,7 @@ void refuse_with_broker(const RawOptions& raw, const Options& opt) {
   if (!raw.memfree.empty()) throw UsageError("--memfree is a host throttle: set it on procpool worker");
   if (!raw.load.empty()) throw UsageError("--load is a host throttle: set it on procpool worker");
   if (!raw.delay.empty()) throw UsageError("--delay is a host throttle: set it on procpool worker");
+  if (opt.limit) throw UsageError("--limit cannot be used with --broker: use procpool worker --memfree or --load");
   if (!raw.jobs.empty()) throw UsageError("-j is set per worker: procpool worker -j N");
   // Options of this runner's own job slots, which a broker run does not use.
   if (opt.retry_failed) throw UsageError("--retry-failed cannot be used with --broker: use --resume-failed");
@@ -265,6 +288,7 @@ void refuse_with_broker(const RawOptions& raw, const Options& opt) {
   if (opt.tmpdir) throw UsageError("--tmpdir cannot be used with --broker: set TMPDIR for procpool worker");
   if (opt.verbose_stderr) throw UsageError("-t/--verbose cannot be used with --broker: use -v");
   if (opt.color) throw UsageError("--color, --ctag and --ctagstring cannot be used with --broker: use --tag or --tagstring");
+  if (opt.color_failed) throw UsageError("--color-failed cannot be used with --broker: use --joblog FILE (Exitval)");
 }
 
 } // namespace
@@ -413,17 +437,24 @@ std::uint64_t parse_size(const std::string& text) { return parse_size(text, "--m
 
 std::uint64_t parse_size(const std::string& text, const char* what) {
   if (text.empty()) throw UsageError(fmt::format("{}: empty size", what));
+  // GNU parallel's multiply_binary_prefix: k = 1000, K = Ki = ki = 1024, m = 10^6, M = Mi = 2^20, ... e, E.
   std::string number = text;
-  double unit = 1;
-  switch (text.back()) {
-    case 'k': case 'K': unit = 1024.0; break;
-    case 'm': case 'M': unit = 1024.0 * 1024; break;
-    case 'g': case 'G': unit = 1024.0 * 1024 * 1024; break;
-    case 't': case 'T': unit = 1024.0 * 1024 * 1024 * 1024; break;
-    case 'p': case 'P': unit = 1024.0 * 1024 * 1024 * 1024 * 1024; break;
-    default: break;
+  bool binary = false;
+  if (number.size() >= 2 && (number.back() == 'i' || number.back() == 'I') &&
+      std::isalpha(static_cast<unsigned char>(number[number.size() - 2]))) {
+    binary = true;
+    number.pop_back();
   }
-  if (unit != 1) number.pop_back();
+  double unit = 1;
+  const char letter = number.back();
+  const auto power = std::string_view("kmgtpe").find(static_cast<char>(std::tolower(static_cast<unsigned char>(letter))));
+  if (power != std::string_view::npos) {
+    binary = binary || std::isupper(static_cast<unsigned char>(letter));
+    unit = std::pow(binary ? 1024.0 : 1000.0, static_cast<double>(power + 1));
+    number.pop_back();
+  } else if (binary) {
+    throw UsageError(fmt::format("{}: '{}' is not a number", what, text));
+  }
   const double value = parse_number(number, what) * unit;
   if (value < 0) throw UsageError(fmt::format("{}: '{}' is negative", what, text));
   // 2^64 exactly: converting it or anything above to uint64_t is undefined (it wrapped to small values).
@@ -602,6 +633,20 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   if (!words.empty() && words.front().size() > 1 && words.front().front() == '-' && words.front() != "--")
     throw UsageError(fmt::format("unknown option '{}' (see procpool run --help)", words.front()));
   if (!words.empty() && words.front() == "--") words.erase(words.begin());
+  // -l's value is optional: as GNU parallel (Getopt::Long's :f), a word after -l that is no number is
+  // not its value but the command's first word.
+  std::optional<double> max_lines_l;
+  if (app.count("--max-lines") > 0) {
+    char* end = nullptr;
+    const double value = raw.max_lines_l.empty() ? 0 : std::strtod(raw.max_lines_l.c_str(), &end);
+    if (!raw.max_lines_l.empty() && (end != raw.max_lines_l.c_str() + raw.max_lines_l.size() || !std::isfinite(value))) {
+      words.insert(words.begin(), raw.max_lines_l);
+      max_lines_l = 1;
+    } else {
+      if (value < 0) throw UsageError(fmt::format("--max-lines: '{}' is negative", raw.max_lines_l));
+      max_lines_l = std::max(1.0, std::ceil(value));  // -l and -l 0 are -l 1
+    }
+  }
 
   // An option given an empty value (`-j ''`, often an unset shell variable) is an error, not the default.
   const std::pair<const char*, const std::string*> valued_options[] = {
@@ -621,8 +666,7 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   if (!raw.joblog.empty()) opt.joblog = raw.joblog;
   opt.resume = raw.resume;
   opt.resume_failed = raw.resume_failed;
-  if ((opt.resume || opt.resume_failed) && !opt.joblog)
-    throw UsageError("--resume and --resume-failed need --joblog FILE");
+
   if (!raw.retries.empty()) {
     const long n = parse_integer(raw.retries, "--retries");
     if (n < 0) throw UsageError(fmt::format("--retries: '{}' is negative", raw.retries));
@@ -646,7 +690,25 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   if (!raw.tagstring.empty()) opt.tagstring = raw.tagstring;
   else if (!raw.ctagstring.empty()) opt.tagstring = raw.ctagstring;
   opt.color = raw.color || raw.ctag || app.count("--ctagstring") > 0;
+  opt.color_failed = raw.color_failed;
   if (!raw.results.empty()) opt.results_dir = raw.results;
+  // GNU parallel's --resume also reads --results' files (not a table's, not procpool's seq layout).
+  const auto lower_results = [&] {
+    std::string lower = raw.results;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return lower;
+  }();
+  const bool results_table = lower_results.ends_with(".csv") || lower_results.ends_with(".tsv") ||
+                             lower_results.ends_with(".json");
+  if (opt.resume_failed && !opt.joblog) throw UsageError("--resume and --resume-failed need --joblog FILE");
+  if (opt.resume && !opt.joblog && (!opt.results_dir || results_table || raw.results_layout == "seq" || !raw.broker.empty()))
+    throw UsageError("--resume needs --joblog FILE or --results NAME (GNU parallel's layout, not a table)");
+  if (app.count("--results-layout") > 0) {
+    if (raw.results_layout != "gnu" && raw.results_layout != "seq")
+      throw UsageError(fmt::format("--results-layout: '{}' must be gnu or seq", raw.results_layout));
+    if (!opt.results_dir) throw UsageError("--results-layout needs --results NAME");
+    opt.results_layout = raw.results_layout == "seq" ? ResultsLayout::Seq : ResultsLayout::Gnu;
+  }
   opt.dry_run = raw.dry_run;
   if (!raw.delay.empty()) opt.delay_seconds = parse_duration_seconds(raw.delay, "--delay");
   if (!raw.memfree.empty()) opt.memfree_bytes = parse_size(raw.memfree);
@@ -656,6 +718,10 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     else
       opt.load_limit = parse_number(raw.load, "--load");
     if (opt.load_limit <= 0) throw UsageError(fmt::format("--load: '{}' must be above 0", raw.load));
+  }
+  if (app.count("--limit") > 0) {
+    if (raw.limit.empty()) throw UsageError("--limit: empty value");
+    opt.limit = raw.limit;
   }
   opt.verbose = raw.verbose && !raw.silent;
   opt.verbose_stderr = raw.verbose_stderr && !raw.silent;
@@ -722,7 +788,8 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     opt.template_mode = true;
     opt.template_words = std::move(words);
   } else if (words.size() >= 2 || (words.size() == 1 && (raw.multiple || raw.xargs || !raw.max_args.empty() ||
-                                                          !raw.max_replace_args.empty() || !raw.max_lines.empty()))) {
+                                                          !raw.max_replace_args.empty() || !raw.max_lines.empty() ||
+                                                          max_lines_l))) {
     // One word is a batch file, except with -n/-N/-m/-X, which only make sense with a template.
     opt.template_mode = true;
     opt.template_words = std::move(words);
@@ -750,14 +817,30 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
       if (lines == 0) throw UsageError("-L: '0' must be at least 1 with --pipe");
       if (opt.max_args) *opt.max_args *= lines;
       else opt.record_lines = lines;
-    } else if (!opt.max_args) {
-      opt.max_args = lines;  // as -N N: -n or -N, when given, wins (GNU parallel's)
-      if (!(raw.multiple || raw.xargs)) opt.context_replace = true;
+    } else {
+      opt.continued_lines = lines > 0;
+      if (!opt.max_args) {
+        opt.max_args = lines;  // as -N N: -n or -N, when given, wins (GNU parallel's)
+        if (!(raw.multiple || raw.xargs)) opt.context_replace = true;
+      }
+    }
+  }
+  if (max_lines_l && app.count("-L") == 0) {
+    // GNU parallel's -l N: -L N without its context replace (-L, when given too, wins).
+    if (*max_lines_l > 1e9) throw UsageError(fmt::format("--max-lines: '{}' is too large", raw.max_lines_l));
+    const auto lines = static_cast<std::size_t>(*max_lines_l);
+    if (opt.pipe != PipeMode::None) {
+      if (opt.max_args) *opt.max_args *= lines;
+      else opt.record_lines = lines;
+    } else {
+      opt.continued_lines = true;
+      if (!opt.max_args) opt.max_args = lines;
     }
   }
   if (opt.pipe == PipeMode::Part && (opt.max_args || opt.record_lines))
     throw UsageError("-n/-N/-L (records per job) work with --pipe, not with --pipepart: use --pipe < FILE");
   opt.fill = raw.multiple || raw.xargs;
+  opt.exit_too_long = raw.exit_too_long;
   if (raw.xargs) opt.context_replace = true;
   if (app.count("--max-chars") > 0) {
     if (!opt.fill) throw UsageError("--max-chars (-s) limits what -m or -X put in one command: add one of them");
@@ -842,6 +925,10 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
       if (b.run_ttl < 10) throw UsageError(fmt::format("--run-ttl: '{}' must be at least 10s", raw.run_ttl));
     }
     b.insecure = raw.insecure_broker;
+    // The broker writes procpool's own layout as the results arrive.
+    if (opt.results_dir && app.count("--results-layout") > 0 && opt.results_layout != ResultsLayout::Seq)
+      throw UsageError("--results-layout gnu cannot be used with --broker: its results are DIR/SEQ/{cmd,stdout,stderr}");
+    opt.results_layout = ResultsLayout::Seq;
     if (!opt.dry_run) refuse_with_broker(raw, opt);
     opt.broker = std::move(b);
   }

@@ -46,6 +46,10 @@ struct TermStep {
 /// --trim: white space taken off each value (GNU parallel's n, l, r, lr).
 enum class Trim { None, Left, Right, Both };
 
+/// --results: GNU parallel's layout (DIR/1/VALUE/..., templated names, .csv/.tsv/.json tables; the
+/// output is not printed) or procpool's older DIR/SEQ/{cmd,stdout,stderr}, output printed as well.
+enum class ResultsLayout { Gnu, Seq };
+
 /// --pipe: stdin (or one file) cut into chunks; --pipepart: a seekable file cut into byte ranges.
 enum class PipeMode { None, Pipe, Part };
 
@@ -65,11 +69,14 @@ struct Options {
   bool tag = false;
   std::optional<std::string> tagstring;
   bool color = false;  ///< --color, --ctag, --ctagstring: each job's lines in its own colours (GNU parallel's)
+  bool color_failed = false;  ///< --color-failed: a failed job's grouped lines white on red
   std::optional<std::string> results_dir;
+  ResultsLayout results_layout = ResultsLayout::Gnu;  ///< --results-layout; Seq with --broker
   bool dry_run = false;
   double delay_seconds = 0;
   std::uint64_t memfree_bytes = 0;
   double load_limit = 0;  ///< 0 = no limit
+  std::optional<std::string> limit;  ///< --limit CMD: GNU parallel's dynamic job limit (limit.hpp)
   bool verbose = false;         ///< -v: each command on stdout, in its job's output
   bool verbose_stderr = false;  ///< -t, --verbose: each command on stderr as it starts (GNU parallel's)
   ProgressStyle progress = ProgressStyle::None;
@@ -85,6 +92,8 @@ struct Options {
   bool fill = false;                    ///< -m/-X: as many records per job as fit in max_chars
   bool context_replace = false;         ///< -X/-N: a word holding {} is repeated per argument
   std::size_t max_chars = 126976;       ///< -s: the longest command -m/-X build
+  bool exit_too_long = false;           ///< -x: with -m/-X, one argument too long for -s stops the run
+  bool continued_lines = false;         ///< -L/-l: a line ending in white space goes on with the next
   std::optional<int> nice;              ///< --nice N: the jobs run at this niceness
   std::optional<std::string> tmpdir;    ///< --tmpdir DIR: TMPDIR for procpool's spill files and the jobs
   std::size_t header_lines = 0;         ///< --header: lines at the start of each source naming its columns
@@ -181,7 +190,7 @@ std::optional<int> halt_status(const HaltPolicy& halt, const HaltCounts& counts,
 /// The exit status of a run that ends without its --halt condition met: GNU parallel's
 /// percentage of failed jobs for N%, else the failed count (at most 101).
 int halt_final_status(const HaltPolicy& halt, const HaltCounts& counts);
-std::uint64_t parse_size(const std::string& text);  ///< 100, 10k, 2M, 1G, 1T (powers of 1024)
+std::uint64_t parse_size(const std::string& text);  ///< 100, 10k, 2M, 1Gi, 1T: GNU parallel's (k = 1000, K = 1024)
 /// GNU parallel's --termseq: SIGNAL,MS,SIGNAL,MS,... (names with or without SIG, or numbers; a last
 /// signal may go without its wait).
 std::vector<TermStep> parse_termseq(const std::string& text);

@@ -74,6 +74,8 @@ std::string colour_for_seq(std::uint64_t seq) {
   return colours[seq % colours.size()] + std::string(kClearToEol);
 }
 
+std::string failed_colour() { return "\033[48;5;196;38;5;231m" + std::string(kClearToEol); }
+
 OutputBuffer::~OutputBuffer() {
   if (file_ >= 0) ::close(file_);
 }
@@ -244,6 +246,7 @@ void OutputOrder::write_job(JobOutput& job) {
         writer_.write(fd, c, job.prefix, line_start, job.colour);
       });
       writer_.end_colour_line(fd, job.colour, line_start);
+      if (job.whole_lines && !line_start) writer_.write(fd, "\n", {}, line_start);
     }
     write_held(fd, is_out ? job.out_long : job.err_long, is_out ? job.out_partial : job.err_partial, job.prefix,
                line_start, {});

@@ -55,12 +55,15 @@ class StdWriter {
 
 /// --color: GNU parallel's colours for job `seq` (background and foreground, then clear to end of line).
 std::string colour_for_seq(std::uint64_t seq);
+/// --color-failed: GNU parallel's white on red for a failed job's lines.
+std::string failed_colour();
 
 /// The output of one job (all its tries), owned by OutputOrder.
 struct JobOutput {
   OutputBuffer out, err;
   std::string prefix;              ///< "TAG\t" or empty
   std::string colour;              ///< --color: colour_for_seq, or empty
+  bool whole_lines = false;        ///< --color-failed: grouped, a last line without a newline gets one
   bool out_line_start = true, err_line_start = true;
   std::string out_partial, err_partial;  ///< --line-buffer: the unfinished last line
   OutputBuffer out_long, err_long;       ///< --line-buffer: the start of an unfinished line over 1 MiB

@@ -2,6 +2,7 @@
 
 #include "input.hpp"
 #include "joblog.hpp"
+#include "limit.hpp"
 #include "output.hpp"
 #include "pipe_input.hpp"
 #include "progress.hpp"
@@ -41,6 +42,7 @@ using Clock = std::chrono::steady_clock;
 using Seconds = std::chrono::duration<double>;
 
 constexpr auto kThrottleRecheck = std::chrono::milliseconds(100);
+constexpr auto kLimitRecheck = std::chrono::milliseconds(100);  // --limit while no job can start
 
 /// `from + seconds`, saturated: a duration beyond the clock's range is "never".
 Clock::time_point after(Clock::time_point from, double seconds) {
@@ -86,7 +88,9 @@ struct Job {
 struct SlotJob {
   std::unique_ptr<Job> job;
   int results_out = -1, results_err = -1; // --results files: what the pipes bring is also written there
+  std::string results_out_path, results_err_path;  // their names, for messages
   std::string results_error;              // the first failed --results write, reported when the job ends
+  std::string table_out, table_err;       // --results x.csv/.tsv/.json: the whole output, for the job's row
 };
 
 /// What GNU parallel does when its stdout's reader is gone: die of SIGPIPE (exit status 141 in a
@@ -124,6 +128,8 @@ class Runner {
   std::string prefix_for(const JobInput& input, unsigned slot_number) const;
   void start_jobs();
   bool throttled(Clock::time_point now);
+  /// --limit: asks the command; exit 2 kills the youngest running job.
+  LimitVerdict check_limit(Clock::time_point now);
   std::unique_ptr<Job> next_job();
   void start(std::unique_ptr<Job> job, unsigned slot_index);
   void poll_once();
@@ -134,6 +140,11 @@ class Runner {
   void interrupt(int sig);
   void hang_up();
   void stop_for_closed_stdout();
+  /// GNU parallel's --results saves the output instead of printing it, except a table's with -u or
+  /// --line-buffer.
+  [[nodiscard]] bool prints_output() const {
+    return !gnu_results_ || (gnu_results_->table() && opt_.output != OutputMode::Group);
+  }
   [[nodiscard]] std::optional<double> timeout_seconds() const;
   [[nodiscard]] ProgressCounts counts() const;
   [[nodiscard]] int exit_status() const;
@@ -145,8 +156,11 @@ class Runner {
   std::unique_ptr<JobSource> source_;
   std::optional<ResumeState> resume_;
   std::unique_ptr<JobLogWriter> joblog_;
-  std::unique_ptr<ResultsDir> results_;
+  std::unique_ptr<ResultsDir> results_;        // --results-layout seq: the output is printed as well
+  std::unique_ptr<GnuResults> gnu_results_;   // GNU parallel's --results: the output is not printed
   std::unique_ptr<JobSlots> slots_;
+  std::unique_ptr<JobLimit> limit_;
+  Clock::time_point next_limit_check_{};
   std::unique_ptr<ChunkFeeds> feeds_;  // --pipe, --pipepart: each running job's stdin
   std::vector<SlotJob> slot_jobs_;
   std::deque<std::unique_ptr<Job>> retry_queue_;
@@ -158,6 +172,7 @@ class Runner {
   bool interrupted_ = false;
   bool stdout_closed_ = false;  // the reader of stdout went away: stop, then die of SIGPIPE
   bool results_failed_ = false;  // a --results file could not be made: exit 255
+  bool input_stopped_ = false;   // -x: an argument too long for -s: exit 255
   int halt_status_ = -1;        // set when --halt triggered
   std::optional<std::uint64_t> halt_total_;  // --halt N%: GNU parallel judges over all the jobs
   Clock::time_point next_start_allowed_{};
@@ -178,12 +193,17 @@ void Runner::setup() {
   if (opt_.dry_run) return;
   const bool append = opt_.resume || opt_.resume_failed || opt_.retry_failed;
   if (opt_.joblog) joblog_ = std::make_unique<JobLogWriter>(*opt_.joblog, append);
-  if (append) resume_ = ResumeState::load(joblog_->fd(), *opt_.joblog);
+  if (append && joblog_) resume_ = ResumeState::load(joblog_->fd(), *opt_.joblog);
   if (opt_.retry_failed) {  // the jobs come from the joblog itself
     source_ = make_retry_source(resume_->failed_commands());
     resume_.reset();
   }
-  if (opt_.results_dir) results_ = std::make_unique<ResultsDir>(*opt_.results_dir);
+  if (opt_.results_dir && opt_.results_layout == ResultsLayout::Seq)
+    results_ = std::make_unique<ResultsDir>(*opt_.results_dir);
+  else if (opt_.results_dir)
+    gnu_results_ = std::make_unique<GnuResults>(*opt_.results_dir, source_->with_named_columns(*opt_.results_dir),
+                                                opt_.replace_token, opt_.plus);
+  if (opt_.limit) limit_ = std::make_unique<JobLimit>(*opt_.limit);
   if (opt_.memfree_bytes > 0) {
     // MemAvailable never exceeds MemTotal: say once that the run will wait, rather than hang silently.
     if (const auto total = os::read_meminfo().total; total && opt_.memfree_bytes > *total)
@@ -206,7 +226,7 @@ void Runner::setup() {
   config.shell_always = opt_.shell_always;
   config.tty = opt_.tty;
   // --results goes through the pipes too: procpool writes the files, so it sees a full disk.
-  config.capture = !(opt_.output == OutputMode::Ungroup && !results_);
+  config.capture = !(opt_.output == OutputMode::Ungroup && !results_ && !gnu_results_);
   config.grace_seconds = opt_.kill_grace_seconds;
   config.term_seq = opt_.term_seq;
   config.nice = opt_.nice;
@@ -268,7 +288,22 @@ bool Runner::throttled(Clock::time_point now) {
     const double runnable = os::runnable_tasks().value_or(0) - 1;
     if (runnable >= opt_.load_limit) { throttle_until_ = now + kThrottleRecheck; return true; }
   }
+  // GNU parallel asks --limit before each job start.
+  if (limit_ && check_limit(now) != LimitVerdict::Start) { throttle_until_ = now + kThrottleRecheck; return true; }
   return false;
+}
+
+LimitVerdict Runner::check_limit(Clock::time_point now) {
+  next_limit_check_ = now + kLimitRecheck;
+  const LimitVerdict verdict = limit_->check();
+  if (verdict != LimitVerdict::KillYoungest) return verdict;
+  // The youngest is the running job with the highest sequence number, as GNU parallel picks it.
+  std::optional<unsigned> youngest;
+  for (unsigned i = 0; i < slots_->size(); ++i)
+    if (slot_jobs_[i].job && (!youngest || slot_jobs_[i].job->input.seq > slot_jobs_[*youngest].job->input.seq))
+      youngest = i;
+  if (youngest) slots_->kill(*youngest, KillReason::Limit);
+  return verdict;
 }
 
 std::unique_ptr<Job> Runner::next_job() {
@@ -281,10 +316,23 @@ std::unique_ptr<Job> Runner::next_job() {
   if (input_done_) return nullptr;
   auto job = std::make_unique<Job>();
   for (;;) {
-    const auto r = source_->next(job->input);
+    JobSource::Result r;
+    try {
+      r = source_->next(job->input);
+    } catch (const InputStop& e) {  // GNU parallel lets the running jobs finish, then exits 255
+      std::cerr << fmt::format("procpool: {}\n", e.what());
+      input_done_ = true;
+      input_stopped_ = true;
+      return nullptr;
+    }
     if (r == JobSource::Result::End) { input_done_ = true; return nullptr; }
     if (r == JobSource::Result::WouldBlock) { input_waiting_ = true; return nullptr; }
     if (resume_ && resume_->skip(job->input.seq, opt_.resume_failed)) { ++skipped_; continue; }
+    // GNU parallel's --resume --results: a job whose output files exist has run.
+    if (opt_.resume && gnu_results_ && gnu_results_->already_done(job->input, source_->column_names())) {
+      ++skipped_;
+      continue;
+    }
     return job;
   }
 }
@@ -292,8 +340,9 @@ std::unique_ptr<Job> Runner::next_job() {
 void Runner::start_jobs() {
   while (!stopping_) {
     const auto free_slot = slots_->free_slot();
-    if (!free_slot) return;
-    if ((opt_.delay_seconds > 0 || opt_.memfree_bytes > 0 || opt_.load_limit > 0) && throttled(Clock::now())) return;
+    if (!free_slot || (input_done_ && retry_queue_.empty())) return;
+    if ((opt_.delay_seconds > 0 || opt_.memfree_bytes > 0 || opt_.load_limit > 0 || limit_) && throttled(Clock::now()))
+      return;
     auto job = next_job();
     if (!job) return;
     start(std::move(job), *free_slot);
@@ -305,20 +354,34 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   const unsigned slot_number = slot_index + 1;
   job->command = source_->command_for(job->input, slot_number);
   // --results first: a job whose files cannot be made (a planted symlink, a full disk) does not run.
-  ResultsDir::JobFiles result_files;
-  if (results_) {
-    try {
-      result_files = results_->create(job->input.seq, job->command);
-    } catch (const ResultsError& e) {
-      if (job->output != nullptr) order_.discard(*job->output);  // a retry: its earlier tries printed nothing
-      stop_for_results(e.what());
-      return;
+  GnuResults::JobFiles result_files;
+  try {
+    if (results_) {
+      const auto files = results_->create(job->input.seq, job->command);
+      result_files = {files.out, files.err, results_->file_path(job->input.seq, "stdout"),
+                      results_->file_path(job->input.seq, "stderr")};
+    } else if (gnu_results_ && !gnu_results_->table()) {
+      result_files = gnu_results_->create(job->input, source_->column_names(), slot_number);
     }
+  } catch (const ResultsError& e) {
+    if (job->output != nullptr) order_.discard(*job->output);  // a retry: its earlier tries printed nothing
+    stop_for_results(e.what());
+    return;
   }
   if (job->output == nullptr)
     job->output = order_.open(prefix_for(job->input, slot_number),
                               opt_.color ? colour_for_seq(job->input.seq) : std::string());
   ++job->tries_done;
+  slot.results_out = result_files.out;
+  slot.results_err = result_files.err;
+  slot.results_out_path = std::move(result_files.out_path);
+  slot.results_err_path = std::move(result_files.err_path);
+  slot.results_error.clear();
+  slot.table_out.clear();
+  slot.table_err.clear();
+  // GNU parallel's --line-buffer --results prints the name of each job's stdout file.
+  if (gnu_results_ && !gnu_results_->table() && opt_.output == OutputMode::LineBuffer)
+    order_.data(*job->output, STDOUT_FILENO, slot.results_out_path + "\n");
 
   if (opt_.verbose_stderr) {  // GNU parallel's -t: on stderr, as the job starts
     bool line_start = true;
@@ -326,17 +389,14 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
   }
   if (opt_.verbose) {
     const std::string line = job->command + "\n";
-    if (opt_.output == OutputMode::Ungroup) {
+    if (gnu_results_ && !prints_output()) {  // part of the job's saved output, as GNU parallel's
+      save_result(slot, STDOUT_FILENO, line);
+    } else if (opt_.output == OutputMode::Ungroup) {
       bool line_start = true;
       writer_.write(STDOUT_FILENO, line, {}, line_start);
     } else {
       order_.data(*job->output, STDOUT_FILENO, line);
     }
-  }
-  if (results_) {
-    slot.results_out = result_files.out;
-    slot.results_err = result_files.err;
-    slot.results_error.clear();
   }
   slot.job = std::move(job);
   JobLimits limits;
@@ -351,7 +411,10 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
 
 void Runner::on_output(unsigned slot_index, int which, std::string_view bytes) {
   SlotJob& slot = slot_jobs_[slot_index];
-  if (results_) save_result(slot, which, bytes);
+  // GNU parallel's -u writes a table's output straight through, not into the table.
+  if (results_ || (gnu_results_ && !(gnu_results_->table() && opt_.output == OutputMode::Ungroup)))
+    save_result(slot, which, bytes);
+  if (!prints_output()) return;
   if (opt_.output == OutputMode::Ungroup) {  // only with --results: otherwise the job has our stdout
     bool line_start = true;
     writer_.write(which, bytes, {}, line_start);
@@ -361,13 +424,17 @@ void Runner::on_output(unsigned slot_index, int which, std::string_view bytes) {
 }
 
 void Runner::save_result(SlotJob& slot, int which, std::string_view bytes) {
+  if (gnu_results_ && gnu_results_->table()) {  // GNU parallel keeps a table row's output in memory too
+    (which == STDOUT_FILENO ? slot.table_out : slot.table_err).append(bytes);
+    return;
+  }
   int& fd = which == STDOUT_FILENO ? slot.results_out : slot.results_err;
   if (fd < 0 || bytes.empty()) return;
   if (const int err = os::write_all(fd, bytes); err != 0) {
     if (slot.results_error.empty())
-      slot.results_error = fmt::format(
-          "--results: cannot write '{}': {}",
-          results_->file_path(slot.job->input.seq, which == STDOUT_FILENO ? "stdout" : "stderr"), std::strerror(err));
+      slot.results_error = fmt::format("--results: cannot write '{}': {}",
+                                       which == STDOUT_FILENO ? slot.results_out_path : slot.results_err_path,
+                                       std::strerror(err));
     close_fd(fd);  // the rest of this stream is not saved; the job runs on
   }
 }
@@ -457,11 +524,28 @@ void Runner::finish(const JobEnd& end) {
   }
   if (end.reason == KillReason::Timeout)
     std::cerr << fmt::format("procpool: job {} timed out and was killed: {}\n", job->input.seq, job->command);
+  // GNU parallel's --color-failed: grouped output only; a job that died of a signal has exit status 0 there.
+  if (opt_.color_failed && opt_.output == OutputMode::Group) {
+    job->output->whole_lines = true;
+    if (end.exitval != 0) job->output->colour = failed_colour();
+  }
   // The output first, then the joblog line, as GNU parallel (visible with --joblog -).
   order_.finish(*job->output);
-  if (joblog_)
-    joblog_->write({job->input.seq, end.start_epoch, end.runtime, job->input.chunk ? job->input.chunk->total() : 0,
-                    end.received, end.exitval, end.signal, job->command, {}});
+  // A table's Receive is what it holds (-v's line included, nothing with -u), as GNU parallel's.
+  const bool table = gnu_results_ && gnu_results_->table();
+  const JobLogEntry entry{job->input.seq, end.start_epoch, end.runtime,
+                          job->input.chunk ? job->input.chunk->total() : 0, table ? slot.table_out.size() : end.received,
+                          end.exitval, end.signal, job->command, {}};
+  if (joblog_) joblog_->write(entry);
+  if (table) {
+    try {
+      gnu_results_->write_row(entry, job->input.args, source_->column_names(), slot.table_out, slot.table_err);
+    } catch (const ResultsError& e) {
+      stop_for_results(e.what());
+    }
+    slot.table_out.clear();
+    slot.table_err.clear();
+  }
   check_halt(*job, end.slot, end.exitval, end.signal, failed);
 }
 
@@ -482,6 +566,7 @@ void Runner::poll_once() {
   if (want_start && next_start_allowed_ > now) consider(next_start_allowed_);
   if (want_start && throttle_until_) consider(*throttle_until_);
   if (progress_.active()) consider(now + std::chrono::milliseconds(200));
+  if (limit_ && !stopping_ && slots_->busy_count() > 0) consider(next_limit_check_);
   int timeout_ms = -1;
   if (wake) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*wake - now).count() + 1;
@@ -505,7 +590,7 @@ void Runner::poll_once() {
 }
 
 int Runner::exit_status() const {
-  if (interrupted_ || results_failed_) return 255;
+  if (interrupted_ || results_failed_ || input_stopped_) return 255;
   if (halt_status_ >= 0) return halt_status_;
   return halt_final_status(opt_.halt, {done_, failed_, succeeded_, halt_total_});
 }
@@ -516,6 +601,9 @@ int Runner::run() {
   for (;;) {
     if (writer_.broken() && !stdout_closed_) stop_for_closed_stdout();
     start_jobs();
+    // GNU parallel keeps asking --limit while jobs run, to kill the youngest on exit 2.
+    if (limit_ && !stopping_ && slots_->busy_count() > 0 && Clock::now() >= next_limit_check_)
+      check_limit(Clock::now());
     if (slots_->busy_count() == 0 && (stopping_ || (input_done_ && retry_queue_.empty()))) break;
     progress_.update(counts());
     poll_once();

@@ -3,7 +3,7 @@
 #include "options.hpp"
 
 #include "os/cpu.hpp"
-#include "os/spawn.hpp"
+#include "spawn.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -77,23 +77,6 @@ std::vector<std::string> slot_files(const std::string& dir) {
   std::vector<std::string> paths;
   for (auto& [number, path] : found) paths.push_back(std::move(path));
   return paths;
-}
-
-/// The command run as /bin/sh -c; its exit status, or 128 + the signal that ended it.
-int run_command(const std::string& command) {
-  std::string line = command;
-  char sh[] = "sh";
-  char dash_c[] = "-c";
-  char* argv[] = {sh, dash_c, line.data(), nullptr};
-  os::SpawnRequest request;
-  request.path = "/bin/sh";
-  request.argv = argv;
-  const os::Spawned child = os::spawn(request);
-  int status = 0;
-  while (::waitpid(child.pid, &status, 0) < 0)
-    if (errno != EINTR) throw_errno("waitpid");
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return WEXITSTATUS(status);
 }
 
 std::string default_id() {
@@ -249,14 +232,14 @@ int run_semaphore(const SemOptions& options) {
   }
   std::string command;
   for (const auto& word : options.command) command += (command.empty() ? "" : " ") + word;
-  if (options.fg) return run_command(command);
+  if (options.fg) return run_shell_command(command);
   // --bg: the caller goes on at once; a child keeps the slot (the forked descriptor shares the
   // lock) until the command ends.
   std::cout.flush();
   const pid_t pid = ::fork();
   if (pid < 0) throw_errno("fork");
   if (pid > 0) return 0;
-  const int status = run_command(command);
+  const int status = run_shell_command(command);
   ::_exit(status);
 }
 

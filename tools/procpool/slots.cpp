@@ -342,7 +342,8 @@ void JobSlots::finish(unsigned index, int status) {
   end.reason = slot.kill_reason;
   if (WIFEXITED(status)) end.exitval = WEXITSTATUS(status);
   else if (WIFSIGNALED(status)) end.signal = WTERMSIG(status);
-  if (slot.kill_reason == KillReason::Timeout) {  // GNU parallel logs a timed-out job as -1 / its signal
+  // GNU parallel logs a job killed for --timeout or --limit as -1 / its signal.
+  if (slot.kill_reason == KillReason::Timeout || slot.kill_reason == KillReason::Limit) {
     end.exitval = -1;
     if (end.signal == 0) end.signal = SIGTERM;
   }

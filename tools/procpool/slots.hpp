@@ -23,7 +23,7 @@
 namespace procpool::cli {
 
 /// Why procpool stopped a job (None: it ended by itself).
-enum class KillReason { None, Timeout, Halt, Interrupt, Cancel };
+enum class KillReason { None, Timeout, Halt, Interrupt, Cancel, Limit };  ///< Limit: --limit's exit 2
 
 struct SlotsConfig {
   unsigned slots = 1;          ///< wanted; capped by the descriptor limit, with a warning

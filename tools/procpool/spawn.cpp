@@ -1,15 +1,20 @@
 #include "spawn.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char** environ;
 
 #include "os/fd.hpp"
 #include "os/spawn.hpp"
@@ -28,6 +33,46 @@ void job_child_steps(void* arg) noexcept {
 }
 
 } // namespace
+
+int run_shell_command(const std::string& command, const std::vector<std::string>& extra_env, bool null_stdin) {
+  std::string line = command;
+  char sh[] = "sh";
+  char dash_c[] = "-c";
+  char* argv[] = {sh, dash_c, line.data(), nullptr};
+  std::vector<std::string> env_strings(extra_env);
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const auto same_name = [&](const std::string& extra) {
+      return extra.compare(0, extra.find('=') + 1, entry.substr(0, entry.find('=') + 1)) == 0;
+    };
+    if (std::none_of(extra_env.begin(), extra_env.end(), same_name)) env_strings.emplace_back(entry);
+  }
+  std::vector<char*> envp;
+  for (auto& entry : env_strings) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  os::UniqueFd dev_null;
+  os::FdMap stdin_map[1];
+  os::SpawnRequest request;
+  request.path = "/bin/sh";
+  request.argv = argv;
+  request.envp = envp.data();
+  request.signal_mask = &none;
+  request.setup.default_signals = os::signal_bit(SIGPIPE);
+  if (null_stdin) {
+    dev_null.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (dev_null.get() < 0) throw std::system_error(errno, std::generic_category(), "open /dev/null");
+    stdin_map[0] = {dev_null.get(), STDIN_FILENO};
+    request.fds = stdin_map;
+  }
+  const os::Spawned child = os::spawn(request);
+  int status = 0;
+  while (::waitpid(child.pid, &status, 0) < 0)
+    if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "waitpid");
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
 
 pid_t spawn_job(const SpawnRequest& request) {
   char sh[] = "/bin/sh";

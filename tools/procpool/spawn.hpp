@@ -3,6 +3,8 @@
 // watchdog process that kills the running jobs' groups if procpool itself is killed (even SIGKILL).
 #include <atomic>
 #include <functional>
+#include <string>
+#include <vector>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -24,6 +26,13 @@ struct SpawnRequest {
 
 /// Starts a job; returns its pid (= its process group id). Throws std::system_error on failure.
 pid_t spawn_job(const SpawnRequest& request);
+
+/// Runs `command` with /bin/sh -c, no signal blocked, and waits for it: its exit status, or 128 + the
+/// signal that ended it. `extra_env` ("NAME=value") is added to this process's environment for it,
+/// replacing a variable of the same name; `null_stdin` gives it /dev/null instead of procpool's stdin.
+/// Throws std::system_error when it cannot be started or waited for.
+int run_shell_command(const std::string& command, const std::vector<std::string>& extra_env = {},
+                      bool null_stdin = false);
 
 /// A forked helper holding a shared table of running job process groups. When procpool's end of a
 /// pipe closes (procpool exited or was killed) it SIGKILLs every group still in the table, then runs
