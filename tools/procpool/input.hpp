@@ -1,6 +1,7 @@
 #pragma once
 // Job input: a streamed line reader, batch-file and template job sources, and replacement strings.
 #include "options.hpp"
+#include "plus_strings.hpp"
 
 #include <cstdint>
 #include <map>
@@ -61,7 +62,8 @@ class CommandTemplate {
   /// the command: nothing is quoted then.
   /// `all_args` is the string for all the arguments, `{}` unless -I renamed it (then `{}` is literal).
   /// `plus`: GNU parallel's --plus strings too ({..} {...} {+/} {+.} {+..} {+...} {/..} {/...}
-  /// {slot}); then any other {word} is refused (UsageError) rather than kept as text.
+  /// {slot} {##} {0#} {0%} and the bash-like ones of plus_strings.hpp); then any other {word} is
+  /// refused (UsageError) rather than kept as text.
   /// `append_args`: a template without any replacement string gets the arguments appended (not with
   /// --pipe, whose jobs have none).
   explicit CommandTemplate(const std::string& text, const std::string& all_args = "{}", bool plus = false,
@@ -71,9 +73,13 @@ class CommandTemplate {
   /// `xay xby`), as GNU parallel's context replace; otherwise {} is all the arguments joined by spaces.
   [[nodiscard]] std::string expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
                                    bool quote, bool context = false) const;
+  /// --plus's {##} and {0#} need the number of jobs: true when the template has either.
+  [[nodiscard]] bool needs_total() const { return needs_total_; }
+  /// The number of jobs ({##}, {0#}'s width) and of job slots ({0%}'s width, GNU parallel's -j).
+  void set_totals(std::uint64_t jobs, unsigned slots) { total_jobs_ = jobs; slots_ = slots; }
 
  private:
-  enum class Kind { Literal, Args, Seq, Slot };
+  enum class Kind { Literal, Args, Seq, Slot, TotalJobs, PaddedSeq, PaddedSlot };
   enum class Modifier {
     None, NoExt, Basename, Dirname, BasenameNoExt,
     NoExt2, NoExt3, DirPlus, Ext, Ext2, Ext3, BasenameNoExt2, BasenameNoExt3  // --plus
@@ -81,10 +87,11 @@ class CommandTemplate {
   struct Segment {
     Kind kind = Kind::Literal;
     std::string text;      // literal text
-    std::size_t index = 0; // 0 = all arguments, N = the Nth
+    long index = 0;        // 0 = all arguments, N = the Nth, -N = the Nth from the end
     Modifier modifier = Modifier::None;
     bool unquoted = false;  // the arguments are the command: inserted as typed
     bool blank = false;     // a literal of spaces and tabs: it separates context words
+    std::shared_ptr<const PlusEdit> edit;  // --plus's bash-like strings: instead of `modifier`
   };
   /// Expands segs[begin, end); `one` >= 0 puts only that argument where {} is.
   void expand_range(std::string& out, const std::vector<Segment>& segs, std::size_t begin, std::size_t end,
@@ -92,6 +99,9 @@ class CommandTemplate {
                     bool quote) const;
   std::vector<Segment> segments_;
   std::vector<Segment> words_;  // segments_ with the blanks of literals split off (for context replace)
+  bool needs_total_ = false;
+  std::uint64_t total_jobs_ = 0;
+  unsigned slots_ = 1;
 };
 
 /// Throws UsageError when `text` holds a GNU parallel Perl expression (`{= ... =}`): procpool has
@@ -130,6 +140,10 @@ class JobSource {
   [[nodiscard]] static std::string tag_for(const JobInput& job);
   /// next(), waiting on wait_fd() instead of returning WouldBlock: Job or End.
   Result next_waiting(JobInput& job);
+  /// Whether the commands need the number of jobs (--plus's {##} {0#}): then every job is read first.
+  [[nodiscard]] virtual bool needs_total() const { return false; }
+  /// The number of jobs, once all are read.
+  virtual void set_total(std::uint64_t /*jobs*/) {}
 };
 
 std::unique_ptr<JobSource> make_job_source(const Options& options);

@@ -170,7 +170,8 @@ void build_app(CLI::App& app, RawOptions& raw) {
       ->type_name("VALUE");
   app.add_flag("--retry-failed,--retryfailed", raw.retry_failed,
                "Run the failed jobs of --joblog FILE again, commands as logged (the command line's are ignored)");
-  app.add_flag("--plus", raw.plus, "Also {..} {...} {+/} {+.} {+..} {+...} {/..} {/...} {slot}, as GNU parallel");
+  app.add_flag("--plus", raw.plus, "Also {..} {...} {+/} {+.} {+..} {+...} {/..} {/...} {slot} {##} {0#} {0%} and the bash-like "
+                "{:-x} {:n:m} {#re} {%re} {/re/s} {^re}..., as GNU parallel");
   app.add_flag("--pipe,--spreadstdin", raw.pipe,
                "Cut stdin into chunks of --block bytes (whole records) and give each job one on its stdin");
   app.add_flag("--pipepart,--pipe-part", raw.pipepart,
@@ -802,8 +803,11 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   for (const auto& word : opt.template_words) refuse_perl_expression(word, "the command");
   if (opt.tagstring) refuse_perl_expression(*opt.tagstring, "--tagstring");
   if (opt.plus) {  // an unsupported --plus string is refused now, not when the first job starts
-    (void)CommandTemplate(join_words(opt.template_words), opt.replace_token, true);
-    if (opt.tagstring) (void)CommandTemplate(*opt.tagstring, "{}", true);
+    const CommandTemplate command(join_words(opt.template_words), opt.replace_token, true);
+    if (command.needs_total() && opt.pipe != PipeMode::None)
+      throw UsageError("--pipe is incompatible with {##} and {0#} (the number of jobs is not known in advance)");
+    if (opt.tagstring && opt.pipe != PipeMode::None && CommandTemplate(*opt.tagstring, "{}", true).needs_total())
+      throw UsageError("--pipe is incompatible with {##} and {0#} (the number of jobs is not known in advance)");
   }
   int stdin_users = opt.template_mode ? 0 : (opt.batch_file == "-" ? 1 : 0);
   if (opt.pipe == PipeMode::Pipe && opt.sources.empty()) ++stdin_users;

@@ -230,8 +230,12 @@ void Runner::stop_for_results(const std::string& message) {
 }
 
 std::string Runner::prefix_for(const JobInput& input, unsigned slot_number) const {
-  if (opt_.tagstring)
-    return CommandTemplate(*opt_.tagstring, "{}", opt_.plus, false).expand(input.args, input.seq, slot_number, false) + "\t";
+  if (opt_.tagstring) {
+    CommandTemplate tag(*opt_.tagstring, "{}", opt_.plus, false);
+    // --plus's {##} {0#} (every job was read first: the count is at hand) and {0%}
+    tag.set_totals(tag.needs_total() ? source_->count_total().value_or(0) : 0, opt_.jobs);
+    return tag.expand(input.args, input.seq, slot_number, false) + "\t";
+  }
   if (opt_.tag) return JobSource::tag_for(input) + "\t";
   return {};
 }
