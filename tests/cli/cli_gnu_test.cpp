@@ -208,9 +208,9 @@ for my $k (sort keys %h) {
   CHECK(r.exit_code == 0);
   CHECK(r.out == "");
   // Spot checks: the message names the option and what to use instead.
-  auto pipe = sh(dir, "$P run --pipe --round-robin wc -l");
+  auto pipe = sh(dir, "$P run --pipe --regexp wc -l");
   CHECK(pipe.exit_code == 255);
-  CHECK(pipe.err.find("--round-robin: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
+  CHECK(pipe.err.find("--regexp: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
   auto lines = sh(dir, "$P run -l 2 echo ::: a");
   CHECK(lines.err.find("--max-lines: GNU parallel's option is not supported by procpool run: use -L N") != std::string::npos);
   CHECK(sh(dir, "$P run --no-such-option echo ::: a").err.find("unknown option") != std::string::npos);

@@ -998,6 +998,9 @@ class BufferedSource final : public JobSource {
   [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
     return inner_->command_for(job, slot);
   }
+  [[nodiscard]] std::string wrap_command(const JobInput& job, const std::string& command) const override {
+    return inner_->wrap_command(job, command);
+  }
 
  private:
   std::unique_ptr<JobSource> inner_;

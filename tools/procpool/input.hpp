@@ -136,6 +136,11 @@ class JobSource {
   [[nodiscard]] virtual std::optional<std::uint64_t> count_total() const = 0;
   /// The command for a job (template expanded and quoted, or the batch line).
   [[nodiscard]] virtual std::string command_for(const JobInput& job, unsigned slot) const = 0;
+  /// What runs for `command` (command_for's, which -v, --dry-run and the joblog show): --cat and
+  /// --fifo wrap it in their shell code.
+  [[nodiscard]] virtual std::string wrap_command(const JobInput& /*job*/, const std::string& command) const {
+    return command;
+  }
   /// The --tag text: the arguments joined by spaces.
   [[nodiscard]] static std::string tag_for(const JobInput& job);
   /// next(), waiting on wait_fd() instead of returning WouldBlock: Job or End.

@@ -57,7 +57,7 @@ struct RawOptions {
   bool gnu_noop = false, null = false, no_run_if_empty = false;
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
   bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
-  bool pipe = false, pipepart = false;
+  bool pipe = false, pipepart = false, cat = false, fifo = false, round_robin = false, rrs = false;
   std::string block, recstart, recend, trim, max_lines, termseq;
   std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
@@ -179,6 +179,12 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("--block,--block-size,--blocksize", raw.block,
                  "--pipe, --pipepart: bytes per chunk (1M; k=1000, K=Ki=1024, M, G...); --pipepart -N: N parts per job slot")
       ->type_name("SIZE");
+  app.add_flag("--cat", raw.cat, "--pipe, --pipepart: {} is a file holding the job's chunk (implies --pipe)");
+  app.add_flag("--fifo", raw.fifo, "--pipe, --pipepart: {} is a FIFO the job reads its chunk from (implies --pipe)");
+  app.add_flag("--remove-rec-sep,--removerecsep,--rrs", raw.rrs,
+               "--pipe: take --recend and --recstart out of each chunk (not its header)");
+  app.add_flag("--round-robin,--roundrobin,--round", raw.round_robin,
+               "--pipe: start -j jobs and give them the chunks in turn (with -k, strictly in turn)");
   app.add_option("--recstart", raw.recstart, "--pipe, --pipepart: a record starts with STR (\\n \\t \\0 work)")
       ->type_name("STR");
   app.add_option("--recend", raw.recend, "--pipe, --pipepart: a record ends with STR (default \\n)")->type_name("STR");
@@ -236,6 +242,11 @@ void parse_pipe_options(const CLI::App& app, const RawOptions& raw, Options& opt
   }
   if (app.count("--recstart") > 0) opt.recstart = raw.recstart;
   if (app.count("--recend") > 0) opt.recend = raw.recend;
+  opt.pipe_file = raw.cat ? PipeFile::Cat : raw.fifo ? PipeFile::Fifo : PipeFile::None;
+  opt.round_robin = raw.round_robin;
+  opt.remove_record_separators = raw.rrs;
+  if (raw.rrs && part) throw UsageError("--rrs cannot be used with --pipepart: the jobs read the file itself");
+  if (raw.round_robin && !raw.retries.empty()) throw UsageError("--retries cannot be combined with --round-robin");
   const std::pair<bool, const char*> excluded[] = {
       {raw.shuf, "--shuf"}, {raw.multiple || raw.xargs, "-m/-X"}, {!raw.colsep.empty(), "--colsep"}, {raw.csv, "--csv"},
       {raw.link, "--link"}, {raw.no_run_if_empty, "-r"}, {raw.tty, "--tty"}, {raw.retry_failed, "--retry-failed"},
@@ -715,10 +726,13 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   }
 
   if (raw.pipe && raw.pipepart) throw UsageError("--pipe and --pipepart exclude each other");
-  if (raw.pipe || raw.pipepart) {
+  if (raw.cat && raw.fifo) throw UsageError("--fifo cannot be combined with --cat");
+  if (raw.pipe || raw.pipepart || raw.cat || raw.fifo) {  // GNU parallel: --cat, --fifo imply --pipe
     parse_pipe_options(app, raw, opt, words);
   } else if (app.count("--block") > 0 || app.count("--recstart") > 0 || app.count("--recend") > 0) {
     throw UsageError("--block, --recstart and --recend need --pipe or --pipepart");
+  } else if (raw.round_robin || raw.rrs) {
+    throw UsageError("--round-robin and --rrs need --pipe or --pipepart");
   } else if (!opt.sources.empty()) {
     opt.template_mode = true;
     opt.template_words = std::move(words);

@@ -37,15 +37,37 @@ struct RecordSplit {
   [[nodiscard]] std::size_t nth(std::string_view data, std::size_t n) const;
 };
 
+/// Gives jobs their chunks after the first, one job fed many chunks on the same stdin: --round-robin
+/// (each chunk to one job) and --tee (every chunk to every job). Jobs are numbered from 0.
+class ChunkDealer {
+ public:
+  enum class Result { Chunk, WouldBlock, End };
+  virtual ~ChunkDealer() = default;
+  /// Job `who`'s next chunk: Chunk, WouldBlock (the input, or jobs behind), End.
+  virtual Result take(unsigned who, std::shared_ptr<const struct PipeChunk>& chunk) = 0;
+  /// Job `who` reads no more (it ended, or closed its stdin).
+  virtual void gone(unsigned who) = 0;
+  /// After WouldBlock: true when the input is what is missing (poll fd() then).
+  [[nodiscard]] virtual bool waiting_for_input() const = 0;
+  [[nodiscard]] virtual int fd() const = 0;
+  /// The joblog's Send for job `who`.
+  [[nodiscard]] virtual std::uint64_t sent(unsigned who) const = 0;
+};
+
 /// One job's stdin: a --header, then a chunk of the stream (--pipe) or a byte range of a file
-/// (--pipepart, the file owned by its source).
+/// (--pipepart, the file owned by its source). With --round-robin and --tee, the job's first chunk
+/// names the ChunkDealer that gives it the next ones.
 struct PipeChunk {
   std::string header;
   std::unique_ptr<char[]> bytes;
   std::size_t size = 0;
   int file_fd = -1;
   std::uint64_t offset = 0, length = 0;
+  std::shared_ptr<ChunkDealer> dealer;
+  unsigned dealer_job = 0;  ///< the job's number among the dealer's jobs
   [[nodiscard]] std::uint64_t total() const { return header.size() + size + length; }
+  /// The bytes given to the job (the joblog's Send): total(), or the dealer's count.
+  [[nodiscard]] std::uint64_t sent() const;
 };
 
 /// Cuts a stream into chunks exactly as GNU parallel's --pipe does (spreadstdin): by size, a chunk
@@ -112,8 +134,12 @@ class ChunkFeeds {
     int fd = -1;
     std::shared_ptr<const PipeChunk> chunk;
     std::uint64_t done = 0;  // bytes written, header included
+    std::shared_ptr<ChunkDealer> dealer;  // --round-robin, --tee: where the next chunks come from
+    unsigned dealer_job = 0;
+    bool starved = false;  // all written, the dealer's next chunk not there yet
   };
-  void pump(Feed& feed);
+  bool pump(Feed& feed);  // true when the feed took a new chunk
+  void close(Feed& feed);
   std::vector<Feed> feeds_;
 };
 

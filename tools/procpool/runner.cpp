@@ -349,7 +349,8 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
     job_stdin.reset(feeds_->open(slot_index, slot.job->input.chunk));
     limits.stdin_fd = job_stdin.get();
   }
-  slots_->start(slot_index, slot.job->command, {fmt::format("PARALLEL_SEQ={}", slot.job->input.seq)}, limits);
+  slots_->start(slot_index, source_->wrap_command(slot.job->input, slot.job->command),
+                {fmt::format("PARALLEL_SEQ={}", slot.job->input.seq)}, limits);
   if (opt_.delay_seconds > 0) next_start_allowed_ = after(slots_->started(slot_index), opt_.delay_seconds);
 }
 
@@ -464,7 +465,7 @@ void Runner::finish(const JobEnd& end) {
   // The output first, then the joblog line, as GNU parallel (visible with --joblog -).
   order_.finish(*job->output);
   if (joblog_)
-    joblog_->write({job->input.seq, end.start_epoch, end.runtime, job->input.chunk ? job->input.chunk->total() : 0,
+    joblog_->write({job->input.seq, end.start_epoch, end.runtime, job->input.chunk ? job->input.chunk->sent() : 0,
                     end.received, end.exitval, end.signal, job->command, {}});
   check_halt(*job, end.slot, end.exitval, end.signal, failed);
 }
