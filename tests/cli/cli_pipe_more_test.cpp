@@ -87,3 +87,28 @@ TEST_CASE("Cli.GnuPipe.RemoveRecordSeparators") {
   CHECK(sh(dir, "$P run --pipepart -a in.txt --rrs cat").exit_code == 255);  // GNU parallel ignores it there
   CHECK(sh(dir, "$P run --rrs echo ::: a").exit_code == 255);
 }
+
+// --tee: one job per argument, every one given all of stdin (-j defaults to 0); bounded memory, so a
+// slow job holds the others back.
+TEST_CASE("Cli.GnuPipe.Tee") {
+  TempDir dir;
+  REQUIRE(sh(dir, "seq 100000 > in.txt; (echo h; seq 3) > h.txt").exit_code == 0);
+  for (const std::string args :
+       {"--tee --pipe wc ::: -l -c < in.txt", "--tee --pipe 'wc {1} {2}' ::: -l -c ::: -w < in.txt",
+        "--tee --pipe 'echo {#}; md5sum; exit 2' ::: a b c < in.txt",
+        "--tee --pipe --block 10k md5sum ::: a b c d e f g h < in.txt",
+        "--tee --pipe --header : 'echo {}; cat' ::: a b < h.txt", "--tee --pipe 'head -1' ::: a b < in.txt"}) {
+    const std::string line = "-k " + args;
+    check_same(run_both(dir, line), line);
+  }
+  const auto log = run_both(dir, "-k --tee --pipe --joblog - 'wc -l; echo {}' ::: a b < in.txt");
+  CHECK(joblog_sizes(log.pp.out) == joblog_sizes(log.gnu.out));  // Send is 0, as GNU parallel's
+  const auto many = sh(dir, "seq 1000000 | $P run --tee --pipe --block 10k md5sum ::: $(seq 12) | uniq -c");
+  const auto once = sh(dir, "seq 1000000 | md5sum");
+  CHECK(many.out == "     12 " + once.out);
+  // GNU parallel's message (not run side by side: GNU parallel leaves its tee process behind there).
+  const auto few = sh(dir, "$P run --tee --pipe -j1 cat ::: a b < in.txt");
+  CHECK(few.exit_code == 255);
+  CHECK(few.err.find("--tee requires --jobs to be higher. Try --jobs 0.") != std::string::npos);
+  CHECK(sh(dir, "$P run --tee --pipe cat < in.txt").exit_code == 255);  // no arguments: no job to give it to
+}

@@ -701,7 +701,8 @@ struct SourceGroup {
 class TemplateSource final : public JobSource {
  public:
   explicit TemplateSource(const Options& options)
-      : template_(join_words(options.template_words), options.replace_token, options.plus),
+      // --pipe --tee: nothing appended, as with any --pipe
+      : template_(join_words(options.template_words), options.replace_token, options.plus, options.pipe == PipeMode::None),
         splitter_(options.colsep, options.trim, options.csv),
         csv_(options.csv),
         delimiter_(options.delimiter),
@@ -713,7 +714,7 @@ class TemplateSource final : public JobSource {
         per_job_(options.max_args.value_or(std::numeric_limits<std::size_t>::max())),
         max_chars_(options.max_chars),
         jobs_(std::max(1U, options.jobs)),
-        header_lines_(options.header_lines) {
+        header_lines_(options.tee ? 0 : options.header_lines) {  // --pipe --tee: the data's header
     std::vector<std::vector<const ArgSource*>> grouped;
     for (const auto& source : options.sources) {
       if (grouped.empty() || !(options.link || source.linked)) grouped.emplace_back();
@@ -744,7 +745,8 @@ class TemplateSource final : public JobSource {
     if (!first_reader_ && !memory_values_) any_empty_ = true;
     odometer_.assign(others_.size(), 0);
     if (!names_.empty())
-      template_ = CommandTemplate(with_column_numbers(join_words(options.template_words)), options.replace_token, options.plus);
+      template_ = CommandTemplate(with_column_numbers(join_words(options.template_words)), options.replace_token,
+                                  options.plus, options.pipe == PipeMode::None);
     template_.set_totals(0, jobs_);
     base_length_ = pending_length_ = template_.expand({}, 1, 1, true, context_).size();
   }
@@ -1034,6 +1036,7 @@ std::unique_ptr<JobSource> make_retry_source(const std::map<std::uint64_t, std::
 }
 
 std::unique_ptr<JobSource> make_job_source(const Options& options) {
+  if (options.pipe != PipeMode::None && options.tee) return make_tee_source(options, std::make_unique<TemplateSource>(options));
   if (options.pipe != PipeMode::None) return make_pipe_source(options);
   std::unique_ptr<JobSource> source;
   if (options.template_mode) source = std::make_unique<TemplateSource>(options);

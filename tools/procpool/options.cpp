@@ -57,7 +57,7 @@ struct RawOptions {
   bool gnu_noop = false, null = false, no_run_if_empty = false;
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
   bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
-  bool pipe = false, pipepart = false, cat = false, fifo = false, round_robin = false, rrs = false;
+  bool pipe = false, pipepart = false, cat = false, fifo = false, round_robin = false, rrs = false, tee = false;
   std::string block, recstart, recend, trim, max_lines, termseq;
   std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
@@ -183,6 +183,7 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_flag("--fifo", raw.fifo, "--pipe, --pipepart: {} is a FIFO the job reads its chunk from (implies --pipe)");
   app.add_flag("--remove-rec-sep,--removerecsep,--rrs", raw.rrs,
                "--pipe: take --recend and --recstart out of each chunk (not its header)");
+  app.add_flag("--tee", raw.tee, "--pipe: one job per argument (:::), each given all of stdin; -j defaults to 0");
   app.add_flag("--round-robin,--roundrobin,--round", raw.round_robin,
                "--pipe: start -j jobs and give them the chunks in turn (with -k, strictly in turn)");
   app.add_option("--recstart", raw.recstart, "--pipe, --pipepart: a record starts with STR (\\n \\t \\0 work)")
@@ -224,14 +225,24 @@ void parse_pipe_options(const CLI::App& app, const RawOptions& raw, Options& opt
   const char* name = part ? "--pipepart" : "--pipe";
   opt.pipe = part ? PipeMode::Part : PipeMode::Pipe;
   for (const auto& source : opt.sources) {
-    if (source.kind != ArgSource::Kind::File)
+    if (source.kind != ArgSource::Kind::File && !raw.tee)
       throw UsageError(fmt::format("{}: ::: arguments cannot be used: the jobs' data is the input (-a FILE, :::: FILE{})",
                                    name, part ? "" : " or stdin"));
     if (part && source.path == "-")
       throw UsageError("--pipepart only works on seekable files, not streams/pipes: use --pipe for stdin");
   }
   if (part && opt.sources.empty()) throw UsageError("--pipepart needs the file to cut: -a FILE or :::: FILE");
-  if (!part && opt.sources.size() > 1) throw UsageError("--pipe reads one input: stdin, or one -a FILE");
+  if (!part && opt.sources.size() > 1 && !raw.tee) throw UsageError("--pipe reads one input: stdin, or one -a FILE");
+  if (raw.tee) {  // the sources are the jobs' arguments; the data is stdin
+    if (part) throw UsageError("--tee: use --pipe --tee < FILE (procpool's --pipepart does not take --tee)");
+    if (opt.sources.empty()) throw UsageError("--tee needs arguments (::: A B): one job per argument, each given all of stdin");
+    if (raw.cat || raw.fifo || raw.round_robin) throw UsageError("--tee cannot be combined with --cat, --fifo or --round-robin");
+    for (const auto& source : opt.sources)
+      if (source.kind == ArgSource::Kind::File && source.path == "-")
+        throw UsageError("--tee: stdin is the jobs' data; give the arguments with ::: or a file");
+    opt.tee = true;
+    if (raw.jobs.empty()) opt.jobs = parse_jobs("0", opt.jobs);  // GNU parallel's default with --tee
+  }
   if (words.empty()) throw UsageError(fmt::format("{} needs a command to run", name));
   opt.template_mode = true;
   opt.template_words = std::move(words);

@@ -98,6 +98,7 @@ struct Options {
   PipeFile pipe_file = PipeFile::None;  ///< --cat, --fifo: {} is a file (a FIFO) holding the job's chunk
   bool round_robin = false;             ///< --round-robin: -j jobs, each given many chunks in turn
   bool remove_record_separators = false;  ///< --rrs: --recend/--recstart taken out of each chunk
+  bool tee = false;                     ///< --tee: every job (one per argument) gets all of stdin
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
   bool shell_always = false;  ///< never exec directly; always /bin/sh -c
 

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -344,6 +345,61 @@ class RoundRobin final : public ChunkDealer {
   bool eof_ = false, waiting_for_input_ = false;
 };
 
+/// --tee: every chunk to every job (GNU parallel's: one job per argument, all running at once). A chunk
+/// is read when fewer than kHeld are held, and dropped once every job still reading has taken it, so a
+/// slow job holds the others back instead of memory growing. The joblog's Send is 0, as GNU parallel's.
+class TeeDealer final : public ChunkDealer {
+ public:
+  static constexpr std::size_t kHeld = 4;
+  using NextChunk = std::function<StreamChunker::Result(PipeChunk&)>;
+  TeeDealer(NextChunk next, int fd, std::size_t jobs) : next_(std::move(next)), fd_(fd), next_index_(jobs, 0), gone_(jobs, false) {}
+
+  Result take(unsigned who, std::shared_ptr<const PipeChunk>& chunk) override {
+    waiting_for_input_ = false;
+    for (;;) {
+      if (next_index_[who] < first_ + held_.size()) {
+        chunk = held_[next_index_[who]++ - first_];
+        drop_taken();
+        return Result::Chunk;
+      }
+      if (eof_) return Result::End;
+      if (held_.size() >= kHeld) return Result::WouldBlock;  // the slowest job's feed is polled
+      auto read = std::make_shared<PipeChunk>();
+      switch (next_(*read)) {
+        case StreamChunker::Result::WouldBlock: waiting_for_input_ = true; return Result::WouldBlock;
+        case StreamChunker::Result::End: eof_ = true; return Result::End;
+        case StreamChunker::Result::Chunk: break;
+      }
+      if (first_ + held_.size() > 0) read->header.clear();  // the --header once, before the first chunk
+      held_.push_back(std::move(read));
+    }
+  }
+  void gone(unsigned who) override {
+    gone_[who] = true;
+    drop_taken();
+  }
+  [[nodiscard]] bool waiting_for_input() const override { return waiting_for_input_; }
+  [[nodiscard]] int fd() const override { return fd_; }
+  [[nodiscard]] std::uint64_t sent(unsigned) const override { return 0; }
+
+ private:
+  void drop_taken() {
+    while (!held_.empty()) {
+      for (std::size_t j = 0; j < next_index_.size(); ++j)
+        if (!gone_[j] && next_index_[j] <= first_) return;
+      held_.pop_front();
+      ++first_;
+    }
+  }
+  NextChunk next_;
+  int fd_;
+  std::vector<std::uint64_t> next_index_;  // per job: the next chunk's number
+  std::vector<bool> gone_;
+  std::deque<std::shared_ptr<const PipeChunk>> held_;  // chunks first_, first_ + 1...
+  std::uint64_t first_ = 0;
+  bool eof_ = false, waiting_for_input_ = false;
+};
+
 std::uint64_t PipeChunk::sent() const { return dealer ? dealer->sent(dealer_job) : total(); }
 
 namespace {
@@ -418,7 +474,8 @@ class StreamPipeSource final : public PipeSourceBase {
         remove_separators_(options.remove_record_separators),
         chunker_(static_cast<std::uint64_t>(options.block.value_or(1 << 20)), split_,
                  options.max_args.value_or(0), options.header_lines, options.record_lines) {
-    if (!options.sources.empty() && options.sources.front().path != "-") {
+    // With --tee the sources are the jobs' arguments and the data is stdin.
+    if (!options.tee && !options.sources.empty() && options.sources.front().path != "-") {
       path_ = options.sources.front().path;
       fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd_ < 0) throw UsageError(fmt::format("cannot open '{}': {}", path_, std::strerror(errno)));
@@ -480,12 +537,14 @@ class StreamPipeSource final : public PipeSourceBase {
   [[nodiscard]] int wait_fd() const override { return fd_; }
   [[nodiscard]] std::optional<std::uint64_t> count_total() const override { return std::nullopt; }
 
- private:
+  /// The next chunk of the input (--rrs applied).
   StreamChunker::Result read_chunk(PipeChunk& chunk) {
     const auto r = chunker_.next(chunk, read_);
     if (r == StreamChunker::Result::Chunk && remove_separators_) remove_record_separators(chunk, split_);
     return r;
   }
+
+ private:
 
   RecordSplit split_;
   bool remove_separators_ = false;  // --rrs
@@ -576,6 +635,43 @@ class PartPipeSource final : public PipeSourceBase {
 };
 
 } // namespace
+
+/// --pipe --tee: the jobs of the arguments (`args`), each given all of stdin through a TeeDealer.
+class TeeSource final : public JobSource {
+ public:
+  TeeSource(const Options& options, std::unique_ptr<JobSource> args)
+      : args_(std::move(args)), data_(std::make_unique<StreamPipeSource>(options)) {
+    const auto total = args_->count_total();
+    if (!total) throw UsageError("--tee needs its arguments known in advance (::: or a regular file)");
+    if (*total > options.jobs) throw UsageError("--tee requires --jobs to be higher. Try --jobs 0.");
+    dealer_ = std::make_shared<TeeDealer>([this](PipeChunk& chunk) { return data_->read_chunk(chunk); },
+                                          data_->wait_fd(), static_cast<std::size_t>(*total));
+  }
+  Result next(JobInput& job) override {
+    const auto r = args_->next(job);
+    if (r != Result::Job) return r;
+    auto first = std::make_shared<PipeChunk>();  // empty: the job's feed takes the chunks from the dealer
+    first->dealer = dealer_;
+    first->dealer_job = started_++;
+    job.chunk = std::move(first);
+    return r;
+  }
+  [[nodiscard]] int wait_fd() const override { return args_->wait_fd(); }
+  [[nodiscard]] std::optional<std::uint64_t> count_total() const override { return args_->count_total(); }
+  [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
+    return args_->command_for(job, slot);
+  }
+
+ private:
+  std::unique_ptr<JobSource> args_;
+  std::unique_ptr<StreamPipeSource> data_;
+  std::shared_ptr<TeeDealer> dealer_;
+  unsigned started_ = 0;
+};
+
+std::unique_ptr<JobSource> make_tee_source(const Options& options, std::unique_ptr<JobSource> args) {
+  return std::make_unique<TeeSource>(options, std::move(args));
+}
 
 std::unique_ptr<JobSource> make_pipe_source(const Options& options) {
   if (options.pipe == PipeMode::Part) return std::make_unique<PartPipeSource>(options);

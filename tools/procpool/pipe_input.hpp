@@ -110,6 +110,8 @@ std::vector<std::uint64_t> part_positions(int fd, std::uint64_t size, std::uint6
 
 /// --pipe / --pipepart job source: one job per chunk, the template expanded without arguments.
 std::unique_ptr<JobSource> make_pipe_source(const Options& options);
+/// --pipe --tee: the jobs of `args` (one per argument), every one given all of stdin.
+std::unique_ptr<JobSource> make_tee_source(const Options& options, std::unique_ptr<JobSource> args);
 
 /// Feeds chunks into their jobs' stdin pipes from the runner's poll loop, without blocking it.
 class ChunkFeeds {
