@@ -321,7 +321,7 @@ TEST_CASE("Cli.Gnu.PlusStrings") {
   check_same(run_both(dir, "-j1 " + args), args);
   check_same(run_both(dir, "-k echo {..} ::: a.b.c"), "without --plus {..} is text");
   // Those it lacks are refused (the bash-like ones: Cli.GnuPlus).
-  for (const std::string refused : {"{choose_k}", "{uniq}", "{2uniq}", "{host}"}) {
+  for (const std::string refused : {"{2choose_k}", "{2uniq}", "{host}", "{sshlogin}"}) {
     const auto r = sh(dir, "$P run --plus echo '" + refused + "' ::: a.b.c");
     CHECK(r.exit_code == 255);
     CHECK(r.out.empty());

@@ -3,17 +3,21 @@
 #include "cli_helpers.hpp"
 #include "gnu_compare.hpp"
 
+#include <map>
+
 using namespace clitest;
 
 namespace {
 
-/// Both tools' joblogs without Starttime, JobRuntime and the Command (Seq, Send, Receive, Exitval...).
+/// A joblog without Starttime, JobRuntime and the Command (Seq, Send, Receive, Exitval...), rows in Seq order.
 std::string joblog_sizes(const std::string& text) {
-  std::string out;
+  std::map<std::string, std::string> rows;
   for (const auto& line : lines_of(text)) {
     const auto f = split_tabs(line);
-    if (f.size() == 9) out += f[0] + " " + f[4] + " " + f[5] + " " + f[6] + " " + f[7] + "\n";
+    if (f.size() == 9) rows[f[0] == "Seq" ? "" : f[0]] = f[0] + " " + f[4] + " " + f[5] + " " + f[6] + " " + f[7] + "\n";
   }
+  std::string out;
+  for (const auto& [seq, row] : rows) out += row;
   return out;
 }
 

@@ -1,6 +1,7 @@
 // procpool run --plus's replacement strings side by side with GNU parallel (issue 15): the bash-like
 // ones ({:-x} {:n} {:n:m} {#re} {##re} {%re} {%%re} {/re/s} {//re/s} {/#re/s} {/%re/s} {^re} {^^re}
-// {,re} {,,re}, their patterns Perl regexes), positional or not, and the job counts {##} {0#} {0%}.
+// {,re} {,,re}, their patterns Perl regexes), positional or not, the job counts {##} {0#} {0%}, and
+// {choose_k} {uniq}.
 #include "cli_helpers.hpp"
 #include "gnu_compare.hpp"
 
@@ -84,4 +85,20 @@ TEST_CASE("Cli.GnuPlus.Refusals") {
   }
   // Without --plus these are text.
   check_same(run_both(dir, "-k echo '{:-x}' '{#a}' '{##}' ::: a"), "without --plus");
+}
+
+// {choose_k} and {uniq}: the arguments, as {}; a job they rule out is not run, but logged with Exitval
+// -2 and counted as failed, as GNU parallel does.
+TEST_CASE("Cli.GnuPlus.SkippedJobs") {
+  TempDir dir;
+  for (const std::string args :
+       {"-k --plus echo {choose_k} ::: a b c ::: a b c", "-k --plus echo {uniq} ::: a b '' ::: a b ''",
+        "-k --plus echo '{#}' {uniq} {choose_k} ::: a b c ::: a b c ::: a b c",
+        "-k -j1 --plus 'echo {choose_k}; exit 1' ::: a b ::: a b", "-k --plus -N2 echo {uniq} ::: a a b c"}) {
+    check_same(run_both(dir, args), args);
+  }
+  const auto log = run_both(dir, "-k --plus --joblog - echo {choose_k} ::: a b ::: a b");
+  CHECK(masked_joblog(log.pp.out) == masked_joblog(log.gnu.out));
+  for (const std::string args : {"--plus echo {2uniq} ::: a", "--plus --tagstring {uniq} echo ::: a"})
+    CHECK(sh(dir, "$P run " + args).exit_code == 255);
 }

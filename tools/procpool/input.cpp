@@ -161,11 +161,13 @@ std::string shell_quote(const std::string& word) {
 
 namespace {
 
-// GNU parallel 20221122's --plus strings that procpool run does not have: {choose_k} and {uniq} skip
-// jobs, the others name ssh hosts. Positional forms too ({2choose_k}).
+// GNU parallel 20221122's --plus strings that procpool run does not have: the ssh hosts', and the
+// positional {2choose_k} {2uniq} (whose meaning in GNU parallel is unclear).
 bool is_unsupported_plus_string(std::string_view inner) {
   const auto name = inner.substr(std::min(inner.find_first_not_of("-0123456789 \t\n"), inner.size()));
-  for (const std::string_view unsupported : {"choose_k", "uniq", "host", "sshlogin", "hgrp", "agrp"})
+  const bool positional = name.size() < inner.size();
+  if (positional && (name == "choose_k" || name == "uniq")) return true;
+  for (const std::string_view unsupported : {"host", "sshlogin", "hgrp", "agrp"})
     if (name == unsupported) return true;
   return false;
 }
@@ -224,6 +226,9 @@ CommandTemplate::CommandTemplate(const std::string& text, const std::string& all
     else if (plus && inner == "##") seg.kind = Kind::TotalJobs;
     else if (plus && inner == "0#") seg.kind = Kind::PaddedSeq;
     else if (plus && inner == "0%") seg.kind = Kind::PaddedSlot;
+    else if (plus && (inner == "choose_k" || inner == "uniq")) {  // the arguments, as {}; the job may be skipped
+      (inner == "uniq" ? uniq_ : choose_k_) = true;
+    }
     else {
       if (digits > 0) {
         const auto number = inner.substr(negative ? 1 : 0, std::min<std::size_t>(digits - (negative ? 1 : 0), 9));
@@ -293,6 +298,19 @@ CommandTemplate::CommandTemplate(const std::string& text, const std::string& all
       at = end;
     }
   }
+}
+
+bool CommandTemplate::skips(const std::vector<std::string>& args) const {
+  if (choose_k_)  // for $t (2..$#arg) { skip() if $arg[$t-1] ge $arg[$t] }
+    for (std::size_t i = 1; i < args.size(); ++i)
+      if (args[i - 1] >= args[i]) return true;
+  if (uniq_) {  // ::uniq(@arg) != @arg, @arg having an empty $arg[0]
+    std::vector<std::string_view> sorted(args.begin(), args.end());
+    sorted.emplace_back();
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) return true;
+  }
+  return false;
 }
 
 void refuse_perl_expression(const std::string& text, const char* where) {
@@ -792,6 +810,12 @@ class TemplateSource final : public JobSource {
   }
 
   Result next(JobInput& job) override {
+    const auto r = next_job(job);
+    job.skip = r == Result::Job && template_.may_skip() && template_.skips(job.args);
+    return r;
+  }
+
+  Result next_job(JobInput& job) {
     if (!multi_) {
       const auto r = next_record(job.args);
       if (r == Result::Job) job.seq = ++seq_;

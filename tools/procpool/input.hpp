@@ -73,6 +73,10 @@ class CommandTemplate {
   /// `xay xby`), as GNU parallel's context replace; otherwise {} is all the arguments joined by spaces.
   [[nodiscard]] std::string expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
                                    bool quote, bool context = false) const;
+  /// --plus's {choose_k} (arguments not in strictly increasing order) and {uniq} (two arguments the
+  /// same, or one empty, as GNU parallel's ::uniq over its 1-based @arg): the job is skipped.
+  [[nodiscard]] bool skips(const std::vector<std::string>& args) const;
+  [[nodiscard]] bool may_skip() const { return choose_k_ || uniq_; }
   /// --plus's {##} and {0#} need the number of jobs: true when the template has either.
   [[nodiscard]] bool needs_total() const { return needs_total_; }
   /// The number of jobs ({##}, {0#}'s width) and of job slots ({0%}'s width, GNU parallel's -j).
@@ -100,6 +104,7 @@ class CommandTemplate {
   std::vector<Segment> segments_;
   std::vector<Segment> words_;  // segments_ with the blanks of literals split off (for context replace)
   bool needs_total_ = false;
+  bool choose_k_ = false, uniq_ = false;
   std::uint64_t total_jobs_ = 0;
   unsigned slots_ = 1;
 };
@@ -122,6 +127,7 @@ struct JobInput {
   std::uint64_t seq = 0;
   std::vector<std::string> args;  ///< batch mode: the command line itself
   std::shared_ptr<const PipeChunk> chunk;  ///< --pipe, --pipepart: the job's stdin
+  bool skip = false;  ///< --plus's {choose_k} or {uniq} rules it out: logged with Exitval -2, not run
 };
 
 /// Produces jobs in input order, streaming the batch file or the first argument source.

@@ -831,6 +831,10 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     const CommandTemplate command(join_words(opt.template_words), opt.replace_token, true);
     if (command.needs_total() && opt.pipe != PipeMode::None)
       throw UsageError("--pipe is incompatible with {##} and {0#} (the number of jobs is not known in advance)");
+    if (opt.tagstring && CommandTemplate(*opt.tagstring, "{}", true).may_skip())
+      throw UsageError("--tagstring: {choose_k} and {uniq} are only supported in the command");
+    if (command.may_skip() && opt.pipe != PipeMode::None)
+      throw UsageError("--pipe: {choose_k} and {uniq} need arguments");
     if (opt.tagstring && opt.pipe != PipeMode::None && CommandTemplate(*opt.tagstring, "{}", true).needs_total())
       throw UsageError("--pipe is incompatible with {##} and {0#} (the number of jobs is not known in advance)");
   }

@@ -126,6 +126,7 @@ class Runner {
   bool throttled(Clock::time_point now);
   std::unique_ptr<Job> next_job();
   void start(std::unique_ptr<Job> job, unsigned slot_index);
+  void log_skipped(Job& job);
   void poll_once();
   void on_output(unsigned slot, int which, std::string_view bytes);
   void save_result(SlotJob& slot, int which, std::string_view bytes);
@@ -300,7 +301,24 @@ void Runner::start_jobs() {
     if ((opt_.delay_seconds > 0 || opt_.memfree_bytes > 0 || opt_.load_limit > 0) && throttled(Clock::now())) return;
     auto job = next_job();
     if (!job) return;
+    if (job->input.skip) {
+      log_skipped(*job);
+      continue;
+    }
     start(std::move(job), *free_slot);
+  }
+}
+
+// --plus's {choose_k} {uniq}: as GNU parallel, a skipped job does not run but is logged with Exitval
+// -2 and counts as failed (in the exit status too).
+void Runner::log_skipped(Job& job) {
+  job.command = source_->command_for(job.input, 1);
+  ++done_;
+  ++failed_;
+  order_.finish(*order_.open({}));  // its turn in -k's order, with no output
+  if (joblog_) {
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    joblog_->write({job.input.seq, now, 0, 0, 0, -2, 0, job.command, {}});
   }
 }
 
