@@ -1,5 +1,5 @@
 // --pipe's companions side by side with GNU parallel (issue 15): --cat and --fifo ({} is a file or a
-// FIFO holding the chunk), --round-robin (-j jobs given the chunks in turn), --rrs.
+// FIFO holding the chunk), --round-robin (-j jobs given the chunks in turn), --rrs, --tee, --block-timeout.
 #include "cli_helpers.hpp"
 #include "gnu_compare.hpp"
 
@@ -115,4 +115,16 @@ TEST_CASE("Cli.GnuPipe.Tee") {
   CHECK(few.exit_code == 255);
   CHECK(few.err.find("--tee requires --jobs to be higher. Try --jobs 0.") != std::string::npos);
   CHECK(sh(dir, "$P run --tee --pipe cat < in.txt").exit_code == 255);  // no arguments: no job to give it to
+}
+
+// --block-timeout: a block not full after the timeout goes to a job up to its last record end.
+TEST_CASE("Cli.GnuPipe.BlockTimeout") {
+  TempDir dir;
+  for (const std::string input : {"(echo a; sleep 2; echo b)", "(printf 'a\\nb'; sleep 2; echo c)"}) {
+    const std::string args = "-k --pipe --block-timeout 1 'cat; echo END'";
+    const Both b{sh(dir, input + " | parallel --will-cite " + args), sh(dir, input + " | $P run " + args)};
+    check_same(b, input);
+  }
+  CHECK(sh(dir, "$P run --pipe --bt 0.5 cat < /dev/null").exit_code == 255);  // at least 1, as GNU parallel
+  CHECK(sh(dir, "$P run --bt 2 echo ::: a").exit_code == 255);                 // needs --pipe
 }

@@ -7,7 +7,7 @@ namespace {
 
 constexpr std::string_view kManyArgs = "use -L N or -N N (N lines per job) or -X / -m";
 constexpr std::string_view kPipe =
-    "procpool's --pipe and --pipepart take --block, --recstart, --recend, -N, --cat, --fifo, --round-robin, --rrs and --tee; for "
+    "procpool's --pipe and --pipepart take --block, --recstart, --recend, -N, --cat, --fifo, --round-robin, --rrs, --tee and --block-timeout; for "
     "the rest split the input "
     "first (split -l N --filter)";
 constexpr std::string_view kRemote =
@@ -44,8 +44,7 @@ constexpr std::array kRefused = {
     RefusedOption{"--parens", true, kReplace},
     RefusedOption{"--process-slot-var,--processslotvar", true, "jobs get PARALLEL_JOBSLOT and PARALLEL_SEQ"},
     // --pipe's other companions (--pipe, --pipepart, --block, --recstart, --recend, --cat, --fifo,
-  // --round-robin, --rrs, --tee are procpool's).
-    RefusedOption{"--block-timeout,--blocktimeout,--bt", true, kPipe},
+  // --round-robin, --rrs, --tee, --block-timeout are procpool's).
     RefusedOption{"--regexp,--regex", false, kPipe},
     RefusedOption{"--shard", true, kPipe},
     RefusedOption{"--bin", true, kPipe},

@@ -3,6 +3,7 @@
 #include "options.hpp"
 #include "plus_strings.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -155,6 +156,8 @@ class JobSource {
   [[nodiscard]] virtual bool needs_total() const { return false; }
   /// The number of jobs, once all are read.
   virtual void set_total(std::uint64_t /*jobs*/) {}
+  /// After WouldBlock: when to call next() again even if wait_fd() stays quiet (--block-timeout).
+  [[nodiscard]] virtual std::optional<std::chrono::steady_clock::time_point> wake_time() const { return std::nullopt; }
 };
 
 std::unique_ptr<JobSource> make_job_source(const Options& options);

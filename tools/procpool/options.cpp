@@ -58,7 +58,7 @@ struct RawOptions {
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
   bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
   bool pipe = false, pipepart = false, cat = false, fifo = false, round_robin = false, rrs = false, tee = false;
-  std::string block, recstart, recend, trim, max_lines, termseq;
+  std::string block, recstart, recend, trim, max_lines, termseq, block_timeout;
   std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
@@ -183,6 +183,9 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_flag("--fifo", raw.fifo, "--pipe, --pipepart: {} is a FIFO the job reads its chunk from (implies --pipe)");
   app.add_flag("--remove-rec-sep,--removerecsep,--rrs", raw.rrs,
                "--pipe: take --recend and --recstart out of each chunk (not its header)");
+  app.add_option("--block-timeout,--blocktimeout,--bt", raw.block_timeout,
+                 "--pipe: pass on what was read of a block after DURATION (at its last record end)")
+      ->type_name("DURATION");
   app.add_flag("--tee", raw.tee, "--pipe: one job per argument (:::), each given all of stdin; -j defaults to 0");
   app.add_flag("--round-robin,--roundrobin,--round", raw.round_robin,
                "--pipe: start -j jobs and give them the chunks in turn (with -k, strictly in turn)");
@@ -256,6 +259,13 @@ void parse_pipe_options(const CLI::App& app, const RawOptions& raw, Options& opt
   opt.pipe_file = raw.cat ? PipeFile::Cat : raw.fifo ? PipeFile::Fifo : PipeFile::None;
   opt.round_robin = raw.round_robin;
   opt.remove_record_separators = raw.rrs;
+  if (app.count("--block-timeout") > 0) {
+    if (raw.block_timeout.empty()) throw UsageError("--block-timeout: empty value");
+    opt.block_timeout = std::trunc(parse_duration_seconds(raw.block_timeout, "--block-timeout"));  // GNU: int()
+    if (opt.block_timeout < 1) throw UsageError("--block-timeout must be at least 1");
+    if (part || raw.round_robin || raw.tee)
+      throw UsageError("--block-timeout works with --pipe alone (not --pipepart, --round-robin, --tee)");
+  }
   if (raw.rrs && part) throw UsageError("--rrs cannot be used with --pipepart: the jobs read the file itself");
   if (raw.round_robin && !raw.retries.empty()) throw UsageError("--retries cannot be combined with --round-robin");
   const std::pair<bool, const char*> excluded[] = {
@@ -742,8 +752,8 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     parse_pipe_options(app, raw, opt, words);
   } else if (app.count("--block") > 0 || app.count("--recstart") > 0 || app.count("--recend") > 0) {
     throw UsageError("--block, --recstart and --recend need --pipe or --pipepart");
-  } else if (raw.round_robin || raw.rrs) {
-    throw UsageError("--round-robin and --rrs need --pipe or --pipepart");
+  } else if (raw.round_robin || raw.rrs || app.count("--block-timeout") > 0) {
+    throw UsageError("--round-robin, --rrs and --block-timeout need --pipe or --pipepart");
   } else if (!opt.sources.empty()) {
     opt.template_mode = true;
     opt.template_words = std::move(words);

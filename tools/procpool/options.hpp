@@ -99,6 +99,7 @@ struct Options {
   bool round_robin = false;             ///< --round-robin: -j jobs, each given many chunks in turn
   bool remove_record_separators = false;  ///< --rrs: --recend/--recstart taken out of each chunk
   bool tee = false;                     ///< --tee: every job (one per argument) gets all of stdin
+  double block_timeout = 0;             ///< --block-timeout: seconds before a partial block is passed on
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
   bool shell_always = false;  ///< never exec directly; always /bin/sh -c
 

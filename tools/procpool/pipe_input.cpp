@@ -158,6 +158,7 @@ bool StreamChunker::fill(const ReadFn& read, std::size_t want) {
 }
 
 void StreamChunker::cut(PipeChunk& chunk, std::size_t at) {
+  block_started_.reset();  // the next block's --block-timeout starts when its reading does
   chunk.header = header_;
   chunk.size = at;
   if (begin_ == 0 && at >= capacity_ / 2) {
@@ -171,6 +172,12 @@ void StreamChunker::cut(PipeChunk& chunk, std::size_t at) {
   chunk.bytes = std::make_unique_for_overwrite<char[]>(at);
   std::memcpy(chunk.bytes.get(), buffer_.get() + begin_, at);
   begin_ += at;
+}
+
+std::optional<std::chrono::steady_clock::time_point> StreamChunker::deadline() const {
+  if (block_timeout_ <= 0 || !block_started_) return std::nullopt;
+  return *block_started_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                               std::chrono::duration<double>(block_timeout_));
 }
 
 StreamChunker::Result StreamChunker::next(PipeChunk& chunk, const ReadFn& read) {
@@ -222,7 +229,20 @@ StreamChunker::Result StreamChunker::next(PipeChunk& chunk, const ReadFn& read) 
       return Result::Chunk;
     }
     const std::size_t want = records_ > 0 ? static_cast<std::size_t>(block_) : static_cast<std::size_t>(block_) - data.size();
-    if (!fill(read, want)) return Result::WouldBlock;
+    if (block_timeout_ > 0 && !block_started_) block_started_ = std::chrono::steady_clock::now();
+    if (!fill(read, want)) {
+      // --block-timeout, as GNU parallel's alarm around each block's reads: the block so far, up to
+      // its last record split (none: wait again).
+      if (const auto due = deadline(); due && std::chrono::steady_clock::now() >= *due) {
+        block_started_.reset();
+        if (const auto at = split_.last(data); at != std::string_view::npos && records_ == 0 && lines_ == 0) {
+          cut(chunk, at);
+          return Result::Chunk;
+        }
+        block_started_ = std::chrono::steady_clock::now();
+      }
+      return Result::WouldBlock;
+    }
   }
 }
 
@@ -485,6 +505,7 @@ class StreamPipeSource final : public PipeSourceBase {
     if (::fstat(fd_, &st) != 0) throw UsageError(fmt::format("cannot read '{}': {}", path_, std::strerror(errno)));
     if (S_ISDIR(st.st_mode)) throw UsageError(fmt::format("cannot read '{}': it is a directory", path_));
     may_block_ = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+    if (options.block_timeout > 0) chunker_.set_block_timeout(options.block_timeout);
     if (options.round_robin) {
       robin_jobs_ = std::max(1U, options.jobs);
       robin_ = std::make_shared<RoundRobin>([this](PipeChunk& chunk) { return read_chunk(chunk); }, fd_,
@@ -536,6 +557,9 @@ class StreamPipeSource final : public PipeSourceBase {
   }
   [[nodiscard]] int wait_fd() const override { return fd_; }
   [[nodiscard]] std::optional<std::uint64_t> count_total() const override { return std::nullopt; }
+  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> wake_time() const override {
+    return chunker_.deadline();
+  }
 
   /// The next chunk of the input (--rrs applied).
   StreamChunker::Result read_chunk(PipeChunk& chunk) {

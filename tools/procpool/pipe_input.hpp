@@ -6,9 +6,11 @@
 #include "input.hpp"
 #include "options.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,6 +88,10 @@ class StreamChunker {
   StreamChunker(std::uint64_t block, RecordSplit split, std::size_t records, std::size_t header_lines,
                 std::size_t lines = 0);
   Result next(PipeChunk& chunk, const ReadFn& read);
+  /// --block-timeout: a block not full `seconds` after it began is cut at its last record split.
+  void set_block_timeout(double seconds) { block_timeout_ = seconds; }
+  /// With --block-timeout, when next() should be called again though no input came.
+  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> deadline() const;
 
  private:
   bool fill(const ReadFn& read, std::size_t want);  // false: would block
@@ -100,6 +106,8 @@ class StreamChunker {
   std::unique_ptr<char[]> buffer_;
   std::size_t capacity_ = 0, begin_ = 0, end_ = 0;  // the unread data is [begin_, end_)
   bool eof_ = false;
+  double block_timeout_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> block_started_;  // --block-timeout
 };
 
 /// The split positions of a --pipepart file, as GNU parallel's find_split_positions: every `block`

@@ -504,6 +504,8 @@ void Runner::poll_once() {
       !stopping_ && slots_->busy_count() < slots_->size() && (!input_done_ || !retry_queue_.empty());
   if (want_start && next_start_allowed_ > now) consider(next_start_allowed_);
   if (want_start && throttle_until_) consider(*throttle_until_);
+  if (input_waiting_ && !stopping_)
+    if (const auto t = source_->wake_time()) consider(*t);  // --block-timeout
   if (progress_.active()) consider(now + std::chrono::milliseconds(200));
   int timeout_ms = -1;
   if (wake) {
