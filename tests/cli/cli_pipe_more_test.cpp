@@ -1,5 +1,5 @@
 // --pipe's companions side by side with GNU parallel (issue 15): --cat and --fifo ({} is a file or a
-// FIFO holding the chunk), --round-robin (-j jobs given the chunks in turn), --rrs, --tee, --block-timeout.
+// FIFO holding the chunk), --round-robin (-j jobs given the chunks in turn), --rrs, --tee, --block-timeout, --bin.
 #include "cli_helpers.hpp"
 #include "gnu_compare.hpp"
 
@@ -127,4 +127,23 @@ TEST_CASE("Cli.GnuPipe.BlockTimeout") {
   }
   CHECK(sh(dir, "$P run --pipe --bt 0.5 cat < /dev/null").exit_code == 255);  // at least 1, as GNU parallel
   CHECK(sh(dir, "$P run --bt 2 echo ::: a").exit_code == 255);                 // needs --pipe
+}
+
+// --bin COL: a line goes to job (column COL's value mod -j), -j jobs whether their bin gets lines or
+// not; Perl's numbers and % (-1 goes to job 2 of 3, x and 0 to job 3).
+TEST_CASE("Cli.GnuPipe.Bin") {
+  TempDir dir;
+  REQUIRE(sh(dir, "printf '1,a\\n2,b\\n3,c\\n4,d\\n-1,e\\nx,f\\n2.9,g\\n' > c.txt; printf 'a 1\\nb  2\\nc 3 x\\n' > s.txt; "
+                  "printf '1\\ta\\n2\\tb\\n' > t.txt; seq 100000 > in.txt").exit_code == 0);
+  for (const std::string args :
+       {"--pipe --bin 1 -j3 'echo JOB; sort -n | tr \"\\n\" \" \"; echo' < in.txt",
+        "--pipe --bin 1 -j3 'echo JOB; sort' < c.txt", "--pipe --bin 2 -j2 --colsep '\\t' 'echo JOB; sort' < t.txt",
+        "--pipe --bin 2 -j2 --colsep ' +' 'echo JOB; sort' < s.txt", "--pipe --bin 1 -j4 --block 10k 'sort -n | md5sum' < in.txt"}) {
+    const std::string line = "-k " + args;
+    check_same(run_both(dir, line), line);
+  }
+  const auto log = run_both(dir, "-k --pipe --bin 1 -j3 --joblog - 'wc -l' < in.txt");
+  CHECK(joblog_sizes(log.pp.out) == joblog_sizes(log.gnu.out));  // Send is 0, as GNU parallel's
+  CHECK(sh(dir, "$P run --pipe --bin name cat < in.txt").exit_code == 255);  // column names: not supported
+  CHECK(sh(dir, "$P run --bin 1 echo ::: a").exit_code == 255);               // needs --pipe
 }

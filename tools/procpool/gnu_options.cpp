@@ -7,7 +7,7 @@ namespace {
 
 constexpr std::string_view kManyArgs = "use -L N or -N N (N lines per job) or -X / -m";
 constexpr std::string_view kPipe =
-    "procpool's --pipe and --pipepart take --block, --recstart, --recend, -N, --cat, --fifo, --round-robin, --rrs, --tee and --block-timeout; for "
+    "procpool's --pipe and --pipepart take --block, --recstart, --recend, -N, --cat, --fifo, --round-robin, --rrs, --tee, --block-timeout and --bin; for "
     "the rest split the input "
     "first (split -l N --filter)";
 constexpr std::string_view kRemote =
@@ -44,10 +44,9 @@ constexpr std::array kRefused = {
     RefusedOption{"--parens", true, kReplace},
     RefusedOption{"--process-slot-var,--processslotvar", true, "jobs get PARALLEL_JOBSLOT and PARALLEL_SEQ"},
     // --pipe's other companions (--pipe, --pipepart, --block, --recstart, --recend, --cat, --fifo,
-  // --round-robin, --rrs, --tee, --block-timeout are procpool's).
+  // --round-robin, --rrs, --tee, --block-timeout, --bin are procpool's).
     RefusedOption{"--regexp,--regex", false, kPipe},
     RefusedOption{"--shard", true, kPipe},
-    RefusedOption{"--bin", true, kPipe},
     RefusedOption{"--group-by,--groupby", true, kPipe},
     RefusedOption{"--output-as-files,--outputasfiles,--files", false, "use --results DIR"},
     // Running and output.

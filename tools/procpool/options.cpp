@@ -58,7 +58,7 @@ struct RawOptions {
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
   bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
   bool pipe = false, pipepart = false, cat = false, fifo = false, round_robin = false, rrs = false, tee = false;
-  std::string block, recstart, recend, trim, max_lines, termseq, block_timeout;
+  std::string block, recstart, recend, trim, max_lines, termseq, block_timeout, bin;
   std::string nice, tmpdir, header;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
   std::vector<std::string> arg_files;
   std::vector<CLI::Option*> refused;  // refused_gnu_options(), in table order
@@ -186,6 +186,8 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("--block-timeout,--blocktimeout,--bt", raw.block_timeout,
                  "--pipe: pass on what was read of a block after DURATION (at its last record end)")
       ->type_name("DURATION");
+  app.add_option("--bin", raw.bin, "--pipe: -j jobs; a line goes to job (column COL's number mod -j), as GNU parallel")
+      ->type_name("COL");
   app.add_flag("--tee", raw.tee, "--pipe: one job per argument (:::), each given all of stdin; -j defaults to 0");
   app.add_flag("--round-robin,--roundrobin,--round", raw.round_robin,
                "--pipe: start -j jobs and give them the chunks in turn (with -k, strictly in turn)");
@@ -259,6 +261,15 @@ void parse_pipe_options(const CLI::App& app, const RawOptions& raw, Options& opt
   opt.pipe_file = raw.cat ? PipeFile::Cat : raw.fifo ? PipeFile::Fifo : PipeFile::None;
   opt.round_robin = raw.round_robin;
   opt.remove_record_separators = raw.rrs;
+  if (app.count("--bin") > 0) {
+    const auto& c = raw.bin;
+    if (c.empty() || c.size() > 6 || c.find_first_not_of("0123456789") != std::string::npos || std::stoul(c) == 0)
+      throw UsageError(fmt::format("--bin '{}': procpool takes a column number (GNU parallel's column names and "
+                                   "Perl expressions are not supported)", c));
+    if (part || raw.round_robin || raw.tee) throw UsageError("--bin works with --pipe alone (not --pipepart, --round-robin, --tee)");
+    opt.bin_column = std::stoul(c);
+    if (opt.colsep && *opt.colsep == "\\t") opt.colsep = "\t";  // the usual TSV idiom
+  }
   if (app.count("--block-timeout") > 0) {
     if (raw.block_timeout.empty()) throw UsageError("--block-timeout: empty value");
     opt.block_timeout = std::trunc(parse_duration_seconds(raw.block_timeout, "--block-timeout"));  // GNU: int()
@@ -269,7 +280,7 @@ void parse_pipe_options(const CLI::App& app, const RawOptions& raw, Options& opt
   if (raw.rrs && part) throw UsageError("--rrs cannot be used with --pipepart: the jobs read the file itself");
   if (raw.round_robin && !raw.retries.empty()) throw UsageError("--retries cannot be combined with --round-robin");
   const std::pair<bool, const char*> excluded[] = {
-      {raw.shuf, "--shuf"}, {raw.multiple || raw.xargs, "-m/-X"}, {!raw.colsep.empty(), "--colsep"}, {raw.csv, "--csv"},
+      {raw.shuf, "--shuf"}, {raw.multiple || raw.xargs, "-m/-X"}, {!raw.colsep.empty() && raw.bin.empty(), "--colsep (except with --bin)"}, {raw.csv, "--csv"},
       {raw.link, "--link"}, {raw.no_run_if_empty, "-r"}, {raw.tty, "--tty"}, {raw.retry_failed, "--retry-failed"},
       {raw.null || app.count("--delimiter") > 0, "-0/-d (use --recend)"}, {!raw.broker.empty(), "--broker"}};
   for (const auto& [given, option] : excluded)
@@ -752,8 +763,8 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
     parse_pipe_options(app, raw, opt, words);
   } else if (app.count("--block") > 0 || app.count("--recstart") > 0 || app.count("--recend") > 0) {
     throw UsageError("--block, --recstart and --recend need --pipe or --pipepart");
-  } else if (raw.round_robin || raw.rrs || app.count("--block-timeout") > 0) {
-    throw UsageError("--round-robin, --rrs and --block-timeout need --pipe or --pipepart");
+  } else if (raw.round_robin || raw.rrs || app.count("--block-timeout") > 0 || app.count("--bin") > 0) {
+    throw UsageError("--round-robin, --rrs, --block-timeout and --bin need --pipe or --pipepart");
   } else if (!opt.sources.empty()) {
     opt.template_mode = true;
     opt.template_words = std::move(words);

@@ -100,6 +100,7 @@ struct Options {
   bool remove_record_separators = false;  ///< --rrs: --recend/--recstart taken out of each chunk
   bool tee = false;                     ///< --tee: every job (one per argument) gets all of stdin
   double block_timeout = 0;             ///< --block-timeout: seconds before a partial block is passed on
+  std::size_t bin_column = 0;           ///< --bin COL: a line goes to job (its column COL's value mod -j)
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
   bool shell_always = false;  ///< never exec directly; always /bin/sh -c
 

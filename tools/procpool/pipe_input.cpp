@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <regex>
 #include <system_error>
 #include <utility>
 
@@ -420,6 +421,121 @@ class TeeDealer final : public ChunkDealer {
   bool eof_ = false, waiting_for_input_ = false;
 };
 
+/// Perl's numeric value of a string (leading blanks, sign, digits, decimals, exponent; else 0), as
+/// GNU parallel's --bin takes a column's.
+double perl_number(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+  std::size_t end = i;
+  if (end < text.size() && (text[end] == '+' || text[end] == '-')) ++end;
+  const std::size_t digits = end;
+  while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+  if (end < text.size() && text[end] == '.') {
+    ++end;
+    while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+  }
+  if (end == digits || (end == digits + 1 && text[digits] == '.')) return 0;
+  if (end < text.size() && (text[end] == 'e' || text[end] == 'E')) {
+    std::size_t e = end + 1;
+    if (e < text.size() && (text[e] == '+' || text[e] == '-')) ++e;
+    if (e < text.size() && std::isdigit(static_cast<unsigned char>(text[e]))) {
+      end = e;
+      while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+    }
+  }
+  return std::strtod(std::string(text.substr(i, end - i)).c_str(), nullptr);
+}
+
+/// --bin COL: each line goes to the job whose number (1 to -j) is the column's value modulo -j, as
+/// GNU parallel's binner (job -j for 0; Perl's %, whose result has the sign of -j). Lines keep their
+/// order within a job. A job's lines gather until it takes them; reading stops while one has over a
+/// block waiting, so memory stays within about -j blocks.
+class BinDealer final : public ChunkDealer {
+ public:
+  using NextChunk = std::function<StreamChunker::Result(PipeChunk&)>;
+  BinDealer(NextChunk next, int fd, unsigned jobs, std::size_t column, std::string colsep, std::size_t limit)
+      : next_(std::move(next)), fd_(fd), column_(column), colsep_(std::move(colsep)), limit_(limit),
+        waiting_(std::max(1U, jobs)), gone_(waiting_.size(), false) {
+    if (colsep_.find_first_of("\\^$.|?*+()[]{}") != std::string::npos) regex_.emplace(colsep_, std::regex::ECMAScript);
+  }
+
+  Result take(unsigned who, std::shared_ptr<const PipeChunk>& chunk) override {
+    waiting_for_input_ = false;
+    for (;;) {
+      if (!waiting_[who].empty()) {
+        auto out = std::make_shared<PipeChunk>();
+        out->size = waiting_[who].size();
+        out->bytes = std::make_unique_for_overwrite<char[]>(out->size);
+        std::memcpy(out->bytes.get(), waiting_[who].data(), out->size);
+        waiting_[who].clear();
+        chunk = std::move(out);
+        return Result::Chunk;
+      }
+      if (eof_) return Result::End;
+      for (const auto& lines : waiting_)
+        if (lines.size() > limit_) return Result::WouldBlock;  // that job's feed is polled
+      PipeChunk read;
+      switch (next_(read)) {
+        case StreamChunker::Result::WouldBlock: waiting_for_input_ = true; return Result::WouldBlock;
+        case StreamChunker::Result::End: eof_ = true; return Result::End;
+        case StreamChunker::Result::Chunk: break;
+      }
+      const std::string_view data(read.bytes.get(), read.size);
+      for (std::size_t at = 0; at < data.size();) {
+        const auto nl = data.find('\n', at);
+        const std::size_t end = nl == std::string_view::npos ? data.size() : nl + 1;
+        const std::string_view line = data.substr(at, end - at);
+        const auto n = static_cast<double>(waiting_.size());
+        double bin = std::fmod(std::trunc(perl_number(field(line))), n);
+        if (bin < 0) bin += n;
+        const std::size_t job = bin == 0 ? waiting_.size() - 1 : static_cast<std::size_t>(bin) - 1;
+        if (!gone_[job]) waiting_[job].append(line);
+        at = end;
+      }
+    }
+  }
+  void gone(unsigned who) override {
+    gone_[who] = true;
+    waiting_[who].clear();
+    waiting_[who].shrink_to_fit();
+  }
+  [[nodiscard]] bool waiting_for_input() const override { return waiting_for_input_; }
+  [[nodiscard]] int fd() const override { return fd_; }
+  [[nodiscard]] std::uint64_t sent(unsigned) const override { return 0; }  // GNU parallel's Send with --bin
+
+ private:
+  /// Column `column_` (from 1) of `line`, as Perl's split $sep, $_, $col+1 ("" when there are fewer).
+  [[nodiscard]] std::string_view field(std::string_view line) const {
+    std::size_t from = 0;
+    for (std::size_t i = 1;; ++i) {
+      std::size_t at = std::string_view::npos, length = 0;
+      if (regex_) {
+        std::match_results<std::string_view::const_iterator> m;
+        if (std::regex_search(line.begin() + static_cast<std::ptrdiff_t>(from), line.end(), m, *regex_) && m.length(0) > 0) {
+          at = from + static_cast<std::size_t>(m.position(0));
+          length = static_cast<std::size_t>(m.length(0));
+        }
+      } else if (const auto found = line.find(colsep_, from); found != std::string_view::npos) {
+        at = found;
+        length = colsep_.size();
+      }
+      if (i == column_) return line.substr(from, at == std::string_view::npos ? std::string_view::npos : at - from);
+      if (at == std::string_view::npos) return {};
+      from = at + length;
+    }
+  }
+
+  NextChunk next_;
+  int fd_;
+  std::size_t column_;
+  std::string colsep_;
+  std::optional<std::regex> regex_;
+  std::size_t limit_;
+  std::vector<std::string> waiting_;  // per job: its lines not yet taken
+  std::vector<bool> gone_;
+  bool eof_ = false, waiting_for_input_ = false;
+};
+
 std::uint64_t PipeChunk::sent() const { return dealer ? dealer->sent(dealer_job) : total(); }
 
 namespace {
@@ -506,6 +622,12 @@ class StreamPipeSource final : public PipeSourceBase {
     if (S_ISDIR(st.st_mode)) throw UsageError(fmt::format("cannot read '{}': it is a directory", path_));
     may_block_ = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
     if (options.block_timeout > 0) chunker_.set_block_timeout(options.block_timeout);
+    if (options.bin_column > 0) {
+      bin_jobs_ = std::max(1U, options.jobs);
+      bin_ = std::make_shared<BinDealer>([this](PipeChunk& chunk) { return read_chunk(chunk); }, fd_, bin_jobs_,
+                                         options.bin_column, options.colsep.value_or(","),
+                                         static_cast<std::size_t>(options.block.value_or(1 << 20)));
+    }
     if (options.round_robin) {
       robin_jobs_ = std::max(1U, options.jobs);
       robin_ = std::make_shared<RoundRobin>([this](PipeChunk& chunk) { return read_chunk(chunk); }, fd_,
@@ -533,7 +655,13 @@ class StreamPipeSource final : public PipeSourceBase {
 
   Result next(JobInput& job) override {
     std::shared_ptr<const PipeChunk> chunk;
-    if (robin_) {  // --round-robin: job k starts with chunk k
+    if (bin_) {  // --bin: -j jobs at once, whether their bins get lines or not
+      if (seq_ >= bin_jobs_) return Result::End;
+      auto first = std::make_shared<PipeChunk>();
+      first->dealer = bin_;
+      first->dealer_job = static_cast<unsigned>(seq_);
+      chunk = std::move(first);
+    } else if (robin_) {  // --round-robin: job k starts with chunk k
       if (seq_ >= robin_jobs_) return Result::End;
       const auto r = robin_->fetch(static_cast<unsigned>(seq_));
       if (r != ChunkDealer::Result::Chunk) return r == ChunkDealer::Result::End ? Result::End : Result::WouldBlock;
@@ -576,6 +704,8 @@ class StreamPipeSource final : public PipeSourceBase {
   StreamChunker::ReadFn read_;
   std::shared_ptr<RoundRobin> robin_;  // --round-robin
   unsigned robin_jobs_ = 0;
+  std::shared_ptr<BinDealer> bin_;  // --bin
+  unsigned bin_jobs_ = 0;
   std::string path_ = "-";
   int fd_ = STDIN_FILENO;
   bool owns_fd_ = false;
