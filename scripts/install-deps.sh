@@ -8,6 +8,8 @@ packages=(
   g++ meson ninja-build pkg-config cmake
   # libraries
   libboost-dev libspdlog-dev libfmt-dev doctest-dev libcereal-dev libcli11-dev
+  # procpool run --plus: Perl regexes in the bash-like replacement strings, as GNU parallel's
+  libpcre2-dev
   # tests and benchmarks: peers, a terminal for the progress bar, process tools
   python3 parallel tmux procps findutils coreutils time
   # GNU parallel's --csv needs Text::CSV (tests/cli compare procpool run --csv with it)

@@ -2,58 +2,13 @@
 // stdout, exit status and joblogs (timing columns masked). GNU parallel comes from
 // scripts/install-deps.sh; these tests require it.
 #include "cli_helpers.hpp"
+#include "gnu_compare.hpp"
 
 #include <algorithm>
 #include <map>
 #include <regex>
 
 using namespace clitest;
-
-namespace {
-
-struct Both {
-  testing::ProgramResult gnu, pp;
-};
-
-void require_gnu() {
-  REQUIRE_MESSAGE(std::system("command -v parallel >/dev/null 2>&1") == 0,
-                  "GNU parallel must be installed (scripts/install-deps.sh)");
-}
-
-/// `parallel ARGS` and `procpool run ARGS` in `dir` (ARGS is shell text); PREFIX goes before each
-/// (variables, `cd`).
-Both run_both(const TempDir& dir, const std::string& args, const std::string& stdin_text = "",
-              const std::string& prefix = "") {
-  require_gnu();
-  return {sh(dir, prefix + "parallel --will-cite " + args, stdin_text, 90s),
-          sh(dir, prefix + "$P run " + args, stdin_text, 90s)};
-}
-
-/// The same stdout and exit status.
-void check_same(const Both& b, const std::string& what) {
-  INFO(what, "\nGNU stderr: ", b.gnu.err, "\nprocpool stderr: ", b.pp.err);
-  CHECK(b.pp.out == b.gnu.out);
-  CHECK(b.pp.exit_code == b.gnu.exit_code);
-  CHECK((!b.gnu.out.empty() || b.gnu.exit_code != 0));  // GNU parallel did run something
-}
-
-/// A joblog's text with Starttime and JobRuntime replaced by "T", rows in Seq order.
-std::string masked_joblog(const std::string& text) {
-  std::map<long, std::string> rows;
-  std::string header;
-  for (const auto& line : lines_of(text)) {
-    auto f = split_tabs(line);
-    if (f.size() != 9 || f[0] == "Seq") { header += line + "\n"; continue; }
-    f[2] = f[3] = "T";
-    std::string row;
-    for (std::size_t i = 0; i < f.size(); ++i) row += (i > 0 ? "\t" : "") + f[i];
-    rows[std::stol(f[0])] = row + "\n";
-  }
-  for (const auto& [seq, row] : rows) header += row;
-  return header;
-}
-
-} // namespace
 
 TEST_CASE("Cli.Gnu.LineBufferNeverCutsALongLine") {
   TempDir dir;
@@ -254,9 +209,9 @@ for my $k (sort keys %h) {
   CHECK(r.exit_code == 0);
   CHECK(r.out == "");
   // Spot checks: the message names the option and what to use instead.
-  auto pipe = sh(dir, "$P run --pipe --round-robin wc -l");
+  auto pipe = sh(dir, "$P run --pipe --regexp wc -l");
   CHECK(pipe.exit_code == 255);
-  CHECK(pipe.err.find("--round-robin: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
+  CHECK(pipe.err.find("--regexp: GNU parallel's option is not supported by procpool run: ") != std::string::npos);
   auto compress = sh(dir, "$P run --compress echo ::: a");
   CHECK(compress.err.find("--compress: GNU parallel's option is not supported by procpool run: procpool spills") !=
         std::string::npos);
@@ -359,7 +314,7 @@ TEST_CASE("Cli.Gnu.HeaderNamesColumns") {
   CHECK(masked_joblog(log.pp.out) == masked_joblog(log.gnu.out));  // the header line takes no Seq
 }
 
-// --plus: the path strings as GNU parallel's Perl substitutions; its other strings are refused.
+// --plus: the path strings as GNU parallel's Perl substitutions; the strings procpool lacks are refused.
 TEST_CASE("Cli.Gnu.PlusStrings") {
   TempDir dir;
   const std::string args =
@@ -367,7 +322,8 @@ TEST_CASE("Cli.Gnu.PlusStrings") {
       "a.b.c.d /x/y.tar.gz .a.b dir.d/f.e a.b/c plain '' x. ::: q.r.s";
   check_same(run_both(dir, "-j1 " + args), args);
   check_same(run_both(dir, "-k echo {..} ::: a.b.c"), "without --plus {..} is text");
-  for (const std::string refused : {"{##}", "{0#}", "{:-x}", "{%.c}", "{choose_k}"}) {
+  // Those it lacks are refused (the bash-like ones: Cli.GnuPlus).
+  for (const std::string refused : {"{2choose_k}", "{2uniq}", "{host}", "{sshlogin}"}) {
     const auto r = sh(dir, "$P run --plus echo '" + refused + "' ::: a.b.c");
     CHECK(r.exit_code == 255);
     CHECK(r.out.empty());

@@ -6,7 +6,8 @@ namespace procpool::cli {
 namespace {
 
 constexpr std::string_view kPipe =
-    "procpool's --pipe and --pipepart take --block, --recstart, --recend and -N; for the rest split the input "
+    "procpool's --pipe and --pipepart take --block, --recstart, --recend, -N, --cat, --fifo, --round-robin, --rrs, --tee, --block-timeout and --bin; for "
+    "the rest split the input "
     "first (split -l N --filter)";
 constexpr std::string_view kRemote =
     "procpool has no ssh execution; use procpool run --broker URL with procpool worker on each host (docs/broker.md)";
@@ -39,16 +40,10 @@ constexpr std::array kRefused = {
     RefusedOption{"--rpl", true, kReplace},
     RefusedOption{"--parens", true, kReplace},
     RefusedOption{"--process-slot-var,--processslotvar", true, "jobs get PARALLEL_JOBSLOT and PARALLEL_SEQ"},
-    // --pipe's other companions (--pipe, --pipepart, --block, --recstart, --recend are procpool's).
-    RefusedOption{"--block-timeout,--blocktimeout,--bt", true, kPipe},
+    // --pipe's other companions (--pipe, --pipepart, --block, --recstart, --recend, --cat, --fifo,
+  // --round-robin, --rrs, --tee, --block-timeout, --bin are procpool's).
     RefusedOption{"--regexp,--regex", false, kPipe},
-    RefusedOption{"--remove-rec-sep,--removerecsep,--rrs", false, kPipe},
-    RefusedOption{"--round-robin,--roundrobin,--round", false, kPipe},
-    RefusedOption{"--cat", false, kPipe},
-    RefusedOption{"--fifo", false, kPipe},
-    RefusedOption{"--tee", false, kPipe},
     RefusedOption{"--shard", true, kPipe},
-    RefusedOption{"--bin", true, kPipe},
     RefusedOption{"--group-by,--groupby", true, kPipe},
     RefusedOption{"--output-as-files,--outputasfiles,--files", false, "use --results DIR"},
     // Running and output.

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -168,12 +169,27 @@ std::string shell_quote(const std::string& word) {
   return quoted;
 }
 
+namespace {
+
+// GNU parallel 20221122's --plus strings that procpool run does not have: the ssh hosts', and the
+// positional {2choose_k} {2uniq} (whose meaning in GNU parallel is unclear).
+bool is_unsupported_plus_string(std::string_view inner) {
+  const auto name = inner.substr(std::min(inner.find_first_not_of("-0123456789 \t\n"), inner.size()));
+  const bool positional = name.size() < inner.size();
+  if (positional && (name == "choose_k" || name == "uniq")) return true;
+  for (const std::string_view unsupported : {"host", "sshlogin", "hgrp", "agrp"})
+    if (name == unsupported) return true;
+  return false;
+}
+
+} // namespace
+
 CommandTemplate::CommandTemplate(const std::string& text, const std::string& all_args, bool plus, bool append_args) {
   bool any_replacement = false;  // GNU parallel appends the arguments only to a template without any
   std::size_t pos = 0;
   auto add_literal = [&](std::string_view s) {
     if (s.empty()) return;
-    if (segments_.empty() || segments_.back().kind != Kind::Literal) segments_.push_back({Kind::Literal, {}, 0, {}, false});
+    if (segments_.empty() || segments_.back().kind != Kind::Literal) segments_.push_back({Kind::Literal, {}, 0, {}, false, false, nullptr});
     segments_.back().text.append(s);
   };
   const bool renamed = all_args != "{}";
@@ -183,7 +199,7 @@ CommandTemplate::CommandTemplate(const std::string& text, const std::string& all
       const auto brace = text.find('{', pos);
       if (token != std::string::npos && (brace == std::string::npos || token <= brace)) {
         add_literal(std::string_view(text).substr(pos, token - pos));
-        segments_.push_back({Kind::Args, {}, 0, Modifier::None, false});
+        segments_.push_back({Kind::Args, {}, 0, Modifier::None, false, false, nullptr});
         any_replacement = true;
         pos = token + all_args.size();
         continue;
@@ -192,21 +208,42 @@ CommandTemplate::CommandTemplate(const std::string& text, const std::string& all
     const auto open = text.find('{', pos);
     if (open == std::string::npos) { add_literal(std::string_view(text).substr(pos)); break; }
     add_literal(std::string_view(text).substr(pos, open - pos));
+    if (plus) {  // the bash-like strings first: GNU parallel replaces its longer definitions first
+      if (auto m = match_plus_edit(text, open)) {
+        Segment seg;
+        seg.kind = Kind::Args;
+        seg.index = m->position;
+        seg.edit = std::move(m->edit);
+        any_replacement = true;
+        segments_.push_back(std::move(seg));
+        pos = open + m->length;
+        continue;
+      }
+    }
     const auto close = text.find('}', open);
     if (close == std::string::npos) { add_literal(std::string_view(text).substr(open)); break; }
     std::string inner = text.substr(open + 1, close - open - 1);
     Segment seg;
     seg.kind = Kind::Args;
-    std::size_t digits = 0;
+    // {-N}: the Nth argument from the end.
+    const bool negative = inner.size() > 1 && inner[0] == '-' && std::isdigit(static_cast<unsigned char>(inner[1]));
+    std::size_t digits = negative ? 1 : 0;
     while (digits < inner.size() && std::isdigit(static_cast<unsigned char>(inner[digits]))) ++digits;
     bool ok = true;
     if (renamed && inner.empty()) ok = false;  // {} is literal once -I named another string
     else if (inner == "#") seg.kind = Kind::Seq;
     else if (inner == "%" || (plus && inner == "slot")) seg.kind = Kind::Slot;
+    else if (plus && inner == "##") seg.kind = Kind::TotalJobs;
+    else if (plus && inner == "0#") seg.kind = Kind::PaddedSeq;
+    else if (plus && inner == "0%") seg.kind = Kind::PaddedSlot;
+    else if (plus && (inner == "choose_k" || inner == "uniq")) {  // the arguments, as {}; the job may be skipped
+      (inner == "uniq" ? uniq_ : choose_k_) = true;
+    }
     else {
       if (digits > 0) {
-        seg.index = std::stoul(inner.substr(0, std::min<std::size_t>(digits, 9)));
-        ok = seg.index > 0;
+        const auto number = inner.substr(negative ? 1 : 0, std::min<std::size_t>(digits - (negative ? 1 : 0), 9));
+        seg.index = std::stol(number) * (negative ? -1 : 1);
+        ok = seg.index != 0;
       }
       const std::string modifier = inner.substr(digits);
       if (modifier.empty()) seg.modifier = Modifier::None;
@@ -224,29 +261,28 @@ CommandTemplate::CommandTemplate(const std::string& text, const std::string& all
       else if (plus && modifier == "/...") seg.modifier = Modifier::BasenameNoExt3;
       else ok = false;
     }
-    // With --plus, GNU parallel has many more {...} strings (bash-like {:-x} {#re} {%re}, {##},
-    // {0#}, {0%}, {choose_k}...): one procpool lacks is refused, never run as text.
-    if (!ok && plus && !inner.empty() && inner.find_first_of(" \t\n{") == std::string::npos)
+    // GNU parallel's --plus strings procpool lacks are refused, never run as text.
+    if (!ok && plus && is_unsupported_plus_string(inner))
       throw UsageError(fmt::format("--plus: the replacement string {{{}}} is not supported by procpool run; "
-                                   "use {{.}} {{..}} {{...}} {{/}} {{//}} {{/.}} {{/..}} {{+/}} {{+.}} {{+..}} "
-                                   "{{#}} {{%}} {{slot}} or a shell expression",
+                                   "filter the arguments first (sort -u, awk) or use a shell expression",
                                    inner));
     if (!ok) {  // not a replacement string: keep the brace literally, as GNU parallel does
       add_literal("{");
       pos = open + 1;
       continue;
     }
+    if (seg.kind == Kind::TotalJobs || seg.kind == Kind::PaddedSeq) needs_total_ = true;
     any_replacement = true;
     segments_.push_back(std::move(seg));
     pos = close + 1;
   }
   if (text.empty()) {
     // The arguments are the command itself: inserted unquoted.
-    segments_.push_back({Kind::Args, {}, 0, Modifier::None, true});
+    segments_.push_back({Kind::Args, {}, 0, Modifier::None, true, false, nullptr});
   } else if (!any_replacement) {
     if (append_args) {
       add_literal(" ");
-      segments_.push_back({Kind::Args, {}, 0, Modifier::None, false});
+      segments_.push_back({Kind::Args, {}, 0, Modifier::None, false, false, nullptr});
     }
   } else {
     // GNU parallel quotes nothing when a replacement string is (part of) the first word
@@ -268,10 +304,23 @@ CommandTemplate::CommandTemplate(const std::string& text, const std::string& all
       const bool blank = seg.text[at] == ' ' || seg.text[at] == '\t';
       std::size_t end = at;
       while (end < seg.text.size() && (seg.text[end] == ' ' || seg.text[end] == '\t') == blank) ++end;
-      words_.push_back({Kind::Literal, seg.text.substr(at, end - at), 0, Modifier::None, false, blank});
+      words_.push_back({Kind::Literal, seg.text.substr(at, end - at), 0, Modifier::None, false, blank, nullptr});
       at = end;
     }
   }
+}
+
+bool CommandTemplate::skips(const std::vector<std::string>& args) const {
+  if (choose_k_)  // for $t (2..$#arg) { skip() if $arg[$t-1] ge $arg[$t] }
+    for (std::size_t i = 1; i < args.size(); ++i)
+      if (args[i - 1] >= args[i]) return true;
+  if (uniq_) {  // ::uniq(@arg) != @arg, @arg having an empty $arg[0]
+    std::vector<std::string_view> sorted(args.begin(), args.end());
+    sorted.emplace_back();
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) return true;
+  }
+  return false;
 }
 
 void refuse_perl_expression(const std::string& text, const char* where) {
@@ -339,6 +388,22 @@ std::string extensions(const std::string& s, int n) {
   return stripped.size() == s.size() ? std::string() : s.substr(stripped.size() + 1);
 }
 
+// --plus's {0#} and {0%}: as wide as GNU parallel makes them, 1+int(log(n)/log(10)) digits (its
+// floating point included: 1000 gives 3).
+int gnu_digits(std::uint64_t n) {
+  return 1 + static_cast<int>(std::log(static_cast<double>(std::max<std::uint64_t>(n, 1))) / std::log(10.0));
+}
+
+// {N}'s argument, none beyond the arguments. {-N} counts from the end as GNU parallel's Perl
+// $arg[$n-N], whose negative index wraps once more: {-4} of a b c is c.
+std::optional<std::size_t> position_of(long index, std::size_t count) {
+  const auto n = static_cast<long>(count);
+  long at = index > 0 ? index - 1 : n + index;
+  if (at < 0) at += n;
+  if (at < 0 || at >= n) return std::nullopt;
+  return static_cast<std::size_t>(at);
+}
+
 std::string apply_modifier(const std::string& arg, int modifier) {
   // modifier values mirror CommandTemplate::Modifier: None, NoExt, Basename, Dirname, BasenameNoExt,
   // then --plus's NoExt2, NoExt3, DirPlus, Ext, Ext2, Ext3, BasenameNoExt2, BasenameNoExt3
@@ -373,19 +438,24 @@ void CommandTemplate::expand_range(std::string& out, const std::vector<Segment>&
       case Kind::Literal: out += seg.text; break;
       case Kind::Seq: out += std::to_string(seq); break;
       case Kind::Slot: out += std::to_string(slot); break;
+      case Kind::TotalJobs: out += std::to_string(total_jobs_); break;
+      case Kind::PaddedSeq: out += fmt::format("{:0{}}", seq, gnu_digits(total_jobs_)); break;
+      case Kind::PaddedSlot: out += fmt::format("{:0{}}", slot, gnu_digits(std::max(1U, slots_))); break;
       case Kind::Args: {
         const bool raw = seg.unquoted;
-        const int modifier = static_cast<int>(seg.modifier);
+        const auto value_of = [&](const std::string& arg) {
+          return seg.edit ? seg.edit->apply(arg) : apply_modifier(arg, static_cast<int>(seg.modifier));
+        };
         if (seg.index == 0) {
           const std::size_t first = one >= 0 ? static_cast<std::size_t>(one) : 0;
           const std::size_t last = one >= 0 ? first + 1 : args.size();
           for (std::size_t i = first; i < last && i < args.size(); ++i) {
             if (i > first) out += ' ';
-            const std::string value = apply_modifier(args[i], modifier);
+            const std::string value = value_of(args[i]);
             out += (quote && !raw) ? shell_quote(value) : value;
           }
-        } else if (seg.index <= args.size()) {
-          const std::string value = apply_modifier(args[seg.index - 1], modifier);
+        } else if (const auto at = position_of(seg.index, args.size())) {
+          const std::string value = value_of(args[*at]);
           out += (quote && !raw) ? shell_quote(value) : value;
         }
         break;  // {N} beyond the arguments expands to nothing, as in GNU parallel
@@ -668,7 +738,8 @@ struct SourceGroup {
 class TemplateSource final : public JobSource {
  public:
   explicit TemplateSource(const Options& options)
-      : template_(join_words(options.template_words), options.replace_token, options.plus),
+      // --pipe --tee: nothing appended, as with any --pipe
+      : template_(join_words(options.template_words), options.replace_token, options.plus, options.pipe == PipeMode::None),
         splitter_(options.colsep, options.trim, options.csv),
         csv_(options.csv),
         delimiter_(options.delimiter),
@@ -682,7 +753,7 @@ class TemplateSource final : public JobSource {
         exit_too_long_(options.exit_too_long),
         first_lines_(options.skip_empty, options.continued_lines && !options.csv),
         jobs_(std::max(1U, options.jobs)),
-        header_lines_(options.header_lines) {
+        header_lines_(options.tee ? 0 : options.header_lines) {  // --pipe --tee: the data's header
     std::vector<std::vector<const ArgSource*>> grouped;
     for (const auto& source : options.sources) {
       if (grouped.empty() || !(options.link || source.linked)) grouped.emplace_back();
@@ -713,7 +784,9 @@ class TemplateSource final : public JobSource {
     if (!first_reader_ && !memory_values_) any_empty_ = true;
     odometer_.assign(others_.size(), 0);
     if (!names_.empty())
-      template_ = CommandTemplate(with_column_numbers(join_words(options.template_words)), options.replace_token, options.plus);
+      template_ = CommandTemplate(with_column_numbers(join_words(options.template_words)), options.replace_token,
+                                  options.plus, options.pipe == PipeMode::None);
+    template_.set_totals(0, jobs_);
     base_length_ = pending_length_ = template_.expand({}, 1, 1, true, context_).size();
   }
 
@@ -762,6 +835,12 @@ class TemplateSource final : public JobSource {
   }
 
   Result next(JobInput& job) override {
+    const auto r = next_job(job);
+    job.skip = r == Result::Job && template_.may_skip() && template_.skips(job.args);
+    return r;
+  }
+
+  Result next_job(JobInput& job) {
     if (!multi_) {
       const auto r = next_record(job.args);
       if (r == Result::Job) job.seq = ++seq_;
@@ -833,6 +912,8 @@ class TemplateSource final : public JobSource {
   [[nodiscard]] std::string with_named_columns(const std::string& text) const override {
     return with_column_numbers(text);
   }
+  [[nodiscard]] bool needs_total() const override { return template_.needs_total(); }
+  void set_total(std::uint64_t jobs) override { template_.set_totals(jobs, jobs_); }
 
  private:
   [[nodiscard]] std::size_t records_per_job() {
@@ -962,19 +1043,20 @@ class TemplateSource final : public JobSource {
 
 } // namespace
 
-// --shuf: every job generated first (the input read to its end), shuffled, then numbered 1, 2, 3...
-// in the order they run, as GNU parallel numbers them.
-class ShuffledSource final : public JobSource {
+// --shuf, and --plus's {##} {0#}: every job generated first (the input read to its end); with --shuf
+// shuffled, then numbered 1, 2, 3... in the order they run, as GNU parallel numbers them.
+class BufferedSource final : public JobSource {
  public:
-  explicit ShuffledSource(std::unique_ptr<JobSource> inner) : inner_(std::move(inner)) {
+  BufferedSource(std::unique_ptr<JobSource> inner, bool shuffle) : inner_(std::move(inner)), shuffle_(shuffle) {
     JobInput job;
     while (inner_->next_waiting(job) == Result::Job) jobs_.push_back(job);
-    std::shuffle(jobs_.begin(), jobs_.end(), std::mt19937_64(std::random_device{}()));
+    if (shuffle_) std::shuffle(jobs_.begin(), jobs_.end(), std::mt19937_64(std::random_device{}()));
+    inner_->set_total(jobs_.size());
   }
   Result next(JobInput& job) override {
     if (next_ == jobs_.size()) return Result::End;
     job = std::move(jobs_[next_++]);
-    job.seq = next_;
+    if (shuffle_) job.seq = next_;
     return Result::Job;
   }
   [[nodiscard]] int wait_fd() const override { return -1; }
@@ -986,9 +1068,13 @@ class ShuffledSource final : public JobSource {
   [[nodiscard]] std::string with_named_columns(const std::string& text) const override {
     return inner_->with_named_columns(text);
   }
+  [[nodiscard]] std::string wrap_command(const JobInput& job, const std::string& command) const override {
+    return inner_->wrap_command(job, command);
+  }
 
  private:
   std::unique_ptr<JobSource> inner_;
+  bool shuffle_;
   std::vector<JobInput> jobs_;
   std::size_t next_ = 0;
 };
@@ -1018,11 +1104,15 @@ std::unique_ptr<JobSource> make_retry_source(const std::map<std::uint64_t, std::
 }
 
 std::unique_ptr<JobSource> make_job_source(const Options& options) {
+  if (options.pipe != PipeMode::None && options.tee) return make_tee_source(options, std::make_unique<TemplateSource>(options));
   if (options.pipe != PipeMode::None) return make_pipe_source(options);
   std::unique_ptr<JobSource> source;
   if (options.template_mode) source = std::make_unique<TemplateSource>(options);
   else source = std::make_unique<BatchSource>(options.batch_file, options.delimiter);
-  if (options.shuffle) return std::make_unique<ShuffledSource>(std::move(source));
+  const bool tag_needs_total =
+      options.plus && options.tagstring && CommandTemplate(*options.tagstring, "{}", true, false).needs_total();
+  if (options.shuffle || source->needs_total() || tag_needs_total)
+    return std::make_unique<BufferedSource>(std::move(source), options.shuffle);
   return source;
 }
 

@@ -1,7 +1,9 @@
 #pragma once
 // Job input: a streamed line reader, batch-file and template job sources, and replacement strings.
 #include "options.hpp"
+#include "plus_strings.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -84,7 +86,8 @@ class CommandTemplate {
   /// the command: nothing is quoted then.
   /// `all_args` is the string for all the arguments, `{}` unless -I renamed it (then `{}` is literal).
   /// `plus`: GNU parallel's --plus strings too ({..} {...} {+/} {+.} {+..} {+...} {/..} {/...}
-  /// {slot}); then any other {word} is refused (UsageError) rather than kept as text.
+  /// {slot} {##} {0#} {0%} and the bash-like ones of plus_strings.hpp); then any other {word} is
+  /// refused (UsageError) rather than kept as text.
   /// `append_args`: a template without any replacement string gets the arguments appended (not with
   /// --pipe, whose jobs have none).
   explicit CommandTemplate(const std::string& text, const std::string& all_args = "{}", bool plus = false,
@@ -94,9 +97,17 @@ class CommandTemplate {
   /// `xay xby`), as GNU parallel's context replace; otherwise {} is all the arguments joined by spaces.
   [[nodiscard]] std::string expand(const std::vector<std::string>& args, std::uint64_t seq, unsigned slot,
                                    bool quote, bool context = false) const;
+  /// --plus's {choose_k} (arguments not in strictly increasing order) and {uniq} (two arguments the
+  /// same, or one empty, as GNU parallel's ::uniq over its 1-based @arg): the job is skipped.
+  [[nodiscard]] bool skips(const std::vector<std::string>& args) const;
+  [[nodiscard]] bool may_skip() const { return choose_k_ || uniq_; }
+  /// --plus's {##} and {0#} need the number of jobs: true when the template has either.
+  [[nodiscard]] bool needs_total() const { return needs_total_; }
+  /// The number of jobs ({##}, {0#}'s width) and of job slots ({0%}'s width, GNU parallel's -j).
+  void set_totals(std::uint64_t jobs, unsigned slots) { total_jobs_ = jobs; slots_ = slots; }
 
  private:
-  enum class Kind { Literal, Args, Seq, Slot };
+  enum class Kind { Literal, Args, Seq, Slot, TotalJobs, PaddedSeq, PaddedSlot };
   enum class Modifier {
     None, NoExt, Basename, Dirname, BasenameNoExt,
     NoExt2, NoExt3, DirPlus, Ext, Ext2, Ext3, BasenameNoExt2, BasenameNoExt3  // --plus
@@ -104,10 +115,11 @@ class CommandTemplate {
   struct Segment {
     Kind kind = Kind::Literal;
     std::string text;      // literal text
-    std::size_t index = 0; // 0 = all arguments, N = the Nth
+    long index = 0;        // 0 = all arguments, N = the Nth, -N = the Nth from the end
     Modifier modifier = Modifier::None;
     bool unquoted = false;  // the arguments are the command: inserted as typed
     bool blank = false;     // a literal of spaces and tabs: it separates context words
+    std::shared_ptr<const PlusEdit> edit;  // --plus's bash-like strings: instead of `modifier`
   };
   /// Expands segs[begin, end); `one` >= 0 puts only that argument where {} is.
   void expand_range(std::string& out, const std::vector<Segment>& segs, std::size_t begin, std::size_t end,
@@ -115,6 +127,10 @@ class CommandTemplate {
                     bool quote) const;
   std::vector<Segment> segments_;
   std::vector<Segment> words_;  // segments_ with the blanks of literals split off (for context replace)
+  bool needs_total_ = false;
+  bool choose_k_ = false, uniq_ = false;
+  std::uint64_t total_jobs_ = 0;
+  unsigned slots_ = 1;
 };
 
 /// Throws UsageError when `text` holds a GNU parallel Perl expression (`{= ... =}`): procpool has
@@ -138,6 +154,7 @@ struct JobInput {
   /// record); empty: all of them are one record.
   std::vector<std::size_t> record_sizes;
   std::shared_ptr<const PipeChunk> chunk;  ///< --pipe, --pipepart: the job's stdin
+  bool skip = false;  ///< --plus's {choose_k} or {uniq} rules it out: logged with Exitval -2, not run
 };
 
 /// Produces jobs in input order, streaming the batch file or the first argument source.
@@ -156,10 +173,21 @@ class JobSource {
   [[nodiscard]] virtual const std::vector<std::string>& column_names() const;
   /// `text` with --header's {name} strings turned into {N} (as the command's), for --results.
   [[nodiscard]] virtual std::string with_named_columns(const std::string& text) const { return text; }
+  /// What runs for `command` (command_for's, which -v, --dry-run and the joblog show): --cat and
+  /// --fifo wrap it in their shell code.
+  [[nodiscard]] virtual std::string wrap_command(const JobInput& /*job*/, const std::string& command) const {
+    return command;
+  }
   /// The --tag text: the arguments joined by spaces.
   [[nodiscard]] static std::string tag_for(const JobInput& job);
   /// next(), waiting on wait_fd() instead of returning WouldBlock: Job or End.
   Result next_waiting(JobInput& job);
+  /// Whether the commands need the number of jobs (--plus's {##} {0#}): then every job is read first.
+  [[nodiscard]] virtual bool needs_total() const { return false; }
+  /// The number of jobs, once all are read.
+  virtual void set_total(std::uint64_t /*jobs*/) {}
+  /// After WouldBlock: when to call next() again even if wait_fd() stays quiet (--block-timeout).
+  [[nodiscard]] virtual std::optional<std::chrono::steady_clock::time_point> wake_time() const { return std::nullopt; }
 };
 
 std::unique_ptr<JobSource> make_job_source(const Options& options);

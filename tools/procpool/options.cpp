@@ -58,8 +58,8 @@ struct RawOptions {
   bool gnu_noop = false, null = false, no_run_if_empty = false;
   std::string delimiter, replace, max_args, max_replace_args, max_chars;
   bool multiple = false, xargs = false, shuf = false, plus = false, retry_failed = false;
-  bool pipe = false, pipepart = false;
-  std::string block, recstart, recend, trim, max_lines, termseq;
+  bool pipe = false, pipepart = false, cat = false, fifo = false, round_robin = false, rrs = false, tee = false;
+  std::string block, recstart, recend, trim, max_lines, termseq, block_timeout, bin;
   std::string max_lines_l;  // -l [N]: GNU parallel's optional value
   bool exit_too_long = false;
   std::string nice, tmpdir, header, limit;  // --will-cite, --gnu: GNU parallel's notice and mode; nothing to do here
@@ -192,7 +192,8 @@ void build_app(CLI::App& app, RawOptions& raw) {
       ->type_name("VALUE");
   app.add_flag("--retry-failed,--retryfailed", raw.retry_failed,
                "Run the failed jobs of --joblog FILE again, commands as logged (the command line's are ignored)");
-  app.add_flag("--plus", raw.plus, "Also {..} {...} {+/} {+.} {+..} {+...} {/..} {/...} {slot}, as GNU parallel");
+  app.add_flag("--plus", raw.plus, "Also {..} {...} {+/} {+.} {+..} {+...} {/..} {/...} {slot} {##} {0#} {0%} and the bash-like "
+                "{:-x} {:n:m} {#re} {%re} {/re/s} {^re}..., as GNU parallel");
   app.add_flag("--pipe,--spreadstdin", raw.pipe,
                "Cut stdin into chunks of --block bytes (whole records) and give each job one on its stdin");
   app.add_flag("--pipepart,--pipe-part", raw.pipepart,
@@ -200,6 +201,18 @@ void build_app(CLI::App& app, RawOptions& raw) {
   app.add_option("--block,--block-size,--blocksize", raw.block,
                  "--pipe, --pipepart: bytes per chunk (1M; k=1000, K=Ki=1024, M, G...); --pipepart -N: N parts per job slot")
       ->type_name("SIZE");
+  app.add_flag("--cat", raw.cat, "--pipe, --pipepart: {} is a file holding the job's chunk (implies --pipe)");
+  app.add_flag("--fifo", raw.fifo, "--pipe, --pipepart: {} is a FIFO the job reads its chunk from (implies --pipe)");
+  app.add_flag("--remove-rec-sep,--removerecsep,--rrs", raw.rrs,
+               "--pipe: take --recend and --recstart out of each chunk (not its header)");
+  app.add_option("--block-timeout,--blocktimeout,--bt", raw.block_timeout,
+                 "--pipe: pass on what was read of a block after DURATION (at its last record end)")
+      ->type_name("DURATION");
+  app.add_option("--bin", raw.bin, "--pipe: -j jobs; a line goes to job (column COL's number mod -j), as GNU parallel")
+      ->type_name("COL");
+  app.add_flag("--tee", raw.tee, "--pipe: one job per argument (:::), each given all of stdin; -j defaults to 0");
+  app.add_flag("--round-robin,--roundrobin,--round", raw.round_robin,
+               "--pipe: start -j jobs and give them the chunks in turn (with -k, strictly in turn)");
   app.add_option("--recstart", raw.recstart, "--pipe, --pipepart: a record starts with STR (\\n \\t \\0 work)")
       ->type_name("STR");
   app.add_option("--recend", raw.recend, "--pipe, --pipepart: a record ends with STR (default \\n)")->type_name("STR");
@@ -239,14 +252,24 @@ void parse_pipe_options(const CLI::App& app, const RawOptions& raw, Options& opt
   const char* name = part ? "--pipepart" : "--pipe";
   opt.pipe = part ? PipeMode::Part : PipeMode::Pipe;
   for (const auto& source : opt.sources) {
-    if (source.kind != ArgSource::Kind::File)
+    if (source.kind != ArgSource::Kind::File && !raw.tee)
       throw UsageError(fmt::format("{}: ::: arguments cannot be used: the jobs' data is the input (-a FILE, :::: FILE{})",
                                    name, part ? "" : " or stdin"));
     if (part && source.path == "-")
       throw UsageError("--pipepart only works on seekable files, not streams/pipes: use --pipe for stdin");
   }
   if (part && opt.sources.empty()) throw UsageError("--pipepart needs the file to cut: -a FILE or :::: FILE");
-  if (!part && opt.sources.size() > 1) throw UsageError("--pipe reads one input: stdin, or one -a FILE");
+  if (!part && opt.sources.size() > 1 && !raw.tee) throw UsageError("--pipe reads one input: stdin, or one -a FILE");
+  if (raw.tee) {  // the sources are the jobs' arguments; the data is stdin
+    if (part) throw UsageError("--tee: use --pipe --tee < FILE (procpool's --pipepart does not take --tee)");
+    if (opt.sources.empty()) throw UsageError("--tee needs arguments (::: A B): one job per argument, each given all of stdin");
+    if (raw.cat || raw.fifo || raw.round_robin) throw UsageError("--tee cannot be combined with --cat, --fifo or --round-robin");
+    for (const auto& source : opt.sources)
+      if (source.kind == ArgSource::Kind::File && source.path == "-")
+        throw UsageError("--tee: stdin is the jobs' data; give the arguments with ::: or a file");
+    opt.tee = true;
+    if (raw.jobs.empty()) opt.jobs = parse_jobs("0", opt.jobs);  // GNU parallel's default with --tee
+  }
   if (words.empty()) throw UsageError(fmt::format("{} needs a command to run", name));
   opt.template_mode = true;
   opt.template_words = std::move(words);
@@ -257,8 +280,29 @@ void parse_pipe_options(const CLI::App& app, const RawOptions& raw, Options& opt
   }
   if (app.count("--recstart") > 0) opt.recstart = raw.recstart;
   if (app.count("--recend") > 0) opt.recend = raw.recend;
+  opt.pipe_file = raw.cat ? PipeFile::Cat : raw.fifo ? PipeFile::Fifo : PipeFile::None;
+  opt.round_robin = raw.round_robin;
+  opt.remove_record_separators = raw.rrs;
+  if (app.count("--bin") > 0) {
+    const auto& c = raw.bin;
+    if (c.empty() || c.size() > 6 || c.find_first_not_of("0123456789") != std::string::npos || std::stoul(c) == 0)
+      throw UsageError(fmt::format("--bin '{}': procpool takes a column number (GNU parallel's column names and "
+                                   "Perl expressions are not supported)", c));
+    if (part || raw.round_robin || raw.tee) throw UsageError("--bin works with --pipe alone (not --pipepart, --round-robin, --tee)");
+    opt.bin_column = std::stoul(c);
+    if (opt.colsep && *opt.colsep == "\\t") opt.colsep = "\t";  // the usual TSV idiom
+  }
+  if (app.count("--block-timeout") > 0) {
+    if (raw.block_timeout.empty()) throw UsageError("--block-timeout: empty value");
+    opt.block_timeout = std::trunc(parse_duration_seconds(raw.block_timeout, "--block-timeout"));  // GNU: int()
+    if (opt.block_timeout < 1) throw UsageError("--block-timeout must be at least 1");
+    if (part || raw.round_robin || raw.tee)
+      throw UsageError("--block-timeout works with --pipe alone (not --pipepart, --round-robin, --tee)");
+  }
+  if (raw.rrs && part) throw UsageError("--rrs cannot be used with --pipepart: the jobs read the file itself");
+  if (raw.round_robin && !raw.retries.empty()) throw UsageError("--retries cannot be combined with --round-robin");
   const std::pair<bool, const char*> excluded[] = {
-      {raw.shuf, "--shuf"}, {raw.multiple || raw.xargs, "-m/-X"}, {!raw.colsep.empty(), "--colsep"}, {raw.csv, "--csv"},
+      {raw.shuf, "--shuf"}, {raw.multiple || raw.xargs, "-m/-X"}, {!raw.colsep.empty() && raw.bin.empty(), "--colsep (except with --bin)"}, {raw.csv, "--csv"},
       {raw.link, "--link"}, {raw.no_run_if_empty, "-r"}, {raw.tty, "--tty"}, {raw.retry_failed, "--retry-failed"},
       {raw.null || app.count("--delimiter") > 0, "-0/-d (use --recend)"}, {!raw.broker.empty(), "--broker"}};
   for (const auto& [given, option] : excluded)
@@ -780,10 +824,13 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   }
 
   if (raw.pipe && raw.pipepart) throw UsageError("--pipe and --pipepart exclude each other");
-  if (raw.pipe || raw.pipepart) {
+  if (raw.cat && raw.fifo) throw UsageError("--fifo cannot be combined with --cat");
+  if (raw.pipe || raw.pipepart || raw.cat || raw.fifo) {  // GNU parallel: --cat, --fifo imply --pipe
     parse_pipe_options(app, raw, opt, words);
   } else if (app.count("--block") > 0 || app.count("--recstart") > 0 || app.count("--recend") > 0) {
     throw UsageError("--block, --recstart and --recend need --pipe or --pipepart");
+  } else if (raw.round_robin || raw.rrs || app.count("--block-timeout") > 0 || app.count("--bin") > 0) {
+    throw UsageError("--round-robin, --rrs, --block-timeout and --bin need --pipe or --pipepart");
   } else if (!opt.sources.empty()) {
     opt.template_mode = true;
     opt.template_words = std::move(words);
@@ -885,8 +932,15 @@ std::optional<Options> parse_run_options(const std::vector<std::string>& args) {
   for (const auto& word : opt.template_words) refuse_perl_expression(word, "the command");
   if (opt.tagstring) refuse_perl_expression(*opt.tagstring, "--tagstring");
   if (opt.plus) {  // an unsupported --plus string is refused now, not when the first job starts
-    (void)CommandTemplate(join_words(opt.template_words), opt.replace_token, true);
-    if (opt.tagstring) (void)CommandTemplate(*opt.tagstring, "{}", true);
+    const CommandTemplate command(join_words(opt.template_words), opt.replace_token, true);
+    if (command.needs_total() && opt.pipe != PipeMode::None)
+      throw UsageError("--pipe is incompatible with {##} and {0#} (the number of jobs is not known in advance)");
+    if (opt.tagstring && CommandTemplate(*opt.tagstring, "{}", true).may_skip())
+      throw UsageError("--tagstring: {choose_k} and {uniq} are only supported in the command");
+    if (command.may_skip() && opt.pipe != PipeMode::None)
+      throw UsageError("--pipe: {choose_k} and {uniq} need arguments");
+    if (opt.tagstring && opt.pipe != PipeMode::None && CommandTemplate(*opt.tagstring, "{}", true).needs_total())
+      throw UsageError("--pipe is incompatible with {##} and {0#} (the number of jobs is not known in advance)");
   }
   int stdin_users = opt.template_mode ? 0 : (opt.batch_file == "-" ? 1 : 0);
   if (opt.pipe == PipeMode::Pipe && opt.sources.empty()) ++stdin_users;

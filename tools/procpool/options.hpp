@@ -52,6 +52,7 @@ enum class ResultsLayout { Gnu, Seq };
 
 /// --pipe: stdin (or one file) cut into chunks; --pipepart: a seekable file cut into byte ranges.
 enum class PipeMode { None, Pipe, Part };
+enum class PipeFile { None, Cat, Fifo };
 
 struct Options {
   unsigned jobs = 1;
@@ -103,6 +104,12 @@ struct Options {
   std::optional<double> block;          ///< --block: bytes per chunk (negative, --pipepart: parts per slot)
   std::optional<std::string> recstart, recend;  ///< --recstart, --recend as typed (\n... unescaped later)
   std::size_t record_lines = 0;         ///< --pipe -L N: a record is N lines (0: --recend/--recstart's)
+  PipeFile pipe_file = PipeFile::None;  ///< --cat, --fifo: {} is a file (a FIFO) holding the job's chunk
+  bool round_robin = false;             ///< --round-robin: -j jobs, each given many chunks in turn
+  bool remove_record_separators = false;  ///< --rrs: --recend/--recstart taken out of each chunk
+  bool tee = false;                     ///< --tee: every job (one per argument) gets all of stdin
+  double block_timeout = 0;             ///< --block-timeout: seconds before a partial block is passed on
+  std::size_t bin_column = 0;           ///< --bin COL: a line goes to job (its column COL's value mod -j)
   bool tty = false;  ///< jobs read the terminal (/dev/tty) instead of /dev/null
   bool shell_always = false;  ///< never exec directly; always /bin/sh -c
 

@@ -10,7 +10,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <filesystem>
+#include <functional>
 #include <iostream>
+#include <regex>
 #include <system_error>
 #include <utility>
 
@@ -155,6 +159,7 @@ bool StreamChunker::fill(const ReadFn& read, std::size_t want) {
 }
 
 void StreamChunker::cut(PipeChunk& chunk, std::size_t at) {
+  block_started_.reset();  // the next block's --block-timeout starts when its reading does
   chunk.header = header_;
   chunk.size = at;
   if (begin_ == 0 && at >= capacity_ / 2) {
@@ -168,6 +173,12 @@ void StreamChunker::cut(PipeChunk& chunk, std::size_t at) {
   chunk.bytes = std::make_unique_for_overwrite<char[]>(at);
   std::memcpy(chunk.bytes.get(), buffer_.get() + begin_, at);
   begin_ += at;
+}
+
+std::optional<std::chrono::steady_clock::time_point> StreamChunker::deadline() const {
+  if (block_timeout_ <= 0 || !block_started_) return std::nullopt;
+  return *block_started_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                               std::chrono::duration<double>(block_timeout_));
 }
 
 StreamChunker::Result StreamChunker::next(PipeChunk& chunk, const ReadFn& read) {
@@ -219,7 +230,20 @@ StreamChunker::Result StreamChunker::next(PipeChunk& chunk, const ReadFn& read) 
       return Result::Chunk;
     }
     const std::size_t want = records_ > 0 ? static_cast<std::size_t>(block_) : static_cast<std::size_t>(block_) - data.size();
-    if (!fill(read, want)) return Result::WouldBlock;
+    if (block_timeout_ > 0 && !block_started_) block_started_ = std::chrono::steady_clock::now();
+    if (!fill(read, want)) {
+      // --block-timeout, as GNU parallel's alarm around each block's reads: the block so far, up to
+      // its last record split (none: wait again).
+      if (const auto due = deadline(); due && std::chrono::steady_clock::now() >= *due) {
+        block_started_.reset();
+        if (const auto at = split_.last(data); at != std::string_view::npos && records_ == 0 && lines_ == 0) {
+          cut(chunk, at);
+          return Result::Chunk;
+        }
+        block_started_ = std::chrono::steady_clock::now();
+      }
+      return Result::WouldBlock;
+    }
   }
 }
 
@@ -260,20 +284,311 @@ std::vector<std::uint64_t> part_positions(int fd, std::uint64_t size, std::uint6
   return positions;
 }
 
+/// --rrs, as GNU parallel's remove_rec_sep: every recend+recstart out of the chunk (not its header),
+/// then a recstart at its start and a recend at its end (Perl's $: or before a final newline).
+void remove_record_separators(PipeChunk& chunk, const RecordSplit& split) {
+  std::string_view data(chunk.bytes.get(), chunk.size);
+  std::string out;
+  out.reserve(data.size());
+  const std::string joined = split.recend + split.recstart;
+  if (joined.empty()) return;
+  for (std::size_t at = 0;;) {
+    const auto found = data.find(joined, at);
+    out.append(data.substr(at, found == std::string_view::npos ? std::string_view::npos : found - at));
+    if (found == std::string_view::npos) break;
+    at = found + joined.size();
+  }
+  if (!split.recstart.empty() && out.starts_with(split.recstart)) out.erase(0, split.recstart.size());
+  if (const std::string& end = split.recend; !end.empty()) {
+    if (out.ends_with(end)) out.erase(out.size() - end.size());
+    else if (out.ends_with(end + "\n")) out.erase(out.size() - end.size() - 1, end.size());
+  }
+  std::memcpy(chunk.bytes.get(), out.data(), out.size());
+  chunk.size = out.size();
+}
+
+/// --round-robin (GNU parallel's): -j jobs, started with the first -j chunks, then each given more
+/// chunks on the same stdin. `strict` (with -k, as GNU parallel's blocking writes do): chunk k goes to
+/// job k mod N. Otherwise to whichever job's pipe takes it first. Memory: at most one chunk waits per
+/// job, besides the ones being written.
+class RoundRobin final : public ChunkDealer {
+ public:
+  using NextChunk = std::function<StreamChunker::Result(PipeChunk&)>;
+  RoundRobin(NextChunk next, int fd, unsigned jobs, bool strict)
+      : next_(std::move(next)), fd_(fd), jobs_(std::max(1U, jobs)), strict_(strict), waiting_(jobs_),
+        gone_(jobs_, false), sent_(jobs_, 0) {}
+
+  /// WouldBlock: the input, or another job's waiting chunk.
+  Result take(unsigned who, std::shared_ptr<const PipeChunk>& chunk) override {
+    const auto r = fetch(who);
+    if (r == Result::Chunk) chunk = std::move(waiting_[who]);
+    return r;
+  }
+  /// Reads until job `who` has a chunk waiting (Chunk), or WouldBlock, End.
+  Result fetch(unsigned who) {
+    waiting_for_input_ = false;
+    for (;;) {
+      if (waiting_[who]) return Result::Chunk;
+      if (eof_) return Result::End;
+      // Job k's first chunk is chunk k; after those, strictly in turn or to the job asking.
+      const auto target = static_cast<unsigned>(read_ < jobs_ ? read_ : strict_ ? read_ % jobs_ : who);
+      if (target != who && waiting_[target]) return Result::WouldBlock;
+      auto next = std::make_shared<PipeChunk>();
+      switch (next_(*next)) {
+        case StreamChunker::Result::WouldBlock: waiting_for_input_ = true; return Result::WouldBlock;
+        case StreamChunker::Result::End: eof_ = true; return Result::End;
+        case StreamChunker::Result::Chunk: break;
+      }
+      if (read_ >= jobs_) next->header.clear();  // a job gets the --header once, with its first chunk
+      ++read_;
+      sent_[target] += next->total();
+      if (gone_[target]) continue;  // that job stopped reading: its chunks are dropped
+      waiting_[target] = std::move(next);
+    }
+  }
+  void gone(unsigned who) override {
+    gone_[who] = true;
+    waiting_[who].reset();
+  }
+  [[nodiscard]] bool waiting_for_input() const override { return waiting_for_input_; }
+  [[nodiscard]] int fd() const override { return fd_; }
+  [[nodiscard]] std::uint64_t sent(unsigned who) const override { return sent_[who]; }
+
+ private:
+  NextChunk next_;
+  int fd_;
+  unsigned jobs_;
+  bool strict_;
+  std::vector<std::shared_ptr<PipeChunk>> waiting_;
+  std::vector<bool> gone_;
+  std::vector<std::uint64_t> sent_;
+  std::uint64_t read_ = 0;  // chunks read so far
+  bool eof_ = false, waiting_for_input_ = false;
+};
+
+/// --tee: every chunk to every job (GNU parallel's: one job per argument, all running at once). A chunk
+/// is read when fewer than kHeld are held, and dropped once every job still reading has taken it, so a
+/// slow job holds the others back instead of memory growing. The joblog's Send is 0, as GNU parallel's.
+class TeeDealer final : public ChunkDealer {
+ public:
+  static constexpr std::size_t kHeld = 4;
+  using NextChunk = std::function<StreamChunker::Result(PipeChunk&)>;
+  TeeDealer(NextChunk next, int fd, std::size_t jobs) : next_(std::move(next)), fd_(fd), next_index_(jobs, 0), gone_(jobs, false) {}
+
+  Result take(unsigned who, std::shared_ptr<const PipeChunk>& chunk) override {
+    waiting_for_input_ = false;
+    for (;;) {
+      if (next_index_[who] < first_ + held_.size()) {
+        chunk = held_[next_index_[who]++ - first_];
+        drop_taken();
+        return Result::Chunk;
+      }
+      if (eof_) return Result::End;
+      if (held_.size() >= kHeld) return Result::WouldBlock;  // the slowest job's feed is polled
+      auto read = std::make_shared<PipeChunk>();
+      switch (next_(*read)) {
+        case StreamChunker::Result::WouldBlock: waiting_for_input_ = true; return Result::WouldBlock;
+        case StreamChunker::Result::End: eof_ = true; return Result::End;
+        case StreamChunker::Result::Chunk: break;
+      }
+      if (first_ + held_.size() > 0) read->header.clear();  // the --header once, before the first chunk
+      held_.push_back(std::move(read));
+    }
+  }
+  void gone(unsigned who) override {
+    gone_[who] = true;
+    drop_taken();
+  }
+  [[nodiscard]] bool waiting_for_input() const override { return waiting_for_input_; }
+  [[nodiscard]] int fd() const override { return fd_; }
+  [[nodiscard]] std::uint64_t sent(unsigned) const override { return 0; }
+
+ private:
+  void drop_taken() {
+    while (!held_.empty()) {
+      for (std::size_t j = 0; j < next_index_.size(); ++j)
+        if (!gone_[j] && next_index_[j] <= first_) return;
+      held_.pop_front();
+      ++first_;
+    }
+  }
+  NextChunk next_;
+  int fd_;
+  std::vector<std::uint64_t> next_index_;  // per job: the next chunk's number
+  std::vector<bool> gone_;
+  std::deque<std::shared_ptr<const PipeChunk>> held_;  // chunks first_, first_ + 1...
+  std::uint64_t first_ = 0;
+  bool eof_ = false, waiting_for_input_ = false;
+};
+
+/// Perl's numeric value of a string (leading blanks, sign, digits, decimals, exponent; else 0), as
+/// GNU parallel's --bin takes a column's.
+double perl_number(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+  std::size_t end = i;
+  if (end < text.size() && (text[end] == '+' || text[end] == '-')) ++end;
+  const std::size_t digits = end;
+  while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+  if (end < text.size() && text[end] == '.') {
+    ++end;
+    while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+  }
+  if (end == digits || (end == digits + 1 && text[digits] == '.')) return 0;
+  if (end < text.size() && (text[end] == 'e' || text[end] == 'E')) {
+    std::size_t e = end + 1;
+    if (e < text.size() && (text[e] == '+' || text[e] == '-')) ++e;
+    if (e < text.size() && std::isdigit(static_cast<unsigned char>(text[e]))) {
+      end = e;
+      while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+    }
+  }
+  return std::strtod(std::string(text.substr(i, end - i)).c_str(), nullptr);
+}
+
+/// --bin COL: each line goes to the job whose number (1 to -j) is the column's value modulo -j, as
+/// GNU parallel's binner (job -j for 0; Perl's %, whose result has the sign of -j). Lines keep their
+/// order within a job. A job's lines gather until it takes them; reading stops while one has over a
+/// block waiting, so memory stays within about -j blocks.
+class BinDealer final : public ChunkDealer {
+ public:
+  using NextChunk = std::function<StreamChunker::Result(PipeChunk&)>;
+  BinDealer(NextChunk next, int fd, unsigned jobs, std::size_t column, std::string colsep, std::size_t limit)
+      : next_(std::move(next)), fd_(fd), column_(column), colsep_(std::move(colsep)), limit_(limit),
+        waiting_(std::max(1U, jobs)), gone_(waiting_.size(), false) {
+    if (colsep_.find_first_of("\\^$.|?*+()[]{}") != std::string::npos) regex_.emplace(colsep_, std::regex::ECMAScript);
+  }
+
+  Result take(unsigned who, std::shared_ptr<const PipeChunk>& chunk) override {
+    waiting_for_input_ = false;
+    for (;;) {
+      if (!waiting_[who].empty()) {
+        auto out = std::make_shared<PipeChunk>();
+        out->size = waiting_[who].size();
+        out->bytes = std::make_unique_for_overwrite<char[]>(out->size);
+        std::memcpy(out->bytes.get(), waiting_[who].data(), out->size);
+        waiting_[who].clear();
+        chunk = std::move(out);
+        return Result::Chunk;
+      }
+      if (eof_) return Result::End;
+      for (const auto& lines : waiting_)
+        if (lines.size() > limit_) return Result::WouldBlock;  // that job's feed is polled
+      PipeChunk read;
+      switch (next_(read)) {
+        case StreamChunker::Result::WouldBlock: waiting_for_input_ = true; return Result::WouldBlock;
+        case StreamChunker::Result::End: eof_ = true; return Result::End;
+        case StreamChunker::Result::Chunk: break;
+      }
+      const std::string_view data(read.bytes.get(), read.size);
+      for (std::size_t at = 0; at < data.size();) {
+        const auto nl = data.find('\n', at);
+        const std::size_t end = nl == std::string_view::npos ? data.size() : nl + 1;
+        const std::string_view line = data.substr(at, end - at);
+        const auto n = static_cast<double>(waiting_.size());
+        double bin = std::fmod(std::trunc(perl_number(field(line))), n);
+        if (bin < 0) bin += n;
+        const std::size_t job = bin == 0 ? waiting_.size() - 1 : static_cast<std::size_t>(bin) - 1;
+        if (!gone_[job]) waiting_[job].append(line);
+        at = end;
+      }
+    }
+  }
+  void gone(unsigned who) override {
+    gone_[who] = true;
+    waiting_[who].clear();
+    waiting_[who].shrink_to_fit();
+  }
+  [[nodiscard]] bool waiting_for_input() const override { return waiting_for_input_; }
+  [[nodiscard]] int fd() const override { return fd_; }
+  [[nodiscard]] std::uint64_t sent(unsigned) const override { return 0; }  // GNU parallel's Send with --bin
+
+ private:
+  /// Column `column_` (from 1) of `line`, as Perl's split $sep, $_, $col+1 ("" when there are fewer).
+  [[nodiscard]] std::string_view field(std::string_view line) const {
+    std::size_t from = 0;
+    for (std::size_t i = 1;; ++i) {
+      std::size_t at = std::string_view::npos, length = 0;
+      if (regex_) {
+        std::match_results<std::string_view::const_iterator> m;
+        if (std::regex_search(line.begin() + static_cast<std::ptrdiff_t>(from), line.end(), m, *regex_) && m.length(0) > 0) {
+          at = from + static_cast<std::size_t>(m.position(0));
+          length = static_cast<std::size_t>(m.length(0));
+        }
+      } else if (const auto found = line.find(colsep_, from); found != std::string_view::npos) {
+        at = found;
+        length = colsep_.size();
+      }
+      if (i == column_) return line.substr(from, at == std::string_view::npos ? std::string_view::npos : at - from);
+      if (at == std::string_view::npos) return {};
+      from = at + length;
+    }
+  }
+
+  NextChunk next_;
+  int fd_;
+  std::size_t column_;
+  std::string colsep_;
+  std::optional<std::regex> regex_;
+  std::size_t limit_;
+  std::vector<std::string> waiting_;  // per job: its lines not yet taken
+  std::vector<bool> gone_;
+  bool eof_ = false, waiting_for_input_ = false;
+};
+
+std::uint64_t PipeChunk::sent() const { return dealer ? dealer->sent(dealer_job) : total(); }
+
 namespace {
 
 /// What both pipe sources share: the command, expanded with one empty argument ({} is '', as in
-/// GNU parallel) and nothing appended.
+/// GNU parallel) and nothing appended. With --cat and --fifo, {} is $PARALLEL_TMP (appended when the
+/// command has no replacement string), a file or FIFO the job's shell fills from its stdin, as GNU
+/// parallel's wrappers do.
 class PipeSourceBase : public JobSource {
  public:
   explicit PipeSourceBase(const Options& options)
-      : template_(join_words(options.template_words), options.replace_token, options.plus, false) {}
+      : template_(join_words(options.template_words), options.replace_token, options.plus,
+                  options.pipe_file != PipeFile::None),
+        file_(options.pipe_file) {
+    if (file_ == PipeFile::None) return;
+    // One directory per run for the jobs' files: removed at the end, also if a job was killed first.
+    const char* env_tmp = std::getenv("TMPDIR");
+    std::string dir = options.tmpdir ? *options.tmpdir : env_tmp != nullptr && *env_tmp != '\0' ? env_tmp : "/tmp";
+    dir += "/procpool-pipe-XXXXXX";
+    if (::mkdtemp(dir.data()) == nullptr)
+      throw UsageError(fmt::format("{}: cannot make a directory like '{}': {}", file_ == PipeFile::Cat ? "--cat" : "--fifo",
+                                   dir, std::strerror(errno)));
+    files_dir_ = dir;
+  }
+  ~PipeSourceBase() override {
+    std::error_code ignored;
+    if (!files_dir_.empty()) std::filesystem::remove_all(files_dir_, ignored);
+  }
+  PipeSourceBase(const PipeSourceBase&) = delete;
+  PipeSourceBase& operator=(const PipeSourceBase&) = delete;
+
   [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
-    return template_.expand({std::string()}, job.seq, slot, true);
+    if (file_ == PipeFile::None) return template_.expand({std::string()}, job.seq, slot, true);
+    return template_.expand({"$PARALLEL_TMP"}, job.seq, slot, false);  // GNU's: the variable, unquoted
+  }
+  [[nodiscard]] std::string wrap_command(const JobInput& job, const std::string& command) const override {
+    if (file_ == PipeFile::None) return command;
+    const std::string path = shell_quote(fmt::format("{}/par{}", files_dir_, job.seq));
+    if (file_ == PipeFile::Cat)
+      return fmt::format("PARALLEL_TMP={}; export PARALLEL_TMP; trap 'rm -f \"$PARALLEL_TMP\"' EXIT\n"
+                         "cat > \"$PARALLEL_TMP\" || exit 255\n{}",
+                         path, command);
+    // The command runs in the background reading the FIFO while the shell's cat fills it; the job's
+    // status is the command's. As in GNU parallel, a command that never opens {} leaves cat waiting.
+    return fmt::format("PARALLEL_TMP={}; export PARALLEL_TMP; mkfifo -m 600 \"$PARALLEL_TMP\" || exit 255\n"
+                       "trap 'rm -f \"$PARALLEL_TMP\"' EXIT\n{{ {}\n}} &\ncat > \"$PARALLEL_TMP\"; wait $!",
+                       path, command);
   }
 
  protected:
   CommandTemplate template_;
+  PipeFile file_;
+  std::string files_dir_;
   std::uint64_t seq_ = 0;
 };
 
@@ -291,9 +606,12 @@ class StreamPipeSource final : public PipeSourceBase {
  public:
   explicit StreamPipeSource(const Options& options)
       : PipeSourceBase(options),
-        chunker_(static_cast<std::uint64_t>(options.block.value_or(1 << 20)), record_split(options),
+        split_(record_split(options)),
+        remove_separators_(options.remove_record_separators),
+        chunker_(static_cast<std::uint64_t>(options.block.value_or(1 << 20)), split_,
                  options.max_args.value_or(0), options.header_lines, options.record_lines) {
-    if (!options.sources.empty() && options.sources.front().path != "-") {
+    // With --tee the sources are the jobs' arguments and the data is stdin.
+    if (!options.tee && !options.sources.empty() && options.sources.front().path != "-") {
       path_ = options.sources.front().path;
       fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd_ < 0) throw UsageError(fmt::format("cannot open '{}': {}", path_, std::strerror(errno)));
@@ -303,6 +621,18 @@ class StreamPipeSource final : public PipeSourceBase {
     if (::fstat(fd_, &st) != 0) throw UsageError(fmt::format("cannot read '{}': {}", path_, std::strerror(errno)));
     if (S_ISDIR(st.st_mode)) throw UsageError(fmt::format("cannot read '{}': it is a directory", path_));
     may_block_ = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+    if (options.block_timeout > 0) chunker_.set_block_timeout(options.block_timeout);
+    if (options.bin_column > 0) {
+      bin_jobs_ = std::max(1U, options.jobs);
+      bin_ = std::make_shared<BinDealer>([this](PipeChunk& chunk) { return read_chunk(chunk); }, fd_, bin_jobs_,
+                                         options.bin_column, options.colsep.value_or(","),
+                                         static_cast<std::size_t>(options.block.value_or(1 << 20)));
+    }
+    if (options.round_robin) {
+      robin_jobs_ = std::max(1U, options.jobs);
+      robin_ = std::make_shared<RoundRobin>([this](PipeChunk& chunk) { return read_chunk(chunk); }, fd_,
+                                            robin_jobs_, options.keep_order);
+    }
     read_ = [this](char* to, std::size_t max) -> long {
       if (may_block_) {  // stdin stays blocking (it may be shared): look before reading
         pollfd pfd{fd_, POLLIN, 0};
@@ -324,11 +654,29 @@ class StreamPipeSource final : public PipeSourceBase {
   StreamPipeSource& operator=(const StreamPipeSource&) = delete;
 
   Result next(JobInput& job) override {
-    auto chunk = std::make_shared<PipeChunk>();
-    switch (chunker_.next(*chunk, read_)) {
-      case StreamChunker::Result::WouldBlock: return Result::WouldBlock;
-      case StreamChunker::Result::End: return Result::End;
-      case StreamChunker::Result::Chunk: break;
+    std::shared_ptr<const PipeChunk> chunk;
+    if (bin_) {  // --bin: -j jobs at once, whether their bins get lines or not
+      if (seq_ >= bin_jobs_) return Result::End;
+      auto first = std::make_shared<PipeChunk>();
+      first->dealer = bin_;
+      first->dealer_job = static_cast<unsigned>(seq_);
+      chunk = std::move(first);
+    } else if (robin_) {  // --round-robin: job k starts with chunk k
+      if (seq_ >= robin_jobs_) return Result::End;
+      const auto r = robin_->fetch(static_cast<unsigned>(seq_));
+      if (r != ChunkDealer::Result::Chunk) return r == ChunkDealer::Result::End ? Result::End : Result::WouldBlock;
+      auto first = std::make_shared<PipeChunk>();
+      first->dealer = robin_;  // an empty first chunk: the job's feed takes chunk k from the dealer
+      first->dealer_job = static_cast<unsigned>(seq_);
+      chunk = std::move(first);
+    } else {
+      auto read = std::make_shared<PipeChunk>();
+      switch (read_chunk(*read)) {
+        case StreamChunker::Result::WouldBlock: return Result::WouldBlock;
+        case StreamChunker::Result::End: return Result::End;
+        case StreamChunker::Result::Chunk: break;
+      }
+      chunk = std::move(read);
     }
     job.seq = ++seq_;
     job.args.clear();
@@ -337,10 +685,27 @@ class StreamPipeSource final : public PipeSourceBase {
   }
   [[nodiscard]] int wait_fd() const override { return fd_; }
   [[nodiscard]] std::optional<std::uint64_t> count_total() const override { return std::nullopt; }
+  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> wake_time() const override {
+    return chunker_.deadline();
+  }
+
+  /// The next chunk of the input (--rrs applied).
+  StreamChunker::Result read_chunk(PipeChunk& chunk) {
+    const auto r = chunker_.next(chunk, read_);
+    if (r == StreamChunker::Result::Chunk && remove_separators_) remove_record_separators(chunk, split_);
+    return r;
+  }
 
  private:
+
+  RecordSplit split_;
+  bool remove_separators_ = false;  // --rrs
   StreamChunker chunker_;
   StreamChunker::ReadFn read_;
+  std::shared_ptr<RoundRobin> robin_;  // --round-robin
+  unsigned robin_jobs_ = 0;
+  std::shared_ptr<BinDealer> bin_;  // --bin
+  unsigned bin_jobs_ = 0;
   std::string path_ = "-";
   int fd_ = STDIN_FILENO;
   bool owns_fd_ = false;
@@ -376,8 +741,8 @@ class PartPipeSource final : public PipeSourceBase {
       files.push_back({fd, size});
       total_size += size;
     }
-    // GNU parallel's default: 10 parts per job slot; --block -N: N parts per slot.
-    const double block = options.block.value_or(-10);
+    // GNU parallel's default: 10 parts per job slot (with --round-robin, one); --block -N: N parts per slot.
+    const double block = options.block.value_or(options.round_robin ? -1 : -10);
     const std::uint64_t block_bytes =
         block > 0 ? static_cast<std::uint64_t>(block)
                   : 1 + static_cast<std::uint64_t>(static_cast<double>(total_size) / std::max(1U, options.jobs) / -block);
@@ -425,6 +790,43 @@ class PartPipeSource final : public PipeSourceBase {
 
 } // namespace
 
+/// --pipe --tee: the jobs of the arguments (`args`), each given all of stdin through a TeeDealer.
+class TeeSource final : public JobSource {
+ public:
+  TeeSource(const Options& options, std::unique_ptr<JobSource> args)
+      : args_(std::move(args)), data_(std::make_unique<StreamPipeSource>(options)) {
+    const auto total = args_->count_total();
+    if (!total) throw UsageError("--tee needs its arguments known in advance (::: or a regular file)");
+    if (*total > options.jobs) throw UsageError("--tee requires --jobs to be higher. Try --jobs 0.");
+    dealer_ = std::make_shared<TeeDealer>([this](PipeChunk& chunk) { return data_->read_chunk(chunk); },
+                                          data_->wait_fd(), static_cast<std::size_t>(*total));
+  }
+  Result next(JobInput& job) override {
+    const auto r = args_->next(job);
+    if (r != Result::Job) return r;
+    auto first = std::make_shared<PipeChunk>();  // empty: the job's feed takes the chunks from the dealer
+    first->dealer = dealer_;
+    first->dealer_job = started_++;
+    job.chunk = std::move(first);
+    return r;
+  }
+  [[nodiscard]] int wait_fd() const override { return args_->wait_fd(); }
+  [[nodiscard]] std::optional<std::uint64_t> count_total() const override { return args_->count_total(); }
+  [[nodiscard]] std::string command_for(const JobInput& job, unsigned slot) const override {
+    return args_->command_for(job, slot);
+  }
+
+ private:
+  std::unique_ptr<JobSource> args_;
+  std::unique_ptr<StreamPipeSource> data_;
+  std::shared_ptr<TeeDealer> dealer_;
+  unsigned started_ = 0;
+};
+
+std::unique_ptr<JobSource> make_tee_source(const Options& options, std::unique_ptr<JobSource> args) {
+  return std::make_unique<TeeSource>(options, std::move(args));
+}
+
 std::unique_ptr<JobSource> make_pipe_source(const Options& options) {
   if (options.pipe == PipeMode::Part) return std::make_unique<PartPipeSource>(options);
   return std::make_unique<StreamPipeSource>(options);
@@ -445,62 +847,98 @@ int ChunkFeeds::open(unsigned slot, std::shared_ptr<const PipeChunk> chunk) {
   Feed& feed = feeds_[slot];
   close(slot);
   feed.fd = fds[1];
+  feed.dealer = chunk->dealer;
+  feed.dealer_job = chunk->dealer_job;
   feed.chunk = std::move(chunk);
   feed.done = 0;
-  pump(feed);
+  pump();  // every feed: with --round-robin, this job's start may free another's waiting chunk
   return fds[0];
 }
 
 void ChunkFeeds::close(unsigned slot) {
   Feed& feed = feeds_[slot];
+  close(feed);
+  feed.chunk.reset();
+  if (feed.dealer) feed.dealer->gone(feed.dealer_job);  // its job ended
+  feed.dealer.reset();
+}
+
+void ChunkFeeds::close(Feed& feed) {
   if (feed.fd >= 0) ::close(feed.fd);
   feed.fd = -1;
-  feed.chunk.reset();
+  feed.starved = false;
 }
 
 void ChunkFeeds::add_poll_fds(std::vector<pollfd>& fds) const {
-  for (const auto& feed : feeds_)
-    if (feed.fd >= 0) fds.push_back({feed.fd, POLLOUT, 0});
+  for (const auto& feed : feeds_) {
+    if (feed.fd < 0) continue;
+    if (!feed.starved) fds.push_back({feed.fd, POLLOUT, 0});
+    else if (feed.dealer->waiting_for_input()) fds.push_back({feed.dealer->fd(), POLLIN, 0});
+    // else waiting for another job to take its chunk: that job's feed is polled
+  }
 }
 
 void ChunkFeeds::pump() {
-  for (auto& feed : feeds_)
-    if (feed.fd >= 0) pump(feed);
+  // A feed that takes its waiting chunk may free the way for another: round again while chunks move.
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (auto& feed : feeds_)
+      if (feed.fd >= 0 && pump(feed)) moved = true;
+  }
 }
 
-void ChunkFeeds::pump(Feed& feed) {
-  const PipeChunk& c = *feed.chunk;
-  const std::uint64_t header = c.header.size(), bytes_end = header + c.size;
-  while (feed.done < c.total()) {
-    ssize_t n = 0;
-    if (feed.done < header) {
-      n = ::write(feed.fd, c.header.data() + feed.done, header - feed.done);
-    } else if (feed.done < bytes_end) {
-      const std::uint64_t at = feed.done - header;
-      n = ::write(feed.fd, c.bytes.get() + at, std::min<std::uint64_t>(c.size - at, kMaxWrite));
-    } else {
-      // --pipepart: page cache to pipe, never through procpool's memory.
-      loff_t offset = static_cast<loff_t>(c.offset + (feed.done - bytes_end));
-      const std::uint64_t left = c.total() - feed.done;
-      n = ::splice(c.file_fd, &offset, feed.fd, nullptr, std::min<std::uint64_t>(left, kMaxWrite),
-                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-      if (n < 0 && errno == EINVAL) {  // a file system without splice: through a small buffer
-        char buffer[64 * 1024];
-        const ssize_t got = ::pread(c.file_fd, buffer, std::min<std::uint64_t>(left, sizeof buffer), offset);
-        n = got <= 0 ? -1 : ::write(feed.fd, buffer, static_cast<std::size_t>(got));
-        if (got == 0) errno = EPIPE;  // the file shrank: end the feed
+bool ChunkFeeds::pump(Feed& feed) {
+  bool took = false;
+  for (;;) {
+    const PipeChunk& c = *feed.chunk;
+    const std::uint64_t header = c.header.size(), bytes_end = header + c.size;
+    while (feed.done < c.total()) {
+      ssize_t n = 0;
+      if (feed.done < header) {
+        n = ::write(feed.fd, c.header.data() + feed.done, header - feed.done);
+      } else if (feed.done < bytes_end) {
+        const std::uint64_t at = feed.done - header;
+        n = ::write(feed.fd, c.bytes.get() + at, std::min<std::uint64_t>(c.size - at, kMaxWrite));
+      } else {
+        // --pipepart: page cache to pipe, never through procpool's memory.
+        loff_t offset = static_cast<loff_t>(c.offset + (feed.done - bytes_end));
+        const std::uint64_t left = c.total() - feed.done;
+        n = ::splice(c.file_fd, &offset, feed.fd, nullptr, std::min<std::uint64_t>(left, kMaxWrite),
+                     SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (n < 0 && errno == EINVAL) {  // a file system without splice: through a small buffer
+          char buffer[64 * 1024];
+          const ssize_t got = ::pread(c.file_fd, buffer, std::min<std::uint64_t>(left, sizeof buffer), offset);
+          n = got <= 0 ? -1 : ::write(feed.fd, buffer, static_cast<std::size_t>(got));
+          if (got == 0) errno = EPIPE;  // the file shrank: end the feed
+        }
       }
+      if (n > 0) {
+        feed.done += static_cast<std::uint64_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return took;
+      // EPIPE (the job stopped reading), a file that shrank, an error: the job gets what it got.
+      if (feed.dealer) feed.dealer->gone(feed.dealer_job);
+      close(feed);
+      return took;
     }
-    if (n > 0) {
-      feed.done += static_cast<std::uint64_t>(n);
-      continue;
+    if (!feed.dealer) break;
+    // --round-robin, --tee: the job's next chunk, when there is one.
+    std::shared_ptr<const PipeChunk> next;
+    const auto r = feed.dealer->take(feed.dealer_job, next);
+    if (r == ChunkDealer::Result::WouldBlock) {
+      feed.starved = true;
+      return took;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) return;
-    break;  // EPIPE (the job stopped reading), a file that shrank, an error: the job gets what it got
+    if (r == ChunkDealer::Result::End) break;
+    feed.chunk = std::move(next);
+    feed.done = 0;
+    feed.starved = false;
+    took = true;
   }
-  ::close(feed.fd);  // all written (or given up): the job sees the end of its input
-  feed.fd = -1;
+  close(feed);  // all written: the job sees the end of its input
+  return took;
 }
 
 } // namespace procpool::cli

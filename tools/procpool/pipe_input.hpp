@@ -6,9 +6,11 @@
 #include "input.hpp"
 #include "options.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,15 +39,37 @@ struct RecordSplit {
   [[nodiscard]] std::size_t nth(std::string_view data, std::size_t n) const;
 };
 
+/// Gives jobs their chunks after the first, one job fed many chunks on the same stdin: --round-robin
+/// (each chunk to one job) and --tee (every chunk to every job). Jobs are numbered from 0.
+class ChunkDealer {
+ public:
+  enum class Result { Chunk, WouldBlock, End };
+  virtual ~ChunkDealer() = default;
+  /// Job `who`'s next chunk: Chunk, WouldBlock (the input, or jobs behind), End.
+  virtual Result take(unsigned who, std::shared_ptr<const struct PipeChunk>& chunk) = 0;
+  /// Job `who` reads no more (it ended, or closed its stdin).
+  virtual void gone(unsigned who) = 0;
+  /// After WouldBlock: true when the input is what is missing (poll fd() then).
+  [[nodiscard]] virtual bool waiting_for_input() const = 0;
+  [[nodiscard]] virtual int fd() const = 0;
+  /// The joblog's Send for job `who`.
+  [[nodiscard]] virtual std::uint64_t sent(unsigned who) const = 0;
+};
+
 /// One job's stdin: a --header, then a chunk of the stream (--pipe) or a byte range of a file
-/// (--pipepart, the file owned by its source).
+/// (--pipepart, the file owned by its source). With --round-robin and --tee, the job's first chunk
+/// names the ChunkDealer that gives it the next ones.
 struct PipeChunk {
   std::string header;
   std::unique_ptr<char[]> bytes;
   std::size_t size = 0;
   int file_fd = -1;
   std::uint64_t offset = 0, length = 0;
+  std::shared_ptr<ChunkDealer> dealer;
+  unsigned dealer_job = 0;  ///< the job's number among the dealer's jobs
   [[nodiscard]] std::uint64_t total() const { return header.size() + size + length; }
+  /// The bytes given to the job (the joblog's Send): total(), or the dealer's count.
+  [[nodiscard]] std::uint64_t sent() const;
 };
 
 /// Cuts a stream into chunks exactly as GNU parallel's --pipe does (spreadstdin): by size, a chunk
@@ -64,6 +88,10 @@ class StreamChunker {
   StreamChunker(std::uint64_t block, RecordSplit split, std::size_t records, std::size_t header_lines,
                 std::size_t lines = 0);
   Result next(PipeChunk& chunk, const ReadFn& read);
+  /// --block-timeout: a block not full `seconds` after it began is cut at its last record split.
+  void set_block_timeout(double seconds) { block_timeout_ = seconds; }
+  /// With --block-timeout, when next() should be called again though no input came.
+  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> deadline() const;
 
  private:
   bool fill(const ReadFn& read, std::size_t want);  // false: would block
@@ -78,6 +106,8 @@ class StreamChunker {
   std::unique_ptr<char[]> buffer_;
   std::size_t capacity_ = 0, begin_ = 0, end_ = 0;  // the unread data is [begin_, end_)
   bool eof_ = false;
+  double block_timeout_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> block_started_;  // --block-timeout
 };
 
 /// The split positions of a --pipepart file, as GNU parallel's find_split_positions: every `block`
@@ -88,6 +118,8 @@ std::vector<std::uint64_t> part_positions(int fd, std::uint64_t size, std::uint6
 
 /// --pipe / --pipepart job source: one job per chunk, the template expanded without arguments.
 std::unique_ptr<JobSource> make_pipe_source(const Options& options);
+/// --pipe --tee: the jobs of `args` (one per argument), every one given all of stdin.
+std::unique_ptr<JobSource> make_tee_source(const Options& options, std::unique_ptr<JobSource> args);
 
 /// Feeds chunks into their jobs' stdin pipes from the runner's poll loop, without blocking it.
 class ChunkFeeds {
@@ -112,8 +144,12 @@ class ChunkFeeds {
     int fd = -1;
     std::shared_ptr<const PipeChunk> chunk;
     std::uint64_t done = 0;  // bytes written, header included
+    std::shared_ptr<ChunkDealer> dealer;  // --round-robin, --tee: where the next chunks come from
+    unsigned dealer_job = 0;
+    bool starved = false;  // all written, the dealer's next chunk not there yet
   };
-  void pump(Feed& feed);
+  bool pump(Feed& feed);  // true when the feed took a new chunk
+  void close(Feed& feed);
   std::vector<Feed> feeds_;
 };
 

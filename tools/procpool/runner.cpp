@@ -132,6 +132,7 @@ class Runner {
   LimitVerdict check_limit(Clock::time_point now);
   std::unique_ptr<Job> next_job();
   void start(std::unique_ptr<Job> job, unsigned slot_index);
+  void log_skipped(Job& job);
   void poll_once();
   void on_output(unsigned slot, int which, std::string_view bytes);
   void save_result(SlotJob& slot, int which, std::string_view bytes);
@@ -250,8 +251,12 @@ void Runner::stop_for_results(const std::string& message) {
 }
 
 std::string Runner::prefix_for(const JobInput& input, unsigned slot_number) const {
-  if (opt_.tagstring)
-    return CommandTemplate(*opt_.tagstring, "{}", opt_.plus, false).expand(input.args, input.seq, slot_number, false) + "\t";
+  if (opt_.tagstring) {
+    CommandTemplate tag(*opt_.tagstring, "{}", opt_.plus, false);
+    // --plus's {##} {0#} (every job was read first: the count is at hand) and {0%}
+    tag.set_totals(tag.needs_total() ? source_->count_total().value_or(0) : 0, opt_.jobs);
+    return tag.expand(input.args, input.seq, slot_number, false) + "\t";
+  }
   if (opt_.tag) return JobSource::tag_for(input) + "\t";
   return {};
 }
@@ -345,7 +350,24 @@ void Runner::start_jobs() {
       return;
     auto job = next_job();
     if (!job) return;
+    if (job->input.skip) {
+      log_skipped(*job);
+      continue;
+    }
     start(std::move(job), *free_slot);
+  }
+}
+
+// --plus's {choose_k} {uniq}: as GNU parallel, a skipped job does not run but is logged with Exitval
+// -2 and counts as failed (in the exit status too).
+void Runner::log_skipped(Job& job) {
+  job.command = source_->command_for(job.input, 1);
+  ++done_;
+  ++failed_;
+  order_.finish(*order_.open({}));  // its turn in -k's order, with no output
+  if (joblog_) {
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    joblog_->write({job.input.seq, now, 0, 0, 0, -2, 0, job.command, {}});
   }
 }
 
@@ -405,7 +427,8 @@ void Runner::start(std::unique_ptr<Job> job, unsigned slot_index) {
     job_stdin.reset(feeds_->open(slot_index, slot.job->input.chunk));
     limits.stdin_fd = job_stdin.get();
   }
-  slots_->start(slot_index, slot.job->command, {fmt::format("PARALLEL_SEQ={}", slot.job->input.seq)}, limits);
+  slots_->start(slot_index, source_->wrap_command(slot.job->input, slot.job->command),
+                {fmt::format("PARALLEL_SEQ={}", slot.job->input.seq)}, limits);
   if (opt_.delay_seconds > 0) next_start_allowed_ = after(slots_->started(slot_index), opt_.delay_seconds);
 }
 
@@ -534,7 +557,7 @@ void Runner::finish(const JobEnd& end) {
   // A table's Receive is what it holds (-v's line included, nothing with -u), as GNU parallel's.
   const bool table = gnu_results_ && gnu_results_->table();
   const JobLogEntry entry{job->input.seq, end.start_epoch, end.runtime,
-                          job->input.chunk ? job->input.chunk->total() : 0, table ? slot.table_out.size() : end.received,
+                          job->input.chunk ? job->input.chunk->sent() : 0, table ? slot.table_out.size() : end.received,
                           end.exitval, end.signal, job->command, {}};
   if (joblog_) joblog_->write(entry);
   if (table) {
@@ -565,6 +588,8 @@ void Runner::poll_once() {
       !stopping_ && slots_->busy_count() < slots_->size() && (!input_done_ || !retry_queue_.empty());
   if (want_start && next_start_allowed_ > now) consider(next_start_allowed_);
   if (want_start && throttle_until_) consider(*throttle_until_);
+  if (input_waiting_ && !stopping_)
+    if (const auto t = source_->wake_time()) consider(*t);  // --block-timeout
   if (progress_.active()) consider(now + std::chrono::milliseconds(200));
   if (limit_ && !stopping_ && slots_->busy_count() > 0) consider(next_limit_check_);
   int timeout_ms = -1;
