@@ -133,8 +133,10 @@ struct SharedContainer::Header {
   std::uint64_t magic = kMagic;
   ContainerKind kind = ContainerKind::Dict;
   std::uint64_t type_tag = 0;  // detail::element_type_tag of the elements
-  os::RobustLockState lock;
-  std::atomic<std::uint32_t> active{0};
+  // The lock on a cache line of its own: a waiter spinning on it would otherwise pull away, again
+  // and again, the line the holder writes `active` and `standby_dirty` to (2x the set rate here).
+  alignas(64) os::RobustLockState lock;
+  alignas(64) std::atomic<std::uint32_t> active{0};
   std::atomic<std::uint32_t> standby_dirty{0};
   std::atomic<std::uint64_t> total{0};     // bytes of the segment in use (every mapping must cover it)
   std::atomic<std::uint64_t> max_heap{0};  // Options::max_bytes
