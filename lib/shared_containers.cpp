@@ -151,12 +151,16 @@ class SharedContainer::Held {
 public:
   explicit Held(const SharedContainer& c) : header_(c.header()) {
     const auto self = static_cast<std::uint32_t>(os::current_tid());
-    // The lock is not re-entrant: a modify() callback that uses its own container would wait for
-    // itself forever.
-    if (os::robust_owner(header_.lock) == self)
-      throw StateError("procpool::shared: a container used from inside one of its own operations (a modify() "
-                       "callback or an element's operator==)");
-    robust_acquire(header_.lock, self, os::OwnerScope::Thread, /*shared=*/true, /*blocking=*/true, std::nullopt);
+    std::uint32_t free = 0;
+    // One atomic on the lock's line when it is free (a read first would fetch the line twice).
+    if (!header_.lock.word.compare_exchange_strong(free, self, std::memory_order_acquire, std::memory_order_relaxed)) {
+      // The lock is not re-entrant: a modify() callback that uses its own container would wait
+      // for itself forever.
+      if (os::robust_owner(header_.lock) == self)
+        throw StateError("procpool::shared: a container used from inside one of its own operations (a modify() "
+                         "callback or an element's operator==)");
+      robust_acquire(header_.lock, self, os::OwnerScope::Thread, /*shared=*/true, /*blocking=*/true, std::nullopt);
+    }
     try {
       c.remap();
     } catch (...) {
