@@ -25,6 +25,7 @@
 
 #include <procpool/procpool.hpp>
 
+#include "in_child.hpp"
 #include "start_methods.hpp"
 #include "sync_test_support.hpp"
 
@@ -45,24 +46,7 @@ struct Point {
   bool operator==(const Point&) const = default;
 };
 
-/// Runs `body` in a forked child; its return value is the child's exit code (128 + signal if killed).
-template <class Body>
-int in_child(Body body) {
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    int code = 99;
-    try {
-      code = body();
-    } catch (...) {
-      code = 98;
-    }
-    ::_exit(code);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+using testing::in_child;
 
 std::size_t count_fds() {
   std::size_t n = 0;

@@ -20,6 +20,7 @@
 
 #include <procpool/procpool.hpp>
 
+#include "in_child.hpp"
 #include "run_program.hpp"
 #include "start_methods.hpp"
 
@@ -40,23 +41,7 @@ std::set<std::string> dev_shm_entries() {
   return names;
 }
 
-/// Runs `body` in a forked child; its return value is the child's exit code.
-template <class Body>
-int in_child(Body body) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    int code = 99;
-    try {
-      code = body();
-    } catch (...) {
-      code = 98;
-    }
-    ::_exit(code);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+using testing::in_child;
 
 // Process targets (plain functions: spawn and forkserver children find them again).
 void fill_squares(SharedMemory& shm) {

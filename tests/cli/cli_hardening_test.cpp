@@ -255,7 +255,7 @@ TEST_CASE("Cli.Results.GnuLayoutStaysBeneathItsDirectory") {
   CHECK(read_file(dir / "res/1/\\_abs/stdout") == "/abs\n");
   CHECK(read_file(dir / "res/stdout") == "..\n");
   // A header name or a templated value that climbs out is refused: nothing written, exit 255.
-  for (const std::string& args : {"--header : --results h echo ::: .. v", "--results 'inner/t/{}' echo ::: ../../x",
+  for (const std::string args : {"--header : --results h echo ::: .. v", "--results 'inner/t/{}' echo ::: ../../x",
                                   "--results 'inner/{}/' echo ::: ..", "--results '{}' echo ::: \"$PWD/abs\""}) {
     r = sh(dir, "$P run -j1 " + args, "", 20s);
     CHECK_MESSAGE(r.exit_code == 255, args);
