@@ -85,6 +85,24 @@ template <class K>
     return ElementBytes<K>::view(key);
 }
 
+/// `c[i]` of a shared container, as Python's `c[i]` and `c[i] = v`: reads through `Read` (a const
+/// member of Owner: Dict::at, List::get), assigns through `Owner::set`. Each is one locked operation.
+template <class Owner, class Index, class T, T (Owner::*Read)(Index) const>
+class ItemProxy {
+public:
+  operator T() const { return (owner_.*Read)(index_); }  // NOLINT(google-explicit-constructor)
+  ItemProxy& operator=(const T& value) {
+    owner_.set(index_, value);
+    return *this;
+  }
+
+private:
+  friend Owner;
+  ItemProxy(Owner& owner, Index index) : owner_(owner), index_(index) {}
+  Owner& owner_;
+  Index index_;
+};
+
 /// A fingerprint of a container's element types, kept in its segment, so that attaching by name
 /// with other types is refused instead of misreading the bytes.
 template <class... Ts>

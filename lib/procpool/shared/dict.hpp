@@ -47,22 +47,6 @@ public:
   using key_type = K;
   using mapped_type = V;
 
-  /// `d[key]`: reads (KeyError when absent) or assigns, as Python's `d[key]` and `d[key] = v`.
-  class Proxy {
-  public:
-    operator V() const { return dict_.at(key_); }  // NOLINT(google-explicit-constructor)
-    Proxy& operator=(const V& value) {
-      dict_.set(key_, value);
-      return *this;
-    }
-
-  private:
-    friend Dict;
-    Proxy(Dict& dict, Key key) : dict_(dict), key_(key) {}
-    Dict& dict_;
-    Key key_;
-  };
-
   /// An empty dict.
   explicit Dict(const Options& options = {})
       : core_(detail::ContainerKind::Dict, detail::element_type_tag<K, V>(), options.initial_bytes, options.max_bytes) {}
@@ -93,6 +77,8 @@ public:
     return std::move(*out);
   }
   /// `d[key]`, read or assigned through the proxy.
+  /// `d[key]`: reads (KeyError when absent) or assigns, as Python's `d[key]` and `d[key] = v`.
+  using Proxy = detail::ItemProxy<Dict, Key, V, &Dict::at>;
   Proxy operator[](Key key) { return Proxy(*this, key); }
   [[nodiscard]] V operator[](Key key) const { return at(key); }
   /// `d[key] = value`.

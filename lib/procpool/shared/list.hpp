@@ -38,22 +38,6 @@ class List : public detail::SharedHandle<List<T>, Processes> {
 public:
   using value_type = T;
 
-  /// `l[i]`: reads or assigns item i, as Python's `l[i]` and `l[i] = v`.
-  class Proxy {
-  public:
-    operator T() const { return list_.get(index_); }  // NOLINT(google-explicit-constructor)
-    Proxy& operator=(const T& value) {
-      list_.set(index_, value);
-      return *this;
-    }
-
-  private:
-    friend List;
-    Proxy(List& list, std::ptrdiff_t index) : list_(list), index_(index) {}
-    List& list_;
-    std::ptrdiff_t index_;
-  };
-
   /// An empty list.
   explicit List(const Options& options = {})
       : core_(detail::ContainerKind::List, detail::element_type_tag<T>(), options.initial_bytes, options.max_bytes) {}
@@ -71,6 +55,8 @@ public:
     core_.list_get(index, [&](std::string_view v) { out = TB::from(v); });
     return std::move(*out);
   }
+  /// `l[i]`: reads or assigns item i, as Python's `l[i]` and `l[i] = v`.
+  using Proxy = detail::ItemProxy<List, std::ptrdiff_t, T, &List::get>;
   Proxy operator[](std::ptrdiff_t index) { return Proxy(*this, index); }
   [[nodiscard]] T operator[](std::ptrdiff_t index) const { return get(index); }
   /// `l[index] = value`.
